@@ -1,0 +1,44 @@
+#pragma once
+// A benchmark's bags in memory, plus the hashes of every input that produced them.
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
+#include "mil/specs.h"
+
+namespace mil {
+
+/// One slide: its instances' features and its label.
+struct Bag {
+  std::string slide_id;
+  at::Tensor features;  ///< [N, D] float32, contiguous.
+  int label = 0;        ///< In [0, class_count).
+};
+
+/// All bags of one dataset, in label-file order.
+struct BagDataset {
+  std::vector<Bag> bags;
+  int class_count = 2;
+  int feature_dim = 0;
+  /// For datasets that ship folds (kind "musk"): the test fold of each bag in the requested repetition.
+  std::vector<int> file_fold_of_bag;
+  int file_fold_count = 0;
+  /// Content hashes: {"labels": {"path", "sha256"}, "features": {"files", "bytes", "sha256"}, ...}.
+  nlohmann::json inputs = nlohmann::json::object();
+
+  /// Label of every bag, in order.
+  std::vector<int> labels() const;
+};
+
+/// Loads a dataset. kind "bags": <root>/labels.csv (header `slide_id,label`) and <root>/pt_files/<id>.pt.
+/// kind "musk": <root>.csv and <root>_folds_5x10.csv (repetition `repetition`) as in shared/data/mil-classic.
+/// Errors name the file and line.
+BagDataset load_dataset(const DatasetSpec& spec, int repetition = 0);
+
+/// Per-feature mean and std over every instance of `indices`' bags (std floored at 1e-6 for constant
+/// columns), applied to all bags; returns a standardised copy. Statistics come from training bags only.
+std::vector<Bag> standardize_with(const std::vector<Bag>& bags, const std::vector<int>& statistics_indices);
+
+}  // namespace mil

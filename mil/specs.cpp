@@ -1,0 +1,167 @@
+#include "mil/specs.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "mil/sha256.h"
+
+namespace mil {
+namespace {
+
+using nlohmann::json;
+
+/// Reads an optional field, keeping `out` (the default) when absent; a wrong type names the field.
+template <typename T>
+void read_optional(const json& j, const char* key, T& out, const std::string& context) {
+  auto it = j.find(key);
+  if (it == j.end()) return;
+  try {
+    out = it->get<T>();
+  } catch (const json::exception& e) {
+    throw std::runtime_error(context + "." + key + ": " + e.what());
+  }
+}
+
+void require_object(const json& j, const std::string& context) {
+  if (!j.is_object()) {
+    throw std::runtime_error(context + ": expected a JSON object, got " + std::string(j.type_name()));
+  }
+}
+
+std::string short_hash(const json& j) { return sha256_hex(j.dump()).substr(0, 16); }
+
+}  // namespace
+
+void require_known_keys(const json& j, const std::vector<std::string>& allowed,
+                        const std::string& context) {
+  require_object(j, context);
+  for (const auto& item : j.items()) {
+    if (std::find(allowed.begin(), allowed.end(), item.key()) == allowed.end()) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      throw std::runtime_error(context + ": unknown key '" + item.key() + "' (allowed: " + list + ")");
+    }
+  }
+}
+
+void to_json(json& j, const DatasetSpec& s) {
+  j = json{{"name", s.name}, {"kind", s.kind}, {"root", s.root},
+           {"class_count", s.class_count}, {"standardize", s.standardize}};
+}
+
+void from_json(const json& j, DatasetSpec& s) {
+  const std::string ctx = "dataset";
+  require_known_keys(j, {"name", "kind", "root", "class_count", "standardize"}, ctx);
+  if (!j.contains("name") || !j.contains("root")) {
+    throw std::runtime_error(ctx + ": 'name' and 'root' are required");
+  }
+  read_optional(j, "name", s.name, ctx);
+  read_optional(j, "kind", s.kind, ctx);
+  read_optional(j, "root", s.root, ctx);
+  read_optional(j, "class_count", s.class_count, ctx);
+  read_optional(j, "standardize", s.standardize, ctx);
+  if (s.kind != "bags" && s.kind != "musk") {
+    throw std::runtime_error(ctx + " '" + s.name + "'.kind: '" + s.kind + "' is not one of bags, musk");
+  }
+  if (s.class_count < 2) throw std::runtime_error(ctx + " '" + s.name + "'.class_count must be >= 2");
+}
+
+void to_json(json& j, const SplitSpec& s) {
+  j = json{{"protocol", s.protocol},     {"fold_count", s.fold_count}, {"fold_index", s.fold_index},
+           {"split_seed", s.split_seed}, {"val_ratio", s.val_ratio},   {"repetition", s.repetition}};
+}
+
+void from_json(const json& j, SplitSpec& s) {
+  const std::string ctx = "split";
+  require_known_keys(j, {"protocol", "fold_count", "fold_index", "split_seed", "val_ratio", "repetition"}, ctx);
+  read_optional(j, "protocol", s.protocol, ctx);
+  read_optional(j, "fold_count", s.fold_count, ctx);
+  read_optional(j, "fold_index", s.fold_index, ctx);
+  read_optional(j, "split_seed", s.split_seed, ctx);
+  read_optional(j, "val_ratio", s.val_ratio, ctx);
+  read_optional(j, "repetition", s.repetition, ctx);
+  if (s.protocol != "kfold" && s.protocol != "file") {
+    throw std::runtime_error(ctx + ".protocol: '" + s.protocol + "' is not one of kfold, file");
+  }
+  if (s.fold_count < 2) throw std::runtime_error(ctx + ".fold_count must be >= 2");
+  if (s.fold_index < 0 || s.fold_index >= s.fold_count) {
+    throw std::runtime_error(ctx + ".fold_index " + std::to_string(s.fold_index) + " is outside [0, " +
+                             std::to_string(s.fold_count) + ")");
+  }
+  if (!(s.val_ratio >= 0.0 && s.val_ratio < 1.0)) throw std::runtime_error(ctx + ".val_ratio must be in [0, 1)");
+}
+
+void to_json(json& j, const ModelSpec& s) { j = json{{"name", s.name}, {"options", s.options}}; }
+
+void from_json(const json& j, ModelSpec& s) {
+  const std::string ctx = "model";
+  require_known_keys(j, {"name", "options"}, ctx);
+  read_optional(j, "name", s.name, ctx);
+  read_optional(j, "options", s.options, ctx);
+  require_object(s.options, ctx + " '" + s.name + "'.options");
+}
+
+void to_json(json& j, const TrainSpec& s) {
+  j = json{{"epochs", s.epochs}, {"lr", s.lr}, {"weight_decay", s.weight_decay},
+           {"deterministic", s.deterministic}};
+}
+
+void from_json(const json& j, TrainSpec& s) {
+  const std::string ctx = "train";
+  require_known_keys(j, {"epochs", "lr", "weight_decay", "deterministic"}, ctx);
+  read_optional(j, "epochs", s.epochs, ctx);
+  read_optional(j, "lr", s.lr, ctx);
+  read_optional(j, "weight_decay", s.weight_decay, ctx);
+  read_optional(j, "deterministic", s.deterministic, ctx);
+  if (s.epochs < 1) throw std::runtime_error(ctx + ".epochs must be >= 1");
+  if (!(s.lr > 0.0)) throw std::runtime_error(ctx + ".lr must be > 0");
+  if (s.weight_decay < 0.0) throw std::runtime_error(ctx + ".weight_decay must be >= 0");
+}
+
+void to_json(json& j, const JobSpec& s) {
+  j = json{{"dataset", s.dataset}, {"model", s.model}, {"train", s.train},
+           {"split", s.split},     {"seed", s.seed}};
+}
+
+void from_json(const json& j, JobSpec& s) {
+  require_known_keys(j, {"dataset", "model", "train", "split", "seed"}, "job");
+  s.dataset = j.at("dataset").get<DatasetSpec>();
+  read_optional(j, "model", s.model, "job");
+  read_optional(j, "train", s.train, "job");
+  read_optional(j, "split", s.split, "job");
+  read_optional(j, "seed", s.seed, "job");
+}
+
+std::string JobSpec::id() const { return short_hash(json(*this)); }
+
+std::string JobSpec::config_id() const {
+  json j = *this;
+  j.erase("seed");
+  j["split"].erase("fold_index");
+  return short_hash(j);
+}
+
+void to_json(json& j, const JobResult& r) {
+  j = json{{"job_id", r.job_id},   {"config_id", r.config_id}, {"status", r.status},
+           {"error", r.error},     {"spec", r.spec},           {"metrics", r.metrics},
+           {"inputs", r.inputs},   {"history", r.history},     {"runtime", r.runtime}};
+}
+
+void from_json(const json& j, JobResult& r) {
+  require_known_keys(j, {"job_id", "config_id", "status", "error", "spec", "metrics", "inputs", "history", "runtime"},
+                     "result");
+  r.job_id = j.at("job_id").get<std::string>();
+  r.config_id = j.at("config_id").get<std::string>();
+  r.status = j.at("status").get<std::string>();
+  r.error = j.at("error").get<std::string>();
+  r.spec = j.at("spec").get<JobSpec>();
+  r.metrics = j.at("metrics");
+  r.inputs = j.at("inputs");
+  r.history = j.at("history");
+  r.runtime = j.at("runtime");
+  if (r.status != "ok" && r.status != "failed") {
+    throw std::runtime_error("result " + r.job_id + ": status '" + r.status + "' is not one of ok, failed");
+  }
+}
+
+}  // namespace mil

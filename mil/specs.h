@@ -1,0 +1,93 @@
+#pragma once
+// The values that flow through a sweep: what one job is (JobSpec) and what it produced (JobResult).
+// JSON (de)serialisation is strict about unknown keys, so a typo in a sweep file is an error that
+// names the field instead of a silently ignored setting.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace mil {
+
+/// Where a benchmark's bags come from.
+struct DatasetSpec {
+  std::string name;           ///< Benchmark name; groups rows in the leaderboard.
+  std::string kind = "bags";  ///< "bags": <root>/labels.csv + <root>/pt_files/<id>.pt; "musk": mil-classic CSVs.
+  std::string root;           ///< Folder ("bags") or CSV prefix ("musk", e.g. .../musk1 reads musk1.csv).
+  int class_count = 2;        ///< Number of classes; labels must lie in [0, class_count).
+  bool standardize = false;   ///< Z-score every feature with statistics of the training split only.
+};
+
+/// Which bags train, validate and test in one job.
+struct SplitSpec {
+  std::string protocol = "kfold";  ///< "kfold": stratified K-fold from split_seed; "file": the dataset's fold file.
+  int fold_count = 5;              ///< K; for "file" it must match the file.
+  int fold_index = 0;              ///< Test fold of this job, in [0, fold_count).
+  std::uint64_t split_seed = 2021; ///< Seeds the fold assignment ("kfold") and the validation carve-out.
+  double val_ratio = 0.0;          ///< Per-class fraction of training bags held out for validation; 0 = none.
+  int repetition = 0;              ///< Repetition of a repeated fold file (MUSK: 0..4).
+};
+
+/// Which aggregator, with model-specific options checked by the model factory.
+struct ModelSpec {
+  std::string name = "abmil";                       ///< Registered model name.
+  nlohmann::json options = nlohmann::json::object();  ///< Model options, e.g. {"dropout": 0.25}.
+};
+
+/// Optimisation settings (the reference engine's names where it has them).
+struct TrainSpec {
+  int epochs = 20;             ///< Full passes over the training bags (batch size is one bag).
+  double lr = 2e-4;            ///< Adam learning rate.
+  double weight_decay = 1e-5;  ///< Adam's coupled L2 penalty, as the reference uses it.
+  bool deterministic = true;   ///< Same seed + inputs + thread count => bit-identical results on CPU.
+};
+
+/// One unit of work: one fold of one configuration with one seed.
+struct JobSpec {
+  DatasetSpec dataset;
+  ModelSpec model;
+  TrainSpec train;
+  SplitSpec split;
+  std::uint64_t seed = 2021;  ///< Seeds model init and bag order.
+
+  /// Content hash of the resolved spec (16 hex chars): the same spec always gets the same id.
+  std::string id() const;
+  /// Hash of the spec without fold index and seed: jobs of one grid point share it.
+  std::string config_id() const;
+};
+
+/// Outcome of one job, written once per job by the orchestrator.
+struct JobResult {
+  std::string job_id;
+  std::string config_id;
+  std::string status;  ///< "ok" or "failed".
+  std::string error;   ///< Failure message with context; empty when ok.
+  JobSpec spec;        ///< The fully resolved spec that ran.
+  nlohmann::json metrics = nlohmann::json::object();  ///< {"val": {...}, "test": {...}, "train": {...}}.
+  nlohmann::json inputs = nlohmann::json::object();   ///< Content hashes and sizes of every input read.
+  nlohmann::json history = nlohmann::json::array();   ///< One record per epoch.
+  nlohmann::json runtime = nlohmann::json::object();  ///< Host, rank, threads, timings, versions.
+
+  bool ok() const { return status == "ok"; }
+};
+
+void to_json(nlohmann::json& j, const DatasetSpec& s);
+void from_json(const nlohmann::json& j, DatasetSpec& s);
+void to_json(nlohmann::json& j, const SplitSpec& s);
+void from_json(const nlohmann::json& j, SplitSpec& s);
+void to_json(nlohmann::json& j, const ModelSpec& s);
+void from_json(const nlohmann::json& j, ModelSpec& s);
+void to_json(nlohmann::json& j, const TrainSpec& s);
+void from_json(const nlohmann::json& j, TrainSpec& s);
+void to_json(nlohmann::json& j, const JobSpec& s);
+void from_json(const nlohmann::json& j, JobSpec& s);
+void to_json(nlohmann::json& j, const JobResult& r);
+void from_json(const nlohmann::json& j, JobResult& r);
+
+/// Throws std::runtime_error naming `context` and the first key of `j` not in `allowed`
+/// (and listing the allowed keys). `j` must be an object.
+void require_known_keys(const nlohmann::json& j, const std::vector<std::string>& allowed,
+                        const std::string& context);
+
+}  // namespace mil

@@ -1,0 +1,76 @@
+#include "mil/specs.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/support/expect_throw.h"
+
+namespace mil {
+namespace {
+JobSpec sample_spec() {
+  JobSpec spec;
+  spec.dataset = DatasetSpec{"synth", "bags", "/data/synth", 2, false};
+  spec.model.name = "abmil";
+  spec.model.options = {{"dropout", 0.25}};
+  spec.split.fold_count = 5;
+  spec.split.fold_index = 3;
+  spec.seed = 2022;
+  return spec;
+}
+}  // namespace
+
+TEST(JobSpec, RoundTripsThroughJsonUnchanged) {
+  const JobSpec spec = sample_spec();
+  const JobSpec back = nlohmann::json(spec).get<JobSpec>();
+  EXPECT_EQ(nlohmann::json(back), nlohmann::json(spec));
+  EXPECT_EQ(back.id(), spec.id());
+}
+
+TEST(JobSpec, IdIsAContentHashThatChangesWithAnyField) {
+  const JobSpec spec = sample_spec();
+  EXPECT_EQ(spec.id().size(), 16u);
+  EXPECT_EQ(spec.id(), sample_spec().id());
+  JobSpec other = sample_spec();
+  other.train.lr = 1e-4;
+  EXPECT_NE(other.id(), spec.id());
+  other = sample_spec();
+  other.model.options["dropout"] = 0.0;
+  EXPECT_NE(other.id(), spec.id());
+}
+
+TEST(JobSpec, ConfigIdIgnoresFoldAndSeedOnly) {
+  JobSpec a = sample_spec(), b = sample_spec();
+  b.split.fold_index = 0;
+  b.seed = 7;
+  EXPECT_EQ(a.config_id(), b.config_id());
+  EXPECT_NE(a.id(), b.id());
+  b.split.fold_count = 10;
+  EXPECT_NE(a.config_id(), b.config_id());
+}
+
+TEST(JobSpec, RejectsUnknownKeysNamingThem) {
+  nlohmann::json j = sample_spec();
+  j["train"]["learning_rate"] = 0.1;
+  MIL_EXPECT_THROW_WITH(j.get<JobSpec>(), "unknown key 'learning_rate'");
+}
+
+TEST(JobSpec, RejectsFoldIndexOutsideFoldCount) {
+  nlohmann::json j = sample_spec();
+  j["split"]["fold_index"] = 5;
+  MIL_EXPECT_THROW_WITH(j.get<JobSpec>(), "fold_index 5 is outside [0, 5)");
+}
+
+TEST(JobResult, RoundTripsAndRejectsUnknownStatus) {
+  JobResult r;
+  r.spec = sample_spec();
+  r.job_id = r.spec.id();
+  r.config_id = r.spec.config_id();
+  r.status = "ok";
+  r.metrics = {{"test", {{"auc", 0.9}}}};
+  const JobResult back = nlohmann::json(r).get<JobResult>();
+  EXPECT_EQ(nlohmann::json(back), nlohmann::json(r));
+  nlohmann::json bad = r;
+  bad["status"] = "maybe";
+  MIL_EXPECT_THROW_WITH(bad.get<JobResult>(), "status 'maybe'");
+}
+
+}  // namespace mil
