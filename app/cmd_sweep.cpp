@@ -1,0 +1,116 @@
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+#include "app/args.h"
+#include "app/commands.h"
+#include "orchestrator/leaderboard.h"
+#include "orchestrator/orchestrator_loop.h"
+#include "orchestrator/results_store.h"
+#include "orchestrator/sweep.h"
+#include "worker/mpi_env.h"
+#include "worker/protocol.h"
+#include "worker/worker_loop.h"
+
+namespace mil::app {
+namespace {
+constexpr const char* kHelp = R"(usage: mpirun -n R mhim sweep SWEEP.json --results DIR [options]
+
+Runs every job of a sweep file (datasets x models x grid x seeds x folds) over R-1 worker ranks;
+rank 0 hands out jobs, writes one result file per job (DIR/results/<job id>.json, atomically) and a
+journal (DIR/journal.jsonl), then writes DIR/leaderboard.md. Rerunning the same command skips jobs
+that already have a successful result.
+
+options:
+  --results DIR       results directory (created)
+  --set KEY=VALUE     override a sweep field; repeatable. KEY is a dotted path, array elements are
+                      picked by name, e.g. --set train.epochs=5 --set datasets.synth.root=/data/synth
+  --threads N         LibTorch threads per worker (default: cores / ranks on the node)
+  --dry-run           print the expanded jobs and exit (no MPI needed)
+
+examples:
+  mhim sweep sweeps/quickstart.json --results results/qs --dry-run
+  mpirun -n 3 mhim sweep sweeps/quickstart.json --results results/qs
+  (as root, or with more ranks than cores, Open MPI also needs --allow-run-as-root --oversubscribe)
+)";
+
+void log_line(int rank, const std::string& line) {
+  const std::time_t now = std::time(nullptr);
+  char stamp[16];
+  std::strftime(stamp, sizeof stamp, "%H:%M:%S", std::localtime(&now));
+  std::fprintf(stderr, "%s [rank %d] %s\n", stamp, rank, line.c_str());
+  std::fflush(stderr);
+}
+
+int dry_run(const std::vector<JobSpec>& jobs) {
+  std::printf("%zu jobs\n", jobs.size());
+  const std::size_t shown = std::min<std::size_t>(jobs.size(), 10);
+  for (std::size_t i = 0; i < shown; ++i) {
+    const JobSpec& j = jobs[i];
+    std::printf("  %s  %s  %s  fold %d/%d  seed %llu\n", j.id().c_str(), j.dataset.name.c_str(), j.model.name.c_str(),
+                j.split.fold_index, j.split.fold_count, static_cast<unsigned long long>(j.seed));
+  }
+  if (shown < jobs.size()) std::printf("  ... %zu more\n", jobs.size() - shown);
+  return 0;
+}
+}  // namespace
+
+int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
+  if (!tokens.empty() && tokens[0] == "--help") return std::fputs(kHelp, stdout), 0;
+  std::string sweep_path, results_dir;
+  std::vector<std::string> overrides;
+  int requested_threads = 0;
+  bool dry = false;
+  try {
+    const Args args(tokens, {"results", "set", "threads"}, {"dry-run"});
+    if (args.positional().size() != 1) throw UsageError("expected exactly one sweep file");
+    sweep_path = args.positional()[0];
+    overrides = args.get_all("set");
+    requested_threads = args.get_int("threads", 0);
+    dry = args.has("dry-run");
+    if (!dry) results_dir = args.require("results");
+  } catch (const UsageError& e) {
+    return usage_failure("sweep", e.what());
+  }
+  if (dry) return dry_run(orch::expand(orch::load_sweep(sweep_path, overrides)));
+
+  worker::MpiEnvironment mpi(argc, argv);
+  const int rank = mpi.rank();
+  const auto log = [rank](const std::string& line) { log_line(rank, line); };
+  if (rank != worker::kOrchestratorRank) {
+    try {
+      const int threads = configure_threads(requested_threads, mpi.local_size());
+      log("worker ready, " + std::to_string(threads) + " LibTorch threads");
+      const int jobs = worker::run_worker(mpi.comm(), log);
+      log("worker done after " + std::to_string(jobs) + " jobs");
+      return 0;
+    } catch (const std::exception& e) {
+      log(std::string("worker error: ") + e.what());
+      mpi.abort_all(1);
+    }
+  }
+  try {
+    configure_threads(1, 1);
+    const auto start = std::chrono::steady_clock::now();
+    const orch::SweepSpec sweep = orch::load_sweep(sweep_path, overrides);
+    const std::vector<JobSpec> jobs = orch::expand(sweep);
+    orch::ResultsStore store(results_dir);
+    store.write_manifest(jobs);
+    const orch::SweepOutcome outcome = orch::run_orchestrator(mpi.comm(), jobs, store, log);
+    const std::string board = orch::write_leaderboard(results_dir);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    log("sweep '" + sweep.name + "' finished in " + std::to_string(int(seconds)) + " s: " +
+        std::to_string(outcome.ran_ok) + " ok, " + std::to_string(outcome.failed) + " failed, " +
+        std::to_string(outcome.skipped) + " skipped (done earlier)");
+    std::printf("leaderboard: %s\n", board.c_str());
+    std::fflush(stdout);
+    return outcome.failed == 0 ? 0 : 3;
+  } catch (const std::exception& e) {
+    // Workers wait on rank 0; leaving them blocked would hang the job, so take the world down.
+    log(std::string("orchestrator error: ") + e.what());
+    mpi.abort_all(1);
+  }
+}
+
+}  // namespace mil::app

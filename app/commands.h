@@ -1,0 +1,22 @@
+#pragma once
+// The mhim subcommands. Each takes the tokens after its name and returns the process exit code.
+#include <string>
+#include <vector>
+
+namespace mil::app {
+
+using Tokens = std::vector<std::string>;
+
+int cmd_synth(const Tokens& tokens);
+int cmd_train(const Tokens& tokens);
+int cmd_sweep(const Tokens& tokens, int& argc, char**& argv);  ///< argc/argv for MPI_Init.
+int cmd_leaderboard(const Tokens& tokens);
+
+/// Intra-op threads for LibTorch: `requested` when > 0, else hardware threads / ranks_on_node (>= 1).
+/// Sets them and returns the number set.
+int configure_threads(int requested, int ranks_on_node);
+
+/// Prints "mhim <cmd>: <message>" and a --help hint to stderr; returns exit code 2.
+int usage_failure(const std::string& command, const std::string& message);
+
+}  // namespace mil::app

@@ -1,0 +1,27 @@
+#pragma once
+// Rank 0 during a sweep: feeds the pure Scheduler from MPI messages and writes every result once.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <mpi.h>
+
+#include "mil/specs.h"
+#include "orchestrator/results_store.h"
+
+namespace mil::orch {
+
+/// What a sweep run did.
+struct SweepOutcome {
+  std::size_t jobs = 0;      ///< Jobs in the sweep.
+  std::size_t skipped = 0;   ///< Already done by an earlier run (results on disk).
+  std::size_t ran_ok = 0;    ///< Run now and succeeded.
+  std::size_t failed = 0;    ///< Run now and failed.
+};
+
+/// Serves `jobs` to the worker ranks of `comm` (every rank but 0) until all are done or failed, writing
+/// each result through `store`, then stops the workers. Jobs with an ok result in `store` are skipped.
+SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, ResultsStore& store,
+                              const std::function<void(const std::string&)>& log);
+
+}  // namespace mil::orch

@@ -1,0 +1,249 @@
+#include "orchestrator/results_store.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <utility>
+
+namespace mil::orch {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+[[noreturn]] void throw_errno(const std::string& what, const std::string& path) {
+  throw std::runtime_error(what + " '" + path + "': " + std::strerror(errno));
+}
+
+/// Owns a POSIX file descriptor; close() reports errors, the destructor only cleans up.
+class FileDescriptor {
+ public:
+  FileDescriptor(const std::string& path, int flags, mode_t mode = 0644) : path_(path) {
+    do {
+      fd_ = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+    } while (fd_ < 0 && errno == EINTR);
+    if (fd_ < 0) throw_errno("cannot open", path);
+  }
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  ~FileDescriptor() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  void write_all(const std::string& data) {
+    std::size_t offset = 0;
+    while (offset < data.size()) {
+      const ssize_t n = ::write(fd_, data.data() + offset, data.size() - offset);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw_errno("cannot write", path_);
+      offset += static_cast<std::size_t>(n);
+    }
+  }
+  void sync() {
+    if (::fsync(fd_) != 0) throw_errno("cannot fsync", path_);
+  }
+  void close() {
+    const int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) throw_errno("cannot close", path_);
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+void sync_directory(const std::string& dir) {
+  FileDescriptor fd(dir, O_RDONLY | O_DIRECTORY);
+  fd.sync();
+}
+
+/// Appends one line and fsyncs it; fsyncs the folder too when the file is new.
+void append_line(const std::string& path, const std::string& line) {
+  const bool existed = fs::exists(path);
+  FileDescriptor fd(path, O_WRONLY | O_CREAT | O_APPEND);
+  fd.write_all(line + "\n");
+  fd.sync();
+  fd.close();
+  if (!existed) sync_directory(fs::path(path).parent_path().string());
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw_errno("cannot open", path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw_errno("cannot read", path);
+  return text.str();
+}
+
+json parse_file(const std::string& path) {
+  try {
+    return json::parse(read_file(path));
+  } catch (const json::parse_error& e) {
+    throw std::runtime_error(path + ": invalid JSON: " + e.what());
+  }
+}
+
+/// JSON text that never throws on invalid UTF-8 (error messages may carry raw bytes from paths).
+std::string dump(const json& j, int indent) {
+  return j.dump(indent, ' ', /*ensure_ascii=*/false, json::error_handler_t::replace);
+}
+
+JobResult load_result(const std::string& path) {
+  JobResult result;
+  try {
+    result = parse_file(path).get<JobResult>();
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    throw std::runtime_error(what.rfind(path, 0) == 0 ? what : path + ": " + what);
+  }
+  if (result.job_id != fs::path(path).stem().string()) {
+    throw std::runtime_error(path + ": job_id '" + result.job_id +
+                             "' does not match the file name");
+  }
+  return result;
+}
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+}  // namespace
+
+void write_file_atomic(const std::string& path, const std::string& content) {
+  const fs::path target(path);
+  const fs::path folder = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  // A dot-prefixed name without a .json extension, so readers of the folder skip it.
+  const std::string temp =
+      (folder / ("." + target.filename().string() + ".tmp." + std::to_string(::getpid()))).string();
+  try {
+    FileDescriptor fd(temp, O_WRONLY | O_CREAT | O_TRUNC);
+    fd.write_all(content);
+    fd.sync();
+    fd.close();
+    if (::rename(temp.c_str(), path.c_str()) != 0) {
+      throw_errno("cannot rename '" + temp + "' to", path);
+    }
+  } catch (...) {
+    ::unlink(temp.c_str());
+    throw;
+  }
+  sync_directory(folder.string());
+}
+
+ResultsStore::ResultsStore(std::string dir) : dir_(std::move(dir)) {
+  if (dir_.empty()) throw std::runtime_error("results store: the directory name is empty");
+  std::error_code ec;
+  fs::create_directories(fs::path(dir_) / "results", ec);
+  if (ec) {
+    throw std::runtime_error("results store '" + dir_ + "': cannot create " + dir_ +
+                             "/results: " + ec.message());
+  }
+}
+
+const std::string& ResultsStore::dir() const { return dir_; }
+
+std::string ResultsStore::result_path(const std::string& job_id) const {
+  if (job_id.empty() || job_id.front() == '.' || job_id.find_first_of("/\\") != std::string::npos ||
+      job_id.find('\0') != std::string::npos) {
+    throw std::runtime_error("results store '" + dir_ + "': job id '" + job_id +
+                             "' cannot be a file name");
+  }
+  return (fs::path(dir_) / "results" / (job_id + ".json")).string();
+}
+
+void ResultsStore::write(const JobResult& result) {
+  const std::string path = result_path(result.job_id);
+  if (result.status != "ok" && result.status != "failed") {
+    throw std::runtime_error(path + ": status '" + result.status + "' is not one of ok, failed");
+  }
+  if (fs::exists(path) && load_result(path).ok()) {
+    throw std::runtime_error(path + ": job " + result.job_id +
+                             " already has an ok result; refusing to overwrite it");
+  }
+  write_file_atomic(path, dump(json(result), /*indent=*/2) + "\n");
+  const json line = {{"job_id", result.job_id},
+                     {"status", result.status},
+                     {"config_id", result.config_id},
+                     {"time", utc_now()}};
+  append_line((fs::path(dir_) / "journal.jsonl").string(), dump(line, /*indent=*/-1));
+}
+
+std::vector<JobResult> ResultsStore::load_all() const {
+  const fs::path folder = fs::path(dir_) / "results";
+  std::error_code ec;
+  fs::directory_iterator it(folder, ec);
+  if (ec) {
+    throw std::runtime_error("results store: cannot list '" + folder.string() +
+                             "': " + ec.message());
+  }
+  std::vector<JobResult> results;
+  for (const auto& entry : it) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_regular_file() || name.front() == '.' || entry.path().extension() != ".json") {
+      continue;
+    }
+    results.push_back(load_result(entry.path().string()));
+  }
+  std::sort(results.begin(), results.end(),
+            [](const JobResult& a, const JobResult& b) { return a.job_id < b.job_id; });
+  return results;
+}
+
+std::set<std::string> ResultsStore::completed_ids() const {
+  std::set<std::string> ids;
+  for (const auto& result : load_all()) {
+    if (result.ok()) ids.insert(result.job_id);
+  }
+  return ids;
+}
+
+void ResultsStore::write_manifest(const std::vector<JobSpec>& jobs) {
+  json manifest = json::array();
+  for (const auto& job : jobs) manifest.push_back({{"id", job.id()}, {"spec", job}});
+  write_file_atomic((fs::path(dir_) / "jobs.json").string(), dump(manifest, /*indent=*/2) + "\n");
+}
+
+std::vector<JobSpec> ResultsStore::load_manifest() const {
+  const std::string path = (fs::path(dir_) / "jobs.json").string();
+  if (!fs::exists(path)) return {};
+  const json manifest = parse_file(path);
+  if (!manifest.is_array()) {
+    throw std::runtime_error(path + ": expected a JSON array of {id, spec}");
+  }
+  std::vector<JobSpec> jobs;
+  for (std::size_t i = 0; i < manifest.size(); ++i) {
+    const std::string where = path + "[" + std::to_string(i) + "]";
+    try {
+      require_known_keys(manifest[i], {"id", "spec"}, where);
+      const std::string id = manifest[i].at("id").get<std::string>();
+      JobSpec spec = manifest[i].at("spec").get<JobSpec>();
+      if (spec.id() != id) {
+        throw std::runtime_error(
+            "id '" + id + "' does not match its spec (now '" + spec.id() +
+            "'); it was written by another version: rerun the sweep to rewrite it");
+      }
+      jobs.push_back(std::move(spec));
+    } catch (const std::exception& e) {
+      const std::string what = e.what();
+      throw std::runtime_error(what.rfind(where, 0) == 0 ? what : where + ": " + what);
+    }
+  }
+  return jobs;
+}
+
+}  // namespace mil::orch

@@ -1,0 +1,51 @@
+#pragma once
+// The results directory of a sweep, written only by rank 0:
+//   <dir>/results/<job_id>.json  one JobResult per job (authoritative; written atomically)
+//   <dir>/journal.jsonl          one line per write, in order (an audit log; may lag a crash)
+//   <dir>/jobs.json              the expected jobs of the current sweep (the manifest)
+// Not safe for two processes writing the same directory at once.
+#include <set>
+#include <string>
+#include <vector>
+
+#include "mil/specs.h"
+
+namespace mil::orch {
+
+/// Writes `content` to `path` so that readers see the old file or the new one, never a mix:
+/// a temp file in the same folder is written, fsynced and renamed, then the folder is fsynced.
+void write_file_atomic(const std::string& path, const std::string& content);
+
+/// One sweep's results directory.
+class ResultsStore {
+ public:
+  /// Creates `dir` and `dir`/results if missing; throws naming the path when it cannot.
+  explicit ResultsStore(std::string dir);
+
+  /// The directory given to the constructor.
+  const std::string& dir() const;
+
+  /// Atomically writes dir/results/<job_id>.json and appends {"job_id","status","config_id","time"}
+  /// to dir/journal.jsonl (fsynced). A failed result may be replaced; an ok one never: throws.
+  void write(const JobResult& result);
+  /// Every dir/results/*.json (temp files ignored), sorted by job_id; a corrupt file throws naming
+  /// it.
+  std::vector<JobResult> load_all() const;
+  /// Ids of the results with status "ok".
+  std::set<std::string> completed_ids() const;
+
+  /// Atomically writes dir/jobs.json = [{"id": ..., "spec": ...}], the jobs the current sweep
+  /// expects.
+  void write_manifest(const std::vector<JobSpec>& jobs);
+  /// The manifest's specs in order; empty when there is none. Throws when an id no longer matches
+  /// its spec.
+  std::vector<JobSpec> load_manifest() const;
+
+ private:
+  /// dir/results/<job_id>.json; throws when the id is not a plain file name.
+  std::string result_path(const std::string& job_id) const;
+
+  std::string dir_;  ///< Root of the store.
+};
+
+}  // namespace mil::orch

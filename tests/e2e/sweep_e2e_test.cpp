@@ -1,0 +1,157 @@
+// End to end through the real binary: `mhim synth`, then `mpiexec -n 3 mhim sweep` (rank 0 orchestrates,
+// ranks 1-2 train), then the results directory is checked with the orchestrator's own readers.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "orchestrator/results_store.h"
+#include "orchestrator/sweep.h"
+#include "tests/support/temp_dir.h"
+
+namespace mil {
+namespace {
+
+struct CommandOutput {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+CommandOutput run(const std::string& command) {
+  CommandOutput out;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return out;
+  char buffer[4096];
+  while (std::fgets(buffer, sizeof buffer, pipe)) out.output += buffer;
+  const int status = pclose(pipe);
+  out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+std::string mpirun(int ranks, const std::string& args) {
+  // CI runs as root on 2 cores: Open MPI needs explicit consent for both.
+  ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
+  ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
+  return std::string(MIL_MPIEXEC) + " -n " + std::to_string(ranks) + " --oversubscribe --bind-to none " +
+         MIL_MHIM_BINARY + " " + args;
+}
+
+std::size_t line_count(const std::string& path) {
+  std::ifstream in(path);
+  std::size_t n = 0;
+  for (std::string line; std::getline(in, line);) n += !line.empty();
+  return n;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+/// Two synthetic benchmarks and a sweep over them: 2 datasets x 1 model x 2 lr x 1 seed x 3 folds = 12 jobs.
+struct SweepFixture {
+  testing::TempDir dir;
+  std::string sweep_path = dir / "sweep.json";
+  std::string results = dir / "results";
+
+  SweepFixture() {
+    for (const char* name : {"a", "b"}) {
+      const auto synth = run(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / name) +
+                             " --bags 24 --dim 8 --min-instances 5 --max-instances 20 --seed " +
+                             (name[0] == 'a' ? "1" : "2"));
+      EXPECT_EQ(synth.exit_code, 0) << synth.output;
+    }
+    const nlohmann::json sweep = {
+        {"name", "e2e"},
+        {"datasets", {{{"name", "a"}, {"root", dir / "a"}}, {{"name", "b"}, {"root", dir / "b"}}}},
+        {"models", {{{"name", "abmil"}}}},
+        {"train", {{"epochs", 2}}},
+        {"split", {{"fold_count", 3}, {"val_ratio", 0.2}}},
+        {"grid", {{"train.lr", {1e-3, 5e-4}}}},
+        {"seeds", {7}}};
+    std::ofstream(sweep_path) << sweep.dump(2);
+  }
+  std::string sweep_command() const { return mpirun(3, "sweep " + sweep_path + " --results " + results + " --threads 1"); }
+};
+
+}  // namespace
+
+TEST(SweepEndToEnd, WritesExactlyOneResultPerJobAndALeaderboard) {
+  SweepFixture f;
+  const auto sweep = run(f.sweep_command());
+  ASSERT_EQ(sweep.exit_code, 0) << sweep.output;
+  EXPECT_NE(sweep.output.find("leaderboard: " + f.results + "/leaderboard.md"), std::string::npos) << sweep.output;
+
+  const auto jobs = orch::expand(orch::load_sweep(f.sweep_path));
+  ASSERT_EQ(jobs.size(), 12u);
+  std::set<std::string> expected_ids;
+  for (const auto& j : jobs) expected_ids.insert(j.id());
+
+  const orch::ResultsStore store(f.results);
+  const auto results = store.load_all();
+  std::set<std::string> ids;
+  std::set<int> ranks;
+  for (const auto& r : results) {
+    EXPECT_TRUE(r.ok()) << r.job_id << ": " << r.error;
+    EXPECT_TRUE(ids.insert(r.job_id).second) << "duplicate result " << r.job_id;
+    EXPECT_TRUE(r.metrics.at("test").contains("auc"));
+    EXPECT_TRUE(r.inputs.at("features").contains("sha256"));
+    ranks.insert(r.runtime.at("rank").get<int>());
+  }
+  EXPECT_EQ(ids, expected_ids);
+  EXPECT_EQ(ranks, (std::set<int>{1, 2})) << "both workers should have trained";
+  EXPECT_EQ(line_count(f.results + "/journal.jsonl"), 12u);
+
+  const std::string board = read_text(f.results + "/leaderboard.md");
+  EXPECT_NE(board.find("train.lr=0.001"), std::string::npos) << board;
+  EXPECT_NE(board.find("train.lr=0.0005"), std::string::npos) << board;
+}
+
+TEST(SweepEndToEnd, RerunSkipsFinishedJobsWithoutDuplicatingResults) {
+  SweepFixture f;
+  ASSERT_EQ(run(f.sweep_command()).exit_code, 0);
+  const auto first_files = orch::ResultsStore(f.results).load_all();
+  const auto rerun = run(f.sweep_command());
+  ASSERT_EQ(rerun.exit_code, 0) << rerun.output;
+  EXPECT_NE(rerun.output.find("12 already done"), std::string::npos) << rerun.output;
+  EXPECT_EQ(line_count(f.results + "/journal.jsonl"), 12u);
+  const auto second_files = orch::ResultsStore(f.results).load_all();
+  ASSERT_EQ(second_files.size(), first_files.size());
+  for (std::size_t i = 0; i < first_files.size(); ++i) {
+    EXPECT_EQ(nlohmann::json(second_files[i]), nlohmann::json(first_files[i]));
+  }
+}
+
+TEST(SweepEndToEnd, ABrokenFeatureFileFailsItsJobsNotTheSweep) {
+  SweepFixture f;
+  std::filesystem::resize_file(f.dir.path() / "b" / "pt_files" / "slide_0003.pt", 7);
+  const auto sweep = run(f.sweep_command());
+  EXPECT_EQ(sweep.exit_code, 3) << sweep.output;  // finished, with failures
+  const auto results = orch::ResultsStore(f.results).load_all();
+  ASSERT_EQ(results.size(), 12u);
+  int ok = 0, failed = 0;
+  for (const auto& r : results) {
+    if (r.ok()) {
+      ++ok;
+      EXPECT_EQ(r.spec.dataset.name, "a");
+    } else {
+      ++failed;
+      EXPECT_EQ(r.spec.dataset.name, "b");
+      EXPECT_NE(r.error.find("slide_0003.pt"), std::string::npos) << r.error;
+    }
+  }
+  EXPECT_EQ(ok, 6);
+  EXPECT_EQ(failed, 6);
+  const std::string board = read_text(f.results + "/leaderboard.md");
+  EXPECT_NE(board.find("slide_0003.pt"), std::string::npos) << "failed jobs should be listed with their error";
+}
+
+}  // namespace mil

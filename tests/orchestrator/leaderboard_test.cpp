@@ -1,0 +1,192 @@
+#include "orchestrator/leaderboard.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "orchestrator/results_store.h"
+
+namespace mil::orch {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+::testing::AssertionResult contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "'" << part << "' not found in: " << text;
+}
+
+/// A fresh folder under the system temp dir, removed with everything in it at scope exit.
+class TempDir {
+ public:
+  TempDir()
+      : path_(fs::temp_directory_path() / ("mhim_board_test_" + std::to_string(::getpid()) + "_" +
+                                           std::to_string(next_id_++))) {
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  std::string str() const { return path_.string(); }
+
+ private:
+  static inline int next_id_ = 0;
+  fs::path path_;
+};
+
+JobSpec make_spec(const std::string& dataset, double lr, std::uint64_t seed, int fold = 0) {
+  JobSpec spec;
+  spec.dataset.name = dataset;
+  spec.dataset.root = "/data/" + dataset;
+  spec.train.lr = lr;
+  spec.seed = seed;
+  spec.split.fold_index = fold;
+  return spec;
+}
+
+JobResult ok_result(const JobSpec& spec, const json& test, const json& val = nullptr) {
+  JobResult r;
+  r.spec = spec;
+  r.job_id = spec.id();
+  r.config_id = spec.config_id();
+  r.status = "ok";
+  r.metrics = {{"test", test}};
+  if (!val.is_null()) r.metrics["val"] = val;
+  return r;
+}
+
+JobResult failed_result(const JobSpec& spec, const std::string& error) {
+  JobResult r;
+  r.spec = spec;
+  r.job_id = spec.id();
+  r.config_id = spec.config_id();
+  r.status = "failed";
+  r.error = error;
+  return r;
+}
+
+TEST(Leaderboard, SummarisesMeanAndPopulationStdOverRuns) {
+  const std::vector<JobResult> results = {
+      ok_result(make_spec("synth", 2e-4, 1, 0), {{"auc", 0.8}, {"accuracy", 0.5}}, {{"auc", 0.6}}),
+      ok_result(make_spec("synth", 2e-4, 1, 1), {{"auc", 0.9}, {"accuracy", 0.5}}),
+      ok_result(make_spec("synth", 2e-4, 2, 0), {{"auc", 1.0}, {"accuracy", 0.5}}, {{"auc", 0.8}}),
+  };
+  const Leaderboard board = build_leaderboard(results, {});
+  ASSERT_EQ(board.rows.size(), 1u);
+  const LeaderboardRow& row = board.rows[0];
+  EXPECT_EQ(row.runs, 3);
+  EXPECT_EQ(row.config_label, "");  // alone: nothing to distinguish
+  EXPECT_NEAR(row.test.at("auc").mean, 0.9, 1e-12);
+  EXPECT_NEAR(row.test.at("auc").std, std::sqrt(0.02 / 3), 1e-12);  // 0.08165
+  EXPECT_EQ(row.test.at("auc").count, 3);
+  EXPECT_NEAR(row.test.at("accuracy").std, 0.0, 1e-12);
+  EXPECT_NEAR(row.val.at("auc").mean, 0.7, 1e-12);  // only two runs reported val
+  EXPECT_NEAR(row.val.at("auc").std, 0.1, 1e-12);
+  EXPECT_EQ(row.val.at("auc").count, 2);
+  EXPECT_TRUE(board.missing.empty());
+}
+
+TEST(Leaderboard, ConfigLabelShowsOnlySettingsThatDifferAmongSiblings) {
+  JobSpec with_dropout = make_spec("synth", 1e-4, 1);
+  with_dropout.model.options = {{"dropout", 0.25}};
+  const std::vector<JobResult> results = {
+      ok_result(make_spec("synth", 1e-4, 1), {{"auc", 0.7}}),
+      ok_result(make_spec("synth", 2e-4, 1), {{"auc", 0.8}}),
+      ok_result(with_dropout, {{"auc", 0.9}}),
+      ok_result(make_spec("musk1", 1e-4, 1), {{"auc", 0.6}}),
+  };
+  const Leaderboard board = build_leaderboard(results, {});
+  ASSERT_EQ(board.rows.size(), 4u);
+  // Datasets in name order, then test AUC descending.
+  EXPECT_EQ(board.rows[0].dataset, "musk1");
+  EXPECT_EQ(board.rows[0].config_label, "");  // a different dataset: no siblings
+  EXPECT_EQ(board.rows[1].config_label, "model.options.dropout=0.25, train.lr=0.0001");
+  EXPECT_EQ(board.rows[2].config_label, "model.options.dropout=unset, train.lr=0.0002");
+  EXPECT_EQ(board.rows[3].config_label, "model.options.dropout=unset, train.lr=0.0001");
+  EXPECT_EQ(board.rows[3].test.at("auc").mean, 0.7);
+}
+
+TEST(Leaderboard, MissingListsFailedAndNotRunJobs) {
+  const JobSpec ran = make_spec("synth", 2e-4, 1);
+  const JobSpec crashed = make_spec("synth", 2e-4, 2, 3);
+  const JobSpec never = make_spec("synth", 2e-4, 3);
+  const JobSpec retried = make_spec("synth", 2e-4, 4);
+  const JobSpec stray = make_spec("old", 2e-4, 9);  // failed in an earlier sweep, not expected now
+  const std::vector<JobResult> results = {
+      ok_result(ran, {{"auc", 0.8}}),
+      failed_result(crashed, "fold 3: out of memory"),
+      ok_result(retried, {{"auc", 0.8}}),
+      failed_result(stray, "bad root"),
+  };
+  const Leaderboard board = build_leaderboard(results, {ran, crashed, never, retried});
+  ASSERT_EQ(board.missing.size(), 3u);
+  EXPECT_EQ(board.missing[0].job_id, crashed.id());
+  EXPECT_EQ(board.missing[0].status, "failed");
+  EXPECT_EQ(board.missing[0].error, "fold 3: out of memory");
+  EXPECT_EQ(board.missing[0].fold_index, 3);
+  EXPECT_EQ(board.missing[0].seed, 2u);
+  EXPECT_EQ(board.missing[1].job_id, never.id());
+  EXPECT_EQ(board.missing[1].status, "not run");
+  EXPECT_EQ(board.missing[1].error, "");
+  EXPECT_EQ(board.missing[2].dataset, "old");
+  EXPECT_EQ(board.missing[2].status, "failed");
+  ASSERT_EQ(board.rows.size(), 1u);
+  EXPECT_EQ(board.rows[0].runs, 2);
+}
+
+TEST(Leaderboard, MarkdownHasFormattedCellsNoteAndMissingSection) {
+  const std::vector<JobResult> results = {
+      ok_result(make_spec("synth", 2e-4, 1), {{"auc", 0.8}, {"balanced_accuracy", 0.75}}),
+      ok_result(make_spec("synth", 2e-4, 2), {{"auc", 1.0}, {"balanced_accuracy", 0.75}}),
+  };
+  const std::string md = to_markdown(build_leaderboard(results, {}), "Leaderboard: demo");
+  EXPECT_EQ(md.rfind("# Leaderboard: demo\n", 0), 0u);
+  EXPECT_TRUE(contains(md, "## synth"));
+  EXPECT_TRUE(
+      contains(md, "| Model | Config | Runs | Test AUC | Test Acc | Test Bal.Acc | Val AUC |"));
+  // mean 0.9, std 0.1; accuracy and val absent; balanced accuracy constant.
+  EXPECT_TRUE(contains(md, "| abmil | – | 2 | 0.900 ± 0.100 | – | 0.750 ± 0.000 | – |"));
+  EXPECT_TRUE(contains(md, "mean ± population std over folds × seeds"));
+  EXPECT_TRUE(contains(md, "## Missing\n\nnone\n"));
+
+  const JobSpec crashed = make_spec("synth", 2e-4, 5);
+  const std::string with_missing =
+      to_markdown(build_leaderboard({failed_result(crashed, "a|b\nc")}, {crashed}), "t");
+  EXPECT_TRUE(contains(with_missing, "No ok results yet."));
+  EXPECT_TRUE(contains(with_missing,
+                       "| " + crashed.id() + " | synth | abmil | 0 | 5 | failed | a\\|b c |"));
+}
+
+TEST(Leaderboard, WriteLeaderboardWritesMarkdownAndJsonFromResultsDir) {
+  TempDir dir;
+  ResultsStore store(dir.str());
+  const JobSpec a = make_spec("synth", 2e-4, 1);
+  const JobSpec b = make_spec("synth", 2e-4, 2);
+  store.write_manifest({a, b});
+  store.write(ok_result(a, {{"auc", 0.75}}));
+
+  const std::string md_path = write_leaderboard(dir.str());
+  EXPECT_EQ(md_path, (fs::path(dir.str()) / "leaderboard.md").string());
+  std::ifstream md_file(md_path);
+  const std::string md((std::istreambuf_iterator<char>(md_file)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(contains(md, "0.750 ± 0.000"));
+  EXPECT_TRUE(contains(md, "not run"));
+
+  const json board =
+      json::parse(std::ifstream((fs::path(dir.str()) / "leaderboard.json").string()));
+  EXPECT_EQ(board.at("rows").at(0).at("test").at("auc").at("mean"), 0.75);
+  EXPECT_EQ(board.at("rows").at(0).at("runs"), 1);
+  EXPECT_EQ(board.at("missing").at(0).at("job_id"), b.id());
+  EXPECT_THROW(write_leaderboard(dir.str() + "/does-not-exist"), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace mil::orch

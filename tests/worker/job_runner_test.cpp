@@ -1,0 +1,87 @@
+#include "worker/job_runner.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "mil/sha256.h"
+#include "mil/synthetic.h"
+#include "tests/support/temp_dir.h"
+
+namespace mil::worker {
+namespace {
+JobSpec synthetic_job(const std::string& root) {
+  JobSpec spec;
+  spec.dataset = DatasetSpec{"synth", "bags", root, 2, false};
+  spec.split.fold_count = 3;
+  spec.split.fold_index = 1;
+  spec.split.val_ratio = 0.25;
+  spec.train.epochs = 2;
+  return spec;
+}
+void write_small(const std::string& root) {
+  SyntheticOptions o;
+  o.bag_count = 24;
+  o.feature_dim = 8;
+  o.min_instances = 4;
+  o.max_instances = 12;
+  write_synthetic_benchmark(root, o);
+}
+}  // namespace
+
+TEST(JobRunner, ReportsMetricsHashesAndTheResolvedSpec) {
+  testing::TempDir dir;
+  write_small(dir / "s");
+  const JobSpec spec = synthetic_job(dir / "s");
+  DatasetCache cache;
+  const JobResult r = run_job(spec, {}, cache);
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.job_id, spec.id());
+  EXPECT_EQ(r.config_id, spec.config_id());
+  EXPECT_EQ(nlohmann::json(r.spec), nlohmann::json(spec));
+  EXPECT_EQ(r.history.size(), 2u);
+  // 24 bags, 3 folds -> 8 test bags; 16 training bags, 8 per class -> floor(8 * 0.25) = 2 per class in val.
+  EXPECT_EQ(r.metrics.at("test").at("bags").get<int>(), 8);
+  EXPECT_EQ(r.metrics.at("val").at("bags").get<int>(), 4);
+  EXPECT_EQ(r.metrics.at("train").at("bags").get<int>(), 12);
+  const double auc = r.metrics.at("test").at("auc").get<double>();
+  EXPECT_GE(auc, 0.0);
+  EXPECT_LE(auc, 1.0);
+  EXPECT_EQ(r.inputs.at("labels").at("sha256").get<std::string>(), sha256_file(dir / "s/labels.csv"));
+  EXPECT_EQ(r.inputs.at("features").at("files").get<int>(), 24);
+}
+
+TEST(JobRunner, TurnsABrokenFeatureFileIntoAFailedResultNamingStageAndFile) {
+  testing::TempDir dir;
+  write_small(dir / "s");
+  std::filesystem::resize_file(dir.path() / "s/pt_files/slide_0005.pt", 10);
+  DatasetCache cache;
+  const JobResult r = run_job(synthetic_job(dir / "s"), {}, cache);
+  EXPECT_EQ(r.status, "failed");
+  EXPECT_NE(r.error.find("loading data"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("slide_0005.pt"), std::string::npos) << r.error;
+  EXPECT_TRUE(r.runtime.contains("finished_at"));
+}
+
+TEST(JobRunner, FailsCleanlyOnAnUnknownModel) {
+  testing::TempDir dir;
+  write_small(dir / "s");
+  JobSpec spec = synthetic_job(dir / "s");
+  spec.model.name = "nope";
+  DatasetCache cache;
+  const JobResult r = run_job(spec, {}, cache);
+  EXPECT_EQ(r.status, "failed");
+  EXPECT_NE(r.error.find("building model: unknown model 'nope'"), std::string::npos) << r.error;
+}
+
+TEST(DatasetCache, LoadsADatasetOnceAcrossFolds) {
+  testing::TempDir dir;
+  write_small(dir / "s");
+  DatasetCache cache;
+  const DatasetSpec spec{"synth", "bags", dir / "s", 2, false};
+  const auto first = cache.get(spec, 0);
+  std::filesystem::remove_all(dir.path() / "s");  // a second load would now fail
+  EXPECT_EQ(cache.get(spec, 0).get(), first.get());
+}
+
+}  // namespace mil::worker

@@ -1,0 +1,27 @@
+#pragma once
+// The rank-0 <-> worker protocol. Payloads are JSON text (JobSpec, JobResult); tags say what they are.
+//
+//   1. worker -> 0   kRequestJob  {"rank": r, "host": "..."}       a worker is idle
+//   2. 0 -> worker   kJob         JobSpec JSON                      run it
+//                    kWait        {"retry_ms": t}                   nothing ready yet; ask again after t ms
+//                    kStop        {}                                the sweep is over; exit the loop
+//   3. worker -> 0   kResult      JobResult JSON                    after every kJob, success or failure;
+//                                                                   then the worker goes back to step 1
+//
+// Rank 0 answers every kRequestJob exactly once, and every worker sends exactly one kResult per kJob,
+// so neither side ever waits for a message that will not come while both are alive.
+
+namespace mil::worker {
+
+enum class MsgTag : int {
+  kRequestJob = 1,
+  kJob = 2,
+  kWait = 3,
+  kStop = 4,
+  kResult = 5,
+};
+
+/// Rank that runs the orchestrator in every sweep.
+constexpr int kOrchestratorRank = 0;
+
+}  // namespace mil::worker

@@ -1,0 +1,57 @@
+#include "worker/worker_loop.h"
+
+#include <unistd.h>
+
+#include <thread>
+
+#include "mil/specs.h"
+#include "worker/job_runner.h"
+#include "worker/mpi_env.h"
+#include "worker/mpi_transport.h"
+
+namespace mil::worker {
+
+int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log) {
+  int rank = 0;
+  MIL_MPI_CHECK(MPI_Comm_rank(comm, &rank));
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  const std::string hello = nlohmann::json{{"rank", rank}, {"host", host}}.dump();
+  DatasetCache cache;
+  RunOptions options;
+  options.rank = rank;
+  options.log = log;
+  int jobs_run = 0;
+  constexpr auto kPollInterval = std::chrono::milliseconds(5);
+  for (;;) {
+    send_message(comm, kOrchestratorRank, MsgTag::kRequestJob, hello);
+    const Message reply = wait_message(comm, kOrchestratorRank, kPollInterval);
+    switch (reply.tag) {
+      case MsgTag::kStop:
+        return jobs_run;
+      case MsgTag::kWait: {
+        const int retry_ms = nlohmann::json::parse(reply.payload).at("retry_ms").get<int>();
+        std::this_thread::sleep_for(std::chrono::milliseconds(retry_ms));
+        break;
+      }
+      case MsgTag::kJob: {
+        JobResult result;
+        try {
+          result = run_job(nlohmann::json::parse(reply.payload).get<JobSpec>(), options, cache);
+        } catch (const std::exception& e) {
+          // The spec itself could not be read: report it against the raw payload's hash.
+          result.status = "failed";
+          result.error = std::string("reading job spec: ") + e.what();
+        }
+        send_message(comm, kOrchestratorRank, MsgTag::kResult, nlohmann::json(result).dump());
+        ++jobs_run;
+        break;
+      }
+      default:
+        throw std::runtime_error("worker " + std::to_string(rank) + ": unexpected message tag " +
+                                 std::to_string(static_cast<int>(reply.tag)) + " from the orchestrator");
+    }
+  }
+}
+
+}  // namespace mil::worker

@@ -1,0 +1,14 @@
+#pragma once
+// The loop a worker rank runs during a sweep: ask rank 0 for a job, run it, send the result, repeat
+// until told to stop (protocol.h).
+#include <functional>
+#include <string>
+
+#include <mpi.h>
+
+namespace mil::worker {
+
+/// Runs jobs from the orchestrator on `comm` until it sends kStop. Returns the number of jobs run.
+int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log);
+
+}  // namespace mil::worker
