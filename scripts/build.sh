@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Configures (Release, Ninja, ccache when found) and builds into build/. Extra arguments are build
+# targets (default: everything). Used by quickstart.sh and test.sh; safe to run repeatedly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build_dir=${MIL_BUILD_DIR:-build}
+if [[ ! -f "$build_dir/build.ninja" ]]; then
+  cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMIL_BUILD_TESTS=ON
+fi
+# LibTorch translation units need ~1.5 GB each; two at a time fit any machine this targets.
+jobs=${MIL_BUILD_JOBS:-$(nproc)}
+if (($# > 0)); then
+  cmake --build "$build_dir" --parallel "$jobs" --target "$@"
+else
+  cmake --build "$build_dir" --parallel "$jobs"
+fi
