@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <type_traits>
 
 #include "mil/sha256.h"
 
@@ -15,6 +16,18 @@ template <typename T>
 void read_optional(const json& j, const char* key, T& out, const std::string& context) {
   auto it = j.find(key);
   if (it == j.end()) return;
+  // nlohmann converts 2.7 -> 2, true -> 1 and -1 -> 2^64-1 without complaint; a config must not.
+  const auto reject = [&](const char* expected) {
+    throw std::runtime_error(context + "." + key + ": expected " + expected + ", got " + it->dump());
+  };
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!it->is_boolean()) reject("true or false");
+  } else if constexpr (std::is_integral_v<T>) {
+    if (!it->is_number_integer()) reject("an integer");
+    if (std::is_unsigned_v<T> && !it->is_number_unsigned()) reject("a non-negative integer");
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (!it->is_number()) reject("a number");
+  }
   try {
     out = it->get<T>();
   } catch (const json::exception& e) {
@@ -125,6 +138,7 @@ void to_json(json& j, const JobSpec& s) {
 
 void from_json(const json& j, JobSpec& s) {
   require_known_keys(j, {"dataset", "model", "train", "split", "seed"}, "job");
+  if (!j.contains("dataset")) throw std::runtime_error("job: 'dataset' is required");
   s.dataset = j.at("dataset").get<DatasetSpec>();
   read_optional(j, "model", s.model, "job");
   read_optional(j, "train", s.train, "job");

@@ -59,6 +59,18 @@ TEST(JobSpec, RejectsFoldIndexOutsideFoldCount) {
   MIL_EXPECT_THROW_WITH(j.get<JobSpec>(), "fold_index 5 is outside [0, 5)");
 }
 
+TEST(JobSpec, RejectsNumbersThatWouldBeSilentlyConverted) {
+  nlohmann::json j = sample_spec();
+  j["train"]["epochs"] = 2.7;
+  MIL_EXPECT_THROW_WITH(j.get<JobSpec>(), "train.epochs: expected an integer, got 2.7");
+  j = sample_spec();
+  j["split"]["split_seed"] = -1;
+  MIL_EXPECT_THROW_WITH(j.get<JobSpec>(), "split.split_seed: expected a non-negative integer, got -1");
+  j = sample_spec();
+  j["dataset"]["standardize"] = 1;
+  MIL_EXPECT_THROW_WITH(j.get<JobSpec>(), "dataset.standardize: expected true or false, got 1");
+}
+
 TEST(JobResult, RoundTripsAndRejectsUnknownStatus) {
   JobResult r;
   r.spec = sample_spec();
