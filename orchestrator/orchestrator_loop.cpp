@@ -12,7 +12,10 @@ namespace mil::orch {
 using worker::MsgTag;
 
 SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, ResultsStore& store,
-                              const std::function<void(const std::string&)>& log) {
+                              const std::function<void(const std::string&)>& logger) {
+  const auto log = [&logger](const std::string& line) {
+    if (logger) logger(line);
+  };
   int size = 1;
   MIL_MPI_CHECK(MPI_Comm_size(comm, &size));
   if (size < 2) throw std::runtime_error("a sweep needs at least 2 ranks (rank 0 orchestrates); run it under mpirun -n 3");

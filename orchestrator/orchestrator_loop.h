@@ -21,7 +21,8 @@ struct SweepOutcome {
 
 /// Serves `jobs` to the worker ranks of `comm` (every rank but 0) until all are done or failed, writing
 /// each result through `store`, then stops the workers. Jobs with an ok result in `store` are skipped.
+/// `logger` receives progress lines and may be empty.
 SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, ResultsStore& store,
-                              const std::function<void(const std::string&)>& log);
+                              const std::function<void(const std::string&)>& logger);
 
 }  // namespace mil::orch

@@ -9,6 +9,7 @@
 namespace mil::worker {
 
 /// Runs jobs from the orchestrator on `comm` until it sends kStop. Returns the number of jobs run.
+/// `log` receives progress lines and may be empty.
 int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log);
 
 }  // namespace mil::worker

@@ -1,0 +1,124 @@
+// Runs under mpiexec -n 3 (ctest does this): rank 0 runs the real orchestrator loop, ranks 1-2 the real
+// worker loop, in-process. Expectations hold for any world size >= 2.
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "mil/synthetic.h"
+#include "orchestrator/orchestrator_loop.h"
+#include "orchestrator/results_store.h"
+#include "tests/support/temp_dir.h"
+#include "worker/mpi_env.h"
+#include "worker/protocol.h"
+#include "worker/worker_loop.h"
+
+namespace mil::orch {
+namespace {
+MPI_Comm g_comm = MPI_COMM_NULL;  // set in main() from the MpiEnvironment; tests only read it
+
+std::vector<JobSpec> jobs_for(const std::string& root, int count) {
+  std::vector<JobSpec> jobs;
+  for (int fold = 0; fold < count; ++fold) {
+    JobSpec spec;
+    spec.dataset = DatasetSpec{"synth", "bags", root, 2, false};
+    spec.split.fold_count = count;
+    spec.split.fold_index = fold;
+    spec.train.epochs = 1;
+    jobs.push_back(spec);
+  }
+  return jobs;
+}
+
+/// Rank 0 shares its scratch folder with the workers (same node) through a broadcast of the path.
+std::string shared_scratch(const testing::TempDir* dir) {
+  int rank = 0;
+  MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
+  std::string path = rank == 0 ? dir->path().string() : std::string();
+  int length = int(path.size());
+  MIL_MPI_CHECK(MPI_Bcast(&length, 1, MPI_INT, 0, g_comm));
+  path.resize(length);
+  MIL_MPI_CHECK(MPI_Bcast(path.data(), length, MPI_CHAR, 0, g_comm));
+  return path;
+}
+}  // namespace
+
+TEST(OrchestratorLoop, RunsEveryJobOnceAcrossWorkersAndStopsThem) {
+  int rank = 0, size = 0;
+  MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
+  MIL_MPI_CHECK(MPI_Comm_size(g_comm, &size));
+  ASSERT_GE(size, 2) << "run under mpiexec -n 3";
+  std::unique_ptr<testing::TempDir> dir;
+  if (rank == 0) dir = std::make_unique<testing::TempDir>();
+  const std::string scratch = shared_scratch(dir.get());
+  if (rank != 0) {
+    // Every worker gets a kStop eventually; the number of jobs each ran depends on timing.
+    const int ran = worker::run_worker(g_comm, {});
+    EXPECT_GE(ran, 0);
+    return;
+  }
+  SyntheticOptions o;
+  o.bag_count = 20;
+  o.feature_dim = 4;
+  o.min_instances = 2;
+  o.max_instances = 6;
+  write_synthetic_benchmark(scratch + "/data", o);
+  const auto jobs = jobs_for(scratch + "/data", 4);
+  ResultsStore store(scratch + "/results");
+  const SweepOutcome outcome = run_orchestrator(g_comm, jobs, store, {});
+  EXPECT_EQ(outcome.jobs, 4u);
+  EXPECT_EQ(outcome.ran_ok, 4u);
+  EXPECT_EQ(outcome.failed, 0u);
+  EXPECT_EQ(outcome.skipped, 0u);
+  std::set<std::string> ids;
+  for (const auto& r : store.load_all()) {
+    EXPECT_TRUE(r.ok()) << r.error;
+    EXPECT_GE(r.runtime.at("rank").get<int>(), 1);
+    ids.insert(r.job_id);
+  }
+  std::set<std::string> expected;
+  for (const auto& j : jobs) expected.insert(j.id());
+  EXPECT_EQ(ids, expected);
+}
+
+TEST(OrchestratorLoop, SkipsJobsWithResultsAndStillStopsEveryWorker) {
+  int rank = 0;
+  MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
+  std::unique_ptr<testing::TempDir> dir;
+  if (rank == 0) dir = std::make_unique<testing::TempDir>();
+  const std::string scratch = shared_scratch(dir.get());
+  if (rank != 0) {
+    EXPECT_EQ(worker::run_worker(g_comm, {}), 0) << "no job should reach a worker";
+    return;
+  }
+  const auto jobs = jobs_for(scratch + "/nowhere", 3);  // data that does not exist: running would fail
+  ResultsStore store(scratch + "/results");
+  for (const auto& spec : jobs) {
+    JobResult done;
+    done.spec = spec;
+    done.job_id = spec.id();
+    done.config_id = spec.config_id();
+    done.status = "ok";
+    store.write(done);
+  }
+  const SweepOutcome outcome = run_orchestrator(g_comm, jobs, store, {});
+  EXPECT_EQ(outcome.skipped, 3u);
+  EXPECT_EQ(outcome.ran_ok + outcome.failed, 0u);
+}
+
+}  // namespace mil::orch
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  mil::worker::MpiEnvironment mpi(argc, argv);
+  mil::orch::g_comm = mpi.comm();
+  at::set_num_threads(1);
+  if (mpi.rank() != 0) {
+    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
+    delete listeners.Release(listeners.default_result_printer());
+  }
+  const int local = RUN_ALL_TESTS();
+  int worst = 0;
+  MIL_MPI_CHECK(MPI_Allreduce(&local, &worst, 1, MPI_INT, MPI_MAX, mpi.comm()));
+  return worst;
+}
