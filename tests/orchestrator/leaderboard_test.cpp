@@ -1,9 +1,6 @@
 #include "orchestrator/leaderboard.h"
 
-#include <unistd.h>
-
 #include <cmath>
-#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -11,36 +8,12 @@
 #include <gtest/gtest.h>
 
 #include "orchestrator/results_store.h"
+#include "tests/support/temp_dir.h"
 
 namespace mil::orch {
 namespace {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
-
-::testing::AssertionResult contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "'" << part << "' not found in: " << text;
-}
-
-/// A fresh folder under the system temp dir, removed with everything in it at scope exit.
-class TempDir {
- public:
-  TempDir()
-      : path_(fs::temp_directory_path() / ("mhim_board_test_" + std::to_string(::getpid()) + "_" +
-                                           std::to_string(next_id_++))) {
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string str() const { return path_.string(); }
-
- private:
-  static inline int next_id_ = 0;
-  fs::path path_;
-};
 
 JobSpec make_spec(const std::string& dataset, double lr, std::uint64_t seed, int fold = 0) {
   JobSpec spec;
@@ -149,43 +122,45 @@ TEST(Leaderboard, MarkdownHasFormattedCellsNoteAndMissingSection) {
   };
   const std::string md = to_markdown(build_leaderboard(results, {}), "Leaderboard: demo");
   EXPECT_EQ(md.rfind("# Leaderboard: demo\n", 0), 0u);
-  EXPECT_TRUE(contains(md, "## synth"));
-  EXPECT_TRUE(
-      contains(md, "| Model | Config | Runs | Test AUC | Test Acc | Test Bal.Acc | Val AUC |"));
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "## synth", md);
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring,
+                      "| Model | Config | Runs | Test AUC | Test Acc | Test Bal.Acc | Val AUC |",
+                      md);
   // mean 0.9, std 0.1; accuracy and val absent; balanced accuracy constant.
-  EXPECT_TRUE(contains(md, "| abmil | – | 2 | 0.900 ± 0.100 | – | 0.750 ± 0.000 | – |"));
-  EXPECT_TRUE(contains(md, "mean ± population std over folds × seeds"));
-  EXPECT_TRUE(contains(md, "## Missing\n\nnone\n"));
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring,
+                      "| abmil | – | 2 | 0.900 ± 0.100 | – | 0.750 ± 0.000 | – |", md);
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "mean ± population std over folds × seeds", md);
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "## Missing\n\nnone\n", md);
 
   const JobSpec crashed = make_spec("synth", 2e-4, 5);
   const std::string with_missing =
       to_markdown(build_leaderboard({failed_result(crashed, "a|b\nc")}, {crashed}), "t");
-  EXPECT_TRUE(contains(with_missing, "No ok results yet."));
-  EXPECT_TRUE(contains(with_missing,
-                       "| " + crashed.id() + " | synth | abmil | 0 | 5 | failed | a\\|b c |"));
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "No ok results yet.", with_missing);
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring,
+                      "| " + crashed.id() + " | synth | abmil | 0 | 5 | failed | a\\|b c |",
+                      with_missing);
 }
 
 TEST(Leaderboard, WriteLeaderboardWritesMarkdownAndJsonFromResultsDir) {
-  TempDir dir;
-  ResultsStore store(dir.str());
+  testing::TempDir dir;
+  ResultsStore store(dir.path().string());
   const JobSpec a = make_spec("synth", 2e-4, 1);
   const JobSpec b = make_spec("synth", 2e-4, 2);
   store.write_manifest({a, b});
   store.write(ok_result(a, {{"auc", 0.75}}));
 
-  const std::string md_path = write_leaderboard(dir.str());
-  EXPECT_EQ(md_path, (fs::path(dir.str()) / "leaderboard.md").string());
+  const std::string md_path = write_leaderboard(dir.path().string());
+  EXPECT_EQ(md_path, dir / "leaderboard.md");
   std::ifstream md_file(md_path);
   const std::string md((std::istreambuf_iterator<char>(md_file)), std::istreambuf_iterator<char>());
-  EXPECT_TRUE(contains(md, "0.750 ± 0.000"));
-  EXPECT_TRUE(contains(md, "not run"));
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "0.750 ± 0.000", md);
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "not run", md);
 
-  const json board =
-      json::parse(std::ifstream((fs::path(dir.str()) / "leaderboard.json").string()));
+  const json board = json::parse(std::ifstream(dir / "leaderboard.json"));
   EXPECT_EQ(board.at("rows").at(0).at("test").at("auc").at("mean"), 0.75);
   EXPECT_EQ(board.at("rows").at(0).at("runs"), 1);
   EXPECT_EQ(board.at("missing").at(0).at("job_id"), b.id());
-  EXPECT_THROW(write_leaderboard(dir.str() + "/does-not-exist"), std::runtime_error);
+  EXPECT_THROW(write_leaderboard(dir / "does-not-exist"), std::runtime_error);
 }
 
 }  // namespace

@@ -1,7 +1,5 @@
 #include "orchestrator/results_store.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -11,44 +9,14 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/expect_throw.h"
+#include "tests/support/temp_dir.h"
+
 namespace mil::orch {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-template <typename F>
-std::string error_message(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "<no exception>";
-}
-
-::testing::AssertionResult contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "'" << part << "' not found in: " << text;
-}
-
-/// A fresh folder name under the system temp dir (not created), removed at scope exit.
-class TempDir {
- public:
-  TempDir()
-      : path_(fs::temp_directory_path() / ("mhim_store_test_" + std::to_string(::getpid()) + "_" +
-                                           std::to_string(next_id_++))) {}
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string str() const { return path_.string(); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  static inline int next_id_ = 0;
-  fs::path path_;
-};
 
 JobResult make_result(std::uint64_t seed, const std::string& status, double auc = 0.5) {
   JobResult r;
@@ -71,16 +39,18 @@ std::vector<std::string> read_lines(const std::string& path) {
 }
 
 TEST(ResultsStore, CreatesDirectoriesAndRoundTripsResultsSortedById) {
-  TempDir dir;
-  ResultsStore store(dir.str());
-  EXPECT_TRUE(fs::is_directory(dir.file("results")));
+  testing::TempDir dir;
+  const std::string root = dir / "store";  // not there yet: the store must create it
+  ASSERT_FALSE(fs::exists(root));
+  ResultsStore store(root);
+  EXPECT_TRUE(fs::is_directory(root + "/results"));
   std::vector<JobResult> written = {make_result(1, "ok", 0.75), make_result(2, "failed"),
                                     make_result(3, "ok")};
   for (const auto& r : written) store.write(r);
   std::sort(written.begin(), written.end(),
             [](const auto& a, const auto& b) { return a.job_id < b.job_id; });
 
-  const std::vector<JobResult> loaded = ResultsStore(dir.str()).load_all();
+  const std::vector<JobResult> loaded = ResultsStore(root).load_all();
   ASSERT_EQ(loaded.size(), 3u);
   for (std::size_t i = 0; i < loaded.size(); ++i) {
     EXPECT_EQ(json(loaded[i]), json(written[i]));  // every field survives
@@ -90,12 +60,12 @@ TEST(ResultsStore, CreatesDirectoriesAndRoundTripsResultsSortedById) {
 }
 
 TEST(ResultsStore, JournalGetsOneCompactLinePerWrite) {
-  TempDir dir;
-  ResultsStore store(dir.str());
+  testing::TempDir dir;
+  ResultsStore store(dir.path().string());
   const JobResult failed = make_result(1, "failed");
   store.write(failed);
   store.write(make_result(1, "ok"));
-  const std::vector<std::string> lines = read_lines(dir.file("journal.jsonl"));
+  const std::vector<std::string> lines = read_lines(dir / "journal.jsonl");
   ASSERT_EQ(lines.size(), 2u);
   const json first = json::parse(lines[0]);
   EXPECT_EQ(first.at("job_id"), failed.job_id);
@@ -106,22 +76,21 @@ TEST(ResultsStore, JournalGetsOneCompactLinePerWrite) {
 }
 
 TEST(ResultsStore, RefusesToOverwriteAnOkResult) {
-  TempDir dir;
-  ResultsStore store(dir.str());
+  testing::TempDir dir;
+  ResultsStore store(dir.path().string());
   const JobResult ok = make_result(1, "ok", 0.9);
   store.write(ok);
   JobResult again = ok;
   again.metrics = {{"test", {{"auc", 0.1}}}};
-  const std::string message = error_message([&] { store.write(again); });
-  EXPECT_TRUE(contains(message, ok.job_id));
-  EXPECT_TRUE(contains(message, "already has an ok result"));
+  MIL_EXPECT_THROW_WITH(store.write(again), ok.job_id);
+  MIL_EXPECT_THROW_WITH(store.write(again), "already has an ok result");
   EXPECT_THROW(store.write(make_result(1, "failed")), std::runtime_error);
   EXPECT_EQ(store.load_all().at(0).metrics["test"]["auc"], 0.9);  // the first result stays
 }
 
 TEST(ResultsStore, FailedResultMayBeReplacedByOk) {
-  TempDir dir;
-  ResultsStore store(dir.str());
+  testing::TempDir dir;
+  ResultsStore store(dir.path().string());
   store.write(make_result(1, "failed"));
   store.write(make_result(1, "failed"));  // a second failed attempt also replaces
   store.write(make_result(1, "ok"));
@@ -131,21 +100,21 @@ TEST(ResultsStore, FailedResultMayBeReplacedByOk) {
 }
 
 TEST(ResultsStore, IgnoresTempFilesAndThrowsNamingCorruptFile) {
-  TempDir dir;
-  ResultsStore store(dir.str());
+  testing::TempDir dir;
+  ResultsStore store(dir.path().string());
   store.write(make_result(1, "ok"));
-  std::ofstream(dir.file("results/.abc.json.tmp.123")) << "{half";
-  std::ofstream(dir.file("results/notes.txt")) << "not a result";
+  std::ofstream(dir / "results/.abc.json.tmp.123") << "{half";
+  std::ofstream(dir / "results/notes.txt") << "not a result";
   EXPECT_EQ(store.load_all().size(), 1u);
 
-  const std::string corrupt = dir.file("results/deadbeef.json");
+  const std::string corrupt = dir / "results/deadbeef.json";
   std::ofstream(corrupt) << "{\"job_id\": ";
-  EXPECT_TRUE(contains(error_message([&] { store.load_all(); }), corrupt));
+  MIL_EXPECT_THROW_WITH(store.load_all(), corrupt);
 }
 
 TEST(ResultsStore, ManifestRoundTripsAndIsEmptyWhenAbsent) {
-  TempDir dir;
-  ResultsStore store(dir.str());
+  testing::TempDir dir;
+  ResultsStore store(dir.path().string());
   EXPECT_TRUE(store.load_manifest().empty());
   std::vector<JobSpec> jobs = {make_result(1, "ok").spec, make_result(2, "ok").spec};
   jobs[1].model.options = {{"dropout", 0.25}};
@@ -154,8 +123,8 @@ TEST(ResultsStore, ManifestRoundTripsAndIsEmptyWhenAbsent) {
   ASSERT_EQ(loaded.size(), 2u);
   EXPECT_EQ(loaded[0].id(), jobs[0].id());
   EXPECT_EQ(loaded[1].id(), jobs[1].id());
-  EXPECT_EQ(json::parse(std::ifstream(dir.file("jobs.json"))).at(1).at("id"), jobs[1].id());
-  for (const auto& entry : fs::directory_iterator(dir.str())) {
+  EXPECT_EQ(json::parse(std::ifstream(dir / "jobs.json")).at(1).at("id"), jobs[1].id());
+  for (const auto& entry : fs::directory_iterator(dir.path())) {
     EXPECT_EQ(entry.path().filename().string().find(".tmp"),
               std::string::npos);  // temp file renamed away
   }

@@ -1,54 +1,18 @@
 #include "orchestrator/sweep.h"
 
-#include <unistd.h>
-
-#include <filesystem>
 #include <fstream>
 #include <set>
 #include <string>
 
 #include <gtest/gtest.h>
 
+#include "tests/support/expect_throw.h"
+#include "tests/support/temp_dir.h"
+
 namespace mil::orch {
 namespace {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
-
-/// The message of the exception `f` throws, or "<no exception>".
-template <typename F>
-std::string error_message(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "<no exception>";
-}
-
-::testing::AssertionResult contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "'" << part << "' not found in: " << text;
-}
-
-/// A fresh folder under the system temp dir, removed with everything in it at scope exit.
-class TempDir {
- public:
-  TempDir()
-      : path_(fs::temp_directory_path() / ("mhim_sweep_test_" + std::to_string(::getpid()) + "_" +
-                                           std::to_string(next_id_++))) {
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  static inline int next_id_ = 0;
-  fs::path path_;
-};
 
 std::string write_text(const std::string& path, const std::string& text) {
   std::ofstream(path) << text;
@@ -124,57 +88,49 @@ TEST(Sweep, ExplicitFoldsReplaceTheDefaultAllFolds) {
 TEST(Sweep, RejectsUnknownTopLevelKeyNamingFileAndKey) {
   json j = grid_sweep();
   j["sedes"] = {1};
-  const std::string message = error_message([&] { parse_sweep(j, "sweeps/typo.json"); });
-  EXPECT_TRUE(contains(message, "sweeps/typo.json"));
-  EXPECT_TRUE(contains(message, "'sedes'"));
+  MIL_EXPECT_THROW_WITH(parse_sweep(j, "sweeps/typo.json"), "sweeps/typo.json");
+  MIL_EXPECT_THROW_WITH(parse_sweep(j, "sweeps/typo.json"), "'sedes'");
 }
 
 TEST(Sweep, RejectsUnknownKeyInsideDatasetWithFileAndIndex) {
   json j = grid_sweep();
   j["datasets"][1]["rot"] = "/x";
-  const std::string message = error_message([&] { parse_sweep(j, "s.json"); });
-  EXPECT_TRUE(contains(message, "s.json: datasets[1]"));
-  EXPECT_TRUE(contains(message, "'rot'"));
+  MIL_EXPECT_THROW_WITH(parse_sweep(j, "s.json"), "s.json: datasets[1]");
+  MIL_EXPECT_THROW_WITH(parse_sweep(j, "s.json"), "'rot'");
 }
 
 TEST(Sweep, RejectsInvalidGridValueNamingGridKey) {
   json j = grid_sweep();
   j["grid"]["train.lr"] = {1e-4, -1};
-  const std::string message = error_message([&] { parse_sweep(j, "g.json"); });
-  EXPECT_TRUE(contains(message, "g.json"));
-  EXPECT_TRUE(contains(message, "grid key 'train.lr' = -1"));
-  EXPECT_TRUE(contains(message, "lr must be > 0"));
+  MIL_EXPECT_THROW_WITH(parse_sweep(j, "g.json"), "g.json");
+  MIL_EXPECT_THROW_WITH(parse_sweep(j, "g.json"), "grid key 'train.lr' = -1");
+  MIL_EXPECT_THROW_WITH(parse_sweep(j, "g.json"), "lr must be > 0");
 }
 
 TEST(Sweep, RejectsGridKeysOutsideJobSectionsAndNonArrayValues) {
   json seed_grid = grid_sweep();
   seed_grid["grid"] = {{"seed", {1, 2}}};
-  EXPECT_TRUE(
-      contains(error_message([&] { parse_sweep(seed_grid, "g.json"); }), "grid key 'seed'"));
+  MIL_EXPECT_THROW_WITH(parse_sweep(seed_grid, "g.json"), "grid key 'seed'");
   json scalar_grid = grid_sweep();
   scalar_grid["grid"] = {{"train.epochs", 5}};
-  EXPECT_TRUE(
-      contains(error_message([&] { parse_sweep(scalar_grid, "g.json"); }), "non-empty array"));
+  MIL_EXPECT_THROW_WITH(parse_sweep(scalar_grid, "g.json"), "non-empty array");
 }
 
 TEST(Sweep, RejectsFoldOutsideRangeAndDuplicateDatasetNames) {
   json bad_fold = grid_sweep();
   bad_fold["folds"] = {0, 3};  // fold_count is 3
-  EXPECT_TRUE(contains(error_message([&] { parse_sweep(bad_fold, "f.json"); }),
-                       "fold 3 is outside [0, 3)"));
+  MIL_EXPECT_THROW_WITH(parse_sweep(bad_fold, "f.json"), "fold 3 is outside [0, 3)");
   json twin = grid_sweep();
   twin["datasets"][1]["name"] = "synth";
-  EXPECT_TRUE(
-      contains(error_message([&] { parse_sweep(twin, "d.json"); }), "name 'synth' appears twice"));
+  MIL_EXPECT_THROW_WITH(parse_sweep(twin, "d.json"), "name 'synth' appears twice");
 }
 
 TEST(Sweep, ReportsJsonSyntaxErrorWithPathAndLine) {
-  TempDir dir;
+  testing::TempDir dir;
   const std::string path =
-      write_text(dir.file("broken.json"), "{\n  \"name\": \"x\",\n  \"datasets\": [\n}\n");
-  const std::string message = error_message([&] { load_sweep(path); });
-  EXPECT_TRUE(contains(message, path));
-  EXPECT_TRUE(contains(message, "line 4"));
+      write_text(dir / "broken.json", "{\n  \"name\": \"x\",\n  \"datasets\": [\n}\n");
+  MIL_EXPECT_THROW_WITH(load_sweep(path), path);
+  MIL_EXPECT_THROW_WITH(load_sweep(path), "line 4");
 }
 
 TEST(Sweep, OverrideSelectsNamedArrayElementAndKeepsPathsAsStrings) {
@@ -202,25 +158,21 @@ TEST(Sweep, OverrideParsesJsonValuesAndCreatesMissingObjects) {
 
 TEST(Sweep, OverrideErrorsNameTheKeyOrTheMissingElement) {
   json j = grid_sweep();
-  const std::string missing =
-      error_message([&] { apply_override(j, "datasets.camelyon.root=/x"); });
-  EXPECT_TRUE(contains(missing, "no element of 'datasets' is named 'camelyon'"));
-  EXPECT_TRUE(contains(missing, "synth, musk1"));
-  const std::string scalar = error_message([&] { apply_override(j, "name.x=1"); });
-  EXPECT_TRUE(contains(scalar, "key 'name.x'"));
-  EXPECT_TRUE(
-      contains(error_message([&] { apply_override(j, "train.lr"); }), "expected key.path=value"));
+  MIL_EXPECT_THROW_WITH(apply_override(j, "datasets.camelyon.root=/x"),
+                        "no element of 'datasets' is named 'camelyon'");
+  MIL_EXPECT_THROW_WITH(apply_override(j, "datasets.camelyon.root=/x"), "synth, musk1");
+  MIL_EXPECT_THROW_WITH(apply_override(j, "name.x=1"), "key 'name.x'");
+  MIL_EXPECT_THROW_WITH(apply_override(j, "train.lr"), "expected key.path=value");
 }
 
 TEST(Sweep, LoadSweepAppliesOverridesBeforeValidation) {
-  TempDir dir;
-  const std::string path = write_text(dir.file("s.json"), grid_sweep().dump(2));
+  testing::TempDir dir;
+  const std::string path = write_text(dir / "s.json", grid_sweep().dump(2));
   const SweepSpec sweep = load_sweep(path, {"seeds=[1,2,3]", "grid={}", "split.fold_count=4"});
   EXPECT_EQ(sweep.name, "grid");
   EXPECT_EQ(expand(sweep).size(), 2u * 3u * 4u);  // datasets x seeds x folds
-  const std::string message = error_message([&] { load_sweep(path, {"train.epochs=0"}); });
-  EXPECT_TRUE(contains(message, path));
-  EXPECT_TRUE(contains(message, "epochs must be >= 1"));
+  MIL_EXPECT_THROW_WITH(load_sweep(path, {"train.epochs=0"}), path);
+  MIL_EXPECT_THROW_WITH(load_sweep(path, {"train.epochs=0"}), "epochs must be >= 1");
 }
 
 }  // namespace
