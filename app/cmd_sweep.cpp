@@ -19,8 +19,9 @@ constexpr const char* kHelp = R"(usage: mpirun -n R mhim sweep SWEEP.json --resu
 
 Runs every job of a sweep file (datasets x models x grid x seeds x folds) over R-1 worker ranks;
 rank 0 hands out jobs, writes one result file per job (DIR/results/<job id>.json, atomically) and a
-journal (DIR/journal.jsonl), then writes DIR/leaderboard.md. Rerunning the same command skips jobs
-that already have a successful result.
+journal (DIR/journal.jsonl), then writes DIR/leaderboard.md. Each job checkpoints every epoch in
+DIR/work/<job id>/. Rerunning the same command skips jobs that already have a successful result and
+resumes killed jobs from their last checkpoint.
 
 options:
   --results DIR       results directory (created)
@@ -82,7 +83,7 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
     try {
       const int threads = configure_threads(requested_threads, mpi.local_size());
       log("worker ready, " + std::to_string(threads) + " LibTorch threads");
-      const int jobs = worker::run_worker(mpi.comm(), log);
+      const int jobs = worker::run_worker(mpi.comm(), log, results_dir + "/work");
       log("worker done after " + std::to_string(jobs) + " jobs");
       return 0;
     } catch (const std::exception& e) {

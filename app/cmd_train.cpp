@@ -34,10 +34,15 @@ or build one from flags:
   --epochs E            (default 20)   --lr LR (default 2e-4)   --weight-decay W (default 1e-5)
 output:
   --out FILE            write the result JSON here (default: print a summary only)
+  --work-dir DIR        keep checkpoint.pt (every epoch; resumed when present), model_best.pt and
+                        epochs.jsonl here; rerunning the same command after a crash continues
+  --checkpoint-every N  epochs between checkpoints (default 1)
   --threads N           LibTorch intra-op threads (default: all cores)
 
+exit status: 0 ok, 1 failed, 2 usage, 75 interrupted by SIGTERM/SIGINT (checkpointed; rerun to resume)
+
 examples:
-  mhim train --dataset data/synth --fold 0 --folds 5 --epochs 20 --out result.json
+  mhim train --dataset data/synth --fold 0 --folds 5 --epochs 20 --out result.json --work-dir runs/f0
   mhim train --dataset ../shared/data/mil-classic/musk1 --kind musk --protocol file --folds 10 --standardize
 )";
 
@@ -72,11 +77,12 @@ int cmd_train(const Tokens& tokens) {
   if (!tokens.empty() && tokens[0] == "--help") return std::fputs(kHelp, stdout), 0;
   JobSpec spec;
   std::string out_path;
+  worker::RunOptions options;
   int threads = 0;
   try {
     const Args args(tokens,
                     {"job", "dataset", "kind", "name", "classes", "model", "model-options", "protocol", "folds", "fold",
-                     "repetition", "split-seed", "val-ratio", "seed", "epochs", "lr", "weight-decay", "out", "threads"},
+                     "repetition", "split-seed", "val-ratio", "seed", "epochs", "lr", "weight-decay", "out", "threads", "work-dir", "checkpoint-every"},
                     {"standardize"});
     if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
     if (args.has("job") == args.has("dataset")) throw UsageError("give exactly one of --job and --dataset");
@@ -88,6 +94,8 @@ int cmd_train(const Tokens& tokens) {
       spec = spec_from_flags(args);
     }
     out_path = args.get("out", "");
+    options.work_dir = args.get("work-dir", "");
+    options.checkpoint_every = args.get_int("checkpoint-every", 1);
     threads = configure_threads(args.get_int("threads", 0), 1);
   } catch (const UsageError& e) {
     return usage_failure("train", e.what());
@@ -96,13 +104,17 @@ int cmd_train(const Tokens& tokens) {
                spec.dataset.name.c_str(), spec.model.name.c_str(), spec.split.fold_index, spec.split.fold_count,
                static_cast<unsigned long long>(spec.seed), threads);
   worker::DatasetCache cache;
-  worker::RunOptions options;
   options.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+  options.stop_requested = install_stop_handlers();
   const JobResult result = worker::run_job(spec, options, cache);
   if (!out_path.empty()) {
     std::ofstream out(out_path);
     out << nlohmann::json(result).dump(2) << '\n';
     if (!out) throw std::runtime_error("cannot write '" + out_path + "'");
+  }
+  if (result.status == "interrupted") {
+    std::fprintf(stderr, "mhim train: %s\n", result.error.c_str());
+    return kExitInterrupted;
   }
   if (!result.ok()) {
     std::fprintf(stderr, "mhim train: failed: %s\n", result.error.c_str());

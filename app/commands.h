@@ -1,5 +1,6 @@
 #pragma once
 // The mhim subcommands. Each takes the tokens after its name and returns the process exit code.
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,13 @@ int cmd_leaderboard(const Tokens& tokens);
 /// Intra-op threads for LibTorch: `requested` when > 0, else hardware threads / ranks_on_node (>= 1).
 /// Sets them and returns the number set.
 int configure_threads(int requested, int ranks_on_node);
+
+/// Exit status of a run stopped by SIGTERM/SIGINT after checkpointing (EX_TEMPFAIL: "try again").
+constexpr int kExitInterrupted = 75;
+
+/// Makes SIGTERM and SIGINT set the returned flag instead of killing the process, so a job can finish
+/// its bag and checkpoint. The flag lives for the whole process.
+const std::atomic<bool>* install_stop_handlers();
 
 /// Prints "mhim <cmd>: <message>" and a --help hint to stderr; returns exit code 2.
 int usage_failure(const std::string& command, const std::string& message);

@@ -1,5 +1,7 @@
 #include <ATen/Parallel.h>
 
+#include <csignal>
+
 #include <algorithm>
 #include <cstdio>
 #include <thread>
@@ -13,6 +15,21 @@ int configure_threads(int requested, int ranks_on_node) {
   const int threads = requested > 0 ? requested : std::max(1, hardware / std::max(1, ranks_on_node));
   at::set_num_threads(threads);
   return threads;
+}
+
+namespace {
+// Signal handlers can only reach process-wide state; this flag is the one piece the app owns.
+std::atomic<bool> g_stop_requested{false};
+extern "C" void request_stop(int) { g_stop_requested.store(true); }
+}  // namespace
+
+const std::atomic<bool>* install_stop_handlers() {
+  struct sigaction action {};
+  action.sa_handler = request_stop;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+  return &g_stop_requested;
 }
 
 int usage_failure(const std::string& command, const std::string& message) {

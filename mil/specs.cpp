@@ -115,20 +115,55 @@ void from_json(const json& j, ModelSpec& s) {
 }
 
 void to_json(json& j, const TrainSpec& s) {
-  j = json{{"epochs", s.epochs}, {"lr", s.lr}, {"weight_decay", s.weight_decay},
+  j = json{{"epochs", s.epochs},
+           {"lr", s.lr},
+           {"weight_decay", s.weight_decay},
+           {"schedule", s.schedule},
+           {"lr_min", s.lr_min},
+           {"warmup_epochs", s.warmup_epochs},
+           {"warmup_lr", s.warmup_lr},
+           {"early_stopping", s.early_stopping},
+           {"patience", s.patience},
+           {"stop_epoch", s.stop_epoch},
+           {"clip_grad", s.clip_grad},
+           {"accumulation", s.accumulation},
            {"deterministic", s.deterministic}};
 }
 
 void from_json(const json& j, TrainSpec& s) {
   const std::string ctx = "train";
-  require_known_keys(j, {"epochs", "lr", "weight_decay", "deterministic"}, ctx);
+  require_known_keys(j,
+                     {"epochs", "lr", "weight_decay", "schedule", "lr_min", "warmup_epochs", "warmup_lr",
+                      "early_stopping", "patience", "stop_epoch", "clip_grad", "accumulation", "deterministic"},
+                     ctx);
   read_optional(j, "epochs", s.epochs, ctx);
   read_optional(j, "lr", s.lr, ctx);
   read_optional(j, "weight_decay", s.weight_decay, ctx);
+  read_optional(j, "schedule", s.schedule, ctx);
+  read_optional(j, "lr_min", s.lr_min, ctx);
+  read_optional(j, "warmup_epochs", s.warmup_epochs, ctx);
+  read_optional(j, "warmup_lr", s.warmup_lr, ctx);
+  read_optional(j, "early_stopping", s.early_stopping, ctx);
+  read_optional(j, "patience", s.patience, ctx);
+  read_optional(j, "stop_epoch", s.stop_epoch, ctx);
+  read_optional(j, "clip_grad", s.clip_grad, ctx);
+  read_optional(j, "accumulation", s.accumulation, ctx);
   read_optional(j, "deterministic", s.deterministic, ctx);
   if (s.epochs < 1) throw std::runtime_error(ctx + ".epochs must be >= 1");
   if (!(s.lr > 0.0)) throw std::runtime_error(ctx + ".lr must be > 0");
   if (s.weight_decay < 0.0) throw std::runtime_error(ctx + ".weight_decay must be >= 0");
+  if (s.schedule != "cosine" && s.schedule != "step" && s.schedule != "const") {
+    throw std::runtime_error(ctx + ".schedule: '" + s.schedule + "' is not one of cosine, step, const");
+  }
+  if (!(s.lr_min >= 0.0 && s.lr_min <= s.lr)) throw std::runtime_error(ctx + ".lr_min must be in [0, lr]");
+  if (s.warmup_epochs < 0 || s.warmup_epochs >= s.epochs) {
+    throw std::runtime_error(ctx + ".warmup_epochs must be in [0, epochs)");
+  }
+  if (!(s.warmup_lr > 0.0)) throw std::runtime_error(ctx + ".warmup_lr must be > 0");
+  if (s.patience < 1) throw std::runtime_error(ctx + ".patience must be >= 1");
+  if (s.stop_epoch < 0) throw std::runtime_error(ctx + ".stop_epoch must be >= 0");
+  if (s.clip_grad < 0.0) throw std::runtime_error(ctx + ".clip_grad must be >= 0 (0 = off)");
+  if (s.accumulation < 1) throw std::runtime_error(ctx + ".accumulation must be >= 1");
 }
 
 void to_json(json& j, const JobSpec& s) {
@@ -173,8 +208,8 @@ void from_json(const json& j, JobResult& r) {
   r.inputs = j.at("inputs");
   r.history = j.at("history");
   r.runtime = j.at("runtime");
-  if (r.status != "ok" && r.status != "failed") {
-    throw std::runtime_error("result " + r.job_id + ": status '" + r.status + "' is not one of ok, failed");
+  if (r.status != "ok" && r.status != "failed" && r.status != "interrupted") {
+    throw std::runtime_error("result " + r.job_id + ": status '" + r.status + "' is not one of ok, failed, interrupted");
   }
 }
 

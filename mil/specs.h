@@ -35,11 +35,20 @@ struct ModelSpec {
   nlohmann::json options = nlohmann::json::object();  ///< Model options, e.g. {"dropout": 0.25}.
 };
 
-/// Optimisation settings (the reference engine's names where it has them).
+/// Optimisation settings (the reference engine's names and defaults where it has them, spec 3.2).
 struct TrainSpec {
   int epochs = 20;             ///< Full passes over the training bags (batch size is one bag).
-  double lr = 2e-4;            ///< Adam learning rate.
+  double lr = 2e-4;            ///< Adam learning rate (peak of the schedule).
   double weight_decay = 1e-5;  ///< Adam's coupled L2 penalty, as the reference uses it.
+  std::string schedule = "cosine";  ///< "cosine" (timm, stepped per epoch, to lr_min at `epochs`), "step" (x0.2 at epochs/2), "const".
+  double lr_min = 1e-7;        ///< Floor of the cosine schedule.
+  int warmup_epochs = 0;       ///< Epochs of linear warm-up from warmup_lr to lr (timm semantics).
+  double warmup_lr = 1e-6;     ///< Learning rate of epoch 0 when warming up.
+  bool early_stopping = true;  ///< Stop on a validation plateau (needs a validation split).
+  int patience = 20;           ///< Epochs without a score >= the best before stopping.
+  int stop_epoch = 100;        ///< Early stopping may fire only once the 0-based epoch index exceeds this.
+  double clip_grad = 0.0;      ///< Maximum global L2 norm of the gradient; 0 = no clipping (the reference's effective default).
+  int accumulation = 1;        ///< Bags per optimizer step; gradients are averaged over them.
   bool deterministic = true;   ///< Same seed + inputs + thread count => bit-identical results on CPU.
 };
 
@@ -61,7 +70,7 @@ struct JobSpec {
 struct JobResult {
   std::string job_id;
   std::string config_id;
-  std::string status;  ///< "ok" or "failed".
+  std::string status;  ///< "ok", "failed", or "interrupted" (stopped on request; rerunning resumes it).
   std::string error;   ///< Failure message with context; empty when ok.
   JobSpec spec;        ///< The fully resolved spec that ran.
   nlohmann::json metrics = nlohmann::json::object();  ///< {"val": {...}, "test": {...}, "train": {...}}.

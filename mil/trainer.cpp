@@ -1,59 +1,351 @@
 #include "mil/trainer.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <fcntl.h>
 #include <torch/nn/functional/loss.h>
+#include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adam.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
 #include <torch/utils.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <random>
+#include <sstream>
 
+#include <nlohmann/json.hpp>
+
+#include "mil/metrics.h"
 #include "mil/models/mil_model.h"
 #include "mil/splits.h"
 
 namespace mil {
+namespace {
+
+using nlohmann::json;
+constexpr int kCheckpointVersion = 1;  ///< Bumped when the checkpoint layout changes.
+constexpr double kPi = 3.14159265358979323846;
+
+/// Everything besides tensors that a resumed run needs to continue exactly where it stopped.
+struct LoopState {
+  int epoch = 0;               ///< Epoch in progress, or the next to start.
+  std::size_t position = 0;    ///< Bags of `order` already trained in this epoch.
+  std::vector<int> order;      ///< This epoch's bag order once shuffled; the last epoch's before.
+  std::mt19937_64 order_rng;   ///< Draws each epoch's shuffle.
+  double loss_sum = 0.0;       ///< Partial sums of the epoch in progress.
+  int finite_steps = 0;
+  int skipped_steps = 0;
+  int64_t instances = 0;
+  double train_seconds = 0.0;
+  int best_epoch = -1;
+  double best_score = 0.0;     ///< The reference starts from 0 and saves on strict improvement.
+  bool stopped_early = false;
+  int stopper_counter = 0;     ///< EarlyStopping state.
+  double stopper_best = -1e300;
+  std::string selection_metric;
+};
+
+std::string rng_to_string(const std::mt19937_64& rng) {
+  std::ostringstream out;
+  out << rng;
+  return out.str();
+}
+
+void fsync_path(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags);
+  if (fd < 0) throw std::runtime_error("cannot open '" + path + "' to sync it");
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) throw std::runtime_error("fsync failed for '" + path + "'");
+}
+
+using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
+
+NamedTensors snapshot_state(const MilModelImpl& model) {
+  NamedTensors out;
+  for (const auto& p : model.named_parameters()) out.emplace_back(p.key(), p.value().detach().clone());
+  for (const auto& b : model.named_buffers()) out.emplace_back(b.key(), b.value().detach().clone());
+  return out;
+}
+
+void restore_state(MilModelImpl& model, const NamedTensors& state) {
+  torch::NoGradGuard no_grad;
+  auto params = model.named_parameters();
+  auto buffers = model.named_buffers();
+  for (const auto& [name, value] : state) {
+    if (auto* p = params.find(name)) {
+      p->copy_(value);
+    } else if (auto* b = buffers.find(name)) {
+      b->copy_(value);
+    } else {
+      throw std::runtime_error("best weights name '" + name + "', which the model does not have");
+    }
+  }
+}
+
+/// Writes the checkpoint to a temporary file, syncs it and renames it over `path`, so a crash leaves
+/// either the previous checkpoint or the new one, never a torn file.
+void write_checkpoint(const std::string& path, const MilModelImpl& model, const NamedTensors& best,
+                      const torch::optim::Optimizer& optimizer, const LoopState& state,
+                      const std::vector<EpochRecord>& history, const std::string& fingerprint) {
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive model_archive, best_archive, optimizer_archive;
+  model.save(model_archive);
+  for (const auto& [name, value] : best) best_archive.write(name, value);
+  optimizer.save(optimizer_archive);
+  archive.write("model", model_archive);
+  archive.write("best_model", best_archive);
+  archive.write("optimizer", optimizer_archive);
+  {
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    archive.write("torch_rng", generator.get_state());
+  }
+  json history_json = json::array();
+  for (const auto& r : history) history_json.push_back(r);
+  const json meta = {{"version", kCheckpointVersion},
+                     {"fingerprint", fingerprint},
+                     {"epoch", state.epoch},
+                     {"position", state.position},
+                     {"order", state.order},
+                     {"order_rng", rng_to_string(state.order_rng)},
+                     {"loss_sum", state.loss_sum},
+                     {"finite_steps", state.finite_steps},
+                     {"skipped_steps", state.skipped_steps},
+                     {"instances", state.instances},
+                     {"train_seconds", state.train_seconds},
+                     {"best_epoch", state.best_epoch},
+                     {"best_score", state.best_score},
+                     {"stopped_early", state.stopped_early},
+                     {"stopper_counter", state.stopper_counter},
+                     {"stopper_best", state.stopper_best},
+                     {"selection_metric", state.selection_metric},
+                     {"history", history_json}};
+  archive.write("meta", c10::IValue(meta.dump()));
+  const std::string temporary = path + ".tmp";
+  archive.save_to(temporary);
+  fsync_path(temporary, O_RDONLY);
+  std::filesystem::rename(temporary, path);
+  const auto parent = std::filesystem::path(path).parent_path();
+  fsync_path(parent.empty() ? "." : parent.string(), O_RDONLY | O_DIRECTORY);
+}
+
+/// Loads a checkpoint written by write_checkpoint into model, optimizer, generator and state.
+json read_checkpoint(const std::string& path, MilModelImpl& model, NamedTensors& best,
+                     torch::optim::Optimizer& optimizer, LoopState& state, std::vector<EpochRecord>& history,
+                     const std::string& fingerprint) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(path);
+  c10::IValue meta_value;
+  archive.read("meta", meta_value);
+  const json meta = json::parse(meta_value.toStringRef());
+  if (meta.at("version").get<int>() != kCheckpointVersion) {
+    throw std::runtime_error("checkpoint '" + path + "' has layout version " + meta.at("version").dump() +
+                             ", this build reads " + std::to_string(kCheckpointVersion));
+  }
+  if (meta.at("fingerprint").get<std::string>() != fingerprint) {
+    throw std::runtime_error("checkpoint '" + path + "' belongs to run '" + meta.at("fingerprint").get<std::string>() +
+                             "', not '" + fingerprint + "'; remove it to start over");
+  }
+  torch::serialize::InputArchive model_archive, best_archive, optimizer_archive;
+  archive.read("model", model_archive);
+  archive.read("best_model", best_archive);
+  archive.read("optimizer", optimizer_archive);
+  model.load(model_archive);
+  optimizer.load(optimizer_archive);
+  best.clear();
+  for (const auto& key : best_archive.keys()) {
+    at::Tensor value;
+    best_archive.read(key, value);
+    best.emplace_back(key, value);
+  }
+  at::Tensor rng_state;
+  archive.read("torch_rng", rng_state);
+  {
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(rng_state);
+  }
+  state.epoch = meta.at("epoch").get<int>();
+  state.position = meta.at("position").get<std::size_t>();
+  state.order = meta.at("order").get<std::vector<int>>();
+  std::istringstream(meta.at("order_rng").get<std::string>()) >> state.order_rng;
+  state.loss_sum = meta.at("loss_sum").get<double>();
+  state.finite_steps = meta.at("finite_steps").get<int>();
+  state.skipped_steps = meta.at("skipped_steps").get<int>();
+  state.instances = meta.at("instances").get<int64_t>();
+  state.train_seconds = meta.at("train_seconds").get<double>();
+  state.best_epoch = meta.at("best_epoch").get<int>();
+  state.best_score = meta.at("best_score").get<double>();
+  state.stopped_early = meta.at("stopped_early").get<bool>();
+  state.stopper_counter = meta.at("stopper_counter").get<int>();
+  state.stopper_best = meta.at("stopper_best").get<double>();
+  state.selection_metric = meta.at("selection_metric").get<std::string>();
+  history.clear();
+  for (const auto& r : meta.at("history")) history.push_back(r.get<EpochRecord>());
+  return meta;
+}
+
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+}
+
+}  // namespace
+
+void to_json(json& j, const EpochRecord& r) {
+  j = json{{"epoch", r.epoch},
+           {"loss", r.mean_loss},  // NaN (no finite step) is written as null
+           {"lr", r.lr},
+           {"seconds", r.seconds},
+           {"instances_per_second", r.instances_per_second},
+           {"skipped_steps", r.skipped_steps},
+           {"val", r.val},
+           {"improved", r.improved}};
+}
+
+void from_json(const json& j, EpochRecord& r) {
+  r.epoch = j.at("epoch").get<int>();
+  r.mean_loss = j.at("loss").is_null() ? NAN : j.at("loss").get<double>();
+  r.lr = j.at("lr").get<double>();
+  r.seconds = j.at("seconds").get<double>();
+  r.instances_per_second = j.at("instances_per_second").get<double>();
+  r.skipped_steps = j.at("skipped_steps").get<int>();
+  r.val = j.at("val").get<std::map<std::string, double>>();
+  r.improved = j.at("improved").get<bool>();
+}
 
 void seed_torch(std::uint64_t seed) { torch::manual_seed(seed); }
 
-std::vector<EpochRecord> fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>& bags,
-                             const std::vector<int>& train_indices, std::uint64_t seed, const EpochCallback& on_epoch) {
+std::string selection_metric_for(int class_count) { return class_count == 2 ? "auc" : "balanced_accuracy"; }
+
+double learning_rate_at(const TrainSpec& spec, int epoch) {
+  if (spec.warmup_epochs > 0 && epoch < spec.warmup_epochs) {
+    return spec.warmup_lr + epoch * (spec.lr - spec.warmup_lr) / spec.warmup_epochs;
+  }
+  if (spec.schedule == "const") return spec.lr;
+  if (spec.schedule == "step") return epoch >= spec.epochs / 2 ? spec.lr * 0.2 : spec.lr;
+  return spec.lr_min + 0.5 * (spec.lr - spec.lr_min) * (1.0 + std::cos(kPi * epoch / spec.epochs));
+}
+
+bool EarlyStopping::update(int epoch, double score) {
+  if (score >= best_) {
+    best_ = score;
+    counter_ = 0;
+  } else {
+    ++counter_;
+  }
+  return counter_ >= patience_ && epoch > stop_epoch_;
+}
+
+FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>& bags,
+              const std::vector<int>& train_indices, const std::vector<int>& val_indices, std::uint64_t seed,
+              const FitOptions& options) {
   TORCH_CHECK(!train_indices.empty(), "fit: no training bags");
-  torch::optim::Adam optimizer(model.parameters(),
-                               torch::optim::AdamOptions(spec.lr).weight_decay(spec.weight_decay));
-  std::mt19937_64 order_rng(seed ^ 0x5851f42d4c957f2dULL);
-  std::vector<int> order = train_indices;
-  std::vector<EpochRecord> history;
+  torch::optim::Adam optimizer(model.parameters(), torch::optim::AdamOptions(spec.lr).weight_decay(spec.weight_decay));
+  FitResult result;
+  LoopState state;
+  state.order = train_indices;
+  state.order_rng.seed(seed ^ 0x5851f42d4c957f2dULL);
+  NamedTensors best;
+  if (!options.checkpoint_path.empty() && std::filesystem::exists(options.checkpoint_path)) {
+    read_checkpoint(options.checkpoint_path, model, best, optimizer, state, result.history, options.run_fingerprint);
+    result.resumed_from_epoch = state.epoch;
+  }
+  EarlyStopping stopper(spec.patience, spec.stop_epoch);
+  stopper.restore(state.stopper_counter, state.stopper_best);
+  const auto checkpoint = [&] {
+    state.stopper_counter = stopper.counter();
+    state.stopper_best = stopper.best();
+    if (!options.checkpoint_path.empty()) {
+      write_checkpoint(options.checkpoint_path, model, best, optimizer, state, result.history, options.run_fingerprint);
+    }
+  };
+  const auto stop_now = [&] { return options.stop_requested && options.stop_requested->load(); };
+
   model.train();
-  for (int epoch = 0; epoch < spec.epochs; ++epoch) {
+  optimizer.zero_grad();
+  while (state.epoch < spec.epochs && !state.stopped_early) {
+    const double lr = learning_rate_at(spec, state.epoch);
+    set_learning_rate(optimizer, lr);
+    if (state.position == 0) deterministic_shuffle(state.order, state.order_rng);
     const auto start = std::chrono::steady_clock::now();
-    deterministic_shuffle(order, order_rng);
-    double loss_sum = 0.0;
-    int finite_steps = 0, skipped = 0;
-    int64_t instances = 0;
-    for (int index : order) {
-      const Bag& bag = bags.at(index);
-      optimizer.zero_grad();
+    while (state.position < state.order.size()) {
+      const Bag& bag = bags.at(state.order[state.position]);
       const MilOutput out = model.forward(bag.features);
       const at::Tensor target = torch::full({1}, bag.label, torch::kLong);
       const at::Tensor loss = torch::nn::functional::cross_entropy(out.logits, target);
       const double value = loss.item<double>();
-      instances += bag.features.size(0);
-      if (!std::isfinite(value)) {
-        ++skipped;
-        continue;
+      state.instances += bag.features.size(0);
+      if (std::isfinite(value)) {
+        (spec.accumulation > 1 ? loss / spec.accumulation : loss).backward();
+        state.loss_sum += value;
+        ++state.finite_steps;
+      } else {
+        ++state.skipped_steps;
       }
-      loss.backward();
-      optimizer.step();
-      loss_sum += value;
-      ++finite_steps;
+      ++state.position;
+      const bool group_done = state.position % spec.accumulation == 0 || state.position == state.order.size();
+      if (group_done) {
+        if (spec.clip_grad > 0.0) torch::nn::utils::clip_grad_norm_(model.parameters(), spec.clip_grad);
+        optimizer.step();
+        optimizer.zero_grad();
+        if (stop_now() && state.position < state.order.size()) {
+          state.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          checkpoint();
+          result.interrupted = true;
+          break;
+        }
+      }
     }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    EpochRecord record{epoch, finite_steps ? loss_sum / finite_steps : NAN, spec.lr, seconds,
-                       seconds > 0 ? double(instances) / seconds : 0.0, skipped};
-    history.push_back(record);
-    if (on_epoch) on_epoch(record);
+    if (result.interrupted) break;
+
+    EpochRecord record;
+    record.epoch = state.epoch;
+    record.mean_loss = state.finite_steps ? state.loss_sum / state.finite_steps : NAN;
+    record.lr = lr;
+    record.skipped_steps = state.skipped_steps;
+    state.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    record.instances_per_second = state.train_seconds > 0 ? double(state.instances) / state.train_seconds : 0.0;
+    if (!val_indices.empty()) {
+      const Predictions p = predict(model, bags, val_indices);
+      record.val = classification_metrics(p.probabilities, p.labels);
+      state.selection_metric = selection_metric_for(int(p.probabilities.front().size()));
+      auto it = record.val.find(state.selection_metric);
+      const double score = it == record.val.end() ? 0.0 : it->second;
+      if (score > state.best_score) {  // strict, from 0, as the reference
+        state.best_score = score;
+        state.best_epoch = state.epoch;
+        best = snapshot_state(model);
+        record.improved = true;
+      }
+      state.stopped_early = spec.early_stopping && stopper.update(state.epoch, score);
+    }
+    record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    result.history.push_back(record);
+    if (options.on_epoch) options.on_epoch(record);
+
+    ++state.epoch;
+    state.position = 0;
+    state.loss_sum = 0.0;
+    state.finite_steps = state.skipped_steps = 0;
+    state.instances = 0;
+    state.train_seconds = 0.0;
+    const bool last = state.epoch == spec.epochs || state.stopped_early;
+    if (last || stop_now() || state.epoch % std::max(1, options.checkpoint_every) == 0) checkpoint();
+    if (stop_now() && !last) {
+      result.interrupted = true;
+      break;
+    }
   }
-  return history;
+  result.stopped_early = state.stopped_early;
+  result.selection_metric = state.selection_metric;
+  result.best_epoch = state.best_epoch;
+  result.best_score = state.best_score;
+  if (!result.interrupted && state.best_epoch >= 0) restore_state(model, best);
+  return result;
 }
 
 Predictions predict(MilModelImpl& model, const std::vector<Bag>& bags, const std::vector<int>& indices) {

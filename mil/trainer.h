@@ -1,7 +1,12 @@
 #pragma once
-// Trains one aggregator on one split, one bag per step, as the reference engine does.
+// Trains one aggregator on one split as the reference engine does (spec 3): Adam with coupled L2, a
+// per-epoch learning-rate schedule, one bag per step, early stopping and best-checkpoint selection on
+// the validation metric, and atomic checkpoints from which a killed run resumes bit-identically.
+#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "mil/bag_dataset.h"
@@ -16,10 +21,15 @@ struct EpochRecord {
   int epoch = 0;                    ///< 0-based.
   double mean_loss = 0.0;           ///< Mean task loss over the epoch's finite steps.
   double lr = 0.0;                  ///< Learning rate used in this epoch.
-  double seconds = 0.0;             ///< Wall time of the epoch.
+  double seconds = 0.0;             ///< Wall time of the epoch (training and validation).
   double instances_per_second = 0;  ///< Training throughput.
-  int skipped_steps = 0;            ///< Steps whose loss was not finite (no update made).
+  int skipped_steps = 0;            ///< Bags whose loss was not finite (no gradient taken from them).
+  std::map<std::string, double> val;  ///< Validation metrics after the epoch; empty without a validation split.
+  bool improved = false;            ///< This epoch's weights became the best so far.
 };
+
+void to_json(nlohmann::json& j, const EpochRecord& r);
+void from_json(const nlohmann::json& j, EpochRecord& r);
 
 /// Class probabilities of a set of bags, with their labels.
 struct Predictions {
@@ -27,20 +37,66 @@ struct Predictions {
   std::vector<int> labels;
 };
 
+/// How fit() runs; none of it changes what it computes.
+struct FitOptions {
+  /// Checkpoint file; empty = no checkpoints. An existing checkpoint of the same run is resumed.
+  std::string checkpoint_path;
+  int checkpoint_every = 1;                                  ///< Epochs between checkpoints (and always at the end).
+  const std::atomic<bool>* stop_requested = nullptr;         ///< Set (e.g. by SIGTERM): finish the bag, checkpoint, return.
+  std::function<void(const EpochRecord&)> on_epoch;          ///< After every epoch.
+  /// Identifies the run inside the checkpoint (e.g. the job id); a checkpoint of another run is an error.
+  std::string run_fingerprint;
+};
+
+/// What fit() did. When a validation split exists the model holds the best epoch's weights on return.
+struct FitResult {
+  std::vector<EpochRecord> history;  ///< Every epoch, including those before a resume.
+  int best_epoch = -1;               ///< Epoch whose weights were kept; -1 = the last (no validation).
+  double best_score = 0.0;           ///< Its validation selection metric.
+  std::string selection_metric;      ///< "auc" (binary), "balanced_accuracy" (multi-class); empty without validation.
+  bool stopped_early = false;        ///< Early stopping fired.
+  bool interrupted = false;          ///< stop_requested was seen; a checkpoint holds the state to resume.
+  int resumed_from_epoch = -1;       ///< First epoch run in this call when resuming, else -1.
+};
+
+/// Learning rate of 0-based `epoch` (spec 3.2): cosine lr_min + (lr - lr_min)(1 + cos(pi e / epochs)) / 2,
+/// linear warm-up from warmup_lr over warmup_epochs, "step" x0.2 from epochs/2, "const" lr.
+double learning_rate_at(const TrainSpec& spec, int epoch);
+
+/// Reference early stopping (spec 3.2): the counter resets when score >= best and grows otherwise; it
+/// fires when counter >= patience and the 0-based epoch index > stop_epoch.
+class EarlyStopping {
+ public:
+  EarlyStopping(int patience, int stop_epoch) : patience_(patience), stop_epoch_(stop_epoch) {}
+  /// Records `score` for `epoch`; returns true when training should stop.
+  bool update(int epoch, double score);
+  int counter() const { return counter_; }
+  double best() const { return best_; }
+  /// For checkpoints: restores counter and best.
+  void restore(int counter, double best) { counter_ = counter, best_ = best; }
+
+ private:
+  int patience_;
+  int stop_epoch_;
+  int counter_ = 0;
+  double best_ = -1e300;
+};
+
 /// Seeds LibTorch's default generator (model init, dropout). Call before building the model so that
 /// the same seed gives the same initial weights.
 void seed_torch(std::uint64_t seed);
 
-/// Called after every epoch; for progress lines.
-using EpochCallback = std::function<void(const EpochRecord&)>;
-
-/// Adam with coupled L2 weight decay, constant learning rate, fixed epochs, batch size one bag.
-/// Bag order is reshuffled each epoch from `seed` (independently of torch's generator).
-std::vector<EpochRecord> fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>& bags,
-                             const std::vector<int>& train_indices, std::uint64_t seed,
-                             const EpochCallback& on_epoch = {});
+/// Trains `model` on `train_indices` of `bags`, validating on `val_indices` (may be empty) after every
+/// epoch. Bag order is reshuffled each epoch from `seed`, independently of torch's generator.
+FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>& bags,
+              const std::vector<int>& train_indices, const std::vector<int>& val_indices, std::uint64_t seed,
+              const FitOptions& options = {});
 
 /// Eval-mode forward of every bag in `indices`, without gradients.
 Predictions predict(MilModelImpl& model, const std::vector<Bag>& bags, const std::vector<int>& indices);
+
+/// The metric that selects checkpoints and drives early stopping: "auc" for two classes, else
+/// "balanced_accuracy" (the reference's macro accuracy).
+std::string selection_metric_for(int class_count);
 
 }  // namespace mil

@@ -1,17 +1,21 @@
 #include "worker/job_runner.h"
 
 #include <ATen/Parallel.h>
+#include <torch/serialize/output-archive.h>
 #include <torch/version.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
+#include "mil/bootstrap.h"
 #include "mil/metrics.h"
 #include "mil/models/mil_model.h"
 #include "mil/splits.h"
-#include "mil/trainer.h"
 
 namespace mil::worker {
 namespace {
@@ -42,6 +46,33 @@ nlohmann::json metrics_json(const Predictions& predictions) {
   nlohmann::json j = classification_metrics(predictions.probabilities, predictions.labels);
   j["bags"] = predictions.labels.size();
   return j;
+}
+
+/// The reference's test bootstrap (spec 4.2): 1,000 resamples seeded by the fold index; mean, unbiased
+/// std and a 95% percentile interval per metric.
+nlohmann::json bootstrap_json(const Predictions& predictions, int fold_index) {
+  const auto indices = bootstrap_indices(int64_t(predictions.labels.size()), kBootstrapResamples, fold_index);
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [name, s] : bootstrap_classification_metrics(predictions.probabilities, predictions.labels, indices)) {
+    out[name] = {{"mean", s.mean},     {"std", s.std},  {"ci_low", s.ci_low}, {"ci_high", s.ci_high},
+                 {"resamples_used", s.resamples_used}};
+  }
+  return out;
+}
+
+/// Binary test decisions at the threshold that maximises Youden's J on validation (never on test).
+nlohmann::json at_val_threshold(const Predictions& val, const Predictions& test) {
+  const auto positive_scores = [](const Predictions& p) {
+    std::vector<double> scores;
+    for (const auto& row : p.probabilities) scores.push_back(row.at(1));
+    return scores;
+  };
+  const double threshold = youden_threshold(positive_scores(val), val.labels);
+  if (!std::isfinite(threshold)) return {{"threshold", nullptr}};
+  const std::vector<int> decisions = predictions_at_threshold(positive_scores(test), threshold);
+  return {{"threshold", threshold},
+          {"accuracy", accuracy(decisions, test.labels)},
+          {"balanced_accuracy", balanced_accuracy(decisions, test.labels)}};
 }
 
 }  // namespace
@@ -110,31 +141,69 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
     const auto model = stage("building model", [&] {
       return make_model(spec.model, data->feature_dim, data->class_count);
     });
+    namespace fs = std::filesystem;
+    FitOptions fit_options;
+    fit_options.run_fingerprint = result.job_id;
+    fit_options.stop_requested = options.stop_requested;
+    fit_options.checkpoint_every = options.checkpoint_every;
+    std::ofstream epoch_log;
+    if (!options.work_dir.empty()) {
+      fs::create_directories(options.work_dir);
+      fit_options.checkpoint_path = (fs::path(options.work_dir) / "checkpoint.pt").string();
+      epoch_log.open(fs::path(options.work_dir) / "epochs.jsonl", std::ios::app);
+    }
+    fit_options.on_epoch = [&](const EpochRecord& r) {
+      const nlohmann::json line = r;
+      if (epoch_log.is_open()) epoch_log << line.dump() << std::endl;
+      if (options.on_epoch) options.on_epoch(r, spec.train.epochs);
+      if (r.epoch == 0 || (r.epoch + 1) % 5 == 0 || r.epoch + 1 == spec.train.epochs) {
+        char text[200];
+        std::snprintf(text, sizeof text, "epoch %d/%d loss %.4f lr %.3g %.0f inst/s", r.epoch + 1,
+                      spec.train.epochs, r.mean_loss, r.lr, r.instances_per_second);
+        log(std::string(text) + (r.val.empty() ? "" : " val " + nlohmann::json(r.val).dump()));
+      }
+    };
+    const FitResult fitted = stage("training", [&] {
+      return fit(*model, spec.train, bags, split.train, split.val, spec.seed, fit_options);
+    });
     result.history = nlohmann::json::array();
-    const auto history = stage("training", [&] {
-      return fit(*model, spec.train, bags, split.train, spec.seed, [&](const EpochRecord& r) {
-        result.history.push_back({{"epoch", r.epoch},
-                                  {"loss", r.mean_loss},
-                                  {"lr", r.lr},
-                                  {"seconds", r.seconds},
-                                  {"instances_per_second", r.instances_per_second},
-                                  {"skipped_steps", r.skipped_steps}});
-        if (r.epoch == 0 || (r.epoch + 1) % 5 == 0 || r.epoch + 1 == spec.train.epochs) {
-          char line[160];
-          std::snprintf(line, sizeof line, "epoch %d/%d loss %.4f %.0f inst/s", r.epoch + 1, spec.train.epochs,
-                        r.mean_loss, r.instances_per_second);
-          log(line);
+    for (const auto& r : fitted.history) result.history.push_back(r);
+    if (fitted.interrupted) {
+      result.status = "interrupted";
+      result.error = "stopped on request after " + std::to_string(fitted.history.size()) +
+                     " epochs; rerun to resume from " + fit_options.checkpoint_path;
+      log(result.error);
+    } else {
+      result.metrics["selection"] = {{"metric", fitted.selection_metric},
+                                     {"best_epoch", fitted.best_epoch},
+                                     {"best_score", fitted.best_score},
+                                     {"stopped_early", fitted.stopped_early},
+                                     {"epochs_run", fitted.history.size()},
+                                     {"resumed_from_epoch", fitted.resumed_from_epoch}};
+      stage("evaluating", [&] {
+        result.metrics["train"] = metrics_json(predict(*model, bags, split.train));
+        const Predictions test = predict(*model, bags, split.test);
+        result.metrics["test"] = metrics_json(test);
+        result.metrics["test_bootstrap"] = bootstrap_json(test, spec.split.fold_index);
+        if (!split.val.empty()) {
+          const Predictions val = predict(*model, bags, split.val);
+          result.metrics["val"] = metrics_json(val);
+          if (data->class_count == 2) result.metrics["test_at_val_threshold"] = at_val_threshold(val, test);
         }
+        return 0;
       });
-    });
-    stage("evaluating", [&] {
-      result.metrics["train"] = metrics_json(predict(*model, bags, split.train));
-      if (!split.val.empty()) result.metrics["val"] = metrics_json(predict(*model, bags, split.val));
-      result.metrics["test"] = metrics_json(predict(*model, bags, split.test));
-      return 0;
-    });
+      if (!options.work_dir.empty()) {
+        stage("saving the model", [&] {
+          torch::serialize::OutputArchive archive;
+          model->save(archive);
+          archive.save_to((fs::path(options.work_dir) / "model_best.pt").string());
+          fs::remove(fit_options.checkpoint_path);  // done: the resume state is no longer needed
+          return 0;
+        });
+      }
+      result.status = "ok";
+    }
     result.metrics["parameters"] = count_trainable_parameters(*model);
-    result.status = "ok";
   } catch (const std::exception& e) {
     result.status = "failed";
     result.error = e.what();

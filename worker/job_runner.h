@@ -2,6 +2,7 @@
 // Runs one job (one fold of one config with one seed) in this process. Never throws: a failure of any
 // stage becomes a JobResult with status "failed" and the error with its stage, so one bad job never
 // takes down the sweep.
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -9,6 +10,7 @@
 
 #include "mil/bag_dataset.h"
 #include "mil/specs.h"
+#include "mil/trainer.h"
 
 namespace mil::worker {
 
@@ -16,6 +18,13 @@ namespace mil::worker {
 struct RunOptions {
   int rank = -1;                                  ///< MPI rank running it, recorded in the result (-1 = none).
   std::function<void(const std::string&)> log;    ///< Progress lines; may be empty.
+  /// Folder for this job's files: checkpoint.pt (resumed when present; removed once the job is done),
+  /// model_best.pt and epochs.jsonl. Empty = no files, no resume.
+  std::string work_dir;
+  int checkpoint_every = 1;                       ///< Epochs between checkpoints.
+  const std::atomic<bool>* stop_requested = nullptr;  ///< Set by SIGTERM: checkpoint and return "interrupted".
+  /// Called after every epoch with the job's progress (for progress bars); may be empty.
+  std::function<void(const EpochRecord& record, int epochs)> on_epoch;
 };
 
 /// Keeps the most recently used datasets of a worker in memory, so the folds of one benchmark load
@@ -32,7 +41,8 @@ class DatasetCache {
   std::map<std::string, std::pair<std::uint64_t, std::shared_ptr<const BagDataset>>> entries_;
 };
 
-/// Loads data, splits, trains and evaluates `spec`; returns its result (ok or failed, never throws).
+/// Loads data, splits, trains and evaluates `spec`; returns its result, never throws. Status is "ok",
+/// "failed" (with the stage and cause in `error`), or "interrupted" (stop requested; rerun to resume).
 JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& cache);
 
 }  // namespace mil::worker

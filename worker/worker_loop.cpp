@@ -11,7 +11,7 @@
 
 namespace mil::worker {
 
-int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log) {
+int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log, const std::string& work_root) {
   int rank = 0;
   MIL_MPI_CHECK(MPI_Comm_rank(comm, &rank));
   char host[256] = {};
@@ -37,7 +37,9 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
       case MsgTag::kJob: {
         JobResult result;
         try {
-          result = run_job(nlohmann::json::parse(reply.payload).get<JobSpec>(), options, cache);
+          const JobSpec spec = nlohmann::json::parse(reply.payload).get<JobSpec>();
+          options.work_dir = work_root.empty() ? std::string() : work_root + "/" + spec.id();
+          result = run_job(spec, options, cache);
         } catch (const std::exception& e) {
           // The spec itself could not be read: report it against the raw payload's hash.
           result.status = "failed";

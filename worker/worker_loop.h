@@ -9,7 +9,8 @@
 namespace mil::worker {
 
 /// Runs jobs from the orchestrator on `comm` until it sends kStop. Returns the number of jobs run.
-/// `log` receives progress lines and may be empty.
-int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log);
+/// `log` receives progress lines and may be empty. Each job keeps its checkpoint and best model in
+/// `<work_root>/<job id>/` (none when work_root is empty), so a rerun resumes a job that was killed.
+int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log, const std::string& work_root);
 
 }  // namespace mil::worker

@@ -53,7 +53,7 @@ TEST(OrchestratorLoop, RunsEveryJobOnceAcrossWorkersAndStopsThem) {
   const std::string scratch = shared_scratch(dir.get());
   if (rank != 0) {
     // Every worker gets a kStop eventually; the number of jobs each ran depends on timing.
-    const int ran = worker::run_worker(g_comm, {});
+    const int ran = worker::run_worker(g_comm, {}, "");
     EXPECT_GE(ran, 0);
     return;
   }
@@ -88,7 +88,7 @@ TEST(OrchestratorLoop, SkipsJobsWithResultsAndStillStopsEveryWorker) {
   if (rank == 0) dir = std::make_unique<testing::TempDir>();
   const std::string scratch = shared_scratch(dir.get());
   if (rank != 0) {
-    EXPECT_EQ(worker::run_worker(g_comm, {}), 0) << "no job should reach a worker";
+    EXPECT_EQ(worker::run_worker(g_comm, {}, ""), 0) << "no job should reach a worker";
     return;
   }
   const auto jobs = jobs_for(scratch + "/nowhere", 3);  // data that does not exist: running would fail
