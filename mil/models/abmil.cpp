@@ -1,8 +1,8 @@
 #include "mil/models/abmil.h"
 
-#include <torch/nn/init.h>
 #include <torch/nn/modules/activation.h>
-#include <torch/nn/modules/dropout.h>
+
+#include "mil/models/model_init.h"
 
 namespace mil {
 
@@ -10,15 +10,7 @@ AbmilImpl::AbmilImpl(AbmilOptions options_) : options(std::move(options_)) {
   TORCH_CHECK(options.input_dim() > 0 && options.class_count() > 1, "Abmil needs input_dim > 0 and class_count > 1, got ",
               options.input_dim(), " and ", options.class_count());
   TORCH_CHECK(options.dropout() >= 0.0 && options.dropout() < 1.0, "Abmil dropout must be in [0, 1), got ", options.dropout());
-  feature = torch::nn::Sequential(torch::nn::Linear(options.input_dim(), options.embed_dim()));
-  if (options.activation() == "gelu") {
-    feature->push_back(torch::nn::GELU());
-  } else if (options.activation() == "relu") {
-    feature->push_back(torch::nn::ReLU());
-  } else {
-    TORCH_CHECK(false, "Abmil activation must be gelu or relu, got '", options.activation(), "'");
-  }
-  if (options.dropout() > 0.0) feature->push_back(torch::nn::Dropout(options.dropout()));
+  feature = embedding_block(options.input_dim(), options.embed_dim(), options.activation(), options.dropout(), "Abmil");
   attention = torch::nn::Sequential(torch::nn::Linear(options.embed_dim(), options.attention_dim()), torch::nn::Tanh(),
                                     torch::nn::Linear(options.attention_dim(), 1));
   classifier = torch::nn::Linear(options.embed_dim(), options.class_count());
@@ -28,15 +20,7 @@ AbmilImpl::AbmilImpl(AbmilOptions options_) : options(std::move(options_)) {
   reset_parameters();
 }
 
-void AbmilImpl::reset_parameters() {
-  torch::NoGradGuard no_grad;
-  for (auto& module : modules(/*include_self=*/false)) {
-    if (auto* linear = module->as<torch::nn::Linear>()) {
-      torch::nn::init::xavier_normal_(linear->weight);
-      if (linear->bias.defined()) linear->bias.zero_();
-    }
-  }
-}
+void AbmilImpl::reset_parameters() { xavier_normal_linears(*this); }
 
 MilOutput AbmilImpl::forward(const at::Tensor& bag) {
   TORCH_CHECK(bag.dim() == 2, "Abmil expects [N, D] bag features, got ", bag.sizes());
@@ -49,13 +33,7 @@ MilOutput AbmilImpl::forward(const at::Tensor& bag) {
 }
 
 AbmilOptions abmil_options_from_json(const nlohmann::json& j, int64_t input_dim, int64_t class_count) {
-  require_known_keys(j, {"embed_dim", "attention_dim", "dropout", "activation"}, "model 'abmil'.options");
-  AbmilOptions o(input_dim, class_count);
-  if (j.contains("embed_dim")) o.embed_dim(j.at("embed_dim").get<int64_t>());
-  if (j.contains("attention_dim")) o.attention_dim(j.at("attention_dim").get<int64_t>());
-  if (j.contains("dropout")) o.dropout(j.at("dropout").get<double>());
-  if (j.contains("activation")) o.activation(j.at("activation").get<std::string>());
-  return o;
+  return attention_options_from_json(j, AbmilOptions(input_dim, class_count), "abmil");
 }
 
 }  // namespace mil

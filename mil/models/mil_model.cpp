@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "mil/models/abmil.h"
+#include "mil/models/gated_abmil.h"
 
 namespace mil {
 
@@ -11,10 +12,13 @@ std::shared_ptr<MilModelImpl> make_model(const ModelSpec& spec, int64_t input_di
     if (spec.name == "abmil") {
       return std::make_shared<AbmilImpl>(abmil_options_from_json(spec.options, input_dim, class_count));
     }
+    if (spec.name == "gabmil") {
+      return std::make_shared<GatedAbmilImpl>(gated_abmil_options_from_json(spec.options, input_dim, class_count));
+    }
   } catch (const std::exception& e) {
     throw std::runtime_error("building model '" + spec.name + "': " + e.what());
   }
-  throw std::runtime_error("unknown model '" + spec.name + "' (available: abmil)");
+  throw std::runtime_error("unknown model '" + spec.name + "' (available: abmil, gabmil)");
 }
 
 int64_t count_trainable_parameters(const torch::nn::Module& module) {

@@ -1,0 +1,35 @@
+#include "mil/models/model_init.h"
+
+#include <torch/nn/init.h>
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/utils.h>
+
+namespace mil {
+
+torch::nn::Sequential embedding_block(int64_t input_dim, int64_t embed_dim, const std::string& activation,
+                                      double dropout, const char* model) {
+  torch::nn::Sequential block(torch::nn::Linear(input_dim, embed_dim));
+  if (activation == "gelu") {
+    block->push_back(torch::nn::GELU());
+  } else if (activation == "relu") {
+    block->push_back(torch::nn::ReLU());
+  } else {
+    TORCH_CHECK(false, model, " activation must be gelu or relu, got '", activation, "'");
+  }
+  if (dropout > 0.0) block->push_back(torch::nn::Dropout(dropout));
+  return block;
+}
+
+void xavier_normal_linears(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& child : module.modules(/*include_self=*/false)) {
+    if (auto* linear = child->as<torch::nn::Linear>()) {
+      torch::nn::init::xavier_normal_(linear->weight);
+      if (linear->bias.defined()) linear->bias.zero_();
+    }
+  }
+}
+
+}  // namespace mil
