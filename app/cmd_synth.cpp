@@ -23,6 +23,10 @@ options:
   --witness-max F           largest witness share (default 0.20)
   --signal S                witness shift in noise standard deviations (default 3.0)
   --seed S                  seed (default 7); the same options give identical files
+  --task T                  classification (default) or survival: survival.csv (Study,ID,Event,
+                            Status,WSI) where cases with witnesses have a higher hazard; use it with
+                            dataset kind "survival" and class_count 4
+  --hazard-ratio R          survival: hazard of cases with witnesses over the others (default 10)
 
 example:
   mhim synth --out data/synth --bags 200 --dim 128
@@ -34,7 +38,7 @@ int cmd_synth(const Tokens& tokens) {
   try {
     const Args args(tokens,
                     {"out", "bags", "dim", "min-instances", "max-instances", "positive-fraction", "witness-min",
-                     "witness-max", "signal", "seed"},
+                     "witness-max", "signal", "seed", "task", "hazard-ratio"},
                     {});
     if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
     SyntheticOptions o;
@@ -48,6 +52,8 @@ int cmd_synth(const Tokens& tokens) {
     o.witness_fraction_max = args.get_double("witness-max", o.witness_fraction_max);
     o.signal_strength = args.get_double("signal", o.signal_strength);
     o.seed = args.get_u64("seed", o.seed);
+    o.task = args.get("task", o.task);
+    o.hazard_ratio = args.get_double("hazard-ratio", o.hazard_ratio);
     write_synthetic_benchmark(out, o);
     std::printf("wrote %d bags (D=%d) to %s\n", o.bag_count, o.feature_dim, out.c_str());
     return 0;

@@ -2,6 +2,8 @@
 #include <fstream>
 #include <iostream>
 
+#include <unistd.h>
+
 #include "app/args.h"
 #include "app/commands.h"
 #include "mil/specs.h"
@@ -45,6 +47,17 @@ examples:
   mhim train --dataset data/synth --fold 0 --folds 5 --epochs 20 --out result.json --work-dir runs/f0
   mhim train --dataset ../shared/data/mil-classic/musk1 --kind musk --protocol file --folds 10 --standardize
 )";
+
+/// "[#######.............] 7/20 epochs  loss 0.4123  ETA 1m05s"
+std::string progress_bar(int done, int total, double elapsed_seconds, double loss) {
+  constexpr int kWidth = 24;
+  const int filled = total > 0 ? done * kWidth / total : 0;
+  const double eta = done > 0 ? elapsed_seconds / done * (total - done) : 0.0;
+  char text[160];
+  std::snprintf(text, sizeof text, "[%s%s] %d/%d epochs  loss %.4f  ETA %dm%02ds", std::string(filled, '#').c_str(),
+                std::string(kWidth - filled, '.').c_str(), done, total, loss, int(eta) / 60, int(eta) % 60);
+  return text;
+}
 
 JobSpec spec_from_flags(const Args& args) {
   JobSpec spec;
@@ -104,9 +117,22 @@ int cmd_train(const Tokens& tokens) {
                spec.dataset.name.c_str(), spec.model.name.c_str(), spec.split.fold_index, spec.split.fold_count,
                static_cast<unsigned long long>(spec.seed), threads);
   worker::DatasetCache cache;
-  options.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+  // On a terminal: a progress bar with ETA that log lines clear first; otherwise plain lines only.
+  const bool terminal = ::isatty(STDERR_FILENO) == 1;
+  options.log = [terminal](const std::string& line) {
+    std::fprintf(stderr, terminal ? "\r\033[K%s\n" : "%s\n", line.c_str());
+  };
+  double elapsed = 0.0;
+  if (terminal) {
+    options.on_epoch = [&elapsed](const EpochRecord& r, int epochs) {
+      elapsed += r.seconds;
+      std::fputs(("\r\033[K" + progress_bar(r.epoch + 1, epochs, elapsed, r.mean_loss)).c_str(), stderr);
+      std::fflush(stderr);
+    };
+  }
   options.stop_requested = install_stop_handlers();
   const JobResult result = worker::run_job(spec, options, cache);
+  if (terminal) std::fputs("\r\033[K", stderr);
   if (!out_path.empty()) {
     std::ofstream out(out_path);
     out << nlohmann::json(result).dump(2) << '\n';

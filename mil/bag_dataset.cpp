@@ -14,6 +14,7 @@
 
 #include "mil/feature_io.h"
 #include "mil/sha256.h"
+#include "mil/survival.h"
 
 namespace mil {
 namespace fs = std::filesystem;
@@ -167,6 +168,72 @@ BagDataset load_musk(const DatasetSpec& spec, int repetition) {
   return data;
 }
 
+BagDataset load_survival(const DatasetSpec& spec) {
+  BagDataset data;
+  data.class_count = spec.class_count;
+  data.survival = true;
+  const std::string csv_path = (fs::path(spec.root) / "survival.csv").string();
+  struct Case {
+    std::string id;
+    double time = 0.0;
+    int status = 0;
+    std::vector<std::string> slides;
+  };
+  std::vector<Case> cases;
+  std::map<std::string, std::size_t> case_index;
+  for_each_csv_row(csv_path, {"Study", "ID", "Event", "Status", "WSI"},
+                   [&](const std::vector<std::string>& f, const std::string& where) {
+                     if (f.size() < 4) throw std::runtime_error(where + ": expected 'Study,ID,Event,Status,WSI'");
+                     const std::string id = trim(f[1]);
+                     char* end = nullptr;
+                     const double time = std::strtod(f[2].c_str(), &end);
+                     if (end == f[2].c_str() || !(time >= 0)) {
+                       throw std::runtime_error(where + ": Event '" + f[2] + "' is not a non-negative time");
+                     }
+                     const int status = parse_int(trim(f[3]), where);
+                     if (status != 0 && status != 1) throw std::runtime_error(where + ": Status must be 0 or 1");
+                     const std::string slide = f.size() > 4 && !trim(f[4]).empty() ? trim(f[4]) : id;
+                     auto [it, inserted] = case_index.emplace(id, cases.size());
+                     if (inserted) cases.push_back(Case{id, time, status, {}});
+                     Case& c = cases[it->second];
+                     if (c.time != time || c.status != status) {
+                       throw std::runtime_error(where + ": case '" + id + "' has a different Event/Status on another row");
+                     }
+                     c.slides.push_back(slide);
+                   });
+  if (cases.size() < 2) throw std::runtime_error(csv_path + ": fewer than 2 cases");
+  std::vector<double> times;
+  std::vector<int> events;
+  for (const Case& c : cases) times.push_back(c.time), events.push_back(c.status);
+  data.bin_edges = survival_bin_edges(times, events, spec.class_count);
+
+  Sha256 combined;
+  std::uintmax_t total_bytes = 0, files = 0;
+  for (const Case& c : cases) {
+    std::vector<at::Tensor> parts;
+    for (const std::string& slide : c.slides) {
+      const std::string path = (fs::path(spec.root) / "pt_files" / (slide + ".pt")).string();
+      const std::vector<char> bytes = read_file_bytes(path);
+      total_bytes += bytes.size();
+      ++files;
+      combined.update(slide + ":" + sha256_hex(std::string_view(bytes.data(), bytes.size())) + "\n");
+      parts.push_back(decode_feature_bytes(bytes, path));
+      if (data.feature_dim == 0) data.feature_dim = int(parts.back().size(1));
+      if (parts.back().size(1) != data.feature_dim) {
+        throw std::runtime_error("'" + path + "': feature dim " + std::to_string(parts.back().size(1)) +
+                                 " differs from " + std::to_string(data.feature_dim));
+      }
+    }
+    Bag bag{c.id, parts.size() == 1 ? parts.front() : at::cat(parts, 0), survival_bin(c.time, data.bin_edges),
+            c.time, c.status == 0};
+    data.bags.push_back(std::move(bag));
+  }
+  data.inputs = {{"labels", {{"path", csv_path}, {"sha256", sha256_file(csv_path)}}},
+                 {"features", {{"files", files}, {"bytes", total_bytes}, {"sha256", combined.hex_digest()}}},
+                 {"bin_edges", data.bin_edges}};
+  return data;
+}
+
 }  // namespace
 
 std::vector<int> BagDataset::labels() const {
@@ -180,6 +247,7 @@ BagDataset load_dataset(const DatasetSpec& spec, int repetition) {
   try {
     if (spec.kind == "bags") return load_bags_folder(spec);
     if (spec.kind == "musk") return load_musk(spec, repetition);
+    if (spec.kind == "survival") return load_survival(spec);
     throw std::runtime_error("unknown dataset kind '" + spec.kind + "'");
   } catch (const std::exception& e) {
     throw std::runtime_error("loading dataset '" + spec.name + "': " + e.what());
@@ -195,7 +263,11 @@ std::vector<Bag> standardize_with(const std::vector<Bag>& bags, const std::vecto
   const at::Tensor std = all.std(0, /*unbiased=*/false).clamp_min(1e-6).to(at::kFloat);
   std::vector<Bag> out;
   out.reserve(bags.size());
-  for (const auto& b : bags) out.push_back(Bag{b.slide_id, ((b.features - mean) / std).contiguous(), b.label});
+  for (const auto& b : bags) {
+    Bag scaled = b;
+    scaled.features = ((b.features - mean) / std).contiguous();
+    out.push_back(std::move(scaled));
+  }
   return out;
 }
 

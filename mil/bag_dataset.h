@@ -12,15 +12,19 @@ namespace mil {
 
 /// One slide: its instances' features and its label.
 struct Bag {
-  std::string slide_id;
-  at::Tensor features;  ///< [N, D] float32, contiguous.
-  int label = 0;        ///< In [0, class_count).
+  std::string slide_id;  ///< Slide id, or the case id for survival bags (all of a case's slides).
+  at::Tensor features;   ///< [N, D] float32, contiguous.
+  int label = 0;         ///< Class in [0, class_count); for survival, the event-time bin.
+  double event_time = 0.0;  ///< Survival only: time to event or censoring.
+  bool censored = false;    ///< Survival only: no event observed by event_time.
 };
 
 /// All bags of one dataset, in label-file order.
 struct BagDataset {
   std::vector<Bag> bags;
-  int class_count = 2;
+  int class_count = 2;         ///< Classes, or time bins for survival.
+  bool survival = false;       ///< Bags carry event_time/censored and label = time bin.
+  std::vector<double> bin_edges;  ///< Survival only: the class_count + 1 time-bin edges.
   int feature_dim = 0;
   /// For datasets that ship folds (kind "musk"): the test fold of each bag in the requested repetition.
   std::vector<int> file_fold_of_bag;
@@ -34,6 +38,9 @@ struct BagDataset {
 
 /// Loads a dataset. kind "bags": <root>/labels.csv (header `slide_id,label`) and <root>/pt_files/<id>.pt.
 /// kind "musk": <root>.csv and <root>_folds_5x10.csv (repetition `repetition`) as in shared/data/mil-classic.
+/// kind "survival": <root>/survival.csv in the reference layout `Study,ID,Event,Status,WSI` (one row
+/// per slide; rows of one case ID form one bag of all its slides' <root>/pt_files/<WSI>.pt; Status 1 =
+/// event), with times cut into class_count bins (survival_bin_edges) over the whole cohort.
 /// Errors name the file and line.
 BagDataset load_dataset(const DatasetSpec& spec, int repetition = 0);
 

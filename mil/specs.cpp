@@ -73,8 +73,8 @@ void from_json(const json& j, DatasetSpec& s) {
   read_optional(j, "root", s.root, ctx);
   read_optional(j, "class_count", s.class_count, ctx);
   read_optional(j, "standardize", s.standardize, ctx);
-  if (s.kind != "bags" && s.kind != "musk") {
-    throw std::runtime_error(ctx + " '" + s.name + "'.kind: '" + s.kind + "' is not one of bags, musk");
+  if (s.kind != "bags" && s.kind != "musk" && s.kind != "survival") {
+    throw std::runtime_error(ctx + " '" + s.name + "'.kind: '" + s.kind + "' is not one of bags, musk, survival");
   }
   if (s.class_count < 2) throw std::runtime_error(ctx + " '" + s.name + "'.class_count must be >= 2");
 }
@@ -127,6 +127,8 @@ void to_json(json& j, const TrainSpec& s) {
            {"stop_epoch", s.stop_epoch},
            {"clip_grad", s.clip_grad},
            {"accumulation", s.accumulation},
+           {"loss", s.loss},
+           {"surv_alpha", s.surv_alpha},
            {"deterministic", s.deterministic}};
 }
 
@@ -134,7 +136,8 @@ void from_json(const json& j, TrainSpec& s) {
   const std::string ctx = "train";
   require_known_keys(j,
                      {"epochs", "lr", "weight_decay", "schedule", "lr_min", "warmup_epochs", "warmup_lr",
-                      "early_stopping", "patience", "stop_epoch", "clip_grad", "accumulation", "deterministic"},
+                      "early_stopping", "patience", "stop_epoch", "clip_grad", "accumulation", "loss", "surv_alpha",
+                      "deterministic"},
                      ctx);
   read_optional(j, "epochs", s.epochs, ctx);
   read_optional(j, "lr", s.lr, ctx);
@@ -148,6 +151,8 @@ void from_json(const json& j, TrainSpec& s) {
   read_optional(j, "stop_epoch", s.stop_epoch, ctx);
   read_optional(j, "clip_grad", s.clip_grad, ctx);
   read_optional(j, "accumulation", s.accumulation, ctx);
+  read_optional(j, "loss", s.loss, ctx);
+  read_optional(j, "surv_alpha", s.surv_alpha, ctx);
   read_optional(j, "deterministic", s.deterministic, ctx);
   if (s.epochs < 1) throw std::runtime_error(ctx + ".epochs must be >= 1");
   if (!(s.lr > 0.0)) throw std::runtime_error(ctx + ".lr must be > 0");
@@ -164,6 +169,10 @@ void from_json(const json& j, TrainSpec& s) {
   if (s.stop_epoch < 0) throw std::runtime_error(ctx + ".stop_epoch must be >= 0");
   if (s.clip_grad < 0.0) throw std::runtime_error(ctx + ".clip_grad must be >= 0 (0 = off)");
   if (s.accumulation < 1) throw std::runtime_error(ctx + ".accumulation must be >= 1");
+  if (s.loss != "auto" && s.loss != "ce" && s.loss != "nll_surv") {
+    throw std::runtime_error(ctx + ".loss: '" + s.loss + "' is not one of auto, ce, nll_surv");
+  }
+  if (!(s.surv_alpha >= 0.0 && s.surv_alpha <= 1.0)) throw std::runtime_error(ctx + ".surv_alpha must be in [0, 1]");
 }
 
 void to_json(json& j, const JobSpec& s) {
@@ -183,11 +192,18 @@ void from_json(const json& j, JobSpec& s) {
 
 std::string JobSpec::id() const { return short_hash(json(*this)); }
 
-std::string JobSpec::config_id() const {
+json JobSpec::config_json() const {
   json j = *this;
   j.erase("seed");
-  j["split"].erase("fold_index");
-  return short_hash(j);
+  for (const char* key : {"fold_index", "split_seed", "repetition"}) j["split"].erase(key);
+  return j;
+}
+
+std::string JobSpec::config_id() const { return short_hash(config_json()); }
+
+std::string JobSpec::replicate_key() const {
+  return "seed=" + std::to_string(seed) + ",split_seed=" + std::to_string(split.split_seed) +
+         ",repetition=" + std::to_string(split.repetition);
 }
 
 void to_json(json& j, const JobResult& r) {

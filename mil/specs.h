@@ -13,9 +13,9 @@ namespace mil {
 /// Where a benchmark's bags come from.
 struct DatasetSpec {
   std::string name;           ///< Benchmark name; groups rows in the leaderboard.
-  std::string kind = "bags";  ///< "bags": <root>/labels.csv + <root>/pt_files/<id>.pt; "musk": mil-classic CSVs.
+  std::string kind = "bags";  ///< "bags": <root>/labels.csv + pt_files/; "musk": mil-classic CSVs; "survival": <root>/survival.csv + pt_files/.
   std::string root;           ///< Folder ("bags") or CSV prefix ("musk", e.g. .../musk1 reads musk1.csv).
-  int class_count = 2;        ///< Number of classes; labels must lie in [0, class_count).
+  int class_count = 2;        ///< Number of classes (labels in [0, class_count)); for survival, time bins (reference: 4).
   bool standardize = false;   ///< Z-score every feature with statistics of the training split only.
 };
 
@@ -49,6 +49,8 @@ struct TrainSpec {
   int stop_epoch = 100;        ///< Early stopping may fire only once the 0-based epoch index exceeds this.
   double clip_grad = 0.0;      ///< Maximum global L2 norm of the gradient; 0 = no clipping (the reference's effective default).
   int accumulation = 1;        ///< Bags per optimizer step; gradients are averaged over them.
+  std::string loss = "auto";   ///< "auto" (by dataset kind), "ce" (cross-entropy), "nll_surv" (discrete-time survival NLL).
+  double surv_alpha = 0.0;     ///< Weight of the uncensored term in the survival NLL (reference default 0).
   bool deterministic = true;   ///< Same seed + inputs + thread count => bit-identical results on CPU.
 };
 
@@ -62,8 +64,13 @@ struct JobSpec {
 
   /// Content hash of the resolved spec (16 hex chars): the same spec always gets the same id.
   std::string id() const;
-  /// Hash of the spec without fold index and seed: jobs of one grid point share it.
+  /// The spec without what only replicates a configuration: the fold index, the seed, the split
+  /// seed and the fold-file repetition. Jobs of one grid point share it.
+  nlohmann::json config_json() const;
+  /// Hash of config_json() (16 hex chars).
   std::string config_id() const;
+  /// Which replicate of its configuration this job's fold belongs to: seed, split seed, repetition.
+  std::string replicate_key() const;
 };
 
 /// Outcome of one job, written once per job by the orchestrator.

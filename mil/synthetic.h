@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+
 namespace mil {
 
 /// How a synthetic benchmark is drawn. Every field is seeded, so the same options give identical files.
@@ -18,10 +19,17 @@ struct SyntheticOptions {
   double witness_fraction_max = 0.20;   ///< Largest share (uniform between the two; at least one witness).
   double signal_strength = 3.0;         ///< Witness shift along the hidden unit direction, in noise stds.
   std::uint64_t seed = 7;               ///< Seeds the direction, bag sizes, labels and noise.
+  /// "classification": labels.csv with 0/1 labels. "survival": survival.csv in the reference layout;
+  /// "positive" cases (with witnesses) have hazard_ratio times the event hazard (exponential times,
+  /// base rate 0.01/month, censored uniformly in [0, 120] months), and about a third of the cases
+  /// have their instances split over two slides.
+  std::string task = "classification";
+  double hazard_ratio = 10.0;  ///< Survival only: event hazard of positive over negative cases.
 };
 
-/// Writes <root>/labels.csv (`slide_id,label`), <root>/pt_files/<slide_id>.pt (torch.save format) and
-/// <root>/synthetic.json (the options, for provenance). Creates `root`; overwrites existing files.
+/// Writes <root>/labels.csv (`slide_id,label`) or <root>/survival.csv (`Study,ID,Event,Status,WSI`),
+/// <root>/pt_files/<slide_id>.pt (torch.save format) and <root>/synthetic.json (the options, for
+/// provenance). Creates `root`; overwrites existing files.
 void write_synthetic_benchmark(const std::string& root, const SyntheticOptions& options);
 
 }  // namespace mil

@@ -21,6 +21,7 @@
 #include "mil/metrics.h"
 #include "mil/models/mil_model.h"
 #include "mil/splits.h"
+#include "mil/survival.h"
 
 namespace mil {
 namespace {
@@ -219,7 +220,18 @@ void from_json(const json& j, EpochRecord& r) {
 
 void seed_torch(std::uint64_t seed) { torch::manual_seed(seed); }
 
-std::string selection_metric_for(int class_count) { return class_count == 2 ? "auc" : "balanced_accuracy"; }
+std::string selection_metric_for(int class_count, bool survival) {
+  if (survival) return "c_index";
+  return class_count == 2 ? "auc" : "balanced_accuracy";
+}
+
+std::map<std::string, double> evaluate(const Predictions& p, bool survival) {
+  if (!survival) return classification_metrics(p.probabilities, p.labels);
+  std::map<std::string, double> out;
+  const double c_index = harrell_c_index(p.risks, p.event_times, p.event_observed);
+  if (!std::isnan(c_index)) out["c_index"] = c_index;
+  return out;
+}
 
 double learning_rate_at(const TrainSpec& spec, int epoch) {
   if (spec.warmup_epochs > 0 && epoch < spec.warmup_epochs) {
@@ -244,6 +256,7 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
               const std::vector<int>& train_indices, const std::vector<int>& val_indices, std::uint64_t seed,
               const FitOptions& options) {
   TORCH_CHECK(!train_indices.empty(), "fit: no training bags");
+  const bool survival = spec.loss == "nll_surv";
   torch::optim::Adam optimizer(model.parameters(), torch::optim::AdamOptions(spec.lr).weight_decay(spec.weight_decay));
   FitResult result;
   LoopState state;
@@ -275,8 +288,9 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     while (state.position < state.order.size()) {
       const Bag& bag = bags.at(state.order[state.position]);
       const MilOutput out = model.forward(bag.features);
-      const at::Tensor target = torch::full({1}, bag.label, torch::kLong);
-      const at::Tensor loss = torch::nn::functional::cross_entropy(out.logits, target);
+      const at::Tensor loss =
+          survival ? survival_nll(out.logits, bag.label, bag.censored, spec.surv_alpha)
+                   : torch::nn::functional::cross_entropy(out.logits, torch::full({1}, bag.label, torch::kLong));
       const double value = loss.item<double>();
       state.instances += bag.features.size(0);
       if (std::isfinite(value)) {
@@ -311,8 +325,8 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     record.instances_per_second = state.train_seconds > 0 ? double(state.instances) / state.train_seconds : 0.0;
     if (!val_indices.empty()) {
       const Predictions p = predict(model, bags, val_indices);
-      record.val = classification_metrics(p.probabilities, p.labels);
-      state.selection_metric = selection_metric_for(int(p.probabilities.front().size()));
+      record.val = evaluate(p, survival);
+      state.selection_metric = selection_metric_for(int(p.probabilities.front().size()), survival);
       auto it = record.val.find(state.selection_metric);
       const double score = it == record.val.end() ? 0.0 : it->second;
       if (score > state.best_score) {  // strict, from 0, as the reference
@@ -355,10 +369,14 @@ Predictions predict(MilModelImpl& model, const std::vector<Bag>& bags, const std
   Predictions out;
   for (int index : indices) {
     const Bag& bag = bags.at(index);
-    const at::Tensor probabilities = model.forward(bag.features).logits.softmax(1).to(torch::kDouble).contiguous();
+    const at::Tensor logits = model.forward(bag.features).logits;
+    const at::Tensor probabilities = logits.softmax(1).to(torch::kDouble).contiguous();
     const double* p = probabilities.data_ptr<double>();
     out.probabilities.emplace_back(p, p + probabilities.size(1));
     out.labels.push_back(bag.label);
+    out.risks.push_back(survival_risk(logits));
+    out.event_times.push_back(bag.event_time);
+    out.event_observed.push_back(bag.censored ? 0 : 1);
   }
   model.train(was_training);
   return out;

@@ -31,11 +31,17 @@ struct EpochRecord {
 void to_json(nlohmann::json& j, const EpochRecord& r);
 void from_json(const nlohmann::json& j, EpochRecord& r);
 
-/// Class probabilities of a set of bags, with their labels.
+/// Model outputs for a set of bags, with what their metrics need.
 struct Predictions {
   std::vector<std::vector<double>> probabilities;  ///< [bags][classes], softmax of the logits.
   std::vector<int> labels;
+  std::vector<double> risks;        ///< Survival risk -sum(S) of the hazard logits (see survival.h).
+  std::vector<double> event_times;  ///< The bags' event times (survival datasets).
+  std::vector<int> event_observed;  ///< 1 - censored.
 };
+
+/// Metrics of a prediction set: classification_metrics, or {"c_index"} when `survival`.
+std::map<std::string, double> evaluate(const Predictions& predictions, bool survival);
 
 /// How fit() runs; none of it changes what it computes.
 struct FitOptions {
@@ -88,6 +94,7 @@ void seed_torch(std::uint64_t seed);
 
 /// Trains `model` on `train_indices` of `bags`, validating on `val_indices` (may be empty) after every
 /// epoch. Bag order is reshuffled each epoch from `seed`, independently of torch's generator.
+/// spec.loss must be resolved ("ce" or "nll_surv"; "auto" is read as "ce").
 FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>& bags,
               const std::vector<int>& train_indices, const std::vector<int>& val_indices, std::uint64_t seed,
               const FitOptions& options = {});
@@ -95,8 +102,8 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
 /// Eval-mode forward of every bag in `indices`, without gradients.
 Predictions predict(MilModelImpl& model, const std::vector<Bag>& bags, const std::vector<int>& indices);
 
-/// The metric that selects checkpoints and drives early stopping: "auc" for two classes, else
-/// "balanced_accuracy" (the reference's macro accuracy).
-std::string selection_metric_for(int class_count);
+/// The metric that selects checkpoints and drives early stopping: "c_index" for survival, "auc" for
+/// two classes, else "balanced_accuracy" (the reference's macro accuracy).
+std::string selection_metric_for(int class_count, bool survival);
 
 }  // namespace mil

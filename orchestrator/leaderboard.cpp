@@ -24,6 +24,7 @@ constexpr std::size_t kMaxErrorChars = 160;
 struct RowBuilder {
   LeaderboardRow row;
   std::map<std::string, std::vector<double>> test, val;
+  std::map<std::string, std::map<std::string, std::vector<double>>> test_by_replicate;
   std::map<std::string, json> settings;
 };
 
@@ -39,11 +40,8 @@ void flatten(const json& j, const std::string& prefix, std::map<std::string, jso
 }
 
 std::map<std::string, json> config_settings(const JobSpec& spec) {
-  json j = spec;
-  j.erase("seed");
-  j["split"].erase("fold_index");
   std::map<std::string, json> out;
-  flatten(j, "", out);
+  flatten(spec.config_json(), "", out);
   return out;
 }
 
@@ -154,6 +152,7 @@ Leaderboard build_leaderboard(const std::vector<JobResult>& results,
     ++b.row.runs;
     collect(r->metrics, "test", b.test);
     collect(r->metrics, "val", b.val);
+    collect(r->metrics, "test", b.test_by_replicate[r->spec.replicate_key()]);
   }
   label_configs(builders);
 
@@ -161,6 +160,12 @@ Leaderboard build_leaderboard(const std::vector<JobResult>& results,
   for (auto& b : builders) {
     for (const auto& [key, values] : b.test) b.row.test[key] = summarise(values);
     for (const auto& [key, values] : b.val) b.row.val[key] = summarise(values);
+    b.row.replicates = int(b.test_by_replicate.size());
+    std::map<std::string, std::vector<double>> replicate_means;
+    for (const auto& [replicate, metrics] : b.test_by_replicate) {
+      for (const auto& [key, values] : metrics) replicate_means[key].push_back(summarise(values).mean);
+    }
+    for (const auto& [key, means] : replicate_means) b.row.test_replicate_means[key] = summarise(means);
     board.rows.push_back(std::move(b.row));
   }
   std::sort(
@@ -198,21 +203,35 @@ std::string to_markdown(const Leaderboard& board, const std::string& title) {
   std::string md = "# " + title + "\n\n";
   if (board.rows.empty()) md += "No ok results yet.\n\n";
   std::string dataset;
+  bool replicated = false;  // the current dataset's table has a column of replicate means
+  bool any_replicated = false;
   for (std::size_t i = 0; i < board.rows.size(); ++i) {
     const LeaderboardRow& row = board.rows[i];
     if (i == 0 || row.dataset != dataset) {
       dataset = row.dataset;
+      replicated = std::any_of(board.rows.begin(), board.rows.end(), [&](const LeaderboardRow& r) {
+        return r.dataset == dataset && r.replicates > 1;
+      });
+      any_replicated |= replicated;
       md += std::string(i == 0 ? "" : "\n") + "## " + escape(dataset) + "\n\n";
-      md += "| Model | Config | Runs | Test AUC | Test Acc | Test Bal.Acc | Val AUC |\n";
-      md += "|---|---|---:|---:|---:|---:|---:|\n";
+      md += "| Model | Config | Runs | Test AUC | Test Acc | Test Bal.Acc | Val AUC |";
+      md += replicated ? " Reps | Test Acc over reps |\n" : "\n";
+      md += replicated ? "|---|---|---:|---:|---:|---:|---:|---:|---:|\n" : "|---|---|---:|---:|---:|---:|---:|\n";
     }
     md += "| " + escape(row.model) + " | " +
           (row.config_label.empty() ? "–" : escape(row.config_label)) + " | " +
           std::to_string(row.runs) + " | " + cell(row.test, "auc") + " | " +
           cell(row.test, "accuracy") + " | " + cell(row.test, "balanced_accuracy") + " | " +
-          cell(row.val, "auc") + " |\n";
+          cell(row.val, "auc") + " |";
+    md += replicated ? " " + std::to_string(row.replicates) + " | " + cell(row.test_replicate_means, "accuracy") + " |\n"
+                     : "\n";
   }
-  if (!board.rows.empty()) md += "\nmean ± population std over folds × seeds\n\n";
+  if (!board.rows.empty()) {
+    md += "\nmean ± population std over all runs (folds × replicates)";
+    md += any_replicated ? "; \"over reps\": mean ± population std of the per-replicate means "
+                           "(replicate = seed, split seed, repetition)\n\n"
+                         : "\n\n";
+  }
   md += "## Missing\n\n";
   if (board.missing.empty()) return md + "none\n";
   md += "| Job | Dataset | Model | Fold | Seed | Status | Error |\n";
@@ -254,7 +273,9 @@ void to_json(json& j, const LeaderboardRow& r) {
            {"config_id", r.config_id},
            {"config_label", r.config_label},
            {"runs", r.runs},
+           {"replicates", r.replicates},
            {"test", r.test},
+           {"test_replicate_means", r.test_replicate_means},
            {"val", r.val}};
 }
 

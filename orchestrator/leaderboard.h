@@ -27,9 +27,13 @@ struct LeaderboardRow {
   /// The settings that tell this config from its siblings (same dataset + model), e.g.
   /// "train.lr=0.0001"; empty when it has none.
   std::string config_label;
-  int runs = 0;                               ///< Ok results (folds x seeds).
+  int runs = 0;                               ///< Ok results (folds x replicates).
+  int replicates = 0;                         ///< Distinct JobSpec::replicate_key() among the runs.
   std::map<std::string, MetricSummary> test;  ///< result.metrics["test"] summarised per key.
   std::map<std::string, MetricSummary> val;   ///< result.metrics["val"] summarised per key.
+  /// Per key: each replicate's mean over its folds, summarised across replicates (the published
+  /// "5 x 10-fold CV" convention: mean ± std of the 5 repetition means).
+  std::map<std::string, MetricSummary> test_replicate_means;
 };
 
 /// An expected job (or a failed one) without an ok result.

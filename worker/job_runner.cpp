@@ -42,18 +42,26 @@ auto stage(const char* name, Fn&& fn) -> decltype(fn()) {
   }
 }
 
-nlohmann::json metrics_json(const Predictions& predictions) {
-  nlohmann::json j = classification_metrics(predictions.probabilities, predictions.labels);
+nlohmann::json metrics_json(const Predictions& predictions, bool survival) {
+  nlohmann::json j = evaluate(predictions, survival);
   j["bags"] = predictions.labels.size();
   return j;
 }
 
 /// The reference's test bootstrap (spec 4.2): 1,000 resamples seeded by the fold index; mean, unbiased
 /// std and a 95% percentile interval per metric.
-nlohmann::json bootstrap_json(const Predictions& predictions, int fold_index) {
-  const auto indices = bootstrap_indices(int64_t(predictions.labels.size()), kBootstrapResamples, fold_index);
+nlohmann::json bootstrap_json(const Predictions& p, int fold_index, bool survival) {
+  const auto indices = bootstrap_indices(int64_t(p.labels.size()), kBootstrapResamples, fold_index);
+  std::map<std::string, BootstrapSummary> summaries;
+  if (survival) {
+    summaries["c_index"] = bootstrap_metric(indices, [&](const std::vector<int64_t>& rows) {
+      return harrell_c_index(take_rows(p.risks, rows), take_rows(p.event_times, rows), take_rows(p.event_observed, rows));
+    });
+  } else {
+    summaries = bootstrap_classification_metrics(p.probabilities, p.labels, indices);
+  }
   nlohmann::json out = nlohmann::json::object();
-  for (const auto& [name, s] : bootstrap_classification_metrics(predictions.probabilities, predictions.labels, indices)) {
+  for (const auto& [name, s] : summaries) {
     out[name] = {{"mean", s.mean},     {"std", s.std},  {"ci_low", s.ci_low}, {"ci_high", s.ci_high},
                  {"resamples_used", s.resamples_used}};
   }
@@ -142,6 +150,12 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
       return make_model(spec.model, data->feature_dim, data->class_count);
     });
     namespace fs = std::filesystem;
+    const bool survival = data->survival;
+    TrainSpec train_spec = spec.train;  // the loss resolved for this dataset
+    if (train_spec.loss == "auto") train_spec.loss = survival ? "nll_surv" : "ce";
+    if ((train_spec.loss == "nll_surv") != survival) {
+      throw std::runtime_error("train.loss '" + train_spec.loss + "' does not fit dataset kind '" + spec.dataset.kind + "'");
+    }
     FitOptions fit_options;
     fit_options.run_fingerprint = result.job_id;
     fit_options.stop_requested = options.stop_requested;
@@ -164,7 +178,7 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
       }
     };
     const FitResult fitted = stage("training", [&] {
-      return fit(*model, spec.train, bags, split.train, split.val, spec.seed, fit_options);
+      return fit(*model, train_spec, bags, split.train, split.val, spec.seed, fit_options);
     });
     result.history = nlohmann::json::array();
     for (const auto& r : fitted.history) result.history.push_back(r);
@@ -175,20 +189,21 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
       log(result.error);
     } else {
       result.metrics["selection"] = {{"metric", fitted.selection_metric},
+                                     {"loss", train_spec.loss},
                                      {"best_epoch", fitted.best_epoch},
                                      {"best_score", fitted.best_score},
                                      {"stopped_early", fitted.stopped_early},
                                      {"epochs_run", fitted.history.size()},
                                      {"resumed_from_epoch", fitted.resumed_from_epoch}};
       stage("evaluating", [&] {
-        result.metrics["train"] = metrics_json(predict(*model, bags, split.train));
+        result.metrics["train"] = metrics_json(predict(*model, bags, split.train), survival);
         const Predictions test = predict(*model, bags, split.test);
-        result.metrics["test"] = metrics_json(test);
-        result.metrics["test_bootstrap"] = bootstrap_json(test, spec.split.fold_index);
+        result.metrics["test"] = metrics_json(test, survival);
+        result.metrics["test_bootstrap"] = bootstrap_json(test, spec.split.fold_index, survival);
         if (!split.val.empty()) {
           const Predictions val = predict(*model, bags, split.val);
-          result.metrics["val"] = metrics_json(val);
-          if (data->class_count == 2) result.metrics["test_at_val_threshold"] = at_val_threshold(val, test);
+          result.metrics["val"] = metrics_json(val, survival);
+          if (!survival && data->class_count == 2) result.metrics["test_at_val_threshold"] = at_val_threshold(val, test);
         }
         return 0;
       });

@@ -37,12 +37,18 @@ TEST(JobSpec, IdIsAContentHashThatChangesWithAnyField) {
   EXPECT_NE(other.id(), spec.id());
 }
 
-TEST(JobSpec, ConfigIdIgnoresFoldAndSeedOnly) {
+TEST(JobSpec, ConfigIdIgnoresOnlyWhatReplicatesAConfiguration) {
   JobSpec a = sample_spec(), b = sample_spec();
   b.split.fold_index = 0;
   b.seed = 7;
+  b.split.split_seed = 99;
+  b.split.repetition = 3;
   EXPECT_EQ(a.config_id(), b.config_id());
   EXPECT_NE(a.id(), b.id());
+  EXPECT_NE(a.replicate_key(), b.replicate_key());
+  b = sample_spec();
+  b.split.fold_index = 0;
+  EXPECT_EQ(a.replicate_key(), b.replicate_key()) << "folds of one replicate share the key";
   b.split.fold_count = 10;
   EXPECT_NE(a.config_id(), b.config_id());
 }

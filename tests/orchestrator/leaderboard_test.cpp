@@ -46,6 +46,30 @@ JobResult failed_result(const JobSpec& spec, const std::string& error) {
   return r;
 }
 
+TEST(Leaderboard, SummarisesReplicateMeansAcrossRepetitions) {
+  // Repetition 0: folds 0.8, 1.0 -> 0.9; repetition 1: folds 0.6, 0.8 -> 0.7. Over replicates:
+  // mean 0.8, population std 0.1; over all four runs: mean 0.8, std sqrt(0.02) = 0.1414.
+  std::vector<JobResult> results;
+  const double accuracy[2][2] = {{0.8, 1.0}, {0.6, 0.8}};
+  for (int rep = 0; rep < 2; ++rep) {
+    for (int fold = 0; fold < 2; ++fold) {
+      JobSpec spec = make_spec("musk1", 5e-4, 2021, fold);
+      spec.split.repetition = rep;
+      results.push_back(ok_result(spec, {{"accuracy", accuracy[rep][fold]}}));
+    }
+  }
+  const Leaderboard board = build_leaderboard(results, {});
+  ASSERT_EQ(board.rows.size(), 1u) << "repetitions replicate one configuration";
+  const LeaderboardRow& row = board.rows[0];
+  EXPECT_EQ(row.runs, 4);
+  EXPECT_EQ(row.replicates, 2);
+  EXPECT_NEAR(row.test_replicate_means.at("accuracy").mean, 0.8, 1e-12);
+  EXPECT_NEAR(row.test_replicate_means.at("accuracy").std, 0.1, 1e-12);
+  EXPECT_NEAR(row.test.at("accuracy").std, std::sqrt(0.02), 1e-12);
+  const std::string md = to_markdown(board, "t");
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "| 2 | 0.800 ± 0.100 |", md);
+}
+
 TEST(Leaderboard, SummarisesMeanAndPopulationStdOverRuns) {
   const std::vector<JobResult> results = {
       ok_result(make_spec("synth", 2e-4, 1, 0), {{"auc", 0.8}, {"accuracy", 0.5}}, {{"auc", 0.6}}),
@@ -129,7 +153,9 @@ TEST(Leaderboard, MarkdownHasFormattedCellsNoteAndMissingSection) {
   // mean 0.9, std 0.1; accuracy and val absent; balanced accuracy constant.
   EXPECT_PRED_FORMAT2(::testing::IsSubstring,
                       "| abmil | – | 2 | 0.900 ± 0.100 | – | 0.750 ± 0.000 | – |", md);
-  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "mean ± population std over folds × seeds", md);
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "mean ± population std over all runs (folds × replicates)", md);
+  // Seeds 1 and 2 are two replicates, so the replicate column appears: accuracy is absent there too.
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "| Reps | Test Acc over reps |", md);
   EXPECT_PRED_FORMAT2(::testing::IsSubstring, "## Missing\n\nnone\n", md);
 
   const JobSpec crashed = make_spec("synth", 2e-4, 5);
