@@ -129,6 +129,7 @@ void to_json(json& j, const TrainSpec& s) {
            {"accumulation", s.accumulation},
            {"loss", s.loss},
            {"surv_alpha", s.surv_alpha},
+           {"precision", s.precision},
            {"deterministic", s.deterministic}};
 }
 
@@ -137,7 +138,7 @@ void from_json(const json& j, TrainSpec& s) {
   require_known_keys(j,
                      {"epochs", "lr", "weight_decay", "schedule", "lr_min", "warmup_epochs", "warmup_lr",
                       "early_stopping", "patience", "stop_epoch", "clip_grad", "accumulation", "loss", "surv_alpha",
-                      "deterministic"},
+                      "precision", "deterministic"},
                      ctx);
   read_optional(j, "epochs", s.epochs, ctx);
   read_optional(j, "lr", s.lr, ctx);
@@ -153,6 +154,7 @@ void from_json(const json& j, TrainSpec& s) {
   read_optional(j, "accumulation", s.accumulation, ctx);
   read_optional(j, "loss", s.loss, ctx);
   read_optional(j, "surv_alpha", s.surv_alpha, ctx);
+  read_optional(j, "precision", s.precision, ctx);
   read_optional(j, "deterministic", s.deterministic, ctx);
   if (s.epochs < 1) throw std::runtime_error(ctx + ".epochs must be >= 1");
   if (!(s.lr > 0.0)) throw std::runtime_error(ctx + ".lr must be > 0");
@@ -171,6 +173,9 @@ void from_json(const json& j, TrainSpec& s) {
   if (s.accumulation < 1) throw std::runtime_error(ctx + ".accumulation must be >= 1");
   if (s.loss != "auto" && s.loss != "ce" && s.loss != "nll_surv") {
     throw std::runtime_error(ctx + ".loss: '" + s.loss + "' is not one of auto, ce, nll_surv");
+  }
+  if (s.precision != "fp32" && s.precision != "bf16") {
+    throw std::runtime_error(ctx + ".precision: '" + s.precision + "' is not one of fp32, bf16");
   }
   if (!(s.surv_alpha >= 0.0 && s.surv_alpha <= 1.0)) throw std::runtime_error(ctx + ".surv_alpha must be in [0, 1]");
 }

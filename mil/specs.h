@@ -51,6 +51,7 @@ struct TrainSpec {
   int accumulation = 1;        ///< Bags per optimizer step; gradients are averaged over them.
   std::string loss = "auto";   ///< "auto" (by dataset kind), "ce" (cross-entropy), "nll_surv" (discrete-time survival NLL).
   double surv_alpha = 0.0;     ///< Weight of the uncensored term in the survival NLL (reference default 0).
+  std::string precision = "fp32";  ///< "fp32", or "bf16": training forward passes under CPU autocast (evaluation stays fp32).
   bool deterministic = true;   ///< Same seed + inputs + thread count => bit-identical results on CPU.
 };
 

@@ -1,6 +1,7 @@
 #include "mil/trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/autocast_mode.h>
 #include <fcntl.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/utils/clip_grad.h>
@@ -190,6 +191,32 @@ json read_checkpoint(const std::string& path, MilModelImpl& model, NamedTensors&
   return meta;
 }
 
+/// Runs the enclosed forward passes in bfloat16 under CPU autocast when `enabled`; restores the
+/// previous autocast state on exit.
+class CpuAutocastGuard {
+ public:
+  explicit CpuAutocastGuard(bool enabled) : enabled_(enabled) {
+    if (!enabled_) return;
+    previous_enabled_ = at::autocast::is_cpu_enabled();
+    previous_dtype_ = at::autocast::get_autocast_cpu_dtype();
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    at::autocast::set_cpu_enabled(true);
+  }
+  ~CpuAutocastGuard() {
+    if (!enabled_) return;
+    at::autocast::set_cpu_enabled(previous_enabled_);
+    at::autocast::set_autocast_cpu_dtype(previous_dtype_);
+    at::autocast::clear_cache();
+  }
+  CpuAutocastGuard(const CpuAutocastGuard&) = delete;
+  CpuAutocastGuard& operator=(const CpuAutocastGuard&) = delete;
+
+ private:
+  bool enabled_;
+  bool previous_enabled_ = false;
+  at::ScalarType previous_dtype_ = at::kBFloat16;
+};
+
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
 }
@@ -257,6 +284,7 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
               const FitOptions& options) {
   TORCH_CHECK(!train_indices.empty(), "fit: no training bags");
   const bool survival = spec.loss == "nll_surv";
+  const bool bf16 = spec.precision == "bf16";
   torch::optim::Adam optimizer(model.parameters(), torch::optim::AdamOptions(spec.lr).weight_decay(spec.weight_decay));
   FitResult result;
   LoopState state;
@@ -287,10 +315,15 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     const auto start = std::chrono::steady_clock::now();
     while (state.position < state.order.size()) {
       const Bag& bag = bags.at(state.order[state.position]);
-      const MilOutput out = model.forward(bag.features);
+      at::Tensor logits;
+      {
+        CpuAutocastGuard autocast(bf16);
+        logits = model.forward(bag.features).logits;
+      }
+      logits = logits.to(at::kFloat);  // losses in fp32, as the reference computes them outside autocast
       const at::Tensor loss =
-          survival ? survival_nll(out.logits, bag.label, bag.censored, spec.surv_alpha)
-                   : torch::nn::functional::cross_entropy(out.logits, torch::full({1}, bag.label, torch::kLong));
+          survival ? survival_nll(logits, bag.label, bag.censored, spec.surv_alpha)
+                   : torch::nn::functional::cross_entropy(logits, torch::full({1}, bag.label, torch::kLong));
       const double value = loss.item<double>();
       state.instances += bag.features.size(0);
       if (std::isfinite(value)) {

@@ -100,6 +100,18 @@ TEST(Trainer, LearnsThePlantedSignalWellAboveChance) {
   EXPECT_GT(metrics.at("accuracy"), 0.8);
 }
 
+TEST(Trainer, LearnsUnderBf16AutocastAndKeepsFp32Weights) {
+  Fixture f;
+  auto model = fresh_model(f, 11);
+  TrainSpec spec = short_spec(15);
+  spec.precision = "bf16";
+  const FitResult result = fit(*model, spec, f.data.bags, f.split.train, {}, 11);
+  for (const auto& r : result.history) EXPECT_TRUE(std::isfinite(r.mean_loss));
+  for (const auto& p : model->parameters()) EXPECT_EQ(p.scalar_type(), at::kFloat) << "autocast must not recast weights";
+  const Predictions p = predict(*model, f.data.bags, f.split.test);
+  EXPECT_GT(classification_metrics(p.probabilities, p.labels).at("auc"), 0.9);
+}
+
 TEST(Trainer, GivesBitIdenticalWeightsForTheSameSeed) {
   Fixture f;
   auto a = trained(f, 5, 2), b = trained(f, 5, 2), c = trained(f, 6, 2);

@@ -9,6 +9,7 @@
 #include "orchestrator/orchestrator_loop.h"
 #include "orchestrator/results_store.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/mpi_gtest.h"
 #include "worker/mpi_env.h"
 #include "worker/protocol.h"
 #include "worker/worker_loop.h"
@@ -113,12 +114,5 @@ int main(int argc, char** argv) {
   mil::worker::MpiEnvironment mpi(argc, argv);
   mil::orch::g_comm = mpi.comm();
   at::set_num_threads(1);
-  if (mpi.rank() != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-  }
-  const int local = RUN_ALL_TESTS();
-  int worst = 0;
-  MIL_MPI_CHECK(MPI_Allreduce(&local, &worst, 1, MPI_INT, MPI_MAX, mpi.comm()));
-  return worst;
+  return mil::testing::run_all_tests_on_every_rank(mpi);
 }

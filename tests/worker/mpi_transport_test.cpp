@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/mpi_gtest.h"
 #include "worker/mpi_env.h"
 
 namespace mil::worker {
@@ -54,14 +55,5 @@ int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   mil::worker::MpiEnvironment mpi(argc, argv);
   mil::worker::g_comm = mpi.comm();
-  int rank = mpi.rank();
-  if (rank != 0) {
-    // Only rank 0 prints gtest's report; the others still fail the run through their exit code.
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-  }
-  const int local = RUN_ALL_TESTS();
-  int worst = 0;
-  MIL_MPI_CHECK(MPI_Allreduce(&local, &worst, 1, MPI_INT, MPI_MAX, mpi.comm()));
-  return worst;
+  return mil::testing::run_all_tests_on_every_rank(mpi);
 }

@@ -1,0 +1,162 @@
+// mhim bench train: training throughput of the aggregators beside the machine's fp32 matmul peak.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+
+#include "app/args.h"
+#include "app/commands.h"
+#include <torch/nn/modules/linear.h>
+
+#include "mil/models/mil_model.h"
+#include "mil/trainer.h"
+
+namespace mil::app {
+namespace {
+constexpr const char* kHelp = R"(usage: mhim bench train [options]
+
+Trains each model for a few epochs on random in-memory bags and prints epoch time, instances/s,
+achieved GFLOP/s and the share of the machine's fp32 matmul peak, measured first as a torch mm of
+[mean N x D]·[D x 512]. FLOPs are counted analytically: for every per-instance Linear(in, out),
+2·N·in·out forward and the same again for each gradient it needs (weights; inputs except for the
+first layer), plus attention pooling. Resident memory is read after every epoch, to show it does
+not grow. Timings are medians; the first epoch is a warm-up and is left out when epochs >= 2.
+
+options:
+  --bags N            bags per epoch (default 60)
+  --min-instances N   smallest bag (default 500)
+  --max-instances N   largest bag (default 3000)
+  --dim D             feature dimension (default 1024)
+  --epochs E          epochs per model (default 3)
+  --threads T         LibTorch threads (default 2)
+  --models LIST       comma-separated (default abmil,gabmil)
+  --precision LIST    comma-separated fp32,bf16 (default fp32,bf16)
+  --seed S            seed of the random bags (default 1)
+
+example:
+  mhim bench train --threads 2 --epochs 3
+)";
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const std::size_t n = values.size();
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+double resident_megabytes() {
+  std::ifstream statm("/proc/self/statm");
+  long pages_total = 0, pages_resident = 0;
+  statm >> pages_total >> pages_resident;
+  return double(pages_resident) * double(::sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
+}
+
+/// fp32 GFLOP/s of [rows x dim]·[dim x 512], median of 20 after 3 warm-ups.
+double matmul_peak_gflops(int64_t rows, int64_t dim) {
+  const at::Tensor a = at::randn({rows, dim}), b = at::randn({dim, 512});
+  std::vector<double> seconds;
+  for (int i = 0; i < 23; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    const at::Tensor c = a.mm(b);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (i >= 3) seconds.push_back(s);
+  }
+  return 2.0 * double(rows) * double(dim) * 512.0 / median(seconds) / 1e9;
+}
+
+/// Training FLOPs of one bag of n instances (see the help text for the rule).
+double training_flops(const MilModelImpl& model, int64_t n, int64_t dim) {
+  double flops = 0.0;
+  for (const auto& item : model.named_modules()) {
+    const auto* linear = item.value()->as<torch::nn::Linear>();
+    if (!linear || item.key().rfind("classifier", 0) == 0) continue;
+    const double layer = 2.0 * double(n) * double(linear->options.in_features()) * double(linear->options.out_features());
+    const bool first_layer = linear->options.in_features() == dim;
+    flops += layer * (first_layer ? 2.0 : 3.0);
+  }
+  return flops + 3.0 * 2.0 * double(n) * 512.0;  // attention pooling, forward and backward
+}
+}  // namespace
+
+int cmd_bench(const Tokens& tokens) {
+  if (tokens.empty() || tokens[0] == "--help" || tokens[0] != "train") {
+    std::fputs(kHelp, stdout);
+    return tokens.empty() || tokens[0] != "--help" ? 2 : 0;
+  }
+  try {
+    const Args args(Tokens(tokens.begin() + 1, tokens.end()),
+                    {"bags", "min-instances", "max-instances", "dim", "epochs", "threads", "models", "precision", "seed"},
+                    {});
+    const int bag_count = args.get_int("bags", 60);
+    const int min_n = args.get_int("min-instances", 500), max_n = args.get_int("max-instances", 3000);
+    const int dim = args.get_int("dim", 1024), epochs = args.get_int("epochs", 3);
+    const int threads = configure_threads(args.get_int("threads", 2), 1);
+    if (bag_count < 2 || min_n < 1 || max_n < min_n || dim < 1 || epochs < 1) throw UsageError("invalid sizes");
+
+    at::manual_seed(args.get_u64("seed", 1));
+    std::vector<Bag> bags;
+    std::vector<int> indices;
+    int64_t instances = 0;
+    for (int i = 0; i < bag_count; ++i) {
+      const int64_t n = min_n + at::randint(max_n - min_n + 1, {1}).item<int64_t>();
+      bags.push_back(Bag{"b" + std::to_string(i), at::randn({n, dim}), i % 2});
+      indices.push_back(i);
+      instances += n;
+    }
+    const int64_t mean_n = instances / bag_count;
+    const double peak = matmul_peak_gflops(mean_n, dim);
+    std::printf("fp32 matmul peak: [%lld x %d]·[%d x 512] %.1f GFLOP/s (median of 20), %d threads\n",
+                static_cast<long long>(mean_n), dim, dim, peak, threads);
+    std::printf("bench train: %d bags, %d-%d instances (mean %lld), D=%d, %d epochs\n\n", bag_count, min_n, max_n,
+                static_cast<long long>(mean_n), dim, epochs);
+    std::printf("%-8s %-5s %12s %12s %9s %8s %14s %10s\n", "model", "prec", "epoch s", "inst/s", "GFLOP/s", "% peak",
+                "RSS MB", "vs fp32");
+    for (const std::string& model_name : split_list(args.get("models", "abmil,gabmil"))) {
+      double fp32_seconds = 0.0;
+      for (const std::string& precision : split_list(args.get("precision", "fp32,bf16"))) {
+        seed_torch(1);
+        auto model = make_model(ModelSpec{model_name, nlohmann::json::object()}, dim, 2);
+        TrainSpec spec;
+        spec.epochs = epochs;
+        spec.early_stopping = false;
+        spec.precision = precision;
+        nlohmann::json(spec).get<TrainSpec>();  // validates the precision name
+        std::vector<double> rss;
+        FitOptions options;
+        options.on_epoch = [&](const EpochRecord&) { rss.push_back(resident_megabytes()); };
+        const FitResult result = fit(*model, spec, bags, indices, {}, 1, options);
+        std::vector<double> seconds;
+        for (std::size_t e = epochs >= 2 ? 1 : 0; e < result.history.size(); ++e) seconds.push_back(result.history[e].seconds);
+        const double epoch_seconds = median(seconds);
+        double flops = 0.0;
+        for (const Bag& b : bags) flops += training_flops(*model, b.features.size(0), dim);
+        const double gflops = flops / epoch_seconds / 1e9;
+        if (precision == "fp32") fp32_seconds = epoch_seconds;
+        char ratio[32] = "-";
+        if (precision != "fp32" && fp32_seconds > 0) std::snprintf(ratio, sizeof ratio, "%.2fx", fp32_seconds / epoch_seconds);
+        char memory[48];
+        std::snprintf(memory, sizeof memory, "%.0f->%.0f", rss.front(), rss.back());
+        std::printf("%-8s %-5s %12.3f %12.0f %9.1f %7.1f%% %14s %10s\n", model_name.c_str(), precision.c_str(),
+                    epoch_seconds, double(instances) / epoch_seconds, gflops, 100.0 * gflops / peak, memory, ratio);
+      }
+    }
+    return 0;
+  } catch (const UsageError& e) {
+    return usage_failure("bench", e.what());
+  }
+}
+
+}  // namespace mil::app
