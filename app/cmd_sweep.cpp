@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include <atomic>
+
 #include "app/args.h"
 #include "app/commands.h"
 #include "orchestrator/leaderboard.h"
@@ -21,7 +23,8 @@ Runs every job of a sweep file (datasets x models x grid x seeds x folds) over R
 rank 0 hands out jobs, writes one result file per job (DIR/results/<job id>.json, atomically) and a
 journal (DIR/journal.jsonl), then writes DIR/leaderboard.md. Each job checkpoints every epoch in
 DIR/work/<job id>/. Rerunning the same command skips jobs that already have a successful result and
-resumes killed jobs from their last checkpoint.
+resumes killed jobs from their last checkpoint. SIGTERM, SIGINT or SIGUSR1 (mpirun forwards SIGUSR1
+to every rank) stops cleanly: no new jobs, running jobs checkpoint, exit status 75 (resumable).
 
 options:
   --results DIR       results directory (created)
@@ -78,12 +81,13 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
 
   worker::MpiEnvironment mpi(argc, argv);
   const int rank = mpi.rank();
+  const std::atomic<bool>* stop_requested = install_stop_handlers();
   const auto log = [rank](const std::string& line) { log_line(rank, line); };
   if (rank != worker::kOrchestratorRank) {
     try {
       const int threads = configure_threads(requested_threads, mpi.local_size());
       log("worker ready, " + std::to_string(threads) + " LibTorch threads");
-      const int jobs = worker::run_worker(mpi.comm(), log, results_dir + "/work");
+      const int jobs = worker::run_worker(mpi.comm(), log, results_dir + "/work", stop_requested);
       log("worker done after " + std::to_string(jobs) + " jobs");
       return 0;
     } catch (const std::exception& e) {
@@ -98,14 +102,17 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
     const std::vector<JobSpec> jobs = orch::expand(sweep);
     orch::ResultsStore store(results_dir);
     store.write_manifest(jobs);
-    const orch::SweepOutcome outcome = orch::run_orchestrator(mpi.comm(), jobs, store, log);
+    const orch::SweepOutcome outcome = orch::run_orchestrator(mpi.comm(), jobs, store, log, stop_requested);
     const std::string board = orch::write_leaderboard(results_dir);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     log("sweep '" + sweep.name + "' finished in " + std::to_string(int(seconds)) + " s: " +
         std::to_string(outcome.ran_ok) + " ok, " + std::to_string(outcome.failed) + " failed, " +
-        std::to_string(outcome.skipped) + " skipped (done earlier)");
+        std::to_string(outcome.skipped) + " skipped (done earlier)" +
+        (outcome.stopped ? ", " + std::to_string(outcome.interrupted) + " interrupted; stopped on request, rerun to resume"
+                         : ""));
     std::printf("leaderboard: %s\n", board.c_str());
     std::fflush(stdout);
+    if (outcome.stopped) return kExitInterrupted;
     return outcome.failed == 0 ? 0 : 3;
   } catch (const std::exception& e) {
     // Workers wait on rank 0; leaving them blocked would hang the job, so take the world down.

@@ -21,8 +21,8 @@ int configure_threads(int requested, int ranks_on_node);
 /// Exit status of a run stopped by SIGTERM/SIGINT after checkpointing (EX_TEMPFAIL: "try again").
 constexpr int kExitInterrupted = 75;
 
-/// Makes SIGTERM and SIGINT set the returned flag instead of killing the process, so a job can finish
-/// its bag and checkpoint. The flag lives for the whole process.
+/// Makes SIGTERM, SIGINT and SIGUSR1 set the returned flag instead of killing the process, so a job
+/// can finish its bag and checkpoint. The flag lives for the whole process.
 const std::atomic<bool>* install_stop_handlers();
 
 /// Prints "mhim <cmd>: <message>" and a --help hint to stderr; returns exit code 2.

@@ -29,6 +29,7 @@ const std::atomic<bool>* install_stop_handlers() {
   sigemptyset(&action.sa_mask);
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGUSR1, &action, nullptr);  // what mpirun forwards to every rank, and Slurm sends before a deadline
   return &g_stop_requested;
 }
 

@@ -12,7 +12,9 @@ namespace mil::orch {
 using worker::MsgTag;
 
 SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, ResultsStore& store,
-                              const std::function<void(const std::string&)>& logger) {
+                              const std::function<void(const std::string&)>& logger,
+                              const std::atomic<bool>* stop_requested) {
+  const auto stopping = [stop_requested] { return stop_requested != nullptr && stop_requested->load(); };
   const auto log = [&logger](const std::string& line) {
     if (logger) logger(line);
   };
@@ -44,6 +46,14 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     }
     const int source = message->source;
     if (message->tag == MsgTag::kRequestJob) {
+      const bool worker_stopping = nlohmann::json::parse(message->payload).value("stopping", false);
+      if (stopping() || worker_stopping) {
+        if (!outcome.stopped) log("stop requested: no more jobs are handed out; running jobs checkpoint");
+        outcome.stopped = true;
+        worker::send_message(comm, source, MsgTag::kStop, "{}");
+        --active_workers;
+        continue;
+      }
       const Assignment assignment = scheduler.next(source);
       switch (assignment.kind) {
         case Assignment::Kind::kJob:
@@ -82,13 +92,14 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
         result.config_id = job.spec.config_id();
         result.spec = job.spec;
       }
-      store.write(result);
-      scheduler.complete(source, job_id, result.ok());
-      if (result.ok()) {
-        ++outcome.ran_ok;
+      if (result.status == "interrupted") {
+        store.note(job_id, "interrupted", result.error);  // no result file: a rerun resumes the job
+        ++outcome.interrupted;
       } else {
-        ++outcome.failed;
+        store.write(result);
+        result.ok() ? ++outcome.ran_ok : ++outcome.failed;
       }
+      scheduler.complete(source, job_id, result.ok());
       const std::size_t finished = scheduler.done_count() + scheduler.failed_count();
       log("[" + std::to_string(finished) + "/" + std::to_string(jobs.size()) + "] " + job_id + " " + result.status +
           " on rank " + std::to_string(source) + (result.ok() ? "" : ": " + result.error));

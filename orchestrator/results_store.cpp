@@ -183,6 +183,11 @@ void ResultsStore::write(const JobResult& result) {
   append_line((fs::path(dir_) / "journal.jsonl").string(), dump(line, /*indent=*/-1));
 }
 
+void ResultsStore::note(const std::string& job_id, const std::string& status, const std::string& detail) {
+  const json line = {{"job_id", job_id}, {"status", status}, {"detail", detail}, {"time", utc_now()}};
+  append_line((fs::path(dir_) / "journal.jsonl").string(), dump(line, /*indent=*/-1));
+}
+
 std::vector<JobResult> ResultsStore::load_all() const {
   const fs::path folder = fs::path(dir_) / "results";
   std::error_code ec;

@@ -31,6 +31,9 @@ class ResultsStore {
   /// Every dir/results/*.json (temp files ignored), sorted by job_id; a corrupt file throws naming
   /// it.
   std::vector<JobResult> load_all() const;
+  /// Appends a journal line for a state change that has no result file, e.g. a job stopped on request
+  /// ("interrupted": its checkpoint lives in the work dir and a rerun resumes it).
+  void note(const std::string& job_id, const std::string& status, const std::string& detail);
   /// Ids of the results with status "ok".
   std::set<std::string> completed_ids() const;
 

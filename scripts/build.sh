@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build_dir=${MIL_BUILD_DIR:-build}
+# Paths under the checkout are hashed relative to it, so clones in other folders share cache hits.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(pwd)}"
 if [[ ! -f "$build_dir/build.ninja" ]]; then
   cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMIL_BUILD_TESTS=ON
 fi

@@ -1,12 +1,17 @@
 #pragma once
 // The rank-0 <-> worker protocol. Payloads are JSON text (JobSpec, JobResult); tags say what they are.
 //
-//   1. worker -> 0   kRequestJob  {"rank": r, "host": "..."}       a worker is idle
+//   1. worker -> 0   kRequestJob  {"rank": r, "host": "...",       a worker is idle; with "stopping"
+//                                 ["stopping": true]}               it was told to stop and wants kStop
 //   2. 0 -> worker   kJob         JobSpec JSON                      run it
 //                    kWait        {"retry_ms": t}                   nothing ready yet; ask again after t ms
 //                    kStop        {}                                the sweep is over; exit the loop
-//   3. worker -> 0   kResult      JobResult JSON                    after every kJob, success or failure;
+//   3. worker -> 0   kResult      JobResult JSON                    after every kJob: ok, failed, or
+//                                                                   interrupted (stop requested; resumable);
 //                                                                   then the worker goes back to step 1
+//
+// A stop request (SIGTERM, SIGINT or SIGUSR1 on any rank; mpirun forwards SIGUSR1 to every rank) makes
+// rank 0 answer every further kRequestJob with kStop.
 //
 // Rank 0 answers every kRequestJob exactly once, and every worker sends exactly one kResult per kJob,
 // so neither side ever waits for a message that will not come while both are alive.

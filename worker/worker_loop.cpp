@@ -11,20 +11,24 @@
 
 namespace mil::worker {
 
-int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log, const std::string& work_root) {
+int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log, const std::string& work_root,
+               const std::atomic<bool>* stop_requested) {
   int rank = 0;
   MIL_MPI_CHECK(MPI_Comm_rank(comm, &rank));
   char host[256] = {};
   gethostname(host, sizeof host - 1);
   const std::string hello = nlohmann::json{{"rank", rank}, {"host", host}}.dump();
+  const std::string goodbye = nlohmann::json{{"rank", rank}, {"host", host}, {"stopping", true}}.dump();
   DatasetCache cache;
   RunOptions options;
   options.rank = rank;
   options.log = log;
+  options.stop_requested = stop_requested;
   int jobs_run = 0;
   constexpr auto kPollInterval = std::chrono::milliseconds(5);
   for (;;) {
-    send_message(comm, kOrchestratorRank, MsgTag::kRequestJob, hello);
+    const bool stopping = stop_requested != nullptr && stop_requested->load();
+    send_message(comm, kOrchestratorRank, MsgTag::kRequestJob, stopping ? goodbye : hello);
     const Message reply = wait_message(comm, kOrchestratorRank, kPollInterval);
     switch (reply.tag) {
       case MsgTag::kStop:

@@ -2,11 +2,17 @@
 // ranks 1-2 train), then the results directory is checked with the orchestrator's own readers.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <chrono>
 #include <filesystem>
+#include <map>
+#include <thread>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -152,6 +158,77 @@ TEST(SweepEndToEnd, ABrokenFeatureFileFailsItsJobsNotTheSweep) {
   EXPECT_EQ(failed, 6);
   const std::string board = read_text(f.results + "/leaderboard.md");
   EXPECT_NE(board.find("slide_0003.pt"), std::string::npos) << "failed jobs should be listed with their error";
+}
+
+TEST(SweepEndToEnd, StopsOnSigusr1AndTheRerunFinishesEveryJobOnceWithUninterruptedMetrics) {
+  testing::TempDir dir;
+  ASSERT_EQ(run(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / "d") +
+                " --bags 40 --dim 32 --min-instances 100 --max-instances 200 --seed 5")
+                .exit_code,
+            0);
+  const nlohmann::json sweep = {{"name", "stoppable"},
+                                {"datasets", {{{"name", "d"}, {"root", dir / "d"}}}},
+                                {"models", {{{"name", "abmil"}}}},
+                                {"train", {{"epochs", 8}}},
+                                {"split", {{"fold_count", 3}, {"val_ratio", 0.25}}},
+                                {"grid", {{"train.lr", {1e-3, 5e-4}}}},
+                                {"seeds", {7}}};
+  std::ofstream(dir / "sweep.json") << sweep.dump(2);
+  const auto sweep_into = [&](const std::string& results) {
+    return mpirun(3, "sweep " + (dir / "sweep.json") + " --results " + results + " --threads 1");
+  };
+  ASSERT_EQ(run(sweep_into(dir / "straight")).exit_code, 0);
+
+  // Stop the same sweep with SIGUSR1 (which mpirun forwards to every rank) once a job has finished.
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    execl("/bin/sh", "sh", "-c", ("exec " + sweep_into(dir / "stopped")).c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const auto result_files = [&] {
+    std::size_t n = 0;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path() / "stopped" / "results", ec)) {
+      n += e.path().extension() == ".json";
+    }
+    return n;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (result_files() < 1 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GE(result_files(), 1u);
+  kill(pid, SIGUSR1);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << "mpirun should exit, not be killed";
+  EXPECT_EQ(WEXITSTATUS(status), 75) << "stopped on request: resumable";
+  ASSERT_LT(result_files(), 6u) << "the stop came after the sweep had finished";
+
+  const auto rerun = run(sweep_into(dir / "stopped"));
+  ASSERT_EQ(rerun.exit_code, 0) << rerun.output;
+  const auto straight = orch::ResultsStore(dir / "straight").load_all();
+  const auto resumed = orch::ResultsStore(dir / "stopped").load_all();
+  ASSERT_EQ(resumed.size(), 6u);
+  ASSERT_EQ(straight.size(), 6u);
+  for (std::size_t i = 0; i < 6; ++i) {
+    ASSERT_EQ(resumed[i].job_id, straight[i].job_id);
+    nlohmann::json a = resumed[i].metrics, b = straight[i].metrics;
+    a["selection"].erase("resumed_from_epoch");
+    b["selection"].erase("resumed_from_epoch");
+    EXPECT_EQ(a, b) << "job " << resumed[i].job_id << " differs after stop and resume";
+  }
+  std::ifstream journal(dir / "stopped/journal.jsonl");
+  std::map<std::string, int> ok_lines;
+  for (std::string line; std::getline(journal, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.at("status") == "ok") ++ok_lines[j.at("job_id").get<std::string>()];
+  }
+  EXPECT_EQ(ok_lines.size(), 6u);
+  for (const auto& [id, count] : ok_lines) EXPECT_EQ(count, 1) << id << " finished more than once";
 }
 
 }  // namespace mil
