@@ -75,40 +75,208 @@ void check_label(int label, int class_count, const std::string& where) {
   }
 }
 
+/// Where a dataset's per-slide feature files live and how to read them.
+struct FeatureSource {
+  fs::path directory;     ///< <root>/pt_files or <root>/h5_files.
+  std::string extension;  ///< ".pt" or ".h5".
+  bool h5 = false;
+};
+
+FeatureSource feature_source(const DatasetSpec& spec) {
+  const fs::path pt = fs::path(spec.root) / "pt_files", h5 = fs::path(spec.root) / "h5_files";
+  const bool use_h5 = spec.features == "h5" || (spec.features == "auto" && !fs::is_directory(pt) && fs::is_directory(h5));
+  return use_h5 ? FeatureSource{h5, ".h5", true} : FeatureSource{pt, ".pt", false};
+}
+
+/// Reads slides into bags while hashing every file: the combined hash is SHA-256 over
+/// "slide:sha256(file)\n" in load order, so it changes with any byte of any file.
+class SlideReader {
+ public:
+  explicit SlideReader(FeatureSource source) : source_(std::move(source)) {}
+  std::string path_of(const std::string& slide) const { return (source_.directory / (slide + source_.extension)).string(); }
+  /// Features [N, D] of `slide` (and its coords for .h5, else undefined).
+  std::pair<at::Tensor, at::Tensor> read(const std::string& slide, int& feature_dim) {
+    const std::string path = path_of(slide);
+    const std::vector<char> bytes = read_file_bytes(path);
+    bytes_ += bytes.size();
+    ++files_;
+    combined_.update(slide + ":" + sha256_hex(std::string_view(bytes.data(), bytes.size())) + "\n");
+    std::pair<at::Tensor, at::Tensor> out;
+    if (source_.h5) {
+      H5Slide h5 = read_h5_slide(path);
+      out = {h5.features, h5.coords};
+    } else {
+      out.first = decode_feature_bytes(bytes, path);
+    }
+    if (feature_dim == 0) feature_dim = int(out.first.size(1));
+    if (out.first.size(1) != feature_dim) {
+      throw std::runtime_error("'" + path + "': feature dim " + std::to_string(out.first.size(1)) + " differs from " +
+                               std::to_string(feature_dim) + " of the first slide");
+    }
+    if (!at::isfinite(out.first).all().item<bool>()) throw std::runtime_error("'" + path + "': features hold NaN or Inf");
+    return out;
+  }
+  nlohmann::json summary() {
+    return {{"directory", source_.directory.string()}, {"files", files_}, {"bytes", bytes_},
+            {"sha256", combined_.hex_digest()}};
+  }
+
+ private:
+  FeatureSource source_;
+  Sha256 combined_;
+  std::uintmax_t bytes_ = 0;
+  std::uintmax_t files_ = 0;
+};
+
+/// Throws one error listing every missing slide file (up to a screenful), not just the first.
+void require_all_present(const std::vector<std::string>& missing, const std::string& what) {
+  if (missing.empty()) return;
+  std::string list;
+  for (std::size_t i = 0; i < missing.size() && i < 20; ++i) list += "\n  " + missing[i];
+  if (missing.size() > 20) list += "\n  ... and " + std::to_string(missing.size() - 20) + " more";
+  throw std::runtime_error(std::to_string(missing.size()) + " " + what + " missing:" + list);
+}
+
+/// One labelled row of a classification CSV.
+struct LabelRow {
+  std::string case_id;  ///< The Case column, else the ID.
+  std::string id;       ///< Slide (or case) id to look up.
+  int label = 0;
+  std::string where;    ///< file:line, for errors.
+};
+
+/// Reads a classification CSV in any reference layout (spec 5.2): with a header naming its columns
+/// (slide_id/id/slide, label, optional case_id/case, split), or headerless as ID,Label / ID,Label,Split /
+/// Case,ID,Label,Split. Labels are integers, or text mapped through `label_map`.
+std::vector<LabelRow> read_label_csv(const std::string& path, const DatasetSpec& spec) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot open '" + path + "'");
+  std::vector<std::pair<int, std::vector<std::string>>> lines;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    line = trim(line);
+    if (!line.empty()) lines.emplace_back(number, split_csv_line(line));
+  }
+  if (lines.empty()) throw std::runtime_error(path + ": empty label file");
+  const auto lower = [](std::string t) {
+    t = trim(t);
+    std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    return t;
+  };
+  int id_col = -1, label_col = -1, case_col = -1;
+  std::size_t first = 0, width = lines.front().second.size();
+  const std::vector<std::string>& head = lines.front().second;
+  for (std::size_t c = 0; c < head.size(); ++c) {
+    const std::string h = lower(head[c]);
+    if (h == "slide_id" || h == "id" || h == "slide") id_col = int(c);
+    if (h == "label") label_col = int(c);
+    if (h == "case_id" || h == "case") case_col = int(c);
+  }
+  if (label_col >= 0 || id_col >= 0) {  // a header row
+    if (label_col < 0 || id_col < 0) throw std::runtime_error(path + ":1: the header needs an id and a label column");
+    first = 1;
+  } else if (width == 2 || width == 3) {
+    id_col = 0, label_col = 1;
+  } else if (width == 4) {
+    case_col = 0, id_col = 1, label_col = 2;
+  } else {
+    throw std::runtime_error(path + ":1: " + std::to_string(width) +
+                             " columns without a header; expected ID,Label[,Split] or Case,ID,Label,Split");
+  }
+  std::vector<LabelRow> rows;
+  for (std::size_t i = first; i < lines.size(); ++i) {
+    const auto& [number, f] = lines[i];
+    const std::string where = path + ":" + std::to_string(number);
+    if (f.size() != width) {
+      throw std::runtime_error(where + ": " + std::to_string(f.size()) + " fields, the file has " + std::to_string(width));
+    }
+    LabelRow row;
+    row.where = where;
+    row.id = trim(f[id_col]);
+    row.case_id = case_col >= 0 ? trim(f[case_col]) : row.id;
+    const std::string label = trim(f[label_col]);
+    if (!spec.label_map.empty()) {
+      if (!spec.label_map.contains(label)) {
+        std::string keys;
+        for (const auto& item : spec.label_map.items()) keys += (keys.empty() ? "" : ", ") + item.key();
+        throw std::runtime_error(where + ": label '" + label + "' is not in label_map (" + keys + ")");
+      }
+      row.label = spec.label_map.at(label).get<int>();
+    } else {
+      row.label = parse_int(label, where);
+    }
+    check_label(row.label, spec.class_count, where);
+    if (row.id.empty()) throw std::runtime_error(where + ": empty id");
+    rows.push_back(std::move(row));
+  }
+  if (rows.empty()) throw std::runtime_error(path + ": no bags listed");
+  return rows;
+}
+
 BagDataset load_bags_folder(const DatasetSpec& spec) {
   BagDataset data;
   data.class_count = spec.class_count;
-  const std::string labels_path = (fs::path(spec.root) / "labels.csv").string();
-  std::vector<std::pair<std::string, int>> rows;
-  std::set<std::string> seen;
-  for_each_csv_row(labels_path, {"slide_id", "label"}, [&](const std::vector<std::string>& f, const std::string& where) {
-    if (f.size() < 2) throw std::runtime_error(where + ": expected 'slide_id,label'");
-    const std::string id = trim(f[0]);
-    const int label = parse_int(trim(f[1]), where);
-    check_label(label, spec.class_count, where);
-    if (!seen.insert(id).second) throw std::runtime_error(where + ": slide '" + id + "' is listed twice");
-    rows.emplace_back(id, label);
-  });
-  if (rows.empty()) throw std::runtime_error(labels_path + ": no bags listed");
+  const std::string labels_path = (fs::path(spec.root) / (spec.labels.empty() ? "labels.csv" : spec.labels)).string();
+  const std::vector<LabelRow> rows = read_label_csv(labels_path, spec);
+  const FeatureSource source = feature_source(spec);
+  SlideReader reader(source);
 
-  // Feature hash: SHA-256 over "id:sha256(file)\n" in label order, so it changes with any byte of any file.
-  Sha256 combined;
-  std::uintmax_t total_bytes = 0;
-  for (const auto& [id, label] : rows) {
-    const std::string path = (fs::path(spec.root) / "pt_files" / (id + ".pt")).string();
-    const std::vector<char> bytes = read_file_bytes(path);
-    total_bytes += bytes.size();
-    combined.update(id + ":" + sha256_hex(std::string_view(bytes.data(), bytes.size())) + "\n");
-    Bag bag{id, decode_feature_bytes(bytes, path), label};
-    if (data.feature_dim == 0) data.feature_dim = int(bag.features.size(1));
-    if (bag.features.size(1) != data.feature_dim) {
-      throw std::runtime_error("'" + path + "': feature dim " + std::to_string(bag.features.size(1)) +
-                               " differs from " + std::to_string(data.feature_dim) + " of the first bag");
+  // Resolve every row to its slide files first, so all missing files are reported at once.
+  struct Entry {
+    const LabelRow* row;
+    std::string slide;
+  };
+  std::vector<Entry> entries;
+  std::vector<std::string> missing;
+  std::vector<std::string> stems;  // for substring lookup: every file of the feature folder, sorted
+  if (spec.slide_match == "substring") {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(source.directory, ec)) {
+      if (e.path().extension() == source.extension) stems.push_back(e.path().stem().string());
     }
+    if (ec) throw std::runtime_error("cannot list '" + source.directory.string() + "': " + ec.message());
+    std::sort(stems.begin(), stems.end());
+  }
+  for (const LabelRow& row : rows) {
+    if (spec.slide_match == "exact") {
+      if (fs::exists(reader.path_of(row.id))) {
+        entries.push_back({&row, row.id});
+      } else {
+        missing.push_back(reader.path_of(row.id) + " (" + row.where + ")");
+      }
+      continue;
+    }
+    const std::size_t before = entries.size();
+    for (const std::string& stem : stems) {
+      if (stem.find(row.id) != std::string::npos) entries.push_back({&row, stem});
+    }
+    if (entries.size() == before) missing.push_back("no file in " + source.directory.string() + " contains '" + row.id + "' (" + row.where + ")");
+  }
+  require_all_present(missing, "slide file(s)");
+
+  std::map<std::string, const LabelRow*> owner;
+  std::map<std::string, int> label_of_case;
+  for (const Entry& e : entries) {
+    auto [it, inserted] = owner.emplace(e.slide, e.row);
+    if (!inserted) {
+      throw std::runtime_error(e.row->where + ": slide '" + e.slide + "' is already listed at " + it->second->where);
+    }
+    auto [c, new_case] = label_of_case.emplace(e.row->case_id, e.row->label);
+    if (!new_case && c->second != e.row->label) {
+      throw std::runtime_error(e.row->where + ": case '" + e.row->case_id + "' has two different labels");
+    }
+  }
+  for (const Entry& e : entries) {
+    auto [features, coords] = reader.read(e.slide, data.feature_dim);
+    Bag bag;
+    bag.slide_id = e.slide;
+    bag.case_id = e.row->case_id;
+    bag.features = features;
+    bag.coords = coords;
+    bag.label = e.row->label;
     data.bags.push_back(std::move(bag));
   }
-  data.inputs = {{"labels", {{"path", labels_path}, {"sha256", sha256_file(labels_path)}}},
-                 {"features", {{"files", rows.size()}, {"bytes", total_bytes}, {"sha256", combined.hex_digest()}}}};
+  data.inputs = {{"labels", {{"path", labels_path}, {"sha256", sha256_file(labels_path)}}}, {"features", reader.summary()}};
   return data;
 }
 
@@ -172,7 +340,7 @@ BagDataset load_survival(const DatasetSpec& spec) {
   BagDataset data;
   data.class_count = spec.class_count;
   data.survival = true;
-  const std::string csv_path = (fs::path(spec.root) / "survival.csv").string();
+  const std::string csv_path = (fs::path(spec.root) / (spec.labels.empty() ? "survival.csv" : spec.labels)).string();
   struct Case {
     std::string id;
     double time = 0.0;
@@ -207,34 +375,40 @@ BagDataset load_survival(const DatasetSpec& spec) {
   for (const Case& c : cases) times.push_back(c.time), events.push_back(c.status);
   data.bin_edges = survival_bin_edges(times, events, spec.class_count);
 
-  Sha256 combined;
-  std::uintmax_t total_bytes = 0, files = 0;
+  SlideReader reader(feature_source(spec));
+  std::vector<std::string> missing;
+  for (const Case& c : cases) {
+    for (const std::string& slide : c.slides) {
+      if (!fs::exists(reader.path_of(slide))) missing.push_back(reader.path_of(slide) + " (case " + c.id + ")");
+    }
+  }
+  require_all_present(missing, "slide file(s)");
   for (const Case& c : cases) {
     std::vector<at::Tensor> parts;
-    for (const std::string& slide : c.slides) {
-      const std::string path = (fs::path(spec.root) / "pt_files" / (slide + ".pt")).string();
-      const std::vector<char> bytes = read_file_bytes(path);
-      total_bytes += bytes.size();
-      ++files;
-      combined.update(slide + ":" + sha256_hex(std::string_view(bytes.data(), bytes.size())) + "\n");
-      parts.push_back(decode_feature_bytes(bytes, path));
-      if (data.feature_dim == 0) data.feature_dim = int(parts.back().size(1));
-      if (parts.back().size(1) != data.feature_dim) {
-        throw std::runtime_error("'" + path + "': feature dim " + std::to_string(parts.back().size(1)) +
-                                 " differs from " + std::to_string(data.feature_dim));
-      }
-    }
-    Bag bag{c.id, parts.size() == 1 ? parts.front() : at::cat(parts, 0), survival_bin(c.time, data.bin_edges),
-            c.time, c.status == 0};
+    for (const std::string& slide : c.slides) parts.push_back(reader.read(slide, data.feature_dim).first);
+    Bag bag;
+    bag.slide_id = c.id;
+    bag.case_id = c.id;
+    bag.features = parts.size() == 1 ? parts.front() : at::cat(parts, 0);
+    bag.label = survival_bin(c.time, data.bin_edges);
+    bag.event_time = c.time;
+    bag.censored = c.status == 0;
     data.bags.push_back(std::move(bag));
   }
   data.inputs = {{"labels", {{"path", csv_path}, {"sha256", sha256_file(csv_path)}}},
-                 {"features", {{"files", files}, {"bytes", total_bytes}, {"sha256", combined.hex_digest()}}},
+                 {"features", reader.summary()},
                  {"bin_edges", data.bin_edges}};
   return data;
 }
 
 }  // namespace
+
+std::vector<std::string> BagDataset::groups() const {
+  std::vector<std::string> out;
+  out.reserve(bags.size());
+  for (const auto& b : bags) out.push_back(b.case_id.empty() ? b.slide_id : b.case_id);
+  return out;
+}
 
 std::vector<int> BagDataset::labels() const {
   std::vector<int> out;

@@ -17,6 +17,8 @@ struct Bag {
   int label = 0;         ///< Class in [0, class_count); for survival, the event-time bin.
   double event_time = 0.0;  ///< Survival only: time to event or censoring.
   bool censored = false;    ///< Survival only: no event observed by event_time.
+  std::string case_id;      ///< Patient/case the slide belongs to; splits never separate a case's bags.
+  at::Tensor coords;        ///< [N, 2] patch coordinates from .h5 files; undefined otherwise.
 };
 
 /// All bags of one dataset, in label-file order.
@@ -34,9 +36,14 @@ struct BagDataset {
 
   /// Label of every bag, in order.
   std::vector<int> labels() const;
+  /// Case of every bag (the slide id when no case is known), in order: the unit splits keep together.
+  std::vector<std::string> groups() const;
 };
 
-/// Loads a dataset. kind "bags": <root>/labels.csv (header `slide_id,label`) and <root>/pt_files/<id>.pt.
+/// Loads a dataset. kind "bags": a label CSV (spec.labels, default <root>/labels.csv) in any reference
+/// layout, one bag per slide from <root>/pt_files/*.pt or <root>/h5_files/*.h5, found by exact id or,
+/// with slide_match "substring", every file whose name contains the id (one bag per slide, all of the
+/// row's case). Missing files are reported all at once.
 /// kind "musk": <root>.csv and <root>_folds_5x10.csv (repetition `repetition`) as in shared/data/mil-classic.
 /// kind "survival": <root>/survival.csv in the reference layout `Study,ID,Event,Status,WSI` (one row
 /// per slide; rows of one case ID form one bag of all its slides' <root>/pt_files/<WSI>.pt; Status 1 =

@@ -1,5 +1,8 @@
 #include "mil/feature_io.h"
 
+#include <ATen/ATen.h>
+#include <H5Cpp.h>
+
 #include <fstream>
 #include <stdexcept>
 
@@ -53,6 +56,111 @@ void write_feature_file(const std::string& path, const at::Tensor& features) {
   if (!out) throw std::runtime_error("cannot write '" + path + "'");
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   if (!out) throw std::runtime_error("write error in '" + path + "'");
+}
+
+namespace {
+
+/// h5py's float16: a 2-byte IEEE half (sign 15, exponent 10..14 with bias 15, mantissa 0..9).
+H5::FloatType half_type() {
+  H5::FloatType type(H5::PredType::NATIVE_FLOAT);
+  type.setFields(15, 10, 5, 0, 10);
+  type.setSize(2);
+  type.setEbias(15);
+  return type;
+}
+
+void read_attributes(const H5::H5Object& object, nlohmann::json& out) {
+  for (int i = 0; i < object.getNumAttrs(); ++i) {
+    const H5::Attribute attribute = object.openAttribute(static_cast<unsigned>(i));
+    const H5::DataType type = attribute.getDataType();
+    if (attribute.getSpace().getSimpleExtentNpoints() != 1) continue;  // scalars only
+    if (type.getClass() == H5T_INTEGER) {
+      long long value = 0;
+      attribute.read(H5::PredType::NATIVE_LLONG, &value);
+      out[attribute.getName()] = value;
+    } else if (type.getClass() == H5T_FLOAT) {
+      double value = 0;
+      attribute.read(H5::PredType::NATIVE_DOUBLE, &value);
+      out[attribute.getName()] = value;
+    } else if (type.getClass() == H5T_STRING) {
+      std::string value;
+      attribute.read(type, value);
+      out[attribute.getName()] = value;
+    }
+  }
+}
+
+}  // namespace
+
+H5Slide read_h5_slide(const std::string& path) {
+  H5::Exception::dontPrint();
+  H5Slide slide;
+  std::string stage = "opening";
+  try {
+    H5::H5File file(path, H5F_ACC_RDONLY);
+    stage = "reading 'features'";
+    if (!file.nameExists("features")) throw std::runtime_error("'" + path + "' has no 'features' dataset");
+    const H5::DataSet features = file.openDataSet("features");
+    if (features.getTypeClass() != H5T_FLOAT) throw std::runtime_error("'" + path + "': 'features' is not floating point");
+    const H5::DataSpace space = features.getSpace();
+    const int rank = space.getSimpleExtentNdims();
+    hsize_t dims[3] = {0, 0, 0};
+    if (rank < 2 || rank > 3) throw std::runtime_error("'" + path + "': 'features' must be [N, D], got rank " + std::to_string(rank));
+    space.getSimpleExtentDims(dims);
+    if (rank == 3 && dims[0] != 1) throw std::runtime_error("'" + path + "': 'features' [B, N, D] needs B = 1");
+    const int64_t n = int64_t(rank == 3 ? dims[1] : dims[0]), d = int64_t(rank == 3 ? dims[2] : dims[1]);
+    if (n == 0) throw std::runtime_error("'" + path + "': bag has no instances");
+    slide.features = at::empty({n, d}, at::kFloat);
+    features.read(slide.features.data_ptr<float>(), H5::PredType::NATIVE_FLOAT);  // converts float16
+    read_attributes(file.openGroup("/"), slide.attributes);
+    read_attributes(features, slide.attributes);
+    if (file.nameExists("coords")) {
+      stage = "reading 'coords'";
+      const H5::DataSet coords = file.openDataSet("coords");
+      hsize_t cdims[3] = {0, 0, 0};
+      const H5::DataSpace cspace = coords.getSpace();
+      const int crank = cspace.getSimpleExtentNdims();
+      if (crank < 2 || crank > 3) throw std::runtime_error("'" + path + "': 'coords' must be [N, 2]");
+      cspace.getSimpleExtentDims(cdims);
+      const int64_t cn = int64_t(crank == 3 ? cdims[1] : cdims[0]), cw = int64_t(crank == 3 ? cdims[2] : cdims[1]);
+      if (cn != n || cw != 2) {
+        throw std::runtime_error("'" + path + "': 'coords' is [" + std::to_string(cn) + ", " + std::to_string(cw) +
+                                 "], expected [" + std::to_string(n) + ", 2]");
+      }
+      slide.coords = at::empty({n, 2}, at::kLong);
+      coords.read(slide.coords.data_ptr<int64_t>(), H5::PredType::NATIVE_INT64);
+      read_attributes(coords, slide.attributes);
+    }
+  } catch (const H5::Exception& e) {
+    throw std::runtime_error("'" + path + "': HDF5 error while " + stage + ": " + e.getDetailMsg());
+  }
+  return slide;
+}
+
+void write_h5_slide(const std::string& path, const at::Tensor& features, const at::Tensor& coords, bool float16,
+                    int patch_size) {
+  TORCH_CHECK(features.dim() == 2, "write_h5_slide expects [N, D] features, got ", features.sizes());
+  H5::Exception::dontPrint();
+  try {
+    H5::H5File file(path, H5F_ACC_TRUNC);
+    const hsize_t dims[2] = {hsize_t(features.size(0)), hsize_t(features.size(1))};
+    const at::Tensor values = features.to(at::kFloat).contiguous();
+    H5::DataSet data = float16 ? file.createDataSet("features", half_type(), H5::DataSpace(2, dims))
+                               : file.createDataSet("features", H5::PredType::IEEE_F32LE, H5::DataSpace(2, dims));
+    data.write(values.data_ptr<float>(), H5::PredType::NATIVE_FLOAT);
+    if (coords.defined()) {
+      TORCH_CHECK(coords.dim() == 2 && coords.size(1) == 2 && coords.size(0) == features.size(0),
+                  "write_h5_slide expects coords [N, 2], got ", coords.sizes());
+      const hsize_t cdims[2] = {hsize_t(coords.size(0)), 2};
+      const at::Tensor c = coords.to(at::kLong).contiguous();
+      H5::DataSet cset = file.createDataSet("coords", H5::PredType::STD_I64LE, H5::DataSpace(2, cdims));
+      cset.write(c.data_ptr<int64_t>(), H5::PredType::NATIVE_INT64);
+      H5::Attribute attribute = cset.createAttribute("patch_size", H5::PredType::STD_I32LE, H5::DataSpace(H5S_SCALAR));
+      attribute.write(H5::PredType::NATIVE_INT, &patch_size);
+    }
+  } catch (const H5::Exception& e) {
+    throw std::runtime_error("cannot write '" + path + "': " + e.getDetailMsg());
+  }
 }
 
 }  // namespace mil

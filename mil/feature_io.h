@@ -5,6 +5,7 @@
 #include <vector>
 
 #include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
 
 namespace mil {
 
@@ -17,6 +18,22 @@ std::vector<char> read_file_bytes(const std::string& path);
 
 /// Reads one feature file (see decode_feature_bytes).
 at::Tensor read_feature_file(const std::string& path);
+
+/// One slide of a CLAM/TRIDENT .h5 file.
+struct H5Slide {
+  at::Tensor features;  ///< [N, D] float32 (float16 files are converted).
+  at::Tensor coords;    ///< [N, 2] int64 patch coordinates; undefined when the file has none.
+  nlohmann::json attributes = nlohmann::json::object();  ///< Numeric/string attributes of `coords` and the file.
+};
+
+/// Reads `features` ([N, D] or [1, N, D], float32 or float16) and `coords` ([N, 2]) with their
+/// attributes (patch_size, level, downsample, ...); errors name the file and the dataset.
+H5Slide read_h5_slide(const std::string& path);
+
+/// Writes a CLAM-layout .h5 (`features` as float32 or float16, `coords` when defined, with `patch_size`
+/// on coords); used by tests and the synthetic benchmarks.
+void write_h5_slide(const std::string& path, const at::Tensor& features, const at::Tensor& coords, bool float16,
+                    int patch_size = 256);
 
 /// Writes `features` [N, D] in torch.save's zip format, loadable by Python's torch.load.
 void write_feature_file(const std::string& path, const at::Tensor& features);

@@ -58,13 +58,16 @@ void require_known_keys(const json& j, const std::vector<std::string>& allowed,
 }
 
 void to_json(json& j, const DatasetSpec& s) {
-  j = json{{"name", s.name}, {"kind", s.kind}, {"root", s.root},
-           {"class_count", s.class_count}, {"standardize", s.standardize}};
+  j = json{{"name", s.name},       {"kind", s.kind},           {"root", s.root},
+           {"class_count", s.class_count}, {"standardize", s.standardize}, {"labels", s.labels},
+           {"label_map", s.label_map},     {"slide_match", s.slide_match}, {"features", s.features}};
 }
 
 void from_json(const json& j, DatasetSpec& s) {
   const std::string ctx = "dataset";
-  require_known_keys(j, {"name", "kind", "root", "class_count", "standardize"}, ctx);
+  require_known_keys(j,
+                     {"name", "kind", "root", "class_count", "standardize", "labels", "label_map", "slide_match", "features"},
+                     ctx);
   if (!j.contains("name") || !j.contains("root")) {
     throw std::runtime_error(ctx + ": 'name' and 'root' are required");
   }
@@ -73,6 +76,23 @@ void from_json(const json& j, DatasetSpec& s) {
   read_optional(j, "root", s.root, ctx);
   read_optional(j, "class_count", s.class_count, ctx);
   read_optional(j, "standardize", s.standardize, ctx);
+  read_optional(j, "labels", s.labels, ctx);
+  read_optional(j, "label_map", s.label_map, ctx);
+  read_optional(j, "slide_match", s.slide_match, ctx);
+  read_optional(j, "features", s.features, ctx);
+  require_object(s.label_map, ctx + " '" + s.name + "'.label_map");
+  for (const auto& item : s.label_map.items()) {
+    if (!item.value().is_number_integer() || item.value().get<int>() < 0 || item.value().get<int>() >= s.class_count) {
+      throw std::runtime_error(ctx + " '" + s.name + "'.label_map['" + item.key() + "']: expected a class in [0, " +
+                               std::to_string(s.class_count) + ")");
+    }
+  }
+  if (s.slide_match != "exact" && s.slide_match != "substring") {
+    throw std::runtime_error(ctx + " '" + s.name + "'.slide_match: '" + s.slide_match + "' is not one of exact, substring");
+  }
+  if (s.features != "auto" && s.features != "pt" && s.features != "h5") {
+    throw std::runtime_error(ctx + " '" + s.name + "'.features: '" + s.features + "' is not one of auto, pt, h5");
+  }
   if (s.kind != "bags" && s.kind != "musk" && s.kind != "survival") {
     throw std::runtime_error(ctx + " '" + s.name + "'.kind: '" + s.kind + "' is not one of bags, musk, survival");
   }

@@ -17,6 +17,10 @@ struct DatasetSpec {
   std::string root;           ///< Folder ("bags") or CSV prefix ("musk", e.g. .../musk1 reads musk1.csv).
   int class_count = 2;        ///< Number of classes (labels in [0, class_count)); for survival, time bins (reference: 4).
   bool standardize = false;   ///< Z-score every feature with statistics of the training split only.
+  std::string labels;         ///< Label CSV, relative to root; empty = labels.csv ("bags") or survival.csv ("survival").
+  nlohmann::json label_map = nlohmann::json::object();  ///< Label text -> class, e.g. {"LUAD": 0, "LUSC": 1}; empty = integer labels.
+  std::string slide_match = "exact";  ///< "exact": <dir>/<ID>.<ext>; "substring": every file whose name contains the ID (reference).
+  std::string features = "auto";      ///< "pt" (pt_files/*.pt), "h5" (h5_files/*.h5) or "auto" (pt_files/ when it exists).
 };
 
 /// Which bags train, validate and test in one job.

@@ -4,6 +4,7 @@
 // standard library's distribution implementations.
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace mil {
@@ -28,9 +29,15 @@ void deterministic_shuffle(std::vector<T>& items, std::mt19937_64& rng) {
 /// continuing the deal across classes, so fold sizes and per-class counts each differ by at most one.
 std::vector<int> stratified_fold_assignment(const std::vector<int>& labels, int fold_count, std::uint64_t seed);
 
-/// Test = bags of `fold_index`; the rest train, except that floor(n_c * val_ratio) bags of each class c
-/// (chosen with `seed`) are held out as validation, as the reference's label-balanced carve-out.
+/// stratified_fold_assignment over groups (patients): groups are dealt by their label and every bag
+/// gets its group's fold, so no patient is in two folds. All bags of a group must share one label.
+std::vector<int> stratified_group_fold_assignment(const std::vector<int>& labels, const std::vector<std::string>& groups,
+                                                  int fold_count, std::uint64_t seed);
+
+/// Test = bags of `fold_index`; the rest train, except that floor(n_c * val_ratio) groups of each class c
+/// (chosen with `seed`) are held out as validation, as the reference's label-balanced carve-out. With
+/// no `groups`, every bag is its own group.
 Split make_split(const std::vector<int>& labels, const std::vector<int>& fold_of_bag, int fold_index,
-                 double val_ratio, std::uint64_t seed);
+                 double val_ratio, std::uint64_t seed, const std::vector<std::string>& groups = {});
 
 }  // namespace mil

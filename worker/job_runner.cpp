@@ -135,9 +135,10 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
         }
         folds = data->file_fold_of_bag;
       } else {
-        folds = stratified_fold_assignment(labels, spec.split.fold_count, spec.split.split_seed);
+        folds = stratified_group_fold_assignment(labels, data->groups(), spec.split.fold_count, spec.split.split_seed);
       }
-      return make_split(labels, folds, spec.split.fold_index, spec.split.val_ratio, spec.split.split_seed);
+      return make_split(labels, folds, spec.split.fold_index, spec.split.val_ratio, spec.split.split_seed,
+                        data->groups());
     });
     const std::vector<Bag> standardized =
         spec.dataset.standardize ? standardize_with(data->bags, split.train) : std::vector<Bag>{};

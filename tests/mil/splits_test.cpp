@@ -65,3 +65,61 @@ TEST(MakeSplit, HasNoValidationWhenRatioIsZero) {
 }
 
 }  // namespace mil
+
+namespace mil {
+
+TEST(GroupFolds, KeepEveryCaseInOneFoldAndBalanceCasesPerClass) {
+  // 12 cases, 2 or 3 slides each: cases c0..c5 are class 0, c6..c11 class 1.
+  std::vector<int> labels;
+  std::vector<std::string> groups;
+  for (int c = 0; c < 12; ++c) {
+    for (int slide = 0; slide < 2 + c % 2; ++slide) {
+      labels.push_back(c < 6 ? 0 : 1);
+      groups.push_back("c" + std::to_string(c));
+    }
+  }
+  const auto folds = stratified_group_fold_assignment(labels, groups, 3, 11);
+  std::map<std::string, std::set<int>> folds_of_case;
+  std::map<std::pair<int, int>, std::set<std::string>> cases_per_fold_class;
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    folds_of_case[groups[i]].insert(folds[i]);
+    cases_per_fold_class[{folds[i], labels[i]}].insert(groups[i]);
+  }
+  for (const auto& [c, f] : folds_of_case) EXPECT_EQ(f.size(), 1u) << "case " << c << " is in two folds";
+  for (int f = 0; f < 3; ++f) {
+    const std::size_t zeros = cases_per_fold_class[{f, 0}].size(), ones = cases_per_fold_class[{f, 1}].size();
+    EXPECT_EQ(zeros, 2u);  // 6 cases of each class over 3 folds
+    EXPECT_EQ(ones, 2u);
+  }
+  EXPECT_EQ(folds, stratified_group_fold_assignment(labels, groups, 3, 11));
+}
+
+TEST(GroupFolds, RefuseACaseWithTwoLabels) {
+  EXPECT_THROW(stratified_group_fold_assignment({0, 1, 0, 1}, {"a", "a", "b", "c"}, 2, 1), std::invalid_argument);
+}
+
+TEST(MakeSplit, HoldsOutWholeCasesForValidation) {
+  std::vector<int> labels;
+  std::vector<std::string> groups;
+  for (int c = 0; c < 20; ++c) {
+    for (int slide = 0; slide < 3; ++slide) {
+      labels.push_back(c % 2);
+      groups.push_back("case" + std::to_string(c));
+    }
+  }
+  const auto folds = stratified_group_fold_assignment(labels, groups, 4, 2);
+  const Split s = make_split(labels, folds, 1, 0.25, 2, groups);
+  const auto cases_of = [&](const std::vector<int>& bags) {
+    std::set<std::string> out;
+    for (int b : bags) out.insert(groups[b]);
+    return out;
+  };
+  const auto train = cases_of(s.train), val = cases_of(s.val), test = cases_of(s.test);
+  for (const auto& c : val) EXPECT_EQ(train.count(c) + test.count(c), 0u) << c << " leaks out of validation";
+  for (const auto& c : test) EXPECT_EQ(train.count(c), 0u) << c << " leaks out of test";
+  // 15 training cases: 7 or 8 per class -> floor(n * 0.25) = 1 or 2 cases each, 3 slides per case.
+  EXPECT_EQ(s.val.size() % 3, 0u);
+  EXPECT_EQ(s.train.size() + s.val.size() + s.test.size(), 60u);
+}
+
+}  // namespace mil
