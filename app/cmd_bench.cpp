@@ -124,6 +124,7 @@ int cmd_bench(const Tokens& tokens) {
                 static_cast<long long>(mean_n), dim, epochs);
     std::printf("%-8s %-5s %12s %12s %9s %8s %14s %10s\n", "model", "prec", "epoch s", "inst/s", "GFLOP/s", "% peak",
                 "RSS MB", "vs fp32");
+    std::fflush(stdout);
     for (const std::string& model_name : split_list(args.get("models", "abmil,gabmil"))) {
       double fp32_seconds = 0.0;
       for (const std::string& precision : split_list(args.get("precision", "fp32,bf16"))) {
@@ -151,6 +152,7 @@ int cmd_bench(const Tokens& tokens) {
         std::snprintf(memory, sizeof memory, "%.0f->%.0f", rss.front(), rss.back());
         std::printf("%-8s %-5s %12.3f %12.0f %9.1f %7.1f%% %14s %10s\n", model_name.c_str(), precision.c_str(),
                     epoch_seconds, double(instances) / epoch_seconds, gflops, 100.0 * gflops / peak, memory, ratio);
+        std::fflush(stdout);  // one line per model as it finishes; bf16 runs can be slow
       }
     }
     return 0;
