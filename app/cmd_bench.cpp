@@ -37,6 +37,7 @@ options:
   --models LIST       comma-separated (default abmil,gabmil)
   --precision LIST    comma-separated fp32,bf16 (default fp32,bf16)
   --seed S            seed of the random bags (default 1)
+  --model-options J   JSON options for every model, e.g. '{"dropout": 0}'
 
 example:
   mhim bench train --threads 2 --epochs 3
@@ -98,7 +99,8 @@ int cmd_bench(const Tokens& tokens) {
   }
   try {
     const Args args(Tokens(tokens.begin() + 1, tokens.end()),
-                    {"bags", "min-instances", "max-instances", "dim", "epochs", "threads", "models", "precision", "seed"},
+                    {"bags", "min-instances", "max-instances", "dim", "epochs", "threads", "models", "precision", "seed",
+                     "model-options"},
                     {});
     const int bag_count = args.get_int("bags", 60);
     const int min_n = args.get_int("min-instances", 500), max_n = args.get_int("max-instances", 3000);
@@ -129,7 +131,7 @@ int cmd_bench(const Tokens& tokens) {
       double fp32_seconds = 0.0;
       for (const std::string& precision : split_list(args.get("precision", "fp32,bf16"))) {
         seed_torch(1);
-        auto model = make_model(ModelSpec{model_name, nlohmann::json::object()}, dim, 2);
+        auto model = make_model(ModelSpec{model_name, nlohmann::json::parse(args.get("model-options", "{}"))}, dim, 2);
         TrainSpec spec;
         spec.epochs = epochs;
         spec.early_stopping = false;
