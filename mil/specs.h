@@ -68,6 +68,9 @@ struct JobSpec {
   std::uint64_t seed = 2021;  ///< Seeds model init and bag order.
 
   /// Content hash of the resolved spec (16 hex chars): the same spec always gets the same id.
+  /// Every field is hashed, so adding a field to any spec struct changes every id and a rerun no
+  /// longer recognises earlier results: a field added later must be hashed only when it differs
+  /// from its default (and that default must never change).
   std::string id() const;
   /// The spec without what only replicates a configuration: the fold index, the seed, the split
   /// seed and the fold-file repetition. Jobs of one grid point share it.

@@ -101,10 +101,13 @@ void label_configs(std::vector<RowBuilder>& builders) {
   }
 }
 
-/// Sort key: rows without a test AUC go after those with one.
+/// Sort key: test AUC, or the C-index for survival rows; rows without either go last.
 double test_auc(const LeaderboardRow& row) {
-  const auto it = row.test.find("auc");
-  return it == row.test.end() || it->second.count == 0 ? -INFINITY : it->second.mean;
+  for (const char* key : {"auc", "c_index"}) {
+    const auto it = row.test.find(key);
+    if (it != row.test.end() && it->second.count > 0) return it->second.mean;
+  }
+  return -INFINITY;
 }
 
 std::string cell(const std::map<std::string, MetricSummary>& metrics, const std::string& key) {
@@ -204,26 +207,33 @@ std::string to_markdown(const Leaderboard& board, const std::string& title) {
   if (board.rows.empty()) md += "No ok results yet.\n\n";
   std::string dataset;
   bool replicated = false;  // the current dataset's table has a column of replicate means
+  bool survival = false;    // the current dataset reports C-indices instead of classification metrics
   bool any_replicated = false;
   for (std::size_t i = 0; i < board.rows.size(); ++i) {
     const LeaderboardRow& row = board.rows[i];
     if (i == 0 || row.dataset != dataset) {
       dataset = row.dataset;
-      replicated = std::any_of(board.rows.begin(), board.rows.end(), [&](const LeaderboardRow& r) {
-        return r.dataset == dataset && r.replicates > 1;
-      });
+      const auto any_row = [&](auto predicate) {
+        return std::any_of(board.rows.begin(), board.rows.end(),
+                           [&](const LeaderboardRow& r) { return r.dataset == dataset && predicate(r); });
+      };
+      replicated = any_row([](const LeaderboardRow& r) { return r.replicates > 1; });
+      survival = any_row([](const LeaderboardRow& r) { return r.test.count("c_index") > 0; });
       any_replicated |= replicated;
       md += std::string(i == 0 ? "" : "\n") + "## " + escape(dataset) + "\n\n";
-      md += "| Model | Config | Runs | Test AUC | Test Acc | Test Bal.Acc | Val AUC |";
-      md += replicated ? " Reps | Test Acc over reps |\n" : "\n";
-      md += replicated ? "|---|---|---:|---:|---:|---:|---:|---:|---:|\n" : "|---|---|---:|---:|---:|---:|---:|\n";
+      md += survival ? "| Model | Config | Runs | Test C-index | Val C-index |"
+                     : "| Model | Config | Runs | Test AUC | Test Acc | Test Bal.Acc | Val AUC |";
+      md += replicated ? (survival ? " Reps | Test C-index over reps |\n" : " Reps | Test Acc over reps |\n") : "\n";
+      md += survival ? "|---|---|---:|---:|---:|" : "|---|---|---:|---:|---:|---:|---:|";
+      md += replicated ? "---:|---:|\n" : "\n";
     }
-    md += "| " + escape(row.model) + " | " +
-          (row.config_label.empty() ? "–" : escape(row.config_label)) + " | " +
-          std::to_string(row.runs) + " | " + cell(row.test, "auc") + " | " +
-          cell(row.test, "accuracy") + " | " + cell(row.test, "balanced_accuracy") + " | " +
-          cell(row.val, "auc") + " |";
-    md += replicated ? " " + std::to_string(row.replicates) + " | " + cell(row.test_replicate_means, "accuracy") + " |\n"
+    md += "| " + escape(row.model) + " | " + (row.config_label.empty() ? "–" : escape(row.config_label)) + " | " +
+          std::to_string(row.runs) + " | ";
+    md += survival ? cell(row.test, "c_index") + " | " + cell(row.val, "c_index") + " |"
+                   : cell(row.test, "auc") + " | " + cell(row.test, "accuracy") + " | " +
+                         cell(row.test, "balanced_accuracy") + " | " + cell(row.val, "auc") + " |";
+    md += replicated ? " " + std::to_string(row.replicates) + " | " +
+                           cell(row.test_replicate_means, survival ? "c_index" : "accuracy") + " |\n"
                      : "\n";
   }
   if (!board.rows.empty()) {

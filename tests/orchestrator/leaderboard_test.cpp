@@ -70,6 +70,16 @@ TEST(Leaderboard, SummarisesReplicateMeansAcrossRepetitions) {
   EXPECT_PRED_FORMAT2(::testing::IsSubstring, "| 2 | 0.800 ± 0.100 |", md);
 }
 
+TEST(Leaderboard, ShowsCIndicesForSurvivalDatasets) {
+  const std::vector<JobResult> results = {
+      ok_result(make_spec("blca", 2e-4, 1, 0), {{"c_index", 0.6}}, {{"c_index", 0.7}}),
+      ok_result(make_spec("blca", 2e-4, 1, 1), {{"c_index", 0.8}}, {{"c_index", 0.5}}),
+  };
+  const std::string md = to_markdown(build_leaderboard(results, {}), "t");
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "| Model | Config | Runs | Test C-index | Val C-index |\n", md);
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "| abmil | – | 2 | 0.700 ± 0.100 | 0.600 ± 0.100 |\n", md);
+}
+
 TEST(Leaderboard, SummarisesMeanAndPopulationStdOverRuns) {
   const std::vector<JobResult> results = {
       ok_result(make_spec("synth", 2e-4, 1, 0), {{"auc", 0.8}, {"accuracy", 0.5}}, {{"auc", 0.6}}),
