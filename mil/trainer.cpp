@@ -2,14 +2,12 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/autocast_mode.h>
-#include <fcntl.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adam.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 #include <torch/utils.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -19,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mil/durable_file.h"
 #include "mil/metrics.h"
 #include "mil/models/mil_model.h"
 #include "mil/splits.h"
@@ -54,14 +53,6 @@ std::string rng_to_string(const std::mt19937_64& rng) {
   std::ostringstream out;
   out << rng;
   return out.str();
-}
-
-void fsync_path(const std::string& path, int flags) {
-  const int fd = ::open(path.c_str(), flags);
-  if (fd < 0) throw std::runtime_error("cannot open '" + path + "' to sync it");
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) throw std::runtime_error("fsync failed for '" + path + "'");
 }
 
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
@@ -127,12 +118,9 @@ void write_checkpoint(const std::string& path, const MilModelImpl& model, const 
                      {"selection_metric", state.selection_metric},
                      {"history", history_json}};
   archive.write("meta", c10::IValue(meta.dump()));
-  const std::string temporary = path + ".tmp";
+  const std::string temporary = temporary_path_for(path);
   archive.save_to(temporary);
-  fsync_path(temporary, O_RDONLY);
-  std::filesystem::rename(temporary, path);
-  const auto parent = std::filesystem::path(path).parent_path();
-  fsync_path(parent.empty() ? "." : parent.string(), O_RDONLY | O_DIRECTORY);
+  replace_file_atomic(temporary, path);
 }
 
 /// Loads a checkpoint written by write_checkpoint into model, optimizer, generator and state.

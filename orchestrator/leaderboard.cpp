@@ -9,6 +9,7 @@
 #include <tuple>
 #include <utility>
 
+#include "mil/durable_file.h"
 #include "orchestrator/results_store.h"
 
 namespace mil::orch {
@@ -266,8 +267,8 @@ std::string write_leaderboard(const std::string& results_dir) {
     name = fs::path(results_dir).lexically_normal().parent_path().filename().string();
   }
   const std::string md_path = (fs::path(results_dir) / "leaderboard.md").string();
-  write_file_atomic(md_path, to_markdown(board, "Leaderboard: " + name));
-  write_file_atomic(
+  mil::write_file_atomic(md_path, to_markdown(board, "Leaderboard: " + name));
+  mil::write_file_atomic(
       (fs::path(results_dir) / "leaderboard.json").string(),
       json(board).dump(2, ' ', /*ensure_ascii=*/false, json::error_handler_t::replace) + "\n");
   return md_path;

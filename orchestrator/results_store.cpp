@@ -1,12 +1,11 @@
 #include "orchestrator/results_store.h"
 
-#include <fcntl.h>
-#include <unistd.h>
+#include "mil/durable_file.h"
+#include "worker/runtime_info.h"
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -21,59 +20,6 @@ using nlohmann::json;
 
 [[noreturn]] void throw_errno(const std::string& what, const std::string& path) {
   throw std::runtime_error(what + " '" + path + "': " + std::strerror(errno));
-}
-
-/// Owns a POSIX file descriptor; close() reports errors, the destructor only cleans up.
-class FileDescriptor {
- public:
-  FileDescriptor(const std::string& path, int flags, mode_t mode = 0644) : path_(path) {
-    do {
-      fd_ = ::open(path.c_str(), flags | O_CLOEXEC, mode);
-    } while (fd_ < 0 && errno == EINTR);
-    if (fd_ < 0) throw_errno("cannot open", path);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-
-  void write_all(const std::string& data) {
-    std::size_t offset = 0;
-    while (offset < data.size()) {
-      const ssize_t n = ::write(fd_, data.data() + offset, data.size() - offset);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw_errno("cannot write", path_);
-      offset += static_cast<std::size_t>(n);
-    }
-  }
-  void sync() {
-    if (::fsync(fd_) != 0) throw_errno("cannot fsync", path_);
-  }
-  void close() {
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) throw_errno("cannot close", path_);
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-};
-
-void sync_directory(const std::string& dir) {
-  FileDescriptor fd(dir, O_RDONLY | O_DIRECTORY);
-  fd.sync();
-}
-
-/// Appends one line and fsyncs it; fsyncs the folder too when the file is new.
-void append_line(const std::string& path, const std::string& line) {
-  const bool existed = fs::exists(path);
-  FileDescriptor fd(path, O_WRONLY | O_CREAT | O_APPEND);
-  fd.write_all(line + "\n");
-  fd.sync();
-  fd.close();
-  if (!existed) sync_directory(fs::path(path).parent_path().string());
 }
 
 std::string read_file(const std::string& path) {
@@ -113,37 +59,7 @@ JobResult load_result(const std::string& path) {
   return result;
 }
 
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
-
 }  // namespace
-
-void write_file_atomic(const std::string& path, const std::string& content) {
-  const fs::path target(path);
-  const fs::path folder = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  // A dot-prefixed name without a .json extension, so readers of the folder skip it.
-  const std::string temp =
-      (folder / ("." + target.filename().string() + ".tmp." + std::to_string(::getpid()))).string();
-  try {
-    FileDescriptor fd(temp, O_WRONLY | O_CREAT | O_TRUNC);
-    fd.write_all(content);
-    fd.sync();
-    fd.close();
-    if (::rename(temp.c_str(), path.c_str()) != 0) {
-      throw_errno("cannot rename '" + temp + "' to", path);
-    }
-  } catch (...) {
-    ::unlink(temp.c_str());
-    throw;
-  }
-  sync_directory(folder.string());
-}
 
 ResultsStore::ResultsStore(std::string dir) : dir_(std::move(dir)) {
   if (dir_.empty()) throw std::runtime_error("results store: the directory name is empty");
@@ -179,13 +95,13 @@ void ResultsStore::write(const JobResult& result) {
   const json line = {{"job_id", result.job_id},
                      {"status", result.status},
                      {"config_id", result.config_id},
-                     {"time", utc_now()}};
-  append_line((fs::path(dir_) / "journal.jsonl").string(), dump(line, /*indent=*/-1));
+                     {"time", worker::utc_timestamp()}};
+  append_line_durably((fs::path(dir_) / "journal.jsonl").string(), dump(line, /*indent=*/-1));
 }
 
 void ResultsStore::note(const std::string& job_id, const std::string& status, const std::string& detail) {
-  const json line = {{"job_id", job_id}, {"status", status}, {"detail", detail}, {"time", utc_now()}};
-  append_line((fs::path(dir_) / "journal.jsonl").string(), dump(line, /*indent=*/-1));
+  const json line = {{"job_id", job_id}, {"status", status}, {"detail", detail}, {"time", worker::utc_timestamp()}};
+  append_line_durably((fs::path(dir_) / "journal.jsonl").string(), dump(line, /*indent=*/-1));
 }
 
 std::vector<JobResult> ResultsStore::load_all() const {

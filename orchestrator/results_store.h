@@ -12,10 +12,6 @@
 
 namespace mil::orch {
 
-/// Writes `content` to `path` so that readers see the old file or the new one, never a mix:
-/// a temp file in the same folder is written, fsynced and renamed, then the folder is fsynced.
-void write_file_atomic(const std::string& path, const std::string& content);
-
 /// One sweep's results directory.
 class ResultsStore {
  public:

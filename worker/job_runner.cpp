@@ -3,7 +3,6 @@
 #include <ATen/Parallel.h>
 #include <torch/serialize/output-archive.h>
 #include <torch/version.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -16,21 +15,10 @@
 #include "mil/metrics.h"
 #include "mil/models/mil_model.h"
 #include "mil/splits.h"
+#include "worker/runtime_info.h"
 
 namespace mil::worker {
 namespace {
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  return text;
-}
-
-std::string host_name() {
-  char name[256] = {};
-  return gethostname(name, sizeof name - 1) == 0 ? std::string(name) : std::string("unknown");
-}
 
 /// Runs `fn`, prefixing any exception with the stage name ("loading data: ...").
 template <typename Fn>
@@ -113,7 +101,7 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
   result.runtime = {{"host", host_name()},
                     {"rank", options.rank},
                     {"threads", at::get_num_threads()},
-                    {"started_at", utc_now()},
+                    {"started_at", utc_timestamp()},
                     {"torch_version", TORCH_VERSION},
                     {"mhim_version", MHIM_VERSION}};
   const auto log = [&](const std::string& line) {
@@ -225,7 +213,7 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
     result.error = e.what();
     log("failed: " + result.error);
   }
-  result.runtime["finished_at"] = utc_now();
+  result.runtime["finished_at"] = utc_timestamp();
   result.runtime["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

@@ -8,6 +8,7 @@
 #include "worker/job_runner.h"
 #include "worker/mpi_env.h"
 #include "worker/mpi_transport.h"
+#include "worker/runtime_info.h"
 
 namespace mil::worker {
 
@@ -15,8 +16,7 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
                const std::atomic<bool>* stop_requested) {
   int rank = 0;
   MIL_MPI_CHECK(MPI_Comm_rank(comm, &rank));
-  char host[256] = {};
-  gethostname(host, sizeof host - 1);
+  const std::string host = host_name();
   const std::string hello = nlohmann::json{{"rank", rank}, {"host", host}}.dump();
   const std::string goodbye = nlohmann::json{{"rank", rank}, {"host", host}, {"stopping", true}}.dump();
   DatasetCache cache;

@@ -1,0 +1,113 @@
+#include "mil/durable_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+
+namespace mil {
+namespace {
+
+namespace fs = std::filesystem;
+
+[[noreturn]] void throw_errno(const std::string& what, const std::string& path) {
+  throw std::runtime_error(what + " '" + path + "': " + std::strerror(errno));
+}
+
+/// Owns a POSIX file descriptor; close() reports errors, the destructor only cleans up.
+class FileDescriptor {
+ public:
+  FileDescriptor(const std::string& path, int flags, mode_t mode = 0644) : path_(path) {
+    do {
+      fd_ = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+    } while (fd_ < 0 && errno == EINTR);
+    if (fd_ < 0) throw_errno("cannot open", path);
+  }
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  ~FileDescriptor() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  void write_all(const std::string& data) {
+    std::size_t offset = 0;
+    while (offset < data.size()) {
+      const ssize_t n = ::write(fd_, data.data() + offset, data.size() - offset);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw_errno("cannot write", path_);
+      offset += static_cast<std::size_t>(n);
+    }
+  }
+  void sync() {
+    if (::fsync(fd_) != 0) throw_errno("cannot fsync", path_);
+  }
+  void close() {
+    const int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) throw_errno("cannot close", path_);
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+void sync_directory(const std::string& dir) {
+  FileDescriptor fd(dir, O_RDONLY | O_DIRECTORY);
+  fd.sync();
+}
+
+void append_line_impl(const std::string& path, const std::string& line) {
+  const bool existed = fs::exists(path);
+  FileDescriptor fd(path, O_WRONLY | O_CREAT | O_APPEND);
+  fd.write_all(line + "\n");
+  fd.sync();
+  fd.close();
+  if (!existed) sync_directory(fs::path(path).parent_path().string());
+}
+
+std::string parent_of(const std::string& path) {
+  const fs::path target(path);
+  return target.has_parent_path() ? target.parent_path().string() : std::string(".");
+}
+
+}  // namespace
+
+std::string temporary_path_for(const std::string& path) {
+  const fs::path target(path);
+  return (fs::path(parent_of(path)) / ("." + target.filename().string() + ".tmp." + std::to_string(::getpid())))
+      .string();
+}
+
+void replace_file_atomic(const std::string& temporary, const std::string& path) {
+  try {
+    FileDescriptor fd(temporary, O_RDONLY);
+    fd.sync();
+    fd.close();
+    if (::rename(temporary.c_str(), path.c_str()) != 0) throw_errno("cannot rename '" + temporary + "' to", path);
+  } catch (...) {
+    ::unlink(temporary.c_str());
+    throw;
+  }
+  sync_directory(parent_of(path));
+}
+
+void write_file_atomic(const std::string& path, const std::string& content) {
+  const std::string temp = temporary_path_for(path);
+  try {
+    FileDescriptor fd(temp, O_WRONLY | O_CREAT | O_TRUNC);
+    fd.write_all(content);
+    fd.close();
+  } catch (...) {
+    ::unlink(temp.c_str());
+    throw;
+  }
+  replace_file_atomic(temp, path);
+}
+
+void append_line_durably(const std::string& path, const std::string& line) { append_line_impl(path, line); }
+
+}  // namespace mil

@@ -1,0 +1,13 @@
+#pragma once
+// Where and when a job ran, as results and journals record it.
+#include <string>
+
+namespace mil::worker {
+
+/// Current UTC time as ISO 8601, e.g. "2026-11-25T16:09:36Z".
+std::string utc_timestamp();
+
+/// This machine's host name, or "unknown".
+std::string host_name();
+
+}  // namespace mil::worker
