@@ -8,6 +8,8 @@
 
 #include <torch/csrc/jit/serialization/pickle.h>
 
+#include "mil/torch_pickle.h"
+
 namespace mil {
 
 std::vector<char> read_file_bytes(const std::string& path) {
@@ -23,7 +25,7 @@ std::vector<char> read_file_bytes(const std::string& path) {
 at::Tensor decode_feature_bytes(const std::vector<char>& bytes, const std::string& origin) {
   c10::IValue value;
   try {
-    value = torch::jit::pickle_load(bytes);
+    value = load_torch_save_bytes(bytes);
   } catch (const std::exception& e) {
     throw std::runtime_error("'" + origin + "' is not a torch.save zip archive: " + e.what());
   }

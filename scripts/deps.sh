@@ -13,6 +13,8 @@ packages=(
   libopenmpi-dev openmpi-bin
   libboost-dev nlohmann-json3-dev libhdf5-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # Tests only: checks that Python torch.load reads the state_dicts we write (model interchange).
+  python3-torch
 )
 
 missing=()
