@@ -303,15 +303,18 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     const auto start = std::chrono::steady_clock::now();
     while (state.position < state.order.size()) {
       const Bag& bag = bags.at(state.order[state.position]);
-      at::Tensor logits;
+      MilOutput output;
       {
         CpuAutocastGuard autocast(bf16);
-        logits = model.forward(bag.features).logits;
+        output = model.forward(bag.features);
       }
-      logits = logits.to(at::kFloat);  // losses in fp32, as the reference computes them outside autocast
-      const at::Tensor loss =
+      const at::Tensor logits = output.logits.to(at::kFloat);  // losses in fp32, as the reference computes them outside autocast
+      at::Tensor loss =
           survival ? survival_nll(logits, bag.label, bag.censored, spec.surv_alpha)
                    : torch::nn::functional::cross_entropy(logits, torch::full({1}, bag.label, torch::kLong));
+      if (const at::Tensor extra = model.auxiliary_loss(output, bag.label); extra.defined()) {
+        loss = loss + extra.to(at::kFloat);
+      }
       const double value = loss.item<double>();
       state.instances += bag.features.size(0);
       if (std::isfinite(value)) {

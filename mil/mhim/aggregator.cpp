@@ -1,0 +1,23 @@
+#include "mil/mhim/aggregator.h"
+
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include "mil/mhim/attention_aggregator.h"
+#include "mil/specs.h"
+
+namespace mil {
+
+std::shared_ptr<MhimAggregatorImpl> make_mhim_aggregator(const std::string& name, int64_t dim, int64_t class_count,
+                                                         const nlohmann::json& options) {
+  if (name == "attn") {
+    require_known_keys(options, {"da_act"}, "mhim aggregator 'attn' options");
+    MhimAttentionOptions o(dim);
+    if (options.contains("da_act")) o.activation(options.at("da_act").get<std::string>());
+    return std::make_shared<MhimAttentionImpl>(o);
+  }
+  throw std::runtime_error("unknown MHIM baseline aggregator '" + name + "' (available: attn)");
+}
+
+}  // namespace mil
