@@ -83,11 +83,14 @@ void restore_state(MilModelImpl& model, const NamedTensors& state) {
 /// either the previous checkpoint or the new one, never a torn file.
 void write_checkpoint(const std::string& path, const MilModelImpl& model, const NamedTensors& best,
                       const torch::optim::Optimizer& optimizer, const LoopState& state,
-                      const std::vector<EpochRecord>& history, const std::string& fingerprint) {
+                      const std::vector<EpochRecord>& history, const std::string& fingerprint,
+                      const NamedTensors& extra) {
   torch::serialize::OutputArchive archive;
-  torch::serialize::OutputArchive model_archive, best_archive, optimizer_archive;
+  torch::serialize::OutputArchive model_archive, best_archive, optimizer_archive, extra_archive;
   model.save(model_archive);
   for (const auto& [name, value] : best) best_archive.write(name, value);
+  for (const auto& [name, value] : extra) extra_archive.write(name, value);
+  archive.write("extra", extra_archive);
   optimizer.save(optimizer_archive);
   archive.write("model", model_archive);
   archive.write("best_model", best_archive);
@@ -126,7 +129,7 @@ void write_checkpoint(const std::string& path, const MilModelImpl& model, const 
 /// Loads a checkpoint written by write_checkpoint into model, optimizer, generator and state.
 json read_checkpoint(const std::string& path, MilModelImpl& model, NamedTensors& best,
                      torch::optim::Optimizer& optimizer, LoopState& state, std::vector<EpochRecord>& history,
-                     const std::string& fingerprint) {
+                     const std::string& fingerprint, const NamedTensors& extra) {
   torch::serialize::InputArchive archive;
   archive.load_from(path);
   c10::IValue meta_value;
@@ -151,6 +154,16 @@ json read_checkpoint(const std::string& path, MilModelImpl& model, NamedTensors&
     at::Tensor value;
     best_archive.read(key, value);
     best.emplace_back(key, value);
+  }
+  if (!extra.empty()) {
+    torch::serialize::InputArchive extra_archive;
+    archive.read("extra", extra_archive);
+    torch::NoGradGuard no_grad;
+    for (const auto& [name, target] : extra) {
+      at::Tensor value;
+      extra_archive.read(name, value);
+      const_cast<at::Tensor&>(target).copy_(value);
+    }
   }
   at::Tensor rng_state;
   archive.read("torch_rng", rng_state);
@@ -220,6 +233,7 @@ void to_json(json& j, const EpochRecord& r) {
            {"skipped_steps", r.skipped_steps},
            {"val", r.val},
            {"improved", r.improved}};
+  if (!r.train_stats.empty()) j["train_stats"] = r.train_stats;
 }
 
 void from_json(const json& j, EpochRecord& r) {
@@ -231,6 +245,7 @@ void from_json(const json& j, EpochRecord& r) {
   r.skipped_steps = j.at("skipped_steps").get<int>();
   r.val = j.at("val").get<std::map<std::string, double>>();
   r.improved = j.at("improved").get<bool>();
+  if (j.contains("train_stats")) r.train_stats = j.at("train_stats").get<std::map<std::string, double>>();
 }
 
 void seed_torch(std::uint64_t seed) { torch::manual_seed(seed); }
@@ -279,8 +294,10 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
   state.order = train_indices;
   state.order_rng.seed(seed ^ 0x5851f42d4c957f2dULL);
   NamedTensors best;
+  const NamedTensors extra_state = options.objective ? options.objective->extra_state() : NamedTensors{};
   if (!options.checkpoint_path.empty() && std::filesystem::exists(options.checkpoint_path)) {
-    read_checkpoint(options.checkpoint_path, model, best, optimizer, state, result.history, options.run_fingerprint);
+    read_checkpoint(options.checkpoint_path, model, best, optimizer, state, result.history, options.run_fingerprint,
+                    extra_state);
     result.resumed_from_epoch = state.epoch;
   }
   EarlyStopping stopper(spec.patience, spec.stop_epoch);
@@ -289,7 +306,8 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     state.stopper_counter = stopper.counter();
     state.stopper_best = stopper.best();
     if (!options.checkpoint_path.empty()) {
-      write_checkpoint(options.checkpoint_path, model, best, optimizer, state, result.history, options.run_fingerprint);
+      write_checkpoint(options.checkpoint_path, model, best, optimizer, state, result.history, options.run_fingerprint,
+                       extra_state);
     }
   };
   const auto stop_now = [&] { return options.stop_requested && options.stop_requested->load(); };
@@ -303,17 +321,24 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     const auto start = std::chrono::steady_clock::now();
     while (state.position < state.order.size()) {
       const Bag& bag = bags.at(state.order[state.position]);
-      MilOutput output;
+      const auto task_loss = [&](const at::Tensor& raw_logits) {
+        const at::Tensor logits = raw_logits.to(at::kFloat);  // losses in fp32, as the reference computes them outside autocast
+        return survival ? survival_nll(logits, bag.label, bag.censored, spec.surv_alpha)
+                        : torch::nn::functional::cross_entropy(logits, torch::full({1}, bag.label, torch::kLong));
+      };
+      const int64_t step = int64_t(state.epoch) * int64_t(state.order.size()) + int64_t(state.position);
+      at::Tensor loss;
       {
         CpuAutocastGuard autocast(bf16);
-        output = model.forward(bag.features);
-      }
-      const at::Tensor logits = output.logits.to(at::kFloat);  // losses in fp32, as the reference computes them outside autocast
-      at::Tensor loss =
-          survival ? survival_nll(logits, bag.label, bag.censored, spec.surv_alpha)
-                   : torch::nn::functional::cross_entropy(logits, torch::full({1}, bag.label, torch::kLong));
-      if (const at::Tensor extra = model.auxiliary_loss(output, bag.label); extra.defined()) {
-        loss = loss + extra.to(at::kFloat);
+        if (options.objective) {
+          loss = options.objective->loss(bag, step, task_loss);
+        } else {
+          const MilOutput output = model.forward(bag.features);
+          loss = task_loss(output.logits);
+          if (const at::Tensor extra = model.auxiliary_loss(output, bag.label); extra.defined()) {
+            loss = loss + extra.to(at::kFloat);
+          }
+        }
       }
       const double value = loss.item<double>();
       state.instances += bag.features.size(0);
@@ -330,6 +355,7 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
         if (spec.clip_grad > 0.0) torch::nn::utils::clip_grad_norm_(model.parameters(), spec.clip_grad);
         optimizer.step();
         optimizer.zero_grad();
+        if (options.objective) options.objective->after_optimizer_step(step);
         if (stop_now() && state.position < state.order.size()) {
           state.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
           checkpoint();
@@ -345,6 +371,7 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     record.mean_loss = state.finite_steps ? state.loss_sum / state.finite_steps : NAN;
     record.lr = lr;
     record.skipped_steps = state.skipped_steps;
+    if (options.objective) record.train_stats = options.objective->take_epoch_stats();
     state.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     record.instances_per_second = state.train_seconds > 0 ? double(state.instances) / state.train_seconds : 0.0;
     if (!val_indices.empty()) {

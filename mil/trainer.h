@@ -16,6 +16,23 @@ namespace mil {
 
 class MilModelImpl;
 
+/// Replaces the plain loss of a training bag for frameworks that wrap the model (MHIM's teacher and
+/// masking). fit() calls loss() once per training bag in train mode and after_optimizer_step() after
+/// every optimizer step; checkpoints carry extra_state() so a resumed run continues exactly.
+class TrainingObjective {
+ public:
+  virtual ~TrainingObjective() = default;
+  /// Training loss of `bag`. `step` counts bags over the nominal run (epoch · training bags + position);
+  /// `task_loss` maps logits [1, C] to this bag's task loss (cross-entropy or survival NLL).
+  virtual at::Tensor loss(const Bag& bag, int64_t step, const std::function<at::Tensor(const at::Tensor&)>& task_loss) = 0;
+  /// After every optimizer step (MHIM: the teacher EMA), with the step of the bag that completed it.
+  virtual void after_optimizer_step(int64_t step) {}
+  /// Tensors besides the model's that checkpoints save and resumes restore in place (MHIM: the teacher).
+  virtual std::vector<std::pair<std::string, at::Tensor>> extra_state() { return {}; }
+  /// Numbers to add to each epoch's record (e.g. the mean consistency loss); reset after reading.
+  virtual std::map<std::string, double> take_epoch_stats() { return {}; }
+};
+
 /// What one training epoch did.
 struct EpochRecord {
   int epoch = 0;                    ///< 0-based.
@@ -25,6 +42,7 @@ struct EpochRecord {
   double instances_per_second = 0;  ///< Training throughput.
   int skipped_steps = 0;            ///< Bags whose loss was not finite (no gradient taken from them).
   std::map<std::string, double> val;  ///< Validation metrics after the epoch; empty without a validation split.
+  std::map<std::string, double> train_stats;  ///< Objective-specific means (MHIM: consistency loss, kept tokens).
   bool improved = false;            ///< This epoch's weights became the best so far.
 };
 
@@ -52,6 +70,8 @@ struct FitOptions {
   std::function<void(const EpochRecord&)> on_epoch;          ///< After every epoch.
   /// Identifies the run inside the checkpoint (e.g. the job id); a checkpoint of another run is an error.
   std::string run_fingerprint;
+  /// Computes training losses instead of the plain task loss (and the model's auxiliary loss); not owned.
+  TrainingObjective* objective = nullptr;
 };
 
 /// What fit() did. When a validation split exists the model holds the best epoch's weights on return.

@@ -4,6 +4,7 @@
 
 #include "mil/models/abmil.h"
 #include "mil/models/gated_abmil.h"
+#include "mil/mhim/mhim_objective.h"
 
 namespace mil {
 
@@ -12,13 +13,21 @@ std::shared_ptr<MilModelImpl> make_model(const ModelSpec& spec, int64_t input_di
     if (spec.name == "abmil") {
       return std::make_shared<AbmilImpl>(abmil_options_from_json(spec.options, input_dim, class_count));
     }
+    if (spec.name == "mhim_pure") {
+      require_known_keys(spec.options, mhim_network_option_keys(), "model 'mhim_pure'.options");
+      return std::make_shared<MhimNetworkImpl>(mhim_network_options_from_json(spec.options, input_dim, class_count));
+    }
+    if (spec.name == "mhim") {
+      mhim_options_from_json(spec.options);  // validates the training keys; the trainer reads them again
+      return std::make_shared<MhimNetworkImpl>(mhim_network_options_from_json(spec.options, input_dim, class_count));
+    }
     if (spec.name == "gabmil") {
       return std::make_shared<GatedAbmilImpl>(gated_abmil_options_from_json(spec.options, input_dim, class_count));
     }
   } catch (const std::exception& e) {
     throw std::runtime_error("building model '" + spec.name + "': " + e.what());
   }
-  throw std::runtime_error("unknown model '" + spec.name + "' (available: abmil, gabmil)");
+  throw std::runtime_error("unknown model '" + spec.name + "' (available: abmil, gabmil, mhim_pure, mhim)");
 }
 
 int64_t count_trainable_parameters(const torch::nn::Module& module) {

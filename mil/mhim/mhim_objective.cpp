@@ -1,0 +1,190 @@
+#include "mil/mhim/mhim_objective.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <stdexcept>
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+#include <torch/utils.h>
+
+#include "mil/models/state_dict.h"
+#include "mil/specs.h"
+
+namespace mil {
+
+MhimOptions mhim_options_from_json(const nlohmann::json& j) {
+  std::vector<std::string> allowed = mhim_network_option_keys();
+  for (const char* key : {"mask_ratio", "mask_ratio_l", "mask_ratio_h", "mask_ratio_hr", "mrh_sche", "attn2score",
+                          "temp_t", "main_alpha", "aux_alpha", "mm", "mm_sche", "teacher_init", "teacher_train_mode",
+                          "student_init"}) {
+    allowed.emplace_back(key);
+  }
+  require_known_keys(j, allowed, "model 'mhim'.options");
+  MhimOptions o;
+  const auto ratio = [&](const char* key, double& value) {
+    if (!j.contains(key)) return;
+    value = j.at(key).get<double>();
+    if (!(value >= 0.0 && value < 1.0)) throw std::runtime_error(std::string("model 'mhim'.options.") + key + " must be in [0, 1)");
+  };
+  ratio("mask_ratio", o.mask.random_ratio);
+  ratio("mask_ratio_l", o.mask.low_ratio);
+  ratio("mask_ratio_h", o.mask.high_ratio);
+  if (j.contains("mask_ratio_hr")) o.mask.high_random_ratio = j.at("mask_ratio_hr").get<double>();
+  if (!(o.mask.high_random_ratio > 0.0 && o.mask.high_random_ratio <= 1.0)) {
+    throw std::runtime_error("model 'mhim'.options.mask_ratio_hr must be in (0, 1] (B4)");
+  }
+  if (j.contains("mrh_sche")) o.mask_ratio_decay = j.at("mrh_sche").get<bool>();
+  if (j.contains("attn2score")) o.class_aware_scores = j.at("attn2score").get<bool>();
+  if (j.contains("temp_t")) o.temp_t = j.at("temp_t").get<double>();
+  if (!(o.temp_t > 0.0)) throw std::runtime_error("model 'mhim'.options.temp_t must be > 0");
+  if (j.contains("main_alpha")) o.main_alpha = j.at("main_alpha").get<double>();
+  if (j.contains("aux_alpha")) o.aux_alpha = j.at("aux_alpha").get<double>();
+  if (o.main_alpha < 0.0 || o.aux_alpha < 0.0) throw std::runtime_error("model 'mhim'.options: loss weights must be >= 0");
+  if (j.contains("mm")) o.momentum = j.at("mm").get<double>();
+  if (!(o.momentum >= 0.0 && o.momentum <= 1.0)) throw std::runtime_error("model 'mhim'.options.mm must be in [0, 1]");
+  if (j.contains("mm_sche")) o.momentum_ramp = j.at("mm_sche").get<bool>();
+  if (j.contains("teacher_init")) o.teacher_init = j.at("teacher_init").get<std::string>();
+  if (j.contains("teacher_train_mode")) o.teacher_train_mode = j.at("teacher_train_mode").get<bool>();
+  if (j.contains("student_init")) o.student_init = j.at("student_init").get<std::string>();
+  if (o.student_init != "none" && o.student_init != "fc") {
+    throw std::runtime_error("model 'mhim'.options.student_init: '" + o.student_init + "' is not one of none, fc");
+  }
+  if (o.student_init == "fc" && o.teacher_init == "random") {
+    throw std::runtime_error("model 'mhim'.options.student_init 'fc' needs a teacher_init checkpoint");
+  }
+  return o;
+}
+
+std::string teacher_checkpoint_path(const std::string& teacher_init, int fold_index) {
+  if (teacher_init.size() >= 3 && teacher_init.compare(teacher_init.size() - 3, 3, ".pt") == 0) return teacher_init;
+  return (std::filesystem::path(teacher_init) / ("fold_" + std::to_string(fold_index) + "_model_best.pt")).string();
+}
+
+void load_mhim_checkpoint(MhimNetworkImpl& network, const std::string& path) {
+  if (!std::filesystem::exists(path)) throw std::runtime_error("MHIM checkpoint '" + path + "' does not exist");
+  StateDict state = read_state_dict(path);
+  // The reference registers the GRN queries twice (global_q_mm and its alias global_q); we keep one.
+  state.erase(std::remove_if(state.begin(), state.end(), [](const auto& e) { return e.first == "merge.global_q"; }),
+              state.end());
+  StateDictReport report = load_state_dict(network, state, /*strict=*/false);
+  report.missing.erase(std::remove_if(report.missing.begin(), report.missing.end(),
+                                      [](const std::string& k) { return k.rfind("merge.", 0) == 0; }),
+                       report.missing.end());
+  if (!report.clean()) {
+    throw std::runtime_error("MHIM checkpoint '" + path + "' does not fit the network (" + network.options.baseline() +
+                             " aggregator): " + report.describe());
+  }
+}
+
+at::Tensor soft_target_cross_entropy(const at::Tensor& student, const at::Tensor& target, double temp_t, double temp_s) {
+  const int64_t width = student.size(-1);
+  const at::Tensor s = student.reshape({-1, width}).to(at::kFloat);
+  const at::Tensor t = target.detach().reshape({-1, width}).to(at::kFloat);
+  TORCH_CHECK(s.size(0) == t.size(0), "consistency loss: student rows ", s.size(0), " vs teacher rows ", t.size(0));
+  return (-(t / temp_t).softmax(-1) * (s / temp_s).log_softmax(-1)).sum(-1).mean();
+}
+
+MhimObjective::MhimObjective(MhimNetworkImpl& student, MhimOptions options, int fold_index, int64_t total_steps)
+    : student_(student), options_(std::move(options)), total_steps_(total_steps) {
+  if (options_.teacher_init.empty()) {
+    throw std::runtime_error(
+        "MHIM needs a teacher: set model option teacher_init to a baseline checkpoint (a .pt file or a folder of "
+        "fold_{k}_model_best.pt), or to \"random\" to start the teacher from the student's init on purpose");
+  }
+  MhimNetworkOptions teacher_options = student.options;
+  teacher_options.merge_test(false);
+  teacher_ = std::make_shared<MhimNetworkImpl>(teacher_options);
+  {
+    torch::NoGradGuard no_grad;
+    const auto from = student.named_parameters();
+    for (auto& p : teacher_->named_parameters()) p.value().copy_(*from.find(p.key()));
+    const auto from_buffers = student.named_buffers();
+    for (auto& b : teacher_->named_buffers()) b.value().copy_(*from_buffers.find(b.key()));
+  }
+  if (options_.teacher_init != "random") {
+    const std::string path = teacher_checkpoint_path(options_.teacher_init, fold_index);
+    load_mhim_checkpoint(*teacher_, path);
+    if (options_.student_init == "fc") {
+      torch::NoGradGuard no_grad;
+      const auto from = teacher_->feature->named_parameters();
+      for (auto& p : student_.feature->named_parameters()) p.value().copy_(*from.find(p.key()));
+    }
+  }
+  for (auto& p : teacher_->parameters()) p.set_requires_grad(false);
+}
+
+double MhimObjective::high_mask_ratio_at(int64_t step) const {
+  return options_.mask_ratio_decay ? cosine_schedule(options_.mask.high_ratio, 0.0, step, total_steps_)
+                                   : options_.mask.high_ratio;
+}
+
+double MhimObjective::momentum_at(int64_t step) const {
+  return options_.momentum_ramp ? cosine_schedule(options_.momentum, 1.0, step, total_steps_) : options_.momentum;
+}
+
+at::Tensor MhimObjective::loss(const Bag& bag, int64_t step, const std::function<at::Tensor(const at::Tensor&)>& task_loss) {
+  // Teacher: full bag, no gradient, train mode by default (B7), so its dropout is active.
+  at::Tensor teacher_embedding, scores;
+  {
+    torch::NoGradGuard no_grad;
+    teacher_->train(options_.teacher_train_mode);
+    const AggregatorOutput t = teacher_->online_encoder->forward(teacher_->embed(bag.features), /*want_scores=*/true);
+    teacher_embedding = t.embedding;
+    scores = teacher_->instance_scores(t, options_.class_aware_scores);
+  }
+  at::Tensor h = student_.embed(bag.features);
+  MaskPlan plan = options_.mask;
+  plan.high_ratio = high_mask_ratio_at(step);
+  const MaskSelection selection = apply_mask_plan(scores, plan);
+  if (!selection.masked.empty()) {
+    h = h.index_select(0, torch::tensor(selection.kept, torch::dtype(torch::kLong)).to(h.device()));
+  }
+  if (student_.merge) h = student_.merge->forward(h);
+  const AggregatorOutput s = student_.online_encoder->forward(h, /*want_scores=*/false);
+  const at::Tensor task = task_loss(student_.logits_of(s));
+  at::Tensor total = options_.main_alpha * task;
+  double consistency = 0.0;
+  if (options_.aux_alpha > 0.0) {
+    const at::Tensor c = soft_target_cross_entropy(s.embedding, teacher_embedding, options_.temp_t, options_.temp_s);
+    total = total + options_.aux_alpha * c;
+    consistency = c.item<double>();
+  }
+  consistency_sum_ += consistency;
+  task_sum_ += task.item<double>();
+  kept_sum_ += static_cast<double>(h.size(0));
+  instance_sum_ += static_cast<double>(bag.features.size(0));
+  ++bags_;
+  return total;
+}
+
+void MhimObjective::after_optimizer_step(int64_t step) {
+  const double m = momentum_at(step);
+  torch::NoGradGuard no_grad;
+  const auto student = student_.parameters();
+  auto teacher = teacher_->parameters();
+  TORCH_CHECK(student.size() == teacher.size(), "teacher and student parameter lists differ");
+  for (std::size_t i = 0; i < teacher.size(); ++i) teacher[i].mul_(m).add_(student[i].detach(), 1.0 - m);
+}
+
+std::vector<std::pair<std::string, at::Tensor>> MhimObjective::extra_state() {
+  std::vector<std::pair<std::string, at::Tensor>> state;
+  for (const auto& p : teacher_->named_parameters()) state.emplace_back("teacher." + p.key(), p.value());
+  for (const auto& b : teacher_->named_buffers()) state.emplace_back("teacher." + b.key(), b.value());
+  return state;
+}
+
+std::map<std::string, double> MhimObjective::take_epoch_stats() {
+  std::map<std::string, double> stats;
+  if (bags_ > 0) {
+    stats["consistency_loss"] = consistency_sum_ / bags_;
+    stats["task_loss"] = task_sum_ / bags_;
+    stats["student_tokens"] = kept_sum_ / bags_;
+    stats["instances"] = instance_sum_ / bags_;
+  }
+  consistency_sum_ = task_sum_ = kept_sum_ = instance_sum_ = 0.0;
+  bags_ = 0;
+  return stats;
+}
+
+}  // namespace mil
