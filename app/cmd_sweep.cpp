@@ -7,6 +7,7 @@
 
 #include "app/args.h"
 #include "app/commands.h"
+#include "orchestrator/job_graph.h"
 #include "orchestrator/leaderboard.h"
 #include "orchestrator/orchestrator_loop.h"
 #include "orchestrator/results_store.h"
@@ -77,7 +78,7 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
   } catch (const UsageError& e) {
     return usage_failure("sweep", e.what());
   }
-  if (dry) return dry_run(orch::expand(orch::load_sweep(sweep_path, overrides)));
+  if (dry) return dry_run(orch::with_teacher_baselines(orch::expand(orch::load_sweep(sweep_path, overrides))));
 
   worker::MpiEnvironment mpi(argc, argv);
   const int rank = mpi.rank();
@@ -99,7 +100,7 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
     configure_threads(1, 1);
     const auto start = std::chrono::steady_clock::now();
     const orch::SweepSpec sweep = orch::load_sweep(sweep_path, overrides);
-    const std::vector<JobSpec> jobs = orch::expand(sweep);
+    const std::vector<JobSpec> jobs = orch::with_teacher_baselines(orch::expand(sweep));
     orch::ResultsStore store(results_dir);
     store.write_manifest(jobs);
     const orch::SweepOutcome outcome = orch::run_orchestrator(mpi.comm(), jobs, store, log, stop_requested);

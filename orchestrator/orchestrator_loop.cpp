@@ -3,7 +3,9 @@
 #include <map>
 #include <thread>
 
+#include "orchestrator/job_graph.h"
 #include "orchestrator/scheduler.h"
+#include "worker/runtime_info.h"
 #include "worker/mpi_env.h"
 #include "worker/mpi_transport.h"
 
@@ -22,9 +24,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
   MIL_MPI_CHECK(MPI_Comm_size(comm, &size));
   if (size < 2) throw std::runtime_error("a sweep needs at least 2 ranks (rank 0 orchestrates); run it under mpirun -n 3");
 
-  std::vector<ScheduledJob> scheduled;
-  scheduled.reserve(jobs.size());
-  for (const auto& spec : jobs) scheduled.push_back(ScheduledJob{spec, spec.id(), 1.0});
+  std::vector<ScheduledJob> scheduled = schedule_with_dependencies(jobs);
   const std::set<std::string> done = store.completed_ids();
   Scheduler scheduler(std::move(scheduled), done);
 
@@ -100,6 +100,18 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
         result.ok() ? ++outcome.ran_ok : ++outcome.failed;
       }
       scheduler.complete(source, job_id, result.ok());
+      for (const auto& [blocked, dependency] : scheduler.take_blocked()) {
+        JobResult failed;
+        failed.job_id = blocked->id;
+        failed.config_id = blocked->spec.config_id();
+        failed.spec = blocked->spec;
+        failed.status = "failed";
+        failed.error = "not run: the job it depends on (" + dependency + ", its teacher baseline) failed";
+        failed.runtime = {{"finished_at", worker::utc_timestamp()}};
+        store.write(failed);
+        ++outcome.failed;
+        log(blocked->id + " failed: " + failed.error);
+      }
       const std::size_t finished = scheduler.done_count() + scheduler.failed_count();
       log("[" + std::to_string(finished) + "/" + std::to_string(jobs.size()) + "] " + job_id + " " + result.status +
           " on rank " + std::to_string(source) + (result.ok() ? "" : ": " + result.error));

@@ -30,6 +30,19 @@ Scheduler::Scheduler(std::vector<ScheduledJob> jobs, const std::set<std::string>
     states_.push_back(already_done.count(job.id) > 0 ? State::kDone : State::kPending);
   }
   attempts_.assign(jobs_.size(), 0);
+  std::map<std::string, std::size_t> index_of;
+  for (std::size_t i = 0; i < jobs_.size(); ++i) index_of.emplace(jobs_[i].id, i);
+  dependencies_.resize(jobs_.size());
+  for (std::size_t i = 0; i < jobs_.size(); ++i) {
+    for (const auto& dependency : jobs_[i].depends_on) {
+      const auto it = index_of.find(dependency);
+      if (it != index_of.end()) {
+        dependencies_[i].push_back(it->second);
+      } else if (already_done.count(dependency) == 0) {
+        throw std::runtime_error("scheduler: job '" + jobs_[i].id + "' depends on unknown job '" + dependency + "'");
+      }
+    }
+  }
   order_.resize(jobs_.size());
   std::iota(order_.begin(), order_.end(), std::size_t{0});
   std::stable_sort(order_.begin(), order_.end(),
@@ -43,12 +56,14 @@ Assignment Scheduler::next(int worker) {
                              "'");
   }
   for (std::size_t index : order_) {
-    if (states_[index] != State::kPending) continue;
+    if (states_[index] != State::kPending || !ready(index)) continue;
     states_[index] = State::kRunning;
     ++attempts_[index];
     running_[worker] = index;
     return Assignment{Assignment::Kind::kJob, &jobs_[index]};
   }
+  // Nothing ready: wait while a running job can still finish (freeing its dependents) or be requeued.
+  if (!running_.empty() && pending_count() > 0) return Assignment{Assignment::Kind::kWait, nullptr};
   for (const auto& [holder, index] : running_) {
     if (attempts_[index] < max_attempts_) return Assignment{Assignment::Kind::kWait, nullptr};
   }
@@ -81,6 +96,29 @@ void Scheduler::worker_lost(int worker) {
 
 void Scheduler::release_unsuccessful(std::size_t index) {
   states_[index] = attempts_[index] < max_attempts_ ? State::kPending : State::kFailed;
+  if (states_[index] == State::kFailed) block_dependents(index);
+}
+
+bool Scheduler::ready(std::size_t index) const {
+  return std::all_of(dependencies_[index].begin(), dependencies_[index].end(),
+                     [this](std::size_t d) { return states_[d] == State::kDone; });
+}
+
+void Scheduler::block_dependents(std::size_t failed) {
+  for (std::size_t i = 0; i < jobs_.size(); ++i) {
+    if (states_[i] != State::kPending) continue;
+    const auto& deps = dependencies_[i];
+    if (std::find(deps.begin(), deps.end(), failed) == deps.end()) continue;
+    states_[i] = State::kFailed;
+    blocked_.emplace_back(&jobs_[i], jobs_[failed].id);
+    block_dependents(i);
+  }
+}
+
+std::vector<std::pair<const ScheduledJob*, std::string>> Scheduler::take_blocked() {
+  std::vector<std::pair<const ScheduledJob*, std::string>> out;
+  out.swap(blocked_);
+  return out;
 }
 
 std::size_t Scheduler::count(State state) const {

@@ -17,6 +17,9 @@ struct ScheduledJob {
   JobSpec spec;       ///< What to run.
   std::string id;     ///< spec.id(); the key for complete() and resume.
   double cost = 1.0;  ///< Relative expected run time; larger jobs are handed out first.
+  /// Ids of jobs that must finish ok before this one starts (an MHIM job's teacher baseline). A job
+  /// whose dependency fails for good fails too, without running.
+  std::vector<std::string> depends_on;
 };
 
 /// The answer to a worker asking for work.
@@ -30,17 +33,18 @@ struct Assignment {
 /// ScheduledJobs for `specs` with id = spec.id() and cost 1, in the same order.
 std::vector<ScheduledJob> scheduled_jobs(const std::vector<JobSpec>& specs);
 
-/// Hands out jobs to workers (any int id), largest cost first, retrying failures up to
-/// max_attempts.
+/// Hands out jobs to workers (any int id): ready jobs (all dependencies done) largest cost first,
+/// retrying failures up to max_attempts.
 class Scheduler {
  public:
   /// Jobs whose id is in `already_done` count as done and are never handed out (resume after a
-  /// restart). Throws on duplicate ids in `jobs`, a non-finite cost or max_attempts < 1.
+  /// restart). Throws on duplicate ids in `jobs`, a non-finite cost, max_attempts < 1, or a dependency
+  /// that is neither a job of `jobs` nor in `already_done`.
   Scheduler(std::vector<ScheduledJob> jobs, const std::set<std::string>& already_done,
             int max_attempts = 1);
 
-  /// kJob with the pending job of highest cost (ties: original order), now running on `worker`;
-  /// kWait when none is pending but a running job may still be requeued; else kStop.
+  /// kJob with the ready pending job of highest cost (ties: original order), now running on `worker`;
+  /// kWait when none is ready but a running job may still finish or be requeued; else kStop.
   /// Throws if `worker` already holds a job.
   Assignment next(int worker);
   /// Records the outcome of the job `worker` holds; a failure is requeued while attempts remain.
@@ -63,6 +67,8 @@ class Scheduler {
   std::vector<std::string> failed_ids() const;
   /// Worker -> id of the job it holds (for status reports).
   std::map<int, std::string> running_ids() const;
+  /// Jobs failed because a dependency failed, since the last call: (job, the failed dependency).
+  std::vector<std::pair<const ScheduledJob*, std::string>> take_blocked();
 
  private:
   enum class State { kPending, kRunning, kDone, kFailed };
@@ -70,6 +76,10 @@ class Scheduler {
   std::size_t count(State state) const;
   /// After an unsuccessful attempt: back to pending while attempts remain, else failed.
   void release_unsuccessful(std::size_t index);
+  /// True when every dependency of job `index` is done.
+  bool ready(std::size_t index) const;
+  /// Marks every pending job that depends (transitively) on failed job `index` as failed.
+  void block_dependents(std::size_t index);
 
   /// Never resized after construction, so Assignment::job stays valid.
   std::vector<ScheduledJob> jobs_;
@@ -77,6 +87,8 @@ class Scheduler {
   std::vector<int> attempts_;           ///< Parallel to jobs_: times handed out.
   std::vector<std::size_t> order_;      ///< Indices into jobs_ by cost descending, stable.
   std::map<int, std::size_t> running_;  ///< Worker -> index of its job.
+  std::vector<std::vector<std::size_t>> dependencies_;  ///< Parallel to jobs_: indices of unfinished dependencies.
+  std::vector<std::pair<const ScheduledJob*, std::string>> blocked_;  ///< Not yet taken by take_blocked().
   int max_attempts_;
 };
 

@@ -1,5 +1,11 @@
 #include "worker/job_runner.h"
 
+#include "mil/durable_file.h"
+#include "mil/mhim/mhim_jobs.h"
+#include "mil/mhim/mhim_objective.h"
+#include "mil/models/state_dict.h"
+#include "mil/sha256.h"
+
 #include <ATen/Parallel.h>
 #include <torch/serialize/output-archive.h>
 #include <torch/version.h>
@@ -149,6 +155,30 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
     fit_options.run_fingerprint = result.job_id;
     fit_options.stop_requested = options.stop_requested;
     fit_options.checkpoint_every = options.checkpoint_every;
+    std::unique_ptr<MhimObjective> mhim;
+    if (spec.model.name == "mhim") {
+      mhim = stage("building the MHIM teacher", [&] {
+        auto* network = dynamic_cast<MhimNetworkImpl*>(model.get());
+        if (!network) throw std::runtime_error("model 'mhim' did not build an MHIM network");
+        MhimOptions mhim_options = mhim_options_from_json(spec.model.options);
+        if (const auto baseline = mhim_teacher_job(spec)) {
+          if (options.work_dir.empty()) throw std::runtime_error("teacher_init 'baseline' needs a results folder");
+          mhim_options.teacher_init =
+              (fs::path(options.work_dir).parent_path() / baseline->id() / "model_best.pt").string();
+          if (!fs::exists(mhim_options.teacher_init)) {
+            throw std::runtime_error("the teacher baseline job " + baseline->id() + " has no model at '" +
+                                     mhim_options.teacher_init + "'; run it first (sweeps do)");
+          }
+        }
+        if (mhim_options.teacher_init != "random") {
+          const std::string path = teacher_checkpoint_path(mhim_options.teacher_init, spec.split.fold_index);
+          result.inputs["teacher_checkpoint"] = {{"path", path}, {"sha256", sha256_file(path)}};
+        }
+        const int64_t steps = int64_t(train_spec.epochs) * int64_t(split.train.size());
+        return std::make_unique<MhimObjective>(*network, mhim_options, spec.split.fold_index, steps);
+      });
+      fit_options.objective = mhim.get();
+    }
     std::ofstream epoch_log;
     if (!options.work_dir.empty()) {
       fs::create_directories(options.work_dir);
@@ -198,9 +228,11 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
       });
       if (!options.work_dir.empty()) {
         stage("saving the model", [&] {
-          torch::serialize::OutputArchive archive;
-          model->save(archive);
-          archive.save_to((fs::path(options.work_dir) / "model_best.pt").string());
+          // A PyTorch state_dict: Python's torch.load reads it, and MHIM jobs load it as their teacher.
+          const std::string path = (fs::path(options.work_dir) / "model_best.pt").string();
+          const std::string temporary = temporary_path_for(path);
+          write_state_dict(state_dict_of(*model), temporary);
+          replace_file_atomic(temporary, path);
           fs::remove(fit_options.checkpoint_path);  // done: the resume state is no longer needed
           return 0;
         });

@@ -121,6 +121,46 @@ TEST(SweepEndToEnd, WritesExactlyOneResultPerJobAndALeaderboard) {
   EXPECT_NE(board.find("train.lr=0.0005"), std::string::npos) << board;
 }
 
+TEST(SweepEndToEnd, MhimJobsRunAfterTheirTeacherBaselinesAndLoadThem) {
+  testing::TempDir dir;
+  const auto synth = run(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / "d") +
+                         " --bags 24 --dim 8 --min-instances 5 --max-instances 20 --seed 3");
+  ASSERT_EQ(synth.exit_code, 0) << synth.output;
+  const nlohmann::json sweep = {
+      {"name", "mhim-e2e"},
+      {"datasets", {{{"name", "d"}, {"root", dir / "d"}}}},
+      {"models", {{{"name", "mhim"},
+                   {"options", {{"teacher_init", "baseline"}, {"mask_ratio_h", 0.1}, {"merge", true},
+                                {"merge_ratio", 0.8}}}}}},
+      {"train", {{"epochs", 2}}},
+      {"split", {{"fold_count", 2}, {"val_ratio", 0.2}}},
+      {"grid", {{"model.options.merge_k", {1, 2}}}},
+      {"seeds", {7}}};
+  std::ofstream(dir / "sweep.json") << sweep.dump(2);
+  const std::string results = dir / "results";
+  const auto out = run(mpirun(3, "sweep " + (dir / "sweep.json") + " --results " + results + " --threads 1"));
+  ASSERT_EQ(out.exit_code, 0) << out.output;
+  // 2 merge_k x 2 folds MHIM jobs share 2 baselines (one per fold): 6 results, each once.
+  const auto all = orch::ResultsStore(results).load_all();
+  ASSERT_EQ(all.size(), 6u);
+  std::map<std::string, std::string> model_of;
+  for (const auto& r : all) {
+    ASSERT_TRUE(r.ok()) << r.job_id << ": " << r.error;
+    model_of[r.job_id] = r.spec.model.name;
+  }
+  int mhim_jobs = 0;
+  for (const auto& r : all) {
+    if (r.spec.model.name != "mhim") continue;
+    ++mhim_jobs;
+    const std::string teacher = r.inputs.at("teacher_checkpoint").at("path").get<std::string>();
+    const std::string baseline_id = std::filesystem::path(teacher).parent_path().filename().string();
+    ASSERT_TRUE(model_of.count(baseline_id)) << teacher;
+    EXPECT_EQ(model_of.at(baseline_id), "mhim_pure");
+    EXPECT_TRUE(r.history.at(0).at("train_stats").contains("consistency_loss"));
+  }
+  EXPECT_EQ(mhim_jobs, 4);
+}
+
 TEST(SweepEndToEnd, RerunSkipsFinishedJobsWithoutDuplicatingResults) {
   SweepFixture f;
   ASSERT_EQ(run(f.sweep_command()).exit_code, 0);

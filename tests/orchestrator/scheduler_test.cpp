@@ -133,3 +133,50 @@ TEST(Scheduler, ScheduledJobsUseSpecIds) {
 
 }  // namespace
 }  // namespace mil::orch
+
+namespace mil::orch {
+
+TEST(SchedulerDependencies, HoldsADependentJobUntilItsDependencyIsDone) {
+  auto jobs = make_jobs(2, {1.0, 5.0});
+  jobs[1].depends_on = {"j0"};  // the costlier job must still wait
+  Scheduler s(jobs, {});
+  EXPECT_EQ(take(s, 1), "j0");
+  EXPECT_EQ(s.next(2).kind, Assignment::Kind::kWait) << "j1 is not ready while j0 runs";
+  s.complete(1, "j0", true);
+  EXPECT_EQ(take(s, 2), "j1");
+  s.complete(2, "j1", true);
+  EXPECT_TRUE(s.finished());
+}
+
+TEST(SchedulerDependencies, FailsDependentsTransitivelyWhenADependencyFailsForGood) {
+  auto jobs = make_jobs(4);
+  jobs[1].depends_on = {"j0"};
+  jobs[2].depends_on = {"j1"};
+  Scheduler s(jobs, {});
+  EXPECT_EQ(take(s, 1), "j0");
+  EXPECT_EQ(take(s, 2), "j3");
+  s.complete(1, "j0", false);
+  const auto blocked = s.take_blocked();
+  ASSERT_EQ(blocked.size(), 2u);
+  EXPECT_EQ(blocked[0].first->id, "j1");
+  EXPECT_EQ(blocked[0].second, "j0");
+  EXPECT_EQ(blocked[1].first->id, "j2");
+  EXPECT_EQ(blocked[1].second, "j1");
+  EXPECT_TRUE(s.take_blocked().empty());
+  s.complete(2, "j3", true);
+  EXPECT_TRUE(s.finished());
+  EXPECT_EQ(s.failed_count(), 3u);
+  EXPECT_EQ(s.next(1).kind, Assignment::Kind::kStop);
+}
+
+TEST(SchedulerDependencies, TreatsDependenciesDoneBeforeARestartAsDone) {
+  auto jobs = make_jobs(2);
+  jobs[1].depends_on = {"old"};
+  Scheduler s(jobs, {"old"});
+  EXPECT_EQ(take(s, 1), "j0");
+  EXPECT_EQ(take(s, 2), "j1");
+  jobs[1].depends_on = {"nowhere"};
+  EXPECT_THROW(Scheduler(jobs, {}), std::runtime_error);
+}
+
+}  // namespace mil::orch

@@ -1,0 +1,26 @@
+#include "mil/mhim/mhim_jobs.h"
+
+#include <algorithm>
+
+#include "mil/mhim/mhim_network.h"
+
+namespace mil {
+
+std::optional<JobSpec> mhim_teacher_job(const JobSpec& job) {
+  if (job.model.name != "mhim") return std::nullopt;
+  const auto it = job.model.options.find("teacher_init");
+  if (it == job.model.options.end() || !it->is_string() || it->get<std::string>() != kTeacherFromBaseline) {
+    return std::nullopt;
+  }
+  JobSpec baseline = job;
+  baseline.model.name = "mhim_pure";
+  baseline.model.options = nlohmann::json::object();
+  const auto& keys = mhim_network_option_keys();
+  for (const auto& [key, value] : job.model.options.items()) {
+    const bool network_key = std::find(keys.begin(), keys.end(), key) != keys.end();
+    if (network_key && key.rfind("merge", 0) != 0) baseline.model.options[key] = value;
+  }
+  return baseline;
+}
+
+}  // namespace mil
