@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "mil/sha256.h"
 #include "tests/support/expect_throw.h"
 #include "tests/support/temp_dir.h"
 
@@ -175,5 +176,34 @@ TEST(Sweep, LoadSweepAppliesOverridesBeforeValidation) {
   MIL_EXPECT_THROW_WITH(load_sweep(path, {"train.epochs=0"}), "epochs must be >= 1");
 }
 
+
+/// Count, first id, last id and SHA-256 of all ids (one per line) of a sweep file's jobs.
+struct IdDigest {
+  std::size_t count;
+  std::string first, last, sha256;
+};
+
+IdDigest id_digest(const std::string& path) {
+  const std::vector<JobSpec> jobs = expand(load_sweep(path));
+  std::string all;
+  for (const auto& job : jobs) all += job.id() + "\n";
+  return {jobs.size(), jobs.front().id(), jobs.back().id(), sha256_hex(all)};
+}
+
+// The digests below were printed by the expansion code as it was before YAML, zip and random axes
+// were added (commit 2c70181), from sweeps/quickstart.json and sweeps/musk.json. A changed id would
+// make every earlier results directory look unrun, so these must never change.
+TEST(Sweep, ShippedSweepFilesKeepTheirJobIdsAndOrder) {
+  const IdDigest quickstart = id_digest(std::string(MIL_SOURCE_DIR) + "/sweeps/quickstart.json");
+  EXPECT_EQ(quickstart.count, 40u);  // 2 datasets x 2 dropouts x 2 lrs x 1 seed x 5 folds
+  EXPECT_EQ(quickstart.first, "91bd5b3151c5776e");
+  EXPECT_EQ(quickstart.last, "1ad428d59e7b1fca");
+  EXPECT_EQ(quickstart.sha256, "f8aa846137cb71f84470686166afad929d30671332bd15f7b553e3d5e4eb7f62");
+  const IdDigest musk = id_digest(std::string(MIL_SOURCE_DIR) + "/sweeps/musk.json");
+  EXPECT_EQ(musk.count, 200u);  // 2 datasets x 2 models x 5 repetitions x 10 folds
+  EXPECT_EQ(musk.first, "d2635857ee7554ae");
+  EXPECT_EQ(musk.last, "4d9f2557657fee86");
+  EXPECT_EQ(musk.sha256, "b6725aeb95e8198ccb169c21d277076b8329dd2aba070d2a11cba758e43ba55c");
+}
 }  // namespace
 }  // namespace mil::orch
