@@ -7,6 +7,7 @@
 
 #include "app/args.h"
 #include "app/commands.h"
+#include "orchestrator/cost_estimate.h"
 #include "orchestrator/job_graph.h"
 #include "orchestrator/leaderboard.h"
 #include "orchestrator/orchestrator_loop.h"
@@ -18,9 +19,10 @@
 
 namespace mil::app {
 namespace {
-constexpr const char* kHelp = R"(usage: mpirun -n R mhim sweep SWEEP.json --results DIR [options]
+constexpr const char* kHelp = R"(usage: mpirun -n R mhim sweep SWEEP.yaml|SWEEP.json --results DIR [options]
 
-Runs every job of a sweep file (datasets x models x grid x seeds x folds) over R-1 worker ranks;
+Runs every job of a sweep file (datasets x models x grid/zip/random points x seeds x folds; YAML for
+.yaml/.yml, else JSON; format: sweeps/README.md) over R-1 worker ranks;
 rank 0 hands out jobs, writes one result file per job (DIR/results/<job id>.json, atomically) and a
 journal (DIR/journal.jsonl), then writes DIR/leaderboard.md. Each job checkpoints every epoch in
 DIR/work/<job id>/. Rerunning the same command skips jobs that already have a successful result and
@@ -32,11 +34,12 @@ options:
   --set KEY=VALUE     override a sweep field; repeatable. KEY is a dotted path, array elements are
                       picked by name, e.g. --set train.epochs=5 --set datasets.synth.root=/data/synth
   --threads N         LibTorch threads per worker (default: cores / ranks on the node)
-  --dry-run           print the expanded jobs and exit (no MPI needed)
+  --dry-run           print the job count, an estimated cost (from label CSV rows and file sizes;
+                      no feature is read) and the first jobs, then exit (no MPI needed)
 
 examples:
-  mhim sweep sweeps/quickstart.json --results results/qs --dry-run
-  mpirun -n 3 mhim sweep sweeps/quickstart.json --results results/qs
+  mhim sweep sweeps/quickstart.yaml --dry-run
+  mpirun -n 3 mhim sweep sweeps/quickstart.yaml --results results/qs
   (as root, or with more ranks than cores, Open MPI also needs --allow-run-as-root --oversubscribe)
 )";
 
@@ -48,12 +51,15 @@ void log_line(int rank, const std::string& line) {
   std::fflush(stderr);
 }
 
-int dry_run(const std::vector<JobSpec>& jobs) {
-  std::printf("%zu jobs\n", jobs.size());
+int dry_run(const orch::SweepSpec& sweep, const std::vector<JobSpec>& jobs) {
+  std::printf("sweep '%s': %zu jobs (dry run: nothing is run)\n\n", sweep.name.c_str(), jobs.size());
+  std::fputs(orch::format_cost(orch::estimate_cost(jobs)).c_str(), stdout);
   const std::size_t shown = std::min<std::size_t>(jobs.size(), 10);
+  std::printf("\nfirst %zu jobs (job id, config id, dataset, method, fold, seed):\n", shown);
   for (std::size_t i = 0; i < shown; ++i) {
     const JobSpec& j = jobs[i];
-    std::printf("  %s  %s  %s  fold %d/%d  seed %llu\n", j.id().c_str(), j.dataset.name.c_str(), j.model.name.c_str(),
+    std::printf("  %s  %s  %s  %s  fold %d/%d  seed %llu\n", j.id().c_str(), j.config_id().c_str(),
+                j.dataset.name.c_str(), (j.model.method.empty() ? j.model.name : j.model.method).c_str(),
                 j.split.fold_index, j.split.fold_count, static_cast<unsigned long long>(j.seed));
   }
   if (shown < jobs.size()) std::printf("  ... %zu more\n", jobs.size() - shown);
@@ -78,7 +84,10 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
   } catch (const UsageError& e) {
     return usage_failure("sweep", e.what());
   }
-  if (dry) return dry_run(orch::with_teacher_baselines(orch::expand(orch::load_sweep(sweep_path, overrides))));
+  if (dry) {
+    const orch::SweepSpec sweep = orch::load_sweep(sweep_path, overrides);
+    return dry_run(sweep, orch::with_teacher_baselines(orch::expand(sweep)));
+  }
 
   worker::MpiEnvironment mpi(argc, argv);
   const int rank = mpi.rank();

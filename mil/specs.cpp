@@ -124,13 +124,18 @@ void from_json(const json& j, SplitSpec& s) {
   if (!(s.val_ratio >= 0.0 && s.val_ratio < 1.0)) throw std::runtime_error(ctx + ".val_ratio must be in [0, 1)");
 }
 
-void to_json(json& j, const ModelSpec& s) { j = json{{"name", s.name}, {"options", s.options}}; }
+void to_json(json& j, const ModelSpec& s) {
+  j = json{{"name", s.name}, {"options", s.options}};
+  if (!s.method.empty()) j["method"] = s.method;  // absent when unset: older ids stay valid
+}
 
 void from_json(const json& j, ModelSpec& s) {
   const std::string ctx = "model";
-  require_known_keys(j, {"name", "options"}, ctx);
+  require_known_keys(j, {"name", "options", "method"}, ctx);
   read_optional(j, "name", s.name, ctx);
   read_optional(j, "options", s.options, ctx);
+  read_optional(j, "method", s.method, ctx);
+  if (j.contains("method") && s.method.empty()) throw std::runtime_error(ctx + " '" + s.name + "'.method: must not be empty");
   require_object(s.options, ctx + " '" + s.name + "'.options");
 }
 

@@ -37,6 +37,9 @@ struct SplitSpec {
 struct ModelSpec {
   std::string name = "abmil";                       ///< Registered model name.
   nlohmann::json options = nlohmann::json::object();  ///< Model options, e.g. {"dropout": 0.25}.
+  /// Leaderboard method label, e.g. "abmil+mhim"; empty = the model name. Serialised (and so
+  /// hashed into job ids) only when set, so specs without one keep their ids.
+  std::string method;
 };
 
 /// Optimisation settings (the reference engine's names and defaults where it has them, spec 3.2).

@@ -2,12 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <set>
 #include <stdexcept>
 #include <utility>
+
+#include "orchestrator/sweep_axes.h"
 
 namespace mil::orch {
 namespace {
@@ -15,13 +14,8 @@ namespace {
 using nlohmann::json;
 
 /// Top-level keys a sweep file may contain.
-const std::vector<std::string> kSweepKeys = {"name",  "datasets", "models", "train",
-                                             "split", "grid",     "seeds",  "folds"};
-/// First segments a grid key may start with (the JobSpec sections a grid may vary).
-const std::vector<std::string> kGridRoots = {"dataset", "model", "train", "split"};
-
-/// One grid point: (dotted key, value) pairs in sorted key order.
-using GridPoint = std::vector<std::pair<std::string, json>>;
+const std::vector<std::string> kSweepKeys = {"name", "datasets", "models", "train", "split",
+                                             "grid", "zip",      "random", "seeds", "folds"};
 
 std::vector<std::string> split_key(const std::string& key) {
   std::vector<std::string> segments;
@@ -109,46 +103,6 @@ void require_unique_names(const std::vector<std::string>& names, const std::stri
   }
 }
 
-void validate_grid(const json& grid) {
-  if (!grid.is_object()) {
-    throw std::runtime_error("grid: expected a JSON object, got " + std::string(grid.type_name()));
-  }
-  for (const auto& item : grid.items()) {
-    const std::string& key = item.key();
-    const std::string root = split_key(key).front();
-    if (std::find(kGridRoots.begin(), kGridRoots.end(), root) == kGridRoots.end()) {
-      throw std::runtime_error("grid key '" + key +
-                               "': must start with dataset, model, train or split" +
-                               " (seeds and folds have their own top-level keys)");
-    }
-    if (key == "split.fold_index") {
-      throw std::runtime_error(
-          "grid key 'split.fold_index': list test folds in the top-level 'folds' instead");
-    }
-    if (!item.value().is_array() || item.value().empty()) {
-      throw std::runtime_error("grid key '" + key + "': expected a non-empty array of values");
-    }
-  }
-}
-
-/// Cartesian product of the grid in sorted key order, the last key varying fastest.
-std::vector<GridPoint> grid_points(const json& grid) {
-  std::vector<std::pair<std::string, const json*>> axes;
-  for (const auto& item : grid.items()) axes.emplace_back(item.key(), &item.value());
-  std::vector<GridPoint> points;
-  std::vector<std::size_t> odometer(axes.size(), 0);
-  while (true) {
-    GridPoint point;
-    for (std::size_t a = 0; a < axes.size(); ++a) {
-      point.emplace_back(axes[a].first, (*axes[a].second)[odometer[a]]);
-    }
-    points.push_back(std::move(point));
-    std::size_t a = axes.size();
-    while (a > 0 && ++odometer[a - 1] == axes[a - 1].second->size()) odometer[--a] = 0;
-    if (a == 0) return points;
-  }
-}
-
 /// The folds to run for one resolved split, checked against its fold_count.
 std::vector<int> folds_for(const SweepSpec& sweep, const SplitSpec& split) {
   std::vector<int> folds = sweep.folds;
@@ -157,8 +111,8 @@ std::vector<int> folds_for(const SweepSpec& sweep, const SplitSpec& split) {
   }
   for (int f : folds) {
     if (f < 0 || f >= split.fold_count) {
-      throw std::runtime_error("folds: fold " + std::to_string(f) + " is outside [0, " +
-                               std::to_string(split.fold_count) + ")");
+      throw SweepError("/folds", "folds: fold " + std::to_string(f) + " is outside [0, " +
+                                     std::to_string(split.fold_count) + ")");
     }
   }
   return folds;
@@ -171,25 +125,71 @@ std::string describe(const JobSpec& job) {
 
 /// A typed sub-object of the sweep file, with the key prefixed to any error.
 template <typename T>
-T parse_field(const json& j, const std::string& key) {
+T parse_field(const json& j, const std::string& key, const std::string& pointer) {
   try {
     return j.get<T>();
   } catch (const std::exception& e) {
-    throw std::runtime_error(key + ": " + e.what());
+    throw SweepError(pointer, key + ": " + e.what());
   }
 }
 
 template <typename T>
-std::vector<T> parse_list(const json& j, const char* key) {
+std::vector<T> parse_list(const json& j, const std::string& key) {
   const json& list = j.at(key);
   if (!list.is_array() || list.empty()) {
-    throw std::runtime_error(std::string(key) + ": expected a non-empty array");
+    throw SweepError("/" + key, key + ": expected a non-empty array");
   }
   std::vector<T> out;
   for (std::size_t i = 0; i < list.size(); ++i) {
-    out.push_back(parse_field<T>(list[i], std::string(key) + "[" + std::to_string(i) + "]"));
+    const std::string index = std::to_string(i);
+    out.push_back(parse_field<T>(list[i], key + "[" + index + "]", "/" + key + "/" + index));
   }
   return out;
+}
+
+/// The keys `spec` serialises to: what a sweep section of that type may contain.
+std::vector<std::string> keys_of(const json& spec) {
+  std::vector<std::string> keys;
+  for (const auto& item : spec.items()) keys.push_back(item.key());
+  return keys;
+}
+
+/// Throws SweepError at the first key of object `j` not in `allowed`; non-objects are left to the
+/// typed parsers, which say what they expected.
+void check_keys(const json& j, const std::vector<std::string>& allowed, const std::string& pointer,
+                const std::string& context) {
+  if (!j.is_object()) return;
+  for (const auto& item : j.items()) {
+    if (std::find(allowed.begin(), allowed.end(), item.key()) != allowed.end()) continue;
+    std::string list;
+    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+    throw SweepError(pointer_append(pointer, item.key()),
+                     (context.empty() ? "" : context + ": ") + "unknown key '" + item.key() +
+                         "' (allowed: " + list + ")");
+  }
+}
+
+/// Unknown keys anywhere in the fixed parts of a sweep, reported with the key's own pointer so the
+/// error can name its line. Model options are the model's business (checked when it is built).
+void check_sweep_keys(const json& j) {
+  if (!j.is_object()) {
+    throw SweepError("", "expected an object at the top level, got " + std::string(j.type_name()));
+  }
+  check_keys(j, kSweepKeys, "", "");
+  ModelSpec model_with_every_key;
+  model_with_every_key.method = "label";  // serialised only when set
+  const std::pair<const char*, std::vector<std::string>> lists[] = {
+      {"datasets", keys_of(json(DatasetSpec{}))}, {"models", keys_of(json(model_with_every_key))}};
+  for (const auto& [key, allowed] : lists) {
+    const auto it = j.find(key);
+    if (it == j.end() || !it->is_array()) continue;
+    for (std::size_t i = 0; i < it->size(); ++i) {
+      check_keys((*it)[i], allowed, std::string("/") + key + "/" + std::to_string(i),
+                 std::string(key) + "[" + std::to_string(i) + "]");
+    }
+  }
+  if (j.contains("train")) check_keys(j.at("train"), keys_of(json(TrainSpec{})), "/train", "train");
+  if (j.contains("split")) check_keys(j.at("split"), keys_of(json(SplitSpec{})), "/split", "split");
 }
 
 SweepSpec parse_body(const json& j) {
@@ -200,39 +200,41 @@ SweepSpec parse_body(const json& j) {
   }
   SweepSpec sweep;
   if (!j.at("name").is_string() || j.at("name").get<std::string>().empty()) {
-    throw std::runtime_error("name: expected a non-empty string");
+    throw SweepError("/name", "name: expected a non-empty string");
   }
   sweep.name = j.at("name").get<std::string>();
   sweep.datasets = parse_list<DatasetSpec>(j, "datasets");
   sweep.models = parse_list<ModelSpec>(j, "models");
-  if (j.contains("train")) sweep.train = parse_field<TrainSpec>(j.at("train"), "train");
+  if (j.contains("train")) sweep.train = parse_field<TrainSpec>(j.at("train"), "train", "/train");
   if (j.contains("split")) {
     if (j.at("split").is_object() && j.at("split").contains("fold_index")) {
-      throw std::runtime_error(
-          "split.fold_index: set per job; list test folds in the top-level 'folds' instead");
+      throw SweepError("/split/fold_index",
+                       "split.fold_index: set per job; list test folds in the top-level 'folds' instead");
     }
-    sweep.split = parse_field<SplitSpec>(j.at("split"), "split");
+    sweep.split = parse_field<SplitSpec>(j.at("split"), "split", "/split");
   }
-  if (j.contains("grid")) sweep.grid = j.at("grid");
+  if (j.contains("grid") && !j.at("grid").is_null()) sweep.grid = j.at("grid");
+  if (j.contains("zip")) sweep.zip = j.at("zip");
+  if (j.contains("random")) sweep.random = j.at("random");
   if (j.contains("seeds")) {
     const json& seeds = j.at("seeds");
     if (!seeds.is_array() || seeds.empty()) {
-      throw std::runtime_error("seeds: expected a non-empty array");
+      throw SweepError("/seeds", "seeds: expected a non-empty array");
     }
     sweep.seeds.clear();
     for (const json& seed : seeds) {
       if (!seed.is_number_unsigned()) {
-        throw std::runtime_error("seeds: " + seed.dump() + " is not a non-negative integer");
+        throw SweepError("/seeds", "seeds: " + seed.dump() + " is not a non-negative integer");
       }
       sweep.seeds.push_back(seed.get<std::uint64_t>());
     }
   }
   if (j.contains("folds")) {
     const json& folds = j.at("folds");
-    if (!folds.is_array()) throw std::runtime_error("folds: expected an array of fold indices");
+    if (!folds.is_array()) throw SweepError("/folds", "folds: expected an array of fold indices");
     for (const json& fold : folds) {
       if (!fold.is_number_integer()) {
-        throw std::runtime_error("folds: " + fold.dump() + " is not an integer");
+        throw SweepError("/folds", "folds: " + fold.dump() + " is not an integer");
       }
       sweep.folds.push_back(fold.get<int>());
     }
@@ -244,34 +246,27 @@ SweepSpec parse_body(const json& j) {
 
 }  // namespace
 
-SweepSpec parse_sweep(const json& j, const std::string& source) {
-  require_known_keys(j, kSweepKeys, source);
+SweepSpec parse_sweep(const json& j, const std::string& source, const SourceLines& lines) {
   try {
+    check_sweep_keys(j);
     return parse_body(j);
+  } catch (const SweepError& e) {
+    throw SweepError(e.pointer(), source_location(source, lines, e.pointer()) + ": " + e.what());
   } catch (const std::exception& e) {
     throw std::runtime_error(source + ": " + e.what());
   }
 }
 
 SweepSpec load_sweep(const std::string& path, const std::vector<std::string>& overrides) {
-  std::ifstream in(path);
-  if (!in) {
-    throw std::runtime_error(path + ": cannot open sweep file (" + std::strerror(errno) + ")");
-  }
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw std::runtime_error(path + ": invalid JSON: " + e.what());
-  }
+  SweepDocument doc = read_sweep_document(path);
   for (const auto& assignment : overrides) {
     try {
-      apply_override(j, assignment);
+      apply_override(doc.value, assignment);
     } catch (const std::exception& e) {
       throw std::runtime_error(path + ": " + e.what());
     }
   }
-  return parse_sweep(j, path);
+  return parse_sweep(doc.value, path, doc.lines);
 }
 
 void apply_override(json& sweep_json, const std::string& assignment) {
@@ -315,8 +310,7 @@ std::vector<JobSpec> expand(const SweepSpec& sweep) {
   if (std::set<int>(sweep.folds.begin(), sweep.folds.end()).size() != sweep.folds.size()) {
     throw std::runtime_error("folds: a fold appears twice");
   }
-  validate_grid(sweep.grid);
-  const std::vector<GridPoint> points = grid_points(sweep.grid);
+  const std::vector<SweepPoint> points = cross(sweep_axes(sweep.grid, sweep.zip, sweep.random));
 
   std::vector<JobSpec> jobs;
   std::set<std::string> ids;
@@ -332,12 +326,13 @@ std::vector<JobSpec> expand(const SweepSpec& sweep) {
           throw std::runtime_error("dataset '" + dataset.name + "', model '" + model.name +
                                    "': " + e.what());
         }
-        for (const auto& [key, value] : point) {
+        for (const AxisSetting& setting : point) {
           try {
-            set_path(j, key, value);
+            set_path(j, setting.key, setting.value);
             base = j.get<JobSpec>();
           } catch (const std::exception& e) {
-            throw std::runtime_error("grid key '" + key + "' = " + value.dump() + ": " + e.what());
+            throw SweepError(setting.pointer,
+                             setting.origin + " = " + setting.value.dump() + ": " + e.what());
           }
         }
         for (std::uint64_t seed : sweep.seeds) {

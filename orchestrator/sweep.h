@@ -9,10 +9,11 @@
 #include <nlohmann/json.hpp>
 
 #include "mil/specs.h"
+#include "orchestrator/sweep_file.h"
 
 namespace mil::orch {
 
-/// A parsed sweep file: datasets x models x grid points x seeds x folds.
+/// A parsed sweep file: datasets x models x swept points (grid x zip x random) x seeds x folds.
 struct SweepSpec {
   std::string name;                   ///< Sweep name (required, non-empty).
   std::vector<DatasetSpec> datasets;  ///< >= 1, unique names.
@@ -22,15 +23,21 @@ struct SweepSpec {
   /// Dotted JobSpec path -> non-empty array of values, e.g. {"train.lr": [1e-4, 2e-4]}; cartesian
   /// product.
   nlohmann::json grid = nlohmann::json::object();
+  /// Keys varied together: an object of equal-length lists, or an array of such groups; null = none.
+  nlohmann::json zip;
+  /// Seeded random search: {"samples": n, "seed": s, "space": {key: distribution}}; null = none.
+  nlohmann::json random;
   std::vector<std::uint64_t> seeds{2021};  ///< >= 1, unique.
   std::vector<int> folds;  ///< Test folds to run, unique; empty = 0..split.fold_count-1.
 };
 
 /// Parses and validates a sweep JSON object; every error message starts with `source` (the file
-/// path).
-SweepSpec parse_sweep(const nlohmann::json& j, const std::string& source);
+/// path), followed by ":<line>" when `lines` knows where the offending key is.
+SweepSpec parse_sweep(const nlohmann::json& j, const std::string& source,
+                      const SourceLines& lines = {});
 
-/// Reads the sweep file at `path`, applies each "key.path=value" override in order, then parses it.
+/// Reads the sweep file at `path` (YAML for .yaml/.yml, else JSON), applies each "key.path=value"
+/// override in order, then parses it.
 SweepSpec load_sweep(const std::string& path, const std::vector<std::string>& overrides = {});
 
 /// Sets the value at a dotted key in `sweep_json`; an array segment selects the element with that
@@ -38,9 +45,9 @@ SweepSpec load_sweep(const std::string& path, const std::vector<std::string>& ov
 /// The value is JSON when it parses, else a string. Throws naming the assignment and the key.
 void apply_override(nlohmann::json& sweep_json, const std::string& assignment);
 
-/// All jobs in a fixed order: datasets x models x grid points (sorted keys, last fastest) x seeds x
-/// folds. Throws when a grid value is invalid (naming the grid key) or two jobs resolve to the same
-/// id.
+/// All jobs in a fixed order: datasets x models x swept points (grid keys sorted, then zip groups,
+/// then random samples; the last varying fastest) x seeds x folds. Throws SweepError when a swept
+/// value is invalid (naming its key) or two jobs resolve to the same id.
 std::vector<JobSpec> expand(const SweepSpec& sweep);
 
 }  // namespace mil::orch

@@ -11,7 +11,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev libopenblas0-openmp
   libopenmpi-dev openmpi-bin
-  libboost-dev nlohmann-json3-dev libhdf5-dev
+  libboost-dev nlohmann-json3-dev libhdf5-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # Tests only: checks that Python torch.load reads the state_dicts we write (model interchange).
   python3-torch

@@ -30,7 +30,7 @@ results="$root/results/quickstart"
 source scripts/mpi_env.sh
 ranks=${MIL_QUICKSTART_RANKS:-3}
 status=0
-mpirun -n "$ranks" "${MIL_MPIRUN_FLAGS[@]}" "$mhim" sweep sweeps/quickstart.json --results "$results" \
+mpirun -n "$ranks" "${MIL_MPIRUN_FLAGS[@]}" "$mhim" sweep sweeps/quickstart.yaml --results "$results" \
   --set "datasets.synth-easy.root=$data/synth-easy" --set "datasets.synth-hard.root=$data/synth-hard" \
   >/dev/null || status=$?  # its stdout is the leaderboard path, printed below with the table
 

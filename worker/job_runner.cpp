@@ -18,6 +18,7 @@
 #include <stdexcept>
 
 #include "mil/bootstrap.h"
+#include "mil/durable_file.h"
 #include "mil/metrics.h"
 #include "mil/models/mil_model.h"
 #include "mil/splits.h"
@@ -114,6 +115,15 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
     if (options.log) options.log("[" + result.job_id + "] " + line);
   };
   try {
+    if (!options.work_dir.empty()) {
+      // The resolved spec beside the job's checkpoints, readable before (or without) a result.
+      stage("writing config.json", [&] {
+        std::filesystem::create_directories(options.work_dir);
+        const nlohmann::json config = {{"job_id", result.job_id}, {"config_id", result.config_id}, {"spec", spec}};
+        write_file_atomic((std::filesystem::path(options.work_dir) / "config.json").string(), config.dump(2) + "\n");
+        return 0;
+      });
+    }
     const auto data = stage("loading data", [&] { return cache.get(spec.dataset, spec.split.repetition); });
     result.inputs = data->inputs;
     const Split split = stage("splitting", [&] {

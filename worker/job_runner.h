@@ -19,7 +19,7 @@ struct RunOptions {
   int rank = -1;                                  ///< MPI rank running it, recorded in the result (-1 = none).
   std::function<void(const std::string&)> log;    ///< Progress lines; may be empty.
   /// Folder for this job's files: checkpoint.pt (resumed when present; removed once the job is done),
-  /// model_best.pt and epochs.jsonl. Empty = no files, no resume.
+  /// model_best.pt, epochs.jsonl and config.json (the resolved spec). Empty = no files, no resume.
   std::string work_dir;
   int checkpoint_every = 1;                       ///< Epochs between checkpoints.
   const std::atomic<bool>* stop_requested = nullptr;  ///< Set by SIGTERM: checkpoint and return "interrupted".

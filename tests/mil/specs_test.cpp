@@ -37,6 +37,19 @@ TEST(JobSpec, IdIsAContentHashThatChangesWithAnyField) {
   EXPECT_NE(other.id(), spec.id());
 }
 
+TEST(JobSpec, MethodLabelIsHashedOnlyWhenSet) {
+  const JobSpec plain = sample_spec();
+  EXPECT_FALSE(nlohmann::json(plain).at("model").contains("method")) << "unset: ids of older specs stay";
+  JobSpec labelled = sample_spec();
+  labelled.model.method = "abmil+mhim";
+  EXPECT_NE(labelled.id(), plain.id());
+  EXPECT_NE(labelled.config_id(), plain.config_id());
+  EXPECT_EQ(nlohmann::json(labelled).get<JobSpec>().model.method, "abmil+mhim");
+  nlohmann::json empty = labelled;
+  empty["model"]["method"] = "";
+  MIL_EXPECT_THROW_WITH(empty.get<JobSpec>(), "method: must not be empty");
+}
+
 TEST(JobSpec, ConfigIdIgnoresOnlyWhatReplicatesAConfiguration) {
   JobSpec a = sample_spec(), b = sample_spec();
   b.split.fold_index = 0;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "mil/sha256.h"
 #include "mil/synthetic.h"
@@ -49,6 +50,23 @@ TEST(JobRunner, ReportsMetricsHashesAndTheResolvedSpec) {
   EXPECT_LE(auc, 1.0);
   EXPECT_EQ(r.inputs.at("labels").at("sha256").get<std::string>(), sha256_file(dir / "s/labels.csv"));
   EXPECT_EQ(r.inputs.at("features").at("files").get<int>(), 24);
+}
+
+TEST(JobRunner, WritesTheResolvedSpecAsConfigJsonInItsWorkDir) {
+  testing::TempDir dir;
+  write_small(dir / "s");
+  std::filesystem::resize_file(dir.path() / "s/pt_files/slide_0005.pt", 10);  // fails, after config.json
+  const JobSpec spec = synthetic_job(dir / "s");
+  RunOptions options;
+  options.work_dir = dir / ("work/" + spec.id());
+  DatasetCache cache;
+  EXPECT_EQ(run_job(spec, options, cache).status, "failed");
+  std::ifstream in(options.work_dir + "/config.json");
+  ASSERT_TRUE(in) << "config.json is written before the job can fail";
+  const nlohmann::json config = nlohmann::json::parse(in);
+  EXPECT_EQ(config.at("job_id"), spec.id());
+  EXPECT_EQ(config.at("config_id"), spec.config_id());
+  EXPECT_EQ(config.at("spec").get<JobSpec>().id(), spec.id()) << "the spec reproduces the job exactly";
 }
 
 TEST(JobRunner, TurnsABrokenFeatureFileIntoAFailedResultNamingStageAndFile) {
