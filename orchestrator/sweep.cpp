@@ -169,6 +169,13 @@ void check_keys(const json& j, const std::vector<std::string>& allowed, const st
   }
 }
 
+/// A model entry's keys: the ModelSpec's, plus its own `grid`.
+std::vector<std::string> model_keys_with_grid(const ModelSpec& model) {
+  std::vector<std::string> keys = keys_of(json(model));
+  keys.push_back("grid");
+  return keys;
+}
+
 /// Unknown keys anywhere in the fixed parts of a sweep, reported with the key's own pointer so the
 /// error can name its line. Model options are the model's business (checked when it is built).
 void check_sweep_keys(const json& j) {
@@ -179,7 +186,7 @@ void check_sweep_keys(const json& j) {
   ModelSpec model_with_every_key;
   model_with_every_key.method = "label";  // serialised only when set
   const std::pair<const char*, std::vector<std::string>> lists[] = {
-      {"datasets", keys_of(json(DatasetSpec{}))}, {"models", keys_of(json(model_with_every_key))}};
+      {"datasets", keys_of(json(DatasetSpec{}))}, {"models", model_keys_with_grid(model_with_every_key)}};
   for (const auto& [key, allowed] : lists) {
     const auto it = j.find(key);
     if (it == j.end() || !it->is_array()) continue;
@@ -204,7 +211,19 @@ SweepSpec parse_body(const json& j) {
   }
   sweep.name = j.at("name").get<std::string>();
   sweep.datasets = parse_list<DatasetSpec>(j, "datasets");
-  sweep.models = parse_list<ModelSpec>(j, "models");
+  {
+    // A model's own grid is sweep structure, not part of the ModelSpec that jobs carry.
+    json models_only = j;
+    for (auto& entry : models_only.at("models")) {
+      if (entry.is_object() && entry.contains("grid")) {
+        sweep.model_grids.push_back(entry.at("grid"));
+        entry.erase("grid");
+      } else {
+        sweep.model_grids.push_back(json());
+      }
+    }
+    sweep.models = parse_list<ModelSpec>(models_only, "models");
+  }
   if (j.contains("train")) sweep.train = parse_field<TrainSpec>(j.at("train"), "train", "/train");
   if (j.contains("split")) {
     if (j.at("split").is_object() && j.at("split").contains("fold_index")) {
@@ -310,13 +329,32 @@ std::vector<JobSpec> expand(const SweepSpec& sweep) {
   if (std::set<int>(sweep.folds.begin(), sweep.folds.end()).size() != sweep.folds.size()) {
     throw std::runtime_error("folds: a fold appears twice");
   }
-  const std::vector<SweepPoint> points = cross(sweep_axes(sweep.grid, sweep.zip, sweep.random));
+  // Each model crosses the sweep's axes with its own grid keys.
+  std::vector<std::vector<SweepPoint>> points_of_model;
+  for (std::size_t m = 0; m < sweep.models.size(); ++m) {
+    json grid = sweep.grid.is_null() ? json::object() : sweep.grid;
+    const json own = m < sweep.model_grids.size() ? sweep.model_grids[m] : json();
+    if (!own.is_null()) {
+      if (!own.is_object()) {
+        throw SweepError("/models/" + std::to_string(m) + "/grid", "models[" + std::to_string(m) + "].grid: expected an object");
+      }
+      for (const auto& [key, values] : own.items()) {
+        if (grid.contains(key)) {
+          throw SweepError("/models/" + std::to_string(m) + "/grid",
+                           "models[" + std::to_string(m) + "].grid key '" + key + "' is also a sweep grid key");
+        }
+        grid[key] = values;
+      }
+    }
+    points_of_model.push_back(cross(sweep_axes(grid, sweep.zip, sweep.random)));
+  }
 
   std::vector<JobSpec> jobs;
   std::set<std::string> ids;
   for (const auto& dataset : sweep.datasets) {
-    for (const auto& model : sweep.models) {
-      for (const auto& point : points) {
+    for (std::size_t m = 0; m < sweep.models.size(); ++m) {
+      const ModelSpec& model = sweep.models[m];
+      for (const auto& point : points_of_model[m]) {
         JobSpec base{dataset, model, sweep.train, sweep.split, sweep.seeds.front()};
         base.split.fold_index = 0;
         json j = base;

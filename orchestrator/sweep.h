@@ -18,6 +18,9 @@ struct SweepSpec {
   std::string name;                   ///< Sweep name (required, non-empty).
   std::vector<DatasetSpec> datasets;  ///< >= 1, unique names.
   std::vector<ModelSpec> models;      ///< >= 1.
+  /// Parallel to `models`: each model's own grid (the `grid` key of its entry; null when absent),
+  /// crossed with the sweep's axes for that model only, e.g. MHIM's mask/merge grid beside a baseline.
+  std::vector<nlohmann::json> model_grids;
   TrainSpec train;                    ///< Base optimisation settings.
   SplitSpec split;  ///< Base split; its fold_index is ignored (folds come from `folds`).
   /// Dotted JobSpec path -> non-empty array of values, e.g. {"train.lr": [1e-4, 2e-4]}; cartesian

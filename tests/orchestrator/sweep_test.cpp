@@ -393,3 +393,38 @@ TEST(Sweep, JsonUnknownKeysNameTheLineToo) {
 
 }  // namespace
 }  // namespace mil::orch
+
+namespace mil::orch {
+
+TEST(SweepModelGrid, CrossesAModelsOwnGridOnlyForThatModel) {
+  // The MHIM v2 README grid (3 x 2 x 3 = 18 points) beside a plain baseline that must not see its keys.
+  const json j = json::parse(R"({
+    "name": "g", "datasets": [{"name": "d", "root": "/x"}],
+    "models": [{"name": "abmil"},
+               {"name": "mhim", "options": {"teacher_init": "baseline", "merge": true},
+                "grid": {"model.options.mask_ratio_h": [0.01, 0.03, 0.05], "model.options.merge_ratio": [0.8, 0.9],
+                         "model.options.merge_k": [1, 5, 10]}}],
+    "split": {"fold_count": 2}})");
+  const std::vector<JobSpec> jobs = expand(parse_sweep(j, "g.json"));
+  ASSERT_EQ(jobs.size(), 2u * (1 + 18));
+  std::set<std::string> mhim_points;
+  for (const auto& job : jobs) {
+    if (job.model.name == "abmil") {
+      EXPECT_TRUE(job.model.options.empty()) << job.model.options.dump();
+    } else {
+      mhim_points.insert(job.model.options.dump());
+      EXPECT_EQ(job.model.options.at("teacher_init"), "baseline");
+    }
+  }
+  EXPECT_EQ(mhim_points.size(), 18u);
+}
+
+TEST(SweepModelGrid, RejectsAKeyInBothTheSweepGridAndAModelGrid) {
+  const json j = json::parse(R"({
+    "name": "g", "datasets": [{"name": "d", "root": "/x"}],
+    "models": [{"name": "abmil", "grid": {"train.lr": [1e-4]}}],
+    "grid": {"train.lr": [2e-4]}})");
+  EXPECT_THROW(expand(parse_sweep(j, "g.json")), std::exception);
+}
+
+}  // namespace mil::orch
