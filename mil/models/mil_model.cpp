@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "mil/models/abmil.h"
+#include "mil/models/dsmil.h"
 #include "mil/models/gated_abmil.h"
 
 namespace mil {
@@ -15,10 +16,13 @@ std::shared_ptr<MilModelImpl> make_model(const ModelSpec& spec, int64_t input_di
     if (spec.name == "gabmil") {
       return std::make_shared<GatedAbmilImpl>(gated_abmil_options_from_json(spec.options, input_dim, class_count));
     }
+    if (spec.name == "dsmil") {
+      return std::make_shared<DsmilImpl>(dsmil_options_from_json(spec.options, input_dim, class_count));
+    }
   } catch (const std::exception& e) {
     throw std::runtime_error("building model '" + spec.name + "': " + e.what());
   }
-  throw std::runtime_error("unknown model '" + spec.name + "' (available: abmil, gabmil)");
+  throw std::runtime_error("unknown model '" + spec.name + "' (available: abmil, gabmil, dsmil)");
 }
 
 int64_t count_trainable_parameters(const torch::nn::Module& module) {
