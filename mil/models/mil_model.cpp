@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "mil/models/abmil.h"
+#include "mil/models/clam.h"
 #include "mil/models/dsmil.h"
 #include "mil/models/gated_abmil.h"
 
@@ -19,10 +20,14 @@ std::shared_ptr<MilModelImpl> make_model(const ModelSpec& spec, int64_t input_di
     if (spec.name == "dsmil") {
       return std::make_shared<DsmilImpl>(dsmil_options_from_json(spec.options, input_dim, class_count));
     }
+    if (spec.name == "clam_sb" || spec.name == "clam_mb") {
+      const bool multi_branch = spec.name == "clam_mb";
+      return std::make_shared<ClamImpl>(clam_options_from_json(spec.options, input_dim, class_count, multi_branch));
+    }
   } catch (const std::exception& e) {
     throw std::runtime_error("building model '" + spec.name + "': " + e.what());
   }
-  throw std::runtime_error("unknown model '" + spec.name + "' (available: abmil, gabmil, dsmil)");
+  throw std::runtime_error("unknown model '" + spec.name + "' (available: abmil, gabmil, dsmil, clam_sb, clam_mb)");
 }
 
 int64_t count_trainable_parameters(const torch::nn::Module& module) {
