@@ -5,6 +5,7 @@
 #include "mil/models/abmil.h"
 #include "mil/models/clam.h"
 #include "mil/models/dsmil.h"
+#include "mil/models/dtfd.h"
 #include "mil/models/gated_abmil.h"
 
 namespace mil {
@@ -24,10 +25,13 @@ std::shared_ptr<MilModelImpl> make_model(const ModelSpec& spec, int64_t input_di
       const bool multi_branch = spec.name == "clam_mb";
       return std::make_shared<ClamImpl>(clam_options_from_json(spec.options, input_dim, class_count, multi_branch));
     }
+    if (spec.name == "dtfd") {
+      return std::make_shared<DtfdImpl>(dtfd_options_from_json(spec.options, input_dim, class_count));
+    }
   } catch (const std::exception& e) {
     throw std::runtime_error("building model '" + spec.name + "': " + e.what());
   }
-  throw std::runtime_error("unknown model '" + spec.name + "' (available: abmil, gabmil, dsmil, clam_sb, clam_mb)");
+  throw std::runtime_error("unknown model '" + spec.name + "' (available: abmil, gabmil, dsmil, clam_sb, clam_mb, dtfd)");
 }
 
 int64_t count_trainable_parameters(const torch::nn::Module& module) {
