@@ -7,6 +7,7 @@
 #include "mil/models/dsmil.h"
 #include "mil/models/dtfd.h"
 #include "mil/models/gated_abmil.h"
+#include "mil/models/mean_max.h"
 
 namespace mil {
 
@@ -28,10 +29,14 @@ std::shared_ptr<MilModelImpl> make_model(const ModelSpec& spec, int64_t input_di
     if (spec.name == "dtfd") {
       return std::make_shared<DtfdImpl>(dtfd_options_from_json(spec.options, input_dim, class_count));
     }
+    if (spec.name == "meanmil" || spec.name == "maxmil") {
+      const std::string pooling = spec.name == "meanmil" ? "mean" : "max";
+      return std::make_shared<MeanMaxMilImpl>(mean_max_mil_options_from_json(spec.options, input_dim, class_count, pooling));
+    }
   } catch (const std::exception& e) {
     throw std::runtime_error("building model '" + spec.name + "': " + e.what());
   }
-  throw std::runtime_error("unknown model '" + spec.name + "' (available: abmil, gabmil, dsmil, clam_sb, clam_mb, dtfd)");
+  throw std::runtime_error("unknown model '" + spec.name + "' (available: abmil, gabmil, dsmil, clam_sb, clam_mb, dtfd, meanmil, maxmil)");
 }
 
 int64_t count_trainable_parameters(const torch::nn::Module& module) {
