@@ -24,7 +24,7 @@ or build one from flags:
   --name NAME           benchmark name (default: the folder name)
   --classes C           number of classes (default 2)
   --standardize         z-score features with training-fold statistics
-  --model M             abmil (default)
+  --model M             abmil (default), gabmil, dsmil, clam_sb, clam_mb, dtfd, meanmil, maxmil
   --model-options JSON  e.g. '{"dropout": 0.0}'
   --protocol P          kfold | file (default kfold; file = the dataset's own folds)
   --folds K             number of folds (default 5)

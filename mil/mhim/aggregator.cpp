@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mil/mhim/attention_aggregator.h"
+#include "mil/mhim/dsmil_aggregator.h"
 #include "mil/specs.h"
 
 namespace mil {
@@ -17,7 +18,11 @@ std::shared_ptr<MhimAggregatorImpl> make_mhim_aggregator(const std::string& name
     if (options.contains("da_act")) o.activation(options.at("da_act").get<std::string>());
     return std::make_shared<MhimAttentionImpl>(o);
   }
-  throw std::runtime_error("unknown MHIM baseline aggregator '" + name + "' (available: attn)");
+  if (name == "dsmil") {
+    require_known_keys(options, {}, "mhim aggregator 'dsmil' options");
+    return std::make_shared<MhimDsmilImpl>(MhimDsmilOptions(dim, class_count));
+  }
+  throw std::runtime_error("unknown MHIM baseline aggregator '" + name + "' (available: attn, dsmil)");
 }
 
 }  // namespace mil

@@ -15,6 +15,9 @@ struct MilOutput {
   at::Tensor embedding;        ///< [1, d] bag embedding fed to the classifier.
   at::Tensor instance_embeddings;  ///< [N, d] the embeddings that were pooled, where the model has them; else undefined.
   at::Tensor instance_logits;      ///< [N, C] per-instance class logits (DSMIL, mean/max pooling); else undefined.
+  /// [K, N] one softmax-over-instances attention row per branch (CLAM_SB: K = 1; CLAM_MB and DSMIL: K = C,
+  /// row c for class c), for losses that pick instances by a class's attention; else undefined.
+  at::Tensor class_attention;
 };
 
 /// Base of every aggregator: a torch::nn::Module whose forward takes one bag [N, D].

@@ -32,4 +32,12 @@ void xavier_normal_linears(torch::nn::Module& module) {
   }
 }
 
+at::Tensor forward_sequential_prefix(torch::nn::Sequential& sequential, at::Tensor x, std::size_t count) {
+  TORCH_CHECK(count <= sequential->size(), "forward_sequential_prefix: ", count, " modules requested of ",
+              sequential->size());
+  auto it = sequential->begin();
+  for (std::size_t i = 0; i < count; ++i, ++it) x = it->forward(x);
+  return x;
+}
+
 }  // namespace mil

@@ -31,4 +31,8 @@ Options attention_options_from_json(const nlohmann::json& j, Options options, co
 /// Xavier-normal weights and zero biases for every Linear below `module`, as the reference.
 void xavier_normal_linears(torch::nn::Module& module);
 
+/// Runs `x` through the first `count` modules of `sequential` (count <= its size), for models whose
+/// reference names put the instance embedding and a later stage in one Sequential.
+at::Tensor forward_sequential_prefix(torch::nn::Sequential& sequential, at::Tensor x, std::size_t count);
+
 }  // namespace mil
