@@ -4,6 +4,7 @@
 
 #include "mil/models/abmil.h"
 #include "mil/models/gated_abmil.h"
+#include "mil/models/transmil.h"
 
 namespace mil {
 
@@ -14,6 +15,9 @@ std::shared_ptr<MilModelImpl> make_model(const ModelSpec& spec, int64_t input_di
     }
     if (spec.name == "gabmil") {
       return std::make_shared<GatedAbmilImpl>(gated_abmil_options_from_json(spec.options, input_dim, class_count));
+    }
+    if (spec.name == "transmil") {
+      return std::make_shared<TransMilImpl>(transmil_options_from_json(spec.options, input_dim, class_count));
     }
   } catch (const std::exception& e) {
     throw std::runtime_error("building model '" + spec.name + "': " + e.what());
