@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mil/mhim/attention_aggregator.h"
+#include "mil/mhim/selfattn_aggregator.h"
 #include "mil/specs.h"
 
 namespace mil {
@@ -17,7 +18,13 @@ std::shared_ptr<MhimAggregatorImpl> make_mhim_aggregator(const std::string& name
     if (options.contains("da_act")) o.activation(options.at("da_act").get<std::string>());
     return std::make_shared<MhimAttentionImpl>(o);
   }
-  throw std::runtime_error("unknown MHIM baseline aggregator '" + name + "' (available: attn)");
+  if (name == "selfattn") {
+    require_known_keys(options, {"n_heads"}, "mhim aggregator 'selfattn' options");
+    MhimSelfAttentionOptions o(dim);
+    if (options.contains("n_heads")) o.heads(options.at("n_heads").get<int64_t>());
+    return std::make_shared<MhimSelfAttentionImpl>(o);
+  }
+  throw std::runtime_error("unknown MHIM baseline aggregator '" + name + "' (available: attn, selfattn)");
 }
 
 }  // namespace mil
