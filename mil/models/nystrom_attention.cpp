@@ -35,7 +35,9 @@ at::Tensor moore_penrose_pinv(const at::Tensor& x, int64_t iterations) {
   const at::Tensor magnitude = x.abs();
   const at::Tensor normaliser = magnitude.sum(-1).max() * magnitude.sum(-2).max();
   at::Tensor z = x.transpose(-1, -2) / normaliser;
-  const at::Tensor identity = at::eye(x.size(-1), x.options());
+  // float32 whatever x is, as the reference's torch.eye: under bf16 autocast the matmuls return bf16 and
+  // each 13I - XZ(...) step is promoted back to float32 (eye has no bf16 kernel anyway); double stays double.
+  const at::Tensor identity = at::eye(x.size(-1), x.options().dtype(at::kFloat));
   for (int64_t i = 0; i < iterations; ++i) {
     const at::Tensor xz = x.matmul(z);
     z = (0.25 * z).matmul(13 * identity - xz.matmul(15 * identity - xz.matmul(7 * identity - xz)));

@@ -1,6 +1,7 @@
 #include "mil/models/transmil.h"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 #include <torch/utils.h>
 
@@ -147,6 +148,28 @@ TEST(TransMil, WithoutDropoutTrainAndEvalModesAgree) {
   const at::Tensor train_logits = model->forward(bag).logits;
   model->eval();
   EXPECT_TRUE(train_logits.equal(model->forward(bag).logits));
+}
+
+TEST(TransMil, TrainsUnderCpuBf16AutocastLikeTheTrainersBf16Precision) {
+  // The trainer's bf16 precision runs forward under CPU autocast, so bf16 matmul outputs meet the fp32
+  // class token, LayerNorms and residuals; the pseudo-inverse then iterates in bf16.
+  seed_torch(11);
+  TransMil model = tiny_transmil();
+  model->eval();
+  const at::Tensor bag = at::randn({20, 6});
+  const at::Tensor fp32_logits = model->forward(bag).logits.detach();
+  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  at::autocast::set_cpu_enabled(true);
+  const MilOutput out = model->forward(bag);
+  at::autocast::set_cpu_enabled(false);
+  at::autocast::clear_cache();
+  const at::Tensor logits = out.logits.to(at::kFloat);
+  logits.sum().backward();
+  EXPECT_TRUE(at::allclose(logits, fp32_logits, /*rtol=*/0.05, /*atol=*/0.05)) << logits << fp32_logits;
+  for (const auto& item : model->named_parameters()) {
+    ASSERT_TRUE(item.value().grad().defined()) << item.key();
+    EXPECT_TRUE(item.value().grad().isfinite().all().item<bool>()) << item.key();
+  }
 }
 
 TEST(TransMil, MakeModelReadsOptionsAndRejectsUnknownKeys) {
