@@ -1,4 +1,5 @@
 // mhim bench train: training throughput of the aggregators beside the machine's fp32 matmul peak.
+// (mhim bench models, per-bag forward/backward cost by bag size, lives in cmd_bench_models.cpp.)
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "app/args.h"
+#include "app/bench_common.h"
 #include "app/commands.h"
 #include <torch/nn/modules/linear.h>
 
@@ -20,6 +22,7 @@
 namespace mil::app {
 namespace {
 constexpr const char* kHelp = R"(usage: mhim bench train [options]
+       mhim bench models [options]   (per-bag cost by bag size; see mhim bench models --help)
 
 Trains each model for a few epochs on random in-memory bags and prints epoch time, instances/s,
 achieved GFLOP/s and the share of the machine's fp32 matmul peak, measured first as a torch mm of
@@ -46,21 +49,6 @@ examples:
   mhim bench train --threads 2 --epochs 3
   mhim bench train --models mhim_pure,mhim --precision fp32
 )";
-
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const std::size_t n = values.size();
-  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
-}
 
 double resident_megabytes() {
   std::ifstream statm("/proc/self/statm");
@@ -97,6 +85,7 @@ double training_flops(const MilModelImpl& model, int64_t n, int64_t dim) {
 }  // namespace
 
 int cmd_bench(const Tokens& tokens) {
+  if (!tokens.empty() && tokens[0] == "models") return cmd_bench_models(Tokens(tokens.begin() + 1, tokens.end()));
   if (tokens.empty() || tokens[0] == "--help" || tokens[0] != "train") {
     std::fputs(kHelp, stdout);
     return tokens.empty() || tokens[0] != "--help" ? 2 : 0;

@@ -6,6 +6,7 @@
 
 #include "mil/mhim/attention_aggregator.h"
 #include "mil/mhim/dsmil_aggregator.h"
+#include "mil/mhim/selfattn_aggregator.h"
 #include "mil/specs.h"
 
 namespace mil {
@@ -22,7 +23,13 @@ std::shared_ptr<MhimAggregatorImpl> make_mhim_aggregator(const std::string& name
     require_known_keys(options, {}, "mhim aggregator 'dsmil' options");
     return std::make_shared<MhimDsmilImpl>(MhimDsmilOptions(dim, class_count));
   }
-  throw std::runtime_error("unknown MHIM baseline aggregator '" + name + "' (available: attn, dsmil)");
+  if (name == "selfattn") {
+    require_known_keys(options, {"n_heads"}, "mhim aggregator 'selfattn' options");
+    MhimSelfAttentionOptions o(dim);
+    if (options.contains("n_heads")) o.heads(options.at("n_heads").get<int64_t>());
+    return std::make_shared<MhimSelfAttentionImpl>(o);
+  }
+  throw std::runtime_error("unknown MHIM baseline aggregator '" + name + "' (available: attn, selfattn, dsmil)");
 }
 
 }  // namespace mil

@@ -9,6 +9,7 @@
 #include "mil/models/gated_abmil.h"
 #include "mil/models/mean_max.h"
 #include "mil/mhim/mhim_objective.h"
+#include "mil/models/transmil.h"
 
 namespace mil {
 
@@ -42,10 +43,13 @@ std::shared_ptr<MilModelImpl> make_model(const ModelSpec& spec, int64_t input_di
       const std::string pooling = spec.name == "meanmil" ? "mean" : "max";
       return std::make_shared<MeanMaxMilImpl>(mean_max_mil_options_from_json(spec.options, input_dim, class_count, pooling));
     }
+    if (spec.name == "transmil") {
+      return std::make_shared<TransMilImpl>(transmil_options_from_json(spec.options, input_dim, class_count));
+    }
   } catch (const std::exception& e) {
     throw std::runtime_error("building model '" + spec.name + "': " + e.what());
   }
-  throw std::runtime_error("unknown model '" + spec.name + "' (available: abmil, gabmil, dsmil, clam_sb, clam_mb, dtfd, meanmil, maxmil, mhim_pure, mhim)");
+  throw std::runtime_error("unknown model '" + spec.name + "' (available: abmil, gabmil, transmil, dsmil, clam_sb, clam_mb, dtfd, meanmil, maxmil, mhim_pure, mhim)");
 }
 
 int64_t count_trainable_parameters(const torch::nn::Module& module) {
