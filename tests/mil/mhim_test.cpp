@@ -2,6 +2,7 @@
 // training through the trainer with exact resume.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <torch/nn/functional/loss.h>
 
 #include <cmath>
 #include <filesystem>
@@ -166,6 +167,41 @@ TEST(MhimNetwork, AttnParameterCountsMatchTheReferenceTable) {
   for (const auto& [d, c, expected] : table) {
     EXPECT_EQ(count_trainable_parameters(*network(d, c)), expected) << d << "x" << c;
     EXPECT_EQ(count_trainable_parameters(*network(d, c, {{"merge", true}, {"merge_k", 5}})), expected + 1050112);
+  }
+}
+
+TEST(MhimNetwork, SelfattnAndDsmilParameterCountsMatchTheReferenceTable) {
+  const std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>> table = {
+      // D, C, selfattn, dsmil (spec §2.3)
+      {1024, 2, 2672146, 873734}, {1024, 4, 2673172, 881932}, {1536, 2, 2934290, 1135878},
+      {768, 2, 2541074, 742662},  {512, 2, 2410002, 611590}};
+  for (const auto& [d, c, selfattn, dsmil] : table) {
+    EXPECT_EQ(count_trainable_parameters(*network(d, c, {{"baseline", "selfattn"}})), selfattn) << d << "x" << c;
+    EXPECT_EQ(count_trainable_parameters(*network(d, c, {{"baseline", "dsmil"}})), dsmil) << d << "x" << c;
+  }
+}
+
+TEST(MhimObjective, TrainsEveryAggregatorWithMaskingAndTheGrn) {
+  // One training bag through teacher scoring, masking, the GRN and the student for each baseline;
+  // DSMIL's consistency target is its per-class representation [C, d].
+  for (const char* baseline : {"attn", "selfattn", "dsmil"}) {
+    SCOPED_TRACE(baseline);
+    at::manual_seed(12);
+    auto student = network(16, 2, {{"baseline", baseline}, {"merge", true}, {"merge_k", 2}, {"merge_ratio", 0.8}});
+    MhimObjective objective(*student, random_teacher({{"mask_ratio_h", 0.05}}), 0, 10);
+    student->train();
+    Bag bag;
+    bag.features = at::randn({60, 16});
+    bag.label = 1;
+    const at::Tensor loss = objective.loss(bag, 0, [](const at::Tensor& logits) {
+      return torch::nn::functional::cross_entropy(logits, torch::full({1}, 1, torch::kLong));
+    });
+    loss.backward();
+    EXPECT_TRUE(std::isfinite(loss.item<double>()));
+    EXPECT_TRUE(student->predictor->weight.grad().defined() || std::string(baseline) == "dsmil");
+    const auto stats = objective.take_epoch_stats();
+    EXPECT_DOUBLE_EQ(stats.at("student_tokens"), std::floor((60 - 3) * 0.8) + 2);  // ceil(60·0.05) = 3 masked
+    EXPECT_GT(stats.at("consistency_loss"), 0.0);
   }
 }
 
