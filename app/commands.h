@@ -13,6 +13,7 @@ int cmd_train(const Tokens& tokens);
 int cmd_sweep(const Tokens& tokens, int& argc, char**& argv);  ///< argc/argv for MPI_Init.
 int cmd_leaderboard(const Tokens& tokens);
 int cmd_bench(const Tokens& tokens);
+int cmd_predict(const Tokens& tokens);
 int cmd_bench_models(const Tokens& tokens);  ///< `mhim bench models`, reached through cmd_bench.
 
 /// Intra-op threads for LibTorch: `requested` when > 0, else hardware threads / ranks_on_node (>= 1).

@@ -16,6 +16,7 @@ commands:
   train        train and evaluate one fold of one config (no MPI needed)
   sweep        run a whole sweep under mpirun: rank 0 orchestrates, other ranks train
   leaderboard  rebuild the leaderboard of a results directory
+  predict      run a trained model on bags: logits, probabilities, per-instance scores
   bench        measure performance (bench train: training throughput vs the matmul peak)
 
 examples:
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
     if (command == "sweep") return mil::app::cmd_sweep(tokens, argc, argv);
     if (command == "leaderboard") return mil::app::cmd_leaderboard(tokens);
     if (command == "bench") return mil::app::cmd_bench(tokens);
+    if (command == "predict") return mil::app::cmd_predict(tokens);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mhim %s: error: %s\n", command.c_str(), e.what());
     return 1;

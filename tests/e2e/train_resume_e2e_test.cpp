@@ -10,6 +10,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -120,6 +122,45 @@ TEST(TrainResume, SigtermCheckpointsExitsWithStatus75AndResumes) {
   ASSERT_TRUE(std::filesystem::exists(f.dir / "termed/checkpoint.pt"));
   ASSERT_EQ(run_to_end(args), 0);
   EXPECT_EQ(outcome(result_of(f.dir / "termed.json")), f.reference);
+}
+
+}  // namespace mil
+
+namespace mil {
+
+TEST(Predict, RunsTheSavedBestModelOnEveryBagAndReproducesItsTestPredictions) {
+  ResumeFixture f;
+  const std::string out = f.dir / "pred.csv";
+  ASSERT_EQ(run_to_end({MIL_MHIM_BINARY, "predict", "--model", "abmil", "--weights", f.dir / "straight/model_best.pt",
+                        "--input", f.dir / "data", "--out", out}),
+            0);
+  std::ifstream bags(out);
+  std::string line;
+  std::getline(bags, line);
+  EXPECT_EQ(line, "slide_id,instances,predicted,logit_0,logit_1,prob_0,prob_1");
+  int rows = 0;
+  while (std::getline(bags, line)) {
+    ++rows;
+    std::vector<double> fields;
+    std::stringstream row(line);
+    std::string cell;
+    while (std::getline(row, cell, ',')) fields.push_back(cell.empty() ? 0.0 : std::atof(cell.c_str()));
+    ASSERT_EQ(fields.size(), 7u) << line;
+    EXPECT_NEAR(fields[5] + fields[6], 1.0, 1e-6) << line;
+    EXPECT_EQ(int(fields[2]), fields[6] > fields[5] ? 1 : 0) << line;
+  }
+  EXPECT_EQ(rows, 60);
+  // One score per instance, summing to 1 per bag for ABMIL's softmax attention.
+  std::ifstream instances(f.dir / "pred.instances.csv");
+  std::getline(instances, line);
+  EXPECT_EQ(line, "slide_id,index,x,y,score");
+  std::map<std::string, double> sums;
+  while (std::getline(instances, line)) {
+    const auto first = line.find(',');
+    sums[line.substr(0, first)] += std::atof(line.substr(line.rfind(',') + 1).c_str());
+  }
+  EXPECT_EQ(sums.size(), 60u);
+  for (const auto& [slide, sum] : sums) EXPECT_NEAR(sum, 1.0, 1e-5) << slide;
 }
 
 }  // namespace mil
