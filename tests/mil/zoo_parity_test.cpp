@@ -53,6 +53,7 @@ bool expect_close(const std::map<std::string, at::Tensor>& expected, const std::
 
 /// Loads <name>_state.pt strictly into `model`, then checks every fixture output for every bag size.
 void expect_model_matches_fixture(const std::string& name, MilModelImpl& model) {
+  SCOPED_TRACE(name);
   const auto report = load_state_dict(model, read_state_dict(kFixtures + name + "_state.pt"), /*strict=*/true);
   ASSERT_TRUE(report.clean()) << report.describe();
   model.eval();
@@ -76,35 +77,22 @@ void expect_model_matches_fixture(const std::string& name, MilModelImpl& model) 
   EXPECT_EQ(compared, expected.size()) << "some fixture outputs of " << name << " were never compared";
 }
 
-TEST(ZooParity, DsmilMatchesPyTorchForBagsOf1To1000Instances) {
-  Dsmil model(DsmilOptions(kInputDim, kClasses).embed_dim(kEmbed).query_dim(kHidden).aux_alpha(1.0));
-  expect_model_matches_fixture("dsmil", *model);
-}
-
-TEST(ZooParity, ClamSbMatchesPyTorchIncludingTheSmoothSvmInstanceLoss) {
-  Clam model(ClamOptions(kInputDim, kClasses).embed_dim(kEmbed).attention_dim(kHidden).aux_alpha(1.0));
-  expect_model_matches_fixture("clam_sb", *model);
-}
-
-TEST(ZooParity, ClamMbMatchesPyTorchWithBothSmoothAndHardSvmRows) {
-  Clam model(
+TEST(ZooParity, StandAloneModelsMatchPyTorchForBagsOf1To1000Instances) {
+  // dsmil and clam_* with aux_alpha 1 so the fixtures' unweighted auxiliary losses are compared too;
+  // clam_mb's fixture has both smooth and hard SVM rows.
+  Dsmil dsmil(DsmilOptions(kInputDim, kClasses).embed_dim(kEmbed).query_dim(kHidden).aux_alpha(1.0));
+  expect_model_matches_fixture("dsmil", *dsmil);
+  Clam clam_sb(ClamOptions(kInputDim, kClasses).embed_dim(kEmbed).attention_dim(kHidden).aux_alpha(1.0));
+  expect_model_matches_fixture("clam_sb", *clam_sb);
+  Clam clam_mb(
       ClamOptions(kInputDim, kClasses).multi_branch(true).embed_dim(kEmbed).attention_dim(kHidden).aux_alpha(1.0));
-  expect_model_matches_fixture("clam_mb", *model);
-}
-
-TEST(ZooParity, DtfdMatchesPyTorchWithContiguousPseudoBags) {
-  Dtfd model(DtfdOptions(kInputDim, kClasses).embed_dim(kEmbed).attention_dim(kHidden));
-  expect_model_matches_fixture("dtfd", *model);
-}
-
-TEST(ZooParity, MeanMilMatchesPyTorch) {
-  MeanMaxMil model(MeanMaxMilOptions(kInputDim, kClasses).pooling("mean").hidden_dim(kEmbed));
-  expect_model_matches_fixture("meanmil", *model);
-}
-
-TEST(ZooParity, MaxMilMatchesPyTorch) {
-  MeanMaxMil model(MeanMaxMilOptions(kInputDim, kClasses).pooling("max").hidden_dim(kEmbed));
-  expect_model_matches_fixture("maxmil", *model);
+  expect_model_matches_fixture("clam_mb", *clam_mb);
+  Dtfd dtfd(DtfdOptions(kInputDim, kClasses).embed_dim(kEmbed).attention_dim(kHidden));
+  expect_model_matches_fixture("dtfd", *dtfd);
+  MeanMaxMil meanmil(MeanMaxMilOptions(kInputDim, kClasses).pooling("mean").hidden_dim(kEmbed));
+  expect_model_matches_fixture("meanmil", *meanmil);
+  MeanMaxMil maxmil(MeanMaxMilOptions(kInputDim, kClasses).pooling("max").hidden_dim(kEmbed));
+  expect_model_matches_fixture("maxmil", *maxmil);
 }
 
 TEST(ZooParity, MhimDsmilAggregatorMatchesPyTorch) {

@@ -1,15 +1,18 @@
 // Behaviour every model of the zoo (dsmil, clam_sb, clam_mb, dtfd, meanmil, maxmil) shares, checked through
-// make_model: the reference's parameter counts, gradients against finite differences, seeding, dropout
-// in train vs eval mode, the auxiliary-loss default, training through fit() in fp32 and bf16, and strict
-// options.
+// make_model: the reference's state_dict keys (and those of MHIM's dsmil aggregator) and parameter counts, gradients
+// against finite differences, seeding, dropout in train vs eval mode, the auxiliary-loss default, training through
+// fit() in fp32 and bf16, and strict options.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <set>
 
 #include "mil/bag_dataset.h"
+#include "mil/mhim/aggregator.h"
 #include "mil/models/mil_model.h"
+#include "mil/models/state_dict.h"
 #include "mil/trainer.h"
 #include "tests/support/expect_throw.h"
 
@@ -50,6 +53,56 @@ TEST(Zoo, HasTheReferenceParameterCountsForEveryFeatureWidthAndClassCount) {
           << name << " D=" << d << " C=" << c;
     }
   }
+}
+
+TEST(Zoo, NamesStateLikeTheReferenceStateDicts) {
+  // The reference's keys (modules/dsmil.py, clam.py, dtfd.py, mean_max.py, mhim_modules/baseline.py);
+  // without dropout the reference's Sequentials shift (clam attention_net.2, meanmil head.2).
+  const auto names = [](const torch::nn::Module& module) {
+    std::set<std::string> out;
+    for (const auto& [name, tensor] : state_dict_of(module)) out.insert(name);
+    return out;
+  };
+  const auto zoo = [&](const std::string& name, nlohmann::json options) {
+    return names(*build(name, std::move(options), 16, 2));
+  };
+  const std::set<std::string> b_classifier{
+      "b_classifier.q.0.weight", "b_classifier.q.0.bias", "b_classifier.q.2.weight", "b_classifier.q.2.bias",
+      "b_classifier.v.1.weight", "b_classifier.v.1.bias", "b_classifier.fcc.weight", "b_classifier.fcc.bias"};
+  std::set<std::string> dsmil{"feature.0.weight", "feature.0.bias", "i_classifier.weight", "i_classifier.bias"};
+  dsmil.insert(b_classifier.begin(), b_classifier.end());
+  EXPECT_EQ(zoo("dsmil", nlohmann::json::object()), dsmil);
+  std::set<std::string> mhim_dsmil{"i_classifier.0.weight", "i_classifier.0.bias"};
+  mhim_dsmil.insert(b_classifier.begin(), b_classifier.end());
+  EXPECT_EQ(names(*make_mhim_aggregator("dsmil", 512, 2, nlohmann::json::object())), mhim_dsmil);
+  const auto clam = [](const std::string& gate, std::vector<std::string> classifiers) {
+    std::set<std::string> keys{
+        "attention_net.0.weight",      "attention_net.0.bias",          gate + ".attention_a.0.weight",
+        gate + ".attention_a.0.bias",  gate + ".attention_b.0.weight",  gate + ".attention_b.0.bias",
+        gate + ".attention_c.weight",  gate + ".attention_c.bias",      "instance_classifiers.0.weight",
+        "instance_classifiers.0.bias", "instance_classifiers.1.weight", "instance_classifiers.1.bias",
+        "instance_loss_fn.labels"};
+    keys.insert(classifiers.begin(), classifiers.end());
+    return keys;
+  };
+  EXPECT_EQ(zoo("clam_sb", nlohmann::json::object()),
+            clam("attention_net.3", {"classifiers.weight", "classifiers.bias"}));
+  EXPECT_EQ(zoo("clam_mb", {{"dropout", 0.0}}),
+            clam("attention_net.2",
+                 {"classifiers.0.weight", "classifiers.0.bias", "classifiers.1.weight", "classifiers.1.bias"}));
+  std::set<std::string> dtfd{"classifier.fc.weight", "classifier.fc.bias", "dimReduction.fc1.weight",
+                             "UClassifier.classifier.fc.weight", "UClassifier.classifier.fc.bias"};
+  for (const std::string prefix : {"attention.", "UClassifier.attention."}) {
+    for (const char* key : {"attention_V.0.weight", "attention_V.0.bias", "attention_U.0.weight", "attention_U.0.bias",
+                            "attention_weights.weight", "attention_weights.bias"}) {
+      dtfd.insert(prefix + key);
+    }
+  }
+  EXPECT_EQ(zoo("dtfd", nlohmann::json::object()), dtfd);
+  EXPECT_EQ(zoo("meanmil", nlohmann::json::object()),
+            (std::set<std::string>{"head.0.weight", "head.0.bias", "head.3.weight", "head.3.bias"}));
+  EXPECT_EQ(zoo("maxmil", {{"dropout", 0.0}}),
+            (std::set<std::string>{"head.0.weight", "head.0.bias", "head.2.weight", "head.2.bias"}));
 }
 
 TEST(Zoo, GradientsMatchCentralFiniteDifferencesInDoublePrecision) {
@@ -173,9 +226,14 @@ TEST(Zoo, TrainsThroughTheTrainerInFp32AndBf16WithTheAuxiliaryLossOn) {
   }
 }
 
-TEST(Zoo, RejectsUnknownOptionsAndValuesOfTheWrongType) {
+TEST(Zoo, RejectsMisshapenBagsUnknownOptionsAndMistypedValuesNamingThem) {
   for (const std::string& name : kZoo) {
+    SCOPED_TRACE(name);
     MIL_EXPECT_THROW_WITH(build(name, {{"bogus", 1}}, 8, 2), "unknown key 'bogus'");
+    auto model = build(name, nlohmann::json::object(), 8, 2);
+    MIL_EXPECT_THROW_WITH(model->forward(at::randn({2, 3, 8})), "expects [N, D] bag features, got [2, 3, 8]");
+    MIL_EXPECT_THROW_WITH(model->forward(at::randn({4, 9})), "expects D = 8, got [4, 9]");
+    MIL_EXPECT_THROW_WITH(model->forward(at::randn({0, 8})), "at least one instance");
   }
   MIL_EXPECT_THROW_WITH(build("clam_sb", {{"k_sample", 2.5}}, 8, 2), "k_sample: expected an integer, got 2.5");
   MIL_EXPECT_THROW_WITH(build("dsmil", {{"aux_alpha", "0.5"}}, 8, 2), "aux_alpha: expected a number");
