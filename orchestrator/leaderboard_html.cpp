@@ -266,9 +266,10 @@ std::string benchmark_section(const Leaderboard& board, const BenchmarkResult& b
                     "</th><th>95% CI of mean</th><th>Val " + html(m) + "</th>";
   out += "<th>Δ vs baseline</th><th>Pairs</th><th>t-test p (corr.)</th><th>Wilcoxon p</th><th>Notes</th></tr></thead><tbody>\n";
   for (const MethodResult& mr : b.methods) {
-    out += "<tr><td><span class=\"swatch\" style=\"background:" + colours.of(mr.method) + "\"></span>" + html(mr.method) + "</td>";
+    out += "<tr><td class=\"method\"><span class=\"swatch\" style=\"background:" + colours.of(mr.method) + "\"></span>" +
+           html(mr.method) + "</td>";
     if (mr.row < 0) {
-      out += "<td colspan=\"9\" class=\"warn\">" + html(mr.note) + "</td></tr>\n";
+      out += "<td colspan=\"10\" class=\"warn\">" + html(mr.note) + "</td></tr>\n";  // every column after Method
       continue;
     }
     const LeaderboardRow& row = board.rows[mr.row];
@@ -314,7 +315,7 @@ h1{font-size:1.6em;margin-bottom:4px}h2{font-size:1.25em;margin-top:32px;border-
 table{border-collapse:collapse;margin:10px 0;font-size:0.86em}th,td{border:1px solid #ddd;padding:4px 7px;text-align:left;vertical-align:top}
 th{background:#f4f5f7}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.selected td{background:#eef6ee}.warn{color:#8a5a00;background:#fff8e6}.flag{color:#b00020;font-weight:600}
-.note{color:#555;font-style:italic}.summary{color:#444}
+.note{color:#555;font-style:italic}td.method{white-space:nowrap}.summary{color:#444}
 .swatch{display:inline-block;width:10px;height:10px;margin-right:6px;border-radius:2px;vertical-align:baseline}
 svg.plot{display:block;margin:12px 0;max-width:100%;height:auto}
 svg text{font-family:inherit;font-size:12px;fill:#222}svg .title{font-size:13px;font-weight:600}
