@@ -72,7 +72,8 @@ std::pair<double, double> axis_range(double low, double high) {
 std::string y_axis(double lo, double hi, double left, double right, double top, double bottom) {
   std::string svg;
   const double step = tick_step(hi - lo);
-  for (double v = lo; v <= hi + 1e-9; v += step) {
+  // Ticks on multiples of the step (the range's ends need not be).
+  for (double v = std::ceil(lo / step - 1e-9) * step; v <= hi + 1e-9; v += step) {
     const double y = bottom - (v - lo) / (hi - lo) * (bottom - top);
     svg += line(left, y, right, y, "class=\"grid\"");
     svg += text_at(left - 6, y + 4, format::fixed(v, step < 0.1 ? 2 : 1), "end", "class=\"tick\"");
@@ -110,7 +111,7 @@ std::string bar_chart(const Leaderboard& board, const BenchmarkResult& b, const 
   }
   if (shown.empty()) return "<p class=\"note\">No selected grid point to plot.</p>";
   const auto [lo, hi] = axis_range(low, high);
-  const double left = 64, right = kPlotWidth - 16, top = 34, bottom = 250, height = 310;
+  const double left = 64, right = kPlotWidth - 16, top = 46, bottom = 262, height = 322;  // room for a value over the top
   const double slot = (right - left) / double(shown.size());
   const double bar = std::min(90.0, slot * 0.6);
   const auto y_of = [&](double v) { return bottom - (std::clamp(v, lo, hi) - lo) / (hi - lo) * (bottom - top); };
