@@ -22,9 +22,10 @@ commands:
 examples:
   mhim synth --out data/synth --bags 120
   mhim train --dataset data/synth --model abmil --fold 0 --folds 5 --epochs 20
-  mpirun -n 3 mhim sweep sweeps/quickstart.json --results results/quickstart \
-      --set datasets.synth-quickstart.root=data/synth
-  mhim leaderboard results/quickstart
+  mhim sweep sweeps/quickstart.yaml --dry-run
+  mpirun -n 3 mhim sweep sweeps/quickstart.yaml --results results/quickstart \
+      --set datasets.synth-easy.root=data/synth
+  mhim leaderboard results/quickstart --baseline abmil
 )";
 }  // namespace
 

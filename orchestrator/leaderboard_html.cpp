@@ -72,7 +72,8 @@ std::pair<double, double> axis_range(double low, double high) {
 std::string y_axis(double lo, double hi, double left, double right, double top, double bottom) {
   std::string svg;
   const double step = tick_step(hi - lo);
-  for (double v = lo; v <= hi + 1e-9; v += step) {
+  // Ticks on multiples of the step (the range's ends need not be).
+  for (double v = std::ceil(lo / step - 1e-9) * step; v <= hi + 1e-9; v += step) {
     const double y = bottom - (v - lo) / (hi - lo) * (bottom - top);
     svg += line(left, y, right, y, "class=\"grid\"");
     svg += text_at(left - 6, y + 4, format::fixed(v, step < 0.1 ? 2 : 1), "end", "class=\"tick\"");
@@ -110,7 +111,7 @@ std::string bar_chart(const Leaderboard& board, const BenchmarkResult& b, const 
   }
   if (shown.empty()) return "<p class=\"note\">No selected grid point to plot.</p>";
   const auto [lo, hi] = axis_range(low, high);
-  const double left = 64, right = kPlotWidth - 16, top = 34, bottom = 250, height = 310;
+  const double left = 64, right = kPlotWidth - 16, top = 46, bottom = 262, height = 322;  // room for a value over the top
   const double slot = (right - left) / double(shown.size());
   const double bar = std::min(90.0, slot * 0.6);
   const auto y_of = [&](double v) { return bottom - (std::clamp(v, lo, hi) - lo) / (hi - lo) * (bottom - top); };
@@ -215,10 +216,11 @@ std::string cd_diagram(const RankSummary& r, const Colours& colours) {
                     num(kPlotWidth) + "\" height=\"" + num(height) + "\" role=\"img\" aria-label=\"critical difference diagram\">";
   // The CD as a scale bar, from rank 1.
   const double cd_end = x_of(std::min(double(k), 1 + r.critical_difference));
-  svg += line(left, 24, cd_end, 24, "class=\"cd\"") + line(left, 18, left, 30, "class=\"cd\"") +
-         line(cd_end, 18, cd_end, 30, "class=\"cd\"");
-  svg += text_at(cd_end + 6, 28, "CD = " + format::fixed(r.critical_difference) +
-                 (1 + r.critical_difference > double(k) ? " (wider than the axis)" : ""), "start", "class=\"label\"");
+  svg += line(left, 28, cd_end, 28, "class=\"cd\"") + line(left, 22, left, 34, "class=\"cd\"") +
+         line(cd_end, 22, cd_end, 34, "class=\"cd\"");
+  svg += text_at(left, 16, "CD = " + format::fixed(r.critical_difference) +
+                 (1 + r.critical_difference > double(k) ? " (longer than the axis: no pair differs significantly)" : ""),
+                 "start", "class=\"label\"");
   svg += line(left, axis, right, axis, "class=\"axis\"");
   for (std::size_t t = 1; t <= k; ++t) {
     svg += line(x_of(double(t)), axis - 6, x_of(double(t)), axis, "class=\"axis\"");
@@ -261,14 +263,14 @@ std::string benchmark_section(const Leaderboard& board, const BenchmarkResult& b
                     " (never on test); headline: test " + html(m) + ". " +
                     (b.baseline.empty() ? "No baseline row here, so no paired tests."
                                         : "Paired tests against <b>" + html(b.baseline) + "</b>.") +
-                    "</p>\n<table><thead><tr><th>Method</th><th>Config</th><th>Runs</th><th>Test " + html(m) +
+                    "</p>\n<div class=\"scroll\"><table><thead><tr><th>Method</th><th>Config</th><th>Runs</th><th>Test " + html(m) +
                     "</th><th>95% CI of mean</th><th>Val " + html(m) + "</th>";
-  for (const auto& o : others) out += "<th>Test " + html(metric_name(o)) + "</th>";
   out += "<th>Δ vs baseline</th><th>Pairs</th><th>t-test p (corr.)</th><th>Wilcoxon p</th><th>Notes</th></tr></thead><tbody>\n";
   for (const MethodResult& mr : b.methods) {
-    out += "<tr><td><span class=\"swatch\" style=\"background:" + colours.of(mr.method) + "\"></span>" + html(mr.method) + "</td>";
+    out += "<tr><td class=\"method\"><span class=\"swatch\" style=\"background:" + colours.of(mr.method) + "\"></span>" +
+           html(mr.method) + "</td>";
     if (mr.row < 0) {
-      out += "<td colspan=\"" + std::to_string(9 + others.size()) + "\" class=\"warn\">" + html(mr.note) + "</td></tr>\n";
+      out += "<td colspan=\"10\" class=\"warn\">" + html(mr.note) + "</td></tr>\n";  // every column after Method
       continue;
     }
     const LeaderboardRow& row = board.rows[mr.row];
@@ -276,7 +278,6 @@ std::string benchmark_section(const Leaderboard& board, const BenchmarkResult& b
            cell(format::mean_std(format::find(row.test, b.metric)), true) +
            cell(format::interval(format::find(row.test, b.metric)), true) +
            cell(format::mean_std(row.val_selection.count ? &row.val_selection : nullptr), true);
-    for (const auto& o : others) out += cell(format::mean_std(format::find(row.test, o)), true);
     if (mr.compared) {
       const Comparison& c = mr.comparison;
       out += cell(format::signed_fixed(c.mean_difference), true) + cell(std::to_string(c.pairs), true) +
@@ -290,35 +291,39 @@ std::string benchmark_section(const Leaderboard& board, const BenchmarkResult& b
            (row.protocol_flags.empty() ? "" : " <span class=\"flag\">" + html(format::flags(row.protocol_flags)) + "</span>") +
            "</td></tr>\n";
   }
-  out += "</tbody></table>\n" + bar_chart(board, b, colours) + "\n" + curves_chart(board, b, colours) + "\n";
-  out += "<details><summary>Every grid point of " + html(b.dataset) + "</summary><table><thead><tr><th>Method</th>"
-         "<th>Config</th><th>Runs</th><th>Val " + html(m) + " (selects)</th><th>Test " + html(m) +
-         "</th><th>Selected</th><th>Note</th></tr></thead><tbody>\n";
+  out += "</tbody></table></div>\n" + bar_chart(board, b, colours) + "\n" + curves_chart(board, b, colours) + "\n";
+  out += "<details><summary>Every grid point of " + html(b.dataset) + " (the selection reads the validation column)"
+         "</summary><div class=\"scroll\"><table><thead><tr><th>Method</th><th>Config</th><th>Runs</th><th>Val " + html(m) +
+         " (selects)</th><th>Test " + html(m) + "</th>";
+  for (const auto& o : others) out += "<th>Test " + html(metric_name(o)) + "</th>";
+  out += "<th>Selected</th><th>Note</th></tr></thead><tbody>\n";
   for (const auto& row : board.rows) {
     if (row.dataset != b.dataset) continue;
     out += "<tr" + std::string(row.selected ? " class=\"selected\"" : "") + ">" + cell(row.method) +
            cell(row.config_label.empty() ? "–" : row.config_label) + cell(format::runs(row), true) +
            cell(format::mean_std(row.val_selection.count ? &row.val_selection : nullptr), true) +
-           cell(format::mean_std(format::find(row.test, b.metric)), true) + cell(row.selected ? "✔" : "") +
+           cell(format::mean_std(format::find(row.test, b.metric)), true);
+    for (const auto& o : others) out += cell(format::mean_std(format::find(row.test, o)), true);
+    out += cell(row.selected ? "✔" : "") +
            cell(format::join_notes({row.selectable ? "" : row.not_selectable, format::flags(row.protocol_flags)})) + "</tr>\n";
   }
-  return out + "</tbody></table></details></section>\n";
+  return out + "</tbody></table></div></details></section>\n";
 }
 
 constexpr const char* kStyle = R"(
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 16px}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:24px auto;max-width:1280px;color:#222;padding:0 16px}
 h1{font-size:1.6em;margin-bottom:4px}h2{font-size:1.25em;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
 table{border-collapse:collapse;margin:10px 0;font-size:0.86em}th,td{border:1px solid #ddd;padding:4px 7px;text-align:left;vertical-align:top}
 th{background:#f4f5f7}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.selected td{background:#eef6ee}.warn{color:#8a5a00;background:#fff8e6}.flag{color:#b00020;font-weight:600}
-.note{color:#555;font-style:italic}.summary{color:#444}
+.note{color:#555;font-style:italic}td.method{white-space:nowrap}.summary{color:#444}
 .swatch{display:inline-block;width:10px;height:10px;margin-right:6px;border-radius:2px;vertical-align:baseline}
 svg.plot{display:block;margin:12px 0;max-width:100%;height:auto}
 svg text{font-family:inherit;font-size:12px;fill:#222}svg .title{font-size:13px;font-weight:600}
 svg .tick{font-size:11px;fill:#555}svg .value{font-size:11px;font-weight:600}svg .label{font-size:12px}
 svg .grid{stroke:#e6e6e6;stroke-width:1}svg .axis{stroke:#444;stroke-width:1}
 svg .whisker{stroke:#222;stroke-width:1.5}svg .cd{stroke:#222;stroke-width:2}svg .clique{stroke:#222;stroke-width:4;stroke-linecap:round}
-details{margin:8px 0}summary{cursor:pointer;color:#333}
+details{margin:8px 0}.scroll{overflow-x:auto}summary{cursor:pointer;color:#333}
 )";
 
 }  // namespace
@@ -359,13 +364,15 @@ std::string to_html(const Leaderboard& board, const std::string& title) {
   if (board.missing.empty()) {
     out += "<p>none</p>\n";
   } else {
+    out += std::string("<details") + (board.missing.size() <= 20 ? " open" : "") + "><summary>" +
+           std::to_string(board.missing.size()) + " job(s) without an ok result</summary>";
     out += "<table><thead><tr><th>Job</th><th>Dataset</th><th>Method</th><th>Fold</th><th>Seed</th><th>Status</th>"
            "<th>Error</th></tr></thead><tbody>\n";
     for (const auto& m : board.missing) {
       out += "<tr>" + cell(m.job_id) + cell(m.dataset) + cell(m.model) + cell(std::to_string(m.fold_index), true) +
              cell(std::to_string(m.seed), true) + cell(m.status) + cell(m.error) + "</tr>\n";
     }
-    out += "</tbody></table>\n";
+    out += "</tbody></table></details>\n";
   }
   out += "</section>\n<section><h2>How to read this</h2><ul>"
          "<li>A cell is the mean ± population std (ddof 0) over fold-runs (folds × seeds/replicates); the 95% interval "

@@ -24,9 +24,8 @@ std::string escape(std::string text, std::size_t max_chars = std::string::npos) 
   return out;
 }
 
-std::string row_notes(const LeaderboardRow& row, bool baseline) {
-  return format::join_notes({baseline ? "baseline" : "", row.selection, row.selectable ? "" : row.not_selectable,
-                             format::flags(row.protocol_flags)});
+std::string row_notes(const LeaderboardRow& row) {
+  return format::join_notes({row.selection, row.selectable ? "" : row.not_selectable, format::flags(row.protocol_flags)});
 }
 
 void benchmark_section(const Leaderboard& board, const BenchmarkResult& b, std::string& md) {
@@ -62,7 +61,7 @@ void benchmark_section(const Leaderboard& board, const BenchmarkResult& b, std::
     } else {
       md += mr.is_baseline ? " baseline | | | |" : " – | – | – | – |";
     }
-    md += " " + escape(row_notes(row, mr.is_baseline)) + " |\n";
+    md += " " + escape(row_notes(row)) + " |\n";
   }
 
   std::vector<const LeaderboardRow*> points;
