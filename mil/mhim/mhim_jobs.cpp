@@ -15,6 +15,10 @@ std::optional<JobSpec> mhim_teacher_job(const JobSpec& job) {
   JobSpec baseline = job;
   baseline.model.name = "mhim_pure";
   baseline.model.options = nlohmann::json::object();
+  // One leaderboard method per aggregator, so the baselines of attn, selfattn and dsmil never pool.
+  const auto aggregator = job.model.options.find("baseline");
+  baseline.model.method =
+      "mhim_pure-" + (aggregator != job.model.options.end() ? aggregator->get<std::string>() : std::string("attn"));
   const auto& keys = mhim_network_option_keys();
   for (const auto& [key, value] : job.model.options.items()) {
     const bool network_key = std::find(keys.begin(), keys.end(), key) != keys.end();

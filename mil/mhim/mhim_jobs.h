@@ -12,7 +12,8 @@ namespace mil {
 inline constexpr const char* kTeacherFromBaseline = "baseline";
 
 /// The baseline job whose best model is `job`'s teacher: same everything, model `mhim_pure` with the
-/// network options of `job` minus the GRN (merge*) and MHIM training keys. Empty unless `job` is a
+/// network options of `job` minus the GRN (merge*) and MHIM training keys, and the leaderboard method
+/// "mhim_pure-<aggregator>". Empty unless `job` is a
 /// `mhim` job with teacher_init "baseline".
 std::optional<JobSpec> mhim_teacher_job(const JobSpec& job);
 
