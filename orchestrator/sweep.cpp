@@ -296,15 +296,23 @@ void apply_override(json& sweep_json, const std::string& assignment) {
     json value = json::parse(text, /*cb=*/nullptr, /*allow_exceptions=*/false);
     if (value.is_discarded()) value = text;
     const std::string key = assignment.substr(0, eq);
-    if (key.rfind("grid.", 0) == 0 && sweep_json.is_object()) {
-      // Grid keys are themselves dotted ("train.lr"), so everything after "grid." is one key.
-      json& grid = sweep_json["grid"];
-      if (grid.is_null()) grid = json::object();
-      if (!grid.is_object()) {
-        throw std::runtime_error("key '" + key + "': 'grid' is a " + grid.type_name() +
+    // Swept keys are themselves dotted ("train.lr"), so everything after the section's prefix is
+    // one key: grid.<key>, zip.<key> (a zip object) and random.space.<key>.
+    for (const char* section : {"grid", "zip", "random.space"}) {
+      const std::string prefix = std::string(section) + ".";
+      if (key.rfind(prefix, 0) != 0 || key.size() == prefix.size() || !sweep_json.is_object()) continue;
+      json* holder = &sweep_json;
+      for (const std::string& part : split_key(section)) {
+        if (!holder->is_object()) break;
+        json& child = (*holder)[part];
+        if (child.is_null()) child = json::object();
+        holder = &child;
+      }
+      if (!holder->is_object()) {
+        throw std::runtime_error("key '" + key + "': '" + section + "' is a " + holder->type_name() +
                                  ", not an object");
       }
-      grid[key.substr(5)] = value;
+      (*holder)[key.substr(prefix.size())] = value;
       return;
     }
     set_path(sweep_json, key, value);

@@ -44,7 +44,8 @@ SweepSpec parse_sweep(const nlohmann::json& j, const std::string& source,
 SweepSpec load_sweep(const std::string& path, const std::vector<std::string>& overrides = {});
 
 /// Sets the value at a dotted key in `sweep_json`; an array segment selects the element with that
-/// "name" (or, when no name matches, that decimal index); "grid.<rest>" sets grid key <rest> whole.
+/// "name" (or, when no name matches, that decimal index); "grid.<rest>", "zip.<rest>" and
+/// "random.space.<rest>" set swept key <rest> whole.
 /// The value is JSON when it parses, else a string. Throws naming the assignment and the key.
 void apply_override(nlohmann::json& sweep_json, const std::string& assignment);
 

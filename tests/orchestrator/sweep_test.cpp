@@ -156,6 +156,12 @@ TEST(Sweep, OverrideParsesJsonValuesAndCreatesMissingObjects) {
   EXPECT_EQ(j["seeds"], json({1, 2, 3}));
   EXPECT_EQ(j["models"][0]["options"], json({{"dropout", 0.25}, {"gate", true}}));
   EXPECT_EQ(j["grid"]["train.epochs"], json({1, 2}));
+  apply_override(j, "zip.train.lr=[1e-4,2e-4]");
+  apply_override(j, "random.space.train.weight_decay={\"log_uniform\": [1e-6, 1e-4]}");
+  apply_override(j, "random.seed=3");
+  EXPECT_EQ(j["zip"]["train.lr"], json({1e-4, 2e-4}));
+  EXPECT_EQ(j["random"]["space"]["train.weight_decay"], json({{"log_uniform", {1e-6, 1e-4}}}));
+  EXPECT_EQ(j["random"]["seed"], 3);
 }
 
 TEST(Sweep, OverrideErrorsNameTheKeyOrTheMissingElement) {
