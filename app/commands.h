@@ -13,6 +13,8 @@ int cmd_train(const Tokens& tokens);
 int cmd_sweep(const Tokens& tokens, int& argc, char**& argv);  ///< argc/argv for MPI_Init.
 int cmd_leaderboard(const Tokens& tokens);
 int cmd_bench(const Tokens& tokens);
+int cmd_pack(const Tokens& tokens);
+int cmd_check_data(const Tokens& tokens);
 
 /// Intra-op threads for LibTorch: `requested` when > 0, else hardware threads / ranks_on_node (>= 1).
 /// Sets them and returns the number set.

@@ -125,56 +125,6 @@ void require_all_present(const std::vector<std::string>& missing, const std::str
   throw std::runtime_error(std::to_string(missing.size()) + " " + what + " missing:" + list);
 }
 
-/// The slides of each label row: its id (exact) or every slide whose name contains it (substring).
-/// Missing ones go to `missing`; with `log`, duplicates and conflicting case labels are logged, else thrown.
-struct SlideOfRow {
-  const LabelRow* row;
-  std::string slide;
-};
-
-std::vector<SlideOfRow> resolve_slides(const std::vector<LabelRow>& rows, const DatasetSpec& spec,
-                                       const SlideSource& source, std::vector<std::string>& missing, ProblemLog* log) {
-  std::vector<SlideOfRow> entries;
-  std::vector<std::string> ids;  // for substring lookup: every slide of the source, sorted
-  if (spec.slide_match == "substring") ids = source.slide_ids();
-  for (const LabelRow& row : rows) {
-    if (spec.slide_match == "exact") {
-      if (source.contains(row.id)) {
-        entries.push_back({&row, row.id});
-      } else {
-        missing.push_back(source.path_of(row.id) + " (" + row.where + ")");
-      }
-      continue;
-    }
-    const std::size_t before = entries.size();
-    for (const std::string& id : ids) {
-      if (id.find(row.id) != std::string::npos) entries.push_back({&row, id});
-    }
-    if (entries.size() == before) {
-      missing.push_back("no slide in " + source.location() + " contains '" + row.id + "' (" + row.where + ")");
-    }
-  }
-  std::map<std::string, const LabelRow*> owner;
-  std::map<std::string, const LabelRow*> case_label;
-  std::vector<SlideOfRow> unique;
-  for (const SlideOfRow& e : entries) {
-    auto [it, inserted] = owner.emplace(e.slide, e.row);
-    if (!inserted) {
-      report_problem(log, "duplicate_id", e.row->where, "slide '" + e.slide + "' is already listed at " + it->second->where);
-      continue;
-    }
-    auto [c, new_case] = case_label.emplace(e.row->case_id, e.row);
-    if (!new_case && c->second->label != e.row->label) {
-      report_problem(log, "label_conflict", e.row->where,
-                     "case '" + e.row->case_id + "' has label " + std::to_string(e.row->label) + " here and " +
-                         std::to_string(c->second->label) + " at " + c->second->where);
-      continue;
-    }
-    unique.push_back(e);
-  }
-  return unique;
-}
-
 BagDataset load_bags_folder(const DatasetSpec& spec) {
   BagDataset data;
   data.class_count = spec.class_count;
@@ -182,7 +132,7 @@ BagDataset load_bags_folder(const DatasetSpec& spec) {
   const std::vector<LabelRow> rows = read_label_csv(labels_path, spec);
   SlideReader reader(spec);
   std::vector<std::string> missing;
-  const std::vector<SlideOfRow> entries = resolve_slides(rows, spec, reader.source(), missing, nullptr);
+  const std::vector<SlideOfRow> entries = match_slides(rows, spec.slide_match, reader.source(), missing);
   require_all_present(missing, "slide file(s)");
   std::vector<std::string> slides;
   for (const SlideOfRow& e : entries) slides.push_back(e.slide);

@@ -33,9 +33,12 @@ at::Tensor decode_feature_bytes(const std::vector<char>& bytes, const std::strin
   c10::IValue value;
   try {
     value = torch::jit::pickle_load(bytes);
+  } catch (const c10::Error& e) {  // its what() carries a C++ backtrace; the message alone is enough
+    fail(Kind::kUnreadablePt, " is a truncated or corrupt torch.save archive (" + std::to_string(bytes.size()) +
+                                  " bytes): " + e.msg());
   } catch (const std::exception& e) {
     fail(Kind::kUnreadablePt, " is a truncated or corrupt torch.save archive (" + std::to_string(bytes.size()) +
-                                  " bytes): " + std::string(e.what()).substr(0, 200));
+                                  " bytes): " + e.what());
   }
   at::Tensor features;
   if (value.isTensor()) {

@@ -1,6 +1,7 @@
 #include "mil/slide_source.h"
 
 #include <algorithm>
+#include <map>
 #include <filesystem>
 #include <stdexcept>
 
@@ -79,6 +80,49 @@ SlideData SlideSource::read(const std::string& slide) const {
   }
   out.source_sha256 = out.sha256;
   return out;
+}
+
+std::vector<SlideOfRow> match_slides(const std::vector<LabelRow>& rows, const std::string& slide_match,
+                                     const SlideSource& source, std::vector<std::string>& missing, ProblemLog* log) {
+  std::vector<SlideOfRow> entries;
+  std::vector<std::string> ids;  // for substring lookup: every slide of the source, sorted
+  if (slide_match == "substring") ids = source.slide_ids();
+  for (const LabelRow& row : rows) {
+    if (slide_match == "exact") {
+      if (source.contains(row.id)) {
+        entries.push_back({&row, row.id});
+      } else {
+        missing.push_back(source.path_of(row.id) + " (" + row.where + ")");
+      }
+      continue;
+    }
+    const std::size_t before = entries.size();
+    for (const std::string& id : ids) {
+      if (id.find(row.id) != std::string::npos) entries.push_back({&row, id});
+    }
+    if (entries.size() == before) {
+      missing.push_back("no slide in " + source.location() + " contains '" + row.id + "' (" + row.where + ")");
+    }
+  }
+  std::map<std::string, const LabelRow*> owner;
+  std::map<std::string, const LabelRow*> case_label;
+  std::vector<SlideOfRow> unique;
+  for (const SlideOfRow& e : entries) {
+    auto [it, inserted] = owner.emplace(e.slide, e.row);
+    if (!inserted) {
+      report_problem(log, "duplicate_id", e.row->where, "slide '" + e.slide + "' is already listed at " + it->second->where);
+      continue;
+    }
+    auto [c, new_case] = case_label.emplace(e.row->case_id, e.row);
+    if (!new_case && c->second->label != e.row->label) {
+      report_problem(log, "label_conflict", e.row->where,
+                     "case '" + e.row->case_id + "' has label " + std::to_string(e.row->label) + " here and " +
+                         std::to_string(c->second->label) + " at " + c->second->where);
+      continue;
+    }
+    unique.push_back(e);
+  }
+  return unique;
 }
 
 bool SlideSource::zero_copy() const { return cache_ && cache_->dtype() == "f32"; }

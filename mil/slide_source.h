@@ -8,6 +8,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "mil/data_problem.h"
+#include "mil/label_csv.h"
 #include "mil/specs.h"
 
 namespace mil {
@@ -49,5 +51,18 @@ class SlideSource {
   std::string location_;
   std::shared_ptr<const PackedCache> cache_;
 };
+
+/// A label row and one slide it names.
+struct SlideOfRow {
+  const LabelRow* row;
+  std::string slide;
+};
+
+/// The slides of each row: its id ("exact") or every slide whose id contains it ("substring", the
+/// reference's lookup for case ids). Rows without a slide go to `missing` ("path (file:line)"). A
+/// slide named by two rows, or a case with two labels, is reported through `log` (null: thrown).
+std::vector<SlideOfRow> match_slides(const std::vector<LabelRow>& rows, const std::string& slide_match,
+                                     const SlideSource& source, std::vector<std::string>& missing,
+                                     ProblemLog* log = nullptr);
 
 }  // namespace mil
