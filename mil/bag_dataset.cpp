@@ -230,12 +230,17 @@ BagDataset load_survival(const DatasetSpec& spec) {
   require_all_present(missing, "slide file(s)");
   reader.check_budget_before_loading(slides);
   for (const SurvivalCase& c : cases) {
-    std::vector<at::Tensor> parts;
-    for (const std::string& slide : c.slides) parts.push_back(reader.read(slide, data.feature_dim).features);
+    std::vector<at::Tensor> parts, coords;
+    for (const std::string& slide : c.slides) {
+      SlideData slide_data = reader.read(slide, data.feature_dim);
+      parts.push_back(slide_data.features);
+      if (slide_data.coords.defined()) coords.push_back(slide_data.coords);
+    }
     Bag bag;
     bag.slide_id = c.id;
     bag.case_id = c.id;
     bag.features = parts.size() == 1 ? parts.front() : at::cat(parts, 0);
+    if (coords.size() == parts.size()) bag.coords = coords.size() == 1 ? coords.front() : at::cat(coords, 0);
     bag.label = survival_bin(c.time, data.bin_edges);
     bag.event_time = c.time;
     bag.censored = c.status == 0;
