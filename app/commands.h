@@ -13,6 +13,7 @@ int cmd_train(const Tokens& tokens);
 int cmd_sweep(const Tokens& tokens, int& argc, char**& argv);  ///< argc/argv for MPI_Init.
 int cmd_leaderboard(const Tokens& tokens);
 int cmd_bench(const Tokens& tokens);
+int cmd_bench_load(const Tokens& tokens);  ///< `mhim bench load`, reached through cmd_bench.
 int cmd_pack(const Tokens& tokens);
 int cmd_check_data(const Tokens& tokens);
 
