@@ -36,8 +36,10 @@ struct TaskProfile {
   std::vector<const char*> sites;  ///< TCGA tissue-source-site codes for case ids.
 };
 
-const std::vector<const char*> kLuadSites = {"05", "35", "44", "49", "50", "55", "64", "67", "69", "73", "75", "78", "86", "91", "97", "99", "J2", "L4", "MP", "NJ"};
-const std::vector<const char*> kLuscSites = {"18", "21", "22", "33", "34", "37", "39", "43", "46", "51", "56", "58", "60", "63", "66", "68", "70", "77", "85", "NC"};
+const std::vector<const char*> kLuadSites = {"05", "35", "44", "49", "50", "55", "64", "67", "69", "73",
+                                             "75", "78", "86", "91", "97", "99", "J2", "L4", "MP", "NJ"};
+const std::vector<const char*> kLuscSites = {"18", "21", "22", "33", "34", "37", "39", "43", "46", "51",
+                                             "56", "58", "60", "63", "66", "68", "70", "77", "85", "NC"};
 
 const std::vector<TaskProfile>& task_profiles() {
   static const std::vector<TaskProfile> profiles = {

@@ -156,7 +156,9 @@ TEST(CheckData, ReportsFilesThatHoldNoFloatFeatureMatrix) {
 TEST(CheckData, ReportsUnreadableH5Files) {
   CleanDataset d;
   fs::create_directories(d.dir.path() / "h5_files");
-  for (const char* slide : {"a", "b", "c"}) write_h5_slide(d.dir / ("h5_files/" + std::string(slide) + ".h5"), at::ones({2, 4}), {}, false);
+  for (const char* slide : {"a", "b", "c"}) {
+    write_h5_slide(d.dir / ("h5_files/" + std::string(slide) + ".h5"), at::ones({2, 4}), {}, /*float16=*/false);
+  }
   std::ofstream(d.dir / "h5_files/b.h5", std::ios::trunc) << "not hdf5";
   DatasetSpec spec = d.spec();
   spec.features = "h5";
