@@ -3,10 +3,16 @@
 #include "app/args.h"
 #include "app/commands.h"
 #include "mil/synthetic.h"
+#include "mil/synthetic_benchmarks.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
 
 namespace mil::app {
 namespace {
 constexpr const char* kHelp = R"(usage: mhim synth --out DIR [options]
+       mhim synth (--benchmark NAME | --all) --out DIR [--scale S --seed S --dim D --format pt|h5]
 
 Writes a synthetic binary benchmark: DIR/labels.csv (slide_id,label), DIR/pt_files/<slide>.pt
 (torch.save [N, D] float tensors) and DIR/synthetic.json. Negative bags hold Gaussian background
@@ -28,9 +34,75 @@ options:
                             dataset kind "survival" and class_count 4
   --hazard-ratio R          survival: hazard of cases with witnesses over the others (default 10)
 
-example:
+benchmark stand-ins (the 12 benchmarks' layout, counts and label files, with a planted signal):
+  --benchmark NAME          one of camelyon, tcga-nsclc, tcga-brca, tcga-blca-surv, tcga-luad-surv,
+                            tcga-lusc-surv, each with -r50 or -uni (e.g. camelyon-uni), into DIR
+  --all                     all 12, into DIR/<name>/, plus DIR/datasets.json (sweep dataset entries)
+  --scale S                 multiply bag and instance counts (default 1: the real sizes, e.g.
+                            CAMELYON 398 slides of ~9,000 instances at D=1024, ~15 GB; 0.05 for a look)
+  --seed S                  seed (default 2024); the same options give byte-identical files
+  --dim D                   feature dimension (default 1024)
+  --format F                pt (default: pt_files/*.pt) or h5 (h5_files/*.h5 with coords)
+  --dry-run                 print the bags, slides, positives (label 1 or events), instances and
+                            feature GB each would have, and write nothing
+  Each folder gets dataset.json (its sweep dataset entry), truth.json and synthetic.json.
+
+examples:
   mhim synth --out data/synth --bags 200 --dim 128
+  mhim synth --benchmark camelyon-r50 --out data/camelyon-r50 --scale 0.05
+  mhim synth --all --out data/bench --scale 0.05
 )";
+
+int write_stand_ins(const Args& args) {
+  for (const char* classic : {"bags", "min-instances", "max-instances", "positive-fraction", "witness-min", "witness-max",
+                              "signal", "task", "hazard-ratio"}) {
+    if (args.has(classic)) throw UsageError("--" + std::string(classic) + " does not apply to --benchmark/--all");
+  }
+  if (args.has("benchmark") == args.has("all")) throw UsageError("give one of --benchmark NAME and --all");
+  StandInOptions o;
+  o.scale = args.get_double("scale", o.scale);
+  o.seed = args.get_u64("seed", o.seed);
+  o.feature_dim = args.get_int("dim", o.feature_dim);
+  o.format = args.get("format", o.format);
+  const std::string out = args.has("dry-run") ? args.get("out", "") : args.require("out");
+  std::vector<std::string> names = args.has("all") ? benchmark_stand_in_names()
+                                                   : std::vector<std::string>{args.get("benchmark", "")};
+  nlohmann::json datasets = nlohmann::json::array();
+  if (args.has("dry-run")) {
+    std::printf("%-20s %6s %6s %9s %13s %10s\n", "benchmark", "bags", "slides", "positive", "instances", "GB");
+    for (const std::string& name : names) {
+      nlohmann::json counts;
+      try {
+        counts = plan_benchmark_stand_in(name, o).at("counts");
+      } catch (const std::invalid_argument& e) {
+        throw UsageError(e.what());
+      }
+      std::printf("%-20s %6d %6d %9d %13lld %10.2f\n", name.c_str(), counts.at("bags").get<int>(),
+                  counts.at("slides").get<int>(), counts.at("positives").get<int>(),
+                  counts.at("instances").get<long long>(), counts.at("feature_bytes").get<double>() / 1e9);
+    }
+    return 0;
+  }
+  for (const std::string& name : names) {
+    const std::string root = args.has("all") ? (std::filesystem::path(out) / name).string() : out;
+    const auto start = std::chrono::steady_clock::now();
+    nlohmann::json entry;
+    try {
+      entry = write_benchmark_stand_in(name, root, o);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::ifstream in(std::filesystem::path(root) / "synthetic.json");
+    const nlohmann::json counts = nlohmann::json::parse(in).at("counts");
+    std::printf("%-20s %5d bags %5d slides %10lld instances  -> %s (%.1f s)\n", name.c_str(), counts.at("bags").get<int>(),
+                counts.at("slides").get<int>(), counts.at("instances").get<long long>(), root.c_str(), seconds);
+    std::fflush(stdout);
+    datasets.push_back(entry);
+  }
+  if (args.has("all")) std::ofstream(std::filesystem::path(out) / "datasets.json") << datasets.dump(2) << '\n';
+  return 0;
+}
 }  // namespace
 
 int cmd_synth(const Tokens& tokens) {
@@ -38,9 +110,11 @@ int cmd_synth(const Tokens& tokens) {
   try {
     const Args args(tokens,
                     {"out", "bags", "dim", "min-instances", "max-instances", "positive-fraction", "witness-min",
-                     "witness-max", "signal", "seed", "task", "hazard-ratio"},
-                    {});
+                     "witness-max", "signal", "seed", "task", "hazard-ratio", "benchmark", "scale", "format"},
+                    {"all", "dry-run"});
     if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
+    if (args.has("benchmark") || args.has("all")) return write_stand_ins(args);
+    if (args.has("scale") || args.has("format")) throw UsageError("--scale and --format go with --benchmark or --all");
     SyntheticOptions o;
     const std::string out = args.require("out");
     o.bag_count = args.get_int("bags", o.bag_count);

@@ -20,13 +20,16 @@ job:
   --job FILE            a JobSpec JSON (as in a sweep's results/<id>.json "spec")
 or build one from flags:
   --dataset PATH        folder with labels.csv + pt_files/ (kind bags) or CSV prefix (kind musk)
-  --kind K              bags | musk (default bags)
+  --kind K              bags | survival | musk (default bags)
+  --features F          auto | pt | h5 | packed (default auto; packed = <dir>/packed.milpack)
   --name NAME           benchmark name (default: the folder name)
   --classes C           number of classes (default 2)
   --standardize         z-score features with training-fold statistics
   --model M             abmil (default), gabmil, dsmil, clam_sb, clam_mb, dtfd, meanmil, maxmil
   --model-options JSON  e.g. '{"dropout": 0.0}'
-  --protocol P          kfold | file (default kfold; file = the dataset's own folds)
+  --protocol P          kfold | file | legacy (default kfold; file = the dataset's own folds or
+                        --split-dir; legacy = the reference's validation on the test fold, flagged)
+  --split-dir DIR       folder of splits_{k}.csv (CLAM) or fold_{k}.csv (reference), under the dataset
   --folds K             number of folds (default 5)
   --fold I              test fold (default 0)
   --repetition R        repetition of a repeated fold file (default 0)
@@ -71,7 +74,9 @@ JobSpec spec_from_flags(const Args& args) {
   spec.dataset.standardize = args.has("standardize");
   spec.model.name = args.get("model", spec.model.name);
   if (args.has("model-options")) spec.model.options = nlohmann::json::parse(args.get("model-options", "{}"));
+  spec.dataset.features = args.get("features", spec.dataset.features);
   spec.split.protocol = args.get("protocol", spec.split.protocol);
+  spec.split.dir = args.get("split-dir", spec.split.dir);
   spec.split.fold_count = args.get_int("folds", spec.split.fold_count);
   spec.split.fold_index = args.get_int("fold", spec.split.fold_index);
   spec.split.repetition = args.get_int("repetition", spec.split.repetition);
@@ -95,7 +100,7 @@ int cmd_train(const Tokens& tokens) {
   try {
     const Args args(tokens,
                     {"job", "dataset", "kind", "name", "classes", "model", "model-options", "protocol", "folds", "fold",
-                     "repetition", "split-seed", "val-ratio", "seed", "epochs", "lr", "weight-decay", "out", "threads", "work-dir", "checkpoint-every"},
+                     "repetition", "split-seed", "val-ratio", "features", "split-dir", "seed", "epochs", "lr", "weight-decay", "out", "threads", "work-dir", "checkpoint-every"},
                     {"standardize"});
     if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
     if (args.has("job") == args.has("dataset")) throw UsageError("give exactly one of --job and --dataset");

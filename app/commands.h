@@ -15,6 +15,9 @@ int cmd_leaderboard(const Tokens& tokens);
 int cmd_bench(const Tokens& tokens);
 int cmd_predict(const Tokens& tokens);
 int cmd_bench_models(const Tokens& tokens);  ///< `mhim bench models`, reached through cmd_bench.
+int cmd_bench_load(const Tokens& tokens);  ///< `mhim bench load`, reached through cmd_bench.
+int cmd_pack(const Tokens& tokens);
+int cmd_check_data(const Tokens& tokens);
 
 /// Intra-op threads for LibTorch: `requested` when > 0, else hardware threads / ranks_on_node (>= 1).
 /// Sets them and returns the number set.

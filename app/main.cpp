@@ -17,10 +17,15 @@ commands:
   sweep        run a whole sweep under mpirun: rank 0 orchestrates, other ranks train
   leaderboard  rebuild the leaderboard of a results directory
   predict      run a trained model on bags: logits, probabilities, per-instance scores
-  bench        measure performance (bench train: training throughput vs the matmul peak)
+  pack         pack a dataset's feature files into one memory-mapped cache
+  check-data   list every problem of a dataset (missing/truncated files, dims, NaN, labels) at once
+  bench        measure performance (bench train: training vs the matmul peak; bench load: cache vs files)
 
 examples:
   mhim synth --out data/synth --bags 120
+  mhim synth --benchmark camelyon-r50 --out data/camelyon-r50 --scale 0.05
+  mhim check-data --root data/synth
+  mhim pack --root data/synth --verify
   mhim train --dataset data/synth --model abmil --fold 0 --folds 5 --epochs 20
   mhim sweep sweeps/quickstart.yaml --dry-run
   mpirun -n 3 mhim sweep sweeps/quickstart.yaml --results results/quickstart \
@@ -44,6 +49,8 @@ int main(int argc, char** argv) {
     if (command == "leaderboard") return mil::app::cmd_leaderboard(tokens);
     if (command == "bench") return mil::app::cmd_bench(tokens);
     if (command == "predict") return mil::app::cmd_predict(tokens);
+    if (command == "pack") return mil::app::cmd_pack(tokens);
+    if (command == "check-data") return mil::app::cmd_check_data(tokens);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mhim %s: error: %s\n", command.c_str(), e.what());
     return 1;

@@ -1,6 +1,7 @@
 #pragma once
 // Per-slide feature files as written by Python's torch.save (zip format): a float tensor [N, D], or a
 // dict holding one under "features".
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -9,8 +10,25 @@
 
 namespace mil {
 
+/// A feature file that cannot be used, with what is wrong with it, so that `mhim check-data` can
+/// sort problems into classes. The message names the file.
+class FeatureFileError : public std::runtime_error {
+ public:
+  enum class Kind {
+    kUnreadablePt,  ///< Not a readable torch.save zip archive (truncated, legacy format, not a .pt).
+    kUnreadableH5,  ///< HDF5 cannot open or read it.
+    kBadContent,    ///< Readable, but not an [N, D] floating tensor (or dict with one under "features").
+    kEmptyBag,      ///< N = 0.
+  };
+  FeatureFileError(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+  Kind kind() const { return kind_; }
+
+ private:
+  Kind kind_;
+};
+
 /// Decodes a torch.save'd [N, D] tensor (or {"features": tensor}) from the file's bytes and returns it
-/// as contiguous float32. `origin` names the file in errors.
+/// as contiguous float32. `origin` names the file in errors; throws FeatureFileError.
 at::Tensor decode_feature_bytes(const std::vector<char>& bytes, const std::string& origin);
 
 /// Reads the whole file; throws std::runtime_error naming the path when it cannot be read.

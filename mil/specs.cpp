@@ -61,12 +61,15 @@ void to_json(json& j, const DatasetSpec& s) {
   j = json{{"name", s.name},       {"kind", s.kind},           {"root", s.root},
            {"class_count", s.class_count}, {"standardize", s.standardize}, {"labels", s.labels},
            {"label_map", s.label_map},     {"slide_match", s.slide_match}, {"features", s.features}};
+  // Added later: emitted only when set, so the ids of specs written before it stay the same.
+  if (s.ram_budget_gb != 0.0) j["ram_budget_gb"] = s.ram_budget_gb;
 }
 
 void from_json(const json& j, DatasetSpec& s) {
   const std::string ctx = "dataset";
   require_known_keys(j,
-                     {"name", "kind", "root", "class_count", "standardize", "labels", "label_map", "slide_match", "features"},
+                     {"name", "kind", "root", "class_count", "standardize", "labels", "label_map", "slide_match", "features",
+                      "ram_budget_gb"},
                      ctx);
   if (!j.contains("name") || !j.contains("root")) {
     throw std::runtime_error(ctx + ": 'name' and 'root' are required");
@@ -80,6 +83,7 @@ void from_json(const json& j, DatasetSpec& s) {
   read_optional(j, "label_map", s.label_map, ctx);
   read_optional(j, "slide_match", s.slide_match, ctx);
   read_optional(j, "features", s.features, ctx);
+  read_optional(j, "ram_budget_gb", s.ram_budget_gb, ctx);
   require_object(s.label_map, ctx + " '" + s.name + "'.label_map");
   for (const auto& item : s.label_map.items()) {
     if (!item.value().is_number_integer() || item.value().get<int>() < 0 || item.value().get<int>() >= s.class_count) {
@@ -90,9 +94,10 @@ void from_json(const json& j, DatasetSpec& s) {
   if (s.slide_match != "exact" && s.slide_match != "substring") {
     throw std::runtime_error(ctx + " '" + s.name + "'.slide_match: '" + s.slide_match + "' is not one of exact, substring");
   }
-  if (s.features != "auto" && s.features != "pt" && s.features != "h5") {
-    throw std::runtime_error(ctx + " '" + s.name + "'.features: '" + s.features + "' is not one of auto, pt, h5");
+  if (s.features != "auto" && s.features != "pt" && s.features != "h5" && s.features != "packed") {
+    throw std::runtime_error(ctx + " '" + s.name + "'.features: '" + s.features + "' is not one of auto, pt, h5, packed");
   }
+  if (!(s.ram_budget_gb >= 0.0)) throw std::runtime_error(ctx + " '" + s.name + "'.ram_budget_gb must be >= 0 (0 = no limit)");
   if (s.kind != "bags" && s.kind != "musk" && s.kind != "survival") {
     throw std::runtime_error(ctx + " '" + s.name + "'.kind: '" + s.kind + "' is not one of bags, musk, survival");
   }
@@ -102,19 +107,21 @@ void from_json(const json& j, DatasetSpec& s) {
 void to_json(json& j, const SplitSpec& s) {
   j = json{{"protocol", s.protocol},     {"fold_count", s.fold_count}, {"fold_index", s.fold_index},
            {"split_seed", s.split_seed}, {"val_ratio", s.val_ratio},   {"repetition", s.repetition}};
+  if (!s.dir.empty()) j["dir"] = s.dir;  // added later: see JobSpec::id
 }
 
 void from_json(const json& j, SplitSpec& s) {
   const std::string ctx = "split";
-  require_known_keys(j, {"protocol", "fold_count", "fold_index", "split_seed", "val_ratio", "repetition"}, ctx);
+  require_known_keys(j, {"protocol", "fold_count", "fold_index", "split_seed", "val_ratio", "repetition", "dir"}, ctx);
   read_optional(j, "protocol", s.protocol, ctx);
   read_optional(j, "fold_count", s.fold_count, ctx);
   read_optional(j, "fold_index", s.fold_index, ctx);
   read_optional(j, "split_seed", s.split_seed, ctx);
   read_optional(j, "val_ratio", s.val_ratio, ctx);
   read_optional(j, "repetition", s.repetition, ctx);
-  if (s.protocol != "kfold" && s.protocol != "file") {
-    throw std::runtime_error(ctx + ".protocol: '" + s.protocol + "' is not one of kfold, file");
+  read_optional(j, "dir", s.dir, ctx);
+  if (s.protocol != "kfold" && s.protocol != "file" && s.protocol != "legacy") {
+    throw std::runtime_error(ctx + ".protocol: '" + s.protocol + "' is not one of kfold, file, legacy");
   }
   if (s.fold_count < 2) throw std::runtime_error(ctx + ".fold_count must be >= 2");
   if (s.fold_index < 0 || s.fold_index >= s.fold_count) {
@@ -122,6 +129,10 @@ void from_json(const json& j, SplitSpec& s) {
                              std::to_string(s.fold_count) + ")");
   }
   if (!(s.val_ratio >= 0.0 && s.val_ratio < 1.0)) throw std::runtime_error(ctx + ".val_ratio must be in [0, 1)");
+  if (s.protocol == "legacy" && s.val_ratio != 0.0) {
+    throw std::runtime_error(ctx + ".val_ratio must be 0 with protocol legacy (validation is the test fold); "
+                             "use protocol kfold for a held-out validation set");
+  }
 }
 
 void to_json(json& j, const ModelSpec& s) {
@@ -220,10 +231,19 @@ void from_json(const json& j, JobSpec& s) {
   read_optional(j, "seed", s.seed, "job");
 }
 
-std::string JobSpec::id() const { return short_hash(json(*this)); }
+namespace {
+/// The spec as hashed: without what decides only whether a job can run, never what it computes.
+json hashed_json(const JobSpec& spec) {
+  json j = spec;
+  j["dataset"].erase("ram_budget_gb");
+  return j;
+}
+}  // namespace
+
+std::string JobSpec::id() const { return short_hash(hashed_json(*this)); }
 
 json JobSpec::config_json() const {
-  json j = *this;
+  json j = hashed_json(*this);
   j.erase("seed");
   for (const char* key : {"fold_index", "split_seed", "repetition"}) j["split"].erase(key);
   return j;

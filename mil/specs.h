@@ -20,17 +20,26 @@ struct DatasetSpec {
   std::string labels;         ///< Label CSV, relative to root; empty = labels.csv ("bags") or survival.csv ("survival").
   nlohmann::json label_map = nlohmann::json::object();  ///< Label text -> class, e.g. {"LUAD": 0, "LUSC": 1}; empty = integer labels.
   std::string slide_match = "exact";  ///< "exact": <dir>/<ID>.<ext>; "substring": every file whose name contains the ID (reference).
-  std::string features = "auto";      ///< "pt" (pt_files/*.pt), "h5" (h5_files/*.h5) or "auto" (pt_files/ when it exists).
+  std::string features = "auto";      ///< "pt" (pt_files/*.pt), "h5" (h5_files/*.h5), "auto" (pt_files/ when it exists) or "packed" (<root>/packed.milpack, see mhim pack).
+  /// Refuse to preload more than this many GB of features into RAM (0 = no limit); f32 packed
+  /// caches are exempt (their bags are views of a mapped file). Not hashed into job ids: it decides
+  /// whether a job runs, never what it computes.
+  double ram_budget_gb = 0.0;
 };
 
 /// Which bags train, validate and test in one job.
 struct SplitSpec {
-  std::string protocol = "kfold";  ///< "kfold": stratified K-fold from split_seed; "file": the dataset's fold file.
+  /// "kfold": stratified group K-fold from split_seed; "file": the dataset's fold file (MUSK) or the
+  /// split files in `dir`; "legacy": the reference's protocol, validation = test fold (flagged in results).
+  std::string protocol = "kfold";
   int fold_count = 5;              ///< K; for "file" it must match the file.
   int fold_index = 0;              ///< Test fold of this job, in [0, fold_count).
   std::uint64_t split_seed = 2021; ///< Seeds the fold assignment ("kfold") and the validation carve-out.
   double val_ratio = 0.0;          ///< Per-class fraction of training bags held out for validation; 0 = none.
   int repetition = 0;              ///< Repetition of a repeated fold file (MUSK: 0..4).
+  /// Folder of split files for protocol "file" (or "legacy"): CLAM splits_{k}.csv or reference
+  /// fold_{k}.csv; relative paths are under the dataset root. Empty = none.
+  std::string dir;
 };
 
 /// Which aggregator, with model-specific options checked by the model factory.
@@ -73,7 +82,8 @@ struct JobSpec {
   /// Content hash of the resolved spec (16 hex chars): the same spec always gets the same id.
   /// Every field is hashed, so adding a field to any spec struct changes every id and a rerun no
   /// longer recognises earlier results: a field added later must be hashed only when it differs
-  /// from its default (and that default must never change).
+  /// from its default (and that default must never change). to_json therefore omits split.dir and
+  /// dataset.ram_budget_gb at their defaults, and ram_budget_gb is never hashed.
   std::string id() const;
   /// The spec without what only replicates a configuration: the fold index, the seed, the split
   /// seed and the fold-file repetition. Jobs of one grid point share it.

@@ -9,7 +9,8 @@
 
 namespace mil {
 
-/// Indices into a dataset's bag list. The three sets are disjoint.
+/// Indices into a dataset's bag list. The three sets are disjoint, except under split protocol
+/// "legacy" (mil/split_protocol.h), where val may be the test set as in the reference.
 struct Split {
   std::vector<int> train;
   std::vector<int> val;   ///< Empty when no validation set was requested.

@@ -21,7 +21,7 @@
 #include "mil/durable_file.h"
 #include "mil/metrics.h"
 #include "mil/models/mil_model.h"
-#include "mil/splits.h"
+#include "mil/split_protocol.h"
 #include "worker/runtime_info.h"
 
 namespace mil::worker {
@@ -126,24 +126,25 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
     }
     const auto data = stage("loading data", [&] { return cache.get(spec.dataset, spec.split.repetition); });
     result.inputs = data->inputs;
-    const Split split = stage("splitting", [&] {
-      const std::vector<int> labels = data->labels();
-      std::vector<int> folds;
-      if (spec.split.protocol == "file") {
-        if (data->file_fold_of_bag.empty()) {
-          throw std::runtime_error("dataset '" + spec.dataset.name + "' ships no fold file; use protocol kfold");
-        }
-        if (data->file_fold_count != spec.split.fold_count) {
-          throw std::runtime_error("fold file has " + std::to_string(data->file_fold_count) +
-                                   " folds, split.fold_count is " + std::to_string(spec.split.fold_count));
-        }
-        folds = data->file_fold_of_bag;
-      } else {
-        folds = stratified_group_fold_assignment(labels, data->groups(), spec.split.fold_count, spec.split.split_seed);
-      }
-      return make_split(labels, folds, spec.split.fold_index, spec.split.val_ratio, spec.split.split_seed,
-                        data->groups());
-    });
+    const ResolvedSplit resolved = stage("splitting", [&] { return resolve_split(*data, spec.dataset, spec.split); });
+    const Split& split = resolved.split;
+    // What was split, by content: the same bags in the same parts hash the same under any protocol.
+    result.inputs["split"] = {{"sha256", resolved.sha256},
+                              {"protocol", spec.split.protocol},
+                              {"train", split.train.size()},
+                              {"val", split.val.size()},
+                              {"test", split.test.size()}};
+    if (!resolved.split_file.is_null()) result.inputs["split"]["file"] = resolved.split_file;
+    if (!resolved.flags.empty()) result.metrics["protocol_flags"] = resolved.flags;
+    if (!options.work_dir.empty()) {
+      stage("recording the split", [&] {
+        std::filesystem::create_directories(options.work_dir);
+        const std::string path = (std::filesystem::path(options.work_dir) / "split.json").string();
+        write_file_atomic(path, resolved.record.dump(1) + "\n");
+        result.inputs["split"]["path"] = path;
+        return 0;
+      });
+    }
     const std::vector<Bag> standardized =
         spec.dataset.standardize ? standardize_with(data->bags, split.train) : std::vector<Bag>{};
     const std::vector<Bag>& bags = spec.dataset.standardize ? standardized : data->bags;

@@ -105,3 +105,47 @@ TEST(JobResult, RoundTripsAndRejectsUnknownStatus) {
 }
 
 }  // namespace mil
+
+namespace mil {
+
+TEST(JobSpec, IdsOfSpecsWrittenBeforeNewFieldsAreUnchanged) {
+  // Job 0 of sweeps/quickstart.json; its id was printed by `mhim sweep --dry-run` at commit 2c70181,
+  // before split.dir, the legacy protocol, packed features and ram_budget_gb existed.
+  JobSpec spec;
+  spec.dataset = DatasetSpec{"synth-easy", "bags", "build/quickstart/data/synth-easy", 2, false};
+  spec.model = ModelSpec{"abmil", {{"dropout", 0.0}}};
+  spec.train.epochs = 20;
+  spec.train.lr = 2e-4;
+  spec.train.weight_decay = 1e-5;
+  spec.split.val_ratio = 0.2;
+  EXPECT_EQ(spec.id(), "91bd5b3151c5776e");
+}
+
+}  // namespace mil
+
+namespace mil {
+
+TEST(JobSpec, NewFieldsAreWrittenOnlyWhenSetAndTheRamBudgetIsNeverHashed) {
+  JobSpec spec = sample_spec();
+  const nlohmann::json plain = spec;
+  EXPECT_FALSE(plain.at("split").contains("dir"));
+  EXPECT_FALSE(plain.at("dataset").contains("ram_budget_gb"));
+  const std::string id = spec.id();
+  spec.dataset.ram_budget_gb = 64;
+  EXPECT_EQ(nlohmann::json(spec).at("dataset").at("ram_budget_gb").get<double>(), 64.0);
+  EXPECT_EQ(spec.id(), id) << "a budget decides whether a job runs, not what it computes";
+  EXPECT_EQ(nlohmann::json(spec).get<JobSpec>().dataset.ram_budget_gb, 64.0);
+  spec.split.dir = "splits";
+  EXPECT_NE(spec.id(), id);
+  EXPECT_EQ(nlohmann::json(spec).get<JobSpec>().split.dir, "splits");
+}
+
+TEST(JobSpec, LegacyProtocolRefusesAValidationRatio) {
+  nlohmann::json j = sample_spec();
+  j["split"]["protocol"] = "legacy";
+  EXPECT_EQ(j.get<JobSpec>().split.protocol, "legacy");
+  j["split"]["val_ratio"] = 0.1;
+  MIL_EXPECT_THROW_WITH(j.get<JobSpec>(), "val_ratio must be 0 with protocol legacy");
+}
+
+}  // namespace mil

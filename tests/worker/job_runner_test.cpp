@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "mil/sha256.h"
+#include "mil/split_protocol.h"
 #include "mil/synthetic.h"
 #include "tests/support/temp_dir.h"
 
@@ -135,6 +136,56 @@ TEST(JobRunner, TrainsSurvivalWithTheNllAndSelectsOnCIndex) {
   EXPECT_GT(c_index, 0.6) << "cases with witnesses have 10x the hazard";
   EXPECT_TRUE(r.metrics.at("test_bootstrap").contains("c_index"));
   std::printf("synthetic survival: test C-index %.3f\n", c_index);
+}
+
+}  // namespace mil::worker
+
+namespace mil::worker {
+
+TEST(JobRunner, WritesItsSplitToTheWorkDirHashesItAndFlagsLegacyRuns) {
+  testing::TempDir dir;
+  write_small(dir / "s");
+  JobSpec spec = synthetic_job(dir / "s");
+  spec.split.val_ratio = 0.0;
+  spec.split.protocol = "legacy";
+  RunOptions options;
+  options.work_dir = dir / "work";
+  DatasetCache cache;
+  const JobResult r = run_job(spec, options, cache);
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.metrics.at("protocol_flags"), nlohmann::json::array({"val_equals_test"}));
+  std::ifstream in(dir / "work/split.json");
+  const nlohmann::json record = nlohmann::json::parse(in);
+  EXPECT_EQ(record.at("val"), record.at("test"));
+  EXPECT_EQ(record.at("test").size(), 8u);  // 24 bags, 3 folds
+  const nlohmann::json parts = {{"train", record.at("train")}, {"val", record.at("val")}, {"test", record.at("test")}};
+  EXPECT_EQ(r.inputs.at("split").at("sha256"), sha256_hex(parts.dump()));
+  EXPECT_EQ(r.inputs.at("split").at("path"), dir / "work/split.json");
+  EXPECT_EQ(r.metrics.at("val").at("bags").get<int>(), 8) << "legacy validates on the test fold";
+
+  spec.split.protocol = "kfold";
+  const JobResult plain = run_job(spec, {}, cache);
+  ASSERT_TRUE(plain.ok()) << plain.error;
+  EXPECT_FALSE(plain.metrics.contains("protocol_flags"));
+  EXPECT_FALSE(plain.metrics.contains("val"));
+}
+
+TEST(JobRunner, FailsAJobWhoseSplitFileLeaksTestIntoValidation) {
+  testing::TempDir dir;
+  write_small(dir / "s");
+  std::filesystem::create_directories(dir.path() / "s/splits");
+  for (int k = 0; k < 3; ++k) {
+    std::ofstream(dir / ("s/splits/splits_" + std::to_string(k) + ".csv"))
+        << "train,val,test\nslide_0000,slide_0001,slide_0001\nslide_0002,,\n";
+  }
+  JobSpec spec = synthetic_job(dir / "s");
+  spec.split.protocol = "file";
+  spec.split.dir = "splits";
+  DatasetCache cache;
+  const JobResult r = run_job(spec, {}, cache);
+  EXPECT_EQ(r.status, "failed");
+  EXPECT_NE(r.error.find("splitting: split.protocol 'file'"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("validation equals test"), std::string::npos) << r.error;
 }
 
 }  // namespace mil::worker
