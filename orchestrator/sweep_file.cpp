@@ -3,7 +3,6 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
-#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
