@@ -9,9 +9,11 @@
 #include <map>
 
 #include "mil/mhim/dsmil_aggregator.h"
+#include "mil/models/abmil.h"
 #include "mil/models/clam.h"
 #include "mil/models/dsmil.h"
 #include "mil/models/dtfd.h"
+#include "mil/models/gated_abmil.h"
 #include "mil/models/mean_max.h"
 #include "mil/models/state_dict.h"
 
@@ -93,6 +95,13 @@ TEST(ZooParity, StandAloneModelsMatchPyTorchForBagsOf1To1000Instances) {
   expect_model_matches_fixture("meanmil", *meanmil);
   MeanMaxMil maxmil(MeanMaxMilOptions(kInputDim, kClasses).pooling("max").hidden_dim(kEmbed));
   expect_model_matches_fixture("maxmil", *maxmil);
+}
+
+TEST(ZooParity, AbmilAndGatedAbmilMatchPyTorchForBagsOf1To1000Instances) {
+  Abmil abmil(AbmilOptions(kInputDim, kClasses).embed_dim(kEmbed).attention_dim(kHidden));
+  expect_model_matches_fixture("abmil", *abmil);
+  GatedAbmil gabmil(GatedAbmilOptions(kInputDim, kClasses).embed_dim(kEmbed).attention_dim(kHidden));
+  expect_model_matches_fixture("gabmil", *gabmil);
 }
 
 TEST(ZooParity, MhimDsmilAggregatorMatchesPyTorch) {
