@@ -1,6 +1,5 @@
 #include "worker/job_runner.h"
 
-#include "mil/durable_file.h"
 #include "mil/mhim/mhim_jobs.h"
 #include "mil/mhim/mhim_objective.h"
 #include "mil/models/state_dict.h"
@@ -240,10 +239,7 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
       if (!options.work_dir.empty()) {
         stage("saving the model", [&] {
           // A PyTorch state_dict: Python's torch.load reads it, and MHIM jobs load it as their teacher.
-          const std::string path = (fs::path(options.work_dir) / "model_best.pt").string();
-          const std::string temporary = temporary_path_for(path);
-          write_state_dict(state_dict_of(*model), temporary);
-          replace_file_atomic(temporary, path);
+          write_state_dict(state_dict_of(*model), (fs::path(options.work_dir) / "model_best.pt").string());
           fs::remove(fit_options.checkpoint_path);  // done: the resume state is no longer needed
           return 0;
         });

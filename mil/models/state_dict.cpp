@@ -1,7 +1,6 @@
 #include "mil/models/state_dict.h"
 
 #include <algorithm>
-#include <fstream>
 #include <map>
 #include <sstream>
 #include <stdexcept>
@@ -10,6 +9,7 @@
 #include <torch/nn/module.h>
 #include <torch/serialize.h>
 
+#include "mil/durable_file.h"
 #include "mil/feature_io.h"
 #include "mil/torch_pickle.h"
 
@@ -82,10 +82,7 @@ void write_state_dict(const StateDict& state, const std::string& path) {
   c10::Dict<std::string, at::Tensor> dict;
   for (const auto& [name, tensor] : state) dict.insert(name, tensor.detach().contiguous());
   const std::vector<char> bytes = torch::jit::pickle_save(c10::IValue(dict));
-  std::ofstream out(path, std::ios::binary);
-  if (!out) throw std::runtime_error("cannot write '" + path + "'");
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  if (!out) throw std::runtime_error("write error in '" + path + "'");
+  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
 }
 
 StateDict state_dict_of(const torch::nn::Module& module) {

@@ -23,6 +23,7 @@ using StateDict = std::vector<std::pair<std::string, at::Tensor>>;
 StateDict read_state_dict(const std::string& path);
 
 /// Writes `state` as a dict of tensors that Python's `torch.load` returns as {name: tensor}.
+/// The file is replaced atomically (temporary file, fsync, rename), so a crash never leaves a torn one.
 void write_state_dict(const StateDict& state, const std::string& path);
 
 /// Every parameter and buffer of `module`, named as PyTorch names them (e.g. "feature.0.weight").
