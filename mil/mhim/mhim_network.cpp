@@ -2,8 +2,6 @@
 
 #include <stdexcept>
 
-#include <torch/nn/modules/normalization.h>
-#include <torch/utils.h>
 
 #include "mil/models/model_init.h"
 
@@ -29,16 +27,7 @@ MhimNetworkImpl::MhimNetworkImpl(MhimNetworkOptions options_) : options(std::mov
   reset_parameters();
 }
 
-void MhimNetworkImpl::reset_parameters() {
-  xavier_normal_linears(*this);
-  torch::NoGradGuard no_grad;
-  for (auto& child : modules(/*include_self=*/false)) {
-    if (auto* norm = child->as<torch::nn::LayerNorm>()) {
-      norm->weight.fill_(1.0);
-      norm->bias.zero_();
-    }
-  }
-}
+void MhimNetworkImpl::reset_parameters() { xavier_normal_linears(*this); }
 
 at::Tensor MhimNetworkImpl::embed(const at::Tensor& bag) {
   TORCH_CHECK(bag.dim() == 2 && bag.size(1) == options.input_dim(), "MHIM expects [N, ", options.input_dim(),

@@ -60,7 +60,8 @@ class MhimNetworkImpl : public MilModelImpl {
   /// for every class), max over classes; DSMIL: max raw instance logit. Otherwise the attention ([N] or
   /// TransMIL's [H, N]).
   at::Tensor instance_scores(const AggregatorOutput& output, bool class_aware);
-  /// Xavier-normal Linear weights and zero biases everywhere (LayerNorm 1/0, convs keep their default).
+  /// Xavier-normal Linear weights and zero biases everywhere; LayerNorms (1/0) and convs keep LibTorch's
+  /// default init, which is the reference's.
   void reset_parameters();
 
   MhimNetworkOptions options;
