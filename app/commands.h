@@ -16,6 +16,7 @@ int cmd_bench(const Tokens& tokens);
 int cmd_predict(const Tokens& tokens);
 int cmd_bench_models(const Tokens& tokens);  ///< `mhim bench models`, reached through cmd_bench.
 int cmd_bench_load(const Tokens& tokens);  ///< `mhim bench load`, reached through cmd_bench.
+int cmd_bench_sync(const Tokens& tokens);  ///< `mhim bench sync` (under mpirun), reached through cmd_bench.
 int cmd_pack(const Tokens& tokens);
 int cmd_check_data(const Tokens& tokens);
 
