@@ -128,7 +128,7 @@ int cmd_bench_sync(const Tokens& tokens) {
   double alone = 0.0;
   if (root) {
     seed_torch(1);
-    auto model = make_model(ModelSpec{"abmil", {}}, dim, 2);
+    auto model = make_model(ModelSpec{"abmil", nlohmann::json::object()}, dim, 2);
     alone = epoch_seconds(fit(*model, spec, bags, indices, {}, 1));
   }
   MIL_MPI_CHECK(MPI_Barrier(mpi.comm()));
@@ -136,7 +136,7 @@ int cmd_bench_sync(const Tokens& tokens) {
   FitOptions options;
   options.sync = &sync;
   seed_torch(1);
-  auto model = make_model(ModelSpec{"abmil", {}}, dim, 2);
+  auto model = make_model(ModelSpec{"abmil", nlohmann::json::object()}, dim, 2);
   const double together = epoch_seconds(fit(*model, spec, bags, indices, {}, 1, options));
   if (root) {
     std::printf("\nepoch time, ABMIL, %d bags of %d-%d instances, D=%d, %d thread(s) per rank (median of epochs after the first):\n",

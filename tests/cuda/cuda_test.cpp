@@ -37,9 +37,10 @@ double relative_error(const at::Tensor& a, const at::Tensor& b) {
 }
 
 std::vector<ModelSpec> zoo() {
-  return {{"abmil", {}},        {"gabmil", {}},        {"dsmil", {}},          {"clam_sb", {}},
-          {"clam_mb", {}},      {"dtfd", {}},          {"meanmil", {}},        {"maxmil", {}},
-          {"transmil", {}},     {"mhim_pure", {}},     {"mhim_pure", {{"baseline", "selfattn"}}},
+  const nlohmann::json none = nlohmann::json::object();
+  return {{"abmil", none},      {"gabmil", none},      {"dsmil", none},        {"clam_sb", none},
+          {"clam_mb", none},    {"dtfd", none},        {"meanmil", none},      {"maxmil", none},
+          {"transmil", none},   {"mhim_pure", none},   {"mhim_pure", {{"baseline", "selfattn"}}},
           {"mhim_pure", {{"baseline", "dsmil"}}}};
 }
 
@@ -85,7 +86,7 @@ TEST(CudaModels, ForwardAndGradientsMatchTheCpuForEveryModel) {
 TEST(CudaModels, Bf16AutocastForwardStaysCloseToFp32) {
   SKIP_WITHOUT_CUDA();
   seed_torch(5);
-  auto model = make_model(ModelSpec{"abmil", {}}, 256, 2);
+  auto model = make_model(ModelSpec{"abmil", nlohmann::json::object()}, 256, 2);
   model->to(kGpu);
   model->eval();
   const at::Tensor bag = at::randn({2000, 256}, at::TensorOptions().device(kGpu));

@@ -69,7 +69,7 @@ TEST(MpiGradientSync, BroadcastMakesEveryRanksInitialWeightsRankZeros) {
   int rank = 0;
   MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
   seed_torch(100 + std::uint64_t(rank));  // a different init on every rank
-  auto model = make_model(ModelSpec{"abmil", {}}, 16, 2);
+  auto model = make_model(ModelSpec{"abmil", nlohmann::json::object()}, 16, 2);
   const auto before = range_over_ranks(weight_fingerprint(*model));
   ASSERT_NE(before.first, before.second) << "the ranks started equal; the test proves nothing";
   MpiGradientSync sync(g_comm);
@@ -78,7 +78,7 @@ TEST(MpiGradientSync, BroadcastMakesEveryRanksInitialWeightsRankZeros) {
   const auto after = range_over_ranks(weight_fingerprint(*model));
   EXPECT_EQ(after.first, after.second);
   seed_torch(100);
-  auto rank_zero = make_model(ModelSpec{"abmil", {}}, 16, 2);
+  auto rank_zero = make_model(ModelSpec{"abmil", nlohmann::json::object()}, 16, 2);
   EXPECT_EQ(weight_fingerprint(*model), weight_fingerprint(*rank_zero));
 }
 
