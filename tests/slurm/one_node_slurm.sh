@@ -117,7 +117,7 @@ slurm_wait_done() {
   local id=$1 limit=$2 start=$SECONDS states
   while ((SECONDS - start < limit)); do
     states=$(scontrol show job "$id" -o 2>/dev/null |
-      sed -E 's/.*JobId=([0-9]+).* JobState=([A-Z_]+).* ExitCode=([0-9:]+).*/\1 \2 \3/')
+      sed -E 's/^JobId=([0-9]+).* JobState=([A-Z_]+).* ExitCode=([0-9:]+).*/\1 \2 \3/')
     if [[ -n $states ]] && ! grep -qE ' (PENDING|RUNNING|REQUEUED|COMPLETING|CONFIGURING|SUSPENDED|REQUEUE_HOLD|REQUEUE_FED|RESIZING)' <<<"$states"; then
       echo "$states"
       return 0

@@ -2,8 +2,10 @@
 # A sweep under a real one-node Slurm (tests/slurm/one_node_slurm.sh), submitted with the shipped
 # slurm/sweep_cpu.sbatch and requeued mid-run with `scontrol requeue`; the requeued job must resume
 # from the results directory and finish every job exactly once.
-#   slurm_requeue_test.sh MHIM SOURCE_DIR mpi     one MPI job (srun --mpi=pmix, 3 ranks), requeued
-#   slurm_requeue_test.sh MHIM SOURCE_DIR array   an array of 2 standalone workers; task 0 requeued
+#   slurm_requeue_test.sh MHIM SOURCE_DIR mpi        one MPI job (srun --mpi=pmix, 3 ranks), requeued
+#   slurm_requeue_test.sh MHIM SOURCE_DIR array      an array of 2 standalone workers; task 0 requeued
+#   slurm_requeue_test.sh MHIM SOURCE_DIR timelimit  one MPI job gets USR1 as --signal=B:USR1@120 sends
+#                                                    it near the time limit: it must requeue itself
 # Exit 0 pass, 1 fail, 77 skipped (not root, slurm-wlm/munge missing, daemons will not start).
 # MIL_KEEP_SLURM_TEST=1 keeps the scratch folder (logs, results) for a look afterwards.
 set -uo pipefail
@@ -11,7 +13,7 @@ mhim=$1
 src=$2
 mode=$3
 [[ -x $mhim ]] || { echo "FAIL: no mhim binary at '$mhim'"; exit 1; }
-[[ $mode == mpi || $mode == array ]] || { echo "FAIL: mode must be mpi or array, not '$mode'"; exit 1; }
+[[ $mode == mpi || $mode == array || $mode == timelimit ]] || { echo "FAIL: mode must be mpi, array or timelimit, not '$mode'"; exit 1; }
 
 work=$(mktemp -d /tmp/mhim-slurm-test.XXXXXX)
 chmod 755 "$work"
@@ -55,7 +57,7 @@ expected=$("$mhim" sweep "$work/sweep.yaml" --dry-run | sed -n "s/^sweep '[^']*'
 
 export MHIM=$mhim OMP_WAIT_POLICY=PASSIVE
 results=$work/results
-if [[ $mode == mpi ]]; then
+if [[ $mode != array ]]; then
   # 3 ranks on a 2-CPU node: --overcommit (rank 0 mostly sleeps).
   job=$(sbatch --parsable --ntasks=3 --overcommit --cpus-per-task=1 --time=15 --output="$work/job-%j.out" \
     "$src/slurm/sweep_cpu.sbatch" "$work/sweep.yaml" "$results") || fail "sbatch"
@@ -74,9 +76,14 @@ for ((i = 0; i < 600; ++i)); do
   ((n >= 1)) && break
   sleep 0.2
 done
-((n >= 1 && n < expected)) || fail "wanted to requeue mid-run, but $n of $expected results were written by then"
-scontrol requeue "$requeue_id" || fail "scontrol requeue $requeue_id"
-echo "requeued $requeue_id with $n of $expected results written ($((SECONDS - t0)) s)"
+((n >= 1 && n < expected)) || fail "wanted to interrupt mid-run, but $n of $expected results were written by then"
+if [[ $mode == timelimit ]]; then
+  scancel --batch --signal=USR1 "$job" || fail "scancel --batch --signal=USR1 $job"
+  echo "sent USR1 to the batch script of $job with $n of $expected results written ($((SECONDS - t0)) s)"
+else
+  scontrol requeue "$requeue_id" || fail "scontrol requeue $requeue_id"
+  echo "requeued $requeue_id with $n of $expected results written ($((SECONDS - t0)) s)"
+fi
 
 states=$(slurm_wait_done "$job" 400) || fail "the job did not finish: $states"
 echo "$states"
@@ -106,14 +113,20 @@ assert interrupted, "the journal shows no interrupted job: the requeue did not l
 print(f"{expected} results, each once; {len(interrupted)} interrupted and resumed")
 EOF
 [[ -s $results/leaderboard.md ]] || fail "no leaderboard"
-grep -q "not run" "$results/leaderboard.md" && fail "the leaderboard lists jobs not run"
+grep -q "^$expected ok results; 0 missing" "$results/leaderboard.md" || fail "the leaderboard misses jobs: $(sed -n 3p "$results/leaderboard.md")"
 
 out=$(cat "$work"/job-*.out)
-grep -q "SIGTERM received: stopping the sweep" <<<"$out" || fail "the batch script did not see the requeue's SIGTERM"
 grep -q "sweep exited with status 75" <<<"$out" || fail "the stopped sweep did not exit 75"
 grep -q "run 2, on" <<<"$out" || fail "no second run after the requeue (SLURM_RESTART_COUNT)"
-grep -q "requeueing job" <<<"$out" && fail "the script requeued itself after a TERM (Slurm already does)"
+if [[ $mode == timelimit ]]; then
+  grep -q "SIGUSR1 received: stopping the sweep" <<<"$out" || fail "the batch script did not see USR1"
+  grep -q "work is left: requeueing job $job" <<<"$out" || fail "the script did not requeue itself after USR1"
+else
+  grep -q "SIGTERM received: stopping the sweep" <<<"$out" || fail "the batch script did not see the requeue's SIGTERM"
+  grep -q "requeueing job" <<<"$out" && fail "the script requeued itself after a TERM (Slurm already does)"
+fi
 if [[ $mode == array ]]; then
   [[ $(grep -c "the sweep is finished" <<<"$out") -ge 2 ]] || fail "not every array task saw the sweep finished"
 fi
+for f in "$work"/job-*.out; do echo "---- $(basename "$f") (epoch lines left out)"; grep -v " epoch [0-9]" "$f"; done
 echo "PASS ($mode) in $((SECONDS - t0)) s"
