@@ -3,7 +3,8 @@
 # slurm/sweep_cpu.sbatch and requeued mid-run with `scontrol requeue`; the requeued job must resume
 # from the results directory and finish every job exactly once.
 #   slurm_requeue_test.sh MHIM SOURCE_DIR mpi        one MPI job (srun --mpi=pmix, 3 ranks), requeued
-#   slurm_requeue_test.sh MHIM SOURCE_DIR array      an array of 2 standalone workers; task 0 requeued
+#   slurm_requeue_test.sh MHIM SOURCE_DIR array      `mhim slurm submit --array 2`: 2 standalone workers;
+#                                                    task 0 requeued
 #   slurm_requeue_test.sh MHIM SOURCE_DIR timelimit  one MPI job gets USR1 as --signal=B:USR1@120 sends
 #                                                    it near the time limit: it must requeue itself
 # Exit 0 pass, 1 fail, 77 skipped (not root, slurm-wlm/munge missing, daemons will not start).
@@ -31,7 +32,7 @@ echo "slurm up in $((SECONDS - t0)) s"
 
 fail() {
   echo "FAIL: $*"
-  for f in "$work"/job-*.out; do echo "---- $f"; cat "$f"; done
+  for f in "$work"/job-*.out "$results"/slurm-*.out; do [[ -f $f ]] && { echo "---- $f"; cat "$f"; }; done
   echo "---- slurmctld.log (tail)"; tail -20 "$work/slurm/log/slurmctld.log"
   exit 1
 }
@@ -63,8 +64,12 @@ if [[ $mode != array ]]; then
     "$src/slurm/sweep_cpu.sbatch" "$work/sweep.yaml" "$results") || fail "sbatch"
   requeue_id=$job
 else
-  job=$(sbatch --parsable --array=0-1 --ntasks=1 --cpus-per-task=1 --time=15 --output="$work/job-%A_%a.out" \
-    "$src/slurm/sweep_cpu.sbatch" "$work/sweep.yaml" "$results") || fail "sbatch"
+  # The generated script (its #SBATCH lines, the baked-in sweep and paths) under the real sbatch.
+  submitted=$("$mhim" slurm submit "$work/sweep.yaml" --results "$results" --array 2 --cpus-per-task 1 --time 15) ||
+    fail "mhim slurm submit: $submitted"
+  job=$(sed -n 's/^submitted job \([0-9][0-9]*\)$/\1/p' <<<"$submitted")
+  [[ -n $job ]] || fail "mhim slurm submit printed no job id: $submitted"
+  grep -q "^batch script: $results/mhim-sweep.sbatch" <<<"$submitted" || fail "no batch script named: $submitted"
   requeue_id=${job}_0
 fi
 echo "submitted job $job ($mode)"
@@ -115,7 +120,7 @@ EOF
 [[ -s $results/leaderboard.md ]] || fail "no leaderboard"
 grep -q "^$expected ok results; 0 missing" "$results/leaderboard.md" || fail "the leaderboard misses jobs: $(sed -n 3p "$results/leaderboard.md")"
 
-out=$(cat "$work"/job-*.out)
+out=$(cat "$work"/job-*.out "$results"/slurm-*.out 2>/dev/null)
 grep -q "sweep exited with status 75" <<<"$out" || fail "the stopped sweep did not exit 75"
 grep -q "run 2, on" <<<"$out" || fail "no second run after the requeue (SLURM_RESTART_COUNT)"
 if [[ $mode == timelimit ]]; then
@@ -128,5 +133,7 @@ fi
 if [[ $mode == array ]]; then
   [[ $(grep -c "the sweep is finished" <<<"$out") -ge 2 ]] || fail "not every array task saw the sweep finished"
 fi
-for f in "$work"/job-*.out; do echo "---- $(basename "$f") (epoch lines left out)"; grep -v " epoch [0-9]" "$f"; done
+for f in "$work"/job-*.out "$results"/slurm-*.out; do
+  [[ -f $f ]] && { echo "---- $(basename "$f") (epoch lines left out)"; grep -v " epoch [0-9]" "$f"; }
+done
 echo "PASS ($mode) in $((SECONDS - t0)) s"
