@@ -216,7 +216,6 @@ bool LockQueue::create_lock(const std::string& job_id) {
     errno = link_errno;
     throw_errno("cannot create the lock", path);
   }
-  held_[job_id] = t;
   return true;
 }
 
@@ -241,7 +240,6 @@ bool LockQueue::refresh(const std::string& job_id) {
 }
 
 void LockQueue::release(const std::string& job_id) {
-  held_.erase(job_id);
   const FolderMutex mutex((fs::path(locks_dir_) / ".takeover").string());
   const auto current = read_lock(job_id);
   if (current && current->owner.token == owner_.token) ::unlink(lock_path(job_id).c_str());

@@ -141,7 +141,6 @@ class LockQueue {
   std::string locks_dir_;
   std::map<std::string, SeenResult> seen_;   ///< job id -> last scan of its result file.
   std::set<std::string> attempted_;          ///< Jobs this process ran (their failures are final here).
-  std::map<std::string, double> held_;       ///< Locks this queue holds -> acquired.
   std::size_t failed_count_ = 0;
 };
 
