@@ -350,6 +350,7 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
         ++state.skipped_steps;
       }
       ++state.position;
+      if (options.on_bag) options.on_bag(state.epoch, int(state.position), int(state.order.size()));
       const bool group_done = state.position % spec.accumulation == 0 || state.position == state.order.size();
       if (group_done) {
         if (spec.clip_grad > 0.0) torch::nn::utils::clip_grad_norm_(model.parameters(), spec.clip_grad);
