@@ -203,7 +203,7 @@ TEST(SupervisedSweep, AChildKilledMidRunIsRetriedFromItsCheckpointAndItsResultWr
 TEST(SupervisedSweep, AJobThatAlwaysCrashesOrHangsIsQuarantinedWhileTheOthersFinish) {
   Fixture f({"a", "crash", "hang"}, {1e-3}, /*epochs=*/3, /*fold_count=*/2);
   const std::string results = f.dir / "results";
-  const auto out = run(f.sweep(results, "--max-attempts 2 --heartbeat-timeout 3",
+  const auto out = run(f.sweep(results, "--max-attempts 2 --heartbeat-timeout 8",
                                "MHIM_TEST_FAULT=abort:crash,hang:hang "));
   EXPECT_EQ(out.exit_code, 3) << out.output;  // finished, with failures
   EXPECT_NE(out.output.find("2 ok, 0 failed, 4 quarantined, 4 retried attempts"), std::string::npos) << out.output;
@@ -250,6 +250,9 @@ TEST(SupervisedSweep, KillingTheWholeMpirunThreeTimesThenRerunningGivesEveryJobO
     wait_exit(sweep);
     ASSERT_TRUE(all_gone(results, std::chrono::seconds(20)))
         << "processes of the killed sweep are still running: " << processes_mentioning(results).size();
+    std::error_code ec;
+    const std::size_t written = fs::exists(results + "/results") ? orch::ResultsStore(results).load_all().size() : 0;
+    if (k == 0) EXPECT_LT(written, f.job_count()) << "the first kill came too late to interrupt anything";
   }
   const auto rerun = run(f.sweep(results));
   ASSERT_EQ(rerun.exit_code, 0) << rerun.output;
