@@ -150,6 +150,7 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
         std::to_string(outcome.quarantined) + " quarantined, " + std::to_string(outcome.retries) + " retried attempts, " +
         std::to_string(outcome.skipped) + " skipped (done earlier)" +
         (outcome.held_back ? ", " + std::to_string(outcome.held_back) + " quarantined earlier (not rerun)" : "") +
+        ", " + std::to_string(outcome.heartbeats) + " heartbeats" +
         (outcome.stopped ? ", " + std::to_string(outcome.interrupted) + " interrupted; stopped on request, rerun to resume"
                          : ""));
     std::printf("leaderboard: %s\n", board.c_str());

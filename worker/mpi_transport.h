@@ -28,7 +28,7 @@ std::optional<Message> poll_message(MPI_Comm comm, int source = MPI_ANY_SOURCE);
 /// Waits for a frame from `source`, probing with a Backoff whose longest sleep is `poll_interval`.
 Message wait_message(MPI_Comm comm, int source, std::chrono::milliseconds poll_interval);
 
-/// Pauses between probes of a polling loop: a few yields, then sleeps doubling from 20 us to `longest`.
+/// Pauses between probes of a polling loop: yields for 2 ms, then sleeps doubling from 20 us to `longest`.
 /// A frame arriving soon after the last one is seen in microseconds; an idle loop sleeps `longest`.
 class Backoff {
  public:
@@ -41,7 +41,7 @@ class Backoff {
  private:
   std::chrono::microseconds longest_;
   std::chrono::microseconds nap_{20};
-  int yields_ = 0;
+  std::chrono::steady_clock::time_point spinning_since_{};  ///< First pause since the last reset.
 };
 
 }  // namespace mil::worker

@@ -183,6 +183,9 @@ TEST(SupervisedSweep, AChildKilledMidRunIsRetriedFromItsCheckpointAndItsResultWr
   const std::string victim = beat.at("job_id");
   ASSERT_EQ(kill(pid_t(beat.at("pid").get<long>()), SIGKILL), 0);
   ASSERT_EQ(wait_exit(sweep), 0) << read_text(f.dir / "sweep.log");
+  const std::string log = read_text(f.dir / "sweep.log");
+  EXPECT_EQ(log.find(" 0 heartbeats"), std::string::npos) << "rank 0 should have heard the running jobs beat";
+  EXPECT_NE(log.find(" heartbeats"), std::string::npos) << log;
 
   const auto all = orch::ResultsStore(results).load_all();
   ASSERT_EQ(all.size(), 2u);
@@ -216,8 +219,11 @@ TEST(SupervisedSweep, AJobThatAlwaysCrashesOrHangsIsQuarantinedWhileTheOthersFin
     }
     EXPECT_EQ(r.status, "quarantined") << r.job_id;
     EXPECT_EQ(r.runtime.at("attempt_errors").size(), 2u);
-    if (r.spec.dataset.name == "crash") EXPECT_EQ(r.error, "killed (signal 6, Aborted)");
-    if (r.spec.dataset.name == "hang") EXPECT_EQ(r.error.rfind("hung: no heartbeat for ", 0), 0u) << r.error;
+    if (r.spec.dataset.name == "crash") {
+      EXPECT_EQ(r.error, "killed (signal 6, Aborted)");
+    } else {
+      EXPECT_EQ(r.error.rfind("hung: no heartbeat for ", 0), 0u) << r.error;
+    }
   }
   const std::string board = read_text(results + "/leaderboard.md");
   EXPECT_NE(board.find("4 quarantined"), std::string::npos) << board;
@@ -250,9 +256,10 @@ TEST(SupervisedSweep, KillingTheWholeMpirunThreeTimesThenRerunningGivesEveryJobO
     wait_exit(sweep);
     ASSERT_TRUE(all_gone(results, std::chrono::seconds(20)))
         << "processes of the killed sweep are still running: " << processes_mentioning(results).size();
-    std::error_code ec;
     const std::size_t written = fs::exists(results + "/results") ? orch::ResultsStore(results).load_all().size() : 0;
-    if (k == 0) EXPECT_LT(written, f.job_count()) << "the first kill came too late to interrupt anything";
+    if (k == 0) {
+      EXPECT_LT(written, f.job_count()) << "the first kill came too late to interrupt anything";
+    }
   }
   const auto rerun = run(f.sweep(results));
   ASSERT_EQ(rerun.exit_code, 0) << rerun.output;
@@ -267,7 +274,9 @@ TEST(SupervisedSweep, KillingTheWholeMpirunThreeTimesThenRerunningGivesEveryJobO
     EXPECT_EQ(computed(resumed[i]), computed(expected[i])) << resumed[i].job_id << " differs after kills";
   }
   for (const auto& [key, count] : journal_counts(results)) {
-    if (key.second == "ok") EXPECT_EQ(count, 1) << key.first << " finished more than once";
+    if (key.second == "ok") {
+      EXPECT_EQ(count, 1) << key.first << " finished more than once";
+    }
   }
 }
 
@@ -293,7 +302,9 @@ TEST(SupervisedSweep, KillingOneWorkerRankAbortsTheSweepAndARerunLosesAndDuplica
   ASSERT_EQ(all.size(), f.job_count());
   for (const auto& r : all) EXPECT_TRUE(r.ok()) << r.job_id << ": " << r.error;
   for (const auto& [key, count] : journal_counts(results)) {
-    if (key.second == "ok") EXPECT_EQ(count, 1) << key.first << " finished more than once";
+    if (key.second == "ok") {
+      EXPECT_EQ(count, 1) << key.first << " finished more than once";
+    }
   }
 }
 
