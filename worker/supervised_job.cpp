@@ -72,6 +72,7 @@ JobResult run_supervised_job(const JobSpec& spec, const std::string& work_dir, i
   }
   std::optional<ChildExit> exit;
   std::string hung;
+  bool stop_forwarded = false;
   try {
     ChildProcess child({options.executable, "train", "--job", job_path, "--out", result_path, "--work-dir", work_dir,
                         "--heartbeat", heartbeat_path, "--threads", std::to_string(options.threads),
@@ -80,7 +81,6 @@ JobResult run_supervised_job(const JobSpec& spec, const std::string& work_dir, i
     auto last_progress = std::chrono::steady_clock::now();
     auto next_report = last_progress + options.report_interval;
     std::uint64_t last_beat = 0;
-    bool stop_forwarded = false;
     while (!exit) {
       const auto now = std::chrono::steady_clock::now();
       if (now >= next_report) {
@@ -124,6 +124,11 @@ JobResult run_supervised_job(const JobSpec& spec, const std::string& work_dir, i
     } catch (const std::exception& e) {
       return fail("`mhim train` " + describe_exit(*exit) + " with an unreadable result " + result_path + ": " + e.what());
     }
+  }
+  if (stop_forwarded) {
+    // Stopped on request before it could checkpoint (e.g. still starting up): resumable, not a failure.
+    failed.status = "interrupted";
+    return fail("stopped on request before writing a result (" + describe_exit(*exit) + "); rerun to resume");
   }
   if (exit->signaled) return fail(describe_exit(*exit));
   return fail("`mhim train` " + describe_exit(*exit) + " without a result");

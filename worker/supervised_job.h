@@ -27,7 +27,8 @@ struct SupervisionOptions {
 /// ended: its exit status, "killed (signal 9; out of memory?)", or "hung: no heartbeat for N s".
 /// runtime.rank is set to `rank`; runtime.log names the child's output file and runtime.last_output holds
 /// its last lines when it left no result. Once `stop_requested` is set the child gets SIGTERM (it
-/// checkpoints and reports "interrupted"). `on_heartbeat` gets the child's latest beat every
+/// checkpoints and reports "interrupted"; one that dies of it before writing a result, e.g. while still
+/// starting, is reported "interrupted" too). `on_heartbeat` gets the child's latest beat every
 /// report_interval while it runs (may be empty).
 JobResult run_supervised_job(const JobSpec& spec, const std::string& work_dir, int rank,
                              const SupervisionOptions& options, const std::atomic<bool>* stop_requested,

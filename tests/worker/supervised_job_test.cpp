@@ -165,7 +165,18 @@ TEST(SupervisedJob, AStopRequestIsForwardedAsSigterm) {
   });
   const JobResult r = run_supervised_job(some_job(), dir / "work", 1, quick(child), &stop, {});
   stopper.join();
-  EXPECT_EQ(r.error, "`mhim train` exited with status 75 without a result");
+  EXPECT_EQ(r.status, "interrupted") << "a stopped job is resumable, not failed";
+  EXPECT_EQ(r.error, "stopped on request before writing a result (exited with status 75); rerun to resume");
+}
+
+TEST(SupervisedJob, AChildKilledByTheForwardedStopBeforeItCouldCheckpointIsInterruptedNotFailed) {
+  testing::TempDir dir;
+  // No SIGTERM handler yet (as a child still loading LibTorch): the forwarded stop kills it.
+  const std::string child = script(dir, "c.sh", "exec sleep 30");
+  std::atomic<bool> stop{true};
+  const JobResult r = run_supervised_job(some_job(), dir / "work", 1, quick(child), &stop, {});
+  EXPECT_EQ(r.status, "interrupted");
+  EXPECT_EQ(r.error, "stopped on request before writing a result (killed (signal 15, Terminated)); rerun to resume");
 }
 
 TEST(Heartbeat, WriterRateLimitsButWritesEveryStageChangeAndEstimatesTimeLeft) {
