@@ -124,14 +124,16 @@ TEST(ResultsStore, ReplayJournalKeepsEachJobsLastStatusAndCountsRetriesAndSkipsT
   store.note(b.job_id, "retry", "attempt 1 of 2 failed: loading fold 0: boom");
   store.write(b);
   std::ofstream(dir / "journal.jsonl", std::ios::app) << "{\"job_id\": \"torn";  // a crash mid-append
+  store.note(a.job_id, "note", "after the crash");  // must not be glued to the torn line
   std::size_t skipped = 0;
   const auto entries = replay_journal(dir / "journal.jsonl", &skipped);
   EXPECT_EQ(skipped, 1u);
   ASSERT_EQ(entries.size(), 2u);
-  EXPECT_EQ(entries.at(a.job_id).status, "ok");
+  EXPECT_EQ(entries.at(a.job_id).status, "note");
+  EXPECT_EQ(entries.at(a.job_id).detail, "after the crash");
   EXPECT_EQ(entries.at(a.job_id).retries, 1);
   EXPECT_EQ(entries.at(a.job_id).ok_lines, 1);
-  EXPECT_EQ(entries.at(a.job_id).lines, 2);
+  EXPECT_EQ(entries.at(a.job_id).lines, 3);
   EXPECT_EQ(entries.at(b.job_id).status, "quarantined");
   EXPECT_EQ(entries.at(b.job_id).detail, "loading fold 0: boom");
   EXPECT_TRUE(replay_journal(dir / "none.jsonl").empty());
