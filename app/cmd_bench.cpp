@@ -26,6 +26,7 @@ constexpr const char* kHelp = R"(usage: mhim bench train [options]
        mhim bench models [options]   (per-bag cost by bag size; see mhim bench models --help)
        mhim bench load --root DIR [options]   (cache vs read() vs .pt loading; see mhim bench load --help)
        mpirun -n R mhim bench sync [options]  (gradient allreduce bandwidth, 1 -> R rank epoch scaling)
+       mhim bench orchestrator [options]   (jobs/s of the sweep loop; see mhim bench orchestrator --help)
 
 Trains each model for a few epochs on random in-memory bags and prints epoch time, instances/s,
 achieved GFLOP/s and the share of the machine's fp32 matmul peak, measured first as a torch mm of

@@ -14,6 +14,7 @@
 #include "orchestrator/results_store.h"
 #include "orchestrator/sweep.h"
 #include "worker/mpi_env.h"
+#include "worker/orphan_guard.h"
 #include "worker/protocol.h"
 #include "worker/worker_loop.h"
 
@@ -29,6 +30,13 @@ DIR/work/<job id>/. Rerunning the same command skips jobs that already have a su
 resumes killed jobs from their last checkpoint. SIGTERM, SIGINT or SIGUSR1 (mpirun forwards SIGUSR1
 to every rank) stops cleanly: no new jobs, running jobs checkpoint, exit status 75 (resumable).
 
+Each job runs in a child process (`mhim train --job`, output in DIR/work/<job id>/train.log) that its
+worker rank watches: a crash or kill fails only that attempt, and a job whose heartbeat stops is killed
+as hung. A failed attempt is retried (resuming from its checkpoint) up to --max-attempts times; a job
+that fails the same way every time is "quarantined": its result says so, the leaderboard lists it, and
+reruns skip it unless --retry-failed. Jobs that failed with differing errors are rerun by every rerun.
+Exit status: 0 all ok, 3 some jobs failed or are quarantined, 75 stopped on request.
+
 options:
   --results DIR       results directory (created)
   --set KEY=VALUE     override a sweep field; repeatable. KEY is a dotted path, array elements are
@@ -38,6 +46,12 @@ options:
                       (e.g. Slurm array tasks) that share DIR through lock files (DIR/locks/); each
                       exits 0 when every job has a result (3 with failures, 75 when stopped)
   --lock-timeout S    array mode: a lock whose heartbeat is older than S seconds is taken over (600)
+  --max-attempts N    attempts per job before it counts as failed or quarantined (default 2)
+  --retry-failed      also rerun jobs quarantined by an earlier run
+  --heartbeat-timeout S  seconds without progress before a job's child is killed as hung (default 600;
+                      a dataset load beats once, so keep it above the longest load)
+  --in-process        run jobs inside the worker ranks (no child processes: a crash takes down the
+                      sweep, as before supervision; faster for tiny jobs, shares loaded datasets)
   --dry-run           print the job count, an estimated cost (from label CSV rows and file sizes;
                       no feature is read) and the first jobs, then exit (no MPI needed)
 
@@ -77,11 +91,14 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
   std::string sweep_path, results_dir;
   std::vector<std::string> overrides;
   int requested_threads = 0;
-  bool dry = false;
+  bool dry = false, in_process = false;
   bool array = false;
   double lock_timeout = 600.0;
+  orch::OrchestratorOptions orchestrator_options;
+  double heartbeat_timeout_s = 600;
   try {
-    const Args args(tokens, {"results", "set", "threads", "lock-timeout"}, {"dry-run", "array"});
+    const Args args(tokens, {"results", "set", "threads", "lock-timeout", "max-attempts", "heartbeat-timeout"},
+                    {"dry-run", "array", "retry-failed", "in-process"});
     if (args.positional().size() != 1) throw UsageError("expected exactly one sweep file");
     sweep_path = args.positional()[0];
     overrides = args.get_all("set");
@@ -90,6 +107,12 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
     array = args.has("array");
     lock_timeout = args.get_double("lock-timeout", lock_timeout);
     if (!(lock_timeout > 0)) throw UsageError("--lock-timeout must be > 0 seconds");
+    in_process = args.has("in-process");
+    orchestrator_options.max_attempts = args.get_int("max-attempts", orch::kDefaultMaxAttempts);
+    if (orchestrator_options.max_attempts < 1) throw UsageError("--max-attempts must be at least 1");
+    orchestrator_options.retry_quarantined = args.has("retry-failed");
+    heartbeat_timeout_s = args.get_double("heartbeat-timeout", heartbeat_timeout_s);
+    if (!(heartbeat_timeout_s > 0)) throw UsageError("--heartbeat-timeout must be a positive number of seconds");
     if (!dry) results_dir = args.require("results");
   } catch (const UsageError& e) {
     return usage_failure("sweep", e.what());
@@ -104,11 +127,17 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
   const int rank = mpi.rank();
   const std::atomic<bool>* stop_requested = install_stop_handlers();
   const auto log = [rank](const std::string& line) { log_line(rank, line); };
+  const worker::OrphanGuard orphan_guard(log);  // a killed mpirun must not leave this rank running
   if (rank != worker::kOrchestratorRank) {
     try {
       const int threads = configure_threads(requested_threads, mpi.local_size());
-      log("worker ready, " + std::to_string(threads) + " LibTorch threads");
-      const int jobs = worker::run_worker(mpi.comm(), log, results_dir + "/work", stop_requested);
+      worker::SupervisionOptions supervision;
+      supervision.threads = threads;
+      supervision.heartbeat_timeout = std::chrono::milliseconds(static_cast<long long>(heartbeat_timeout_s * 1000));
+      log("worker ready, " + std::to_string(threads) + " LibTorch threads, jobs " +
+          (in_process ? "in this process" : "in child processes"));
+      const int jobs = worker::run_worker(mpi.comm(), log, results_dir + "/work", stop_requested,
+                                          in_process ? nullptr : &supervision);
       log("worker done after " + std::to_string(jobs) + " jobs");
       return 0;
     } catch (const std::exception& e) {
@@ -123,18 +152,22 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
     const std::vector<JobSpec> jobs = orch::with_teacher_baselines(orch::expand(sweep));
     orch::ResultsStore store(results_dir);
     store.write_manifest(jobs);
-    const orch::SweepOutcome outcome = orch::run_orchestrator(mpi.comm(), jobs, store, log, stop_requested);
+    const orch::SweepOutcome outcome =
+        orch::run_orchestrator(mpi.comm(), jobs, store, log, stop_requested, orchestrator_options);
     const std::string board = orch::write_leaderboard(results_dir);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     log("sweep '" + sweep.name + "' finished in " + std::to_string(int(seconds)) + " s: " +
         std::to_string(outcome.ran_ok) + " ok, " + std::to_string(outcome.failed) + " failed, " +
+        std::to_string(outcome.quarantined) + " quarantined, " + std::to_string(outcome.retries) + " retried attempts, " +
         std::to_string(outcome.skipped) + " skipped (done earlier)" +
+        (outcome.held_back ? ", " + std::to_string(outcome.held_back) + " quarantined earlier (not rerun)" : "") +
+        ", " + std::to_string(outcome.heartbeats) + " heartbeats" +
         (outcome.stopped ? ", " + std::to_string(outcome.interrupted) + " interrupted; stopped on request, rerun to resume"
                          : ""));
     std::printf("leaderboard: %s\n", board.c_str());
     std::fflush(stdout);
     if (outcome.stopped) return kExitInterrupted;
-    return outcome.failed == 0 ? 0 : 3;
+    return outcome.failed + outcome.quarantined + outcome.held_back == 0 ? 0 : 3;
   } catch (const std::exception& e) {
     // Workers wait on rank 0; leaving them blocked would hang the job, so take the world down.
     log(std::string("orchestrator error: ") + e.what());

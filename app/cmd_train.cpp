@@ -2,13 +2,20 @@
 #include <fstream>
 #include <iostream>
 
+#include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <optional>
+#include <sstream>
 #include <torch/cuda.h>
 
 #include "app/args.h"
 #include "app/commands.h"
 #include "mil/specs.h"
+#include "mil/durable_file.h"
+#include "worker/heartbeat.h"
 #include "worker/gradient_sync_factory.h"
 #include "worker/job_runner.h"
 #include "worker/mpi_env.h"
@@ -48,6 +55,9 @@ output:
   --checkpoint-every N  epochs between checkpoints (default 1)
   --threads N           LibTorch intra-op threads (default: all cores; data-parallel: cores / ranks)
   --device D            cpu (default), cuda, cuda:N, or auto (cuda when a GPU is visible)
+  --heartbeat FILE      rewrite FILE (JSON: stage, epoch, epochs, bags done, ETA, time) at least once a
+                        second while training makes progress; sweeps use it to tell slow from hung
+  --parent-pid PID      die with process PID (set by sweeps, which run each job in a child process)
 data-parallel (one job over several ranks; launch under mpirun):
   --data-parallel       every rank of the MPI world trains the same job on its share of each epoch's
                         bags; gradients are averaged per step (NCCL for CUDA, MPI for CPU tensors), so
@@ -91,6 +101,34 @@ std::string progress_bar(int done, int total, double elapsed_seconds, double los
   return text;
 }
 
+/// Makes this process die (SIGKILL) when process `parent` does, so that a sweep's child never outlives
+/// its worker rank; exits at once when `parent` is already gone.
+void die_with_parent(int parent) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) {  // the parent died before prctl: nobody is left to signal us
+    std::fprintf(stderr, "mhim train: parent process %d is gone; exiting\n", parent);
+    std::_Exit(1);
+  }
+}
+
+/// Test hook for the supervision tests (never set in real runs): MHIM_TEST_FAULT is a comma-separated
+/// list of "abort:<dataset>" (a job on that dataset aborts once training starts) and "hang:<dataset>"
+/// (it stops making progress, and so stops beating).
+void inject_test_fault(const JobSpec& spec, const worker::JobProgress& progress) {
+  const char* faults = std::getenv("MHIM_TEST_FAULT");
+  if (faults == nullptr || progress.stage != "training") return;
+  std::stringstream list(faults);
+  for (std::string fault; std::getline(list, fault, ',');) {
+    const auto colon = fault.find(':');
+    if (colon == std::string::npos || fault.substr(colon + 1) != spec.dataset.name) continue;
+    const std::string kind = fault.substr(0, colon);
+    if (kind == "abort") std::abort();
+    if (kind == "hang") {
+      for (;;) ::pause();
+    }
+  }
+}
+
 JobSpec spec_from_flags(const Args& args) {
   JobSpec spec;
   spec.dataset.root = args.require("dataset");
@@ -126,15 +164,18 @@ int cmd_train(const Tokens& tokens) {
   std::string out_path;
   worker::RunOptions options;
   int threads = 0;
+  std::string heartbeat_path;
   int requested_threads = 0;
   bool data_parallel = false;
   std::string device_text;
   try {
     const Args args(tokens,
                     {"job", "dataset", "kind", "name", "classes", "model", "model-options", "protocol", "folds", "fold",
-                     "repetition", "split-seed", "val-ratio", "features", "split-dir", "seed", "epochs", "lr", "weight-decay", "out", "threads", "work-dir", "checkpoint-every", "device"},
+                     "repetition", "split-seed", "val-ratio", "features", "split-dir", "seed", "epochs", "lr", "weight-decay", "out", "threads", "work-dir", "checkpoint-every", "device",
+                     "heartbeat", "parent-pid"},
                     {"standardize", "data-parallel"});
     if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
+    if (args.has("parent-pid")) die_with_parent(args.get_int("parent-pid", 0));
     if (args.has("job") == args.has("dataset")) throw UsageError("give exactly one of --job and --dataset");
     if (args.has("job")) {
       std::ifstream in(args.get("job", ""));
@@ -146,6 +187,7 @@ int cmd_train(const Tokens& tokens) {
     out_path = args.get("out", "");
     options.work_dir = args.get("work-dir", "");
     options.checkpoint_every = args.get_int("checkpoint-every", 1);
+    heartbeat_path = args.get("heartbeat", "");
     data_parallel = args.has("data-parallel");
     device_text = args.get("device", "cpu");
     requested_threads = args.get_int("threads", 0);
@@ -196,13 +238,20 @@ int cmd_train(const Tokens& tokens) {
     };
   }
   options.stop_requested = install_stop_handlers();
+  std::optional<worker::HeartbeatWriter> heartbeat;
+  if (!heartbeat_path.empty()) {
+    heartbeat.emplace(heartbeat_path, spec.id());
+    options.on_progress = [&heartbeat, &spec](const worker::JobProgress& p) {
+      heartbeat->update(p);
+      inject_test_fault(spec, p);
+    };
+  }
   const JobResult result = worker::run_job(spec, options, cache);
   if (terminal) std::fputs("\r\033[K", stderr);
   if (!primary) return result.ok() || result.status == "interrupted" ? (result.ok() ? 0 : kExitInterrupted) : 1;
   if (!out_path.empty()) {
-    std::ofstream out(out_path);
-    out << nlohmann::json(result).dump(2) << '\n';
-    if (!out) throw std::runtime_error("cannot write '" + out_path + "'");
+    // Atomic: a supervisor reading it after a kill sees the whole result or none.
+    write_file_atomic(out_path, nlohmann::json(result).dump(2) + "\n");
   }
   if (result.status == "interrupted") {
     std::fprintf(stderr, "mhim train: %s\n", result.error.c_str());

@@ -17,6 +17,8 @@ int cmd_predict(const Tokens& tokens);
 int cmd_bench_models(const Tokens& tokens);  ///< `mhim bench models`, reached through cmd_bench.
 int cmd_bench_load(const Tokens& tokens);  ///< `mhim bench load`, reached through cmd_bench.
 int cmd_bench_sync(const Tokens& tokens);  ///< `mhim bench sync` (under mpirun), reached through cmd_bench.
+/// `mhim bench orchestrator` (argc/argv for MPI_Init when run under mpirun), reached through main.
+int cmd_bench_orchestrator(const Tokens& tokens, int& argc, char**& argv);
 int cmd_pack(const Tokens& tokens);
 int cmd_check_data(const Tokens& tokens);
 int cmd_slurm(const Tokens& tokens);

@@ -20,7 +20,8 @@ commands:
   pack         pack a dataset's feature files into one memory-mapped cache
   check-data   list every problem of a dataset (missing/truncated files, dims, NaN, labels) at once
   slurm        submit a sweep to Slurm (slurm submit): writes the batch script into the results dir
-  bench        measure performance (bench train: training vs the matmul peak; bench load: cache vs files)
+  bench        measure performance (bench train: training vs the matmul peak; bench load: cache vs files;
+               bench orchestrator: jobs/s of the MPI loop, child-process overhead, journal replay)
 
 examples:
   mhim synth --out data/synth --bags 120
@@ -49,6 +50,9 @@ int main(int argc, char** argv) {
     if (command == "train") return mil::app::cmd_train(tokens);
     if (command == "sweep") return mil::app::cmd_sweep(tokens, argc, argv);
     if (command == "leaderboard") return mil::app::cmd_leaderboard(tokens);
+    if (command == "bench" && !tokens.empty() && tokens[0] == "orchestrator") {
+      return mil::app::cmd_bench_orchestrator(mil::app::Tokens(tokens.begin() + 1, tokens.end()), argc, argv);
+    }
     if (command == "bench") return mil::app::cmd_bench(tokens);
     if (command == "predict") return mil::app::cmd_predict(tokens);
     if (command == "pack") return mil::app::cmd_pack(tokens);

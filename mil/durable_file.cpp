@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 namespace mil {
@@ -67,11 +68,22 @@ void sync_directory(const std::string& dir) {
   fd.sync();
 }
 
+/// True when `path` is non-empty and its last byte is not a newline (a line torn by a crash).
+bool ends_torn(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in || in.tellg() <= 0) return false;
+  in.seekg(-1, std::ios::end);
+  return in.get() != '\n';
+}
+
 void append_line_impl(const std::string& path, const std::string& line) {
   const bool existed = fs::exists(path);
   FileDescriptor fd(path, O_WRONLY | O_CREAT | O_APPEND);
   fd.lock_exclusive();  // with O_APPEND and one line per write: whole lines, also from several hosts
-  fd.write_all(line + "\n");
+  // After a crash mid-append, start on a fresh line so that only the torn line is lost, not this one
+  // (checked under the lock, so another writer cannot be half-way through its line).
+  const std::string prefix = existed && ends_torn(path) ? "\n" : "";
+  fd.write_all(prefix + line + "\n");
   fd.sync();
   fd.close();
   if (!existed) sync_directory(fs::path(path).parent_path().string());

@@ -15,7 +15,8 @@ void replace_file_atomic(const std::string& temporary, const std::string& path);
 /// A temporary name beside `path` that folder readers skip (dot-prefixed, no .json/.pt extension).
 std::string temporary_path_for(const std::string& path);
 
-/// Appends `line` and a newline to `path` and syncs it; syncs the folder too when the file is new.
+/// Appends `line` and a newline to `path` and syncs it; syncs the folder too when the file is new. A
+/// last line torn by a crash (no newline) is ended first, so the new line stays readable.
 void append_line_durably(const std::string& path, const std::string& line);
 
 }  // namespace mil

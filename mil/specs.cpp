@@ -274,8 +274,9 @@ void from_json(const json& j, JobResult& r) {
   r.inputs = j.at("inputs");
   r.history = j.at("history");
   r.runtime = j.at("runtime");
-  if (r.status != "ok" && r.status != "failed" && r.status != "interrupted") {
-    throw std::runtime_error("result " + r.job_id + ": status '" + r.status + "' is not one of ok, failed, interrupted");
+  if (r.status != "ok" && r.status != "failed" && r.status != "interrupted" && r.status != "quarantined") {
+    throw std::runtime_error("result " + r.job_id + ": status '" + r.status +
+                             "' is not one of ok, failed, interrupted, quarantined");
   }
 }
 

@@ -98,7 +98,9 @@ struct JobSpec {
 struct JobResult {
   std::string job_id;
   std::string config_id;
-  std::string status;  ///< "ok", "failed", or "interrupted" (stopped on request; rerunning resumes it).
+  /// "ok", "failed", "interrupted" (stopped on request; rerunning resumes it) or "quarantined" (failed
+  /// the same way on every attempt; a rerun skips it unless told to retry failed jobs).
+  std::string status;
   std::string error;   ///< Failure message with context; empty when ok.
   JobSpec spec;        ///< The fully resolved spec that ran.
   nlohmann::json metrics = nlohmann::json::object();  ///< {"val": {...}, "test": {...}, "train": {...}}.

@@ -382,6 +382,7 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
         }
       }
       ++state.position;
+      if (options.on_bag) options.on_bag(state.epoch, int(state.position), int(state.order.size()));
       const bool group_done = state.position % group == 0 || state.position == state.order.size();
       if (group_done) {
         if (sync) sync->allreduce_gradients(parameters);

@@ -71,6 +71,9 @@ struct FitOptions {
   int checkpoint_every = 1;                                  ///< Epochs between checkpoints (and always at the end).
   const std::atomic<bool>* stop_requested = nullptr;         ///< Set (e.g. by SIGTERM): finish the bag, checkpoint, return.
   std::function<void(const EpochRecord&)> on_epoch;          ///< After every epoch.
+  /// After every training bag: (0-based epoch, bags done in it, bags in it). Cheap and frequent; keep it so
+  /// (e.g. a heartbeat that rate-limits itself). Not called while validating.
+  std::function<void(int epoch, int bags_done, int bags_total)> on_bag;
   /// Identifies the run inside the checkpoint (e.g. the job id); a checkpoint of another run is an error.
   std::string run_fingerprint;
   /// Computes training losses instead of the plain task loss (and the model's auxiliary loss); not owned.

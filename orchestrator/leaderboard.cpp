@@ -437,7 +437,7 @@ Leaderboard build_leaderboard(const std::vector<JobResult>& results, const std::
       m.status = "quarantined";
       m.error = quarantined->second;
     } else if (failed != nullptr) {
-      m.status = "failed";
+      m.status = failed->status == "quarantined" ? "quarantined" : "failed";
       m.error = failed->error;
     }
     return m;
@@ -468,8 +468,8 @@ std::map<std::string, std::string> read_quarantined(const std::string& journal_p
     if (*status == "quarantined") {
       const auto detail = entry.find("detail");
       out[id] = detail != entry.end() && detail->is_string() ? detail->get<std::string>() : "quarantined";
-    } else if (*status == "ok") {
-      out.erase(id);  // a later success lifts it
+    } else if (*status == "ok" || *status == "failed") {
+      out.erase(id);  // a later result (a rerun with --retry-failed) lifts it
     }
   }
   return out;

@@ -144,7 +144,8 @@ std::vector<std::string> protocol_flags(const JobResult& result);
 /// returns the .md path. Throws when the directory does not exist or the baseline is unknown.
 std::string write_leaderboard(const std::string& results_dir, const LeaderboardOptions& options = {});
 
-/// job id -> detail of the journal lines whose status is "quarantined" (malformed lines ignored).
+/// job id -> detail of the journal lines whose status is "quarantined", unless a later "ok" or "failed"
+/// line names the job (malformed lines ignored).
 std::map<std::string, std::string> read_quarantined(const std::string& journal_path);
 
 /// JSON forms of the above, as written to leaderboard.json.

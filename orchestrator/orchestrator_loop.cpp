@@ -15,7 +15,7 @@ using worker::MsgTag;
 
 SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, ResultsStore& store,
                               const std::function<void(const std::string&)>& logger,
-                              const std::atomic<bool>* stop_requested) {
+                              const std::atomic<bool>* stop_requested, const OrchestratorOptions& options) {
   const auto stopping = [stop_requested] { return stop_requested != nullptr && stop_requested->load(); };
   const auto log = [&logger](const std::string& line) {
     if (logger) logger(line);
@@ -25,25 +25,52 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
   if (size < 2) throw std::runtime_error("a sweep needs at least 2 ranks (rank 0 orchestrates); run it under mpirun -n 3");
 
   std::vector<ScheduledJob> scheduled = schedule_with_dependencies(jobs);
-  const std::set<std::string> done = store.completed_ids();
-  Scheduler scheduler(std::move(scheduled), done);
+  std::set<std::string> done, held_back;
+  for (const auto& r : store.load_all()) {
+    if (r.ok()) done.insert(r.job_id);
+    if (r.status == "quarantined" && !options.retry_quarantined) held_back.insert(r.job_id);
+  }
+  Scheduler scheduler(std::move(scheduled), done, options.max_attempts, held_back);
 
   SweepOutcome outcome;
   outcome.jobs = jobs.size();
   outcome.skipped = scheduler.done_count();
+  const auto write_blocked = [&] {
+    for (const auto& [blocked, dependency] : scheduler.take_blocked()) {
+      JobResult failed;
+      failed.job_id = blocked->id;
+      failed.config_id = blocked->spec.config_id();
+      failed.spec = blocked->spec;
+      failed.status = "failed";
+      failed.error = "not run: the job it depends on (" + dependency + ", its teacher baseline) failed";
+      failed.runtime = {{"finished_at", worker::utc_timestamp()}};
+      store.write(failed);
+      ++outcome.failed;
+      log(blocked->id + " failed: " + failed.error);
+    }
+  };
+  write_blocked();  // dependents of jobs quarantined earlier
+  outcome.held_back = scheduler.failed_count() - outcome.failed;
   log("sweep: " + std::to_string(jobs.size()) + " jobs, " + std::to_string(outcome.skipped) +
-      " already done, " + std::to_string(size - 1) + " workers");
+      " already done, " + std::to_string(size - 1) + " workers, up to " + std::to_string(options.max_attempts) +
+      " attempts per job" +
+      (outcome.held_back ? "; " + std::to_string(outcome.held_back) +
+                               " quarantined earlier and not rerun (--retry-failed reruns them)"
+                         : ""));
 
   std::map<int, const ScheduledJob*> job_of_worker;  // what each busy worker holds, to credit its result
   int active_workers = size - 1;
-  constexpr auto kIdleSleep = std::chrono::milliseconds(5);
-  constexpr int kWaitRetryMs = 200;
+  // Idle probes back off from microseconds to 5 ms: a busy sweep is answered at once, an idle rank 0
+  // costs no core. Workers with nothing ready ask again after kWaitRetryMs.
+  worker::Backoff idle(std::chrono::milliseconds(5));
+  constexpr int kWaitRetryMs = 50;
   while (active_workers > 0) {
     auto message = worker::poll_message(comm);
     if (!message) {
-      std::this_thread::sleep_for(kIdleSleep);
+      idle.pause();
       continue;
     }
+    idle.reset();
     const int source = message->source;
     if (message->tag == MsgTag::kRequestJob) {
       const bool worker_stopping = nlohmann::json::parse(message->payload).value("stopping", false);
@@ -92,29 +119,64 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
         result.config_id = job.spec.config_id();
         result.spec = job.spec;
       }
+      if (!result.ok() && result.status != "interrupted" && result.error.empty()) result.error = "no error given";
+      const int attempt = scheduler.attempts(job_id);
+      if (!result.runtime.is_object()) result.runtime = nlohmann::json::object();
+      result.runtime["attempt"] = attempt;
+      std::string status = result.status;
       if (result.status == "interrupted") {
         store.note(job_id, "interrupted", result.error);  // no result file: a rerun resumes the job
+        scheduler.requeue(source, job_id);
         ++outcome.interrupted;
       } else {
-        store.write(result);
-        result.ok() ? ++outcome.ran_ok : ++outcome.failed;
+        switch (scheduler.complete(source, job_id, result.ok(), result.error)) {
+          case Fate::kDone:
+            store.write(result);
+            ++outcome.ran_ok;
+            break;
+          case Fate::kRetry:
+            // No result file yet: the next attempt resumes from the job's checkpoint.
+            store.note(job_id, "retry",
+                       "attempt " + std::to_string(attempt) + " of " + std::to_string(options.max_attempts) +
+                           " failed on rank " + std::to_string(source) + ": " + result.error);
+            ++outcome.retries;
+            status = "failed (attempt " + std::to_string(attempt) + " of " + std::to_string(options.max_attempts) +
+                     "), retrying";
+            break;
+          case Fate::kQuarantined:
+            result.status = status = "quarantined";
+            result.runtime["attempt_errors"] = scheduler.attempt_errors(job_id);
+            store.write(result);
+            ++outcome.quarantined;
+            break;
+          case Fate::kFailed:
+            result.runtime["attempt_errors"] = scheduler.attempt_errors(job_id);
+            store.write(result);
+            ++outcome.failed;
+            break;
+        }
       }
-      scheduler.complete(source, job_id, result.ok());
-      for (const auto& [blocked, dependency] : scheduler.take_blocked()) {
-        JobResult failed;
-        failed.job_id = blocked->id;
-        failed.config_id = blocked->spec.config_id();
-        failed.spec = blocked->spec;
-        failed.status = "failed";
-        failed.error = "not run: the job it depends on (" + dependency + ", its teacher baseline) failed";
-        failed.runtime = {{"finished_at", worker::utc_timestamp()}};
-        store.write(failed);
-        ++outcome.failed;
-        log(blocked->id + " failed: " + failed.error);
-      }
+      write_blocked();
       const std::size_t finished = scheduler.done_count() + scheduler.failed_count();
-      log("[" + std::to_string(finished) + "/" + std::to_string(jobs.size()) + "] " + job_id + " " + result.status +
+      log("[" + std::to_string(finished) + "/" + std::to_string(jobs.size()) + "] " + job_id + " " + status +
           " on rank " + std::to_string(source) + (result.ok() ? "" : ": " + result.error));
+    } else if (message->tag == MsgTag::kHeartbeat) {
+      // Advisory: a malformed beat is logged, never fatal, and needs no answer (protocol.h step 3).
+      nlohmann::json beat = nlohmann::json::parse(message->payload, nullptr, /*allow_exceptions=*/false);
+      if (!beat.is_object() || !beat.contains("job_id")) {
+        log("ignoring a malformed heartbeat from rank " + std::to_string(source));
+        continue;
+      }
+      ++outcome.heartbeats;
+      const auto held = job_of_worker.find(source);
+      if (held == job_of_worker.end() || beat.at("job_id") != held->second->id) {
+        log("heartbeat from rank " + std::to_string(source) + " names job " + beat.at("job_id").dump() +
+            ", which it does not hold");
+      }
+      beat["rank"] = source;
+      beat["seen_at"] = worker::utc_timestamp();
+      outcome.last_heartbeat[source] = beat;
+      if (options.on_heartbeat) options.on_heartbeat(source, beat);
     } else {
       throw std::runtime_error("orchestrator: unexpected tag " + std::to_string(static_cast<int>(message->tag)) +
                                " from rank " + std::to_string(source));

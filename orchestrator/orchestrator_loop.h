@@ -2,10 +2,12 @@
 // Rank 0 during a sweep: feeds the pure Scheduler from MPI messages and writes every result once.
 #include <atomic>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
 #include <mpi.h>
+#include <nlohmann/json.hpp>
 
 #include "mil/specs.h"
 #include "orchestrator/results_store.h"
@@ -17,18 +19,43 @@ struct SweepOutcome {
   std::size_t jobs = 0;      ///< Jobs in the sweep.
   std::size_t skipped = 0;   ///< Already done by an earlier run (results on disk).
   std::size_t ran_ok = 0;    ///< Run now and succeeded.
-  std::size_t failed = 0;    ///< Run now and failed.
+  std::size_t failed = 0;    ///< Run now and failed (errors differing between attempts, or a failed dependency).
+  std::size_t quarantined = 0;  ///< Run now and failed the same way on every attempt.
+  std::size_t held_back = 0;    ///< Quarantined by an earlier run and not rerun (no retry_quarantined).
+  std::size_t retries = 0;      ///< Failed attempts that were retried.
   std::size_t interrupted = 0;  ///< Stopped on request with a checkpoint; a rerun resumes them.
+  std::size_t heartbeats = 0;   ///< kHeartbeat messages received.
+  /// Worker rank -> its latest heartbeat (payload plus "rank" and "seen_at").
+  std::map<int, nlohmann::json> last_heartbeat;
   bool stopped = false;      ///< A stop was requested; jobs may remain for a rerun.
+};
+
+/// Attempts per job unless told otherwise: one retry catches a transient failure (a kill by the OOM
+/// killer while a neighbour peaked, a lost node) and resumes from the job's last checkpoint, so it is
+/// cheap; a second identical failure is evidence enough to quarantine, and each further attempt of a
+/// deterministic failure would cost up to a whole job.
+constexpr int kDefaultMaxAttempts = 2;
+
+/// How rank 0 runs a sweep. Plain data; the defaults are `mhim sweep` without options.
+struct OrchestratorOptions {
+  int max_attempts = kDefaultMaxAttempts;  ///< Attempts per job (>= 1); 1 = no retries, no quarantine.
+  /// Rerun jobs that an earlier run quarantined (`--retry-failed`); otherwise they stay as they are.
+  bool retry_quarantined = false;
+  /// Called for every kHeartbeat with the sending rank and its payload plus "rank" and "seen_at" (UTC);
+  /// e.g. for a status page. May be empty. Runs on rank 0's loop: keep it quick.
+  std::function<void(int rank, const nlohmann::json& heartbeat)> on_heartbeat;
 };
 
 /// Serves `jobs` to the worker ranks of `comm` (every rank but 0) until all are done or failed, writing
 /// each result through `store`, then stops the workers. Jobs with an ok result in `store` are skipped.
-/// `logger` receives progress lines and may be empty. Once `stop_requested` is set (SIGTERM/SIGUSR1),
-/// no job is handed out any more: running jobs checkpoint and report "interrupted", every worker is
-/// stopped, and the outcome says `stopped`.
+/// A failed attempt is retried up to options.max_attempts (journal note "retry" with its error); the
+/// last failure is written as the job's result, with status "quarantined" when every attempt failed the
+/// same way (error_signature). `logger` receives progress lines and may be empty. Once `stop_requested`
+/// is set (SIGTERM/SIGUSR1), no job is handed out any more: running jobs checkpoint and report
+/// "interrupted", every worker is stopped, and the outcome says `stopped`.
 SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, ResultsStore& store,
                               const std::function<void(const std::string&)>& logger,
-                              const std::atomic<bool>* stop_requested = nullptr);
+                              const std::atomic<bool>* stop_requested = nullptr,
+                              const OrchestratorOptions& options = {});
 
 }  // namespace mil::orch

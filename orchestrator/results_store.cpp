@@ -122,18 +122,19 @@ std::string ResultsStore::result_path(const std::string& job_id) const {
 
 void ResultsStore::write(const JobResult& result) {
   const std::string path = result_path(result.job_id);
-  if (result.status != "ok" && result.status != "failed") {
-    throw std::runtime_error(path + ": status '" + result.status + "' is not one of ok, failed");
+  if (result.status != "ok" && result.status != "failed" && result.status != "quarantined") {
+    throw std::runtime_error(path + ": status '" + result.status + "' is not one of ok, failed, quarantined");
   }
   if (fs::exists(path) && load_result(path).ok()) {
     throw std::runtime_error(path + ": job " + result.job_id +
                              " already has an ok result; refusing to overwrite it");
   }
   write_file_atomic(path, dump(json(result), /*indent=*/2) + "\n");
-  const json line = {{"job_id", result.job_id},
-                     {"status", result.status},
-                     {"config_id", result.config_id},
-                     {"time", worker::utc_timestamp()}};
+  json line = {{"job_id", result.job_id},
+               {"status", result.status},
+               {"config_id", result.config_id},
+               {"time", worker::utc_timestamp()}};
+  if (!result.ok()) line["detail"] = result.error;
   append_line_durably((fs::path(dir_) / "journal.jsonl").string(), dump(line, /*indent=*/-1));
 }
 
@@ -223,6 +224,39 @@ std::set<std::string> ResultsStore::completed_ids() const {
     if (result.ok()) ids.insert(result.job_id);
   }
   return ids;
+}
+
+std::set<std::string> ResultsStore::quarantined_ids() const {
+  std::set<std::string> ids;
+  for (const auto& result : load_all()) {
+    if (result.status == "quarantined") ids.insert(result.job_id);
+  }
+  return ids;
+}
+
+std::map<std::string, JournalEntry> replay_journal(const std::string& journal_path, std::size_t* skipped_lines) {
+  std::map<std::string, JournalEntry> entries;
+  std::ifstream in(journal_path);
+  std::size_t skipped = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    const json entry = json::parse(line, /*cb=*/nullptr, /*allow_exceptions=*/false);
+    const auto id = entry.is_object() ? entry.find("job_id") : entry.end();
+    const auto status = entry.is_object() ? entry.find("status") : entry.end();
+    if (!entry.is_object() || id == entry.end() || !id->is_string() || status == entry.end() || !status->is_string()) {
+      ++skipped;
+      continue;
+    }
+    JournalEntry& e = entries[id->get<std::string>()];
+    e.status = status->get<std::string>();
+    const auto detail = entry.find("detail");
+    e.detail = detail != entry.end() && detail->is_string() ? detail->get<std::string>() : std::string();
+    ++e.lines;
+    e.retries += e.status == "retry";
+    e.ok_lines += e.status == "ok";
+  }
+  if (skipped_lines != nullptr) *skipped_lines = skipped;
+  return entries;
 }
 
 void ResultsStore::write_manifest(const std::vector<JobSpec>& jobs) {

@@ -5,6 +5,7 @@
 //   <dir>/jobs.json              the expected jobs of the current sweep (the manifest)
 // write() is for one writer (rank 0); write_exclusive() is safe for several processes, on several
 // hosts, sharing the directory (array mode, orchestrator/lock_queue.h).
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -23,7 +24,8 @@ class ResultsStore {
   const std::string& dir() const;
 
   /// Atomically writes dir/results/<job_id>.json and appends {"job_id","status","config_id","time"}
-  /// to dir/journal.jsonl (fsynced). A failed result may be replaced; an ok one never: throws.
+  /// (and "detail": the error, unless ok) to dir/journal.jsonl (fsynced). Status must be ok, failed or
+  /// quarantined. A failed or quarantined result may be replaced; an ok one never: throws.
   void write(const JobResult& result);
   /// Writes dir/results/<job_id>.json only when no result is there, atomically across processes and
   /// hosts: the file is written beside it and link()ed into place, which fails when one exists. A
@@ -39,6 +41,8 @@ class ResultsStore {
   void note(const std::string& job_id, const std::string& status, const std::string& detail);
   /// Ids of the results with status "ok".
   std::set<std::string> completed_ids() const;
+  /// Ids of the results with status "quarantined".
+  std::set<std::string> quarantined_ids() const;
 
   /// Atomically writes dir/jobs.json = [{"id": ..., "spec": ...}], the jobs the current sweep
   /// expects.
@@ -53,5 +57,18 @@ class ResultsStore {
 
   std::string dir_;  ///< Root of the store.
 };
+
+/// What the journal says of one job, replayed line by line.
+struct JournalEntry {
+  std::string status;     ///< Status of its last line ("ok", "failed", "retry", "interrupted", ...).
+  std::string detail;     ///< Detail (error) of its last line; empty when none.
+  int lines = 0;          ///< Lines naming the job.
+  int retries = 0;        ///< Lines with status "retry".
+  int ok_lines = 0;       ///< Lines with status "ok" (more than 1 would mean a job finished twice).
+};
+
+/// Replays dir/journal.jsonl: job id -> its entry. A torn last line (crash mid-append) and malformed
+/// lines are skipped and counted in `*skipped_lines` when given. Missing journal = empty map.
+std::map<std::string, JournalEntry> replay_journal(const std::string& journal_path, std::size_t* skipped_lines = nullptr);
 
 }  // namespace mil::orch

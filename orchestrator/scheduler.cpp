@@ -1,6 +1,7 @@
 #include "orchestrator/scheduler.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
@@ -15,28 +16,55 @@ std::vector<ScheduledJob> scheduled_jobs(const std::vector<JobSpec>& specs) {
   return jobs;
 }
 
+std::string error_signature(const std::string& error) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < error.size()) {
+    // A word (up to whitespace) holding a '/' is a path: its folders and names vary between attempts.
+    if (!std::isspace(static_cast<unsigned char>(error[i]))) {
+      std::size_t end = i;
+      while (end < error.size() && !std::isspace(static_cast<unsigned char>(error[end]))) ++end;
+      if (error.find('/', i) < end) {
+        out += "<path>";
+        i = end;
+        continue;
+      }
+    }
+    if (std::isdigit(static_cast<unsigned char>(error[i]))) {
+      while (i < error.size() && std::isdigit(static_cast<unsigned char>(error[i]))) ++i;
+      out += '#';
+      continue;
+    }
+    out += error[i++];
+  }
+  return out;
+}
+
 Scheduler::Scheduler(std::vector<ScheduledJob> jobs, const std::set<std::string>& already_done,
-                     int max_attempts)
+                     int max_attempts, const std::set<std::string>& held_back)
     : jobs_(std::move(jobs)), max_attempts_(max_attempts) {
   if (max_attempts_ < 1) throw std::runtime_error("scheduler: max_attempts must be >= 1");
-  std::set<std::string> ids;
-  for (const auto& job : jobs_) {
-    if (!ids.insert(job.id).second) {
+  for (std::size_t i = 0; i < jobs_.size(); ++i) {
+    const auto& job = jobs_[i];
+    if (!index_of_.emplace(job.id, i).second) {
       throw std::runtime_error("scheduler: duplicate job id '" + job.id + "'");
     }
     if (!std::isfinite(job.cost)) {
       throw std::runtime_error("scheduler: job '" + job.id + "' has a non-finite cost");
     }
-    states_.push_back(already_done.count(job.id) > 0 ? State::kDone : State::kPending);
+    const State state = already_done.count(job.id) > 0 ? State::kDone
+                        : held_back.count(job.id) > 0  ? State::kFailed
+                                                       : State::kPending;
+    states_.push_back(state);
+    ++counts_[static_cast<int>(state)];
   }
   attempts_.assign(jobs_.size(), 0);
-  std::map<std::string, std::size_t> index_of;
-  for (std::size_t i = 0; i < jobs_.size(); ++i) index_of.emplace(jobs_[i].id, i);
+  errors_.resize(jobs_.size());
   dependencies_.resize(jobs_.size());
   for (std::size_t i = 0; i < jobs_.size(); ++i) {
     for (const auto& dependency : jobs_[i].depends_on) {
-      const auto it = index_of.find(dependency);
-      if (it != index_of.end()) {
+      const auto it = index_of_.find(dependency);
+      if (it != index_of_.end()) {
         dependencies_[i].push_back(it->second);
       } else if (already_done.count(dependency) == 0) {
         throw std::runtime_error("scheduler: job '" + jobs_[i].id + "' depends on unknown job '" + dependency + "'");
@@ -47,6 +75,18 @@ Scheduler::Scheduler(std::vector<ScheduledJob> jobs, const std::set<std::string>
   std::iota(order_.begin(), order_.end(), std::size_t{0});
   std::stable_sort(order_.begin(), order_.end(),
                    [this](std::size_t a, std::size_t b) { return jobs_[a].cost > jobs_[b].cost; });
+  position_.resize(jobs_.size());
+  for (std::size_t p = 0; p < order_.size(); ++p) position_[order_[p]] = p;
+  for (std::size_t i = 0; i < jobs_.size(); ++i) {
+    if (held_back.count(jobs_[i].id) > 0 && already_done.count(jobs_[i].id) == 0) block_dependents(i);
+  }
+}
+
+void Scheduler::set_state(std::size_t index, State state) {
+  --counts_[static_cast<int>(states_[index])];
+  ++counts_[static_cast<int>(state)];
+  states_[index] = state;
+  if (state == State::kPending) cursor_ = std::min(cursor_, position_[index]);
 }
 
 Assignment Scheduler::next(int worker) {
@@ -55,9 +95,11 @@ Assignment Scheduler::next(int worker) {
                              " asked for work while holding job '" + jobs_[running_.at(worker)].id +
                              "'");
   }
-  for (std::size_t index : order_) {
+  while (cursor_ < order_.size() && states_[order_[cursor_]] != State::kPending) ++cursor_;
+  for (std::size_t p = cursor_; p < order_.size(); ++p) {
+    const std::size_t index = order_[p];
     if (states_[index] != State::kPending || !ready(index)) continue;
-    states_[index] = State::kRunning;
+    set_state(index, State::kRunning);
     ++attempts_[index];
     running_[worker] = index;
     return Assignment{Assignment::Kind::kJob, &jobs_[index]};
@@ -70,7 +112,7 @@ Assignment Scheduler::next(int worker) {
   return Assignment{Assignment::Kind::kStop, nullptr};
 }
 
-void Scheduler::complete(int worker, const std::string& job_id, bool ok) {
+std::size_t Scheduler::take_running(int worker, const std::string& job_id) {
   const auto it = running_.find(worker);
   if (it == running_.end() || jobs_[it->second].id != job_id) {
     throw std::runtime_error("scheduler: worker " + std::to_string(worker) + " reported job '" +
@@ -79,11 +121,20 @@ void Scheduler::complete(int worker, const std::string& job_id, bool ok) {
   }
   const std::size_t index = it->second;
   running_.erase(it);
-  if (ok) {
-    states_[index] = State::kDone;
-  } else {
-    release_unsuccessful(index);
-  }
+  return index;
+}
+
+Fate Scheduler::complete(int worker, const std::string& job_id, bool ok, const std::string& error) {
+  const std::size_t index = take_running(worker, job_id);
+  if (!ok) return release_unsuccessful(index, error);
+  set_state(index, State::kDone);
+  return Fate::kDone;
+}
+
+void Scheduler::requeue(int worker, const std::string& job_id) {
+  const std::size_t index = take_running(worker, job_id);
+  --attempts_[index];
+  set_state(index, State::kPending);
 }
 
 void Scheduler::worker_lost(int worker) {
@@ -91,12 +142,32 @@ void Scheduler::worker_lost(int worker) {
   if (it == running_.end()) return;
   const std::size_t index = it->second;
   running_.erase(it);
-  release_unsuccessful(index);
+  release_unsuccessful(index, "worker " + std::to_string(worker) + " was lost");
 }
 
-void Scheduler::release_unsuccessful(std::size_t index) {
-  states_[index] = attempts_[index] < max_attempts_ ? State::kPending : State::kFailed;
-  if (states_[index] == State::kFailed) block_dependents(index);
+Fate Scheduler::release_unsuccessful(std::size_t index, const std::string& error) {
+  errors_[index].push_back(error);
+  if (attempts_[index] < max_attempts_) {
+    set_state(index, State::kPending);
+    return Fate::kRetry;
+  }
+  set_state(index, State::kFailed);
+  block_dependents(index);
+  const auto& errors = errors_[index];
+  const bool same = errors.size() >= 2 && std::all_of(errors.begin(), errors.end(), [&](const std::string& e) {
+                      return error_signature(e) == error_signature(errors.front());
+                    });
+  return same ? Fate::kQuarantined : Fate::kFailed;
+}
+
+std::vector<std::string> Scheduler::attempt_errors(const std::string& job_id) const {
+  const auto it = index_of_.find(job_id);
+  return it == index_of_.end() ? std::vector<std::string>{} : errors_[it->second];
+}
+
+int Scheduler::attempts(const std::string& job_id) const {
+  const auto it = index_of_.find(job_id);
+  return it == index_of_.end() ? 0 : attempts_[it->second];
 }
 
 bool Scheduler::ready(std::size_t index) const {
@@ -109,7 +180,7 @@ void Scheduler::block_dependents(std::size_t failed) {
     if (states_[i] != State::kPending) continue;
     const auto& deps = dependencies_[i];
     if (std::find(deps.begin(), deps.end(), failed) == deps.end()) continue;
-    states_[i] = State::kFailed;
+    set_state(i, State::kFailed);
     blocked_.emplace_back(&jobs_[i], jobs_[failed].id);
     block_dependents(i);
   }
@@ -121,9 +192,7 @@ std::vector<std::pair<const ScheduledJob*, std::string>> Scheduler::take_blocked
   return out;
 }
 
-std::size_t Scheduler::count(State state) const {
-  return static_cast<std::size_t>(std::count(states_.begin(), states_.end(), state));
-}
+std::size_t Scheduler::count(State state) const { return counts_[static_cast<int>(state)]; }
 
 bool Scheduler::finished() const { return pending_count() == 0 && running_count() == 0; }
 std::size_t Scheduler::pending_count() const { return count(State::kPending); }

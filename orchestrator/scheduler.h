@@ -30,28 +30,49 @@ struct Assignment {
   const ScheduledJob* job = nullptr;
 };
 
+/// What became of a job when a worker reported it (Scheduler::complete).
+enum class Fate {
+  kDone,         ///< Finished ok.
+  kRetry,        ///< Failed; back to pending for another attempt.
+  kFailed,       ///< Failed on its last attempt, with errors that differ between attempts.
+  kQuarantined,  ///< Failed on every one of >= 2 attempts with the same error (error_signature).
+};
+
+/// `error` with what varies between runs of the same failure removed: every word holding a '/' (paths)
+/// becomes "<path>" and every run of digits "#". Two attempts failed the same way when these are equal.
+std::string error_signature(const std::string& error);
+
 /// ScheduledJobs for `specs` with id = spec.id() and cost 1, in the same order.
 std::vector<ScheduledJob> scheduled_jobs(const std::vector<JobSpec>& specs);
 
 /// Hands out jobs to workers (any int id): ready jobs (all dependencies done) largest cost first,
-/// retrying failures up to max_attempts.
+/// retrying failures up to max_attempts. next() and complete() take amortised O(1) time outside
+/// dependency waits, so no-op sweeps of 100,000 jobs are not quadratic.
 class Scheduler {
  public:
   /// Jobs whose id is in `already_done` count as done and are never handed out (resume after a
-  /// restart). Throws on duplicate ids in `jobs`, a non-finite cost, max_attempts < 1, or a dependency
-  /// that is neither a job of `jobs` nor in `already_done`.
+  /// restart); those in `held_back` (quarantined by an earlier run) count as failed without running, and
+  /// their dependents fail too (take_blocked). Throws on duplicate ids in `jobs`, a non-finite cost,
+  /// max_attempts < 1, or a dependency that is neither a job of `jobs` nor in `already_done`.
   Scheduler(std::vector<ScheduledJob> jobs, const std::set<std::string>& already_done,
-            int max_attempts = 1);
+            int max_attempts = 1, const std::set<std::string>& held_back = {});
 
   /// kJob with the ready pending job of highest cost (ties: original order), now running on `worker`;
   /// kWait when none is ready but a running job may still finish or be requeued; else kStop.
   /// Throws if `worker` already holds a job.
   Assignment next(int worker);
-  /// Records the outcome of the job `worker` holds; a failure is requeued while attempts remain.
-  /// Throws if `worker` does not hold `job_id`.
-  void complete(int worker, const std::string& job_id, bool ok);
+  /// Records the outcome of the job `worker` holds; a failure (with its `error`) is requeued while
+  /// attempts remain, else it is failed or quarantined. Throws if `worker` does not hold `job_id`.
+  Fate complete(int worker, const std::string& job_id, bool ok, const std::string& error = "");
+  /// The job `worker` holds was stopped on request (resumable): back to pending, the attempt not
+  /// counted. Throws if `worker` does not hold `job_id`.
+  void requeue(int worker, const std::string& job_id);
   /// The worker is gone: its job (if any) is requeued while attempts remain, else failed.
   void worker_lost(int worker);
+  /// Errors of the failed attempts of `job_id` so far, in order (empty for an unknown id).
+  std::vector<std::string> attempt_errors(const std::string& job_id) const;
+  /// Attempts of `job_id` handed out so far (0 for an unknown id).
+  int attempts(const std::string& job_id) const;
 
   /// True when nothing is pending and nothing is running.
   bool finished() const;
@@ -61,9 +82,9 @@ class Scheduler {
   std::size_t running_count() const;
   /// Jobs finished ok, including those in `already_done`.
   std::size_t done_count() const;
-  /// Jobs that used all their attempts without success.
+  /// Jobs that used all their attempts without success (quarantined and held back ones included).
   std::size_t failed_count() const;
-  /// Ids of failed jobs, in original order.
+  /// Ids of failed jobs (quarantined and held back ones included), in original order.
   std::vector<std::string> failed_ids() const;
   /// Worker -> id of the job it holds (for status reports).
   std::map<int, std::string> running_ids() const;
@@ -74,8 +95,12 @@ class Scheduler {
   enum class State { kPending, kRunning, kDone, kFailed };
 
   std::size_t count(State state) const;
+  /// Moves job `index` to `state`, keeping counts_ and cursor_ current.
+  void set_state(std::size_t index, State state);
+  /// The index of the job `worker` holds, checked to be `job_id`; removes it from running_.
+  std::size_t take_running(int worker, const std::string& job_id);
   /// After an unsuccessful attempt: back to pending while attempts remain, else failed.
-  void release_unsuccessful(std::size_t index);
+  Fate release_unsuccessful(std::size_t index, const std::string& error);
   /// True when every dependency of job `index` is done.
   bool ready(std::size_t index) const;
   /// Marks every pending job that depends (transitively) on failed job `index` as failed.
@@ -85,7 +110,12 @@ class Scheduler {
   std::vector<ScheduledJob> jobs_;
   std::vector<State> states_;           ///< Parallel to jobs_.
   std::vector<int> attempts_;           ///< Parallel to jobs_: times handed out.
+  std::vector<std::vector<std::string>> errors_;  ///< Parallel to jobs_: errors of failed attempts.
   std::vector<std::size_t> order_;      ///< Indices into jobs_ by cost descending, stable.
+  std::vector<std::size_t> position_;   ///< Parallel to jobs_: its place in order_.
+  std::size_t cursor_ = 0;              ///< No pending job sits before this place in order_.
+  std::size_t counts_[4] = {0, 0, 0, 0};  ///< Jobs per State.
+  std::map<std::string, std::size_t> index_of_;  ///< Job id -> index into jobs_.
   std::map<int, std::size_t> running_;  ///< Worker -> index of its job.
   std::vector<std::vector<std::size_t>> dependencies_;  ///< Parallel to jobs_: indices of unfinished dependencies.
   std::vector<std::pair<const ScheduledJob*, std::string>> blocked_;  ///< Not yet taken by take_blocked().

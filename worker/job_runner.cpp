@@ -130,6 +130,10 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
         return 0;
       });
     }
+    const auto progress = [&](const char* name, int epoch, int bags_done, int bags_total) {
+      if (options.on_progress) options.on_progress(JobProgress{name, epoch, spec.train.epochs, bags_done, bags_total});
+    };
+    progress("loading", 0, 0, 0);
     const auto data = stage("loading data", [&] { return cache.get(spec.dataset, spec.split.repetition); });
     result.inputs = data->inputs;
     const ResolvedSplit resolved = stage("splitting", [&] { return resolve_split(*data, spec.dataset, spec.split); });
@@ -210,6 +214,7 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
       const nlohmann::json line = r;
       if (epoch_log.is_open()) epoch_log << line.dump() << std::endl;
       if (options.on_epoch) options.on_epoch(r, spec.train.epochs);
+      progress("training", r.epoch + 1, 0, int(split.train.size()));
       if (r.epoch == 0 || (r.epoch + 1) % 5 == 0 || r.epoch + 1 == spec.train.epochs) {
         char text[200];
         std::snprintf(text, sizeof text, "epoch %d/%d loss %.4f lr %.3g %.0f inst/s", r.epoch + 1,
@@ -217,6 +222,7 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
         log(std::string(text) + (r.val.empty() ? "" : " val " + nlohmann::json(r.val).dump()));
       }
     };
+    fit_options.on_bag = [&](int epoch, int bags_done, int bags_total) { progress("training", epoch, bags_done, bags_total); };
     const FitResult fitted = stage("training", [&] {
       return fit(*model, train_spec, bags, split.train, split.val, spec.seed, fit_options);
     });
@@ -235,6 +241,7 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
                                      {"stopped_early", fitted.stopped_early},
                                      {"epochs_run", fitted.history.size()},
                                      {"resumed_from_epoch", fitted.resumed_from_epoch}};
+      progress("evaluating", int(fitted.history.size()), 0, int(split.train.size()));
       stage("evaluating", [&] {
         result.metrics["train"] = metrics_json(predict(*model, bags, split.train, options.device), survival);
         const Predictions test = predict(*model, bags, split.test, options.device);

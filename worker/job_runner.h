@@ -15,6 +15,15 @@
 
 namespace mil::worker {
 
+/// Where a running job is; reported through RunOptions::on_progress (heartbeats, progress bars).
+struct JobProgress {
+  std::string stage;   ///< "loading", "training" or "evaluating".
+  int epoch = 0;       ///< 0-based epoch in progress (training), else the epochs run.
+  int epochs = 0;      ///< Epochs of the job.
+  int bags_done = 0;   ///< Training bags done in `epoch`.
+  int bags_total = 0;  ///< Training bags per epoch (0 before training).
+};
+
 /// How the job runs; none of this changes what it computes.
 struct RunOptions {
   int rank = -1;                                  ///< MPI rank running it, recorded in the result (-1 = none).
@@ -31,6 +40,9 @@ struct RunOptions {
   /// Data-parallel group of this job (every rank calls run_job with the same spec); null = alone. Only
   /// its rank 0 writes the work dir's files; a rank that fails aborts the group so peers do not hang.
   GradientSync* sync = nullptr;
+  /// Called when a stage starts and after every training bag (so a hung computation stops calling it);
+  /// may be empty. Must be cheap: rate-limit anything costly inside.
+  std::function<void(const JobProgress& progress)> on_progress;
 };
 
 /// Keeps the most recently used datasets of a worker in memory, so the folds of one benchmark load

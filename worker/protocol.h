@@ -6,7 +6,10 @@
 //   2. 0 -> worker   kJob         JobSpec JSON                      run it
 //                    kWait        {"retry_ms": t}                   nothing ready yet; ask again after t ms
 //                    kStop        {}                                the sweep is over; exit the loop
-//   3. worker -> 0   kResult      JobResult JSON                    after every kJob: ok, failed, or
+//   3. worker -> 0   kHeartbeat   {"job_id": id, "epoch": e,        zero or more while the job of step 2
+//                                  "epochs": n, "eta_s": s}         runs, about every 2 s (eta_s -1 =
+//                                                                   unknown); never answered
+//   4. worker -> 0   kResult      JobResult JSON                    after every kJob: ok, failed, or
 //                                                                   interrupted (stop requested; resumable);
 //                                                                   then the worker goes back to step 1
 //
@@ -14,7 +17,10 @@
 // rank 0 answer every further kRequestJob with kStop.
 //
 // Rank 0 answers every kRequestJob exactly once, and every worker sends exactly one kResult per kJob,
-// so neither side ever waits for a message that will not come while both are alive.
+// so neither side ever waits for a message that will not come while both are alive. Rank 0 receives
+// with any tag and records a kHeartbeat whenever it comes (it needs no job bookkeeping; a beat naming
+// a job the worker no longer holds is only logged). A worker's frames arrive in the order sent (MPI
+// non-overtaking), so all its heartbeats precede its kResult and none is left unread after kStop.
 
 namespace mil::worker {
 
@@ -24,6 +30,7 @@ enum class MsgTag : int {
   kWait = 3,
   kStop = 4,
   kResult = 5,
+  kHeartbeat = 6,
 };
 
 /// Rank that runs the orchestrator in every sweep.

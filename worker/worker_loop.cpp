@@ -11,14 +11,26 @@
 #include "worker/runtime_info.h"
 
 namespace mil::worker {
+namespace {
+
+/// The kHeartbeat payload (protocol.h).
+std::string heartbeat_payload(const std::string& job_id, int epoch, int epochs, double eta_s) {
+  return nlohmann::json{{"job_id", job_id}, {"epoch", epoch}, {"epochs", epochs}, {"eta_s", eta_s}}.dump();
+}
+
+}  // namespace
 
 int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log, const std::string& work_root,
-               const std::atomic<bool>* stop_requested) {
+               const std::atomic<bool>* stop_requested, const SupervisionOptions* supervision, const JobBody& body) {
   int rank = 0;
   MIL_MPI_CHECK(MPI_Comm_rank(comm, &rank));
+  if (supervision != nullptr && work_root.empty()) {
+    throw std::runtime_error("worker " + std::to_string(rank) + ": supervised jobs need a work folder");
+  }
   const std::string host = host_name();
   const std::string hello = nlohmann::json{{"rank", rank}, {"host", host}}.dump();
   const std::string goodbye = nlohmann::json{{"rank", rank}, {"host", host}, {"stopping", true}}.dump();
+  const auto report_interval = supervision ? supervision->report_interval : std::chrono::milliseconds(2000);
   DatasetCache cache;
   RunOptions options;
   options.rank = rank;
@@ -42,8 +54,28 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
         JobResult result;
         try {
           const JobSpec spec = nlohmann::json::parse(reply.payload).get<JobSpec>();
-          options.work_dir = work_root.empty() ? std::string() : work_root + "/" + spec.id();
-          result = run_job(spec, options, cache);
+          const std::string work_dir = work_root.empty() ? std::string() : work_root + "/" + spec.id();
+          if (body) {
+            result = body(spec, work_dir);
+          } else if (supervision != nullptr) {
+            if (log) log("[" + spec.id() + "] started in a child process; output in " + work_dir + "/train.log");
+            result = run_supervised_job(spec, work_dir, rank, *supervision, stop_requested, [&](const Heartbeat& h) {
+              send_message(comm, kOrchestratorRank, MsgTag::kHeartbeat,
+                           heartbeat_payload(spec.id(), h.epoch, h.epochs, h.eta_s));
+            });
+          } else {
+            // In this process: beats come from the training loop itself, at most one per interval.
+            auto next_report = std::chrono::steady_clock::now() + report_interval;
+            options.work_dir = work_dir;
+            options.on_progress = [&](const JobProgress& p) {
+              const auto now = std::chrono::steady_clock::now();
+              if (now < next_report) return;
+              next_report = now + report_interval;
+              send_message(comm, kOrchestratorRank, MsgTag::kHeartbeat, heartbeat_payload(spec.id(), p.epoch, p.epochs, -1));
+            };
+            result = run_job(spec, options, cache);
+            options.on_progress = nullptr;
+          }
         } catch (const std::exception& e) {
           // The spec itself could not be read: report it against the raw payload's hash.
           result.status = "failed";

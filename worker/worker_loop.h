@@ -7,14 +7,24 @@
 
 #include <mpi.h>
 
+#include "mil/specs.h"
+#include "worker/supervised_job.h"
+
 namespace mil::worker {
 
 /// Runs jobs from the orchestrator on `comm` until it sends kStop. Returns the number of jobs run.
 /// `log` receives progress lines and may be empty. Each job keeps its checkpoint and best model in
 /// `<work_root>/<job id>/` (none when work_root is empty), so a rerun resumes a job that was killed.
 /// Once `stop_requested` is set, the running job checkpoints and reports "interrupted", and the
-/// worker tells rank 0 it is stopping instead of asking for more work.
+/// worker tells rank 0 it is stopping instead of asking for more work. With `supervision`, every job
+/// runs in a child process (supervised_job.h; work_root must then be set), else in this process.
+/// Either way rank 0 gets a kHeartbeat about every report_interval while a job trains.
+/// Runs one job given its work folder ("" without a work root) and returns its result; replaces the
+/// built-in body (run_job or run_supervised_job), e.g. with a no-op for `mhim bench orchestrator`.
+using JobBody = std::function<JobResult(const JobSpec& spec, const std::string& work_dir)>;
+
 int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log, const std::string& work_root,
-               const std::atomic<bool>* stop_requested = nullptr);
+               const std::atomic<bool>* stop_requested = nullptr,
+               const SupervisionOptions* supervision = nullptr, const JobBody& body = {});
 
 }  // namespace mil::worker

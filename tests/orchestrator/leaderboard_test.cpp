@@ -384,15 +384,29 @@ TEST(Leaderboard, MissingListsFailedQuarantinedAndNotRunJobs) {
   EXPECT_PRED_FORMAT2(::testing::IsSubstring, "| 2/5 |", md);
 }
 
+TEST(Leaderboard, MissingShowsAQuarantinedResultWithItsError) {
+  const JobSpec ran = make_spec("synth", 2e-4, 1);
+  const JobSpec poisoned = make_spec("synth", 2e-4, 2);
+  JobResult quarantined = failed_result(poisoned, "killed (signal 6, Aborted)");
+  quarantined.status = "quarantined";
+  const Leaderboard board = build_leaderboard({ok_result(ran, {{"auc", 0.8}}), quarantined}, {ran, poisoned});
+  ASSERT_EQ(board.missing.size(), 1u);
+  EXPECT_EQ(board.missing[0].status, "quarantined");
+  EXPECT_EQ(board.missing[0].error, "killed (signal 6, Aborted)");
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "(0 failed, 1 quarantined, 0 not run)", to_markdown(board, "t"));
+}
+
 TEST(Leaderboard, ReadsQuarantinedJobsFromTheJournal) {
   testing::TempDir dir;
   std::ofstream(dir / "journal.jsonl") << R"({"job_id": "a", "status": "failed"})" << "\n"
                                        << R"({"job_id": "a", "status": "quarantined", "detail": "3 failures"})" << "\n"
                                        << "not json\n"
                                        << R"({"job_id": "b", "status": "quarantined"})" << "\n"
-                                       << R"({"job_id": "b", "status": "ok"})" << "\n";
+                                       << R"({"job_id": "b", "status": "ok"})" << "\n"
+                                       << R"({"job_id": "c", "status": "quarantined"})" << "\n"
+                                       << R"({"job_id": "c", "status": "failed"})" << "\n";
   const auto quarantined = read_quarantined(dir / "journal.jsonl");
-  ASSERT_EQ(quarantined.size(), 1u);
+  ASSERT_EQ(quarantined.size(), 1u) << "a later ok (b) or failed (c, rerun with --retry-failed) lifts it";
   EXPECT_EQ(quarantined.at("a"), "3 failures");
   EXPECT_TRUE(read_quarantined(dir / "no-journal.jsonl").empty());
 }

@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "mil/synthetic.h"
@@ -11,6 +13,7 @@
 #include "tests/support/temp_dir.h"
 #include "tests/support/mpi_gtest.h"
 #include "worker/mpi_env.h"
+#include "worker/mpi_transport.h"
 #include "worker/protocol.h"
 #include "worker/worker_loop.h"
 
@@ -105,6 +108,77 @@ TEST(OrchestratorLoop, SkipsJobsWithResultsAndStillStopsEveryWorker) {
   const SweepOutcome outcome = run_orchestrator(g_comm, jobs, store, {});
   EXPECT_EQ(outcome.skipped, 3u);
   EXPECT_EQ(outcome.ran_ok + outcome.failed, 0u);
+}
+
+TEST(OrchestratorLoop, RetriesFailedAttemptsQuarantinesRepeatedFailuresAndRecordsEveryHeartbeat) {
+  int rank = 0;
+  MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
+  std::unique_ptr<testing::TempDir> dir;
+  if (rank == 0) dir = std::make_unique<testing::TempDir>();
+  const std::string scratch = shared_scratch(dir.get());
+  const auto jobs = jobs_for(scratch + "/nowhere", 3);
+  if (rank != 0) {
+    // Fold 0 is killed on its first attempt only (a marker file remembers it across workers), fold 1
+    // fails the same way every time (paths and numbers differ), fold 2 succeeds. Every attempt beats
+    // once, and a malformed beat precedes it.
+    const worker::JobBody body = [&](const JobSpec& spec, const std::string&) {
+      worker::send_message(g_comm, 0, worker::MsgTag::kHeartbeat, "not json");
+      worker::send_message(g_comm, 0, worker::MsgTag::kHeartbeat,
+                           nlohmann::json{{"job_id", spec.id()}, {"epoch", 1}, {"epochs", 2}, {"eta_s", 3.5}}.dump());
+      JobResult r;
+      r.spec = spec;
+      r.job_id = spec.id();
+      r.config_id = spec.config_id();
+      r.status = "ok";
+      const std::string marker = scratch + "/fold0-attempted";
+      if (spec.split.fold_index == 0 && !std::filesystem::exists(marker)) {
+        std::ofstream(marker) << "1";
+        r.status = "failed";
+        r.error = "killed (signal 9; out of memory?)";
+      } else if (spec.split.fold_index == 1) {
+        r.status = "failed";
+        r.error = "loading data: " + scratch + "/rank" + std::to_string(rank) + "/x.pt: truncated at byte " +
+                  std::to_string(rank * 7);
+      }
+      return r;
+    };
+    worker::run_worker(g_comm, {}, "", nullptr, nullptr, body);
+    return;
+  }
+  ResultsStore store(scratch + "/results");
+  OrchestratorOptions options;
+  options.max_attempts = 2;
+  std::vector<std::pair<int, nlohmann::json>> beats;
+  options.on_heartbeat = [&](int from, const nlohmann::json& beat) { beats.emplace_back(from, beat); };
+  const SweepOutcome outcome = run_orchestrator(g_comm, jobs, store, {}, nullptr, options);
+  EXPECT_EQ(outcome.ran_ok, 2u);
+  EXPECT_EQ(outcome.quarantined, 1u);
+  EXPECT_EQ(outcome.failed, 0u);
+  EXPECT_EQ(outcome.retries, 2u);  // fold 0 once, fold 1 once
+  EXPECT_EQ(outcome.heartbeats, 5u) << "one per attempt; the malformed ones are dropped";
+  ASSERT_EQ(beats.size(), 5u);
+  for (const auto& [from, beat] : beats) {
+    EXPECT_GE(from, 1);
+    EXPECT_EQ(beat.at("rank"), from);
+    EXPECT_EQ(beat.at("epochs"), 2);
+    EXPECT_EQ(beat.at("eta_s"), 3.5);
+    EXPECT_TRUE(beat.contains("seen_at"));
+  }
+  EXPECT_FALSE(outcome.last_heartbeat.empty());
+  const auto results = store.load_all();
+  ASSERT_EQ(results.size(), 3u);
+  for (const auto& r : results) {
+    if (r.spec.split.fold_index == 1) {
+      EXPECT_EQ(r.status, "quarantined");
+      EXPECT_EQ(r.runtime.at("attempt_errors").size(), 2u);
+    } else {
+      EXPECT_TRUE(r.ok()) << r.error;
+    }
+    EXPECT_EQ(r.runtime.at("attempt"), r.spec.split.fold_index == 2 ? 1 : 2);
+  }
+  const auto journal = replay_journal(scratch + "/results/journal.jsonl");
+  EXPECT_EQ(journal.at(jobs[0].id()).retries, 1);
+  EXPECT_EQ(journal.at(jobs[1].id()).status, "quarantined");
 }
 
 }  // namespace mil::orch

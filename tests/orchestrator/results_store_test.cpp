@@ -26,7 +26,7 @@ JobResult make_result(std::uint64_t seed, const std::string& status, double auc 
   r.job_id = r.spec.id();
   r.config_id = r.spec.config_id();
   r.status = status;
-  if (status == "failed") r.error = "loading fold 0: boom";
+  if (status != "ok") r.error = "loading fold 0: boom";
   r.metrics = {{"test", {{"auc", auc}}}};
   return r;
 }
@@ -97,6 +97,46 @@ TEST(ResultsStore, FailedResultMayBeReplacedByOk) {
   const std::vector<JobResult> loaded = store.load_all();
   ASSERT_EQ(loaded.size(), 1u);
   EXPECT_TRUE(loaded[0].ok());
+}
+
+TEST(ResultsStore, QuarantinedResultsAreListedJournaledWithTheirErrorAndReplaceable) {
+  testing::TempDir dir;
+  ResultsStore store(dir.path().string());
+  const JobResult quarantined = make_result(1, "quarantined");
+  store.write(quarantined);
+  store.write(make_result(2, "ok"));
+  EXPECT_EQ(store.quarantined_ids(), std::set<std::string>{quarantined.job_id});
+  EXPECT_EQ(store.completed_ids(), std::set<std::string>{make_result(2, "ok").job_id});
+  const json line = json::parse(read_lines(dir / "journal.jsonl").at(0));
+  EXPECT_EQ(line.at("status"), "quarantined");
+  EXPECT_EQ(line.at("detail"), "loading fold 0: boom");
+  store.write(make_result(1, "ok"));  // a rerun with --retry-failed may succeed
+  EXPECT_TRUE(store.quarantined_ids().empty());
+  MIL_EXPECT_THROW_WITH(store.write(make_result(3, "interrupted")), "is not one of ok, failed, quarantined");
+}
+
+TEST(ResultsStore, ReplayJournalKeepsEachJobsLastStatusAndCountsRetriesAndSkipsTornLines) {
+  testing::TempDir dir;
+  ResultsStore store(dir.path().string());
+  const JobResult a = make_result(1, "ok"), b = make_result(2, "quarantined");
+  store.note(a.job_id, "retry", "attempt 1 of 2 failed: killed (signal 9; out of memory?)");
+  store.write(a);
+  store.note(b.job_id, "retry", "attempt 1 of 2 failed: loading fold 0: boom");
+  store.write(b);
+  std::ofstream(dir / "journal.jsonl", std::ios::app) << "{\"job_id\": \"torn";  // a crash mid-append
+  store.note(a.job_id, "note", "after the crash");  // must not be glued to the torn line
+  std::size_t skipped = 0;
+  const auto entries = replay_journal(dir / "journal.jsonl", &skipped);
+  EXPECT_EQ(skipped, 1u);
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries.at(a.job_id).status, "note");
+  EXPECT_EQ(entries.at(a.job_id).detail, "after the crash");
+  EXPECT_EQ(entries.at(a.job_id).retries, 1);
+  EXPECT_EQ(entries.at(a.job_id).ok_lines, 1);
+  EXPECT_EQ(entries.at(a.job_id).lines, 3);
+  EXPECT_EQ(entries.at(b.job_id).status, "quarantined");
+  EXPECT_EQ(entries.at(b.job_id).detail, "loading fold 0: boom");
+  EXPECT_TRUE(replay_journal(dir / "none.jsonl").empty());
 }
 
 TEST(ResultsStore, IgnoresTempFilesAndThrowsNamingCorruptFile) {

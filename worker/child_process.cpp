@@ -1,0 +1,105 @@
+#include "worker/child_process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <thread>
+
+extern char** environ;
+
+namespace mil::worker {
+
+std::string describe_exit(const ChildExit& exit) {
+  if (!exit.signaled) return "exited with status " + std::to_string(exit.code);
+  if (exit.signal == SIGKILL) return "killed (signal 9; out of memory?)";
+  const char* name = ::strsignal(exit.signal);
+  return "killed (signal " + std::to_string(exit.signal) + (name ? std::string(", ") + name : "") + ")";
+}
+
+ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& log_path) {
+  if (argv.empty()) throw std::runtime_error("spawning a child: empty command");
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attributes;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attributes);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  sigset_t empty, defaults;
+  sigemptyset(&empty);
+  sigemptyset(&defaults);
+  for (int s : {SIGTERM, SIGINT, SIGUSR1, SIGPIPE, SIGCHLD}) sigaddset(&defaults, s);
+  posix_spawnattr_setsigmask(&attributes, &empty);
+  posix_spawnattr_setsigdefault(&attributes, &defaults);
+  posix_spawnattr_setpgroup(&attributes, 0);  // its own group: terminal signals skip it, killpg reaches all of it
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const int error = posix_spawn(&pid_, argv[0].c_str(), &actions, &attributes, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
+  if (error != 0) {
+    throw std::runtime_error("cannot start '" + argv[0] + "' (output to '" + log_path + "'): " + std::strerror(error));
+  }
+#ifdef SYS_pidfd_open
+  pidfd_ = int(::syscall(SYS_pidfd_open, pid_, 0));
+#endif
+}
+
+ChildProcess::~ChildProcess() {
+  if (!exit_) {
+    signal_group(SIGKILL);
+    while (!try_reap()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (pidfd_ >= 0) ::close(pidfd_);
+}
+
+std::optional<ChildExit> ChildProcess::try_reap() {
+  if (exit_) return exit_;
+  int status = 0;
+  const pid_t done = ::waitpid(pid_, &status, WNOHANG);
+  if (done != pid_) return std::nullopt;
+  ChildExit e;
+  e.signaled = WIFSIGNALED(status);
+  e.code = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
+  e.signal = e.signaled ? WTERMSIG(status) : 0;
+  exit_ = e;
+  return exit_;
+}
+
+std::optional<ChildExit> ChildProcess::wait_for(std::chrono::milliseconds timeout) {
+  if (auto e = try_reap()) return e;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (pidfd_ >= 0) {
+    pollfd fd{pidfd_, POLLIN, 0};
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const int ready = ::poll(&fd, 1, int(std::max<long long>(0, left.count())));
+      if (ready > 0 || left.count() <= 0) return try_reap();
+      if (ready < 0 && errno != EINTR) break;  // fall back to polling below
+    }
+  }
+  // No pidfd: poll waitpid, sleeping 1 ms at first and at most 20 ms.
+  auto nap = std::chrono::milliseconds(1);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (auto e = try_reap()) return e;
+    std::this_thread::sleep_for(nap);
+    nap = std::min(nap * 2, std::chrono::milliseconds(20));
+  }
+  return try_reap();
+}
+
+void ChildProcess::signal_group(int signal) {
+  if (!exit_ && pid_ > 0) ::killpg(pid_, signal);
+}
+
+}  // namespace mil::worker

@@ -1,0 +1,49 @@
+#pragma once
+// A child process in its own process group, started with posix_spawn (no fork of a big MPI rank), that
+// the parent can wait for with a timeout and kill as a group. Linux only (pidfd; falls back to polling).
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mil::worker {
+
+/// How a child ended.
+struct ChildExit {
+  bool signaled = false;  ///< Killed by a signal (then `signal` is set), else exited with `code`.
+  int code = 0;           ///< Exit status when !signaled.
+  int signal = 0;         ///< Signal number when signaled.
+};
+
+/// "killed (signal 9; out of memory?)" for SIGKILL (the kernel's OOM killer sends it), "killed (signal
+/// 6, Aborted)" for others, "exited with status N" for exits.
+std::string describe_exit(const ChildExit& exit);
+
+/// A running child. Destroying it while the child still runs kills its process group (SIGKILL) and
+/// reaps it, so no child outlives its owner's scope.
+class ChildProcess {
+ public:
+  /// Starts argv[0] (a path) with `argv` in a new process group, stdin from /dev/null and stdout and
+  /// stderr appended to `log_path`, signal mask and dispositions reset. Throws naming the program.
+  ChildProcess(const std::vector<std::string>& argv, const std::string& log_path);
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  pid_t pid() const { return pid_; }  ///< Also the process group id.
+  /// Waits up to `timeout` for the child to end; its exit once it has (then it is reaped).
+  std::optional<ChildExit> wait_for(std::chrono::milliseconds timeout);
+  /// Sends `signal` to the child's process group (no-op once reaped).
+  void signal_group(int signal);
+
+ private:
+  std::optional<ChildExit> try_reap();
+
+  pid_t pid_ = -1;
+  int pidfd_ = -1;  ///< Readable when the child exits; -1 when the kernel has no pidfd_open.
+  std::optional<ChildExit> exit_;
+};
+
+}  // namespace mil::worker
