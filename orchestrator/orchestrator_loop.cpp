@@ -15,7 +15,7 @@ using worker::MsgTag;
 
 SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, ResultsStore& store,
                               const std::function<void(const std::string&)>& logger,
-                              const std::atomic<bool>* stop_requested) {
+                              const std::atomic<bool>* stop_requested, StatusBoard* board) {
   const auto stopping = [stop_requested] { return stop_requested != nullptr && stop_requested->load(); };
   const auto log = [&logger](const std::string& line) {
     if (logger) logger(line);
@@ -31,6 +31,11 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
   SweepOutcome outcome;
   outcome.jobs = jobs.size();
   outcome.skipped = scheduler.done_count();
+  if (board) {
+    std::vector<StatusJobInfo> infos;
+    for (const JobSpec& spec : jobs) infos.push_back(status_job_info(spec));
+    board->sweep_started(infos, done);
+  }
   log("sweep: " + std::to_string(jobs.size()) + " jobs, " + std::to_string(outcome.skipped) +
       " already done, " + std::to_string(size - 1) + " workers");
 
@@ -46,11 +51,14 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     }
     const int source = message->source;
     if (message->tag == MsgTag::kRequestJob) {
-      const bool worker_stopping = nlohmann::json::parse(message->payload).value("stopping", false);
+      const nlohmann::json request = nlohmann::json::parse(message->payload);
+      const bool worker_stopping = request.value("stopping", false);
+      if (board) board->worker_seen(source, request.value("host", std::string()));
       if (stopping() || worker_stopping) {
         if (!outcome.stopped) log("stop requested: no more jobs are handed out; running jobs checkpoint");
         outcome.stopped = true;
         worker::send_message(comm, source, MsgTag::kStop, "{}");
+        if (board) board->worker_stopped(source);
         --active_workers;
         continue;
       }
@@ -58,6 +66,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       switch (assignment.kind) {
         case Assignment::Kind::kJob:
           job_of_worker[source] = assignment.job;
+          if (board) board->job_assigned(assignment.job->id, source);
           worker::send_message(comm, source, MsgTag::kJob, nlohmann::json(assignment.job->spec).dump());
           break;
         case Assignment::Kind::kWait:
@@ -65,6 +74,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
           break;
         case Assignment::Kind::kStop:
           worker::send_message(comm, source, MsgTag::kStop, "{}");
+          if (board) board->worker_stopped(source);
           --active_workers;
           break;
       }
@@ -100,6 +110,10 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
         result.ok() ? ++outcome.ran_ok : ++outcome.failed;
       }
       scheduler.complete(source, job_id, result.ok());
+      if (board) {
+        board->worker_seen(source, "");
+        board->job_finished(job_id, result.status, result.error);
+      }
       for (const auto& [blocked, dependency] : scheduler.take_blocked()) {
         JobResult failed;
         failed.job_id = blocked->id;
@@ -110,6 +124,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
         failed.runtime = {{"finished_at", worker::utc_timestamp()}};
         store.write(failed);
         ++outcome.failed;
+        if (board) board->job_finished(failed.job_id, failed.status, failed.error);
         log(blocked->id + " failed: " + failed.error);
       }
       const std::size_t finished = scheduler.done_count() + scheduler.failed_count();

@@ -9,6 +9,7 @@
 
 #include "mil/specs.h"
 #include "orchestrator/results_store.h"
+#include "orchestrator/status_board.h"
 
 namespace mil::orch {
 
@@ -26,9 +27,10 @@ struct SweepOutcome {
 /// each result through `store`, then stops the workers. Jobs with an ok result in `store` are skipped.
 /// `logger` receives progress lines and may be empty. Once `stop_requested` is set (SIGTERM/SIGUSR1),
 /// no job is handed out any more: running jobs checkpoint and report "interrupted", every worker is
-/// stopped, and the outcome says `stopped`.
+/// stopped, and the outcome says `stopped`. When `board` is set, it is told about the sweep, every
+/// assignment, result and worker contact (for the status server and the progress line).
 SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, ResultsStore& store,
                               const std::function<void(const std::string&)>& logger,
-                              const std::atomic<bool>* stop_requested = nullptr);
+                              const std::atomic<bool>* stop_requested = nullptr, StatusBoard* board = nullptr);
 
 }  // namespace mil::orch
