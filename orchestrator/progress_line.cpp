@@ -8,12 +8,13 @@ constexpr const char* kClearLine = "\r\033[K";
 
 ProgressLine::ProgressLine(const StatusBoard& board, std::FILE* out, std::chrono::milliseconds interval)
     : board_(board), out_(out) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    draw_locked();  // before any print(), so the line is there from the start
+  }
   thread_ = std::thread([this, interval] {
     std::unique_lock<std::mutex> lock(mutex_);
-    while (!stopping_) {
-      draw_locked();
-      wake_.wait_for(lock, interval, [this] { return stopping_; });
-    }
+    while (!wake_.wait_for(lock, interval, [this] { return stopping_; })) draw_locked();
   });
 }
 

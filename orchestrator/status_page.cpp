@@ -100,7 +100,7 @@ function render(s) {
   $("eta").textContent = duration(s.eta_s);
   $("running-count").textContent = s.running.length;
   fill($("running-rows"), s.running, (r) => [r.job_id, r.method, r.dataset, r.fold, r.seed, r.rank, r.host,
-      duration(r.elapsed_s), r.epoch === null ? "" : r.epoch + "/" + r.epochs, duration(r.eta_s)]);
+      duration(r.elapsed_s), r.epoch === null ? "" : r.epoch + "/" + r.epochs, r.eta_s === null ? "" : duration(r.eta_s)]);
   $("worker-count").textContent = s.workers.length;
   fill($("worker-rows"), s.workers, (w) => [w.rank, w.host, w.state, duration(w.last_seen_age_s) + " ago",
       w.job_id, w.jobs_finished], (w) => w.state);

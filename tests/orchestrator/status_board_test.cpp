@@ -1,4 +1,5 @@
 #include "orchestrator/status_board.h"
+#include "orchestrator/progress_line.h"
 
 #include <gtest/gtest.h>
 
@@ -269,6 +270,50 @@ TEST(FormatDuration, PicksUnitsByMagnitude) {
   EXPECT_EQ(format_duration(2 * 86400 + 3 * 3600 + 59), "2d 03h");
   EXPECT_EQ(format_duration(-1), "?");
   EXPECT_EQ(format_duration(std::numeric_limits<double>::infinity()), "?");
+}
+
+}  // namespace
+}  // namespace mil::orch
+
+namespace mil::orch {
+namespace {
+
+/// Everything written to `file` so far.
+std::string contents(std::FILE* file) {
+  std::fflush(file);
+  std::rewind(file);
+  std::string text;
+  char chunk[512];
+  for (std::size_t n; (n = std::fread(chunk, 1, sizeof chunk, file)) > 0;) text.append(chunk, n);
+  return text;
+}
+
+TEST(ProgressLine, PrintsLogLinesAboveTheLineAndLeavesTheFinalLineOnExit) {
+  FakeClock clock;
+  StatusBoard board = make_board(clock);
+  std::vector<StatusJobInfo> list;
+  for (int i = 0; i < 4; ++i) list.push_back({"job" + std::to_string(i), "abmil", "synth", i, 1});
+  board.sweep_started(list, {"job0"});
+  std::FILE* out = std::tmpfile();
+  ASSERT_NE(out, nullptr);
+  {
+    ProgressLine line(board, out, std::chrono::hours(1));  // draws once at start, then only when asked
+    line.print("12:00:00 [rank 0] hello");
+    board.job_assigned("job1", 1);
+    clock.advance(60s);
+    board.job_finished("job1", "ok", "");
+  }
+  const std::string text = contents(out);
+  std::fclose(out);
+  const std::string first = "\r\033[K" + format_progress_line(StatusSummary{{4, 3, 0, 0, 0, 0, 1}});
+  // The first draw, the log line on a cleared line, the line again, then the final state and a newline.
+  EXPECT_EQ(text.rfind(first, 0), 0u) << text;
+  const std::size_t log = text.find("\r\033[K12:00:00 [rank 0] hello\n");
+  ASSERT_NE(log, std::string::npos) << text;
+  EXPECT_NE(text.find("\r\033[K[##.......", log), std::string::npos) << text;  // redrawn under it
+  const std::string last = "\r\033[K[#####.....] 2/4 done \u00b7 0 running \u00b7 60 jobs/h \u00b7 ETA 2m\n";
+  ASSERT_GE(text.size(), last.size());
+  EXPECT_EQ(text.substr(text.size() - last.size()), last) << text;
 }
 
 }  // namespace
