@@ -111,7 +111,7 @@ std::unique_ptr<orch::StatusServer> start_status_server(const WatchOptions& watc
     options.bind_address = watch.status_bind;
     options.port = static_cast<unsigned short>(watch.status_port);
     options.logger = log;
-    auto server = std::make_unique<orch::StatusServer>([&board] { return board.snapshot().json.dump(); }, options);
+    auto server = std::make_unique<orch::StatusServer>([&board] { return orch::to_status_json(board.snapshot()); }, options);
     if (!orch::is_loopback_address(watch.status_bind)) {
       log("warning: the status server listens on " + watch.status_bind + ", not loopback: whoever reaches this "
           "host can read the sweep's status (job names, errors, host names)");

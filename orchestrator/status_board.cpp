@@ -118,8 +118,8 @@ void StatusBoard::job_finished(const std::string& job_id, const std::string& sta
     job.status = status;
     job.error = status == "ok" ? std::string() : error;
     job.rank = -1;
-    if (status == "interrupted") {
-      job.state = State::kPending;  // no result: a rerun resumes it from its checkpoint
+    if (status == "interrupted" || status == "retry") {
+      job.state = State::kPending;  // no result: a rerun or another attempt will run it
       return;
     }
     job.state = status == "ok" ? State::kDone : status == "quarantined" ? State::kQuarantined : State::kFailed;
@@ -250,6 +250,10 @@ StatusSnapshot StatusBoard::snapshot() const {
   j["failures"] = std::move(failures);
   j["jobs"] = std::move(jobs);
   return snap;
+}
+
+std::string to_status_json(const StatusSnapshot& snapshot) {
+  return snapshot.json.dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string format_duration(double seconds) {

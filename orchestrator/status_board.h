@@ -90,8 +90,8 @@ class StatusBoard {
   /// the seconds left (negative: unknown). Counts as a sign of life of the job's worker.
   void job_progress(const std::string& job_id, int epoch, int epochs, double eta_s);
   /// A job ended: status "ok" -> done, "failed" -> failed, "quarantined" -> quarantined, "interrupted"
-  /// (stopped with a checkpoint) -> pending again; anything else counts as failed. `error` is kept for
-  /// failures.
+  /// (stopped with a checkpoint) or "retry" (failed, requeued for another attempt) -> pending again;
+  /// anything else counts as failed. `error` is kept for failures.
   void job_finished(const std::string& job_id, const std::string& status, const std::string& error);
   /// Worker `rank` on `host` (empty: keep the host known) was heard from now.
   void worker_seen(int rank, const std::string& host);
@@ -148,6 +148,10 @@ class StatusBoard {
   std::map<int, Worker> workers_;               ///< By rank.
   std::vector<TimePoint> finish_times_;         ///< Of jobs finished in this run, ascending.
 };
+
+/// The text of GET /status.json: `snapshot.json` compact, with invalid UTF-8 (say, a Latin-1 file
+/// name in an error) replaced by U+FFFD instead of throwing.
+std::string to_status_json(const StatusSnapshot& snapshot);
 
 /// "[#####.....] 12/40 done · 2 running · 1 failed · 30 jobs/h · ETA 5m": the bar fills with the
 /// finished share (done, skipped, failed, quarantined); "done" counts done and skipped; "failed" and

@@ -63,11 +63,16 @@ TEST(StatusBoard, InterruptedJobGoesBackToPendingAndRetryRunsAgain) {
   board.job_finished("job0", "interrupted", "stop requested");
   EXPECT_EQ(board.summary().counts.pending, 2u);
   board.job_assigned("job1", 1);
-  board.job_finished("job1", "failed", "x");
-  board.job_assigned("job1", 2);  // a retry
-  const StatusCounts c = board.summary().counts;
+  board.job_finished("job1", "retry", "worker crashed");
+  StatusCounts c = board.summary().counts;
+  EXPECT_EQ(c.pending, 2u);
+  EXPECT_EQ(c.failed, 0u);
+  board.job_assigned("job1", 2);  // the next attempt
+  clock.advance(60s);
+  c = board.summary().counts;
   EXPECT_EQ(c.failed, 0u);
   EXPECT_EQ(c.running, 1u);
+  EXPECT_FALSE(board.summary().sweep_jobs_per_h.has_value()) << "neither an interruption nor a retry finishes a job";
 }
 
 TEST(StatusBoard, ThroughputAndEtaFollowTheInjectedClock) {
@@ -207,6 +212,15 @@ TEST(StatusBoard, SnapshotJsonHasDocumentedShape) {
   EXPECT_EQ(j.at("jobs")[2].at("state"), "pending");
   EXPECT_EQ(j.at("jobs")[3].at("seed"), 2021);
   EXPECT_TRUE(j.at("running").empty());
+}
+
+TEST(StatusBoard, StatusJsonTextReplacesInvalidUtf8InErrors) {
+  FakeClock clock;
+  StatusBoard board = make_board(clock);
+  board.sweep_started(jobs(1), {});
+  board.job_finished("job0", "failed", "cannot open caf\xe9.pt");  // Latin-1, not UTF-8
+  const nlohmann::json parsed = nlohmann::json::parse(to_status_json(board.snapshot()));
+  EXPECT_EQ(parsed.at("failures")[0].at("error"), "cannot open caf\uFFFD.pt");
 }
 
 TEST(StatusBoard, UnknownJobIdsAreAddedInsteadOfThrowing) {

@@ -54,7 +54,7 @@ TEST(StatusPageInBrowser, RenderedPageShowsTheBoardsCounts) {
     board.job_finished("job" + std::to_string(i), i < 13 ? "ok" : "failed", "<img src=x onerror=alert(1)> bad bag");
   }
   board.job_assigned("job15", 2);  // 1 running, 7 pending
-  StatusServer server([&board] { return board.snapshot().json.dump(); }, StatusServerOptions{});
+  StatusServer server([&board] { return to_status_json(board.snapshot()); }, StatusServerOptions{});
 
   testing::TempDir profile;
   const std::string command = "timeout 90 " + chromium +

@@ -159,7 +159,7 @@ StatusServerOptions quick_options() {
 /// The server and the board it shows.
 struct Served {
   std::unique_ptr<StatusBoard> board = known_board();
-  StatusServer server{[b = board.get()] { return b->snapshot().json.dump(); }, quick_options()};
+  StatusServer server{[b = board.get()] { return to_status_json(b->snapshot()); }, quick_options()};
 };
 
 TEST(StatusServer, ServesStatusJsonWithJsonContentTypeAndTheBoardsCounts) {
@@ -357,7 +357,7 @@ TEST(StatusServer, AnswersManySequentialRequestsAndReportsRate) {
   std::vector<StatusJobInfo> jobs;
   for (int i = 0; i < 1000; ++i) jobs.push_back({"job" + std::to_string(i), "mhim", "camelyon", i % 5, 2021});
   board.sweep_started(jobs, {});
-  StatusServer server([&board] { return board.snapshot().json.dump(); }, quick_options());
+  StatusServer server([&board] { return to_status_json(board.snapshot()); }, quick_options());
   const int n = 300;
   int ok = 0;
   const auto start = std::chrono::steady_clock::now();
