@@ -194,9 +194,15 @@ StatusSummary StatusBoard::summary() const {
 StatusSnapshot StatusBoard::snapshot() const {
   static constexpr const char* kStateNames[] = {"pending", "running", "done", "failed", "quarantined", "skipped"};
   const TimePoint t = now();
-  std::lock_guard<std::mutex> lock(mutex_);
   StatusSnapshot snap;
-  snap.summary = summary_locked(t);
+  std::vector<Job> jobs_copy;
+  std::map<int, Worker> workers_copy;
+  {  // copy under the lock, build the document without it: the orchestrator loop waits only for the copy
+    std::lock_guard<std::mutex> lock(mutex_);
+    snap.summary = summary_locked(t);
+    jobs_copy = jobs_;
+    workers_copy = workers_;
+  }
   const StatusSummary& s = snap.summary;
   const StatusCounts& c = s.counts;
   nlohmann::json& j = snap.json;
@@ -212,13 +218,13 @@ StatusSnapshot StatusBoard::snapshot() const {
                      {"recent_jobs_per_h", optional_number(s.recent_jobs_per_h)},
                      {"recent_window_s", options_.recent_window_s}};
   j["eta_s"] = optional_number(s.eta_s);
-  const auto host_of = [this](int rank) {
-    const auto w = workers_.find(rank);
-    return w == workers_.end() ? std::string() : w->second.host;
+  const auto host_of = [&workers_copy](int rank) {
+    const auto w = workers_copy.find(rank);
+    return w == workers_copy.end() ? std::string() : w->second.host;
   };
   nlohmann::json running = nlohmann::json::array(), failures = nlohmann::json::array(),
                  jobs = nlohmann::json::array();
-  for (const Job& job : jobs_) {
+  for (const Job& job : jobs_copy) {
     const StatusJobInfo& i = job.info;
     jobs.push_back({{"id", i.id}, {"state", kStateNames[static_cast<int>(job.state)]}, {"method", i.method},
                     {"dataset", i.dataset}, {"fold", i.fold}, {"seed", i.seed}});
@@ -235,7 +241,7 @@ StatusSnapshot StatusBoard::snapshot() const {
     }
   }
   nlohmann::json workers = nlohmann::json::array();
-  for (const auto& [rank, w] : workers_) {
+  for (const auto& [rank, w] : workers_copy) {
     const double age = std::max(0.0, seconds_between(w.last_seen, t));
     const char* state = w.stopped                         ? "stopped"
                         : age > options_.stale_after_s    ? "stale"
