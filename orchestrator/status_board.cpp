@@ -97,7 +97,11 @@ void StatusBoard::job_progress(const std::string& job_id, int epoch, int epochs,
     job.epoch = epoch;
     job.epochs = epochs;
     job.eta_s = std::isfinite(eta_s) ? eta_s : -1.0;
-    if (job.state == State::kRunning && job.rank >= 0) workers_[job.rank].last_seen = t;
+    if (job.state == State::kRunning && job.rank >= 0) {
+      Worker& worker = workers_[job.rank];
+      worker.last_seen = t;
+      worker.reported_progress = true;
+    }
   } catch (...) {
   }
 }
@@ -243,10 +247,11 @@ StatusSnapshot StatusBoard::snapshot() const {
   nlohmann::json workers = nlohmann::json::array();
   for (const auto& [rank, w] : workers_copy) {
     const double age = std::max(0.0, seconds_between(w.last_seen, t));
-    const char* state = w.stopped                         ? "stopped"
-                        : age > options_.stale_after_s    ? "stale"
-                        : w.job_id.empty()                ? "idle"
-                                                          : "busy";
+    const bool can_tell = options_.expect_heartbeats || w.job_id.empty() || w.reported_progress;
+    const char* state = w.stopped                                  ? "stopped"
+                        : can_tell && age > options_.stale_after_s ? "stale"
+                        : w.job_id.empty()                         ? "idle"
+                                                                   : "busy";
     workers.push_back({{"rank", rank}, {"host", w.host}, {"state", state}, {"last_seen_age_s", age},
                        {"job_id", w.job_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(w.job_id)},
                        {"jobs_finished", w.jobs_finished}});

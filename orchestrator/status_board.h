@@ -28,6 +28,10 @@ struct StatusBoardOptions {
   std::string sweep_name;  ///< Shown in the snapshot and the page title.
   /// A worker not heard from (request, result or heartbeat) for longer than this is "stale".
   double stale_after_s = 300.0;
+  /// Whether worker ranks send heartbeats while they train. false: a busy worker that has never
+  /// reported progress is not judged stale (without heartbeats it is silent until its result); true:
+  /// every worker not heard from for stale_after_s is. Set it once kHeartbeat messages exist.
+  bool expect_heartbeats = false;
   /// Window of the recent throughput, which the ETA prefers over the whole-sweep throughput.
   double recent_window_s = 900.0;
   StatusClock clock;  ///< Empty: std::chrono::system_clock::now.
@@ -131,6 +135,7 @@ class StatusBoard {
     TimePoint last_seen{};
     std::string job_id;  ///< Empty when idle.
     bool stopped = false;
+    bool reported_progress = false;  ///< Has sent progress (a heartbeat) at least once.
     std::size_t jobs_finished = 0;
   };
 

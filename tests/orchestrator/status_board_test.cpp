@@ -129,7 +129,11 @@ TEST(StatusBoard, EtaIsZeroWhenNothingRemains) {
 
 TEST(StatusBoard, WorkerIsStaleAfterThresholdUnlessStopped) {
   FakeClock clock;
-  StatusBoard board = make_board(clock, /*stale_after_s=*/60);
+  StatusBoardOptions o;
+  o.clock = clock.fn();
+  o.stale_after_s = 60;
+  o.expect_heartbeats = true;
+  StatusBoard board(o);
   board.sweep_started(jobs(3), {});
   board.worker_seen(1, "nodeA");
   board.worker_seen(2, "nodeB");
@@ -154,6 +158,23 @@ TEST(StatusBoard, WorkerIsStaleAfterThresholdUnlessStopped) {
   w = board.snapshot().json.at("workers");
   EXPECT_EQ(w[0].at("state"), "busy");
   EXPECT_EQ(w[1].at("state"), "stopped");
+}
+
+TEST(StatusBoard, BusyWorkerWithoutHeartbeatsIsNotJudgedStaleUntilItReportsProgress) {
+  FakeClock clock;
+  StatusBoard board = make_board(clock, /*stale_after_s=*/60);  // expect_heartbeats false
+  board.sweep_started(jobs(2), {});
+  board.worker_seen(1, "a");
+  board.worker_seen(2, "b");
+  board.job_assigned("job0", 1);
+  clock.advance(3600s);  // a long job, silent as workers are without heartbeats
+  nlohmann::json w = board.snapshot().json.at("workers");
+  EXPECT_EQ(w[0].at("state"), "busy");
+  EXPECT_EQ(w[1].at("state"), "stale") << "an idle worker asks for work every 200 ms";
+  board.job_progress("job0", 1, 5, 100.0);  // this worker sends heartbeats after all
+  clock.advance(61s);
+  w = board.snapshot().json.at("workers");
+  EXPECT_EQ(w[0].at("state"), "stale");
 }
 
 TEST(StatusBoard, RunningJobShowsRankHostElapsedAndHeartbeatProgress) {
