@@ -25,6 +25,7 @@ namespace {
 constexpr const char* kHelp = R"(usage: mhim bench train [options]
        mhim bench models [options]   (per-bag cost by bag size; see mhim bench models --help)
        mhim bench load --root DIR [options]   (cache vs read() vs .pt loading; see mhim bench load --help)
+       mpirun -n R mhim bench sync [options]  (gradient allreduce bandwidth, 1 -> R rank epoch scaling)
 
 Trains each model for a few epochs on random in-memory bags and prints epoch time, instances/s,
 achieved GFLOP/s and the share of the machine's fp32 matmul peak, measured first as a torch mm of
@@ -89,6 +90,7 @@ double training_flops(const MilModelImpl& model, int64_t n, int64_t dim) {
 int cmd_bench(const Tokens& tokens) {
   if (!tokens.empty() && tokens[0] == "models") return cmd_bench_models(Tokens(tokens.begin() + 1, tokens.end()));
   if (!tokens.empty() && tokens[0] == "load") return cmd_bench_load(Tokens(tokens.begin() + 1, tokens.end()));
+  if (!tokens.empty() && tokens[0] == "sync") return cmd_bench_sync(Tokens(tokens.begin() + 1, tokens.end()));
   if (tokens.empty() || tokens[0] == "--help" || tokens[0] != "train") {
     std::fputs(kHelp, stdout);
     return tokens.empty() || tokens[0] != "--help" ? 2 : 0;

@@ -42,9 +42,13 @@ options:
   --set KEY=VALUE     override a sweep field; repeatable. KEY is a dotted path, array elements are
                       picked by name, e.g. --set train.epochs=5 --set datasets.synth.root=/data/synth
   --threads N         LibTorch threads per worker (default: cores / ranks on the node)
+  --array             array mode, no MPI: this process is one of any number of standalone workers
+                      (e.g. Slurm array tasks) that share DIR through lock files (DIR/locks/); each
+                      exits 0 when every job has a result (3 with failures, 75 when stopped)
+  --lock-timeout S    array mode: a lock whose heartbeat is older than S seconds is taken over (600)
   --dry-run           print the job count, an estimated cost (from label CSV rows and file sizes;
                       no feature is read) and the first jobs, then exit (no MPI needed)
-  --status-port P     serve the sweep's live status over HTTP on port P: a page at / and JSON at
+  --status-port P     MPI mode: serve the live status over HTTP on port P: a page at / and JSON at
                       /status.json (read-only). Default 0: a free port, logged and written to
                       DIR/status.url; "off": no server
   --status-bind ADDR  address the status server listens on (default 127.0.0.1, this machine only;
@@ -58,6 +62,7 @@ examples:
   mpirun -n 3 mhim sweep sweeps/quickstart.yaml --results results/qs
   mpirun -n 3 mhim sweep sweeps/quickstart.yaml --results results/qs --status-port 8080 --progress bar
                       (then open http://127.0.0.1:8080/, through ssh -L 8080:127.0.0.1:8080 from afar)
+  mhim sweep sweeps/quickstart.yaml --results results/qs --array   (run it in as many processes as you like)
   (as root, or with more ranks than cores, Open MPI also needs --allow-run-as-root --oversubscribe)
 )";
 
@@ -147,14 +152,20 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
   std::vector<std::string> overrides;
   int requested_threads = 0;
   bool dry = false;
+  bool array = false;
+  double lock_timeout = 600.0;
   WatchOptions watch;
   try {
-    const Args args(tokens, {"results", "set", "threads", "status-port", "status-bind", "progress"}, {"dry-run"});
+    const Args args(tokens, {"results", "set", "threads", "lock-timeout", "status-port", "status-bind", "progress"},
+                    {"dry-run", "array"});
     if (args.positional().size() != 1) throw UsageError("expected exactly one sweep file");
     sweep_path = args.positional()[0];
     overrides = args.get_all("set");
     requested_threads = args.get_int("threads", 0);
     dry = args.has("dry-run");
+    array = args.has("array");
+    lock_timeout = args.get_double("lock-timeout", lock_timeout);
+    if (!(lock_timeout > 0)) throw UsageError("--lock-timeout must be > 0 seconds");
     watch = parse_watch_options(args);
     if (!dry) results_dir = args.require("results");
   } catch (const UsageError& e) {
@@ -164,6 +175,7 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
     const orch::SweepSpec sweep = orch::load_sweep(sweep_path, overrides);
     return dry_run(sweep, orch::with_teacher_baselines(orch::expand(sweep)));
   }
+  if (array) return run_sweep_array(sweep_path, overrides, results_dir, requested_threads, lock_timeout);
 
   worker::MpiEnvironment mpi(argc, argv);
   const int rank = mpi.rank();

@@ -4,10 +4,14 @@
 
 #include <unistd.h>
 
+#include <torch/cuda.h>
+
 #include "app/args.h"
 #include "app/commands.h"
 #include "mil/specs.h"
+#include "worker/gradient_sync_factory.h"
 #include "worker/job_runner.h"
+#include "worker/mpi_env.h"
 
 namespace mil::app {
 namespace {
@@ -42,14 +46,39 @@ output:
   --work-dir DIR        keep checkpoint.pt (every epoch; resumed when present), model_best.pt and
                         epochs.jsonl here; rerunning the same command after a crash continues
   --checkpoint-every N  epochs between checkpoints (default 1)
-  --threads N           LibTorch intra-op threads (default: all cores)
+  --threads N           LibTorch intra-op threads (default: all cores; data-parallel: cores / ranks)
+  --device D            cpu (default), cuda, cuda:N, or auto (cuda when a GPU is visible)
+data-parallel (one job over several ranks; launch under mpirun):
+  --data-parallel       every rank of the MPI world trains the same job on its share of each epoch's
+                        bags; gradients are averaged per step (NCCL for CUDA, MPI for CPU tensors), so
+                        S ranks compute what one rank computes with S x accumulation. Rank 0 writes
+                        --out and the work dir; on CUDA, rank r uses GPU (local rank mod GPUs). A rank
+                        that fails aborts the whole group.
 
 exit status: 0 ok, 1 failed, 2 usage, 75 interrupted by SIGTERM/SIGINT (checkpointed; rerun to resume)
 
 examples:
   mhim train --dataset data/synth --fold 0 --folds 5 --epochs 20 --out result.json --work-dir runs/f0
   mhim train --dataset ../shared/data/mil-classic/musk1 --kind musk --protocol file --folds 10 --standardize
+  mpirun -n 2 mhim train --job job.json --data-parallel --out result.json --work-dir runs/job
 )";
+
+/// The device named by --device; "auto" is CUDA when LibTorch sees a GPU.
+c10::Device parse_device(const std::string& text, int local_rank) {
+  if (text == "auto") return torch::cuda::is_available() ? parse_device("cuda", local_rank) : c10::Device(c10::kCPU);
+  c10::Device device(c10::kCPU);
+  try {
+    device = c10::Device(text);
+  } catch (const std::exception&) {
+    throw UsageError("--device: '" + text + "' is not cpu, cuda, cuda:N or auto");
+  }
+  if (device.is_cuda()) {
+    if (!torch::cuda::is_available()) throw UsageError("--device " + text + ": LibTorch sees no CUDA device (this LibTorch build or machine has none)");
+    if (!device.has_index()) device = c10::Device(c10::kCUDA, c10::DeviceIndex(local_rank % int(torch::cuda::device_count())));
+  }
+  if (!device.is_cpu() && !device.is_cuda()) throw UsageError("--device: only cpu and cuda are supported, got '" + text + "'");
+  return device;
+}
 
 /// "[#######.............] 7/20 epochs  loss 0.4123  ETA 1m05s"
 std::string progress_bar(int done, int total, double elapsed_seconds, double loss) {
@@ -97,11 +126,14 @@ int cmd_train(const Tokens& tokens) {
   std::string out_path;
   worker::RunOptions options;
   int threads = 0;
+  int requested_threads = 0;
+  bool data_parallel = false;
+  std::string device_text;
   try {
     const Args args(tokens,
                     {"job", "dataset", "kind", "name", "classes", "model", "model-options", "protocol", "folds", "fold",
-                     "repetition", "split-seed", "val-ratio", "features", "split-dir", "seed", "epochs", "lr", "weight-decay", "out", "threads", "work-dir", "checkpoint-every"},
-                    {"standardize"});
+                     "repetition", "split-seed", "val-ratio", "features", "split-dir", "seed", "epochs", "lr", "weight-decay", "out", "threads", "work-dir", "checkpoint-every", "device"},
+                    {"standardize", "data-parallel"});
     if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
     if (args.has("job") == args.has("dataset")) throw UsageError("give exactly one of --job and --dataset");
     if (args.has("job")) {
@@ -114,18 +146,46 @@ int cmd_train(const Tokens& tokens) {
     out_path = args.get("out", "");
     options.work_dir = args.get("work-dir", "");
     options.checkpoint_every = args.get_int("checkpoint-every", 1);
-    threads = configure_threads(args.get_int("threads", 0), 1);
+    data_parallel = args.has("data-parallel");
+    device_text = args.get("device", "cpu");
+    requested_threads = args.get_int("threads", 0);
+    if (!data_parallel) {
+      options.device = parse_device(device_text, 0);
+      threads = configure_threads(requested_threads, 1);
+    }
   } catch (const UsageError& e) {
     return usage_failure("train", e.what());
   }
-  std::fprintf(stderr, "mhim train: job %s (%s, %s, fold %d/%d, seed %llu), %d threads\n", spec.id().c_str(),
-               spec.dataset.name.c_str(), spec.model.name.c_str(), spec.split.fold_index, spec.split.fold_count,
-               static_cast<unsigned long long>(spec.seed), threads);
+  std::unique_ptr<worker::MpiEnvironment> mpi;
+  std::unique_ptr<GradientSync> sync;
+  if (data_parallel) {
+    int no_argc = 0;
+    char** no_argv = nullptr;
+    mpi = std::make_unique<worker::MpiEnvironment>(no_argc, no_argv);
+    try {
+      options.device = parse_device(device_text, mpi->local_rank());
+    } catch (const UsageError& e) {
+      return usage_failure("train", e.what());
+    }
+    threads = configure_threads(requested_threads, mpi->local_size());
+    options.rank = mpi->rank();
+    const int rank = mpi->rank();
+    sync = worker::make_gradient_sync(mpi->comm(), options.device, [rank](const std::string& line) {
+      if (rank == 0) std::fprintf(stderr, "mhim train: %s\n", line.c_str());
+    });
+    options.sync = sync.get();
+  }
+  const bool primary = !mpi || mpi->rank() == 0;
+  if (primary) {
+    std::fprintf(stderr, "mhim train: job %s (%s, %s, fold %d/%d, seed %llu), %d threads, %s\n", spec.id().c_str(),
+                 spec.dataset.name.c_str(), spec.model.name.c_str(), spec.split.fold_index, spec.split.fold_count,
+                 static_cast<unsigned long long>(spec.seed), threads, options.device.str().c_str());
+  }
   worker::DatasetCache cache;
   // On a terminal: a progress bar with ETA that log lines clear first; otherwise plain lines only.
-  const bool terminal = ::isatty(STDERR_FILENO) == 1;
-  options.log = [terminal](const std::string& line) {
-    std::fprintf(stderr, terminal ? "\r\033[K%s\n" : "%s\n", line.c_str());
+  const bool terminal = primary && ::isatty(STDERR_FILENO) == 1;
+  options.log = [terminal, primary](const std::string& line) {
+    if (primary) std::fprintf(stderr, terminal ? "\r\033[K%s\n" : "%s\n", line.c_str());
   };
   double elapsed = 0.0;
   if (terminal) {
@@ -138,6 +198,7 @@ int cmd_train(const Tokens& tokens) {
   options.stop_requested = install_stop_handlers();
   const JobResult result = worker::run_job(spec, options, cache);
   if (terminal) std::fputs("\r\033[K", stderr);
+  if (!primary) return result.ok() || result.status == "interrupted" ? (result.ok() ? 0 : kExitInterrupted) : 1;
   if (!out_path.empty()) {
     std::ofstream out(out_path);
     out << nlohmann::json(result).dump(2) << '\n';

@@ -19,6 +19,7 @@ commands:
   predict      run a trained model on bags: logits, probabilities, per-instance scores
   pack         pack a dataset's feature files into one memory-mapped cache
   check-data   list every problem of a dataset (missing/truncated files, dims, NaN, labels) at once
+  slurm        submit a sweep to Slurm (slurm submit): writes the batch script into the results dir
   bench        measure performance (bench train: training vs the matmul peak; bench load: cache vs files)
 
 examples:
@@ -30,6 +31,7 @@ examples:
   mhim sweep sweeps/quickstart.yaml --dry-run
   mpirun -n 3 mhim sweep sweeps/quickstart.yaml --results results/quickstart \
       --set datasets.synth-easy.root=data/synth
+  mhim slurm submit sweeps/quickstart.yaml --results results/quickstart --dry-run
   mhim leaderboard results/quickstart --baseline abmil
 )";
 }  // namespace
@@ -51,6 +53,7 @@ int main(int argc, char** argv) {
     if (command == "predict") return mil::app::cmd_predict(tokens);
     if (command == "pack") return mil::app::cmd_pack(tokens);
     if (command == "check-data") return mil::app::cmd_check_data(tokens);
+    if (command == "slurm") return mil::app::cmd_slurm(tokens);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mhim %s: error: %s\n", command.c_str(), e.what());
     return 1;

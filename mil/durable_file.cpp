@@ -1,6 +1,7 @@
 #include "mil/durable_file.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -41,6 +42,12 @@ class FileDescriptor {
       offset += static_cast<std::size_t>(n);
     }
   }
+  /// Holds an exclusive flock until close: appenders on NFS, where O_APPEND alone is not atomic, queue.
+  void lock_exclusive() {
+    while (::flock(fd_, LOCK_EX) != 0) {
+      if (errno != EINTR) throw_errno("cannot lock", path_);
+    }
+  }
   void sync() {
     if (::fsync(fd_) != 0) throw_errno("cannot fsync", path_);
   }
@@ -63,6 +70,7 @@ void sync_directory(const std::string& dir) {
 void append_line_impl(const std::string& path, const std::string& line) {
   const bool existed = fs::exists(path);
   FileDescriptor fd(path, O_WRONLY | O_CREAT | O_APPEND);
+  fd.lock_exclusive();  // with O_APPEND and one line per write: whole lines, also from several hosts
   fd.write_all(line + "\n");
   fd.sync();
   fd.close();

@@ -1,7 +1,9 @@
 #include "mil/feature_io.h"
 
 #include <ATen/ATen.h>
+#ifdef MIL_HAVE_HDF5
 #include <H5Cpp.h>
+#endif
 
 #include <fstream>
 #include <stdexcept>
@@ -71,6 +73,10 @@ void write_feature_file(const std::string& path, const at::Tensor& features) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   if (!out) throw std::runtime_error("write error in '" + path + "'");
 }
+
+#ifdef MIL_HAVE_HDF5
+
+bool hdf5_supported() { return true; }
 
 namespace {
 
@@ -183,5 +189,20 @@ void write_h5_slide(const std::string& path, const at::Tensor& features, const a
     throw std::runtime_error("cannot write '" + path + "': " + e.getDetailMsg());
   }
 }
+
+#else  // MIL_HAVE_HDF5
+
+bool hdf5_supported() { return false; }
+
+H5Slide read_h5_slide(const std::string& path) {
+  throw FeatureFileError(FeatureFileError::Kind::kUnreadableH5,
+                         "'" + path + "': this build has no HDF5 support (configure with -DMIL_WITH_HDF5=ON)");
+}
+
+void write_h5_slide(const std::string& path, const at::Tensor&, const at::Tensor&, bool, int) {
+  throw std::runtime_error("cannot write '" + path + "': this build has no HDF5 support (configure with -DMIL_WITH_HDF5=ON)");
+}
+
+#endif  // MIL_HAVE_HDF5
 
 }  // namespace mil

@@ -37,6 +37,9 @@ std::vector<char> read_file_bytes(const std::string& path);
 /// Reads one feature file (see decode_feature_bytes).
 at::Tensor read_feature_file(const std::string& path);
 
+/// False when this build was configured without HDF5: .h5 reads and writes then throw saying so.
+bool hdf5_supported();
+
 /// One slide of a CLAM/TRIDENT .h5 file.
 struct H5Slide {
   at::Tensor features;  ///< [N, D] float32 (float16 files are converted).

@@ -1,7 +1,6 @@
 #include "mil/trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/autocast_mode.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adam.h>
@@ -17,7 +16,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mil/autocast.h"
 #include "mil/durable_file.h"
+#include "mil/gradient_sync.h"
 #include "mil/metrics.h"
 #include "mil/models/mil_model.h"
 #include "mil/splits.h"
@@ -192,32 +193,6 @@ json read_checkpoint(const std::string& path, MilModelImpl& model, NamedTensors&
   return meta;
 }
 
-/// Runs the enclosed forward passes in bfloat16 under CPU autocast when `enabled`; restores the
-/// previous autocast state on exit.
-class CpuAutocastGuard {
- public:
-  explicit CpuAutocastGuard(bool enabled) : enabled_(enabled) {
-    if (!enabled_) return;
-    previous_enabled_ = at::autocast::is_cpu_enabled();
-    previous_dtype_ = at::autocast::get_autocast_cpu_dtype();
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    at::autocast::set_cpu_enabled(true);
-  }
-  ~CpuAutocastGuard() {
-    if (!enabled_) return;
-    at::autocast::set_cpu_enabled(previous_enabled_);
-    at::autocast::set_autocast_cpu_dtype(previous_dtype_);
-    at::autocast::clear_cache();
-  }
-  CpuAutocastGuard(const CpuAutocastGuard&) = delete;
-  CpuAutocastGuard& operator=(const CpuAutocastGuard&) = delete;
-
- private:
-  bool enabled_;
-  bool previous_enabled_ = false;
-  at::ScalarType previous_dtype_ = at::kBFloat16;
-};
-
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
 }
@@ -282,12 +257,51 @@ bool EarlyStopping::update(int epoch, double score) {
   return counter_ >= patience_ && epoch > stop_epoch_;
 }
 
+namespace {
+
+/// A bag whose features live on `device` (the same bag when they already do).
+const Bag& bag_on(const Bag& bag, c10::Device device, Bag& scratch) {
+  if (bag.features.device() == device) return bag;
+  scratch = bag;
+  scratch.features = bag.features.to(device, /*non_blocking=*/false);
+  return scratch;
+}
+
+/// True on every rank when any rank saw a stop request, so that the group stops at the same step.
+bool agree_on_stop(bool local, GradientSync* sync) {
+  if (!sync) return local;
+  std::vector<double> flag{local ? 1.0 : 0.0};
+  sync->allreduce_sum(flag);
+  return flag[0] > 0.0;
+}
+
+/// Sums the epoch's partial counters over the group (each rank trained its own share of the bags).
+void reduce_epoch_counters(LoopState& state, GradientSync* sync) {
+  if (!sync) return;
+  std::vector<double> v{state.loss_sum, double(state.finite_steps), double(state.skipped_steps), double(state.instances)};
+  sync->allreduce_sum(v);
+  state.loss_sum = v[0];
+  state.finite_steps = int(v[1]);
+  state.skipped_steps = int(v[2]);
+  state.instances = int64_t(v[3]);
+}
+
+}  // namespace
+
 FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>& bags,
               const std::vector<int>& train_indices, const std::vector<int>& val_indices, std::uint64_t seed,
               const FitOptions& options) {
   TORCH_CHECK(!train_indices.empty(), "fit: no training bags");
+  TORCH_CHECK(spec.accumulation >= 1, "fit: accumulation must be >= 1, got ", spec.accumulation);
   const bool survival = spec.loss == "nll_surv";
   const bool bf16 = spec.precision == "bf16";
+  const c10::Device device = options.device;
+  GradientSync* const sync = options.sync != nullptr && options.sync->size() > 1 ? options.sync : nullptr;
+  const int ranks = sync ? sync->size() : 1;
+  const int my_rank = sync ? sync->rank() : 0;
+  const bool writes_checkpoints = !options.checkpoint_path.empty() && my_rank == 0;
+  // Bags per optimizer step over the whole group; bag at position p belongs to rank (p mod group) mod S.
+  const std::size_t group = std::size_t(spec.accumulation) * std::size_t(ranks);
   torch::optim::Adam optimizer(model.parameters(), torch::optim::AdamOptions(spec.lr).weight_decay(spec.weight_decay));
   FitResult result;
   LoopState state;
@@ -299,65 +313,85 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     read_checkpoint(options.checkpoint_path, model, best, optimizer, state, result.history, options.run_fingerprint,
                     extra_state);
     result.resumed_from_epoch = state.epoch;
+    if (my_rank != 0) {  // rank 0's checkpoint holds the group's reduced partial counters: count them once
+      state.loss_sum = 0.0;
+      state.finite_steps = state.skipped_steps = 0;
+      state.instances = 0;
+    }
+  }
+  if (sync) {
+    std::vector<at::Tensor> shared;
+    for (const auto& p : model.parameters()) shared.push_back(p);
+    for (const auto& b : model.buffers()) shared.push_back(b);
+    for (const auto& [name, t] : extra_state) shared.push_back(t);
+    sync->broadcast_parameters(shared);
   }
   EarlyStopping stopper(spec.patience, spec.stop_epoch);
   stopper.restore(state.stopper_counter, state.stopper_best);
   const auto checkpoint = [&] {
     state.stopper_counter = stopper.counter();
     state.stopper_best = stopper.best();
-    if (!options.checkpoint_path.empty()) {
+    if (writes_checkpoints) {
       write_checkpoint(options.checkpoint_path, model, best, optimizer, state, result.history, options.run_fingerprint,
                        extra_state);
     }
   };
   const auto stop_now = [&] { return options.stop_requested && options.stop_requested->load(); };
+  const std::vector<at::Tensor> parameters = model.parameters();
 
   model.train();
   optimizer.zero_grad();
+  Bag scratch;
   while (state.epoch < spec.epochs && !state.stopped_early) {
     const double lr = learning_rate_at(spec, state.epoch);
     set_learning_rate(optimizer, lr);
     if (state.position == 0) deterministic_shuffle(state.order, state.order_rng);
     const auto start = std::chrono::steady_clock::now();
     while (state.position < state.order.size()) {
-      const Bag& bag = bags.at(state.order[state.position]);
-      const auto task_loss = [&](const at::Tensor& raw_logits) {
-        const at::Tensor logits = raw_logits.to(at::kFloat);  // losses in fp32, as the reference computes them outside autocast
-        return survival ? survival_nll(logits, bag.label, bag.censored, spec.surv_alpha)
-                        : torch::nn::functional::cross_entropy(logits, torch::full({1}, bag.label, torch::kLong));
-      };
       const int64_t step = int64_t(state.epoch) * int64_t(state.order.size()) + int64_t(state.position);
-      at::Tensor loss;
-      {
-        CpuAutocastGuard autocast(bf16);
-        if (options.objective) {
-          loss = options.objective->loss(bag, step, task_loss);
-        } else {
-          const MilOutput output = model.forward(bag.features);
-          loss = task_loss(output.logits);
-          if (const at::Tensor extra = model.auxiliary_loss(output, bag.label); extra.defined()) {
-            loss = loss + extra.to(at::kFloat);
+      const bool mine = sync == nullptr || int((state.position % group) % std::size_t(ranks)) == my_rank;
+      if (mine) {
+        const Bag& bag = bag_on(bags.at(state.order[state.position]), device, scratch);
+        const auto task_loss = [&](const at::Tensor& raw_logits) {
+          const at::Tensor logits = raw_logits.to(at::kFloat);  // losses in fp32, as the reference computes them outside autocast
+          return survival ? survival_nll(logits, bag.label, bag.censored, spec.surv_alpha)
+                          : torch::nn::functional::cross_entropy(
+                                logits, torch::full({1}, bag.label, torch::dtype(torch::kLong).device(logits.device())));
+        };
+        at::Tensor loss;
+        {
+          AutocastGuard autocast(device.type(), bf16);
+          if (options.objective) {
+            loss = options.objective->loss(bag, step, task_loss);
+          } else {
+            const MilOutput output = model.forward(bag.features);
+            loss = task_loss(output.logits);
+            if (const at::Tensor extra = model.auxiliary_loss(output, bag.label); extra.defined()) {
+              loss = loss + extra.to(at::kFloat);
+            }
           }
         }
-      }
-      const double value = loss.item<double>();
-      state.instances += bag.features.size(0);
-      if (std::isfinite(value)) {
-        (spec.accumulation > 1 ? loss / spec.accumulation : loss).backward();
-        state.loss_sum += value;
-        ++state.finite_steps;
-      } else {
-        ++state.skipped_steps;
+        const double value = loss.item<double>();
+        state.instances += bag.features.size(0);
+        if (std::isfinite(value)) {
+          (spec.accumulation > 1 ? loss / spec.accumulation : loss).backward();
+          state.loss_sum += value;
+          ++state.finite_steps;
+        } else {
+          ++state.skipped_steps;
+        }
       }
       ++state.position;
-      const bool group_done = state.position % spec.accumulation == 0 || state.position == state.order.size();
+      const bool group_done = state.position % group == 0 || state.position == state.order.size();
       if (group_done) {
-        if (spec.clip_grad > 0.0) torch::nn::utils::clip_grad_norm_(model.parameters(), spec.clip_grad);
+        if (sync) sync->allreduce_gradients(parameters);
+        if (spec.clip_grad > 0.0) torch::nn::utils::clip_grad_norm_(parameters, spec.clip_grad);
         optimizer.step();
         optimizer.zero_grad();
         if (options.objective) options.objective->after_optimizer_step(step);
-        if (stop_now() && state.position < state.order.size()) {
+        if (state.position < state.order.size() && agree_on_stop(stop_now(), sync)) {
           state.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          reduce_epoch_counters(state, sync);
           checkpoint();
           result.interrupted = true;
           break;
@@ -366,6 +400,7 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     }
     if (result.interrupted) break;
 
+    reduce_epoch_counters(state, sync);
     EpochRecord record;
     record.epoch = state.epoch;
     record.mean_loss = state.finite_steps ? state.loss_sum / state.finite_steps : NAN;
@@ -375,7 +410,7 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     state.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     record.instances_per_second = state.train_seconds > 0 ? double(state.instances) / state.train_seconds : 0.0;
     if (!val_indices.empty()) {
-      const Predictions p = predict(model, bags, val_indices);
+      const Predictions p = predict_sharded(model, bags, val_indices, device, sync);
       record.val = evaluate(p, survival);
       state.selection_metric = selection_metric_for(int(p.probabilities.front().size()), survival);
       auto it = record.val.find(state.selection_metric);
@@ -399,8 +434,9 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     state.instances = 0;
     state.train_seconds = 0.0;
     const bool last = state.epoch == spec.epochs || state.stopped_early;
-    if (last || stop_now() || state.epoch % std::max(1, options.checkpoint_every) == 0) checkpoint();
-    if (stop_now() && !last) {
+    const bool stop = !last && agree_on_stop(stop_now(), sync);
+    if (last || stop || state.epoch % std::max(1, options.checkpoint_every) == 0) checkpoint();
+    if (stop) {
       result.interrupted = true;
       break;
     }
@@ -413,14 +449,16 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
   return result;
 }
 
-Predictions predict(MilModelImpl& model, const std::vector<Bag>& bags, const std::vector<int>& indices) {
+Predictions predict(MilModelImpl& model, const std::vector<Bag>& bags, const std::vector<int>& indices,
+                    c10::Device device) {
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
   Predictions out;
+  Bag scratch;
   for (int index : indices) {
     const Bag& bag = bags.at(index);
-    const at::Tensor logits = model.forward(bag.features).logits;
+    const at::Tensor logits = model.forward(bag_on(bag, device, scratch).features).logits.to(at::kCPU);
     const at::Tensor probabilities = logits.softmax(1).to(torch::kDouble).contiguous();
     const double* p = probabilities.data_ptr<double>();
     out.probabilities.emplace_back(p, p + probabilities.size(1));
@@ -430,6 +468,40 @@ Predictions predict(MilModelImpl& model, const std::vector<Bag>& bags, const std
     out.event_observed.push_back(bag.censored ? 0 : 1);
   }
   model.train(was_training);
+  return out;
+}
+
+Predictions predict_sharded(MilModelImpl& model, const std::vector<Bag>& bags, const std::vector<int>& indices,
+                            c10::Device device, GradientSync* sync) {
+  if (sync == nullptr || sync->size() == 1) return predict(model, bags, indices, device);
+  const std::size_t n = indices.size();
+  const auto ranks = std::size_t(sync->size());
+  std::vector<int> mine;
+  for (std::size_t i = std::size_t(sync->rank()); i < n; i += ranks) mine.push_back(indices[i]);
+  const Predictions part = predict(model, bags, mine, device);
+  // A rank may hold no bag: learn the class count from the ranks that do.
+  std::vector<double> width{part.probabilities.empty() ? 0.0 : double(part.probabilities.front().size()),
+                            part.probabilities.empty() ? 0.0 : 1.0};
+  sync->allreduce_sum(width);
+  const auto classes = std::size_t(width[0] / width[1] + 0.5);
+  const std::size_t row = classes + 1;  // probabilities, then the survival risk
+  std::vector<double> table(n * row, 0.0);
+  for (std::size_t j = 0; j < mine.size(); ++j) {
+    const std::size_t i = std::size_t(sync->rank()) + j * ranks;
+    std::copy(part.probabilities[j].begin(), part.probabilities[j].end(), table.begin() + std::ptrdiff_t(i * row));
+    table[i * row + classes] = part.risks[j];
+  }
+  sync->allreduce_sum(table);
+  Predictions out;
+  for (std::size_t i = 0; i < n; ++i) {
+    const Bag& bag = bags.at(indices[i]);
+    const auto first = table.begin() + std::ptrdiff_t(i * row);
+    out.probabilities.emplace_back(first, first + std::ptrdiff_t(classes));
+    out.risks.push_back(table[i * row + classes]);
+    out.labels.push_back(bag.label);
+    out.event_times.push_back(bag.event_time);
+    out.event_observed.push_back(bag.censored ? 0 : 1);
+  }
   return out;
 }
 

@@ -9,12 +9,15 @@
 #include <string>
 #include <vector>
 
+#include <c10/core/Device.h>
+
 #include "mil/bag_dataset.h"
 #include "mil/specs.h"
 
 namespace mil {
 
 class MilModelImpl;
+class GradientSync;
 
 /// Replaces the plain loss of a training bag for frameworks that wrap the model (MHIM's teacher and
 /// masking). fit() calls loss() once per training bag in train mode and after_optimizer_step() after
@@ -72,6 +75,16 @@ struct FitOptions {
   std::string run_fingerprint;
   /// Computes training losses instead of the plain task loss (and the model's auxiliary loss); not owned.
   TrainingObjective* objective = nullptr;
+  /// Where the model (and the objective's tensors) already live; bags are copied there one at a time.
+  /// bf16 autocast applies to this device's type.
+  c10::Device device = c10::kCPU;
+  /// Data-parallel group of this run; null or size 1 = this process alone. Not owned. Every rank
+  /// calls fit() with the same arguments (and the same checkpoint path, read by all, written by rank
+  /// 0 only). Each optimizer step takes spec.accumulation bags per rank, interleaved over the epoch's
+  /// shuffled order, so S ranks compute what one rank computes with accumulation S x spec.accumulation
+  /// (bit-identical for S = 2 without dropout: see GradientSync::allreduce_gradients). Validation is
+  /// sharded and its predictions summed, so every rank takes the same early-stopping decision.
+  GradientSync* sync = nullptr;
 };
 
 /// What fit() did. When a validation split exists the model holds the best epoch's weights on return.
@@ -119,8 +132,13 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
               const std::vector<int>& train_indices, const std::vector<int>& val_indices, std::uint64_t seed,
               const FitOptions& options = {});
 
-/// Eval-mode forward of every bag in `indices`, without gradients.
-Predictions predict(MilModelImpl& model, const std::vector<Bag>& bags, const std::vector<int>& indices);
+/// Eval-mode forward of every bag in `indices`, without gradients, on `device` (where the model is).
+Predictions predict(MilModelImpl& model, const std::vector<Bag>& bags, const std::vector<int>& indices,
+                    c10::Device device = c10::kCPU);
+/// predict() over a data-parallel group: each rank runs every size()-th bag of `indices` and the
+/// predictions are summed over the group, so every rank returns all of them, in order.
+Predictions predict_sharded(MilModelImpl& model, const std::vector<Bag>& bags, const std::vector<int>& indices,
+                            c10::Device device, GradientSync* sync);
 
 /// The metric that selects checkpoints and drives early stopping: "c_index" for survival, "auc" for
 /// two classes, else "balanced_accuracy" (the reference's macro accuracy).

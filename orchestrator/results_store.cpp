@@ -3,8 +3,12 @@
 #include "mil/durable_file.h"
 #include "worker/runtime_info.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <random>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -59,6 +63,40 @@ JobResult load_result(const std::string& path) {
   return result;
 }
 
+/// A name beside `path` that no other process, thread or host picks, and that folder readers skip.
+std::string unique_sibling(const std::string& path, const std::string& kind) {
+  std::random_device entropy;
+  const fs::path target(path);
+  return (target.parent_path() / ("." + target.filename().string() + "." + kind + "." + worker::host_name() +
+                                  "." + std::to_string(::getpid()) + "." + std::to_string(entropy())))
+      .string();
+}
+
+/// Writes `content` to the new file `path` and syncs it.
+void write_new_file_synced(const std::string& path, const std::string& content) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) throw_errno("cannot create", path);
+  std::size_t offset = 0;
+  while (offset < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + offset, content.size() - offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      throw_errno("cannot write", path);
+    }
+    offset += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) throw_errno("cannot sync", path);
+}
+
+void sync_folder(const std::string& folder) {
+  const int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw_errno("cannot open", folder);
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) throw_errno("cannot fsync", folder);
+}
+
 }  // namespace
 
 ResultsStore::ResultsStore(std::string dir) : dir_(std::move(dir)) {
@@ -97,6 +135,60 @@ void ResultsStore::write(const JobResult& result) {
                      {"config_id", result.config_id},
                      {"time", worker::utc_timestamp()}};
   append_line_durably((fs::path(dir_) / "journal.jsonl").string(), dump(line, /*indent=*/-1));
+}
+
+bool ResultsStore::write_exclusive(const JobResult& result) {
+  const std::string path = result_path(result.job_id);
+  if (result.status != "ok" && result.status != "failed") {
+    throw std::runtime_error(path + ": status '" + result.status + "' is not one of ok, failed");
+  }
+  const std::string temp = unique_sibling(path, "new");
+  write_new_file_synced(temp, dump(json(result), /*indent=*/2) + "\n");
+  bool written = false;
+  try {
+    // link() creates `path` only when nothing is there, atomically also on NFS. A failed result in the
+    // way is renamed aside first: only one racer's rename finds it, so at most one link can follow it.
+    constexpr int kMaxRaces = 16;  // each round is lost only to a writer that made progress
+    for (int round = 0; round < kMaxRaces && !written; ++round) {
+      if (::link(temp.c_str(), path.c_str()) == 0) {
+        written = true;
+        break;
+      }
+      if (errno != EEXIST) throw_errno("cannot link '" + temp + "' to", path);
+      JobResult existing;
+      try {
+        existing = load_result(path);
+      } catch (const std::exception&) {
+        if (!fs::exists(path)) continue;  // moved aside by a racer between link() and the read
+        throw;
+      }
+      if (existing.ok()) break;  // an ok result is final
+      const std::string aside = unique_sibling(path, "replaced");
+      if (::rename(path.c_str(), aside.c_str()) != 0) {
+        if (errno == ENOENT) continue;  // a racer moved it first
+        throw_errno("cannot move the failed result aside to '" + aside + "' from", path);
+      }
+      // Between the read and the rename a racer may have put an ok result there: put it back.
+      if (parse_file(aside).value("status", "") == "ok") {
+        if (::link(aside.c_str(), path.c_str()) != 0 && errno != EEXIST) throw_errno("cannot restore", path);
+        ::unlink(aside.c_str());
+        break;
+      }
+      ::unlink(aside.c_str());
+    }
+  } catch (...) {
+    ::unlink(temp.c_str());
+    throw;
+  }
+  ::unlink(temp.c_str());
+  if (!written) return false;
+  sync_folder((fs::path(dir_) / "results").string());
+  const json line = {{"job_id", result.job_id},
+                     {"status", result.status},
+                     {"config_id", result.config_id},
+                     {"time", worker::utc_timestamp()}};
+  append_line_durably((fs::path(dir_) / "journal.jsonl").string(), dump(line, /*indent=*/-1));
+  return true;
 }
 
 void ResultsStore::note(const std::string& job_id, const std::string& status, const std::string& detail) {

@@ -3,7 +3,8 @@
 //   <dir>/results/<job_id>.json  one JobResult per job (authoritative; written atomically)
 //   <dir>/journal.jsonl          one line per write, in order (an audit log; may lag a crash)
 //   <dir>/jobs.json              the expected jobs of the current sweep (the manifest)
-// Not safe for two processes writing the same directory at once.
+// write() is for one writer (rank 0); write_exclusive() is safe for several processes, on several
+// hosts, sharing the directory (array mode, orchestrator/lock_queue.h).
 #include <set>
 #include <string>
 #include <vector>
@@ -24,6 +25,12 @@ class ResultsStore {
   /// Atomically writes dir/results/<job_id>.json and appends {"job_id","status","config_id","time"}
   /// to dir/journal.jsonl (fsynced). A failed result may be replaced; an ok one never: throws.
   void write(const JobResult& result);
+  /// Writes dir/results/<job_id>.json only when no result is there, atomically across processes and
+  /// hosts: the file is written beside it and link()ed into place, which fails when one exists. A
+  /// failed result is replaced by a newer one (moved aside first, so two racers cannot both win); an ok
+  /// one never. Returns true and appends the journal line when this call wrote the result, false
+  /// when another writer's result stays (nothing is journaled then).
+  bool write_exclusive(const JobResult& result);
   /// Every dir/results/*.json (temp files ignored), sorted by job_id; a corrupt file throws naming
   /// it.
   std::vector<JobResult> load_all() const;

@@ -15,6 +15,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # Tests only: checks that Python torch.load reads the state_dicts we write (model interchange).
   python3-torch
+  # Tests only: a real one-node Slurm for the batch scripts (ctest -L slurm; ~12 s to install).
+  slurm-wlm munge
   # Tests only: headless Chromium renders the sweep status page (ctest label browser; ~25 s, ~0.5 GB).
   chromium
 )

@@ -110,11 +110,18 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
                     {"started_at", utc_timestamp()},
                     {"torch_version", TORCH_VERSION},
                     {"mhim_version", MHIM_VERSION}};
+  result.runtime["device"] = options.device.str();
+  if (options.sync != nullptr) {
+    result.runtime["gradient_sync"] = options.sync->name();
+    result.runtime["ranks"] = options.sync->size();
+  }
   const auto log = [&](const std::string& line) {
     if (options.log) options.log("[" + result.job_id + "] " + line);
   };
+  // Only the group's first rank writes the job's files; every rank reads its checkpoint to resume.
+  const bool writes_files = !options.work_dir.empty() && (options.sync == nullptr || options.sync->rank() == 0);
   try {
-    if (!options.work_dir.empty()) {
+    if (writes_files) {
       // The resolved spec beside the job's checkpoints, readable before (or without) a result.
       stage("writing config.json", [&] {
         std::filesystem::create_directories(options.work_dir);
@@ -135,7 +142,7 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
                               {"test", split.test.size()}};
     if (!resolved.split_file.is_null()) result.inputs["split"]["file"] = resolved.split_file;
     if (!resolved.flags.empty()) result.metrics["protocol_flags"] = resolved.flags;
-    if (!options.work_dir.empty()) {
+    if (writes_files) {
       stage("recording the split", [&] {
         std::filesystem::create_directories(options.work_dir);
         const std::string path = (std::filesystem::path(options.work_dir) / "split.json").string();
@@ -152,7 +159,9 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
 
     seed_torch(spec.seed);
     const auto model = stage("building model", [&] {
-      return make_model(spec.model, data->feature_dim, data->class_count);
+      auto built = make_model(spec.model, data->feature_dim, data->class_count);
+      built->to(options.device);
+      return built;
     });
     namespace fs = std::filesystem;
     const bool survival = data->survival;
@@ -165,6 +174,8 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
     fit_options.run_fingerprint = result.job_id;
     fit_options.stop_requested = options.stop_requested;
     fit_options.checkpoint_every = options.checkpoint_every;
+    fit_options.device = options.device;
+    fit_options.sync = options.sync;
     std::unique_ptr<MhimObjective> mhim;
     if (spec.model.name == "mhim") {
       mhim = stage("building the MHIM teacher", [&] {
@@ -193,7 +204,7 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
     if (!options.work_dir.empty()) {
       fs::create_directories(options.work_dir);
       fit_options.checkpoint_path = (fs::path(options.work_dir) / "checkpoint.pt").string();
-      epoch_log.open(fs::path(options.work_dir) / "epochs.jsonl", std::ios::app);
+      if (writes_files) epoch_log.open(fs::path(options.work_dir) / "epochs.jsonl", std::ios::app);
     }
     fit_options.on_epoch = [&](const EpochRecord& r) {
       const nlohmann::json line = r;
@@ -225,18 +236,18 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
                                      {"epochs_run", fitted.history.size()},
                                      {"resumed_from_epoch", fitted.resumed_from_epoch}};
       stage("evaluating", [&] {
-        result.metrics["train"] = metrics_json(predict(*model, bags, split.train), survival);
-        const Predictions test = predict(*model, bags, split.test);
+        result.metrics["train"] = metrics_json(predict(*model, bags, split.train, options.device), survival);
+        const Predictions test = predict(*model, bags, split.test, options.device);
         result.metrics["test"] = metrics_json(test, survival);
         result.metrics["test_bootstrap"] = bootstrap_json(test, spec.split.fold_index, survival);
         if (!split.val.empty()) {
-          const Predictions val = predict(*model, bags, split.val);
+          const Predictions val = predict(*model, bags, split.val, options.device);
           result.metrics["val"] = metrics_json(val, survival);
           if (!survival && data->class_count == 2) result.metrics["test_at_val_threshold"] = at_val_threshold(val, test);
         }
         return 0;
       });
-      if (!options.work_dir.empty()) {
+      if (writes_files) {
         stage("saving the model", [&] {
           // A PyTorch state_dict: Python's torch.load reads it, and MHIM jobs load it as their teacher.
           write_state_dict(state_dict_of(*model), (fs::path(options.work_dir) / "model_best.pt").string());
@@ -251,6 +262,11 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
     result.status = "failed";
     result.error = e.what();
     log("failed: " + result.error);
+    if (options.sync != nullptr && options.sync->size() > 1) {
+      // The other ranks of the job wait in a collective this rank will never join.
+      log("aborting the job's " + std::to_string(options.sync->size()) + "-rank group");
+      options.sync->abort(4);
+    }
   }
   result.runtime["finished_at"] = utc_timestamp();
   result.runtime["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

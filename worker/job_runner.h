@@ -9,6 +9,7 @@
 #include <string>
 
 #include "mil/bag_dataset.h"
+#include "mil/gradient_sync.h"
 #include "mil/specs.h"
 #include "mil/trainer.h"
 
@@ -25,6 +26,11 @@ struct RunOptions {
   const std::atomic<bool>* stop_requested = nullptr;  ///< Set by SIGTERM: checkpoint and return "interrupted".
   /// Called after every epoch with the job's progress (for progress bars); may be empty.
   std::function<void(const EpochRecord& record, int epochs)> on_epoch;
+  /// Where the model trains (CPU, or a CUDA device); recorded in the result.
+  c10::Device device = c10::kCPU;
+  /// Data-parallel group of this job (every rank calls run_job with the same spec); null = alone. Only
+  /// its rank 0 writes the work dir's files; a rank that fails aborts the group so peers do not hang.
+  GradientSync* sync = nullptr;
 };
 
 /// Keeps the most recently used datasets of a worker in memory, so the folds of one benchmark load

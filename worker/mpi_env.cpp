@@ -30,6 +30,7 @@ MpiEnvironment::MpiEnvironment(int& argc, char**& argv) {
   MPI_Comm node = MPI_COMM_NULL;
   MIL_MPI_CHECK(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
   MIL_MPI_CHECK(MPI_Comm_size(node, &local_size_));
+  MIL_MPI_CHECK(MPI_Comm_rank(node, &local_rank_));
   MIL_MPI_CHECK(MPI_Comm_free(&node));
 }
 

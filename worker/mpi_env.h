@@ -31,6 +31,8 @@ class MpiEnvironment {
   int size() const { return size_; }
   /// Number of ranks of this job on this node (for the default thread count).
   int local_size() const { return local_size_; }
+  /// This rank's index among the job's ranks on this node (picks its GPU).
+  int local_rank() const { return local_rank_; }
   /// Kills every rank of the job; for errors after which peers would otherwise wait forever.
   [[noreturn]] void abort_all(int exit_code) const;
 
@@ -40,6 +42,7 @@ class MpiEnvironment {
   int rank_ = 0;
   int size_ = 1;
   int local_size_ = 1;
+  int local_rank_ = 0;
 };
 
 }  // namespace mil::worker

@@ -34,7 +34,9 @@ MaskSelection select_mask(const at::Tensor& scores, bool largest, double ratio, 
   if (ratio > 0.0 && n > 0) {
     const MaskCount count = mask_count(n, ratio, random_ratio);
     const int64_t k = std::min(count.candidates, n);
-    const at::Tensor s = scores.detach().to(at::kFloat);
+    // On the CPU whatever the scores' device: N floats, and the random subset then draws from the CPU
+    // generator, as on a CPU run.
+    const at::Tensor s = scores.detach().to(at::kCPU, at::kFloat);
     at::Tensor candidates;
     if (s.dim() == 1) {
       candidates = std::get<1>(s.topk(k, 0, largest));
@@ -71,7 +73,8 @@ MaskSelection apply_mask_plan(const at::Tensor& scores, const MaskPlan& plan) {
   selection = select_mask(scores, /*largest=*/true, plan.high_ratio, plan.high_random_ratio, &selection);
   if (selection.kept.empty() && !selection.masked.empty()) {
     // Give back the lowest-scored masked instance, the least "hard" one.
-    const at::Tensor s = scores.dim() == 2 ? scores.detach().to(at::kFloat).mean(0) : scores.detach().to(at::kFloat);
+    const at::Tensor cpu = scores.detach().to(at::kCPU, at::kFloat);
+    const at::Tensor s = cpu.dim() == 2 ? cpu.mean(0) : cpu;
     int64_t keep = selection.masked.front();
     for (int64_t i : selection.masked) {
       if (s[i].item<float>() < s[keep].item<float>()) keep = i;

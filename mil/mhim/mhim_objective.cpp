@@ -112,6 +112,9 @@ MhimObjective::MhimObjective(MhimNetworkImpl& student, MhimOptions options, int 
     }
   }
   for (auto& p : teacher_->parameters()) p.set_requires_grad(false);
+  // The teacher lives where the student does (a CUDA run moves the student before building this).
+  const auto student_parameters = student.parameters();
+  if (!student_parameters.empty()) teacher_->to(student_parameters.front().device());
 }
 
 double MhimObjective::high_mask_ratio_at(int64_t step) const {

@@ -128,7 +128,7 @@ at::Tensor ClamImpl::auxiliary_loss(const MilOutput& output, int64_t label) {
   const at::Tensor top = std::get<1>(row.topk(k));
   const at::Tensor bottom = std::get<1>(row.neg().topk(k));
   const at::Tensor instances = at::cat({h.index_select(0, top), h.index_select(0, bottom)}, 0);  // [2k, d]
-  const auto long_options = at::TensorOptions().dtype(at::kLong);
+  const auto long_options = at::TensorOptions().dtype(at::kLong).device(h.device());
   const at::Tensor targets = at::cat({at::ones({k}, long_options), at::zeros({k}, long_options)});
   const auto classifier = instance_classifiers->ptr<torch::nn::LinearImpl>(label);
   // After a bf16-autocast forward the embeddings are bf16, and this runs outside autocast: use the weights' dtype.

@@ -87,7 +87,7 @@ at::Tensor DsmilImpl::auxiliary_loss(const MilOutput& output, int64_t label) {
               options.class_count(), ")");
   at::Tensor max_instance = output.instance_logits.amax(0, /*keepdim=*/true);       // [1, C]
   if (max_instance.element_size() < 4) max_instance = max_instance.to(at::kFloat);  // bf16 forward: the loss in fp32
-  const at::Tensor target = at::full({1}, label, at::TensorOptions().dtype(at::kLong));
+  const at::Tensor target = at::full({1}, label, at::TensorOptions().dtype(at::kLong).device(max_instance.device()));
   return options.aux_alpha() * torch::nn::functional::cross_entropy(max_instance, target);
 }
 

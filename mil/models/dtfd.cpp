@@ -105,7 +105,7 @@ MilOutput DtfdImpl::forward(const at::Tensor& bag) {
   MilOutput out;
   out.logits = u_classifier->classifier->forward(embedding);
   const at::Tensor group_of_instance =
-      at::repeat_interleave(at::tensor(sizes, at::TensorOptions().dtype(at::kLong)));  // [N]
+      at::repeat_interleave(at::tensor(sizes, at::TensorOptions().dtype(at::kLong))).to(tier2_weights.device());  // [N]
   out.instance_scores = at::cat(tier1_weights, 0) * tier2_weights.index_select(0, group_of_instance);
   out.embedding = embedding;
   out.instance_embeddings = h;

@@ -80,7 +80,7 @@ StateDict read_state_dict(const std::string& path) {
 
 void write_state_dict(const StateDict& state, const std::string& path) {
   c10::Dict<std::string, at::Tensor> dict;
-  for (const auto& [name, tensor] : state) dict.insert(name, tensor.detach().contiguous());
+  for (const auto& [name, tensor] : state) dict.insert(name, tensor.detach().to(at::kCPU).contiguous());
   const std::vector<char> bytes = torch::jit::pickle_save(c10::IValue(dict));
   write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
 }

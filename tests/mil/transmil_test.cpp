@@ -1,7 +1,7 @@
 #include "mil/models/transmil.h"
 
 #include <ATen/ATen.h>
-#include <ATen/autocast_mode.h>
+#include "mil/autocast.h"
 #include <gtest/gtest.h>
 #include <torch/utils.h>
 
@@ -158,11 +158,11 @@ TEST(TransMil, TrainsUnderCpuBf16AutocastLikeTheTrainersBf16Precision) {
   model->eval();
   const at::Tensor bag = at::randn({20, 6});
   const at::Tensor fp32_logits = model->forward(bag).logits.detach();
-  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-  at::autocast::set_cpu_enabled(true);
-  const MilOutput out = model->forward(bag);
-  at::autocast::set_cpu_enabled(false);
-  at::autocast::clear_cache();
+  MilOutput out;
+  {
+    AutocastGuard autocast(c10::DeviceType::CPU, true);
+    out = model->forward(bag);
+  }
   const at::Tensor logits = out.logits.to(at::kFloat);
   logits.sum().backward();
   EXPECT_TRUE(at::allclose(logits, fp32_logits, /*rtol=*/0.05, /*atol=*/0.05)) << logits << fp32_logits;

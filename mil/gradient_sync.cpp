@@ -1,0 +1,78 @@
+#include "mil/gradient_sync.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+namespace mil {
+namespace {
+
+/// Consecutive runs of `tensors` of one dtype and device, each at most `limit` bytes (a tensor larger
+/// than the limit is a bucket of its own). Keeping the caller's order keeps every rank's buckets equal.
+std::vector<std::vector<at::Tensor>> buckets_of(const std::vector<at::Tensor>& tensors, std::size_t limit) {
+  std::vector<std::vector<at::Tensor>> buckets;
+  std::size_t bytes = 0;
+  for (const at::Tensor& t : tensors) {
+    const std::size_t size = std::size_t(t.numel()) * t.element_size();
+    const bool fits = !buckets.empty() && bytes + size <= limit &&
+                      buckets.back().front().scalar_type() == t.scalar_type() &&
+                      buckets.back().front().device() == t.device();
+    if (!fits) {
+      buckets.emplace_back();
+      bytes = 0;
+    }
+    buckets.back().push_back(t);
+    bytes += size;
+  }
+  return buckets;
+}
+
+at::Tensor flatten(const std::vector<at::Tensor>& bucket) {
+  std::vector<at::Tensor> flat;
+  flat.reserve(bucket.size());
+  for (const at::Tensor& t : bucket) flat.push_back(t.reshape({-1}));
+  return at::cat(flat);
+}
+
+void unflatten_into(const at::Tensor& flat, const std::vector<at::Tensor>& bucket) {
+  int64_t offset = 0;
+  for (const at::Tensor& t : bucket) {
+    const int64_t n = t.numel();
+    const_cast<at::Tensor&>(t).copy_(flat.narrow(0, offset, n).view(t.sizes()));
+    offset += n;
+  }
+}
+
+}  // namespace
+
+void GradientSync::broadcast_parameters(const std::vector<at::Tensor>& tensors) {
+  if (size() == 1 || tensors.empty()) return;
+  at::NoGradGuard no_grad;
+  for (const auto& bucket : buckets_of(tensors, bucket_bytes_)) {
+    at::Tensor flat = flatten(bucket);
+    broadcast_buffer(flat);
+    ++buffer_collectives_;
+    unflatten_into(flat, bucket);
+  }
+}
+
+void GradientSync::allreduce_gradients(const std::vector<at::Tensor>& parameters) {
+  if (size() == 1) return;
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> grads;
+  grads.reserve(parameters.size());
+  for (const at::Tensor& p : parameters) {
+    if (!p.requires_grad()) continue;
+    if (!p.grad().defined()) const_cast<at::Tensor&>(p).mutable_grad() = at::zeros_like(p);
+    grads.push_back(p.grad());
+  }
+  for (const auto& bucket : buckets_of(grads, bucket_bytes_)) {
+    at::Tensor flat = flatten(bucket);
+    allreduce_sum_buffer(flat);
+    ++buffer_collectives_;
+    // Dividing by a power of two is exact, so 2 ranks give the same bits as one rank accumulating.
+    flat.div_(double(size()));
+    unflatten_into(flat, bucket);
+  }
+}
+
+}  // namespace mil

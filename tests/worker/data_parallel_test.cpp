@@ -1,0 +1,166 @@
+// Runs under mpiexec -n 2 (ctest does this): data-parallel training over the MPI backend.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "mil/models/mil_model.h"
+#include "mil/splits.h"
+#include "mil/synthetic.h"
+#include "mil/trainer.h"
+#include "tests/support/mpi_gtest.h"
+#include "tests/support/temp_dir.h"
+#include "worker/mpi_env.h"
+#include "worker/mpi_gradient_sync.h"
+
+namespace mil::worker {
+namespace {
+MPI_Comm g_comm = MPI_COMM_NULL;  // set in main() from the MpiEnvironment; tests only read it
+
+/// The smallest and largest value of `x` over the ranks.
+std::pair<double, double> range_over_ranks(double x) {
+  double lo = 0.0, hi = 0.0;
+  MIL_MPI_CHECK(MPI_Allreduce(&x, &lo, 1, MPI_DOUBLE, MPI_MIN, g_comm));
+  MIL_MPI_CHECK(MPI_Allreduce(&x, &hi, 1, MPI_DOUBLE, MPI_MAX, g_comm));
+  return {lo, hi};
+}
+
+/// A fingerprint of every weight that differs when any weight differs (almost surely).
+double weight_fingerprint(MilModelImpl& model) {
+  double f = 0.0;
+  int64_t i = 0;
+  for (const auto& p : model.parameters()) f += p.detach().to(at::kDouble).mul(double(++i)).sum().item<double>() * 1e-3;
+  return f;
+}
+
+struct Fixture {
+  mil::testing::TempDir dir;
+  BagDataset data;
+  Split split;
+  Fixture() {
+    SyntheticOptions o;
+    o.bag_count = 60;
+    o.feature_dim = 16;
+    o.min_instances = 8;
+    o.max_instances = 30;
+    write_synthetic_benchmark(dir / "s", o);
+    data = load_dataset(DatasetSpec{"s", "bags", dir / "s", 2, false});
+    split = make_split(data.labels(), stratified_fold_assignment(data.labels(), 3, 1), 0, /*val_ratio=*/0.25, 1);
+  }
+};
+
+std::shared_ptr<MilModelImpl> abmil_without_dropout(const Fixture& f, std::uint64_t seed) {
+  seed_torch(seed);  // dropout would draw from each rank's own generator: no bitwise equality then
+  return make_model(ModelSpec{"abmil", {{"dropout", 0.0}}}, f.data.feature_dim, 2);
+}
+
+TrainSpec short_spec(int epochs, int accumulation) {
+  TrainSpec spec;
+  spec.epochs = epochs;
+  spec.lr = 5e-4;
+  spec.accumulation = accumulation;
+  spec.early_stopping = false;
+  return spec;
+}
+}  // namespace
+
+TEST(MpiGradientSync, BroadcastMakesEveryRanksInitialWeightsRankZeros) {
+  int rank = 0;
+  MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
+  seed_torch(100 + std::uint64_t(rank));  // a different init on every rank
+  auto model = make_model(ModelSpec{"abmil", nlohmann::json::object()}, 16, 2);
+  const auto before = range_over_ranks(weight_fingerprint(*model));
+  ASSERT_NE(before.first, before.second) << "the ranks started equal; the test proves nothing";
+  MpiGradientSync sync(g_comm);
+  std::vector<at::Tensor> tensors = model->parameters();
+  sync.broadcast_parameters(tensors);
+  const auto after = range_over_ranks(weight_fingerprint(*model));
+  EXPECT_EQ(after.first, after.second);
+  seed_torch(100);
+  auto rank_zero = make_model(ModelSpec{"abmil", nlohmann::json::object()}, 16, 2);
+  EXPECT_EQ(weight_fingerprint(*model), weight_fingerprint(*rank_zero));
+}
+
+TEST(MpiGradientSync, AveragesGradientsAndSumsScalarsOverRanks) {
+  int rank = 0, size = 1;
+  MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
+  MIL_MPI_CHECK(MPI_Comm_size(g_comm, &size));
+  MpiGradientSync sync(g_comm);
+  sync.set_bucket_bytes(64);  // several buckets
+  std::vector<at::Tensor> params;
+  for (int i = 0; i < 5; ++i) {
+    at::Tensor p = at::zeros({7 + i}).set_requires_grad(true);
+    p.mutable_grad() = at::full({7 + i}, double(rank + 1) * (i + 1));
+    params.push_back(p);
+  }
+  sync.allreduce_gradients(params);
+  const double mean_rank = (size + 1) / 2.0;  // mean of 1..size
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_TRUE(at::allclose(params[i].grad(), at::full({7 + i}, mean_rank * (i + 1)))) << "parameter " << i;
+  }
+  EXPECT_GT(sync.buffer_collectives(), 1u);
+  std::vector<double> values{1.0, double(rank)};
+  sync.allreduce_sum(values);
+  EXPECT_EQ(values[0], double(size));
+  EXPECT_EQ(values[1], size * (size - 1) / 2.0);
+}
+
+TEST(DataParallelFit, TwoRanksComputeWhatOneRankComputesWithAccumulationOverTheSameBags) {
+  int size = 1;
+  MIL_MPI_CHECK(MPI_Comm_size(g_comm, &size));
+  ASSERT_EQ(size, 2) << "run under mpiexec -n 2";
+  Fixture f;
+  MpiGradientSync sync(g_comm);
+  FitOptions parallel_options;
+  parallel_options.sync = &sync;
+  auto parallel = abmil_without_dropout(f, 5);
+  const FitResult p = fit(*parallel, short_spec(3, 1), f.data.bags, f.split.train, f.split.val, 9, parallel_options);
+
+  auto single = abmil_without_dropout(f, 5);  // every rank also trains alone, accumulating 2 bags per step
+  const FitResult s = fit(*single, short_spec(3, 2), f.data.bags, f.split.train, f.split.val, 9);
+
+  const auto pp = parallel->parameters(), sp = single->parameters();
+  double max_error = 0.0;
+  for (std::size_t i = 0; i < pp.size(); ++i) max_error = std::max(max_error, (pp[i] - sp[i]).abs().max().item<double>());
+  EXPECT_LE(max_error, 1e-6);
+  // Dividing by two ranks is exact and a two-term sum is order-free, so the bits match too.
+  for (std::size_t i = 0; i < pp.size(); ++i) EXPECT_TRUE(at::equal(pp[i], sp[i])) << "parameter " << i;
+  ASSERT_EQ(p.history.size(), s.history.size());
+  for (std::size_t e = 0; e < p.history.size(); ++e) {
+    EXPECT_DOUBLE_EQ(p.history[e].val.at("auc"), s.history[e].val.at("auc")) << "epoch " << e;
+    EXPECT_NEAR(p.history[e].mean_loss, s.history[e].mean_loss, 1e-6) << "epoch " << e;
+  }
+  EXPECT_EQ(p.best_epoch, s.best_epoch);
+}
+
+TEST(DataParallelFit, EveryRankTakesTheSameValidationDecisionsAndWeights) {
+  Fixture f;
+  MpiGradientSync sync(g_comm);
+  FitOptions options;
+  options.sync = &sync;
+  auto model = abmil_without_dropout(f, 3);
+  TrainSpec spec = short_spec(4, 1);
+  spec.early_stopping = true;
+  spec.patience = 1;
+  spec.stop_epoch = 1;
+  const FitResult r = fit(*model, spec, f.data.bags, f.split.train, f.split.val, 4, options);
+  const auto epochs = range_over_ranks(double(r.history.size()));
+  EXPECT_EQ(epochs.first, epochs.second);
+  const auto best = range_over_ranks(r.best_score);
+  EXPECT_EQ(best.first, best.second);
+  const auto loss = range_over_ranks(r.history.back().mean_loss);
+  EXPECT_EQ(loss.first, loss.second);
+  const auto weights = range_over_ranks(weight_fingerprint(*model));
+  EXPECT_EQ(weights.first, weights.second);
+}
+
+}  // namespace mil::worker
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  mil::worker::MpiEnvironment mpi(argc, argv);
+  at::set_num_threads(1);
+  mil::worker::g_comm = mpi.comm();
+  return mil::testing::run_all_tests_on_every_rank(mpi);
+}
