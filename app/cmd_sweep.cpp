@@ -4,14 +4,22 @@
 #include <ctime>
 
 #include <atomic>
+#include <filesystem>
+#include <memory>
+
+#include <unistd.h>
 
 #include "app/args.h"
 #include "app/commands.h"
 #include "orchestrator/cost_estimate.h"
 #include "orchestrator/job_graph.h"
 #include "orchestrator/leaderboard.h"
+#include "mil/durable_file.h"
 #include "orchestrator/orchestrator_loop.h"
+#include "orchestrator/progress_line.h"
 #include "orchestrator/results_store.h"
+#include "orchestrator/status_board.h"
+#include "orchestrator/status_server.h"
 #include "orchestrator/sweep.h"
 #include "worker/mpi_env.h"
 #include "worker/orphan_guard.h"
@@ -54,20 +62,86 @@ options:
                       sweep, as before supervision; faster for tiny jobs, shares loaded datasets)
   --dry-run           print the job count, an estimated cost (from label CSV rows and file sizes;
                       no feature is read) and the first jobs, then exit (no MPI needed)
+  --status-port P     MPI mode: serve the live status over HTTP on port P: a page at / and JSON at
+                      /status.json (read-only). Default 0: a free port, logged and written to
+                      DIR/status.url; "off": no server
+  --status-bind ADDR  address the status server listens on (default 127.0.0.1, this machine only;
+                      e.g. 0.0.0.0 exposes job names, errors and host names to the network)
+  --progress MODE     auto (default): one progress line rewritten in place when rank 0's stderr is a
+                      terminal, else log lines; bar: always the line (under mpirun stderr is a pipe, so
+                      auto gives log lines there); plain: log lines only
 
 examples:
   mhim sweep sweeps/quickstart.yaml --dry-run
   mpirun -n 3 mhim sweep sweeps/quickstart.yaml --results results/qs
+  mpirun -n 3 mhim sweep sweeps/quickstart.yaml --results results/qs --status-port 8080 --progress bar
+                      (then open http://127.0.0.1:8080/, through ssh -L 8080:127.0.0.1:8080 from afar)
   mhim sweep sweeps/quickstart.yaml --results results/qs --array   (run it in as many processes as you like)
   (as root, or with more ranks than cores, Open MPI also needs --allow-run-as-root --oversubscribe)
 )";
 
-void log_line(int rank, const std::string& line) {
+/// "HH:MM:SS [rank R] line".
+std::string stamped(int rank, const std::string& line) {
   const std::time_t now = std::time(nullptr);
   char stamp[16];
   std::strftime(stamp, sizeof stamp, "%H:%M:%S", std::localtime(&now));
-  std::fprintf(stderr, "%s [rank %d] %s\n", stamp, rank, line.c_str());
+  return std::string(stamp) + " [rank " + std::to_string(rank) + "] " + line;
+}
+
+/// Prints a stamped log line on stderr; `over_progress`: first erase the line the cursor is on (rank
+/// 0's progress line, when workers share its terminal), which rank 0 redraws within a second.
+void log_line(int rank, const std::string& line, bool over_progress = false) {
+  std::fprintf(stderr, "%s%s\n", over_progress ? "\r\033[K" : "", stamped(rank, line).c_str());
   std::fflush(stderr);
+}
+
+/// How rank 0 shows a running sweep to people.
+struct WatchOptions {
+  int status_port = 0;                    ///< -1: no status server; 0: a free port.
+  std::string status_bind = "127.0.0.1";  ///< Listen address of the status server.
+  bool progress_bar = false;              ///< One line rewritten in place instead of log lines.
+};
+
+WatchOptions parse_watch_options(const Args& args) {
+  WatchOptions w;
+  const std::string port = args.get("status-port", "0");
+  if (port == "off") {
+    w.status_port = -1;
+  } else {
+    w.status_port = args.get_int("status-port", 0);
+    if (w.status_port < 0 || w.status_port > 65535) throw UsageError("--status-port must be 0-65535 or off");
+  }
+  w.status_bind = args.get("status-bind", w.status_bind);
+  const std::string progress = args.get("progress", "auto");
+  if (progress != "auto" && progress != "bar" && progress != "plain") {
+    throw UsageError("--progress must be auto, bar or plain, not '" + progress + "'");
+  }
+  w.progress_bar = progress == "bar" || (progress == "auto" && ::isatty(STDERR_FILENO) == 1);
+  return w;
+}
+
+/// The status server of `board`, or null (when disabled, or when it cannot listen: the sweep runs on).
+std::unique_ptr<orch::StatusServer> start_status_server(const WatchOptions& watch, const orch::StatusBoard& board,
+                                                        const std::string& results_dir,
+                                                        const std::function<void(const std::string&)>& log) {
+  if (watch.status_port < 0) return nullptr;
+  try {
+    orch::StatusServerOptions options;
+    options.bind_address = watch.status_bind;
+    options.port = static_cast<unsigned short>(watch.status_port);
+    options.logger = log;
+    auto server = std::make_unique<orch::StatusServer>([&board] { return orch::to_status_json(board.snapshot()); }, options);
+    if (!orch::is_loopback_address(watch.status_bind)) {
+      log("warning: the status server listens on " + watch.status_bind + ", not loopback: whoever reaches this "
+          "host can read the sweep's status (job names, errors, host names)");
+    }
+    write_file_atomic(results_dir + "/status.url", server->url() + "\n");
+    log("status: " + server->url() + " (also in " + results_dir + "/status.url)");
+    return server;
+  } catch (const std::exception& e) {
+    log(std::string("warning: no status server: ") + e.what());
+    return nullptr;
+  }
 }
 
 int dry_run(const orch::SweepSpec& sweep, const std::vector<JobSpec>& jobs) {
@@ -96,8 +170,10 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
   double lock_timeout = 600.0;
   orch::OrchestratorOptions orchestrator_options;
   double heartbeat_timeout_s = 600;
+  WatchOptions watch;
   try {
-    const Args args(tokens, {"results", "set", "threads", "lock-timeout", "max-attempts", "heartbeat-timeout"},
+    const Args args(tokens, {"results", "set", "threads", "lock-timeout", "max-attempts", "heartbeat-timeout",
+                             "status-port", "status-bind", "progress"},
                     {"dry-run", "array", "retry-failed", "in-process"});
     if (args.positional().size() != 1) throw UsageError("expected exactly one sweep file");
     sweep_path = args.positional()[0];
@@ -113,6 +189,7 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
     orchestrator_options.retry_quarantined = args.has("retry-failed");
     heartbeat_timeout_s = args.get_double("heartbeat-timeout", heartbeat_timeout_s);
     if (!(heartbeat_timeout_s > 0)) throw UsageError("--heartbeat-timeout must be a positive number of seconds");
+    watch = parse_watch_options(args);
     if (!dry) results_dir = args.require("results");
   } catch (const UsageError& e) {
     return usage_failure("sweep", e.what());
@@ -126,7 +203,8 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
   worker::MpiEnvironment mpi(argc, argv);
   const int rank = mpi.rank();
   const std::atomic<bool>* stop_requested = install_stop_handlers();
-  const auto log = [rank](const std::string& line) { log_line(rank, line); };
+  const bool over_progress = watch.progress_bar;  // every rank parses the same options
+  const auto log = [rank, over_progress](const std::string& line) { log_line(rank, line, over_progress); };
   const worker::OrphanGuard orphan_guard(log);  // a killed mpirun must not leave this rank running
   if (rank != worker::kOrchestratorRank) {
     try {
@@ -152,8 +230,26 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
     const std::vector<JobSpec> jobs = orch::with_teacher_baselines(orch::expand(sweep));
     orch::ResultsStore store(results_dir);
     store.write_manifest(jobs);
+    orch::StatusBoardOptions board_options;
+    board_options.sweep_name = sweep.name;
+    board_options.expect_heartbeats = true;  // every worker rank beats while it runs a job
+    orch::StatusBoard status(board_options);
+    std::unique_ptr<orch::ProgressLine> bar;
+    if (watch.progress_bar) bar = std::make_unique<orch::ProgressLine>(status, stderr);
+    const auto log0 = [&bar, rank](const std::string& line) {
+      if (bar) return bar->print(stamped(rank, line));
+      log_line(rank, line);
+    };
+    auto server = start_status_server(watch, status, results_dir, log0);
+    orchestrator_options.board = &status;
     const orch::SweepOutcome outcome =
-        orch::run_orchestrator(mpi.comm(), jobs, store, log, stop_requested, orchestrator_options);
+        orch::run_orchestrator(mpi.comm(), jobs, store, log0, stop_requested, orchestrator_options);
+    if (server) {
+      server.reset();
+      std::error_code ignored;
+      std::filesystem::remove(results_dir + "/status.url", ignored);  // nobody answers there any more
+    }
+    bar.reset();
     const std::string board = orch::write_leaderboard(results_dir);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     log("sweep '" + sweep.name + "' finished in " + std::to_string(int(seconds)) + " s: " +

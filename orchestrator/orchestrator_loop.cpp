@@ -16,6 +16,7 @@ using worker::MsgTag;
 SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, ResultsStore& store,
                               const std::function<void(const std::string&)>& logger,
                               const std::atomic<bool>* stop_requested, const OrchestratorOptions& options) {
+  StatusBoard* const board = options.board;
   const auto stopping = [stop_requested] { return stop_requested != nullptr && stop_requested->load(); };
   const auto log = [&logger](const std::string& line) {
     if (logger) logger(line);
@@ -46,9 +47,15 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       failed.runtime = {{"finished_at", worker::utc_timestamp()}};
       store.write(failed);
       ++outcome.failed;
+      if (board) board->job_finished(failed.job_id, failed.status, failed.error);
       log(blocked->id + " failed: " + failed.error);
     }
   };
+  if (board) {
+    std::vector<StatusJobInfo> infos;
+    for (const JobSpec& spec : jobs) infos.push_back(status_job_info(spec));
+    board->sweep_started(infos, done);
+  }
   write_blocked();  // dependents of jobs quarantined earlier
   outcome.held_back = scheduler.failed_count() - outcome.failed;
   log("sweep: " + std::to_string(jobs.size()) + " jobs, " + std::to_string(outcome.skipped) +
@@ -73,11 +80,14 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     idle.reset();
     const int source = message->source;
     if (message->tag == MsgTag::kRequestJob) {
-      const bool worker_stopping = nlohmann::json::parse(message->payload).value("stopping", false);
+      const nlohmann::json request = nlohmann::json::parse(message->payload);
+      const bool worker_stopping = request.value("stopping", false);
+      if (board) board->worker_seen(source, request.value("host", std::string()));
       if (stopping() || worker_stopping) {
         if (!outcome.stopped) log("stop requested: no more jobs are handed out; running jobs checkpoint");
         outcome.stopped = true;
         worker::send_message(comm, source, MsgTag::kStop, "{}");
+        if (board) board->worker_stopped(source);
         --active_workers;
         continue;
       }
@@ -85,6 +95,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       switch (assignment.kind) {
         case Assignment::Kind::kJob:
           job_of_worker[source] = assignment.job;
+          if (board) board->job_assigned(assignment.job->id, source);
           worker::send_message(comm, source, MsgTag::kJob, nlohmann::json(assignment.job->spec).dump());
           break;
         case Assignment::Kind::kWait:
@@ -92,6 +103,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
           break;
         case Assignment::Kind::kStop:
           worker::send_message(comm, source, MsgTag::kStop, "{}");
+          if (board) board->worker_stopped(source);
           --active_workers;
           break;
       }
@@ -133,6 +145,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
           case Fate::kDone:
             store.write(result);
             ++outcome.ran_ok;
+            if (board) board->job_finished(job_id, result.status, result.error);
             break;
           case Fate::kRetry:
             // No result file yet: the next attempt resumes from the job's checkpoint.
@@ -140,6 +153,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
                        "attempt " + std::to_string(attempt) + " of " + std::to_string(options.max_attempts) +
                            " failed on rank " + std::to_string(source) + ": " + result.error);
             ++outcome.retries;
+            if (board) board->job_finished(job_id, "retry", result.error);
             status = "failed (attempt " + std::to_string(attempt) + " of " + std::to_string(options.max_attempts) +
                      "), retrying";
             break;
@@ -148,13 +162,16 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
             result.runtime["attempt_errors"] = scheduler.attempt_errors(job_id);
             store.write(result);
             ++outcome.quarantined;
+            if (board) board->job_finished(job_id, "quarantined", result.error);
             break;
           case Fate::kFailed:
             result.runtime["attempt_errors"] = scheduler.attempt_errors(job_id);
             store.write(result);
             ++outcome.failed;
+            if (board) board->job_finished(job_id, "failed", result.error);
             break;
         }
+        if (board) board->worker_seen(source, "");
       }
       write_blocked();
       const std::size_t finished = scheduler.done_count() + scheduler.failed_count();
@@ -177,6 +194,15 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       beat["seen_at"] = worker::utc_timestamp();
       outcome.last_heartbeat[source] = beat;
       if (options.on_heartbeat) options.on_heartbeat(source, beat);
+      if (board && beat.at("job_id").is_string()) {
+        board->worker_seen(source, "");
+        try {
+          board->job_progress(beat.at("job_id").get<std::string>(), beat.value("epoch", -1),
+                              beat.value("epochs", -1), beat.value("eta_s", -1.0));
+        } catch (const nlohmann::json::exception&) {
+          log("ignoring a heartbeat with malformed progress from rank " + std::to_string(source));
+        }
+      }
     } else {
       throw std::runtime_error("orchestrator: unexpected tag " + std::to_string(static_cast<int>(message->tag)) +
                                " from rank " + std::to_string(source));

@@ -11,6 +11,7 @@
 
 #include "mil/specs.h"
 #include "orchestrator/results_store.h"
+#include "orchestrator/status_board.h"
 
 namespace mil::orch {
 
@@ -44,6 +45,9 @@ struct OrchestratorOptions {
   /// Called for every kHeartbeat with the sending rank and its payload plus "rank" and "seen_at" (UTC);
   /// e.g. for a status page. May be empty. Runs on rank 0's loop: keep it quick.
   std::function<void(int rank, const nlohmann::json& heartbeat)> on_heartbeat;
+  /// Told about the sweep, every assignment, heartbeat, result and worker contact (the status page and
+  /// the progress line); not owned; may be null.
+  StatusBoard* board = nullptr;
 };
 
 /// Serves `jobs` to the worker ranks of `comm` (every rank but 0) until all are done or failed, writing

@@ -17,6 +17,8 @@ packages=(
   python3-torch
   # Tests only: a real one-node Slurm for the batch scripts (ctest -L slurm; ~12 s to install).
   slurm-wlm munge
+  # Tests only: headless Chromium renders the sweep status page (ctest label browser; ~25 s, ~0.5 GB).
+  chromium
 )
 
 missing=()

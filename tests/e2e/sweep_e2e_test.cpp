@@ -2,8 +2,11 @@
 // ranks 1-2 train), then the results directory is checked with the orchestrator's own readers.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +14,7 @@
 #include <cstdlib>
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <thread>
 #include <fstream>
@@ -46,6 +50,26 @@ std::string mpirun(int ranks, const std::string& args) {
   ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
   return std::string(MIL_MPIEXEC) + " -n " + std::to_string(ranks) + " --oversubscribe --bind-to none " +
          MIL_MHIM_BINARY + " " + args;
+}
+
+/// The body of GET `path` from 127.0.0.1:`port` (HTTP/1.0, so the server closes after it); "" on failure.
+std::string http_get_body(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  std::string response;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string request = "GET " + path + " HTTP/1.0\r\n\r\n";
+    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == ssize_t(request.size())) {
+      char chunk[4096];
+      for (ssize_t n; (n = ::recv(fd, chunk, sizeof chunk, 0)) > 0;) response.append(chunk, std::size_t(n));
+    }
+  }
+  ::close(fd);
+  const std::size_t body = response.find("\r\n\r\n");
+  return response.rfind("HTTP/1.0 200", 0) == 0 && body != std::string::npos ? response.substr(body + 4) : "";
 }
 
 std::size_t line_count(const std::string& path) {
@@ -119,6 +143,29 @@ TEST(SweepEndToEnd, WritesExactlyOneResultPerJobAndALeaderboard) {
   const std::string board = read_text(f.results + "/leaderboard.md");
   EXPECT_NE(board.find("train.lr=0.001"), std::string::npos) << board;
   EXPECT_NE(board.find("train.lr=0.0005"), std::string::npos) << board;
+}
+
+TEST(SweepEndToEnd, ServesLiveStatusAndDrawsTheProgressLineThenRemovesStatusUrl) {
+  SweepFixture f;
+  const std::string url_file = f.results + "/status.url";
+  auto sweep = std::async(std::launch::async, [&f] { return run(f.sweep_command() + " --progress bar"); });
+  std::string url, live;
+  while (live.empty() && sweep.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready) {
+    std::ifstream in(url_file);
+    if (!std::getline(in, url)) continue;
+    const std::size_t colon = url.rfind(':');  // http://127.0.0.1:PORT/
+    live = http_get_body(std::stoi(url.substr(colon + 1)), "/status.json");
+  }
+  const CommandOutput out = sweep.get();
+  ASSERT_EQ(out.exit_code, 0) << out.output;
+  ASSERT_FALSE(live.empty()) << "never read /status.json while the sweep ran; output:\n" << out.output;
+  const nlohmann::json status = nlohmann::json::parse(live);
+  EXPECT_EQ(status.at("sweep").at("name"), "e2e");
+  EXPECT_EQ(status.at("counts").at("total"), 12);
+  EXPECT_EQ(url.rfind("http://127.0.0.1:", 0), 0u) << url;
+  EXPECT_NE(out.output.find("status: " + url), std::string::npos) << out.output;
+  EXPECT_NE(out.output.find("[##########] 12/12 done \u00b7 0 running"), std::string::npos) << out.output;
+  EXPECT_FALSE(std::filesystem::exists(url_file)) << "status.url outlived the server";
 }
 
 TEST(SweepEndToEnd, MhimJobsRunAfterTheirTeacherBaselinesAndLoadThem) {

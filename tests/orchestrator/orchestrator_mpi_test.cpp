@@ -85,6 +85,50 @@ TEST(OrchestratorLoop, RunsEveryJobOnceAcrossWorkersAndStopsThem) {
   EXPECT_EQ(ids, expected);
 }
 
+TEST(OrchestratorLoop, TellsTheStatusBoardAboutJobsResultsAndWorkers) {
+  int rank = 0, size = 0;
+  MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
+  MIL_MPI_CHECK(MPI_Comm_size(g_comm, &size));
+  std::unique_ptr<testing::TempDir> dir;
+  if (rank == 0) dir = std::make_unique<testing::TempDir>();
+  const std::string scratch = shared_scratch(dir.get());
+  if (rank != 0) {
+    EXPECT_GE(worker::run_worker(g_comm, {}, ""), 0);
+    return;
+  }
+  SyntheticOptions o;
+  o.bag_count = 20;
+  o.feature_dim = 4;
+  o.min_instances = 2;
+  o.max_instances = 6;
+  write_synthetic_benchmark(scratch + "/data", o);
+  auto jobs = jobs_for(scratch + "/data", 4);
+  jobs.push_back(jobs_for(scratch + "/missing", 5).back());  // fails: no data there
+  ResultsStore store(scratch + "/results");
+  JobResult earlier;  // job 0 was done by an earlier run
+  earlier.spec = jobs[0];
+  earlier.job_id = jobs[0].id();
+  earlier.config_id = jobs[0].config_id();
+  earlier.status = "ok";
+  store.write(earlier);
+  StatusBoard board;
+  const SweepOutcome outcome = run_orchestrator(g_comm, jobs, store, {}, nullptr, &board);
+  ASSERT_EQ(outcome.ran_ok, 3u);
+  const nlohmann::json status = board.snapshot().json;
+  EXPECT_EQ(status.at("counts"), (nlohmann::json{{"total", 5}, {"pending", 0}, {"running", 0}, {"done", 3},
+                                                 {"failed", 1}, {"quarantined", 0}, {"skipped", 1}}));
+  EXPECT_EQ(status.at("failures")[0].at("job_id"), jobs[4].id());
+  EXPECT_FALSE(status.at("failures")[0].at("error").get<std::string>().empty());
+  ASSERT_EQ(status.at("workers").size(), std::size_t(size - 1));
+  std::size_t finished = 0;
+  for (const auto& w : status.at("workers")) {
+    EXPECT_EQ(w.at("state"), "stopped");
+    EXPECT_FALSE(w.at("host").get<std::string>().empty());
+    finished += w.at("jobs_finished").get<std::size_t>();
+  }
+  EXPECT_EQ(finished, 4u);
+}
+
 TEST(OrchestratorLoop, SkipsJobsWithResultsAndStillStopsEveryWorker) {
   int rank = 0;
   MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
