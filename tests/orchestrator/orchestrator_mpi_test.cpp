@@ -112,7 +112,10 @@ TEST(OrchestratorLoop, TellsTheStatusBoardAboutJobsResultsAndWorkers) {
   earlier.status = "ok";
   store.write(earlier);
   StatusBoard board;
-  const SweepOutcome outcome = run_orchestrator(g_comm, jobs, store, {}, nullptr, &board);
+  OrchestratorOptions options;
+  options.board = &board;
+  options.max_attempts = 1;  // the missing-data job fails once, then for good
+  const SweepOutcome outcome = run_orchestrator(g_comm, jobs, store, {}, nullptr, options);
   ASSERT_EQ(outcome.ran_ok, 3u);
   const nlohmann::json status = board.snapshot().json;
   EXPECT_EQ(status.at("counts"), (nlohmann::json{{"total", 5}, {"pending", 0}, {"running", 0}, {"done", 3},
