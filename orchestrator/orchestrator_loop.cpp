@@ -140,6 +140,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
         store.note(job_id, "interrupted", result.error);  // no result file: a rerun resumes the job
         scheduler.requeue(source, job_id);
         ++outcome.interrupted;
+        if (board) board->job_finished(job_id, "interrupted", result.error);
       } else {
         switch (scheduler.complete(source, job_id, result.ok(), result.error)) {
           case Fate::kDone:

@@ -125,8 +125,12 @@ JobResult run_supervised_job(const JobSpec& spec, const std::string& work_dir, i
       return fail("`mhim train` " + describe_exit(*exit) + " with an unreadable result " + result_path + ": " + e.what());
     }
   }
-  if (stop_forwarded) {
+  const bool stopped_from_outside = exit->signaled && (exit->signal == SIGTERM || exit->signal == SIGINT);
+  if (stop_forwarded || (stop_requested != nullptr && stop_requested->load()) || stopped_from_outside) {
     // Stopped on request before it could checkpoint (e.g. still starting up): resumable, not a failure.
+    // A TERM or INT that reached the child without us is a stop too: batch systems (Slurm's requeue,
+    // preemption, scancel) signal every process of a step at once, often before this rank's own handler
+    // has run; the OOM killer sends KILL, never TERM.
     failed.status = "interrupted";
     return fail("stopped on request before writing a result (" + describe_exit(*exit) + "); rerun to resume");
   }

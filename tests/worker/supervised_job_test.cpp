@@ -179,6 +179,19 @@ TEST(SupervisedJob, AChildKilledByTheForwardedStopBeforeItCouldCheckpointIsInter
   EXPECT_EQ(r.error, "stopped on request before writing a result (killed (signal 15, Terminated)); rerun to resume");
 }
 
+TEST(SupervisedJob, ASigtermFromOutsideIsAStopNotAFailureButSigkillIsAFailure) {
+  // Slurm's requeue or preemption signals every process of the step, the child too, before the rank
+  // has seen its own stop request; the OOM killer sends SIGKILL.
+  testing::TempDir dir;
+  std::atomic<bool> stop{false};
+  const JobResult term = run_supervised_job(some_job(), dir / "a", 1, quick(script(dir, "t.sh", "kill -TERM $$; sleep 5")), &stop, {});
+  EXPECT_EQ(term.status, "interrupted");
+  EXPECT_EQ(term.error, "stopped on request before writing a result (killed (signal 15, Terminated)); rerun to resume");
+  const JobResult kill = run_supervised_job(some_job(), dir / "b", 1, quick(script(dir, "k.sh", "kill -KILL $$; sleep 5")), &stop, {});
+  EXPECT_EQ(kill.status, "failed");
+  EXPECT_EQ(kill.error, "killed (signal 9; out of memory?)");
+}
+
 TEST(Heartbeat, WriterRateLimitsButWritesEveryStageChangeAndEstimatesTimeLeft) {
   testing::TempDir dir;
   const std::string path = dir / "hb.json";
