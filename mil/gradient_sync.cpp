@@ -44,6 +44,24 @@ void unflatten_into(const at::Tensor& flat, const std::vector<at::Tensor>& bucke
 
 }  // namespace
 
+at::Tensor& GradientSync::filled_bucket(std::size_t index, const std::vector<at::Tensor>& bucket) {
+  int64_t total = 0;
+  for (const at::Tensor& t : bucket) total += t.numel();
+  if (bucket_buffers_.size() <= index) bucket_buffers_.resize(index + 1);
+  at::Tensor& buffer = bucket_buffers_[index];
+  const at::Tensor& first = bucket.front();
+  if (!buffer.defined() || buffer.numel() != total || buffer.scalar_type() != first.scalar_type() ||
+      buffer.device() != first.device()) {
+    buffer = at::empty({total}, first.options());
+  }
+  int64_t offset = 0;
+  for (const at::Tensor& t : bucket) {
+    buffer.narrow(0, offset, t.numel()).copy_(t.reshape({-1}));
+    offset += t.numel();
+  }
+  return buffer;
+}
+
 void GradientSync::broadcast_parameters(const std::vector<at::Tensor>& tensors) {
   if (size() == 1 || tensors.empty()) return;
   at::NoGradGuard no_grad;
@@ -65,8 +83,10 @@ void GradientSync::allreduce_gradients(const std::vector<at::Tensor>& parameters
     if (!p.grad().defined()) const_cast<at::Tensor&>(p).mutable_grad() = at::zeros_like(p);
     grads.push_back(p.grad());
   }
-  for (const auto& bucket : buckets_of(grads, bucket_bytes_)) {
-    at::Tensor flat = flatten(bucket);
+  const auto buckets = buckets_of(grads, bucket_bytes_);
+  for (std::size_t index = 0; index < buckets.size(); ++index) {
+    const auto& bucket = buckets[index];
+    at::Tensor& flat = filled_bucket(index, bucket);
     allreduce_sum_buffer(flat);
     ++buffer_collectives_;
     // Dividing by a power of two is exact, so 2 ranks give the same bits as one rank accumulating.
