@@ -3,7 +3,7 @@
 # CUDA LibTorch we build against) but without our Debian packages: it builds the library, the NCCL
 # backend and their tests (MIL_CORE_ONLY), then runs the CUDA tests and the library's CPU suite on
 # that LibTorch. Headers Debian would give (nlohmann-json, GoogleTest) may come from DEPS_ROOT
-# (default .devdeps/root: `dpkg -x` of nlohmann-json3-dev and libgtest-dev).
+# (default .devdeps/root, made by scripts/device_deps.sh).
 #
 #   scripts/device_check.sh [OUT_DIR]        (logs land in OUT_DIR, default $OUT or /tmp/device-check)
 set -uo pipefail
