@@ -474,7 +474,7 @@ Predictions predict(MilModelImpl& model, const std::vector<Bag>& bags, const std
 
 Predictions predict_sharded(MilModelImpl& model, const std::vector<Bag>& bags, const std::vector<int>& indices,
                             c10::Device device, GradientSync* sync) {
-  if (sync == nullptr || sync->size() == 1) return predict(model, bags, indices, device);
+  if (sync == nullptr || sync->size() == 1 || indices.empty()) return predict(model, bags, indices, device);
   const std::size_t n = indices.size();
   const auto ranks = std::size_t(sync->size());
   std::vector<int> mine;
