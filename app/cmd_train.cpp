@@ -248,7 +248,7 @@ int cmd_train(const Tokens& tokens) {
   }
   const JobResult result = worker::run_job(spec, options, cache);
   if (terminal) std::fputs("\r\033[K", stderr);
-  if (!primary) return result.ok() || result.status == "interrupted" ? (result.ok() ? 0 : kExitInterrupted) : 1;
+  if (!primary) return result.ok() ? 0 : result.status == "interrupted" ? kExitInterrupted : 1;
   if (!out_path.empty()) {
     // Atomic: a supervisor reading it after a kill sees the whole result or none.
     write_file_atomic(out_path, nlohmann::json(result).dump(2) + "\n");

@@ -63,10 +63,6 @@ class FileDescriptor {
   int fd_ = -1;
 };
 
-void sync_directory(const std::string& dir) {
-  FileDescriptor fd(dir, O_RDONLY | O_DIRECTORY);
-  fd.sync();
-}
 
 /// True when `path` is non-empty and its last byte is not a newline (a line torn by a crash).
 bool ends_torn(const std::string& path) {
@@ -129,5 +125,22 @@ void write_file_atomic(const std::string& path, const std::string& content) {
 }
 
 void append_line_durably(const std::string& path, const std::string& line) { append_line_impl(path, line); }
+
+void sync_directory(const std::string& dir) {
+  FileDescriptor fd(dir, O_RDONLY | O_DIRECTORY);
+  fd.sync();
+}
+
+void write_new_file_synced(const std::string& path, const std::string& content) {
+  FileDescriptor fd(path, O_WRONLY | O_CREAT | O_EXCL);
+  try {
+    fd.write_all(content);
+    fd.sync();
+    fd.close();
+  } catch (...) {
+    ::unlink(path.c_str());
+    throw;
+  }
+}
 
 }  // namespace mil

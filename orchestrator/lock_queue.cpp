@@ -19,6 +19,7 @@
 #include <thread>
 #include <utility>
 
+#include "mil/durable_file.h"
 #include "worker/runtime_info.h"
 
 namespace mil::orch {
@@ -41,24 +42,6 @@ std::string random_hex() {
   std::ostringstream out;
   out << std::hex << entropy() << entropy();
   return out.str();
-}
-
-/// Writes `content` to the new file `path` (fails when it exists) and syncs it.
-void write_new_file(const std::string& path, const std::string& content) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) throw_errno("cannot create", path);
-  std::size_t offset = 0;
-  while (offset < content.size()) {
-    const ssize_t n = ::write(fd, content.data() + offset, content.size() - offset);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ::close(fd);
-      ::unlink(path.c_str());
-      throw_errno("cannot write", path);
-    }
-    offset += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) throw_errno("cannot sync", path);
 }
 
 /// Holds an exclusive flock on a file for its lifetime (serialises takeovers and refreshes).
@@ -194,7 +177,7 @@ void LockQueue::write_lock_file(const std::string& path, const LockRecord& recor
   const std::string temp = (fs::path(locks_dir_) / ("." + fs::path(path).filename().string() + ".new." +
                                                     owner_.token + "." + random_hex()))
                                .string();
-  write_new_file(temp, record_json(record).dump() + "\n");
+  write_new_file_synced(temp, record_json(record).dump() + "\n");
   if (::rename(temp.c_str(), path.c_str()) != 0) {
     ::unlink(temp.c_str());
     throw_errno("cannot rename '" + temp + "' to", path);
@@ -206,7 +189,7 @@ bool LockQueue::create_lock(const std::string& job_id) {
   const std::string temp = (fs::path(locks_dir_) / ("." + job_id + ".lock.new." + owner_.token + "." + random_hex()))
                                .string();
   const double t = now();
-  write_new_file(temp, record_json(LockRecord{owner_, t, t}).dump() + "\n");
+  write_new_file_synced(temp, record_json(LockRecord{owner_, t, t}).dump() + "\n");
   // link() is the exclusive create that carries content: the lock is never seen half written.
   const int rc = ::link(temp.c_str(), path.c_str());
   const int link_errno = errno;
@@ -300,13 +283,7 @@ void LockQueue::write_blocked_results(Scheduler& scheduler) {
   for (const auto& [blocked, dependency] : scheduler.take_blocked()) {
     const auto seen = seen_.find(blocked->id);
     if (seen != seen_.end() && (seen->second.final_failure || attempted_.count(blocked->id))) continue;
-    JobResult failed;
-    failed.job_id = blocked->id;
-    failed.config_id = blocked->spec.config_id();
-    failed.spec = blocked->spec;
-    failed.status = "failed";
-    failed.error = "not run: the job it depends on (" + dependency + ", its teacher baseline) failed";
-    failed.runtime = {{"finished_at", worker::utc_timestamp()}};
+    JobResult failed = dependency_failed_result(blocked->spec, blocked->id, dependency);
     publish(failed);
     attempted_.insert(blocked->id);
   }

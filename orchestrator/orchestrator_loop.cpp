@@ -38,13 +38,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
   outcome.skipped = scheduler.done_count();
   const auto write_blocked = [&] {
     for (const auto& [blocked, dependency] : scheduler.take_blocked()) {
-      JobResult failed;
-      failed.job_id = blocked->id;
-      failed.config_id = blocked->spec.config_id();
-      failed.spec = blocked->spec;
-      failed.status = "failed";
-      failed.error = "not run: the job it depends on (" + dependency + ", its teacher baseline) failed";
-      failed.runtime = {{"finished_at", worker::utc_timestamp()}};
+      const JobResult failed = dependency_failed_result(blocked->spec, blocked->id, dependency);
       store.write(failed);
       ++outcome.failed;
       if (board) board->job_finished(failed.job_id, failed.status, failed.error);

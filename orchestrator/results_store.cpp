@@ -72,32 +72,19 @@ std::string unique_sibling(const std::string& path, const std::string& kind) {
       .string();
 }
 
-/// Writes `content` to the new file `path` and syncs it.
-void write_new_file_synced(const std::string& path, const std::string& content) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) throw_errno("cannot create", path);
-  std::size_t offset = 0;
-  while (offset < content.size()) {
-    const ssize_t n = ::write(fd, content.data() + offset, content.size() - offset);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ::close(fd);
-      throw_errno("cannot write", path);
-    }
-    offset += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) throw_errno("cannot sync", path);
-}
-
-void sync_folder(const std::string& folder) {
-  const int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw_errno("cannot open", folder);
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) throw_errno("cannot fsync", folder);
-}
 
 }  // namespace
+
+JobResult dependency_failed_result(const JobSpec& spec, const std::string& job_id, const std::string& dependency) {
+  JobResult failed;
+  failed.job_id = job_id;
+  failed.config_id = spec.config_id();
+  failed.spec = spec;
+  failed.status = "failed";
+  failed.error = "not run: the job it depends on (" + dependency + ", its teacher baseline) failed";
+  failed.runtime = {{"finished_at", worker::utc_timestamp()}};
+  return failed;
+}
 
 ResultsStore::ResultsStore(std::string dir) : dir_(std::move(dir)) {
   if (dir_.empty()) throw std::runtime_error("results store: the directory name is empty");
@@ -183,7 +170,7 @@ bool ResultsStore::write_exclusive(const JobResult& result) {
   }
   ::unlink(temp.c_str());
   if (!written) return false;
-  sync_folder((fs::path(dir_) / "results").string());
+  sync_directory((fs::path(dir_) / "results").string());
   const json line = {{"job_id", result.job_id},
                      {"status", result.status},
                      {"config_id", result.config_id},

@@ -14,6 +14,10 @@
 
 namespace mil::orch {
 
+/// The failed result of job `job_id` (`spec`), which never ran because `dependency`, its teacher
+/// baseline, failed. Written in place of a result by the MPI orchestrator and by array workers.
+JobResult dependency_failed_result(const JobSpec& spec, const std::string& job_id, const std::string& dependency);
+
 /// One sweep's results directory.
 class ResultsStore {
  public:

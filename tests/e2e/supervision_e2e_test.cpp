@@ -21,6 +21,7 @@
 
 #include "orchestrator/results_store.h"
 #include "orchestrator/sweep.h"
+#include "tests/support/run_command.h"
 #include "tests/support/temp_dir.h"
 
 namespace mil {
@@ -29,21 +30,8 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-struct CommandOutput {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-CommandOutput run(const std::string& command) {
-  CommandOutput out;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return out;
-  char buffer[4096];
-  while (std::fgets(buffer, sizeof buffer, pipe)) out.output += buffer;
-  const int status = pclose(pipe);
-  out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
+using testing::CommandOutput;
+using testing::run_command;
 
 std::string mpirun(int ranks, const std::string& args, const std::string& env = "") {
   ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
@@ -149,7 +137,7 @@ struct Fixture {
     nlohmann::json datasets = nlohmann::json::array();
     int seed = 1;
     for (const auto& name : names) {
-      const auto synth = run(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / name) +
+      const auto synth = run_command(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / name) +
                              " --bags 40 --dim 32 --min-instances 100 --max-instances 200 --seed " +
                              std::to_string(seed++));
       EXPECT_EQ(synth.exit_code, 0) << synth.output;
@@ -206,7 +194,7 @@ TEST(SupervisedSweep, AChildKilledMidRunIsRetriedFromItsCheckpointAndItsResultWr
 TEST(SupervisedSweep, AJobThatAlwaysCrashesOrHangsIsQuarantinedWhileTheOthersFinish) {
   Fixture f({"a", "crash", "hang"}, {1e-3}, /*epochs=*/3, /*fold_count=*/2);
   const std::string results = f.dir / "results";
-  const auto out = run(f.sweep(results, "--max-attempts 2 --heartbeat-timeout 8",
+  const auto out = run_command(f.sweep(results, "--max-attempts 2 --heartbeat-timeout 8",
                                "MHIM_TEST_FAULT=abort:crash,hang:hang "));
   EXPECT_EQ(out.exit_code, 3) << out.output;  // finished, with failures
   EXPECT_NE(out.output.find("2 ok, 0 failed, 4 quarantined, 4 retried attempts"), std::string::npos) << out.output;
@@ -230,11 +218,11 @@ TEST(SupervisedSweep, AJobThatAlwaysCrashesOrHangsIsQuarantinedWhileTheOthersFin
   EXPECT_NE(board.find("killed (signal 6, Aborted)"), std::string::npos) << board;
 
   // A rerun leaves quarantined jobs alone; --retry-failed reruns them (here without the fault: they pass).
-  const auto rerun = run(f.sweep(results));
+  const auto rerun = run_command(f.sweep(results));
   EXPECT_EQ(rerun.exit_code, 3) << rerun.output;
   EXPECT_NE(rerun.output.find("4 quarantined earlier and not rerun"), std::string::npos) << rerun.output;
   EXPECT_EQ(orch::ResultsStore(results).quarantined_ids().size(), 4u);
-  const auto retried = run(f.sweep(results, "--retry-failed"));
+  const auto retried = run_command(f.sweep(results, "--retry-failed"));
   EXPECT_EQ(retried.exit_code, 0) << retried.output;
   for (const auto& r : orch::ResultsStore(results).load_all()) EXPECT_TRUE(r.ok()) << r.job_id << ": " << r.error;
 }
@@ -242,7 +230,7 @@ TEST(SupervisedSweep, AJobThatAlwaysCrashesOrHangsIsQuarantinedWhileTheOthersFin
 TEST(SupervisedSweep, KillingTheWholeMpirunThreeTimesThenRerunningGivesEveryJobOnceWithUninterruptedMetrics) {
   Fixture f({"d"}, {1e-3, 5e-4}, /*epochs=*/6);
   const auto start_time = Clock::now();
-  const auto straight = run(f.sweep(f.dir / "straight"));
+  const auto straight = run_command(f.sweep(f.dir / "straight"));
   ASSERT_EQ(straight.exit_code, 0) << straight.output;
   const double straight_s = std::chrono::duration<double>(Clock::now() - start_time).count();
 
@@ -261,7 +249,7 @@ TEST(SupervisedSweep, KillingTheWholeMpirunThreeTimesThenRerunningGivesEveryJobO
       EXPECT_LT(written, f.job_count()) << "the first kill came too late to interrupt anything";
     }
   }
-  const auto rerun = run(f.sweep(results));
+  const auto rerun = run_command(f.sweep(results));
   ASSERT_EQ(rerun.exit_code, 0) << rerun.output;
 
   const auto expected = orch::ResultsStore(f.dir / "straight").load_all();
@@ -296,7 +284,7 @@ TEST(SupervisedSweep, KillingOneWorkerRankAbortsTheSweepAndARerunLosesAndDuplica
   const std::size_t before = orch::ResultsStore(results).load_all().size();
   EXPECT_LT(before, f.job_count());
 
-  const auto rerun = run(f.sweep(results));
+  const auto rerun = run_command(f.sweep(results));
   ASSERT_EQ(rerun.exit_code, 0) << rerun.output;
   const auto all = orch::ResultsStore(results).load_all();
   ASSERT_EQ(all.size(), f.job_count());

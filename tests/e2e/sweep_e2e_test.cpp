@@ -23,26 +23,14 @@
 
 #include "orchestrator/results_store.h"
 #include "orchestrator/sweep.h"
+#include "tests/support/run_command.h"
 #include "tests/support/temp_dir.h"
 
 namespace mil {
 namespace {
 
-struct CommandOutput {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-CommandOutput run(const std::string& command) {
-  CommandOutput out;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return out;
-  char buffer[4096];
-  while (std::fgets(buffer, sizeof buffer, pipe)) out.output += buffer;
-  const int status = pclose(pipe);
-  out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
+using testing::CommandOutput;
+using testing::run_command;
 
 std::string mpirun(int ranks, const std::string& args) {
   // CI runs as root on 2 cores: Open MPI needs explicit consent for both.
@@ -94,7 +82,7 @@ struct SweepFixture {
 
   SweepFixture() {
     for (const char* name : {"a", "b"}) {
-      const auto synth = run(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / name) +
+      const auto synth = run_command(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / name) +
                              " --bags 24 --dim 8 --min-instances 5 --max-instances 20 --seed " +
                              (name[0] == 'a' ? "1" : "2"));
       EXPECT_EQ(synth.exit_code, 0) << synth.output;
@@ -116,7 +104,7 @@ struct SweepFixture {
 
 TEST(SweepEndToEnd, WritesExactlyOneResultPerJobAndALeaderboard) {
   SweepFixture f;
-  const auto sweep = run(f.sweep_command());
+  const auto sweep = run_command(f.sweep_command());
   ASSERT_EQ(sweep.exit_code, 0) << sweep.output;
   EXPECT_NE(sweep.output.find("leaderboard: " + f.results + "/leaderboard.md"), std::string::npos) << sweep.output;
 
@@ -148,7 +136,7 @@ TEST(SweepEndToEnd, WritesExactlyOneResultPerJobAndALeaderboard) {
 TEST(SweepEndToEnd, ServesLiveStatusAndDrawsTheProgressLineThenRemovesStatusUrl) {
   SweepFixture f;
   const std::string url_file = f.results + "/status.url";
-  auto sweep = std::async(std::launch::async, [&f] { return run(f.sweep_command() + " --progress bar"); });
+  auto sweep = std::async(std::launch::async, [&f] { return run_command(f.sweep_command() + " --progress bar"); });
   std::string url, live;
   while (live.empty() && sweep.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready) {
     std::ifstream in(url_file);
@@ -170,7 +158,7 @@ TEST(SweepEndToEnd, ServesLiveStatusAndDrawsTheProgressLineThenRemovesStatusUrl)
 
 TEST(SweepEndToEnd, MhimJobsRunAfterTheirTeacherBaselinesAndLoadThem) {
   testing::TempDir dir;
-  const auto synth = run(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / "d") +
+  const auto synth = run_command(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / "d") +
                          " --bags 24 --dim 8 --min-instances 5 --max-instances 20 --seed 3");
   ASSERT_EQ(synth.exit_code, 0) << synth.output;
   const nlohmann::json sweep = {
@@ -185,7 +173,7 @@ TEST(SweepEndToEnd, MhimJobsRunAfterTheirTeacherBaselinesAndLoadThem) {
       {"seeds", {7}}};
   std::ofstream(dir / "sweep.json") << sweep.dump(2);
   const std::string results = dir / "results";
-  const auto out = run(mpirun(3, "sweep " + (dir / "sweep.json") + " --results " + results + " --threads 1"));
+  const auto out = run_command(mpirun(3, "sweep " + (dir / "sweep.json") + " --results " + results + " --threads 1"));
   ASSERT_EQ(out.exit_code, 0) << out.output;
   // 2 merge_k x 2 folds MHIM jobs share 2 baselines (one per fold): 6 results, each once.
   const auto all = orch::ResultsStore(results).load_all();
@@ -210,9 +198,9 @@ TEST(SweepEndToEnd, MhimJobsRunAfterTheirTeacherBaselinesAndLoadThem) {
 
 TEST(SweepEndToEnd, RerunSkipsFinishedJobsWithoutDuplicatingResults) {
   SweepFixture f;
-  ASSERT_EQ(run(f.sweep_command()).exit_code, 0);
+  ASSERT_EQ(run_command(f.sweep_command()).exit_code, 0);
   const auto first_files = orch::ResultsStore(f.results).load_all();
-  const auto rerun = run(f.sweep_command());
+  const auto rerun = run_command(f.sweep_command());
   ASSERT_EQ(rerun.exit_code, 0) << rerun.output;
   EXPECT_NE(rerun.output.find("12 already done"), std::string::npos) << rerun.output;
   EXPECT_EQ(line_count(f.results + "/journal.jsonl"), 12u);
@@ -226,7 +214,7 @@ TEST(SweepEndToEnd, RerunSkipsFinishedJobsWithoutDuplicatingResults) {
 TEST(SweepEndToEnd, ABrokenFeatureFileQuarantinesItsJobsNotTheSweep) {
   SweepFixture f;
   std::filesystem::resize_file(f.dir.path() / "b" / "pt_files" / "slide_0003.pt", 7);
-  const auto sweep = run(f.sweep_command());
+  const auto sweep = run_command(f.sweep_command());
   EXPECT_EQ(sweep.exit_code, 3) << sweep.output;  // finished, with failures
   const auto results = orch::ResultsStore(f.results).load_all();
   ASSERT_EQ(results.size(), 12u);
@@ -251,7 +239,7 @@ TEST(SweepEndToEnd, ABrokenFeatureFileQuarantinesItsJobsNotTheSweep) {
 
 TEST(SweepEndToEnd, StopsOnSigusr1AndTheRerunFinishesEveryJobOnceWithUninterruptedMetrics) {
   testing::TempDir dir;
-  ASSERT_EQ(run(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / "d") +
+  ASSERT_EQ(run_command(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / "d") +
                 " --bags 40 --dim 32 --min-instances 100 --max-instances 200 --seed 5")
                 .exit_code,
             0);
@@ -266,7 +254,7 @@ TEST(SweepEndToEnd, StopsOnSigusr1AndTheRerunFinishesEveryJobOnceWithUninterrupt
   const auto sweep_into = [&](const std::string& results) {
     return mpirun(3, "sweep " + (dir / "sweep.json") + " --results " + results + " --threads 1");
   };
-  ASSERT_EQ(run(sweep_into(dir / "straight")).exit_code, 0);
+  ASSERT_EQ(run_command(sweep_into(dir / "straight")).exit_code, 0);
 
   // Stop the same sweep with SIGUSR1 (which mpirun forwards to every rank) once a job has finished.
   const pid_t pid = fork();
@@ -297,7 +285,7 @@ TEST(SweepEndToEnd, StopsOnSigusr1AndTheRerunFinishesEveryJobOnceWithUninterrupt
   EXPECT_EQ(WEXITSTATUS(status), 75) << "stopped on request: resumable";
   ASSERT_LT(result_files(), 6u) << "the stop came after the sweep had finished";
 
-  const auto rerun = run(sweep_into(dir / "stopped"));
+  const auto rerun = run_command(sweep_into(dir / "stopped"));
   ASSERT_EQ(rerun.exit_code, 0) << rerun.output;
   const auto straight = orch::ResultsStore(dir / "straight").load_all();
   const auto resumed = orch::ResultsStore(dir / "stopped").load_all();
