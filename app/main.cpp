@@ -5,6 +5,7 @@
 #include <string>
 
 #include "app/commands.h"
+#include "mil/process_memory.h"
 
 namespace {
 constexpr const char* kHelp = R"(mhim - Multiple Instance Learning sweeps (MHIM-MIL and baselines)
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
     std::fputs(kHelp, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
+  mil::keep_freed_buffers_for_reuse();
   const std::string command = argv[1];
   const mil::app::Tokens tokens(argv + 2, argv + argc);
   try {
