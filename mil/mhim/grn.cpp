@@ -13,8 +13,8 @@ CrossAttentionImpl::CrossAttentionImpl(int64_t dim, int64_t heads_, int64_t head
   const int64_t inner = heads * head_dim;
   to_kv = register_module("to_kv", torch::nn::Linear(torch::nn::LinearOptions(dim, 2 * inner).bias(false)));
   to_q = register_module("to_q", torch::nn::Linear(torch::nn::LinearOptions(dim, inner).bias(false)));
-  to_out = register_module("to_out", torch::nn::Sequential(torch::nn::Linear(inner, dim), torch::nn::Dropout(dropout)));
-  attention_dropout = register_module("dropout", torch::nn::Dropout(dropout));
+  to_out = register_module("to_out", torch::nn::Sequential(torch::nn::Linear(inner, dim), FastDropout(dropout)));
+  attention_dropout = register_module("dropout", FastDropout(dropout));
 }
 
 at::Tensor CrossAttentionImpl::forward(const at::Tensor& instances, const at::Tensor& queries) {

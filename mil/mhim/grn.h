@@ -6,6 +6,8 @@
 #include <torch/arg.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/dropout.h>
+
+#include "mil/models/fast_dropout.h"
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
@@ -40,7 +42,7 @@ class CrossAttentionImpl : public torch::nn::Module {
   torch::nn::Linear to_kv{nullptr};
   torch::nn::Linear to_q{nullptr};
   torch::nn::Sequential to_out{nullptr};
-  torch::nn::Dropout attention_dropout{nullptr};
+  FastDropout attention_dropout{nullptr};
 };
 TORCH_MODULE(CrossAttention);
 

@@ -13,7 +13,7 @@ MhimNetworkImpl::MhimNetworkImpl(MhimNetworkOptions options_) : options(std::mov
   TORCH_CHECK(options.dropout() >= 0.0 && options.dropout() < 1.0, "MHIM dropout must be in [0, 1), got ", options.dropout());
   feature = register_module("feature", embedding_block(options.input_dim(), options.embed_dim(), options.activation(),
                                                        /*dropout=*/0.0, "MHIM"));
-  dp = register_module("dp", torch::nn::Dropout(options.dropout()));
+  dp = register_module("dp", FastDropout(options.dropout()));
   if (options.merge()) {
     merge = register_module("merge", GlobalRecycle(GlobalRecycleOptions(options.embed_dim())
                                                        .tokens(options.merge_k())

@@ -12,6 +12,7 @@
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/linear.h>
 
+#include "mil/models/fast_dropout.h"
 #include "mil/mhim/aggregator.h"
 #include "mil/mhim/grn.h"
 #include "mil/models/mil_model.h"
@@ -66,7 +67,7 @@ class MhimNetworkImpl : public MilModelImpl {
 
   MhimNetworkOptions options;
   torch::nn::Sequential feature{nullptr};
-  torch::nn::Dropout dp{nullptr};
+  FastDropout dp{nullptr};
   GlobalRecycle merge{nullptr};  ///< Null unless options.merge().
   std::shared_ptr<MhimAggregatorImpl> online_encoder;
   torch::nn::Linear predictor{nullptr};

@@ -8,6 +8,7 @@
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/dropout.h>
 
+#include "mil/models/fast_dropout.h"
 #include "mil/models/model_init.h"
 #include "mil/models/model_options.h"
 
@@ -46,8 +47,8 @@ ClamGatedAttentionImpl::ClamGatedAttentionImpl(int64_t dim, int64_t hidden_dim, 
   attention_a = torch::nn::Sequential(torch::nn::Linear(dim, hidden_dim), torch::nn::Tanh());
   attention_b = torch::nn::Sequential(torch::nn::Linear(dim, hidden_dim), torch::nn::Sigmoid());
   if (dropout) {
-    attention_a->push_back(torch::nn::Dropout(0.25));
-    attention_b->push_back(torch::nn::Dropout(0.25));
+    attention_a->push_back(FastDropout(0.25));
+    attention_b->push_back(FastDropout(0.25));
   }
   attention_c = torch::nn::Linear(hidden_dim, branch_count);
   register_module("attention_a", attention_a);

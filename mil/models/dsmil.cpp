@@ -16,7 +16,7 @@ DsmilBClassifierImpl::DsmilBClassifierImpl(int64_t dim_, int64_t class_count_, i
               ", class_count ", class_count, ", query_dim ", query_dim);
   q = torch::nn::Sequential(torch::nn::Linear(dim, query_dim), torch::nn::ReLU(),
                             torch::nn::Linear(query_dim, query_dim), torch::nn::Tanh());
-  v = torch::nn::Sequential(torch::nn::Dropout(0.0), torch::nn::Linear(dim, dim), torch::nn::ReLU());
+  v = torch::nn::Sequential(FastDropout(0.0), torch::nn::Linear(dim, dim), torch::nn::ReLU());
   fcc = torch::nn::Conv1d(torch::nn::Conv1dOptions(class_count, class_count, dim));
   register_module("q", q);
   register_module("v", v);
@@ -50,7 +50,7 @@ DsmilImpl::DsmilImpl(DsmilOptions options_) : options(std::move(options_)) {
               options.dropout());
   TORCH_CHECK(options.aux_alpha() >= 0.0, "Dsmil aux_alpha must be >= 0, got ", options.aux_alpha());
   feature = embedding_block(options.input_dim(), options.embed_dim(), options.activation(), /*dropout=*/0.0, "Dsmil");
-  dp = torch::nn::Dropout(options.dropout());
+  dp = FastDropout(options.dropout());
   i_classifier = torch::nn::Linear(options.embed_dim(), options.class_count());
   b_classifier = DsmilBClassifier(options.embed_dim(), options.class_count(), options.query_dim());
   register_module("feature", feature);

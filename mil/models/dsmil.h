@@ -13,6 +13,7 @@
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/linear.h>
 
+#include "mil/models/fast_dropout.h"
 #include "mil/models/mil_model.h"
 
 namespace mil {
@@ -75,7 +76,7 @@ class DsmilImpl : public MilModelImpl {
 
   DsmilOptions options;
   torch::nn::Sequential feature{nullptr};
-  torch::nn::Dropout dp{nullptr};
+  FastDropout dp{nullptr};
   torch::nn::Linear i_classifier{nullptr};
   DsmilBClassifier b_classifier{nullptr};
 };

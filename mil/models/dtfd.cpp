@@ -24,7 +24,7 @@ at::Tensor DtfdAttentionImpl::forward(const at::Tensor& x) {
 }
 
 DtfdClassifierImpl::DtfdClassifierImpl(int64_t dim, int64_t class_count, double dropout_p) {
-  dropout = torch::nn::Dropout(dropout_p);
+  dropout = FastDropout(dropout_p);
   fc = torch::nn::Linear(dim, class_count);
   register_module("dropout", dropout);
   register_module("fc", fc);
@@ -43,7 +43,7 @@ DtfdDimReductionImpl::DtfdDimReductionImpl(int64_t input_dim, int64_t dim, const
   } else {
     activation_and_dropout->push_back(torch::nn::GELU());
   }
-  if (dropout > 0.0) activation_and_dropout->push_back(torch::nn::Dropout(dropout));
+  if (dropout > 0.0) activation_and_dropout->push_back(FastDropout(dropout));
   register_module("fc1", fc1);
   register_module("activation_and_dropout", activation_and_dropout);
 }

@@ -23,6 +23,7 @@
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/linear.h>
 
+#include "mil/models/fast_dropout.h"
 #include "mil/models/mil_model.h"
 
 namespace mil {
@@ -47,7 +48,7 @@ class DtfdClassifierImpl : public torch::nn::Module {
   /// x [M, L] -> logits [M, C].
   at::Tensor forward(const at::Tensor& x);
 
-  torch::nn::Dropout dropout{nullptr};
+  FastDropout dropout{nullptr};
   torch::nn::Linear fc{nullptr};
 };
 TORCH_MODULE(DtfdClassifier);

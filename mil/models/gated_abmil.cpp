@@ -3,6 +3,7 @@
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/dropout.h>
 
+#include "mil/models/fast_dropout.h"
 #include "mil/models/model_init.h"
 
 namespace mil {
@@ -19,8 +20,8 @@ GatedAbmilImpl::GatedAbmilImpl(GatedAbmilOptions options_) : options(std::move(o
   attention_b =
       torch::nn::Sequential(torch::nn::Linear(options.embed_dim(), options.attention_dim()), torch::nn::Sigmoid());
   if (options.dropout() > 0.0) {
-    attention_a->push_back(torch::nn::Dropout(0.25));
-    attention_b->push_back(torch::nn::Dropout(0.25));
+    attention_a->push_back(FastDropout(0.25));
+    attention_b->push_back(FastDropout(0.25));
   }
   attention_c = torch::nn::Linear(options.attention_dim(), 1);
   classifier = torch::nn::Sequential(torch::nn::Linear(options.embed_dim(), options.class_count()));

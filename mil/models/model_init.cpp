@@ -6,6 +6,8 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/utils.h>
 
+#include "mil/models/fast_dropout.h"
+
 namespace mil {
 
 torch::nn::Sequential embedding_block(int64_t input_dim, int64_t embed_dim, const std::string& activation,
@@ -18,7 +20,7 @@ torch::nn::Sequential embedding_block(int64_t input_dim, int64_t embed_dim, cons
   } else {
     TORCH_CHECK(false, model, " activation must be gelu or relu, got '", activation, "'");
   }
-  if (dropout > 0.0) block->push_back(torch::nn::Dropout(dropout));
+  if (dropout > 0.0) block->push_back(FastDropout(dropout));
   return block;
 }
 
