@@ -31,11 +31,12 @@ constexpr const char* kHelp = R"(usage: mhim bench train [options]
        mhim bench orchestrator [options]   (jobs/s of the sweep loop; see mhim bench orchestrator --help)
 
 Trains each model for a few epochs on random in-memory bags and prints epoch time, instances/s,
-achieved GFLOP/s and the share of the machine's fp32 matmul peak, measured first as a torch mm of
-[mean N x D]·[D x 512]. FLOPs are counted analytically: for every per-instance Linear(in, out),
-2·N·in·out forward and the same again for each gradient it needs (weights; inputs except for the
-first layer), plus attention pooling. Resident memory is read after every epoch, to show it does
-not grow. Timings are medians; the first epoch is a warm-up and is left out when epochs >= 2.
+achieved GFLOP/s, resident memory (after the first and last epoch, and the peak of the model's run)
+and the share of the machine's fp32 matmul peak, measured first as a torch mm of [mean N x D]·[D x 512].
+FLOPs are counted analytically: for every per-instance Linear(in, out), 2·N·in·out forward and the
+same again for each gradient it needs (weights; inputs except for the first layer), plus attention
+pooling. Resident memory is read after every epoch, to show it does not grow. Timings are medians;
+the first epoch is a warm-up and is left out when epochs >= 2.
 "CPU s/T" is the process CPU time of an epoch divided by the thread count, and "CPU %pk" the share of
 the matmul peak measured the same way: on a machine shared with other work the wall-clock columns
 drop with the load, the CPU-time ones much less.
@@ -64,6 +65,19 @@ double resident_megabytes() {
   long pages_total = 0, pages_resident = 0;
   statm >> pages_total >> pages_resident;
   return double(pages_resident) * double(::sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
+}
+
+/// Resets the kernel's peak-resident mark of this process (Linux >= 4.0), so that VmHWM measures what follows.
+void reset_peak_resident() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+/// VmHWM: the largest resident set since the last reset_peak_resident(), in MB (0 when unreadable).
+double peak_resident_megabytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return 0.0;
 }
 
 /// Process CPU seconds (user + system, all threads) so far.
@@ -148,8 +162,8 @@ int cmd_bench(const Tokens& tokens) {
                 static_cast<long long>(mean_n), dim, dim, peak.wall_gflops, peak.cpu_gflops, threads);
     std::printf("bench train: %d bags, %d-%d instances (mean %lld), D=%d, %d epochs; %s\n\n", bag_count, min_n, max_n,
                 static_cast<long long>(mean_n), dim, epochs, keep_freed_buffers_for_reuse().c_str());
-    std::printf("%-9s %-5s %9s %9s %10s %9s %8s %8s %14s %10s\n", "model", "prec", "epoch s", "CPU s/T", "inst/s",
-                "GFLOP/s", "% peak", "CPU %pk", "RSS MB", "vs fp32");
+    std::printf("%-9s %-5s %9s %9s %10s %9s %8s %8s %14s %8s %10s\n", "model", "prec", "epoch s", "CPU s/T", "inst/s",
+                "GFLOP/s", "% peak", "CPU %pk", "RSS MB", "peak MB", "vs fp32");
     std::fflush(stdout);
     std::map<std::string, double> mhim_pure_seconds;  // precision -> epoch time, for the MHIM overhead ratio
     for (const std::string& model_name : split_list(args.get("models", "abmil,gabmil"))) {
@@ -187,7 +201,9 @@ int cmd_bench(const Tokens& tokens) {
           rss.push_back(resident_megabytes());
         };
         options.objective = objective.get();
+        reset_peak_resident();
         const FitResult result = fit(*model, spec, bags, indices, {}, 1, options);
+        const double peak_megabytes = peak_resident_megabytes();
         std::vector<double> seconds;
         for (std::size_t e = epochs >= 2 ? 1 : 0; e < result.history.size(); ++e) seconds.push_back(result.history[e].seconds);
         const double epoch_seconds = median(seconds);
@@ -209,13 +225,15 @@ int cmd_bench(const Tokens& tokens) {
         char memory[48];
         std::snprintf(memory, sizeof memory, "%.0f->%.0f", rss.front(), rss.back());
         if (mhim) {  // FLOPs of masked, recycled training have no clean count; time and memory tell the story
-          std::printf("%-9s %-5s %9.3f %9.3f %10.0f %9s %8s %8s %14s %10s\n", model_name.c_str(), precision.c_str(),
-                      epoch_seconds, epoch_cpu_seconds, double(instances) / epoch_seconds, "-", "-", "-", memory, ratio);
+          std::printf("%-9s %-5s %9.3f %9.3f %10.0f %9s %8s %8s %14s %8.0f %10s\n", model_name.c_str(),
+                      precision.c_str(), epoch_seconds, epoch_cpu_seconds, double(instances) / epoch_seconds, "-", "-", "-",
+                      memory, peak_megabytes, ratio);
         } else {
           const double cpu_gflops = flops / epoch_cpu_seconds / 1e9;
-          std::printf("%-9s %-5s %9.3f %9.3f %10.0f %9.1f %7.1f%% %7.1f%% %14s %10s\n", model_name.c_str(),
+          std::printf("%-9s %-5s %9.3f %9.3f %10.0f %9.1f %7.1f%% %7.1f%% %14s %8.0f %10s\n", model_name.c_str(),
                       precision.c_str(), epoch_seconds, epoch_cpu_seconds, double(instances) / epoch_seconds, gflops,
-                      100.0 * gflops / peak.wall_gflops, 100.0 * cpu_gflops / peak.cpu_gflops, memory, ratio);
+                      100.0 * gflops / peak.wall_gflops, 100.0 * cpu_gflops / peak.cpu_gflops, memory, peak_megabytes,
+                      ratio);
         }
         std::fflush(stdout);  // one line per model as it finishes; bf16 runs can be slow
       }

@@ -6,6 +6,8 @@
 #include <torch/nn/init.h>
 #include <torch/utils.h>
 
+#include "mil/models/model_init.h"
+
 namespace mil {
 
 CrossAttentionImpl::CrossAttentionImpl(int64_t dim, int64_t heads_, int64_t head_dim_, double dropout)
@@ -53,15 +55,15 @@ at::Tensor GlobalRecycleImpl::forward(const at::Tensor& survivors) {
               options.dim(), "] survivors, got ", survivors.sizes());
   // A copy, so the in-place EMA below cannot alter what the backward pass saved. (The reference updates
   // `.data` behind autograd's back, so its LayerNorm gradient sees the post-update queries.)
-  const at::Tensor queries = norm->forward(global_q_mm.squeeze(0).to(survivors.device()).clone());
-  if (!is_training()) return torch::cat({survivors, attn->forward(norm->forward(survivors), queries)}, 0);
+  const at::Tensor queries = layer_norm_fp32(*norm, global_q_mm.squeeze(0).to(survivors.device()).clone());
+  if (!is_training()) return torch::cat({survivors, attn->forward(layer_norm_fp32(*norm, survivors), queries)}, 0);
   const int64_t length = survivors.size(0);
   const int64_t keep = kept_count(length);
   TORCH_CHECK(keep < length, "GlobalRecycle: nothing left to recycle from ", length, " survivors");
   const at::Tensor order = torch::rand({length}, survivors.options().dtype(at::kFloat)).argsort(/*dim=*/int64_t{0});
   const at::Tensor kept = survivors.index_select(0, order.narrow(0, 0, keep));
   const at::Tensor dropped = survivors.index_select(0, order.narrow(0, keep, length - keep));
-  const at::Tensor tokens = attn->forward(norm->forward(dropped), queries);  // [k, d]
+  const at::Tensor tokens = attn->forward(layer_norm_fp32(*norm, dropped), queries);  // [k, d]
   if (options.momentum() != 1.0) {
     torch::NoGradGuard no_grad;
     global_q_mm.mul_(options.momentum()).add_(tokens.detach().unsqueeze(0).to(global_q_mm.dtype()),

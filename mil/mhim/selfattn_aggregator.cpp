@@ -55,7 +55,7 @@ AggregatorOutput MhimSelfAttentionImpl::forward(const at::Tensor& instances, boo
   x = at::cat({x.slice(0, 0, 1), pos_embedding->forward_padded(x.slice(0, 1))});
   x = layer2->forward(x).output;
   AggregatorOutput out;
-  out.embedding = norm->forward(x.slice(0, 0, 1));  // [1, d]
+  out.embedding = layer_norm_fp32(*norm, x.slice(0, 0, 1));  // [1, d]
   if (want_scores) {
     out.attention = first.attention;  // [H, N]
     const int64_t n = instances.size(0);

@@ -42,4 +42,9 @@ at::Tensor forward_sequential_prefix(torch::nn::Sequential& sequential, at::Tens
   return x;
 }
 
+at::Tensor layer_norm_fp32(torch::nn::LayerNormImpl& norm, const at::Tensor& x) {
+  const c10::ScalarType weight_type = norm.weight.defined() ? norm.weight.scalar_type() : at::kFloat;
+  return norm.forward(x.scalar_type() == weight_type ? x : x.to(weight_type));
+}
+
 }  // namespace mil

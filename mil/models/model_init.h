@@ -5,6 +5,7 @@
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/normalization.h>
 
 #include "mil/specs.h"
 
@@ -34,5 +35,10 @@ void xavier_normal_linears(torch::nn::Module& module);
 /// Runs `x` through the first `count` modules of `sequential` (count <= its size), for models whose
 /// reference names put the instance embedding and a later stage in one Sequential.
 at::Tensor forward_sequential_prefix(torch::nn::Sequential& sequential, at::Tensor x, std::size_t count);
+
+/// `norm` applied to `x` in the norm's own (fp32) precision. Under CPU autocast a bf16 activation reaches the
+/// LayerNorm, and LibTorch 1.13's CPU kernel rejects bf16 input with fp32 weights ("expected scalar type BFloat16
+/// but found Float"); CUDA autocast and LibTorch 2.x compute layer norms in fp32 anyway, which this matches.
+at::Tensor layer_norm_fp32(torch::nn::LayerNormImpl& norm, const at::Tensor& x);
 
 }  // namespace mil

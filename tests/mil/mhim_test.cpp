@@ -389,6 +389,27 @@ TEST(MhimTraining, RecordsConsistencyLossAndMovesTheTeacher) {
   for (const auto& p : run.objective->teacher().parameters()) EXPECT_FALSE(p.requires_grad());
 }
 
+TEST(MhimTraining, TrainsEveryAggregatorUnderCpuBf16Autocast) {
+  // LibTorch 1.13's CPU LayerNorm rejects bf16 input with fp32 weights; the GRN and the self-attention
+  // aggregator normalise in fp32, as CUDA autocast does.
+  MhimFixture f;
+  for (const char* baseline : {"attn", "selfattn", "dsmil"}) {
+    seed_torch(11);
+    auto student = network(16, 2, {{"baseline", baseline}, {"merge", true}, {"merge_k", 2}, {"merge_ratio", 0.8}});
+    MhimObjective objective(*student, random_teacher({{"mask_ratio_h", 0.1}}), 0, int64_t(f.split.train.size()));
+    FitOptions options;
+    options.objective = &objective;
+    TrainSpec spec;
+    spec.epochs = 1;
+    spec.precision = "bf16";
+    const FitResult result = fit(*student, spec, f.data.bags, f.split.train, f.split.val, 11, options);
+    ASSERT_EQ(result.history.size(), 1u) << baseline;
+    EXPECT_TRUE(std::isfinite(result.history[0].train_stats.at("consistency_loss"))) << baseline;
+    EXPECT_TRUE(std::isfinite(result.history[0].mean_loss)) << baseline;
+    EXPECT_EQ(result.history[0].skipped_steps, 0) << baseline;
+  }
+}
+
 TEST(MhimTraining, ResumesFromAStoppedRunWithBitIdenticalStudentAndTeacher) {
   MhimFixture f;
   const MhimRun straight = run_mhim(f, 3);
