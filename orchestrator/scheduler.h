@@ -9,8 +9,9 @@
 // (Assignment kHold: it gets no answer yet) and so are the next ones, until R are held; then all R
 // get the job together. A held worker is never given a later, smaller job instead, so one-rank jobs
 // cannot starve a group job by always taking the first worker to free up; the price is that up to
-// R-1 workers idle while the group forms, for at most the time until enough running jobs end (the
-// sweep's longest-first order puts group jobs, which are costly, early). A job whose higher cost puts
+// R-1 workers idle while the group forms, for at most the time until enough running jobs end. A
+// caller that gives group jobs a higher cost gets them formed first, while every worker is idle at the
+// sweep's start (mhim sweep gives every job cost 1: file order). A job whose higher cost puts
 // it ahead of the group job while workers are held (a retry, a freed dependent) is served first, by
 // the asking worker with as many held workers as it needs.
 #include <cstddef>
