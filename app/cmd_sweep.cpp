@@ -43,6 +43,8 @@ worker rank watches: a crash or kill fails only that attempt, and a job whose he
 as hung. A failed attempt is retried (resuming from its checkpoint) up to --max-attempts times; a job
 that fails the same way every time is "quarantined": its result says so, the leaderboard lists it, and
 reruns skip it unless --retry-failed. Jobs that failed with differing errors are rerun by every rerun.
+A job with train.ranks R > 1 (data-parallel; a model entry's `ranks`, or --set train.ranks=R) waits
+until R workers are idle and runs on all of them, inside the worker ranks (not in child processes).
 Exit status: 0 all ok, 3 some jobs failed or are quarantined, 75 stopped on request.
 
 options:

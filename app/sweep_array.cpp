@@ -62,6 +62,15 @@ int run_sweep_array(const std::string& sweep_path, const std::vector<std::string
 
   const orch::SweepSpec sweep = orch::load_sweep(sweep_path, overrides);
   const std::vector<JobSpec> jobs = orch::with_teacher_baselines(orch::expand(sweep));
+  for (const JobSpec& job : jobs) {
+    // Array workers are separate processes without a shared MPI world, so they cannot form rank groups.
+    if (job.train.ranks > 1) {
+      throw std::runtime_error(sweep_path + ": job " + job.id() + " (dataset '" + job.dataset.name + "', model '" +
+                               job.model.name + "', fold " + std::to_string(job.split.fold_index) + ") has train.ranks = " +
+                               std::to_string(job.train.ranks) + "; array mode runs every job in one process: "
+                               "run this sweep under mpirun instead");
+    }
+  }
   orch::ResultsStore store(results_dir);
   write_manifest_if_changed(store, jobs);
 

@@ -167,6 +167,7 @@ void to_json(json& j, const TrainSpec& s) {
            {"surv_alpha", s.surv_alpha},
            {"precision", s.precision},
            {"deterministic", s.deterministic}};
+  if (s.ranks != 1) j["ranks"] = s.ranks;  // absent at 1: one-rank jobs keep their ids
 }
 
 void from_json(const json& j, TrainSpec& s) {
@@ -174,7 +175,7 @@ void from_json(const json& j, TrainSpec& s) {
   require_known_keys(j,
                      {"epochs", "lr", "weight_decay", "schedule", "lr_min", "warmup_epochs", "warmup_lr",
                       "early_stopping", "patience", "stop_epoch", "clip_grad", "accumulation", "loss", "surv_alpha",
-                      "precision", "deterministic"},
+                      "precision", "deterministic", "ranks"},
                      ctx);
   read_optional(j, "epochs", s.epochs, ctx);
   read_optional(j, "lr", s.lr, ctx);
@@ -192,6 +193,7 @@ void from_json(const json& j, TrainSpec& s) {
   read_optional(j, "surv_alpha", s.surv_alpha, ctx);
   read_optional(j, "precision", s.precision, ctx);
   read_optional(j, "deterministic", s.deterministic, ctx);
+  read_optional(j, "ranks", s.ranks, ctx);
   if (s.epochs < 1) throw std::runtime_error(ctx + ".epochs must be >= 1");
   if (!(s.lr > 0.0)) throw std::runtime_error(ctx + ".lr must be > 0");
   if (s.weight_decay < 0.0) throw std::runtime_error(ctx + ".weight_decay must be >= 0");
@@ -207,6 +209,7 @@ void from_json(const json& j, TrainSpec& s) {
   if (s.stop_epoch < 0) throw std::runtime_error(ctx + ".stop_epoch must be >= 0");
   if (s.clip_grad < 0.0) throw std::runtime_error(ctx + ".clip_grad must be >= 0 (0 = off)");
   if (s.accumulation < 1) throw std::runtime_error(ctx + ".accumulation must be >= 1");
+  if (s.ranks < 1) throw std::runtime_error(ctx + ".ranks must be >= 1, got " + std::to_string(s.ranks));
   if (s.loss != "auto" && s.loss != "ce" && s.loss != "nll_surv") {
     throw std::runtime_error(ctx + ".loss: '" + s.loss + "' is not one of auto, ce, nll_surv");
   }

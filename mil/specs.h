@@ -69,6 +69,11 @@ struct TrainSpec {
   double surv_alpha = 0.0;     ///< Weight of the uncensored term in the survival NLL (reference default 0).
   std::string precision = "fp32";  ///< "fp32", or "bf16": training forward passes under CPU autocast (evaluation stays fp32).
   bool deterministic = true;   ///< Same seed + inputs + thread count => bit-identical results on CPU.
+  /// Ranks of the data-parallel group that trains the job (>= 1; each trains on its share of every
+  /// epoch and gradients are averaged). A sweep places a job with ranks R on R idle worker ranks.
+  /// Serialised (and so hashed into job ids) only when not 1: one-rank jobs keep their ids, while R > 1
+  /// changes the results and so the id.
+  int ranks = 1;
 };
 
 /// One unit of work: one fold of one configuration with one seed.

@@ -23,7 +23,7 @@ std::vector<ScheduledJob> schedule_with_dependencies(const std::vector<JobSpec>&
   std::vector<ScheduledJob> scheduled;
   scheduled.reserve(jobs.size());
   for (const auto& spec : jobs) {
-    ScheduledJob job{spec, spec.id(), /*cost=*/1.0, {}};
+    ScheduledJob job{spec, spec.id(), /*cost=*/1.0, {}, spec.train.ranks};
     if (auto baseline = mhim_teacher_job(spec)) job.depends_on.push_back(baseline->id());
     scheduled.push_back(std::move(job));
   }

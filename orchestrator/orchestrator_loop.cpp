@@ -5,6 +5,7 @@
 
 #include "orchestrator/job_graph.h"
 #include "orchestrator/scheduler.h"
+#include "worker/job_group.h"
 #include "worker/runtime_info.h"
 #include "worker/mpi_env.h"
 #include "worker/mpi_transport.h"
@@ -25,6 +26,16 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
   MIL_MPI_CHECK(MPI_Comm_size(comm, &size));
   if (size < 2) throw std::runtime_error("a sweep needs at least 2 ranks (rank 0 orchestrates); run it under mpirun -n 3");
 
+  const int workers = size - 1;
+  for (const JobSpec& job : jobs) {
+    if (job.train.ranks > workers) {
+      throw std::runtime_error("job " + job.id() + " (dataset '" + job.dataset.name + "', model '" + job.model.name +
+                               "', seed " + std::to_string(job.seed) + ", fold " + std::to_string(job.split.fold_index) +
+                               ") has train.ranks = " + std::to_string(job.train.ranks) + " but the sweep has only " +
+                               std::to_string(workers) + " worker rank(s); start it with mpirun -n " +
+                               std::to_string(job.train.ranks + 1) + " or more, or lower train.ranks");
+    }
+  }
   std::vector<ScheduledJob> scheduled = schedule_with_dependencies(jobs);
   std::set<std::string> done, held_back;
   for (const auto& r : store.load_all()) {
@@ -61,11 +72,26 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
 
   std::map<int, const ScheduledJob*> job_of_worker;  // what each busy worker holds, to credit its result
   int active_workers = size - 1;
+  int groups_formed = 0;  // numbers the tags of group communicators
+  // Held workers wait for an answer (protocol.h); once a stop is requested they get kStop.
+  const auto stop_held_workers = [&] {
+    for (int held : scheduler.release_held()) {
+      worker::send_message(comm, held, MsgTag::kStop, "{}");
+      if (board) board->worker_stopped(held);
+      --active_workers;
+    }
+  };
   // Idle probes back off from microseconds to 5 ms: a busy sweep is answered at once, an idle rank 0
   // costs no core. Workers with nothing ready ask again after kWaitRetryMs.
   worker::Backoff idle(std::chrono::milliseconds(5));
   constexpr int kWaitRetryMs = 50;
   while (active_workers > 0) {
+    if ((stopping() || outcome.stopped) && !scheduler.held().empty()) {
+      if (!outcome.stopped) log("stop requested: no more jobs are handed out; running jobs checkpoint");
+      outcome.stopped = true;
+      stop_held_workers();
+      continue;
+    }
     auto message = worker::poll_message(comm);
     if (!message) {
       idle.pause();
@@ -87,10 +113,28 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       }
       const Assignment assignment = scheduler.next(source);
       switch (assignment.kind) {
-        case Assignment::Kind::kJob:
-          job_of_worker[source] = assignment.job;
-          if (board) board->job_assigned(assignment.job->id, source);
-          worker::send_message(comm, source, MsgTag::kJob, nlohmann::json(assignment.job->spec).dump());
+        case Assignment::Kind::kJob: {
+          const ScheduledJob& job = *assignment.job;
+          std::string payload = nlohmann::json(job.spec).dump();
+          if (assignment.group.size() > 1) {
+            worker::GroupJob group{job.spec, assignment.group,
+                                   worker::kFirstGroupTag + groups_formed++ % worker::kGroupTagCount};
+            payload = nlohmann::json(group).dump();
+            std::string members;
+            for (int r : group.ranks) members += (members.empty() ? "" : ",") + std::to_string(r);
+            log(job.id + " starts on ranks " + members + " (a " + std::to_string(group.ranks.size()) + "-rank group)");
+          }
+          if (board) board->job_assigned(job.id, assignment.group.front());
+          for (int member : assignment.group) {
+            job_of_worker[member] = assignment.job;
+            worker::send_message(comm, member, MsgTag::kJob, payload);
+          }
+          break;
+        }
+        case Assignment::Kind::kHold:
+          // No answer yet: this worker is kept for a group job until enough workers are idle.
+          log("rank " + std::to_string(source) + " held for a group job (" + std::to_string(scheduler.held().size()) +
+              " held)");
           break;
         case Assignment::Kind::kWait:
           worker::send_message(comm, source, MsgTag::kWait, nlohmann::json{{"retry_ms", kWaitRetryMs}}.dump());
@@ -131,12 +175,21 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       result.runtime["attempt"] = attempt;
       std::string status = result.status;
       if (result.status == "interrupted") {
-        store.note(job_id, "interrupted", result.error);  // no result file: a rerun resumes the job
-        scheduler.requeue(source, job_id);
-        ++outcome.interrupted;
-        if (board) board->job_finished(job_id, "interrupted", result.error);
+        if (scheduler.requeue(source, job_id)) {
+          store.note(job_id, "interrupted", result.error);  // no result file: a rerun resumes the job
+          ++outcome.interrupted;
+          if (board) board->job_finished(job_id, "interrupted", result.error);
+        } else {
+          status = "interrupted (a group member; the job was requeued already)";
+        }
       } else {
         switch (scheduler.complete(source, job_id, result.ok(), result.error)) {
+          case Fate::kMember:
+            // A group member whose report does not decide the job: it is free, nothing is recorded.
+            if (board) board->worker_seen(source, "");
+            log(job_id + " " + result.status + " on rank " + std::to_string(source) +
+                " (a group member; the job is recorded from its first rank)");
+            continue;
           case Fate::kDone:
             store.write(result);
             ++outcome.ran_ok;

@@ -56,7 +56,9 @@ struct OrchestratorOptions {
 /// last failure is written as the job's result, with status "quarantined" when every attempt failed the
 /// same way (error_signature). `logger` receives progress lines and may be empty. Once `stop_requested`
 /// is set (SIGTERM/SIGUSR1), no job is handed out any more: running jobs checkpoint and report
-/// "interrupted", every worker is stopped, and the outcome says `stopped`.
+/// "interrupted", every worker is stopped, and the outcome says `stopped`. A job with train.ranks R > 1
+/// runs on a group of R workers (scheduler.h places it, protocol.h step 2 sends it); throws before
+/// handing out anything when a job needs more ranks than there are workers.
 SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, ResultsStore& store,
                               const std::function<void(const std::string&)>& logger,
                               const std::atomic<bool>* stop_requested = nullptr,

@@ -12,7 +12,9 @@ namespace mil::orch {
 std::vector<ScheduledJob> scheduled_jobs(const std::vector<JobSpec>& specs) {
   std::vector<ScheduledJob> jobs;
   jobs.reserve(specs.size());
-  for (const auto& spec : specs) jobs.push_back(ScheduledJob{spec, spec.id(), /*cost=*/1.0});
+  for (const auto& spec : specs) {
+    jobs.push_back(ScheduledJob{spec, spec.id(), /*cost=*/1.0, /*depends_on=*/{}, spec.train.ranks});
+  }
   return jobs;
 }
 
@@ -52,6 +54,10 @@ Scheduler::Scheduler(std::vector<ScheduledJob> jobs, const std::set<std::string>
     if (!std::isfinite(job.cost)) {
       throw std::runtime_error("scheduler: job '" + job.id + "' has a non-finite cost");
     }
+    if (job.ranks < 1) {
+      throw std::runtime_error("scheduler: job '" + job.id + "' needs " + std::to_string(job.ranks) +
+                               " ranks; train.ranks must be >= 1");
+    }
     const State state = already_done.count(job.id) > 0 ? State::kDone
                         : held_back.count(job.id) > 0  ? State::kFailed
                                                        : State::kPending;
@@ -60,6 +66,7 @@ Scheduler::Scheduler(std::vector<ScheduledJob> jobs, const std::set<std::string>
   }
   attempts_.assign(jobs_.size(), 0);
   errors_.resize(jobs_.size());
+  group_.resize(jobs_.size());
   dependencies_.resize(jobs_.size());
   for (std::size_t i = 0; i < jobs_.size(); ++i) {
     for (const auto& dependency : jobs_[i].depends_on) {
@@ -95,21 +102,35 @@ Assignment Scheduler::next(int worker) {
                              " asked for work while holding job '" + jobs_[running_.at(worker)].id +
                              "'");
   }
+  if (std::find(held_.begin(), held_.end(), worker) != held_.end()) {
+    throw std::runtime_error("scheduler: worker " + std::to_string(worker) + " asked for work while held for a group");
+  }
   while (cursor_ < order_.size() && states_[order_[cursor_]] != State::kPending) ++cursor_;
   for (std::size_t p = cursor_; p < order_.size(); ++p) {
     const std::size_t index = order_[p];
     if (states_[index] != State::kPending || !ready(index)) continue;
+    // The head of the line: it gets the asking worker, and held ones, or they all wait for it.
+    const auto ranks = static_cast<std::size_t>(jobs_[index].ranks);
+    if (held_.size() + 1 < ranks) {
+      held_.push_back(worker);
+      return Assignment{Assignment::Kind::kHold, nullptr, {}};
+    }
+    std::vector<int> group(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(ranks - 1));
+    held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(ranks - 1));
+    group.push_back(worker);
+    std::sort(group.begin(), group.end());
     set_state(index, State::kRunning);
     ++attempts_[index];
-    running_[worker] = index;
-    return Assignment{Assignment::Kind::kJob, &jobs_[index]};
+    for (int member : group) running_[member] = index;
+    group_[index] = group;
+    return Assignment{Assignment::Kind::kJob, &jobs_[index], std::move(group)};
   }
   // Nothing ready: wait while a running job can still finish (freeing its dependents) or be requeued.
-  if (!running_.empty() && pending_count() > 0) return Assignment{Assignment::Kind::kWait, nullptr};
+  if (!running_.empty() && pending_count() > 0) return Assignment{Assignment::Kind::kWait, nullptr, {}};
   for (const auto& [holder, index] : running_) {
-    if (attempts_[index] < max_attempts_) return Assignment{Assignment::Kind::kWait, nullptr};
+    if (attempts_[index] < max_attempts_) return Assignment{Assignment::Kind::kWait, nullptr, {}};
   }
-  return Assignment{Assignment::Kind::kStop, nullptr};
+  return Assignment{Assignment::Kind::kStop, nullptr, {}};
 }
 
 std::size_t Scheduler::take_running(int worker, const std::string& job_id) {
@@ -124,25 +145,50 @@ std::size_t Scheduler::take_running(int worker, const std::string& job_id) {
   return index;
 }
 
+bool Scheduler::in_live_attempt(std::size_t index, int worker) const {
+  const auto& group = group_[index];
+  return states_[index] == State::kRunning && std::find(group.begin(), group.end(), worker) != group.end();
+}
+
 Fate Scheduler::complete(int worker, const std::string& job_id, bool ok, const std::string& error) {
   const std::size_t index = take_running(worker, job_id);
-  if (!ok) return release_unsuccessful(index, error);
+  if (!in_live_attempt(index, worker)) return Fate::kMember;
+  if (!ok) {
+    group_[index].clear();
+    return release_unsuccessful(index, error);
+  }
+  if (group_[index].front() != worker) return Fate::kMember;  // the leader's report decides
+  group_[index].clear();
   set_state(index, State::kDone);
   return Fate::kDone;
 }
 
-void Scheduler::requeue(int worker, const std::string& job_id) {
+bool Scheduler::requeue(int worker, const std::string& job_id) {
   const std::size_t index = take_running(worker, job_id);
+  if (!in_live_attempt(index, worker)) return false;
+  group_[index].clear();
   --attempts_[index];
   set_state(index, State::kPending);
+  return true;
 }
 
 void Scheduler::worker_lost(int worker) {
+  held_.erase(std::remove(held_.begin(), held_.end(), worker), held_.end());
   const auto it = running_.find(worker);
   if (it == running_.end()) return;
   const std::size_t index = it->second;
   running_.erase(it);
-  release_unsuccessful(index, "worker " + std::to_string(worker) + " was lost");
+  if (!in_live_attempt(index, worker)) return;
+  const bool grouped = group_[index].size() > 1;
+  group_[index].clear();
+  release_unsuccessful(index, "worker " + std::to_string(worker) + " was lost" +
+                                  (grouped ? " (a member of the job's rank group)" : ""));
+}
+
+std::vector<int> Scheduler::release_held() {
+  std::vector<int> out;
+  out.swap(held_);
+  return out;
 }
 
 Fate Scheduler::release_unsuccessful(std::size_t index, const std::string& error) {

@@ -169,10 +169,11 @@ void check_keys(const json& j, const std::vector<std::string>& allowed, const st
   }
 }
 
-/// A model entry's keys: the ModelSpec's, plus its own `grid`.
+/// A model entry's keys: the ModelSpec's, plus its own `grid` and `ranks`.
 std::vector<std::string> model_keys_with_grid(const ModelSpec& model) {
   std::vector<std::string> keys = keys_of(json(model));
   keys.push_back("grid");
+  keys.push_back("ranks");
   return keys;
 }
 
@@ -195,7 +196,9 @@ void check_sweep_keys(const json& j) {
                  std::string(key) + "[" + std::to_string(i) + "]");
     }
   }
-  if (j.contains("train")) check_keys(j.at("train"), keys_of(json(TrainSpec{})), "/train", "train");
+  TrainSpec train_with_every_key;
+  train_with_every_key.ranks = 2;  // serialised only when not 1
+  if (j.contains("train")) check_keys(j.at("train"), keys_of(json(train_with_every_key)), "/train", "train");
   if (j.contains("split")) check_keys(j.at("split"), keys_of(json(SplitSpec{})), "/split", "split");
 }
 
@@ -221,6 +224,19 @@ SweepSpec parse_body(const json& j) {
       } else {
         sweep.model_grids.push_back(json());
       }
+      int ranks = 0;
+      if (entry.is_object() && entry.contains("ranks")) {
+        // Where the job runs (how many workers), so it lives beside the model, not in its options.
+        const json& value = entry.at("ranks");
+        const std::string index = std::to_string(sweep.model_ranks.size());
+        if (!value.is_number_integer() || value.get<long long>() < 1 || value.get<long long>() > 1000000) {
+          throw SweepError("/models/" + index + "/ranks",
+                           "models[" + index + "].ranks: expected an integer >= 1 (workers per job), got " + value.dump());
+        }
+        ranks = value.get<int>();
+        entry.erase("ranks");
+      }
+      sweep.model_ranks.push_back(ranks);
     }
     sweep.models = parse_list<ModelSpec>(models_only, "models");
   }
@@ -365,6 +381,7 @@ std::vector<JobSpec> expand(const SweepSpec& sweep) {
       for (const auto& point : points_of_model[m]) {
         JobSpec base{dataset, model, sweep.train, sweep.split, sweep.seeds.front()};
         base.split.fold_index = 0;
+        if (m < sweep.model_ranks.size() && sweep.model_ranks[m] > 0) base.train.ranks = sweep.model_ranks[m];
         json j = base;
         try {
           base = j.get<JobSpec>();  // Validates specs built in code, not only those from files.

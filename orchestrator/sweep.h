@@ -21,6 +21,9 @@ struct SweepSpec {
   /// Parallel to `models`: each model's own grid (the `grid` key of its entry; null when absent),
   /// crossed with the sweep's axes for that model only, e.g. MHIM's mask/merge grid beside a baseline.
   std::vector<nlohmann::json> model_grids;
+  /// Parallel to `models`: the `ranks` key of each model's entry (train.ranks for its jobs: workers
+  /// per data-parallel job), or 0 when absent (the sweep's train.ranks, default 1).
+  std::vector<int> model_ranks;
   TrainSpec train;                    ///< Base optimisation settings.
   SplitSpec split;  ///< Base split; its fold_index is ignored (folds come from `folds`).
   /// Dotted JobSpec path -> non-empty array of values, e.g. {"train.lr": [1e-4, 2e-4]}; cartesian

@@ -9,6 +9,7 @@
 #include <torch/serialize/output-archive.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -34,6 +35,36 @@ auto stage(const char* name, Fn&& fn) -> decltype(fn()) {
   } catch (const std::exception& e) {
     throw std::runtime_error(std::string(name) + ": " + e.what());
   }
+}
+
+/// Before the first collective of training, the ranks of a data-parallel group tell each other
+/// whether they are ready. A rank that failed while preparing (an unreadable file, a bad option) would
+/// otherwise leave its peers waiting in a collective, and the only way out would be an abort, which in
+/// a sweep ends every other job too. `own_error` is empty when this rank is ready. Returns "" when every
+/// rank is, else the error of the first rank that failed (its first kErrorChars characters, sent as
+/// doubles through the backend's sums), the same text on every rank. Collective over the group.
+std::string group_preparation_error(GradientSync& sync, const std::string& own_error) {
+  std::vector<double> failed(static_cast<std::size_t>(sync.size()), 0.0);
+  if (!own_error.empty()) failed[static_cast<std::size_t>(sync.rank())] = 1.0;
+  sync.allreduce_sum(failed);
+  const auto first = std::find_if(failed.begin(), failed.end(), [](double f) { return f > 0.0; });
+  if (first == failed.end()) return "";
+  const int rank = static_cast<int>(first - failed.begin());
+  constexpr std::size_t kErrorChars = 2000;
+  std::vector<double> text(kErrorChars, 0.0);
+  if (rank == sync.rank()) {
+    for (std::size_t i = 0; i < std::min(kErrorChars, own_error.size()); ++i) {
+      text[i] = static_cast<unsigned char>(own_error[i]);
+    }
+  }
+  sync.allreduce_sum(text);  // only `rank` wrote: the sum is its text
+  std::string error;
+  for (double c : text) {
+    if (c == 0.0) break;
+    error += static_cast<char>(static_cast<unsigned char>(c));
+  }
+  return "rank " + std::to_string(rank) + " of the job's " + std::to_string(sync.size()) +
+         "-rank group failed while preparing: " + error;
 }
 
 nlohmann::json metrics_json(const Predictions& predictions, bool survival) {
@@ -118,8 +149,23 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
   const auto log = [&](const std::string& line) {
     if (options.log) options.log("[" + result.job_id + "] " + line);
   };
+  // A job with train.ranks > 1 computes what R ranks compute together, so it runs on exactly R. Every
+  // rank of a group sees the same sizes, so all of them return here and none waits in a collective.
+  const int group_size = options.sync != nullptr ? options.sync->size() : 1;
+  if (spec.train.ranks > 1 && spec.train.ranks != group_size) {
+    result.status = "failed";
+    result.error = "train.ranks is " + std::to_string(spec.train.ranks) + " but the job runs on " +
+                   std::to_string(group_size) + " rank(s); run it on exactly that many (a sweep does; by hand: mpirun -n " +
+                   std::to_string(spec.train.ranks) + " mhim train --job FILE --data-parallel)";
+    log("failed: " + result.error);
+    result.runtime["finished_at"] = utc_timestamp();
+    return result;
+  }
   // Only the group's first rank writes the job's files; every rank reads its checkpoint to resume.
   const bool writes_files = !options.work_dir.empty() && (options.sync == nullptr || options.sync->rank() == 0);
+  const bool grouped = options.sync != nullptr && options.sync->size() > 1;
+  bool preparing = true;        // no collective yet: a failure is shared (group_preparation_error), not aborted
+  bool failed_together = false;  // the group agreed that a rank failed while preparing
   try {
     if (writes_files) {
       // The resolved spec beside the job's checkpoints, readable before (or without) a result.
@@ -223,6 +269,14 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
       }
     };
     fit_options.on_bag = [&](int epoch, int bags_done, int bags_total) { progress("training", epoch, bags_done, bags_total); };
+    if (grouped) {
+      preparing = false;
+      const std::string peer_error = group_preparation_error(*options.sync, "");
+      if (!peer_error.empty()) {
+        failed_together = true;
+        throw std::runtime_error(peer_error);
+      }
+    }
     const FitResult fitted = stage("training", [&] {
       return fit(*model, train_spec, bags, split.train, split.val, spec.seed, fit_options);
     });
@@ -268,8 +322,17 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
   } catch (const std::exception& e) {
     result.status = "failed";
     result.error = e.what();
+    if (grouped && preparing) {
+      // The peers learn of it in the agreement they are about to enter, so none is left waiting.
+      try {
+        result.error = group_preparation_error(*options.sync, result.error);
+        failed_together = true;
+      } catch (const std::exception& agreement) {
+        result.error += std::string("; telling the group failed: ") + agreement.what();
+      }
+    }
     log("failed: " + result.error);
-    if (options.sync != nullptr && options.sync->size() > 1) {
+    if (grouped && !failed_together) {
       // The other ranks of the job wait in a collective this rank will never join.
       log("aborting the job's " + std::to_string(options.sync->size()) + "-rank group");
       options.sync->abort(4);

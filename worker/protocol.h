@@ -4,6 +4,11 @@
 //   1. worker -> 0   kRequestJob  {"rank": r, "host": "...",       a worker is idle; with "stopping"
 //                                 ["stopping": true]}               it was told to stop and wants kStop
 //   2. 0 -> worker   kJob         JobSpec JSON                      run it
+//                                 or {"spec": JobSpec, "group_      run it on a group of R > 1 workers
+//                                 ranks": [r...], "group_tag": t}   (job_group.h): every member builds the
+//                                                                   group's communicator with
+//                                                                   MPI_Comm_create_group(tag t), trains
+//                                                                   in its own process, and reports
 //                    kWait        {"retry_ms": t}                   nothing ready yet; ask again after t ms
 //                    kStop        {}                                the sweep is over; exit the loop
 //   3. worker -> 0   kHeartbeat   {"job_id": id, "epoch": e,        zero or more while the job of step 2
@@ -15,6 +20,11 @@
 //
 // A stop request (SIGTERM, SIGINT or SIGUSR1 on any rank; mpirun forwards SIGUSR1 to every rank) makes
 // rank 0 answer every further kRequestJob with kStop.
+//
+// Rank 0 may answer a kRequestJob late: a worker held for a group job (scheduler.h) gets its kJob
+// when enough workers are idle, or kStop when a stop is requested meanwhile. Every member of a group
+// sends its own kResult; rank 0 records the job once, from the group's first rank (or from the first
+// member that reports a failure), and every member is free again once it has reported.
 //
 // Rank 0 answers every kRequestJob exactly once, and every worker sends exactly one kResult per kJob,
 // so neither side ever waits for a message that will not come while both are alive. Rank 0 receives

@@ -5,6 +5,8 @@
 #include <thread>
 
 #include "mil/specs.h"
+#include "worker/gradient_sync_factory.h"
+#include "worker/job_group.h"
 #include "worker/job_runner.h"
 #include "worker/mpi_env.h"
 #include "worker/mpi_transport.h"
@@ -52,34 +54,69 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
       }
       case MsgTag::kJob: {
         JobResult result;
+        // In this process: beats come from the training loop itself, at most one per interval.
+        const auto run_in_process = [&](const JobSpec& spec, const std::string& work_dir, GradientSync* sync) {
+          auto next_report = std::chrono::steady_clock::now() + report_interval;
+          options.work_dir = work_dir;
+          options.sync = sync;
+          options.on_progress = [&](const JobProgress& p) {
+            const auto now = std::chrono::steady_clock::now();
+            if (now < next_report) return;
+            next_report = now + report_interval;
+            send_message(comm, kOrchestratorRank, MsgTag::kHeartbeat, heartbeat_payload(spec.id(), p.epoch, p.epochs, -1));
+          };
+          JobResult r = run_job(spec, options, cache);
+          options.on_progress = nullptr;
+          options.sync = nullptr;
+          return r;
+        };
         try {
-          const JobSpec spec = nlohmann::json::parse(reply.payload).get<JobSpec>();
-          const std::string work_dir = work_root.empty() ? std::string() : work_root + "/" + spec.id();
-          if (body) {
-            result = body(spec, work_dir);
-          } else if (supervision != nullptr) {
-            if (log) log("[" + spec.id() + "] started in a child process; output in " + work_dir + "/train.log");
-            result = run_supervised_job(spec, work_dir, rank, *supervision, stop_requested, [&](const Heartbeat& h) {
-              send_message(comm, kOrchestratorRank, MsgTag::kHeartbeat,
-                           heartbeat_payload(spec.id(), h.epoch, h.epochs, h.eta_s));
-            });
+          const nlohmann::json payload = nlohmann::json::parse(reply.payload);
+          if (is_group_job(payload)) {
+            // A data-parallel job on several worker ranks. It runs in this process even under
+            // supervision: a child process is not in the MPI world, so it could not join the group.
+            const GroupJob group = payload.get<GroupJob>();
+            const JobSpec& spec = group.spec;
+            const std::string work_dir = work_root.empty() ? std::string() : work_root + "/" + spec.id();
+            std::string members;
+            for (int r : group.ranks) members += (members.empty() ? "" : ",") + std::to_string(r);
+            const bool leader = rank == group.ranks.front();
+            if (log && leader) {
+              log("[" + spec.id() + "] runs on ranks " + members + " (a " + std::to_string(group.ranks.size()) +
+                  "-rank group), in the worker processes" +
+                  (supervision != nullptr ? " (group jobs cannot run in child processes)" : ""));
+            }
+            if (body) {
+              result = body(spec, work_dir);
+            } else {
+              result = [&] {
+                const JobGroupComm job_comm(comm, group);
+                const auto sync = make_gradient_sync(job_comm.comm(), options.device, [&](const std::string& line) {
+                  if (log && leader) log("[" + spec.id() + "] " + line);
+                });
+                return run_in_process(spec, work_dir, sync.get());
+              }();
+            }
           } else {
-            // In this process: beats come from the training loop itself, at most one per interval.
-            auto next_report = std::chrono::steady_clock::now() + report_interval;
-            options.work_dir = work_dir;
-            options.on_progress = [&](const JobProgress& p) {
-              const auto now = std::chrono::steady_clock::now();
-              if (now < next_report) return;
-              next_report = now + report_interval;
-              send_message(comm, kOrchestratorRank, MsgTag::kHeartbeat, heartbeat_payload(spec.id(), p.epoch, p.epochs, -1));
-            };
-            result = run_job(spec, options, cache);
-            options.on_progress = nullptr;
+            const JobSpec spec = payload.get<JobSpec>();
+            const std::string work_dir = work_root.empty() ? std::string() : work_root + "/" + spec.id();
+            if (body) {
+              result = body(spec, work_dir);
+            } else if (supervision != nullptr) {
+              if (log) log("[" + spec.id() + "] started in a child process; output in " + work_dir + "/train.log");
+              result = run_supervised_job(spec, work_dir, rank, *supervision, stop_requested, [&](const Heartbeat& h) {
+                send_message(comm, kOrchestratorRank, MsgTag::kHeartbeat,
+                             heartbeat_payload(spec.id(), h.epoch, h.epochs, h.eta_s));
+              });
+            } else {
+              result = run_in_process(spec, work_dir, nullptr);
+            }
           }
         } catch (const std::exception& e) {
-          // The spec itself could not be read: report it against the raw payload's hash.
+          // The spec could not be read or the group's communicator not built: report it without a job id;
+          // rank 0 records it against the job it sent.
           result.status = "failed";
-          result.error = std::string("reading job spec: ") + e.what();
+          result.error = std::string("starting the job: ") + e.what();
         }
         send_message(comm, kOrchestratorRank, MsgTag::kResult, nlohmann::json(result).dump());
         ++jobs_run;

@@ -309,3 +309,121 @@ TEST(SweepEndToEnd, StopsOnSigusr1AndTheRerunFinishesEveryJobOnceWithUninterrupt
 }
 
 }  // namespace mil
+
+namespace mil {
+namespace {
+
+TEST(SweepEndToEnd, TwoRankJobsRunOnWorkerGroupsOnceAndMatchAByHandDataParallelRun) {
+  // 1 orchestrator + 4 workers; 3 one-rank jobs (child processes) and 3 two-rank jobs (rank groups).
+  testing::TempDir dir;
+  const auto synth = run_command(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / "d") +
+                                 " --bags 30 --dim 8 --min-instances 5 --max-instances 20 --seed 3");
+  ASSERT_EQ(synth.exit_code, 0) << synth.output;
+  const nlohmann::json sweep = {
+      {"name", "groups"},
+      {"datasets", {{{"name", "d"}, {"root", dir / "d"}}}},
+      {"models", {{{"name", "abmil"}}, {{"name", "abmil"}, {"method", "abmil-2ranks"}, {"ranks", 2}}}},
+      {"train", {{"epochs", 3}}},
+      {"split", {{"fold_count", 3}, {"val_ratio", 0.2}}},
+      {"seeds", {5}}};
+  std::ofstream(dir / "sweep.json") << sweep.dump(2);
+  const std::string results = dir / "results";
+  const std::string command = mpirun(5, "sweep " + (dir / "sweep.json") + " --results " + results + " --threads 1");
+  const auto run = run_command(command);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+
+  const auto jobs = orch::expand(orch::load_sweep(dir / "sweep.json"));
+  ASSERT_EQ(jobs.size(), 6u);
+  std::map<std::string, JobSpec> expected;
+  for (const auto& j : jobs) expected.emplace(j.id(), j);
+  const auto written = orch::ResultsStore(results).load_all();
+  ASSERT_EQ(written.size(), 6u);
+  std::set<std::string> ids;
+  const JobResult* group_result = nullptr;
+  for (const auto& r : written) {
+    ASSERT_TRUE(r.ok()) << r.job_id << ": " << r.error;
+    EXPECT_TRUE(ids.insert(r.job_id).second) << "duplicate result " << r.job_id;
+    ASSERT_EQ(expected.count(r.job_id), 1u) << r.job_id;
+    const int ranks = expected.at(r.job_id).train.ranks;
+    if (ranks == 2) {
+      EXPECT_EQ(r.runtime.at("ranks"), 2) << r.runtime.dump();
+      EXPECT_EQ(r.runtime.at("gradient_sync"), "mpi") << r.runtime.dump();
+      if (r.spec.split.fold_index == 0) group_result = &r;
+    } else {
+      EXPECT_FALSE(r.runtime.contains("ranks")) << r.runtime.dump();
+    }
+  }
+  EXPECT_EQ(line_count(results + "/journal.jsonl"), 6u) << "one result line per job, no retries";
+  EXPECT_NE(run.output.find("(a 2-rank group)"), std::string::npos) << run.output;
+  ASSERT_NE(group_result, nullptr);
+
+  // The same job by hand on two ranks gives bit-identical metrics (deterministic mode, one thread each).
+  std::ofstream(dir / "job.json") << nlohmann::json(group_result->spec).dump(2);
+  const auto by_hand = run_command(mpirun(2, "train --job " + (dir / "job.json") + " --data-parallel --threads 1 --out " +
+                                              (dir / "by_hand.json")));
+  ASSERT_EQ(by_hand.exit_code, 0) << by_hand.output;
+  const JobResult reference = nlohmann::json::parse(read_text(dir / "by_hand.json")).get<JobResult>();
+  EXPECT_EQ(reference.job_id, group_result->job_id);
+  EXPECT_EQ(reference.metrics.dump(), group_result->metrics.dump());
+  ASSERT_EQ(reference.history.size(), group_result->history.size());
+  for (std::size_t e = 0; e < reference.history.size(); ++e) {
+    EXPECT_EQ(reference.history[e].at("loss"), group_result->history[e].at("loss")) << "epoch " << e;
+  }
+
+  // A rerun finds every job done, the multi-rank ones included, and runs nothing.
+  const auto rerun = run_command(command);
+  ASSERT_EQ(rerun.exit_code, 0) << rerun.output;
+  EXPECT_NE(rerun.output.find("6 already done"), std::string::npos) << rerun.output;
+  EXPECT_EQ(line_count(results + "/journal.jsonl"), 6u);
+  EXPECT_EQ(orch::ResultsStore(results).load_all().size(), 6u);
+}
+
+TEST(SweepEndToEnd, AJobNeedingMoreRanksThanWorkersIsRejectedNamingTheFieldAndTheJob) {
+  testing::TempDir dir;
+  const nlohmann::json sweep = {{"name", "too-wide"},
+                                {"datasets", {{{"name", "d"}, {"root", dir / "d"}}}},
+                                {"models", {{{"name", "abmil"}, {"ranks", 3}}}},
+                                {"split", {{"fold_count", 2}}}};
+  std::ofstream(dir / "sweep.json") << sweep.dump(2);
+  const auto run = run_command(mpirun(3, "sweep " + (dir / "sweep.json") + " --results " + (dir / "r") + " --threads 1"));
+  EXPECT_NE(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("has train.ranks = 3 but the sweep has only 2 worker rank(s)"), std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("dataset 'd', model 'abmil'"), std::string::npos) << run.output;
+}
+
+}  // namespace
+}  // namespace mil
+
+namespace mil {
+namespace {
+
+TEST(SweepEndToEnd, ATwoRankJobWithABrokenFeatureFileIsRetriedAndQuarantinedNotTheSweepAborted) {
+  testing::TempDir dir;
+  const auto synth = run_command(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / "d") +
+                                 " --bags 24 --dim 8 --min-instances 5 --max-instances 20 --seed 4");
+  ASSERT_EQ(synth.exit_code, 0) << synth.output;
+  std::filesystem::resize_file(dir.path() / "d" / "pt_files" / "slide_0003.pt", 7);
+  const nlohmann::json sweep = {{"name", "broken-groups"},
+                                {"datasets", {{{"name", "d"}, {"root", dir / "d"}}}},
+                                {"models", {{{"name", "abmil"}, {"ranks", 2}}}},
+                                {"train", {{"epochs", 2}}},
+                                {"split", {{"fold_count", 2}}}};
+  std::ofstream(dir / "sweep.json") << sweep.dump(2);
+  const std::string results = dir / "results";
+  const auto run = run_command(mpirun(3, "sweep " + (dir / "sweep.json") + " --results " + results + " --threads 1"));
+  // Both ranks of each group fail while loading and tell each other so: failed attempts, not an abort.
+  EXPECT_EQ(run.exit_code, 3) << run.output;
+  const auto written = orch::ResultsStore(results).load_all();
+  ASSERT_EQ(written.size(), 2u) << run.output;
+  for (const auto& r : written) {
+    EXPECT_EQ(r.status, "quarantined") << r.error;
+    EXPECT_NE(r.error.find("of the job's 2-rank group failed while preparing"), std::string::npos) << r.error;
+    EXPECT_NE(r.error.find("slide_0003.pt"), std::string::npos) << r.error;
+    EXPECT_EQ(r.runtime.at("attempt_errors").size(), 2u) << r.runtime.dump();
+  }
+  EXPECT_EQ(line_count(results + "/journal.jsonl"), 4u) << "2 results and 2 retry notes";
+}
+
+}  // namespace
+}  // namespace mil

@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -276,4 +277,205 @@ TEST(ErrorSignature, ReplacesPathsAndDigitRunsOnly) {
   EXPECT_NE(error_signature("killed (signal 6, Aborted)"), error_signature("hung: no heartbeat for 600 s"));
 }
 
+}  // namespace mil::orch
+
+namespace mil::orch {
+namespace {
+
+/// Jobs named by `names` with the given ranks and costs (default specs).
+std::vector<ScheduledJob> group_jobs(const std::vector<std::tuple<std::string, int, double>>& jobs) {
+  std::vector<ScheduledJob> out;
+  for (const auto& [id, ranks, cost] : jobs) out.push_back(ScheduledJob{JobSpec{}, id, cost, {}, ranks});
+  return out;
+}
+
+TEST(SchedulerGroups, AGroupJobHoldsIdleWorkersUntilItHasEnoughThenRunsOnAllOfThem) {
+  Scheduler scheduler(group_jobs({{"g", 3, 5.0}, {"a", 1, 1.0}}), {});
+  EXPECT_EQ(scheduler.next(4).kind, Assignment::Kind::kHold);
+  EXPECT_EQ(scheduler.next(2).kind, Assignment::Kind::kHold);
+  EXPECT_EQ(scheduler.held(), (std::vector<int>{4, 2}));
+  EXPECT_EQ(scheduler.running_count(), 0u);
+  const Assignment a = scheduler.next(3);
+  ASSERT_EQ(a.kind, Assignment::Kind::kJob);
+  EXPECT_EQ(a.job->id, "g");
+  EXPECT_EQ(a.group, (std::vector<int>{2, 3, 4}));  // ascending: rank 2 leads
+  EXPECT_TRUE(scheduler.held().empty());
+  EXPECT_EQ(scheduler.attempts("g"), 1);
+  EXPECT_EQ(scheduler.running_ids(), (std::map<int, std::string>{{2, "g"}, {3, "g"}, {4, "g"}}));
+  const Assignment b = scheduler.next(1);
+  ASSERT_EQ(b.kind, Assignment::Kind::kJob);
+  EXPECT_EQ(b.job->id, "a");
+  EXPECT_EQ(b.group, (std::vector<int>{1}));
+}
+
+TEST(SchedulerGroups, HeldWorkersAreNotGivenSmallerJobsWhileTheGroupJobWaits) {
+  // Worker 1 runs the longest job; a 3-rank job comes next, then 1-rank jobs. Workers 2 and 3 free up
+  // first: were they handed the 1-rank jobs, the group job would wait for as long as they keep coming.
+  Scheduler scheduler(group_jobs({{"long", 1, 10.0}, {"g", 3, 5.0}, {"s1", 1, 1.0}, {"s2", 1, 1.0}}), {});
+  EXPECT_EQ(take(scheduler, 1), "long");
+  EXPECT_EQ(scheduler.next(2).kind, Assignment::Kind::kHold);
+  EXPECT_EQ(scheduler.next(3).kind, Assignment::Kind::kHold);
+  EXPECT_EQ(scheduler.pending_count(), 3u);  // s1 and s2 were not handed out
+  EXPECT_EQ(scheduler.complete(1, "long", true), Fate::kDone);
+  const Assignment g = scheduler.next(1);
+  ASSERT_EQ(g.kind, Assignment::Kind::kJob);
+  EXPECT_EQ(g.job->id, "g");
+  EXPECT_EQ(g.group, (std::vector<int>{1, 2, 3}));
+}
+
+TEST(SchedulerGroups, AJobAheadOfTheGroupJobGoesToTheAskingWorkerAndTheHeldOneStaysHeld) {
+  // "r" fails once and comes back ahead of the 2-rank job in cost order while worker 2 is held.
+  Scheduler scheduler(group_jobs({{"r", 1, 10.0}, {"g", 2, 5.0}}), {}, /*max_attempts=*/2);
+  EXPECT_EQ(take(scheduler, 1), "r");
+  EXPECT_EQ(scheduler.next(2).kind, Assignment::Kind::kHold);
+  EXPECT_EQ(scheduler.complete(1, "r", false, "transient"), Fate::kRetry);
+  EXPECT_EQ(take(scheduler, 1), "r");
+  EXPECT_EQ(scheduler.held(), (std::vector<int>{2}));
+  EXPECT_EQ(scheduler.complete(1, "r", true), Fate::kDone);
+  const Assignment g = scheduler.next(1);
+  ASSERT_EQ(g.kind, Assignment::Kind::kJob);
+  EXPECT_EQ(g.group, (std::vector<int>{1, 2}));
+}
+
+TEST(SchedulerGroups, OnlyTheLeadersOkReportRecordsTheJobAndEveryMemberIsFreedByItsOwnReport) {
+  Scheduler scheduler(group_jobs({{"g", 2, 1.0}, {"h", 2, 1.0}}), {});
+  EXPECT_EQ(scheduler.next(2).kind, Assignment::Kind::kHold);
+  ASSERT_EQ(scheduler.next(1).group, (std::vector<int>{1, 2}));
+  EXPECT_EQ(scheduler.complete(2, "g", true), Fate::kMember);  // a member before its leader
+  EXPECT_EQ(scheduler.done_count(), 0u);
+  EXPECT_EQ(scheduler.running_count(), 1u);
+  EXPECT_EQ(scheduler.complete(1, "g", true), Fate::kDone);
+  EXPECT_EQ(scheduler.done_count(), 1u);
+  // The leader first this time; the member's later report records nothing.
+  EXPECT_EQ(scheduler.next(1).kind, Assignment::Kind::kHold);
+  ASSERT_EQ(scheduler.next(2).group, (std::vector<int>{1, 2}));
+  EXPECT_EQ(scheduler.complete(1, "h", true), Fate::kDone);
+  EXPECT_EQ(scheduler.complete(2, "h", true), Fate::kMember);
+  EXPECT_EQ(scheduler.done_count(), 2u);
+  EXPECT_TRUE(scheduler.finished());
+  EXPECT_EQ(scheduler.next(1).kind, Assignment::Kind::kStop);
+  EXPECT_EQ(scheduler.next(2).kind, Assignment::Kind::kStop);
+}
+
+TEST(SchedulerGroups, AFailedMemberRetriesTheJobOnANewGroupAndTheSameFailureTwiceQuarantinesIt) {
+  Scheduler scheduler(group_jobs({{"g", 2, 1.0}}), {}, /*max_attempts=*/2);
+  EXPECT_EQ(scheduler.next(1).kind, Assignment::Kind::kHold);
+  ASSERT_EQ(scheduler.next(2).kind, Assignment::Kind::kJob);
+  // A member (not the leader) fails: the attempt ends at once, whatever its leader reports later.
+  EXPECT_EQ(scheduler.complete(2, "g", false, "rank 2: out of memory at /tmp/a"), Fate::kRetry);
+  EXPECT_EQ(scheduler.pending_count(), 1u);
+  EXPECT_EQ(scheduler.complete(1, "g", true), Fate::kMember);
+  EXPECT_EQ(scheduler.done_count(), 0u);
+  EXPECT_EQ(scheduler.next(2).kind, Assignment::Kind::kHold);
+  const Assignment again = scheduler.next(1);
+  ASSERT_EQ(again.kind, Assignment::Kind::kJob);
+  EXPECT_EQ(again.group, (std::vector<int>{1, 2}));
+  EXPECT_EQ(scheduler.attempts("g"), 2);
+  EXPECT_EQ(scheduler.complete(1, "g", false, "rank 1: out of memory at /tmp/b"), Fate::kQuarantined);
+  EXPECT_EQ(scheduler.complete(2, "g", false, "rank 2: out of memory at /tmp/c"), Fate::kMember);
+  EXPECT_EQ(scheduler.failed_ids(), (std::vector<std::string>{"g"}));
+  EXPECT_EQ(scheduler.attempt_errors("g").size(), 2u);
+  EXPECT_TRUE(scheduler.finished());
+}
+
+TEST(SchedulerGroups, ALostMemberEndsTheAttemptAndTheOthersStayBusyUntilTheyReport) {
+  Scheduler scheduler(group_jobs({{"g", 2, 1.0}}), {}, /*max_attempts=*/2);
+  EXPECT_EQ(scheduler.next(1).kind, Assignment::Kind::kHold);
+  ASSERT_EQ(scheduler.next(2).kind, Assignment::Kind::kJob);
+  scheduler.worker_lost(2);
+  EXPECT_EQ(scheduler.pending_count(), 1u);
+  ASSERT_EQ(scheduler.attempt_errors("g").size(), 1u);
+  EXPECT_NE(scheduler.attempt_errors("g")[0].find("worker 2 was lost"), std::string::npos);
+  EXPECT_THROW(scheduler.next(1), std::runtime_error);  // still busy with the ended attempt
+  EXPECT_EQ(scheduler.complete(1, "g", false, "peer vanished"), Fate::kMember);
+  EXPECT_EQ(scheduler.attempt_errors("g").size(), 1u);  // its report is not a second failure
+  // The retry forms a new group from the workers left.
+  EXPECT_EQ(scheduler.next(1).kind, Assignment::Kind::kHold);
+  const Assignment retry = scheduler.next(3);
+  ASSERT_EQ(retry.kind, Assignment::Kind::kJob);
+  EXPECT_EQ(retry.group, (std::vector<int>{1, 3}));
+  scheduler.worker_lost(1);  // the last attempt: now the job fails for good
+  EXPECT_EQ(scheduler.failed_ids(), (std::vector<std::string>{"g"}));
+  EXPECT_EQ(scheduler.complete(3, "g", true), Fate::kMember);
+  EXPECT_TRUE(scheduler.finished());
+}
+
+TEST(SchedulerGroups, AHeldWorkerThatIsLostIsNoLongerCountedTowardsTheGroup) {
+  Scheduler scheduler(group_jobs({{"g", 3, 1.0}}), {});
+  EXPECT_EQ(scheduler.next(1).kind, Assignment::Kind::kHold);
+  EXPECT_EQ(scheduler.next(2).kind, Assignment::Kind::kHold);
+  scheduler.worker_lost(1);
+  EXPECT_EQ(scheduler.held(), (std::vector<int>{2}));
+  EXPECT_EQ(scheduler.next(3).kind, Assignment::Kind::kHold);
+  const Assignment g = scheduler.next(4);
+  ASSERT_EQ(g.kind, Assignment::Kind::kJob);
+  EXPECT_EQ(g.group, (std::vector<int>{2, 3, 4}));
+}
+
+TEST(SchedulerGroups, AStoppedGroupJobIsRequeuedOnceWithoutUsingAnAttempt) {
+  Scheduler scheduler(group_jobs({{"g", 2, 1.0}}), {});
+  EXPECT_EQ(scheduler.next(1).kind, Assignment::Kind::kHold);
+  ASSERT_EQ(scheduler.next(2).kind, Assignment::Kind::kJob);
+  EXPECT_TRUE(scheduler.requeue(2, "g"));
+  EXPECT_FALSE(scheduler.requeue(1, "g"));
+  EXPECT_EQ(scheduler.attempts("g"), 0);
+  EXPECT_EQ(scheduler.pending_count(), 1u);
+  EXPECT_EQ(scheduler.running_count(), 0u);
+}
+
+TEST(SchedulerGroups, ReleaseHeldHandsBackHeldWorkersLongestHeldFirst) {
+  Scheduler scheduler(group_jobs({{"g", 4, 1.0}}), {});
+  for (int worker : {3, 1, 2}) EXPECT_EQ(scheduler.next(worker).kind, Assignment::Kind::kHold);
+  EXPECT_THROW(scheduler.next(1), std::runtime_error);  // held workers are not asking
+  EXPECT_EQ(scheduler.release_held(), (std::vector<int>{3, 1, 2}));
+  EXPECT_TRUE(scheduler.held().empty());
+  EXPECT_EQ(scheduler.next(1).kind, Assignment::Kind::kHold);  // free to ask again
+}
+
+TEST(SchedulerGroups, RejectsAJobOfFewerThanOneRankAndCopiesRanksFromTheSpec) {
+  EXPECT_THROW(Scheduler(group_jobs({{"g", 0, 1.0}}), {}), std::runtime_error);
+  JobSpec spec;
+  spec.train.ranks = 3;
+  EXPECT_EQ(scheduled_jobs({spec}).at(0).ranks, 3);
+}
+
+TEST(SchedulerGroups, FourWorkersFinishAMixOfOneAndTwoRankJobsEachExactlyOnce) {
+  // Workers ask in a fixed rotation; a held worker waits for the kJob that names it.
+  std::vector<std::tuple<std::string, int, double>> specs;
+  for (int i = 0; i < 12; ++i) specs.emplace_back("j" + std::to_string(i), i % 3 == 0 ? 2 : 1, double(i % 4));
+  Scheduler scheduler(group_jobs(specs), {});
+  std::map<int, std::string> busy;  // worker -> job
+  std::set<int> held, stopped;
+  std::map<std::string, int> runs, leaders_done;
+  for (int round = 0; stopped.size() < 4 && round < 1000; ++round) {
+    const int worker = 1 + round % 4;
+    if (stopped.count(worker) > 0 || held.count(worker) > 0) continue;
+    if (busy.count(worker) > 0) {
+      if (scheduler.complete(worker, busy[worker], true) == Fate::kDone) ++leaders_done[busy[worker]];
+      busy.erase(worker);
+    }
+    const Assignment a = scheduler.next(worker);
+    if (a.kind == Assignment::Kind::kStop) {
+      stopped.insert(worker);
+    } else if (a.kind == Assignment::Kind::kHold) {
+      held.insert(worker);
+    } else if (a.kind == Assignment::Kind::kJob) {
+      ASSERT_EQ(a.group.size(), static_cast<std::size_t>(a.job->ranks));
+      ++runs[a.job->id];
+      for (int member : a.group) {
+        busy[member] = a.job->id;
+        held.erase(member);
+      }
+    }
+  }
+  ASSERT_EQ(stopped.size(), 4u);
+  EXPECT_TRUE(held.empty());
+  EXPECT_EQ(runs.size(), 12u);
+  for (const auto& [id, count] : runs) EXPECT_EQ(count, 1) << id;
+  for (const auto& [id, count] : leaders_done) EXPECT_EQ(count, 1) << id;
+  EXPECT_EQ(leaders_done.size(), 12u);
+  EXPECT_EQ(scheduler.done_count(), 12u);
+}
+
+}  // namespace
 }  // namespace mil::orch

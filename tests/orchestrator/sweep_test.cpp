@@ -434,3 +434,74 @@ TEST(SweepModelGrid, RejectsAKeyInBothTheSweepGridAndAModelGrid) {
 }
 
 }  // namespace mil::orch
+
+namespace mil::orch {
+
+TEST(SweepRanks, AModelsRanksSetTrainRanksForItsJobsOnlyAndChangeTheirIdsOnly) {
+  const json plain = json::parse(R"({
+    "name": "r", "datasets": [{"name": "d", "root": "/x"}],
+    "models": [{"name": "abmil"}, {"name": "transmil"}], "split": {"fold_count": 2}})");
+  json grouped = plain;
+  grouped["models"][1]["ranks"] = 2;
+  const std::vector<JobSpec> before = expand(parse_sweep(plain, "r.json"));
+  const std::vector<JobSpec> after = expand(parse_sweep(grouped, "r.json"));
+  ASSERT_EQ(before.size(), 4u);
+  ASSERT_EQ(after.size(), 4u);
+  for (std::size_t k = 0; k < 4; ++k) {
+    const bool transmil = after[k].model.name == "transmil";
+    EXPECT_EQ(after[k].train.ranks, transmil ? 2 : 1);
+    EXPECT_EQ(before[k].train.ranks, 1);
+    // One-rank jobs keep the id they had before the field existed; R > 1 computes something else.
+    if (transmil) {
+      EXPECT_NE(after[k].id(), before[k].id());
+    } else {
+      EXPECT_EQ(after[k].id(), before[k].id());
+    }
+  }
+}
+
+TEST(SweepRanks, TrainRanksAndOverridesSetEveryJobAndTheModelsRanksWins) {
+  testing::TempDir dir;
+  const std::string path = write_text(dir / "r.json", R"({
+    "name": "r", "datasets": [{"name": "d", "root": "/x"}],
+    "models": [{"name": "abmil"}, {"name": "transmil"}], "split": {"fold_count": 2}})");
+  for (const JobSpec& job : expand(load_sweep(path, {"train.ranks=3", "models.transmil.ranks=2"}))) {
+    EXPECT_EQ(job.train.ranks, job.model.name == "transmil" ? 2 : 3) << job.model.name;
+  }
+  // A grid over ranks is just another swept key.
+  const auto swept = expand(load_sweep(path, {"grid.train.ranks=[1,2]"}));
+  EXPECT_EQ(swept.size(), 2u * 2u * 2u);
+}
+
+TEST(SweepRanks, OneRankIsNotWrittenSoPinnedIdsHoldAndOtherCountsRoundTrip) {
+  // The spec of JobSpec.IdsOfSpecsWrittenBeforeNewFieldsAreUnchanged (tests/mil/specs_test.cpp).
+  JobSpec spec;
+  spec.dataset = DatasetSpec{"synth-easy", "bags", "build/quickstart/data/synth-easy", 2, false};
+  spec.model = ModelSpec{"abmil", {{"dropout", 0.0}}};
+  spec.train.epochs = 20;
+  spec.split.val_ratio = 0.2;
+  spec.train.ranks = 1;
+  EXPECT_FALSE(json(spec).at("train").contains("ranks"));
+  EXPECT_EQ(spec.id(), "91bd5b3151c5776e");
+  spec.train.ranks = 2;
+  EXPECT_EQ(json(spec).at("train").at("ranks"), 2);
+  EXPECT_EQ(json(spec).get<JobSpec>().train.ranks, 2);
+  EXPECT_NE(spec.id(), "91bd5b3151c5776e");
+  EXPECT_NE(spec.config_id(), JobSpec{}.config_id());
+}
+
+TEST(SweepRanks, RejectsRanksBelowOneNamingTheField) {
+  const json base = json::parse(R"({
+    "name": "r", "datasets": [{"name": "d", "root": "/x"}], "models": [{"name": "abmil"}]})");
+  json model_zero = base;
+  model_zero["models"][0]["ranks"] = 0;
+  MIL_EXPECT_THROW_WITH(parse_sweep(model_zero, "r.json"), "models[0].ranks: expected an integer >= 1");
+  json model_text = base;
+  model_text["models"][0]["ranks"] = "two";
+  MIL_EXPECT_THROW_WITH(parse_sweep(model_text, "r.json"), "models[0].ranks");
+  json train_zero = base;
+  train_zero["train"] = {{"ranks", 0}};
+  MIL_EXPECT_THROW_WITH(parse_sweep(train_zero, "r.json"), "train.ranks must be >= 1");
+}
+
+}  // namespace mil::orch

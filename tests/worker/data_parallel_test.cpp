@@ -11,6 +11,7 @@
 #include "mil/trainer.h"
 #include "tests/support/mpi_gtest.h"
 #include "tests/support/temp_dir.h"
+#include "worker/job_runner.h"
 #include "worker/mpi_env.h"
 #include "worker/mpi_gradient_sync.h"
 
@@ -153,6 +154,34 @@ TEST(DataParallelFit, EveryRankTakesTheSameValidationDecisionsAndWeights) {
   EXPECT_EQ(loss.first, loss.second);
   const auto weights = range_over_ranks(weight_fingerprint(*model));
   EXPECT_EQ(weights.first, weights.second);
+}
+
+TEST(DataParallelJob, ARankThatFailsWhilePreparingFailsTheJobOnEveryRankWithItsErrorAndNoAbort) {
+  int rank = 0, size = 1;
+  MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
+  MIL_MPI_CHECK(MPI_Comm_size(g_comm, &size));
+  if (size < 2) GTEST_SKIP() << "needs two ranks";
+  mil::testing::TempDir dir;
+  SyntheticOptions o;
+  o.bag_count = 30;
+  o.feature_dim = 8;
+  write_synthetic_benchmark(dir / "s", o);
+  JobSpec spec;
+  // The last rank cannot load its data; the others could and would wait for it in the first collective.
+  spec.dataset = DatasetSpec{"s", "bags", dir / (rank == size - 1 ? "missing" : "s"), 2, false};
+  spec.train.epochs = 2;
+  MpiGradientSync sync(g_comm);
+  RunOptions options;
+  options.sync = &sync;
+  DatasetCache cache;
+  const JobResult r = run_job(spec, options, cache);  // an abort would end this process here
+  EXPECT_EQ(r.status, "failed");
+  const std::string expected = "rank " + std::to_string(size - 1) + " of the job's " + std::to_string(size) +
+                               "-rank group failed while preparing: loading data";
+  EXPECT_NE(r.error.find(expected), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("missing"), std::string::npos) << r.error;
+  const auto length = range_over_ranks(double(r.error.size()));  // one text on every rank
+  EXPECT_EQ(length.first, length.second);
 }
 
 }  // namespace mil::worker

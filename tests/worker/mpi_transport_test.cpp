@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/support/mpi_gtest.h"
+#include "worker/job_group.h"
 #include "worker/mpi_env.h"
 
 namespace mil::worker {
@@ -46,6 +47,65 @@ TEST(MpiCheck, ThrowsNamingTheCallAndMpiErrorString) {
   } catch (const MpiError& e) {
     EXPECT_NE(std::string(e.what()).find("MPI_Send"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("rank"), std::string::npos) << e.what();
+  }
+}
+
+TEST(GroupJob, RoundTripsThroughTheKJobEnvelopeAndRejectsMalformedGroupsNamingTheField) {
+  GroupJob group;
+  group.spec.train.ranks = 2;
+  group.ranks = {1, 3};
+  group.tag = kFirstGroupTag + 7;
+  const nlohmann::json j = group;
+  EXPECT_TRUE(is_group_job(j));
+  EXPECT_FALSE(is_group_job(nlohmann::json(group.spec)));  // a one-rank job's payload is the bare spec
+  const GroupJob back = j.get<GroupJob>();
+  EXPECT_EQ(back.ranks, group.ranks);
+  EXPECT_EQ(back.tag, group.tag);
+  EXPECT_EQ(back.spec.id(), group.spec.id());
+  const auto rejects = [&](const char* key, const nlohmann::json& value, const std::string& fragment) {
+    nlohmann::json bad = j;
+    bad[key] = value;
+    try {
+      bad.get<GroupJob>();
+      ADD_FAILURE() << key << " = " << value.dump() << " was accepted";
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  rejects("group_ranks", {3, 1}, "ascending");
+  rejects("group_ranks", {1, 1}, "distinct");
+  rejects("group_ranks", {1, 2, 3}, "train.ranks 2");
+  rejects("group_tag", 5, "group_tag 5 is outside");
+  rejects("extra", 1, "extra");
+}
+
+TEST(JobGroupComm, OnlyTheMembersBuildIt) {
+  int rank = 0, size = 0;
+  MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
+  MIL_MPI_CHECK(MPI_Comm_size(g_comm, &size));
+  ASSERT_GE(size, 2) << "run under mpiexec -n 2";
+  // MPI_Comm_create_group's own messages travel on g_comm with the group's tag, so a receive from any
+  // source and with any tag (the previous test's last poll) could take them: start only when every
+  // rank is past it. In a sweep only rank 0 receives from any source, and it is never a member.
+  MIL_MPI_CHECK(MPI_Barrier(g_comm));
+  // Every rank but 0, as a sweep's workers: rank 0 never calls anything and is not waited for.
+  GroupJob group;
+  for (int r = 1; r < size; ++r) group.ranks.push_back(r);
+  group.spec.train.ranks = size - 1;
+  group.tag = kFirstGroupTag;
+  if (rank == 0) {
+    EXPECT_THROW(JobGroupComm(g_comm, group), std::runtime_error);  // not a member: refused before any MPI call
+  } else {
+    const JobGroupComm job_comm(g_comm, group);
+    int job_rank = -1, job_size = 0;
+    MIL_MPI_CHECK(MPI_Comm_rank(job_comm.comm(), &job_rank));
+    MIL_MPI_CHECK(MPI_Comm_size(job_comm.comm(), &job_size));
+    EXPECT_EQ(job_size, size - 1);
+    EXPECT_EQ(job_rank, rank - 1);  // the group's order is the ascending list: ranks[0] is its rank 0
+    int sum = 0;
+    const int one = 1;
+    MIL_MPI_CHECK(MPI_Allreduce(&one, &sum, 1, MPI_INT, MPI_SUM, job_comm.comm()));
+    EXPECT_EQ(sum, size - 1);
   }
 }
 
