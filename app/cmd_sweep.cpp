@@ -60,6 +60,9 @@ options:
                       a dataset load beats once, so keep it above the longest load)
   --in-process        run jobs inside the worker ranks (no child processes: a crash takes down the
                       sweep, as before supervision; faster for tiny jobs, shares loaded datasets)
+  --child-start HOW   fork (default): each rank starts one `mhim zygote` that forks every job's child,
+                      so LibTorch's start-up (~1 s) is paid once per rank, not per job; exec: posix_spawn
+                      and exec `mhim train` per job. fork falls back to exec when the zygote is lost
   --dry-run           print the job count, an estimated cost (from label CSV rows and file sizes;
                       no feature is read) and the first jobs, then exit (no MPI needed)
   --status-port P     MPI mode: serve the live status over HTTP on port P: a page at / and JSON at
@@ -170,10 +173,11 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
   double lock_timeout = 600.0;
   orch::OrchestratorOptions orchestrator_options;
   double heartbeat_timeout_s = 600;
+  worker::ChildStart child_start = worker::ChildStart::kFork;
   WatchOptions watch;
   try {
     const Args args(tokens, {"results", "set", "threads", "lock-timeout", "max-attempts", "heartbeat-timeout",
-                             "status-port", "status-bind", "progress"},
+                             "status-port", "status-bind", "progress", "child-start"},
                     {"dry-run", "array", "retry-failed", "in-process"});
     if (args.positional().size() != 1) throw UsageError("expected exactly one sweep file");
     sweep_path = args.positional()[0];
@@ -184,6 +188,9 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
     lock_timeout = args.get_double("lock-timeout", lock_timeout);
     if (!(lock_timeout > 0)) throw UsageError("--lock-timeout must be > 0 seconds");
     in_process = args.has("in-process");
+    const std::string how = args.get("child-start", "fork");
+    if (how != "fork" && how != "exec") throw UsageError("--child-start must be fork or exec, not '" + how + "'");
+    child_start = worker::parse_child_start(how);
     orchestrator_options.max_attempts = args.get_int("max-attempts", orch::kDefaultMaxAttempts);
     if (orchestrator_options.max_attempts < 1) throw UsageError("--max-attempts must be at least 1");
     orchestrator_options.retry_quarantined = args.has("retry-failed");
@@ -212,8 +219,11 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
       worker::SupervisionOptions supervision;
       supervision.threads = threads;
       supervision.heartbeat_timeout = std::chrono::milliseconds(static_cast<long long>(heartbeat_timeout_s * 1000));
+      supervision.child_start = child_start;
       log("worker ready, " + std::to_string(threads) + " LibTorch threads, jobs " +
-          (in_process ? "in this process" : "in child processes"));
+          (in_process ? "in this process"
+                      : child_start == worker::ChildStart::kFork ? "in child processes forked by a zygote"
+                                                                 : "in exec'd child processes"));
       const int jobs = worker::run_worker(mpi.comm(), log, results_dir + "/work", stop_requested,
                                           in_process ? nullptr : &supervision);
       log("worker done after " + std::to_string(jobs) + " jobs");
