@@ -13,7 +13,7 @@ namespace mil::app {
 int cmd_zygote(const Tokens& tokens) {
   int fd = -1, parent = -1;
   try {
-    const Args args(tokens, {"fd", "parent-pid"}, {});
+    const Args args(tokens, {"fd", "parent-pid", "label"}, {});  // the label only names it in `ps`
     fd = args.get_int("fd", -1);
     parent = args.get_int("parent-pid", -1);
     if (fd < 0 || parent <= 0) throw UsageError("--fd and --parent-pid are required");

@@ -122,7 +122,8 @@ ChildStart parse_child_start(const std::string& text) {
   throw std::runtime_error("--child-start must be fork or exec, not '" + text + "'");
 }
 
-ForkServer::ForkServer(const std::string& executable, std::function<void(const std::string&)> log)
+ForkServer::ForkServer(const std::string& executable, std::function<void(const std::string&)> log,
+                       const std::string& label)
     : log_(std::move(log)) {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
@@ -148,7 +149,8 @@ ForkServer::ForkServer(const std::string& executable, std::function<void(const s
   posix_spawnattr_setsigdefault(&attributes, &defaults);
   posix_spawnattr_setpgroup(&attributes, 0);
   posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  const std::vector<std::string> argv = {executable, "zygote", "--fd", "3", "--parent-pid", std::to_string(::getpid())};
+  std::vector<std::string> argv = {executable, "zygote", "--fd", "3", "--parent-pid", std::to_string(::getpid())};
+  if (!label.empty()) argv.insert(argv.end(), {"--label", label});
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);

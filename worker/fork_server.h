@@ -41,10 +41,12 @@ ChildStart parse_child_start(const std::string& text);
 /// The rank's side of a zygote. One thread uses it at a time.
 class ForkServer {
  public:
-  /// Starts `executable zygote --fd 3 --parent-pid <this pid>` (its output goes to this process's
-  /// stderr) and returns at once; start() waits for it to be ready. `log` gets one line when the zygote
-  /// is lost and jobs fall back to exec (may be empty). Throws when it cannot even be spawned.
-  ForkServer(const std::string& executable, std::function<void(const std::string&)> log);
+  /// Starts `executable zygote --fd 3 --parent-pid <this pid> [--label LABEL]` (its output goes to this
+  /// process's stderr) and returns at once; start() waits for it to be ready. `log` gets one line when
+  /// the zygote is lost and jobs fall back to exec (may be empty). `label` only shows in its command line
+  /// (e.g. the work folder, so that `ps` and tests can tell whose zygote it is). Throws when it cannot
+  /// even be spawned.
+  ForkServer(const std::string& executable, std::function<void(const std::string&)> log, const std::string& label = "");
   /// Closes the socket (the zygote exits) and reaps the zygote.
   ~ForkServer();
   ForkServer(const ForkServer&) = delete;

@@ -38,7 +38,7 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
   if (supervision != nullptr) {
     supervised = *supervision;
     if (supervised.child_start == ChildStart::kFork && supervised.fork_server == nullptr && !body) {
-      zygote.emplace(supervised.executable, log);
+      zygote.emplace(supervised.executable, log, work_root);
       supervised.fork_server = &*zygote;
     }
   }
