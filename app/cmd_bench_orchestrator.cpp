@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -28,14 +29,18 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kHelp = R"(usage: mhim bench orchestrator [options]
-       mpirun -n R mhim bench orchestrator --mode in-process|child [options]   (one measurement)
+       mpirun -n R mhim bench orchestrator --mode in-process|child-fork|child-exec [options]
+                                                                     (one measurement)
 
 Dispatches no-op jobs through the real rank-0 orchestrator loop (protocol, scheduler, result files and
 fsynced journal) and reports jobs/s and the time each job adds, at 2 and 4 ranks:
   in-process  the worker's job body returns at once: the cost of the protocol and the results store
-  child       every job runs as a supervised `mhim train --job` child that exits at once (its dataset does
-              not exist, so it fails while loading; counted as done): posix_spawn + exec + LibTorch
-              start-up of mhim + job.json/result.json round trip, i.e. what supervision adds per job
+  child-fork  every job runs as a supervised `mhim train --job` child that exits at once (its dataset does
+              not exist, so it fails while loading; counted as done), forked by the rank's zygote
+              (started once per rank, before the timing): fork + job.json/
+              result.json round trip, i.e. what supervision adds per job in a sweep (--child-start fork)
+  child-exec  the same child started by posix_spawn + exec: adds LibTorch's start-up per job
+              (--child-start exec)
 Also times replaying a synthetic journal.jsonl of --records lines. Without mpirun it relaunches
 itself under mpirun for each rank count and mode, then prints medians and ratios.
 
@@ -84,11 +89,21 @@ JobResult ok_result_for(const JobSpec& spec) {
 /// One measurement under mpirun: prints "RESULT {json}" on rank 0.
 int measure(const Args& args, int& argc, char**& argv) {
   const std::string mode = args.require("mode");
-  if (mode != "in-process" && mode != "child") throw UsageError("--mode must be in-process or child");
+  if (mode != "in-process" && mode != "child-fork" && mode != "child-exec") {
+    throw UsageError("--mode must be in-process, child-fork or child-exec");
+  }
   const int repeats = args.get_int("repeats", 3);
-  const int jobs = mode == "child" ? args.get_int("child-jobs", 24) : args.get_int("jobs", 20000);
+  const bool child = mode != "in-process";
+  const int jobs = child ? args.get_int("child-jobs", 24) : args.get_int("jobs", 20000);
   const std::string root = args.require("results");
   worker::MpiEnvironment mpi(argc, argv);
+  // As run_worker does for a sweep: one zygote per worker rank, started before its first job (its
+  // start-up, LibTorch's, is paid once per rank and is not timed here).
+  std::optional<worker::ForkServer> zygote;
+  if (mode == "child-fork" && mpi.rank() != worker::kOrchestratorRank) {
+    zygote.emplace("/proc/self/exe", [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
+    if (!zygote->wait_until_ready()) throw std::runtime_error("bench: the zygote did not start; see above");
+  }
   std::vector<double> seconds;
   for (int repeat = 0; repeat < repeats; ++repeat) {
     const std::string dir = root + "/run-" + std::to_string(mpi.size()) + "-" + mode + "-" + std::to_string(repeat);
@@ -107,6 +122,7 @@ int measure(const Args& args, int& argc, char**& argv) {
     } else {
       worker::SupervisionOptions supervision;
       supervision.executable = "/proc/self/exe";
+      if (zygote) supervision.fork_server = &*zygote;
       const int rank = mpi.rank();
       const worker::JobBody body = [&](const JobSpec& spec, const std::string&) {
         if (mode == "in-process") return ok_result_for(spec);
@@ -115,6 +131,7 @@ int measure(const Args& args, int& argc, char**& argv) {
         if (r.job_id != spec.id() || r.error.find("loading data") == std::string::npos) {
           throw std::runtime_error("bench: the child did not run as expected: " + r.error);
         }
+        if (zygote && !zygote->alive()) throw std::runtime_error("bench: the zygote was lost; see above");
         return ok_result_for(spec);
       };
       worker::run_worker(mpi.comm(), {}, dir + "/work", nullptr, nullptr, body);
@@ -169,7 +186,7 @@ int drive(const Args& args) {
   std::map<std::pair<int, std::string>, double> per_job_ms;
   for (const std::string& ranks_text : split_list(args.get("ranks", "2,4"))) {
     const int ranks = std::stoi(ranks_text);
-    for (const std::string mode : {"in-process", "child"}) {
+    for (const std::string mode : {"in-process", "child-fork", "child-exec"}) {
       const std::string command = launcher + " -n " + std::to_string(ranks) +
                                   " --oversubscribe --bind-to none /proc/" + std::to_string(::getpid()) +
                                   "/exe bench orchestrator --mode " + mode + " --jobs " + std::to_string(jobs) +
@@ -194,9 +211,13 @@ int drive(const Args& args) {
       std::printf("%-6d %-11s %7d %10.3f %12.0f %16.3f\n", ranks, mode.c_str(), n, s, n / s, ms);
       std::fflush(stdout);
     }
-    std::printf("       child-process overhead at %d ranks: %.1f ms per job (%.0fx the in-process cost)\n", ranks,
-                per_job_ms[{ranks, "child"}] - per_job_ms[{ranks, "in-process"}],
-                per_job_ms[{ranks, "child"}] / per_job_ms[{ranks, "in-process"}]);
+    for (const std::string mode : {"child-fork", "child-exec"}) {
+      std::printf("       %s overhead at %d ranks: %.1f ms per job (%.0fx the in-process cost)\n", mode.c_str(), ranks,
+                  per_job_ms[{ranks, mode}] - per_job_ms[{ranks, "in-process"}],
+                  per_job_ms[{ranks, mode}] / per_job_ms[{ranks, "in-process"}]);
+    }
+    std::printf("       fork vs exec at %d ranks: %.1fx less time per child job\n", ranks,
+                per_job_ms[{ranks, "child-exec"}] / per_job_ms[{ranks, "child-fork"}]);
   }
   const int records = args.get_int("records", 100000);
   const double replay = replay_seconds(root + "/journal.jsonl", records, std::max(3, repeats));

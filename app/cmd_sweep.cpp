@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 
 #include <atomic>
@@ -62,6 +63,9 @@ options:
                       a dataset load beats once, so keep it above the longest load)
   --in-process        run jobs inside the worker ranks (no child processes: a crash takes down the
                       sweep, as before supervision; faster for tiny jobs, shares loaded datasets)
+  --child-start HOW   fork (default): each rank starts one `mhim zygote` that forks every job's child,
+                      so LibTorch's start-up (~1 s) is paid once per rank, not per job; exec: posix_spawn
+                      and exec `mhim train` per job. fork falls back to exec when the zygote is lost
   --dry-run           print the job count, an estimated cost (from label CSV rows and file sizes;
                       no feature is read) and the first jobs, then exit (no MPI needed)
   --status-port P     MPI mode: serve the live status over HTTP on port P: a page at / and JSON at
@@ -69,9 +73,9 @@ options:
                       DIR/status.url; "off": no server
   --status-bind ADDR  address the status server listens on (default 127.0.0.1, this machine only;
                       e.g. 0.0.0.0 exposes job names, errors and host names to the network)
-  --progress MODE     auto (default): one progress line rewritten in place when rank 0's stderr is a
-                      terminal, else log lines; bar: always the line (under mpirun stderr is a pipe, so
-                      auto gives log lines there); plain: log lines only
+  --progress MODE     auto (default): one progress line rewritten in place when rank 0's stderr reaches
+                      a terminal (under Open MPI's mpirun: when mpirun's stderr is one), else log
+                      lines; bar: always the line; plain: log lines only
 
 examples:
   mhim sweep sweeps/quickstart.yaml --dry-run
@@ -104,6 +108,22 @@ struct WatchOptions {
   bool progress_bar = false;              ///< One line rewritten in place instead of log lines.
 };
 
+/// True when what this process writes to stderr ends up on a terminal. Under mpirun a rank's stderr is
+/// a pipe to the launcher, which copies it to its own stderr, so isatty() says no even in a terminal.
+/// Open MPI starts a node's ranks as children of mpirun (or of its orted daemon on other nodes) and
+/// sets OMPI_COMM_WORLD_RANK in them: then the launcher's own stderr (Linux: /proc/<parent>/fd/2) is
+/// what counts. A daemon's stderr is not a terminal, so ranks on other nodes answer no.
+bool stderr_reaches_a_terminal() {
+  if (::isatty(STDERR_FILENO) == 1) return true;
+  if (std::getenv("OMPI_COMM_WORLD_RANK") == nullptr) return false;
+  char target[256];
+  const std::string link = "/proc/" + std::to_string(::getppid()) + "/fd/2";
+  const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+  if (n <= 0) return false;
+  const std::string where(target, std::size_t(n));
+  return where.rfind("/dev/pts/", 0) == 0 || where.rfind("/dev/tty", 0) == 0;
+}
+
 WatchOptions parse_watch_options(const Args& args) {
   WatchOptions w;
   const std::string port = args.get("status-port", "0");
@@ -118,7 +138,7 @@ WatchOptions parse_watch_options(const Args& args) {
   if (progress != "auto" && progress != "bar" && progress != "plain") {
     throw UsageError("--progress must be auto, bar or plain, not '" + progress + "'");
   }
-  w.progress_bar = progress == "bar" || (progress == "auto" && ::isatty(STDERR_FILENO) == 1);
+  w.progress_bar = progress == "bar" || (progress == "auto" && stderr_reaches_a_terminal());
   return w;
 }
 
@@ -172,10 +192,11 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
   double lock_timeout = 600.0;
   orch::OrchestratorOptions orchestrator_options;
   double heartbeat_timeout_s = 600;
+  worker::ChildStart child_start = worker::ChildStart::kFork;
   WatchOptions watch;
   try {
     const Args args(tokens, {"results", "set", "threads", "lock-timeout", "max-attempts", "heartbeat-timeout",
-                             "status-port", "status-bind", "progress"},
+                             "status-port", "status-bind", "progress", "child-start"},
                     {"dry-run", "array", "retry-failed", "in-process"});
     if (args.positional().size() != 1) throw UsageError("expected exactly one sweep file");
     sweep_path = args.positional()[0];
@@ -186,6 +207,9 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
     lock_timeout = args.get_double("lock-timeout", lock_timeout);
     if (!(lock_timeout > 0)) throw UsageError("--lock-timeout must be > 0 seconds");
     in_process = args.has("in-process");
+    const std::string how = args.get("child-start", "fork");
+    if (how != "fork" && how != "exec") throw UsageError("--child-start must be fork or exec, not '" + how + "'");
+    child_start = worker::parse_child_start(how);
     orchestrator_options.max_attempts = args.get_int("max-attempts", orch::kDefaultMaxAttempts);
     if (orchestrator_options.max_attempts < 1) throw UsageError("--max-attempts must be at least 1");
     orchestrator_options.retry_quarantined = args.has("retry-failed");
@@ -214,8 +238,11 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
       worker::SupervisionOptions supervision;
       supervision.threads = threads;
       supervision.heartbeat_timeout = std::chrono::milliseconds(static_cast<long long>(heartbeat_timeout_s * 1000));
+      supervision.child_start = child_start;
       log("worker ready, " + std::to_string(threads) + " LibTorch threads, jobs " +
-          (in_process ? "in this process" : "in child processes"));
+          (in_process ? "in this process"
+                      : child_start == worker::ChildStart::kFork ? "in child processes forked by a zygote"
+                                                                 : "in exec'd child processes"));
       const int jobs = worker::run_worker(mpi.comm(), log, results_dir + "/work", stop_requested,
                                           in_process ? nullptr : &supervision);
       log("worker done after " + std::to_string(jobs) + " jobs");

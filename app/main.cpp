@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
     if (command == "pack") return mil::app::cmd_pack(tokens);
     if (command == "check-data") return mil::app::cmd_check_data(tokens);
     if (command == "slurm") return mil::app::cmd_slurm(tokens);
+    if (command == "zygote") return mil::app::cmd_zygote(tokens);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mhim %s: error: %s\n", command.c_str(), e.what());
     return 1;

@@ -52,6 +52,7 @@ class FileDescriptor {
   void sync() {
     if (::fsync(fd_) != 0) throw_errno("cannot fsync", path_);
   }
+  int get() const { return fd_; }
   void close() {
     const int fd = fd_;
     fd_ = -1;
@@ -72,14 +73,14 @@ bool ends_torn(const std::string& path) {
   return in.get() != '\n';
 }
 
-void append_line_impl(const std::string& path, const std::string& line) {
+void append_lines_impl(const std::string& path, const std::string& lines) {
   const bool existed = fs::exists(path);
   FileDescriptor fd(path, O_WRONLY | O_CREAT | O_APPEND);
   fd.lock_exclusive();  // with O_APPEND and one line per write: whole lines, also from several hosts
   // After a crash mid-append, start on a fresh line so that only the torn line is lost, not this one
   // (checked under the lock, so another writer cannot be half-way through its line).
   const std::string prefix = existed && ends_torn(path) ? "\n" : "";
-  fd.write_all(prefix + line + "\n");
+  fd.write_all(prefix + lines);
   fd.sync();
   fd.close();
   if (!existed) sync_directory(fs::path(path).parent_path().string());
@@ -124,7 +125,40 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   replace_file_atomic(temp, path);
 }
 
-void append_line_durably(const std::string& path, const std::string& line) { append_line_impl(path, line); }
+void append_line_durably(const std::string& path, const std::string& line) { append_lines_impl(path, line + "\n"); }
+
+void append_lines_durably(const std::string& path, const std::vector<std::string>& lines) {
+  if (lines.empty()) return;
+  std::string text;
+  for (const auto& line : lines) text += line + "\n";
+  append_lines_impl(path, text);
+}
+
+void write_file_unsynced(const std::string& path, const std::string& content) {
+  try {
+    FileDescriptor fd(path, O_WRONLY | O_CREAT | O_TRUNC);
+    fd.write_all(content);
+    fd.close();
+  } catch (...) {
+    ::unlink(path.c_str());
+    throw;
+  }
+}
+
+void sync_files(const std::vector<std::string>& paths) {
+  if (paths.empty()) return;
+  if (paths.size() <= kSyncEachMaxFiles) {
+    for (const auto& path : paths) {
+      FileDescriptor fd(path, O_RDONLY);
+      fd.sync();
+      fd.close();
+    }
+    return;
+  }
+  FileDescriptor fd(paths.front(), O_RDONLY);
+  if (::syncfs(fd.get()) != 0) throw_errno("cannot syncfs the file system of", paths.front());
+  fd.close();
+}
 
 void sync_directory(const std::string& dir) {
   FileDescriptor fd(dir, O_RDONLY | O_DIRECTORY);

@@ -1,8 +1,10 @@
 #include "orchestrator/orchestrator_loop.h"
 
+#include <deque>
 #include <map>
 #include <thread>
 
+#include "orchestrator/group_commit.h"
 #include "orchestrator/job_graph.h"
 #include "orchestrator/scheduler.h"
 #include "worker/job_group.h"
@@ -11,6 +13,22 @@
 #include "worker/mpi_transport.h"
 
 namespace mil::orch {
+namespace {
+
+/// A store write submitted to the GroupCommitter, and what rank 0 does once it is durable: only then is
+/// a job counted, shown on the board as finished and logged, and only then does an ok job release its
+/// dependents. (A retry or an interruption is requeued and shown at once: no result claims it.)
+struct AwaitingCommit {
+  enum class Kind { kOk, kFinal, kRetry, kInterrupted, kBlocked };
+  Kind kind = Kind::kOk;
+  int holder = -1;      ///< kOk: the scheduler holder of the job, completed once durable.
+  int source = -1;      ///< The worker rank that ran it (-1 for kBlocked).
+  std::string job_id;
+  std::string status;   ///< What the board and the log say.
+  std::string error;    ///< The error, "" when ok.
+};
+
+}  // namespace
 
 using worker::MsgTag;
 
@@ -36,6 +54,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
                                std::to_string(job.train.ranks + 1) + " or more, or lower train.ranks");
     }
   }
+
   std::vector<ScheduledJob> scheduled = schedule_with_dependencies(jobs);
   std::set<std::string> done, held_back;
   for (const auto& r : store.load_all()) {
@@ -47,13 +66,54 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
   SweepOutcome outcome;
   outcome.jobs = jobs.size();
   outcome.skipped = scheduler.done_count();
+  // Results become durable in groups (group_commit.h); what a result changes waits for its commit.
+  GroupCommitter committer(store);
+  std::deque<AwaitingCommit> awaiting;  // in submission order, parallel to the committer's queue
+  const auto commit = [&](StoreRecord record, AwaitingCommit then) {
+    committer.submit(std::move(record));
+    awaiting.push_back(std::move(then));
+  };
   const auto write_blocked = [&] {
     for (const auto& [blocked, dependency] : scheduler.take_blocked()) {
-      const JobResult failed = dependency_failed_result(blocked->spec, blocked->id, dependency);
-      store.write(failed);
-      ++outcome.failed;
-      if (board) board->job_finished(failed.job_id, failed.status, failed.error);
-      log(blocked->id + " failed: " + failed.error);
+      JobResult failed = dependency_failed_result(blocked->spec, blocked->id, dependency);
+      AwaitingCommit then{AwaitingCommit::Kind::kBlocked, -1, -1, blocked->id, failed.status, failed.error};
+      commit(StoreRecord::of_result(std::move(failed)), std::move(then));
+    }
+  };
+  // Acts on every record committed since the last call.
+  const auto settle_committed = [&] {
+    for (std::size_t durable = committer.committed(); committer.submitted() - awaiting.size() < durable;) {
+      const AwaitingCommit done = std::move(awaiting.front());
+      awaiting.pop_front();
+      switch (done.kind) {
+        case AwaitingCommit::Kind::kOk:
+          if (scheduler.complete(done.holder, done.job_id, /*ok=*/true) == Fate::kMember) {
+            // A group member failed after the leader's ok arrived and before it was durable: cannot happen
+            // while members fail through collectives (the group aborts), but say so if it ever does.
+            log("warning: " + done.job_id + " was recorded ok, but a member of its group failed meanwhile");
+          }
+          ++outcome.ran_ok;
+          break;
+        case AwaitingCommit::Kind::kFinal:
+          ++(done.status == "quarantined" ? outcome.quarantined : outcome.failed);
+          break;
+        case AwaitingCommit::Kind::kRetry:
+          ++outcome.retries;
+          break;
+        case AwaitingCommit::Kind::kInterrupted:
+          ++outcome.interrupted;
+          break;
+        case AwaitingCommit::Kind::kBlocked:
+          ++outcome.failed;
+          if (board) board->job_finished(done.job_id, done.status, done.error);
+          log(done.job_id + " failed: " + done.error);
+          continue;
+      }
+      const bool requeued = done.kind == AwaitingCommit::Kind::kRetry || done.kind == AwaitingCommit::Kind::kInterrupted;
+      if (board && !requeued) board->job_finished(done.job_id, done.status, done.error);
+      const std::size_t finished = scheduler.done_count() + scheduler.failed_count();
+      log("[" + std::to_string(finished) + "/" + std::to_string(jobs.size()) + "] " + done.job_id + " " + done.status +
+          " on rank " + std::to_string(done.source) + (done.error.empty() ? "" : ": " + done.error));
     }
   };
   if (board) {
@@ -62,7 +122,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     board->sweep_started(infos, done);
   }
   write_blocked();  // dependents of jobs quarantined earlier
-  outcome.held_back = scheduler.failed_count() - outcome.failed;
+  outcome.held_back = scheduler.failed_count() - awaiting.size();
   log("sweep: " + std::to_string(jobs.size()) + " jobs, " + std::to_string(outcome.skipped) +
       " already done, " + std::to_string(size - 1) + " workers, up to " + std::to_string(options.max_attempts) +
       " attempts per job" +
@@ -70,14 +130,27 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
                                " quarantined earlier and not rerun (--retry-failed reruns them)"
                          : ""));
 
-  std::map<int, const ScheduledJob*> job_of_worker;  // what each busy worker holds, to credit its result
+  // What each busy worker holds, to credit its result. The scheduler sees a fresh holder id per
+  // assignment, not the rank: an ok job stays held (running) until its result is durable, while its
+  // worker already runs the next one.
+  struct Held {
+    const ScheduledJob* job = nullptr;
+    int holder = -1;
+    bool leader = true;  ///< False for a group member other than the first: its report never decides the job.
+  };
+  std::map<int, Held> job_of_worker;
+  int next_holder = 0;
+  // Holder -> the rank it answers for: a group's members are holders (ids of the requests that were
+  // held), and their ranks get the job. Entries of workers answered kJob or kStop are never read again.
+  std::map<int, int> rank_of_holder;
   int active_workers = size - 1;
   int groups_formed = 0;  // numbers the tags of group communicators
   // Held workers wait for an answer (protocol.h); once a stop is requested they get kStop.
   const auto stop_held_workers = [&] {
     for (int held : scheduler.release_held()) {
-      worker::send_message(comm, held, MsgTag::kStop, "{}");
-      if (board) board->worker_stopped(held);
+      const int rank = rank_of_holder.at(held);
+      worker::send_message(comm, rank, MsgTag::kStop, "{}");
+      if (board) board->worker_stopped(rank);
       --active_workers;
     }
   };
@@ -85,7 +158,9 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
   // costs no core. Workers with nothing ready ask again after kWaitRetryMs.
   worker::Backoff idle(std::chrono::milliseconds(5));
   constexpr int kWaitRetryMs = 50;
+  constexpr int kCommitRetryMs = 2;
   while (active_workers > 0) {
+    settle_committed();
     if ((stopping() || outcome.stopped) && !scheduler.held().empty()) {
       if (!outcome.stopped) log("stop requested: no more jobs are handed out; running jobs checkpoint");
       outcome.stopped = true;
@@ -111,23 +186,29 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
         --active_workers;
         continue;
       }
-      const Assignment assignment = scheduler.next(source);
+      const int holder = next_holder++;
+      rank_of_holder[holder] = source;
+      const Assignment assignment = scheduler.next(holder);
       switch (assignment.kind) {
         case Assignment::Kind::kJob: {
           const ScheduledJob& job = *assignment.job;
           std::string payload = nlohmann::json(job.spec).dump();
-          if (assignment.group.size() > 1) {
-            worker::GroupJob group{job.spec, assignment.group,
-                                   worker::kFirstGroupTag + groups_formed++ % worker::kGroupTagCount};
+          // The scheduler's leader (first holder) gets group rank 0: its report decides the job and only
+          // it writes the job's files.
+          std::vector<int> ranks;
+          for (int member : assignment.group) ranks.push_back(rank_of_holder.at(member));
+          if (ranks.size() > 1) {
+            worker::GroupJob group{job.spec, ranks, worker::kFirstGroupTag + groups_formed++ % worker::kGroupTagCount};
             payload = nlohmann::json(group).dump();
             std::string members;
             for (int r : group.ranks) members += (members.empty() ? "" : ",") + std::to_string(r);
             log(job.id + " starts on ranks " + members + " (a " + std::to_string(group.ranks.size()) + "-rank group)");
           }
-          if (board) board->job_assigned(job.id, assignment.group.front());
-          for (int member : assignment.group) {
-            job_of_worker[member] = assignment.job;
-            worker::send_message(comm, member, MsgTag::kJob, payload);
+          if (board) board->job_assigned(job.id, ranks.front());
+          for (std::size_t i = 0; i < ranks.size(); ++i) {
+            job_of_worker[ranks[i]] = Held{assignment.job, assignment.group[i], i == 0};
+            rank_of_holder.erase(assignment.group[i]);
+            worker::send_message(comm, ranks[i], MsgTag::kJob, payload);
           }
           break;
         }
@@ -136,10 +217,15 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
           log("rank " + std::to_string(source) + " held for a group job (" + std::to_string(scheduler.held().size()) +
               " held)");
           break;
-        case Assignment::Kind::kWait:
-          worker::send_message(comm, source, MsgTag::kWait, nlohmann::json{{"retry_ms", kWaitRetryMs}}.dump());
+        case Assignment::Kind::kWait: {
+          rank_of_holder.erase(holder);
+          // Waiting for a commit takes about one sync: ask again soon.
+          const int retry_ms = committer.submitted() > committer.committed() ? kCommitRetryMs : kWaitRetryMs;
+          worker::send_message(comm, source, MsgTag::kWait, nlohmann::json{{"retry_ms", retry_ms}}.dump());
           break;
+        }
         case Assignment::Kind::kStop:
+          rank_of_holder.erase(holder);
           worker::send_message(comm, source, MsgTag::kStop, "{}");
           if (board) board->worker_stopped(source);
           --active_workers;
@@ -150,7 +236,9 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       if (held == job_of_worker.end()) {
         throw std::runtime_error("orchestrator: result from worker " + std::to_string(source) + " that holds no job");
       }
-      const ScheduledJob& job = *held->second;
+      const ScheduledJob& job = *held->second.job;
+      const int holder = held->second.holder;
+      const bool leader = held->second.leader;
       const std::string job_id = job.id;
       job_of_worker.erase(held);
       JobResult result;
@@ -173,58 +261,62 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       const int attempt = scheduler.attempts(job_id);
       if (!result.runtime.is_object()) result.runtime = nlohmann::json::object();
       result.runtime["attempt"] = attempt;
-      std::string status = result.status;
       if (result.status == "interrupted") {
-        if (scheduler.requeue(source, job_id)) {
-          store.note(job_id, "interrupted", result.error);  // no result file: a rerun resumes the job
-          ++outcome.interrupted;
-          if (board) board->job_finished(job_id, "interrupted", result.error);
+        if (scheduler.requeue(holder, job_id)) {  // no result file: a rerun resumes the job
+          if (board) board->job_finished(job_id, "interrupted", result.error);  // now: it may be reassigned at once
+          AwaitingCommit then{AwaitingCommit::Kind::kInterrupted, -1, source, job_id, "interrupted", result.error};
+          commit(StoreRecord::of_note(job_id, "interrupted", result.error), std::move(then));
         } else {
-          status = "interrupted (a group member; the job was requeued already)";
+          log(job_id + " interrupted on rank " + std::to_string(source) +
+              " (a group member; the job was requeued already)");
         }
+      } else if (result.ok() && !leader) {
+        // A group member's ok: the first rank's report decides and records the job; this one is free.
+        if (scheduler.complete(holder, job_id, /*ok=*/true) != Fate::kMember) {
+          throw std::logic_error("orchestrator: a group member's report decided job " + job_id);
+        }
+        log(job_id + " ok on rank " + std::to_string(source) + " (a group member; the job is recorded from its first rank)");
+      } else if (result.ok()) {
+        // Stays held until durable: counted done, and its dependents released, only then.
+        AwaitingCommit then{AwaitingCommit::Kind::kOk, holder, source, job_id, result.status, ""};
+        commit(StoreRecord::of_result(std::move(result)), std::move(then));
       } else {
-        switch (scheduler.complete(source, job_id, result.ok(), result.error)) {
-          case Fate::kMember:
-            // A group member whose report does not decide the job: it is free, nothing is recorded.
-            if (board) board->worker_seen(source, "");
-            log(job_id + " " + result.status + " on rank " + std::to_string(source) +
-                " (a group member; the job is recorded from its first rank)");
-            continue;
+        // A failure's fate is decided now (a retry needs no durable record); the board hears of it once
+        // durable, like any result.
+        switch (scheduler.complete(holder, job_id, /*ok=*/false, result.error)) {
           case Fate::kDone:
-            store.write(result);
-            ++outcome.ran_ok;
-            if (board) board->job_finished(job_id, result.status, result.error);
+            throw std::logic_error("orchestrator: a failed attempt of " + job_id + " was counted done");
+          case Fate::kMember:
+            // Its group's attempt had ended already (another member failed or was stopped first).
+            log(job_id + " " + result.status + " on rank " + std::to_string(source) +
+                " (a group member; the attempt had ended): " + result.error);
             break;
-          case Fate::kRetry:
+          case Fate::kRetry: {
             // No result file yet: the next attempt resumes from the job's checkpoint.
-            store.note(job_id, "retry",
-                       "attempt " + std::to_string(attempt) + " of " + std::to_string(options.max_attempts) +
-                           " failed on rank " + std::to_string(source) + ": " + result.error);
-            ++outcome.retries;
-            if (board) board->job_finished(job_id, "retry", result.error);
-            status = "failed (attempt " + std::to_string(attempt) + " of " + std::to_string(options.max_attempts) +
-                     "), retrying";
+            const std::string detail = "attempt " + std::to_string(attempt) + " of " +
+                                       std::to_string(options.max_attempts) + " failed on rank " +
+                                       std::to_string(source) + ": " + result.error;
+            AwaitingCommit then{AwaitingCommit::Kind::kRetry, -1, source, job_id,
+                                "failed (attempt " + std::to_string(attempt) + " of " +
+                                    std::to_string(options.max_attempts) + "), retrying",
+                                result.error};
+            commit(StoreRecord::of_note(job_id, "retry", detail), std::move(then));
+            if (board) board->job_finished(job_id, "retry", result.error);  // now: it may be reassigned at once
             break;
+          }
           case Fate::kQuarantined:
-            result.status = status = "quarantined";
+            result.status = "quarantined";
+            [[fallthrough]];
+          case Fate::kFailed: {
             result.runtime["attempt_errors"] = scheduler.attempt_errors(job_id);
-            store.write(result);
-            ++outcome.quarantined;
-            if (board) board->job_finished(job_id, "quarantined", result.error);
+            AwaitingCommit then{AwaitingCommit::Kind::kFinal, -1, source, job_id, result.status, result.error};
+            commit(StoreRecord::of_result(std::move(result)), std::move(then));
             break;
-          case Fate::kFailed:
-            result.runtime["attempt_errors"] = scheduler.attempt_errors(job_id);
-            store.write(result);
-            ++outcome.failed;
-            if (board) board->job_finished(job_id, "failed", result.error);
-            break;
+          }
         }
-        if (board) board->worker_seen(source, "");
       }
+      if (board) board->worker_seen(source, "");
       write_blocked();
-      const std::size_t finished = scheduler.done_count() + scheduler.failed_count();
-      log("[" + std::to_string(finished) + "/" + std::to_string(jobs.size()) + "] " + job_id + " " + status +
-          " on rank " + std::to_string(source) + (result.ok() ? "" : ": " + result.error));
     } else if (message->tag == MsgTag::kHeartbeat) {
       // Advisory: a malformed beat is logged, never fatal, and needs no answer (protocol.h step 3).
       nlohmann::json beat = nlohmann::json::parse(message->payload, nullptr, /*allow_exceptions=*/false);
@@ -234,7 +326,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       }
       ++outcome.heartbeats;
       const auto held = job_of_worker.find(source);
-      if (held == job_of_worker.end() || beat.at("job_id") != held->second->id) {
+      if (held == job_of_worker.end() || beat.at("job_id") != held->second.job->id) {
         log("heartbeat from rank " + std::to_string(source) + " names job " + beat.at("job_id").dump() +
             ", which it does not hold");
       }
@@ -256,6 +348,8 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
                                " from rank " + std::to_string(source));
     }
   }
+  committer.wait_all();
+  settle_committed();
   return outcome;
 }
 

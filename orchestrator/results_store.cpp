@@ -107,22 +107,82 @@ std::string ResultsStore::result_path(const std::string& job_id) const {
   return (fs::path(dir_) / "results" / (job_id + ".json")).string();
 }
 
-void ResultsStore::write(const JobResult& result) {
-  const std::string path = result_path(result.job_id);
-  if (result.status != "ok" && result.status != "failed" && result.status != "quarantined") {
-    throw std::runtime_error(path + ": status '" + result.status + "' is not one of ok, failed, quarantined");
+StoreRecord StoreRecord::of_result(JobResult result) {
+  StoreRecord record;
+  record.is_result = true;
+  record.result = std::move(result);
+  return record;
+}
+
+StoreRecord StoreRecord::of_note(std::string job_id, std::string status, std::string detail) {
+  StoreRecord record;
+  record.job_id = std::move(job_id);
+  record.status = std::move(status);
+  record.detail = std::move(detail);
+  return record;
+}
+
+void ResultsStore::set_crash_hook(std::function<void(CommitStage)> hook) { crash_hook_ = std::move(hook); }
+
+void ResultsStore::write(const JobResult& result) { write_batch({StoreRecord::of_result(result)}); }
+
+void ResultsStore::write_batch(const std::vector<StoreRecord>& records) {
+  const auto reached = [this](CommitStage stage) {
+    if (crash_hook_) crash_hook_(stage);
+  };
+  // Check everything first, so a bad record fails the batch before any file changes.
+  std::vector<std::string> finals, temps, contents, lines;
+  std::set<std::string> batch_ids;
+  const std::string timestamp = worker::utc_timestamp();
+  for (const StoreRecord& record : records) {
+    if (!record.is_result) {
+      result_path(record.job_id);  // checks the id
+      lines.push_back(dump(json{{"job_id", record.job_id},
+                                {"status", record.status},
+                                {"detail", record.detail},
+                                {"time", timestamp}},
+                           /*indent=*/-1));
+      continue;
+    }
+    const JobResult& result = record.result;
+    const std::string path = result_path(result.job_id);
+    if (result.status != "ok" && result.status != "failed" && result.status != "quarantined") {
+      throw std::runtime_error(path + ": status '" + result.status + "' is not one of ok, failed, quarantined");
+    }
+    if (!batch_ids.insert(result.job_id).second) {
+      throw std::runtime_error(path + ": job " + result.job_id + " has two results in one batch");
+    }
+    if (fs::exists(path) && load_result(path).ok()) {
+      throw std::runtime_error(path + ": job " + result.job_id +
+                               " already has an ok result; refusing to overwrite it");
+    }
+    finals.push_back(path);
+    temps.push_back(temporary_path_for(path));
+    contents.push_back(dump(json(result), /*indent=*/2) + "\n");
+    json line = {{"job_id", result.job_id},
+                 {"status", result.status},
+                 {"config_id", result.config_id},
+                 {"time", timestamp}};
+    if (!result.ok()) line["detail"] = result.error;
+    lines.push_back(dump(line, /*indent=*/-1));
   }
-  if (fs::exists(path) && load_result(path).ok()) {
-    throw std::runtime_error(path + ": job " + result.job_id +
-                             " already has an ok result; refusing to overwrite it");
+  try {
+    for (std::size_t i = 0; i < temps.size(); ++i) write_file_unsynced(temps[i], contents[i]);
+    reached(CommitStage::kTempsWritten);
+    sync_files(temps);
+    reached(CommitStage::kTempsSynced);
+    for (std::size_t i = 0; i < temps.size(); ++i) {
+      if (::rename(temps[i].c_str(), finals[i].c_str()) != 0) throw_errno("cannot rename '" + temps[i] + "' to", finals[i]);
+      reached(CommitStage::kRenamed);
+    }
+  } catch (...) {
+    for (const auto& temp : temps) ::unlink(temp.c_str());  // those renamed already are gone: no-op
+    throw;
   }
-  write_file_atomic(path, dump(json(result), /*indent=*/2) + "\n");
-  json line = {{"job_id", result.job_id},
-               {"status", result.status},
-               {"config_id", result.config_id},
-               {"time", worker::utc_timestamp()}};
-  if (!result.ok()) line["detail"] = result.error;
-  append_line_durably((fs::path(dir_) / "journal.jsonl").string(), dump(line, /*indent=*/-1));
+  if (!finals.empty()) sync_directory((fs::path(dir_) / "results").string());
+  reached(CommitStage::kFolderSynced);
+  append_lines_durably((fs::path(dir_) / "journal.jsonl").string(), lines);
+  reached(CommitStage::kJournaled);
 }
 
 bool ResultsStore::write_exclusive(const JobResult& result) {
@@ -180,8 +240,7 @@ bool ResultsStore::write_exclusive(const JobResult& result) {
 }
 
 void ResultsStore::note(const std::string& job_id, const std::string& status, const std::string& detail) {
-  const json line = {{"job_id", job_id}, {"status", status}, {"detail", detail}, {"time", worker::utc_timestamp()}};
-  append_line_durably((fs::path(dir_) / "journal.jsonl").string(), dump(line, /*indent=*/-1));
+  write_batch({StoreRecord::of_note(job_id, status, detail)});
 }
 
 std::vector<JobResult> ResultsStore::load_all() const {

@@ -5,6 +5,7 @@
 //   <dir>/jobs.json              the expected jobs of the current sweep (the manifest)
 // write() is for one writer (rank 0); write_exclusive() is safe for several processes, on several
 // hosts, sharing the directory (array mode, orchestrator/lock_queue.h).
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -17,6 +18,28 @@ namespace mil::orch {
 /// The failed result of job `job_id` (`spec`), which never ran because `dependency`, its teacher
 /// baseline, failed. Written in place of a result by the MPI orchestrator and by array workers.
 JobResult dependency_failed_result(const JobSpec& spec, const std::string& job_id, const std::string& dependency);
+
+/// One write of a group commit (ResultsStore::write_batch): a result (its file plus a journal line),
+/// or a journal note alone (a state change with no result file: "retry", "interrupted").
+struct StoreRecord {
+  bool is_result = false;  ///< true: `result` is written; false: the note fields are journaled.
+  JobResult result;        ///< The result (status ok, failed or quarantined) when is_result.
+  std::string job_id;      ///< The note's job, when !is_result.
+  std::string status;      ///< The note's status, when !is_result.
+  std::string detail;      ///< The note's detail, when !is_result.
+
+  static StoreRecord of_result(JobResult result);
+  static StoreRecord of_note(std::string job_id, std::string status, std::string detail);
+};
+
+/// Where write_batch may stop early in tests that simulate a crash (ResultsStore::set_crash_hook).
+enum class CommitStage {
+  kTempsWritten,   ///< Every result's temp file is written, none synced.
+  kTempsSynced,    ///< The temp files are durable, none renamed.
+  kRenamed,        ///< One more result was renamed into place (called once per result).
+  kFolderSynced,   ///< Every rename is durable; the journal lines are not appended yet.
+  kJournaled,      ///< The journal lines are appended and synced: the batch is committed.
+};
 
 /// One sweep's results directory.
 class ResultsStore {
@@ -31,6 +54,16 @@ class ResultsStore {
   /// (and "detail": the error, unless ok) to dir/journal.jsonl (fsynced). Status must be ok, failed or
   /// quarantined. A failed or quarantined result may be replaced; an ok one never: throws.
   void write(const JobResult& result);
+  /// Group commit: makes every record of `records` durable with a few syncs in all, not a few each.
+  /// Writes each result to a temp file (dot-named: load_all skips it), syncs them all (sync_files),
+  /// renames them into place, syncs the results folder once, then appends every record's journal line
+  /// (in order) with one write and one sync. When it returns, all of them are durable; a crash before
+  /// that leaves each result either absent or whole (never torn) and no journal line for any result
+  /// not yet renamed, so a rerun runs the missing ones once. Same checks as write(); a failing check
+  /// throws before anything is written. Not for several processes (write_exclusive is).
+  void write_batch(const std::vector<StoreRecord>& records);
+  /// For crash tests: called at each CommitStage of write_batch (may _exit the process). Empty = none.
+  void set_crash_hook(std::function<void(CommitStage)> hook);
   /// Writes dir/results/<job_id>.json only when no result is there, atomically across processes and
   /// hosts: the file is written beside it and link()ed into place, which fails when one exists. A
   /// failed result is replaced by a newer one (moved aside first, so two racers cannot both win); an ok
@@ -60,6 +93,7 @@ class ResultsStore {
   std::string result_path(const std::string& job_id) const;
 
   std::string dir_;  ///< Root of the store.
+  std::function<void(CommitStage)> crash_hook_;  ///< Tests only; see set_crash_hook.
 };
 
 /// What the journal says of one job, replayed line by line.

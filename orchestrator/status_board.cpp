@@ -112,9 +112,11 @@ void StatusBoard::job_finished(const std::string& job_id, const std::string& sta
     std::lock_guard<std::mutex> lock(mutex_);
     Job& job = jobs_[job_index(job_id)];
     if (job.rank >= 0) {
+      // With group commit a result is reported once durable, when its worker may already run its next
+      // job: that job stays the worker's, but this one counts as finished by it all the same.
       auto worker = workers_.find(job.rank);
-      if (worker != workers_.end() && worker->second.job_id == job_id) {
-        worker->second.job_id.clear();
+      if (worker != workers_.end()) {
+        if (worker->second.job_id == job_id) worker->second.job_id.clear();
         worker->second.last_seen = t;
         ++worker->second.jobs_finished;
       }

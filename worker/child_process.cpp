@@ -13,6 +13,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "worker/fork_server.h"
+
 extern char** environ;
 
 namespace mil::worker {
@@ -24,8 +26,15 @@ std::string describe_exit(const ChildExit& exit) {
   return "killed (signal " + std::to_string(exit.signal) + (name ? std::string(", ") + name : "") + ")";
 }
 
-ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& log_path) {
+ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& log_path, ForkServer* fork_server) {
   if (argv.empty()) throw std::runtime_error("spawning a child: empty command");
+  if (fork_server != nullptr) {
+    if (const auto pid = fork_server->start(std::vector<std::string>(argv.begin() + 1, argv.end()), log_path)) {
+      pid_ = *pid;
+      fork_server_ = fork_server;
+      return;
+    }
+  }
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attributes;
   posix_spawn_file_actions_init(&actions);
@@ -58,6 +67,10 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::stri
 ChildProcess::~ChildProcess() {
   if (!exit_) {
     signal_group(SIGKILL);
+    if (fork_server_ != nullptr) {
+      while (!wait_for(std::chrono::milliseconds(1000))) {
+      }
+    }
     while (!try_reap()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   if (pidfd_ >= 0) ::close(pidfd_);
@@ -65,6 +78,10 @@ ChildProcess::~ChildProcess() {
 
 std::optional<ChildExit> ChildProcess::try_reap() {
   if (exit_) return exit_;
+  if (fork_server_ != nullptr) {
+    exit_ = fork_server_->wait_for(pid_, std::chrono::milliseconds(0));
+    return exit_;
+  }
   int status = 0;
   const pid_t done = ::waitpid(pid_, &status, WNOHANG);
   if (done != pid_) return std::nullopt;
@@ -78,6 +95,10 @@ std::optional<ChildExit> ChildProcess::try_reap() {
 
 std::optional<ChildExit> ChildProcess::wait_for(std::chrono::milliseconds timeout) {
   if (auto e = try_reap()) return e;
+  if (fork_server_ != nullptr) {
+    exit_ = fork_server_->wait_for(pid_, timeout);
+    return exit_;
+  }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   if (pidfd_ >= 0) {
     pollfd fd{pidfd_, POLLIN, 0};

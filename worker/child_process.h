@@ -21,18 +21,25 @@ struct ChildExit {
 /// 6, Aborted)" for others, "exited with status N" for exits.
 std::string describe_exit(const ChildExit& exit);
 
+class ForkServer;
+
 /// A running child. Destroying it while the child still runs kills its process group (SIGKILL) and
 /// reaps it, so no child outlives its owner's scope.
 class ChildProcess {
  public:
   /// Starts argv[0] (a path) with `argv` in a new process group, stdin from /dev/null and stdout and
   /// stderr appended to `log_path`, signal mask and dispositions reset. Throws naming the program.
-  ChildProcess(const std::vector<std::string>& argv, const std::string& log_path);
+  /// With `fork_server` (not owned; outlives this), the child is forked by that zygote instead, with
+  /// argv[1...] as its arguments (argv[0] must be the binary the zygote runs); when the zygote cannot
+  /// serve, it is exec'd as without one.
+  ChildProcess(const std::vector<std::string>& argv, const std::string& log_path, ForkServer* fork_server = nullptr);
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
 
   pid_t pid() const { return pid_; }  ///< Also the process group id.
+  /// True when a zygote forked it (else it was exec'd).
+  bool forked() const { return fork_server_ != nullptr; }
   /// Waits up to `timeout` for the child to end; its exit once it has (then it is reaped).
   std::optional<ChildExit> wait_for(std::chrono::milliseconds timeout);
   /// Sends `signal` to the child's process group (no-op once reaped).
@@ -43,6 +50,7 @@ class ChildProcess {
 
   pid_t pid_ = -1;
   int pidfd_ = -1;  ///< Readable when the child exits; -1 when the kernel has no pidfd_open.
+  ForkServer* fork_server_ = nullptr;  ///< The zygote that forked it and reports its end; null when exec'd.
   std::optional<ChildExit> exit_;
 };
 

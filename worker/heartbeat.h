@@ -26,7 +26,7 @@ struct Heartbeat {
   double time = 0;         ///< Unix time of the beat (seconds).
   std::uint64_t beat = 0;  ///< Increases with every write; a reader compares it to see progress.
   long pid = 0;            ///< The writing process.
-  long parent_pid = 0;     ///< Its parent (the supervising worker rank).
+  long parent_pid = 0;     ///< Its parent: the supervising worker rank, or with --child-start fork its zygote.
 };
 
 void to_json(nlohmann::json& j, const Heartbeat& h);

@@ -21,10 +21,11 @@ void from_json(const nlohmann::json& j, GroupJob& g) {
     throw std::runtime_error(what + "group_ranks has " + std::to_string(g.ranks.size()) + " ranks for train.ranks " +
                              std::to_string(g.spec.train.ranks) + " (a group has as many, and at least 2)");
   }
-  if (!std::is_sorted(g.ranks.begin(), g.ranks.end()) ||
-      std::adjacent_find(g.ranks.begin(), g.ranks.end()) != g.ranks.end() || g.ranks.front() < 0) {
-    throw std::runtime_error(what + "group_ranks must be distinct ranks in ascending order, got " +
-                             j.at("group_ranks").dump());
+  // Any order: the scheduler's leader (the first held worker) comes first and becomes group rank 0.
+  std::vector<int> sorted = g.ranks;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end() || sorted.front() < 0) {
+    throw std::runtime_error(what + "group_ranks must be distinct non-negative ranks, got " + j.at("group_ranks").dump());
   }
   if (g.tag < kFirstGroupTag || g.tag >= kFirstGroupTag + kGroupTagCount) {
     throw std::runtime_error(what + "group_tag " + std::to_string(g.tag) + " is outside [" +

@@ -21,12 +21,12 @@ constexpr int kGroupTagCount = 30000;
 /// The kJob payload for a group job: the spec, the members and the tag of their communicator.
 struct GroupJob {
   JobSpec spec;            ///< The job; every member runs it.
-  std::vector<int> ranks;  ///< Ranks of the sweep communicator in the group, ascending; ranks[0] leads.
+  std::vector<int> ranks;  ///< Distinct ranks of the sweep communicator; ranks[i] is group rank i, ranks[0] leads.
   int tag = kFirstGroupTag;  ///< MPI_Comm_create_group tag, distinct among groups forming at once.
 };
 
 void to_json(nlohmann::json& j, const GroupJob& g);
-/// Strict: throws naming the field when ranks are not ascending and distinct, fewer than 2, or differ
+/// Strict: throws naming the field when ranks are negative or repeated, fewer than 2, or differ
 /// from spec.train.ranks in number.
 void from_json(const nlohmann::json& j, GroupJob& g);
 /// True when a kJob payload is a GroupJob envelope (it has "group_ranks"), not a bare JobSpec.

@@ -73,11 +73,13 @@ JobResult run_supervised_job(const JobSpec& spec, const std::string& work_dir, i
   std::optional<ChildExit> exit;
   std::string hung;
   bool stop_forwarded = false;
+  std::string child_start = "exec";
   try {
     ChildProcess child({options.executable, "train", "--job", job_path, "--out", result_path, "--work-dir", work_dir,
                         "--heartbeat", heartbeat_path, "--threads", std::to_string(options.threads),
                         "--parent-pid", std::to_string(::getpid())},
-                       log_path);
+                       log_path, options.child_start == ChildStart::kFork ? options.fork_server : nullptr);
+    if (child.forked()) child_start = "fork";
     auto last_progress = std::chrono::steady_clock::now();
     auto next_report = last_progress + options.report_interval;
     std::uint64_t last_beat = 0;
@@ -120,6 +122,7 @@ JobResult run_supervised_job(const JobSpec& spec, const std::string& work_dir, i
       }
       result.runtime["rank"] = rank;
       result.runtime["process"] = "child";
+      result.runtime["child_start"] = child_start;
       return result;
     } catch (const std::exception& e) {
       return fail("`mhim train` " + describe_exit(*exit) + " with an unreadable result " + result_path + ": " + e.what());

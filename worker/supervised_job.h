@@ -8,6 +8,7 @@
 #include <string>
 
 #include "mil/specs.h"
+#include "worker/fork_server.h"
 #include "worker/heartbeat.h"
 
 namespace mil::worker {
@@ -20,6 +21,10 @@ struct SupervisionOptions {
   /// beats only once, at its start, so keep this above the longest load.
   std::chrono::milliseconds heartbeat_timeout{std::chrono::minutes(10)};
   std::chrono::milliseconds report_interval{2000};  ///< Between heartbeat reports to rank 0.
+  /// How children start: forked by the rank's zygote (`fork_server`), or exec'd. run_worker starts a
+  /// zygote for kFork when `fork_server` is null; without one, children are exec'd.
+  ChildStart child_start = ChildStart::kFork;
+  ForkServer* fork_server = nullptr;  ///< The rank's zygote (not owned); null = exec every child.
 };
 
 /// Runs `spec` in a child process with its files in `work_dir` (created) and returns its result; never

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <optional>
 #include <thread>
 
 #include "mil/specs.h"
@@ -33,6 +34,16 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
   const std::string hello = nlohmann::json{{"rank", rank}, {"host", host}}.dump();
   const std::string goodbye = nlohmann::json{{"rank", rank}, {"host", host}, {"stopping", true}}.dump();
   const auto report_interval = supervision ? supervision->report_interval : std::chrono::milliseconds(2000);
+  // Supervised children fork from this rank's zygote, started once here (exec when it cannot serve).
+  std::optional<ForkServer> zygote;
+  SupervisionOptions supervised;
+  if (supervision != nullptr) {
+    supervised = *supervision;
+    if (supervised.child_start == ChildStart::kFork && supervised.fork_server == nullptr && !body) {
+      zygote.emplace(supervised.executable, log, work_root);
+      supervised.fork_server = &*zygote;
+    }
+  }
   DatasetCache cache;
   RunOptions options;
   options.rank = rank;
@@ -104,7 +115,7 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
               result = body(spec, work_dir);
             } else if (supervision != nullptr) {
               if (log) log("[" + spec.id() + "] started in a child process; output in " + work_dir + "/train.log");
-              result = run_supervised_job(spec, work_dir, rank, *supervision, stop_requested, [&](const Heartbeat& h) {
+              result = run_supervised_job(spec, work_dir, rank, supervised, stop_requested, [&](const Heartbeat& h) {
                 send_message(comm, kOrchestratorRank, MsgTag::kHeartbeat,
                              heartbeat_payload(spec.id(), h.epoch, h.epochs, h.eta_s));
               });

@@ -152,16 +152,39 @@ struct Fixture {
                                   {"seeds", {7}}};
     std::ofstream(sweep_path) << sweep.dump(2);
   }
+  std::string child_start = "fork";  ///< --child-start of every sweep run
   std::string sweep(const std::string& results, const std::string& extra = "", const std::string& env = "") const {
-    return mpirun(3, "sweep " + sweep_path + " --results " + results + " --threads 1 " + extra, env);
+    return mpirun(3, "sweep " + sweep_path + " --results " + results + " --threads 1 --child-start " + child_start +
+                         " " + extra,
+                  env);
   }
   std::size_t job_count() const { return orch::expand(orch::load_sweep(sweep_path)).size(); }
 };
 
+/// The worker rank supervising the job whose heartbeat is `beat`: its parent, or with --child-start fork
+/// the parent of its parent, the rank's zygote.
+pid_t supervising_rank(const nlohmann::json& beat) {
+  const pid_t parent = pid_t(beat.at("parent_pid").get<long>());
+  if (read_text("/proc/" + std::to_string(parent) + "/cmdline").find("zygote") == std::string::npos) return parent;
+  const std::string stat = read_text("/proc/" + std::to_string(parent) + "/stat");
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::string state;
+  long grandparent = -1;
+  fields >> state >> grandparent;
+  return pid_t(grandparent);
+}
+
+/// Runs each test with children forked by the rank's zygote and exec'd.
+class SupervisedSweep : public ::testing::TestWithParam<std::string> {};
+
+INSTANTIATE_TEST_SUITE_P(ChildStart, SupervisedSweep, ::testing::Values("fork", "exec"),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+
 }  // namespace
 
-TEST(SupervisedSweep, AChildKilledMidRunIsRetriedFromItsCheckpointAndItsResultWrittenOnce) {
+TEST_P(SupervisedSweep, AChildKilledMidRunIsRetriedFromItsCheckpointAndItsResultWrittenOnce) {
   Fixture f({"d"}, {1e-3}, /*epochs=*/12, /*fold_count=*/2);
+  f.child_start = GetParam();
   const std::string results = f.dir / "results";
   const pid_t sweep = start(f.sweep(results), f.dir / "sweep.log");
   const auto beat = wait_for_heartbeat(results + "/work", [](const nlohmann::json& b) {
@@ -191,8 +214,9 @@ TEST(SupervisedSweep, AChildKilledMidRunIsRetriedFromItsCheckpointAndItsResultWr
   }
 }
 
-TEST(SupervisedSweep, AJobThatAlwaysCrashesOrHangsIsQuarantinedWhileTheOthersFinish) {
+TEST_P(SupervisedSweep, AJobThatAlwaysCrashesOrHangsIsQuarantinedWhileTheOthersFinish) {
   Fixture f({"a", "crash", "hang"}, {1e-3}, /*epochs=*/3, /*fold_count=*/2);
+  f.child_start = GetParam();
   const std::string results = f.dir / "results";
   const auto out = run_command(f.sweep(results, "--max-attempts 2 --heartbeat-timeout 8",
                                "MHIM_TEST_FAULT=abort:crash,hang:hang "));
@@ -227,8 +251,9 @@ TEST(SupervisedSweep, AJobThatAlwaysCrashesOrHangsIsQuarantinedWhileTheOthersFin
   for (const auto& r : orch::ResultsStore(results).load_all()) EXPECT_TRUE(r.ok()) << r.job_id << ": " << r.error;
 }
 
-TEST(SupervisedSweep, KillingTheWholeMpirunThreeTimesThenRerunningGivesEveryJobOnceWithUninterruptedMetrics) {
+TEST_P(SupervisedSweep, KillingTheWholeMpirunThreeTimesThenRerunningGivesEveryJobOnceWithUninterruptedMetrics) {
   Fixture f({"d"}, {1e-3, 5e-4}, /*epochs=*/6);
+  f.child_start = GetParam();
   const auto start_time = Clock::now();
   const auto straight = run_command(f.sweep(f.dir / "straight"));
   ASSERT_EQ(straight.exit_code, 0) << straight.output;
@@ -268,16 +293,16 @@ TEST(SupervisedSweep, KillingTheWholeMpirunThreeTimesThenRerunningGivesEveryJobO
   }
 }
 
-TEST(SupervisedSweep, KillingOneWorkerRankAbortsTheSweepAndARerunLosesAndDuplicatesNothing) {
+TEST_P(SupervisedSweep, KillingOneWorkerRankAbortsTheSweepAndARerunLosesAndDuplicatesNothing) {
   Fixture f({"d"}, {1e-3, 5e-4}, /*epochs=*/8);
+  f.child_start = GetParam();
   const std::string results = f.dir / "results";
   const pid_t sweep = start(f.sweep(results), f.dir / "sweep.log");
   const auto beat = wait_for_heartbeat(results + "/work", [](const nlohmann::json& b) {
     return b.at("stage") == "training" && b.at("epoch").get<int>() >= 1;
   }, std::chrono::seconds(90));
   ASSERT_FALSE(beat.is_null()) << read_text(f.dir / "sweep.log");
-  // The heartbeat's parent is the worker rank supervising the job.
-  ASSERT_EQ(kill(pid_t(beat.at("parent_pid").get<long>()), SIGKILL), 0);
+  ASSERT_EQ(kill(supervising_rank(beat), SIGKILL), 0);
   // Open MPI has no fault tolerance here (no ULFM): mpirun sees a rank die and aborts the whole world.
   EXPECT_NE(wait_exit(sweep), 0) << read_text(f.dir / "sweep.log");
   ASSERT_TRUE(all_gone(results, std::chrono::seconds(20))) << "a rank or job child outlived the aborted sweep";
@@ -293,6 +318,54 @@ TEST(SupervisedSweep, KillingOneWorkerRankAbortsTheSweepAndARerunLosesAndDuplica
     if (key.second == "ok") {
       EXPECT_EQ(count, 1) << key.first << " finished more than once";
     }
+  }
+}
+
+TEST(SupervisedSweepFork, KillingARanksZygoteFailsOnlyItsRunningAttemptAndLaterJobsStartByExec) {
+  Fixture f({"d"}, {1e-3, 5e-4}, /*epochs=*/8);
+  const std::string results = f.dir / "results";
+  const pid_t sweep = start(f.sweep(results), f.dir / "sweep.log");
+  const auto beat = wait_for_heartbeat(results + "/work", [](const nlohmann::json& b) {
+    return b.at("stage") == "training" && b.at("epoch").get<int>() >= 1;
+  }, std::chrono::seconds(90));
+  ASSERT_FALSE(beat.is_null()) << read_text(f.dir / "sweep.log");
+  const pid_t zygote = pid_t(beat.at("parent_pid").get<long>());
+  ASSERT_NE(read_text("/proc/" + std::to_string(zygote) + "/cmdline").find("zygote"), std::string::npos)
+      << "the job's parent should be its rank's zygote";
+  const std::string victim = beat.at("job_id");
+  ASSERT_EQ(kill(zygote, SIGKILL), 0);  // its job dies with it (PR_SET_PDEATHSIG)
+  ASSERT_EQ(wait_exit(sweep), 0) << read_text(f.dir / "sweep.log");
+  const std::string log = read_text(f.dir / "sweep.log");
+  EXPECT_NE(log.find("is gone; jobs start by exec from now on"), std::string::npos) << log;
+
+  const auto all = orch::ResultsStore(results).load_all();
+  ASSERT_EQ(all.size(), f.job_count());
+  for (const auto& r : all) EXPECT_TRUE(r.ok()) << r.job_id << ": " << r.error;
+  const auto counts = journal_counts(results);
+  EXPECT_EQ(counts.at({victim, "retry"}), 1);
+  EXPECT_EQ(counts.at({victim, "ok"}), 1);
+  for (const auto& r : all) {
+    if (r.job_id == victim) EXPECT_EQ(r.runtime.at("attempt"), 2);
+  }
+  ASSERT_TRUE(all_gone(results, std::chrono::seconds(20))) << "a process of the sweep outlived it";
+}
+
+TEST(SupervisedSweepFork, ForkedAndExecdChildrenComputeIdenticalResults) {
+  Fixture f({"d"}, {1e-3, 5e-4}, /*epochs=*/3, /*fold_count=*/2);
+  const auto forked = run_command(f.sweep(f.dir / "fork"));
+  ASSERT_EQ(forked.exit_code, 0) << forked.output;
+  f.child_start = "exec";
+  const auto execd = run_command(f.sweep(f.dir / "exec"));
+  ASSERT_EQ(execd.exit_code, 0) << execd.output;
+  const auto a = orch::ResultsStore(f.dir / "fork").load_all();
+  const auto b = orch::ResultsStore(f.dir / "exec").load_all();
+  ASSERT_EQ(a.size(), f.job_count());
+  ASSERT_EQ(b.size(), a.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].job_id, b[i].job_id);
+    EXPECT_EQ(a[i].runtime.at("child_start"), "fork");
+    EXPECT_EQ(b[i].runtime.at("child_start"), "exec");
+    EXPECT_EQ(computed(a[i]), computed(b[i])) << a[i].job_id << " differs between fork and exec";
   }
 }
 

@@ -156,6 +156,19 @@ TEST(SweepEndToEnd, ServesLiveStatusAndDrawsTheProgressLineThenRemovesStatusUrl)
   EXPECT_FALSE(std::filesystem::exists(url_file)) << "status.url outlived the server";
 }
 
+TEST(SweepEndToEnd, ProgressAutoDrawsTheLineOnlyWhenMpirunsStderrIsATerminal) {
+  if (std::system("command -v script > /dev/null 2>&1") != 0) GTEST_SKIP() << "no `script` to make a terminal";
+  SweepFixture f;
+  // Under mpirun a rank's stderr is always a pipe; `script` gives mpirun a pseudo-terminal.
+  const auto in_terminal = run_command("script -qec '" + f.sweep_command() + " --progress auto' /dev/null");
+  ASSERT_EQ(in_terminal.exit_code, 0) << in_terminal.output;
+  EXPECT_NE(in_terminal.output.find("[##########] 12/12 done"), std::string::npos) << in_terminal.output;
+  SweepFixture g;
+  const auto piped = run_command(g.sweep_command() + " --progress auto");
+  ASSERT_EQ(piped.exit_code, 0) << piped.output;
+  EXPECT_EQ(piped.output.find("[##########]"), std::string::npos) << piped.output;
+}
+
 TEST(SweepEndToEnd, MhimJobsRunAfterTheirTeacherBaselinesAndLoadThem) {
   testing::TempDir dir;
   const auto synth = run_command(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / "d") +

@@ -8,6 +8,8 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "tests/support/expect_throw.h"
 #include "tests/support/temp_dir.h"
@@ -113,6 +115,116 @@ TEST(ResultsStore, QuarantinedResultsAreListedJournaledWithTheirErrorAndReplacea
   store.write(make_result(1, "ok"));  // a rerun with --retry-failed may succeed
   EXPECT_TRUE(store.quarantined_ids().empty());
   MIL_EXPECT_THROW_WITH(store.write(make_result(3, "interrupted")), "is not one of ok, failed, quarantined");
+}
+
+TEST(ResultsStore, WriteBatchWritesEveryResultAndJournalsRecordsInOrder) {
+  testing::TempDir dir;
+  ResultsStore store(dir.path().string());
+  const JobResult first = make_result(1, "ok", 0.75), second = make_result(2, "failed");
+  store.write_batch({StoreRecord::of_note(first.job_id, "retry", "attempt 1 of 2 failed"),
+                     StoreRecord::of_result(first), StoreRecord::of_result(second)});
+  const std::vector<JobResult> loaded = store.load_all();
+  ASSERT_EQ(loaded.size(), 2u);
+  for (const JobResult& r : loaded) EXPECT_EQ(json(r), json(r.job_id == first.job_id ? first : second));
+  const std::vector<std::string> lines = read_lines(dir / "journal.jsonl");
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(json::parse(lines[0]).at("status"), "retry");
+  EXPECT_EQ(json::parse(lines[0]).at("detail"), "attempt 1 of 2 failed");
+  EXPECT_EQ(json::parse(lines[1]).at("job_id"), first.job_id);
+  EXPECT_EQ(json::parse(lines[2]).at("detail"), "loading fold 0: boom");
+  for (const auto& entry : fs::directory_iterator(dir / "results")) {
+    EXPECT_EQ(entry.path().extension(), ".json") << "temp file left behind: " << entry.path();
+  }
+}
+
+TEST(ResultsStore, WriteBatchWithABadRecordChangesNothing) {
+  testing::TempDir dir;
+  ResultsStore store(dir.path().string());
+  const JobResult ok = make_result(1, "ok");
+  store.write(ok);
+  // An ok result written again, a status that is not final, and a job twice in one batch: each fails the
+  // whole batch before any file is touched.
+  MIL_EXPECT_THROW_WITH(store.write_batch({StoreRecord::of_result(make_result(2, "ok")), StoreRecord::of_result(ok)}),
+                        "already has an ok result");
+  MIL_EXPECT_THROW_WITH(
+      store.write_batch({StoreRecord::of_result(make_result(2, "ok")), StoreRecord::of_result(make_result(3, "retry"))}),
+      "is not one of ok, failed, quarantined");
+  MIL_EXPECT_THROW_WITH(store.write_batch({StoreRecord::of_result(make_result(2, "failed")),
+                                           StoreRecord::of_result(make_result(2, "ok"))}),
+                        "two results in one batch");
+  EXPECT_EQ(store.load_all().size(), 1u);
+  EXPECT_EQ(read_lines(dir / "journal.jsonl").size(), 1u);
+}
+
+/// What a crash at `stage` (the `occurrence`-th time it is reached) during a batch of `batch` leaves,
+/// run in a child process that _exits there, as a killed rank 0 would stop.
+void crash_during_batch(const std::string& root, const std::vector<JobResult>& batch, CommitStage stage,
+                        int occurrence) {
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ResultsStore store(root);
+    int seen = 0;
+    store.set_crash_hook([&](CommitStage reached) {
+      if (reached == stage && ++seen == occurrence) ::_exit(42);
+    });
+    std::vector<StoreRecord> records;
+    for (const auto& r : batch) records.push_back(StoreRecord::of_result(r));
+    try {
+      store.write_batch(records);
+    } catch (...) {
+      ::_exit(1);
+    }
+    ::_exit(0);  // the hook was not reached
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 42) << "the crash point was not reached";
+}
+
+TEST(ResultsStore, CrashAtAnyCommitStageLosesAtMostTheBatchAndTheRerunWritesEachResultOnce) {
+  struct Point {
+    CommitStage stage;
+    int occurrence;
+    std::size_t results_kept;  ///< Results of the batch a reader sees after the crash.
+    bool journaled;            ///< Whether their journal lines are there.
+  };
+  const std::vector<Point> points = {{CommitStage::kTempsWritten, 1, 0, false}, {CommitStage::kTempsSynced, 1, 0, false},
+                                     {CommitStage::kRenamed, 1, 1, false},      {CommitStage::kRenamed, 3, 3, false},
+                                     {CommitStage::kFolderSynced, 1, 4, false}, {CommitStage::kJournaled, 1, 4, true}};
+  for (const Point& point : points) {
+    SCOPED_TRACE("crash at stage " + std::to_string(static_cast<int>(point.stage)) + " #" +
+                 std::to_string(point.occurrence));
+    testing::TempDir dir;
+    const std::string root = dir / "store";
+    const JobResult earlier = make_result(100, "ok", 0.25);
+    ResultsStore(root).write(earlier);  // a batch committed before: must survive untouched
+    std::vector<JobResult> batch;
+    for (std::uint64_t seed = 1; seed <= 4; ++seed) batch.push_back(make_result(seed, "ok", 0.5 + 0.1 * double(seed)));
+    crash_during_batch(root, batch, point.stage, point.occurrence);
+
+    // Restart: the reader sees whole results only (temp files skipped), in rename order.
+    ResultsStore store(root);
+    const std::set<std::string> done = store.completed_ids();
+    EXPECT_EQ(done.size(), 1 + point.results_kept);
+    EXPECT_EQ(done.count(earlier.job_id), 1u);
+    for (std::size_t i = 0; i < batch.size(); ++i) EXPECT_EQ(done.count(batch[i].job_id), i < point.results_kept ? 1u : 0u);
+    for (const JobResult& r : store.load_all()) {
+      EXPECT_EQ(json(r), json(r.job_id == earlier.job_id ? earlier : batch.at(std::size_t(r.spec.seed - 1))));
+    }
+    const auto journal = replay_journal(root + "/journal.jsonl");
+    for (const JobResult& r : batch) EXPECT_EQ(journal.count(r.job_id), point.journaled ? 1u : 0u);
+
+    // The rerun (as run_orchestrator: skip what is done) writes the rest once; nothing is duplicated.
+    std::vector<StoreRecord> rerun;
+    for (const JobResult& r : batch) {
+      if (done.count(r.job_id) == 0) rerun.push_back(StoreRecord::of_result(r));
+    }
+    store.write_batch(rerun);
+    EXPECT_EQ(store.completed_ids().size(), 1 + batch.size());
+    for (const auto& [id, entry] : replay_journal(root + "/journal.jsonl")) EXPECT_LE(entry.ok_lines, 1) << id;
+  }
 }
 
 TEST(ResultsStore, ReplayJournalKeepsEachJobsLastStatusAndCountsRetriesAndSkipsTornLines) {

@@ -75,6 +75,25 @@ TEST(StatusBoard, InterruptedJobGoesBackToPendingAndRetryRunsAgain) {
   EXPECT_FALSE(board.summary().sweep_jobs_per_h.has_value()) << "neither an interruption nor a retry finishes a job";
 }
 
+TEST(StatusBoard, AResultReportedAfterItsWorkerTookTheNextJobCountsForItAndKeepsItBusy) {
+  // Group commit: rank 0 reports a result once durable, when its worker may already run its next job.
+  FakeClock clock;
+  StatusBoard board = make_board(clock);
+  board.sweep_started(jobs(3), {});
+  board.job_assigned("job0", 1);
+  board.job_assigned("job1", 1);  // job0's result is still being synced
+  board.job_finished("job0", "ok", "");
+  const nlohmann::json status = board.snapshot().json;
+  ASSERT_EQ(status.at("workers").size(), 1u);
+  EXPECT_EQ(status.at("workers")[0].at("jobs_finished"), 1);
+  EXPECT_EQ(status.at("workers")[0].at("job_id"), "job1");
+  EXPECT_EQ(status.at("counts").at("done"), 1);
+  EXPECT_EQ(status.at("counts").at("running"), 1);
+  board.job_finished("job1", "ok", "");
+  EXPECT_EQ(board.snapshot().json.at("workers")[0].at("jobs_finished"), 2);
+  EXPECT_TRUE(board.snapshot().json.at("workers")[0].at("job_id").is_null());
+}
+
 TEST(StatusBoard, ThroughputAndEtaFollowTheInjectedClock) {
   FakeClock clock;
   StatusBoard board = make_board(clock, 300, /*window_s=*/900);

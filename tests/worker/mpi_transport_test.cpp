@@ -72,7 +72,7 @@ TEST(GroupJob, RoundTripsThroughTheKJobEnvelopeAndRejectsMalformedGroupsNamingTh
       EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
     }
   };
-  rejects("group_ranks", {3, 1}, "ascending");
+  rejects("group_ranks", {3, -1}, "non-negative");
   rejects("group_ranks", {1, 1}, "distinct");
   rejects("group_ranks", {1, 2, 3}, "train.ranks 2");
   rejects("group_tag", 5, "group_tag 5 is outside");
@@ -88,9 +88,10 @@ TEST(JobGroupComm, OnlyTheMembersBuildIt) {
   // source and with any tag (the previous test's last poll) could take them: start only when every
   // rank is past it. In a sweep only rank 0 receives from any source, and it is never a member.
   MIL_MPI_CHECK(MPI_Barrier(g_comm));
-  // Every rank but 0, as a sweep's workers: rank 0 never calls anything and is not waited for.
+  // Every rank but 0, as a sweep's workers, listed from the highest (the leader need not be the lowest
+  // rank): rank 0 never calls anything and is not waited for.
   GroupJob group;
-  for (int r = 1; r < size; ++r) group.ranks.push_back(r);
+  for (int r = size - 1; r >= 1; --r) group.ranks.push_back(r);
   group.spec.train.ranks = size - 1;
   group.tag = kFirstGroupTag;
   if (rank == 0) {
@@ -101,7 +102,7 @@ TEST(JobGroupComm, OnlyTheMembersBuildIt) {
     MIL_MPI_CHECK(MPI_Comm_rank(job_comm.comm(), &job_rank));
     MIL_MPI_CHECK(MPI_Comm_size(job_comm.comm(), &job_size));
     EXPECT_EQ(job_size, size - 1);
-    EXPECT_EQ(job_rank, rank - 1);  // the group's order is the ascending list: ranks[0] is its rank 0
+    EXPECT_EQ(job_rank, size - 1 - rank);  // the group's order is the list's: ranks[0] is its rank 0
     int sum = 0;
     const int one = 1;
     MIL_MPI_CHECK(MPI_Allreduce(&one, &sum, 1, MPI_INT, MPI_SUM, job_comm.comm()));
