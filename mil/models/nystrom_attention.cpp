@@ -5,6 +5,8 @@
 #include <cmath>
 #include <torch/nn/modules/dropout.h>
 
+#include "mil/models/depthwise_conv.h"
+
 namespace mil {
 
 NystromAttentionImpl::NystromAttentionImpl(NystromAttentionOptions options_) : options(std::move(options_)) {
@@ -72,7 +74,8 @@ NystromAttentionOutput NystromAttentionImpl::forward(const at::Tensor& x, bool w
   const at::Tensor kernel3 = q_landmarks.matmul(k.transpose(-1, -2)).softmax(-1);                  // [H, m, n']
   const at::Tensor kernel2_pinv = moore_penrose_pinv(kernel2, options.pinv_iterations());
 
-  const at::Tensor residual = res_conv->forward(v.unsqueeze(0)).squeeze(0).slice(1, front);      // [H, n, dh]
+  const at::Tensor residual =
+      depthwise_conv2d(v.unsqueeze(0), res_conv->weight, res_conv->bias).squeeze(0).slice(1, front);  // [H, n, dh]
   const at::Tensor mixed = kernel1.matmul(kernel2_pinv).matmul(kernel3.matmul(v)) + residual;  // [H, n, dh]
   NystromAttentionOutput out;
   out.output = to_out->forward(mixed.transpose(0, 1).reshape({n, heads * head_dim}));
