@@ -5,6 +5,11 @@
 #include <cmath>
 #include <torch/nn/modules/dropout.h>
 
+#include "mil/autocast.h"
+#include "mil/models/depthwise_conv.h"
+#include "mil/models/fast_dropout.h"
+#include "mil/models/newton_polynomial.h"
+
 namespace mil {
 
 NystromAttentionImpl::NystromAttentionImpl(NystromAttentionOptions options_) : options(std::move(options_)) {
@@ -21,7 +26,7 @@ NystromAttentionImpl::NystromAttentionImpl(NystromAttentionOptions options_) : o
   to_qkv = register_module("to_qkv",
                            torch::nn::Linear(torch::nn::LinearOptions(options.dim(), 3 * inner).bias(false)));
   to_out = register_module(
-      "to_out", torch::nn::Sequential(torch::nn::Linear(inner, options.dim()), torch::nn::Dropout(options.dropout())));
+      "to_out", torch::nn::Sequential(torch::nn::Linear(inner, options.dim()), FastDropout(options.dropout())));
   const int64_t k = options.residual_kernel();
   res_conv = register_module("res_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(options.heads(), options.heads(),
                                                                                     {k, 1})
@@ -35,6 +40,17 @@ at::Tensor moore_penrose_pinv(const at::Tensor& x, int64_t iterations) {
   const at::Tensor magnitude = x.abs();
   const at::Tensor normaliser = magnitude.sum(-1).max() * magnitude.sum(-2).max();
   at::Tensor z = x.transpose(-1, -2) / normaliser;
+  // Training on CPU in float32: the same function and gradient through one eigendecomposition of X·Z0
+  // (see newton_polynomial.h), instead of autograd through 24 matmuls forward and 48 backward. X·Z0 is
+  // formed in double: the reference's iteration recomputes X·Z_k each step and so corrects the rounding of
+  // its first product, while r(X·Z0) would amplify it on small eigenvalues (measured: 6e-6 relative in
+  // float32, 5e-7 in double, the reference's own float32 iteration 9e-7). Without gradients the matrix
+  // iteration is as fast, and under autocast it keeps the reference's bf16 matmuls.
+  if (x.device().is_cpu() && x.scalar_type() == at::kFloat && at::GradMode::is_enabled() && x.requires_grad() &&
+      iterations <= kNewtonPolynomialMaxIterations && !autocast_is_enabled(c10::DeviceType::CPU)) {
+    const at::Tensor z64 = z.to(at::kDouble);
+    return newton_pinv_polynomial(z64, x.to(at::kDouble).matmul(z64), iterations).to(at::kFloat);
+  }
   // float32 whatever x is, as the reference's torch.eye: under bf16 autocast the matmuls return bf16 and
   // each 13I - XZ(...) step is promoted back to float32 (eye has no bf16 kernel anyway); double stays double.
   const at::Tensor identity = at::eye(x.size(-1), x.options().dtype(at::kFloat));
@@ -72,8 +88,11 @@ NystromAttentionOutput NystromAttentionImpl::forward(const at::Tensor& x, bool w
   const at::Tensor kernel3 = q_landmarks.matmul(k.transpose(-1, -2)).softmax(-1);                  // [H, m, n']
   const at::Tensor kernel2_pinv = moore_penrose_pinv(kernel2, options.pinv_iterations());
 
-  const at::Tensor residual = res_conv->forward(v.unsqueeze(0)).squeeze(0).slice(1, front);      // [H, n, dh]
-  const at::Tensor mixed = kernel1.matmul(kernel2_pinv).matmul(kernel3.matmul(v)) + residual;  // [H, n, dh]
+  const at::Tensor residual =
+      depthwise_conv2d(v.unsqueeze(0), res_conv->weight, res_conv->bias).squeeze(0).slice(1, front);  // [H, n, dh]
+  // kernel1·(pinv·(kernel3·v)): the reference's (kernel1·pinv)·(kernel3·v) re-associated, which avoids the
+  // [H, n, m]·[H, m, m] product (about 2·H·n·m² flops forward, twice that backward).
+  const at::Tensor mixed = kernel1.matmul(kernel2_pinv.matmul(kernel3.matmul(v))) + residual;  // [H, n, dh]
   NystromAttentionOutput out;
   out.output = to_out->forward(mixed.transpose(0, 1).reshape({n, heads * head_dim}));
   if (want_attention) {

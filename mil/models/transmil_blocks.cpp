@@ -2,7 +2,10 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
+
+#include "mil/models/depthwise_conv.h"
 
 namespace mil {
 namespace {
@@ -39,7 +42,20 @@ at::Tensor PpegImpl::forward(const at::Tensor& grid, int64_t side) {
   TORCH_CHECK(grid.dim() == 2 && grid.size(0) == side * side && grid.size(1) == options.dim(), "Ppeg expects [",
               side * side, ", ", options.dim(), "] grid tokens for side ", side, ", got ", grid.sizes());
   const at::Tensor image = grid.t().reshape({1, options.dim(), side, side}).contiguous();
-  const at::Tensor mixed = proj->forward(image) + image + proj1->forward(image) + proj2->forward(image);
+  if (!depthwise_conv2d_is_direct(image, proj->weight)) {  // CUDA, autocast: torch's own convolutions
+    const at::Tensor mixed = proj->forward(image) + image + proj1->forward(image) + proj2->forward(image);
+    return mixed.flatten(2).squeeze(0).t();  // [side², dim]
+  }
+  // The three convolutions and the identity are linear in the image: one convolution with the sum of the
+  // kernels (centred, zero-padded to the largest) and of the biases does the same sums in one pass.
+  const int64_t kernel = std::max<int64_t>(options.kernel(), 5);
+  const auto centred = [kernel](const at::Tensor& w) {
+    const int64_t pad = (kernel - w.size(2)) / 2;
+    return at::constant_pad_nd(w, {pad, pad, pad, pad});
+  };
+  const at::Tensor identity = centred(at::ones({options.dim(), 1, 1, 1}, image.options()));
+  const at::Tensor weight = centred(proj->weight) + identity + centred(proj1->weight) + centred(proj2->weight);
+  const at::Tensor mixed = depthwise_conv2d(image, weight, proj->bias + proj1->bias + proj2->bias);
   return mixed.flatten(2).squeeze(0).t();  // [side², dim]
 }
 

@@ -46,7 +46,9 @@ inline void expect_same_keys_and_load(torch::nn::Module& module, const StateDict
   load_state_dict(module, file, /*strict=*/true);
 }
 
-inline void expect_transmil_parity(const std::string& dir) {
+/// With `with_gradients` the forward passes run with autograd on (still in eval mode, no dropout), which
+/// takes the training kernels (the eigendecomposition pseudo-inverse, the direct depth-wise convolutions).
+inline void expect_transmil_parity(const std::string& dir, bool with_gradients = false) {
   const StateDict state = read_state_dict(dir + "/transmil_state_dict.pt");
   const StateDict cases = read_state_dict(dir + "/transmil_cases.pt");
   const at::Tensor embed = fixture_tensor(state, "feature.0.weight");
@@ -54,7 +56,7 @@ inline void expect_transmil_parity(const std::string& dir) {
   TransMil model(TransMilOptions(embed.size(1), classes).embed_dim(embed.size(0)));
   expect_same_keys_and_load(*model, state);
   model->eval();
-  torch::NoGradGuard no_grad;
+  torch::AutoGradMode grad_mode(with_gradients);
   for (int64_t n : kParityBagSizes) {
     const std::string suffix = "." + std::to_string(n), label = " N=" + std::to_string(n);
     const MilOutput out = model->forward(fixture_tensor(cases, "bag" + suffix));
@@ -62,19 +64,20 @@ inline void expect_transmil_parity(const std::string& dir) {
     const double embedding = expect_close(out.embedding, fixture_tensor(cases, "embedding" + suffix), "embedding" + label);
     const double scores = expect_close(out.instance_scores, fixture_tensor(cases, "attention" + suffix).mean(0),
                                        "instance scores" + label);
-    std::printf("[parity] transmil width %lld N=%lld: max |diff| logits %.2e embedding %.2e instance_scores %.2e\n",
-                static_cast<long long>(embed.size(0)), static_cast<long long>(n), logits, embedding, scores);
+    std::printf("[parity] transmil width %lld N=%lld%s: max |diff| logits %.2e embedding %.2e instance_scores %.2e\n",
+                static_cast<long long>(embed.size(0)), static_cast<long long>(n), with_gradients ? " (autograd on)" : "",
+                logits, embedding, scores);
   }
 }
 
-inline void expect_selfattn_parity(const std::string& dir) {
+inline void expect_selfattn_parity(const std::string& dir, bool with_gradients = false) {
   const StateDict state = read_state_dict(dir + "/selfattn_state_dict.pt");
   const StateDict cases = read_state_dict(dir + "/selfattn_cases.pt");
   const int64_t width = fixture_tensor(state, "cls_token").size(2);
   MhimSelfAttention aggregator{MhimSelfAttentionOptions(width)};
   expect_same_keys_and_load(*aggregator, state);
   aggregator->eval();
-  torch::NoGradGuard no_grad;
+  torch::AutoGradMode grad_mode(with_gradients);
   for (int64_t n : kParityBagSizes) {
     const std::string suffix = "." + std::to_string(n), label = " N=" + std::to_string(n);
     const at::Tensor instances = fixture_tensor(cases, "instances" + suffix);
@@ -86,8 +89,9 @@ inline void expect_selfattn_parity(const std::string& dir) {
     const double attention = expect_close(out.attention, fixture_tensor(cases, "attention" + suffix), "attention" + label);
     const double contributions =
         expect_close(out.contributions, fixture_tensor(cases, "contributions" + suffix), "contributions" + label);
-    std::printf("[parity] selfattn width %lld N=%lld: max |diff| embedding %.2e attention %.2e contributions %.2e\n",
-                static_cast<long long>(width), static_cast<long long>(n), embedding, attention, contributions);
+    std::printf("[parity] selfattn width %lld N=%lld%s: max |diff| embedding %.2e attention %.2e contributions %.2e\n",
+                static_cast<long long>(width), static_cast<long long>(n), with_gradients ? " (autograd on)" : "",
+                embedding, attention, contributions);
   }
 }
 

@@ -14,4 +14,12 @@ TEST(MhimSelfAttentionParity, MatchesThePythonReferenceOnTheCommittedFixtures) {
   expect_selfattn_parity(kModelFixtures);
 }
 
+TEST(TransMilParity, MatchesThePythonReferenceWithAutogradOnThroughTheTrainingKernels) {
+  expect_transmil_parity(kModelFixtures, /*with_gradients=*/true);
+}
+
+TEST(MhimSelfAttentionParity, MatchesThePythonReferenceWithAutogradOnThroughTheTrainingKernels) {
+  expect_selfattn_parity(kModelFixtures, /*with_gradients=*/true);
+}
+
 }  // namespace mil::testing

@@ -20,6 +20,8 @@ TEST(TransMilParity, MatchesThePythonReferenceAtWidth512) {
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
   expect_transmil_parity(dir.path().string());
   expect_selfattn_parity(dir.path().string());
+  expect_transmil_parity(dir.path().string(), /*with_gradients=*/true);
+  expect_selfattn_parity(dir.path().string(), /*with_gradients=*/true);
 }
 
 }  // namespace mil::testing
