@@ -3,7 +3,10 @@
 // the parent can wait for with a timeout and kill as a group. Linux only (pidfd; falls back to polling).
 #include <sys/types.h>
 
+#include <spawn.h>
+
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,6 +23,13 @@ struct ChildExit {
 /// "killed (signal 9; out of memory?)" for SIGKILL (the kernel's OOM killer sends it), "killed (signal
 /// 6, Aborted)" for others, "exited with status N" for exits.
 std::string describe_exit(const ChildExit& exit);
+
+/// posix_spawn of `argv` (argv[0] is the path) as a supervised process: stdin from /dev/null, an empty signal
+/// mask, default dispositions for the signals a supervisor sends (TERM, INT, USR1, PIPE, CHLD) and its own
+/// process group (terminal signals skip it, killpg reaches all of it). `add_file_actions` adds the caller's
+/// redirections. Returns 0 and sets `pid`, or posix_spawn's error number.
+int spawn_in_own_group(const std::vector<std::string>& argv,
+                       const std::function<void(posix_spawn_file_actions_t&)>& add_file_actions, pid_t& pid);
 
 class ForkServer;
 
