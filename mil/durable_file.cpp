@@ -114,15 +114,8 @@ void replace_file_atomic(const std::string& temporary, const std::string& path) 
 
 void write_file_atomic(const std::string& path, const std::string& content) {
   const std::string temp = temporary_path_for(path);
-  try {
-    FileDescriptor fd(temp, O_WRONLY | O_CREAT | O_TRUNC);
-    fd.write_all(content);
-    fd.close();
-  } catch (...) {
-    ::unlink(temp.c_str());
-    throw;
-  }
-  replace_file_atomic(temp, path);
+  write_file_unsynced(temp, content);
+  replace_file_atomic(temp, path);  // syncs the temporary file before the rename
 }
 
 void append_line_durably(const std::string& path, const std::string& line) { append_lines_impl(path, line + "\n"); }
