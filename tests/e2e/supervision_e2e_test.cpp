@@ -138,7 +138,7 @@ struct Fixture {
     int seed = 1;
     for (const auto& name : names) {
       const auto synth = run_command(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / name) +
-                             " --bags 40 --dim 128 --min-instances 100 --max-instances 200 --seed " +
+                             " --bags 40 --dim 256 --min-instances 200 --max-instances 400 --seed " +
                              std::to_string(seed++));
       EXPECT_EQ(synth.exit_code, 0) << synth.output;
       datasets.push_back({{"name", name}, {"root", dir / name}});
