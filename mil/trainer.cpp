@@ -48,6 +48,8 @@ struct LoopState {
   int stopper_counter = 0;     ///< EarlyStopping state.
   double stopper_best = -1e300;
   std::string selection_metric;
+  int teacher_best_epoch = -1;       ///< The objective's teacher model, selected as the student is.
+  double teacher_best_score = 0.0;
 };
 
 std::string rng_to_string(const std::mt19937_64& rng) {
@@ -85,13 +87,15 @@ void restore_state(MilModelImpl& model, const NamedTensors& state) {
 void write_checkpoint(const std::string& path, const MilModelImpl& model, const NamedTensors& best,
                       const torch::optim::Optimizer& optimizer, const LoopState& state,
                       const std::vector<EpochRecord>& history, const std::string& fingerprint,
-                      const NamedTensors& extra) {
+                      const NamedTensors& extra, const NamedTensors& teacher_best) {
   torch::serialize::OutputArchive archive;
-  torch::serialize::OutputArchive model_archive, best_archive, optimizer_archive, extra_archive;
+  torch::serialize::OutputArchive model_archive, best_archive, optimizer_archive, extra_archive, teacher_best_archive;
   model.save(model_archive);
   for (const auto& [name, value] : best) best_archive.write(name, value);
   for (const auto& [name, value] : extra) extra_archive.write(name, value);
+  for (const auto& [name, value] : teacher_best) teacher_best_archive.write(name, value);
   archive.write("extra", extra_archive);
+  archive.write("teacher_best", teacher_best_archive);
   optimizer.save(optimizer_archive);
   archive.write("model", model_archive);
   archive.write("best_model", best_archive);
@@ -120,6 +124,8 @@ void write_checkpoint(const std::string& path, const MilModelImpl& model, const 
                      {"stopper_counter", state.stopper_counter},
                      {"stopper_best", state.stopper_best},
                      {"selection_metric", state.selection_metric},
+                     {"teacher_best_epoch", state.teacher_best_epoch},
+                     {"teacher_best_score", state.teacher_best_score},
                      {"history", history_json}};
   archive.write("meta", c10::IValue(meta.dump()));
   const std::string temporary = temporary_path_for(path);
@@ -130,7 +136,7 @@ void write_checkpoint(const std::string& path, const MilModelImpl& model, const 
 /// Loads a checkpoint written by write_checkpoint into model, optimizer, generator and state.
 json read_checkpoint(const std::string& path, MilModelImpl& model, NamedTensors& best,
                      torch::optim::Optimizer& optimizer, LoopState& state, std::vector<EpochRecord>& history,
-                     const std::string& fingerprint, const NamedTensors& extra) {
+                     const std::string& fingerprint, const NamedTensors& extra, NamedTensors& teacher_best) {
   torch::serialize::InputArchive archive;
   archive.load_from(path);
   c10::IValue meta_value;
@@ -166,6 +172,16 @@ json read_checkpoint(const std::string& path, MilModelImpl& model, NamedTensors&
       const_cast<at::Tensor&>(target).copy_(value);
     }
   }
+  teacher_best.clear();
+  if (meta.value("teacher_best_epoch", -1) >= 0) {
+    torch::serialize::InputArchive teacher_best_archive;
+    archive.read("teacher_best", teacher_best_archive);
+    for (const auto& key : teacher_best_archive.keys()) {
+      at::Tensor value;
+      teacher_best_archive.read(key, value);
+      teacher_best.emplace_back(key, value);
+    }
+  }
   at::Tensor rng_state;
   archive.read("torch_rng", rng_state);
   {
@@ -188,6 +204,9 @@ json read_checkpoint(const std::string& path, MilModelImpl& model, NamedTensors&
   state.stopper_counter = meta.at("stopper_counter").get<int>();
   state.stopper_best = meta.at("stopper_best").get<double>();
   state.selection_metric = meta.at("selection_metric").get<std::string>();
+  // Absent from checkpoints written before the teacher was validated: it starts unselected then.
+  state.teacher_best_epoch = meta.value("teacher_best_epoch", -1);
+  state.teacher_best_score = meta.value("teacher_best_score", 0.0);
   history.clear();
   for (const auto& r : meta.at("history")) history.push_back(r.get<EpochRecord>());
   return meta;
@@ -209,6 +228,10 @@ void to_json(json& j, const EpochRecord& r) {
            {"val", r.val},
            {"improved", r.improved}};
   if (!r.train_stats.empty()) j["train_stats"] = r.train_stats;
+  if (!r.teacher_val.empty()) {
+    j["teacher_val"] = r.teacher_val;
+    j["teacher_improved"] = r.teacher_improved;
+  }
 }
 
 void from_json(const json& j, EpochRecord& r) {
@@ -221,6 +244,8 @@ void from_json(const json& j, EpochRecord& r) {
   r.val = j.at("val").get<std::map<std::string, double>>();
   r.improved = j.at("improved").get<bool>();
   if (j.contains("train_stats")) r.train_stats = j.at("train_stats").get<std::map<std::string, double>>();
+  if (j.contains("teacher_val")) r.teacher_val = j.at("teacher_val").get<std::map<std::string, double>>();
+  r.teacher_improved = j.value("teacher_improved", false);
 }
 
 void seed_torch(std::uint64_t seed) { torch::manual_seed(seed); }
@@ -307,11 +332,12 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
   LoopState state;
   state.order = train_indices;
   state.order_rng.seed(seed ^ 0x5851f42d4c957f2dULL);
-  NamedTensors best;
+  NamedTensors best, teacher_best;
   const NamedTensors extra_state = options.objective ? options.objective->extra_state() : NamedTensors{};
+  MilModelImpl* const teacher = options.objective ? options.objective->teacher_model() : nullptr;
   if (!options.checkpoint_path.empty() && std::filesystem::exists(options.checkpoint_path)) {
     read_checkpoint(options.checkpoint_path, model, best, optimizer, state, result.history, options.run_fingerprint,
-                    extra_state);
+                    extra_state, teacher_best);
     result.resumed_from_epoch = state.epoch;
     if (my_rank != 0) {  // rank 0's checkpoint holds the group's reduced partial counters: count them once
       state.loss_sum = 0.0;
@@ -333,7 +359,7 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     state.stopper_best = stopper.best();
     if (writes_checkpoints) {
       write_checkpoint(options.checkpoint_path, model, best, optimizer, state, result.history, options.run_fingerprint,
-                       extra_state);
+                       extra_state, teacher_best);
     }
   };
   const auto stop_now = [&] { return options.stop_requested && options.stop_requested->load(); };
@@ -423,6 +449,19 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
         record.improved = true;
       }
       state.stopped_early = spec.early_stopping && stopper.update(state.epoch, score);
+      if (teacher) {
+        // Validated like the student, after it (predict draws nothing from the generator), and selected by
+        // its own metric; it never drives early stopping.
+        record.teacher_val = evaluate(predict_sharded(*teacher, bags, val_indices, device, sync), survival);
+        const auto t = record.teacher_val.find(state.selection_metric);
+        const double teacher_score = t == record.teacher_val.end() ? 0.0 : t->second;
+        if (teacher_score > state.teacher_best_score) {
+          state.teacher_best_score = teacher_score;
+          state.teacher_best_epoch = state.epoch;
+          teacher_best = snapshot_state(*teacher);
+          record.teacher_improved = true;
+        }
+      }
     }
     record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     result.history.push_back(record);
@@ -446,7 +485,10 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
   result.selection_metric = state.selection_metric;
   result.best_epoch = state.best_epoch;
   result.best_score = state.best_score;
+  result.teacher_best_epoch = state.teacher_best_epoch;
+  result.teacher_best_score = state.teacher_best_score;
   if (!result.interrupted && state.best_epoch >= 0) restore_state(model, best);
+  if (!result.interrupted && teacher && state.teacher_best_epoch >= 0) restore_state(*teacher, teacher_best);
   return result;
 }
 

@@ -34,6 +34,11 @@ class TrainingObjective {
   virtual std::vector<std::pair<std::string, at::Tensor>> extra_state() { return {}; }
   /// Numbers to add to each epoch's record (e.g. the mean consistency loss); reset after reading.
   virtual std::map<std::string, double> take_epoch_stats() { return {}; }
+  /// A second model the objective trains alongside (MHIM: the momentum teacher), or null. fit() validates
+  /// it after the student every epoch, keeps its own best epoch by its own validation metric (strict
+  /// improvement, spec 1.10), checkpoints that best state and leaves the model holding it on return.
+  /// Its tensors must also be in extra_state() so a resume continues it.
+  virtual MilModelImpl* teacher_model() { return nullptr; }
 };
 
 /// What one training epoch did.
@@ -47,6 +52,8 @@ struct EpochRecord {
   std::map<std::string, double> val;  ///< Validation metrics after the epoch; empty without a validation split.
   std::map<std::string, double> train_stats;  ///< Objective-specific means (MHIM: consistency loss, kept tokens).
   bool improved = false;            ///< This epoch's weights became the best so far.
+  std::map<std::string, double> teacher_val;  ///< The objective's teacher_model() on the validation bags; else empty.
+  bool teacher_improved = false;    ///< The teacher's weights became its best so far.
 };
 
 void to_json(nlohmann::json& j, const EpochRecord& r);
@@ -99,6 +106,9 @@ struct FitResult {
   bool stopped_early = false;        ///< Early stopping fired.
   bool interrupted = false;          ///< stop_requested was seen; a checkpoint holds the state to resume.
   int resumed_from_epoch = -1;       ///< First epoch run in this call when resuming, else -1.
+  int teacher_best_epoch = -1;       ///< The objective's teacher_model(): epoch of the weights it holds on
+                                     ///< return (-1 = no teacher, no validation, or never above 0).
+  double teacher_best_score = 0.0;   ///< Its validation selection metric there.
 };
 
 /// Learning rate of 0-based `epoch` (spec 3.2): cosine lr_min + (lr - lr_min)(1 + cos(pi e / epochs)) / 2,

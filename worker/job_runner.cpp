@@ -308,8 +308,20 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
         }
         return 0;
       });
+      if (mhim) {
+        // Spec 1.10: the teacher is tested too, at its own best epoch; only the student's metrics are the
+        // job's (the leaderboard reads metrics.test).
+        stage("evaluating the teacher", [&] {
+          result.metrics["teacher_selection"] = {{"metric", fitted.selection_metric},
+                                                 {"best_epoch", fitted.teacher_best_epoch},
+                                                 {"best_score", fitted.teacher_best_score}};
+          result.metrics["teacher_test"] = metrics_json(predict(mhim->teacher(), bags, split.test, options.device), survival);
+          return 0;
+        });
+      }
       if (writes_files) {
         stage("saving the model", [&] {
+          if (mhim) write_state_dict(state_dict_of(mhim->teacher()), (fs::path(options.work_dir) / "teacher_best.pt").string());
           // A PyTorch state_dict: Python's torch.load reads it, and MHIM jobs load it as their teacher.
           write_state_dict(state_dict_of(*model), (fs::path(options.work_dir) / "model_best.pt").string());
           fs::remove(fit_options.checkpoint_path);  // done: the resume state is no longer needed

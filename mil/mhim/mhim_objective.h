@@ -56,6 +56,8 @@ class MhimObjective : public TrainingObjective {
   void after_optimizer_step(int64_t step) override;
   std::vector<std::pair<std::string, at::Tensor>> extra_state() override;
   std::map<std::string, double> take_epoch_stats() override;
+  /// The teacher, validated every epoch with its own best checkpoint (spec 1.10).
+  MilModelImpl* teacher_model() override { return teacher_.get(); }
 
   /// The momentum teacher.
   MhimNetworkImpl& teacher() { return *teacher_; }

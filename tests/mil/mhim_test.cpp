@@ -389,6 +389,57 @@ TEST(MhimTraining, RecordsConsistencyLossAndMovesTheTeacher) {
   for (const auto& p : run.objective->teacher().parameters()) EXPECT_FALSE(p.requires_grad());
 }
 
+TEST(MhimTraining, ValidatesTheTeacherEveryEpochAndReturnsItAtItsOwnBestEpoch) {
+  MhimFixture f;
+  seed_torch(11);
+  MhimRun run;
+  run.student = network(16, 2, {{"merge", true}, {"merge_k", 2}, {"merge_ratio", 0.8}});
+  run.objective = std::make_unique<MhimObjective>(
+      *run.student, random_teacher({{"mask_ratio_h", 0.1}, {"mm", 0.99}, {"mrh_sche", true}}), 0, int64_t(5) * int64_t(f.split.train.size()));
+  // The teacher's weights after each epoch (on_epoch runs after the epoch's validation).
+  std::vector<std::vector<at::Tensor>> teacher_after;
+  FitOptions options;
+  options.objective = run.objective.get();
+  options.on_epoch = [&](const EpochRecord&) {
+    std::vector<at::Tensor> copy;
+    for (const auto& p : run.objective->teacher().parameters()) copy.push_back(p.detach().clone());
+    teacher_after.push_back(std::move(copy));
+  };
+  TrainSpec spec;
+  spec.epochs = 5;
+  spec.lr = 5e-4;
+  run.result = fit(*run.student, spec, f.data.bags, f.split.train, f.split.val, 11, options);
+  ASSERT_EQ(run.result.history.size(), 5u);
+  // Spec 1.10: the teacher's best epoch is the first strict maximum of its own validation AUC, from 0.
+  int expected_epoch = -1;
+  double expected_score = 0.0;
+  for (const auto& r : run.result.history) {
+    ASSERT_TRUE(r.teacher_val.count("auc")) << "epoch " << r.epoch;
+    const bool improves = r.teacher_val.at("auc") > expected_score;
+    EXPECT_EQ(r.teacher_improved, improves) << "epoch " << r.epoch;
+    if (improves) expected_epoch = r.epoch, expected_score = r.teacher_val.at("auc");
+  }
+  ASSERT_GE(expected_epoch, 0);
+  EXPECT_EQ(run.result.teacher_best_epoch, expected_epoch);
+  EXPECT_DOUBLE_EQ(run.result.teacher_best_score, expected_score);
+  // On return the teacher holds that epoch's weights (this seed's teacher peaks before the last epoch),
+  // and validating it again gives that epoch's score.
+  ASSERT_LT(expected_epoch, 4);
+  const auto returned = run.objective->teacher().parameters();
+  for (std::size_t i = 0; i < returned.size(); ++i) {
+    EXPECT_TRUE(returned[i].equal(teacher_after.at(std::size_t(expected_epoch))[i])) << "teacher parameter " << i;
+  }
+  const Predictions again = predict(run.objective->teacher(), f.data.bags, f.split.val);
+  EXPECT_DOUBLE_EQ(evaluate(again, false).at("auc"), expected_score);
+  // The teacher never selects the student: its metric has no say in the student's best epoch.
+  double student_best = 0.0;
+  int student_epoch = -1;
+  for (const auto& r : run.result.history) {
+    if (r.val.at("auc") > student_best) student_best = r.val.at("auc"), student_epoch = r.epoch;
+  }
+  EXPECT_EQ(run.result.best_epoch, student_epoch);
+}
+
 TEST(MhimTraining, TrainsEveryAggregatorUnderCpuBf16Autocast) {
   // LibTorch 1.13's CPU LayerNorm rejects bf16 input with fp32 weights; the GRN and the self-attention
   // aggregator normalise in fp32, as CUDA autocast does.
@@ -430,6 +481,9 @@ TEST(MhimTraining, ResumesFromAStoppedRunWithBitIdenticalStudentAndTeacher) {
   ASSERT_FALSE(resumed.result.interrupted);
   const auto a = straight.student->parameters(), b = resumed.student->parameters();
   for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(a[i].equal(b[i])) << "student parameter " << i;
+  // The teacher's own best epoch survives the resume: both runs return it at the same epoch's weights.
+  EXPECT_EQ(resumed.result.teacher_best_epoch, straight.result.teacher_best_epoch);
+  EXPECT_EQ(resumed.result.teacher_best_score, straight.result.teacher_best_score);
   const auto ta = straight.objective->teacher().parameters(), tb = resumed.objective->teacher().parameters();
   for (std::size_t i = 0; i < ta.size(); ++i) EXPECT_TRUE(ta[i].equal(tb[i])) << "teacher parameter " << i;
 }
