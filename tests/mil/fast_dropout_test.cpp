@@ -3,7 +3,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <cmath>
+#include <limits>
+#include <mutex>
 
 namespace mil {
 namespace {
@@ -88,6 +92,41 @@ TEST(FastDropout, Bfloat16KeepsTheSameMaskAsFloat) {
   const at::Tensor as_bf16 = fast_dropout(input.to(torch::kBFloat16), 0.2, true);
   EXPECT_EQ(as_bf16.scalar_type(), torch::kBFloat16);
   EXPECT_TRUE(torch::equal(as_float.ne(0), as_bf16.ne(0)));
+}
+
+// The seed fast_dropout draws after torch::manual_seed(seed): one random64() of the default CPU generator.
+uint64_t first_draw_after(uint64_t seed) {
+  torch::manual_seed(seed);
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return at::check_generator<at::CPUGeneratorImpl>(generator)->random64();
+}
+
+TEST(FastDropout, EveryElementIsTheScalarRuleInFloatAndBfloat16) {
+  // The element loops run as vectorised clones (AVX2, AVX-512) picked at load time; each must give exactly what
+  // the scalar rule gives: keep iff fast_dropout_keeps(seed, i, p), then x * (1 / (1 - p)) rounded to the dtype.
+  const double p = 0.3;
+  const float scale = static_cast<float>(1.0 / (1.0 - p));
+  const int64_t count = 4099;  // not a multiple of any vector width: the tails run too
+  at::Tensor input = torch::randn({count}) * 7.0;
+  input[5] = std::numeric_limits<float>::infinity();
+  const uint64_t seed = first_draw_after(21);
+  for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+    const at::Tensor x = input.to(dtype);
+    torch::manual_seed(21);
+    const at::Tensor output = fast_dropout(x, p, true).to(torch::kFloat);
+    const at::Tensor as_float = x.to(torch::kFloat);
+    int mismatches = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      float expected = 0.0f;
+      if (fast_dropout_keeps(seed, i, p)) {
+        const float product = as_float[i].item<float>() * scale;
+        expected = dtype == torch::kFloat ? product : static_cast<float>(c10::BFloat16(product));
+      }
+      if (output[i].item<float>() != expected) ++mismatches;
+    }
+    EXPECT_EQ(mismatches, 0) << dtype;
+  }
 }
 
 TEST(FastDropout, RejectsProbabilitiesOutsideZeroToOne) {
