@@ -160,8 +160,9 @@ int cmd_bench(const Tokens& tokens) {
     std::printf("fp32 matmul peak: [%lld x %d]·[%d x 512] %.1f GFLOP/s wall, %.1f per CPU second/thread (medians of 20), "
                 "%d threads\n",
                 static_cast<long long>(mean_n), dim, dim, peak.wall_gflops, peak.cpu_gflops, threads);
-    std::printf("bench train: %d bags, %d-%d instances (mean %lld), D=%d, %d epochs; %s\n\n", bag_count, min_n, max_n,
-                static_cast<long long>(mean_n), dim, epochs, keep_freed_buffers_for_reuse().c_str());
+    std::printf("bench train: %d bags, %d-%d instances (mean %lld), D=%d, %d epochs; %s; %s\n\n", bag_count, min_n, max_n,
+                static_cast<long long>(mean_n), dim, epochs, keep_freed_buffers_for_reuse().c_str(),
+                keep_compiled_kernels_for_reuse().c_str());
     std::printf("%-9s %-5s %9s %9s %10s %9s %8s %8s %14s %8s %10s\n", "model", "prec", "epoch s", "CPU s/T", "inst/s",
                 "GFLOP/s", "% peak", "CPU %pk", "RSS MB", "peak MB", "vs fp32");
     std::fflush(stdout);

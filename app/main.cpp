@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   mil::keep_freed_buffers_for_reuse();
+  mil::keep_compiled_kernels_for_reuse();
   const std::string command = argv[1];
   const mil::app::Tokens tokens(argv + 2, argv + argc);
   try {

@@ -26,4 +26,12 @@ std::string keep_freed_buffers_for_reuse() {
 #endif
 }
 
+std::string keep_compiled_kernels_for_reuse() {
+  for (const char* name : {"ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY"}) {
+    if (const char* value = std::getenv(name)) return std::string("oneDNN primitive cache from ") + name + "=" + value;
+  }
+  ::setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16384", /*overwrite=*/0);
+  return "oneDNN primitive cache of 16384 shapes";
+}
+
 }  // namespace mil
