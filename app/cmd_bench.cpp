@@ -51,7 +51,9 @@ options:
   --threads T         LibTorch threads (default 2)
   --models LIST       comma-separated (default abmil,gabmil); "mhim" trains MHIM(attn) with the v2
                       README setting (mask_ratio_h 0.03, GRN keeping 0.8 plus 5 tokens) and a
-                      teacher pass per bag; list "mhim_pure" before it to get its cost ratio
+                      teacher pass per bag; list "mhim_pure" before it to get its cost ratio;
+                      NAME:AGG picks the MHIM aggregator, e.g. mhim_pure:selfattn,mhim:selfattn
+                      for MHIM(TransMIL)
   --precision LIST    comma-separated fp32,bf16 (default fp32,bf16)
   --seed S            seed of the random bags (default 1)
   --model-options J   JSON options for every model, e.g. '{"dropout": 0}'
@@ -59,6 +61,7 @@ options:
 examples:
   mhim bench train --threads 2 --epochs 3
   mhim bench train --models mhim_pure,mhim --precision fp32
+  mhim bench train --models mhim_pure:selfattn,mhim:selfattn --epochs 2
 )";
 
 double resident_megabytes() {
@@ -169,15 +172,20 @@ int cmd_bench(const Tokens& tokens) {
     std::printf("bench train: %d bags, %d-%d instances (mean %lld), D=%d, %d epochs; %s; %s\n\n", bag_count, min_n, max_n,
                 static_cast<long long>(mean_n), dim, epochs, keep_freed_buffers_for_reuse().c_str(),
                 keep_compiled_kernels_for_reuse().c_str());
-    std::printf("%-9s %-5s %9s %9s %10s %9s %8s %8s %14s %8s %10s\n", "model", "prec", "epoch s", "CPU s/T", "inst/s",
+    std::printf("%-18s %-5s %9s %9s %10s %9s %8s %8s %14s %8s %10s\n", "model", "prec", "epoch s", "CPU s/T", "inst/s",
                 "GFLOP/s", "% peak", "CPU %pk", "RSS MB", "peak MB", "vs fp32");
     std::fflush(stdout);
     std::map<std::string, double> mhim_pure_seconds;  // precision -> epoch time, for the MHIM overhead ratio
-    for (const std::string& model_name : split_list(args.get("models", "abmil,gabmil"))) {
+    for (const std::string& listed : split_list(args.get("models", "abmil,gabmil"))) {
+      // "mhim:selfattn" = model mhim with aggregator (option "baseline") selfattn, i.e. MHIM(TransMIL).
+      const std::size_t colon = listed.find(':');
+      const std::string model_name = listed.substr(0, colon);
+      const std::string aggregator = colon == std::string::npos ? "attn" : listed.substr(colon + 1);
       double fp32_seconds = 0.0;
       for (const std::string& precision : split_list(args.get("precision", "fp32,bf16"))) {
         seed_torch(1);
         nlohmann::json model_options = nlohmann::json::parse(args.get("model-options", "{}"));
+        if (colon != std::string::npos) model_options["baseline"] = aggregator;
         const bool mhim = model_name == "mhim";
         if (mhim) {
           // The v2 README setting (middle of its grid) with a teacher from the student's init: the cost
@@ -225,19 +233,19 @@ int cmd_bench(const Tokens& tokens) {
         if (precision == "fp32") fp32_seconds = epoch_seconds;
         char ratio[48] = "-";
         if (precision != "fp32" && fp32_seconds > 0) std::snprintf(ratio, sizeof ratio, "%.2fx", fp32_seconds / epoch_seconds);
-        if (mhim_pure_seconds.count(precision) && mhim) {
-          std::snprintf(ratio, sizeof ratio, "%.2fx pure", epoch_seconds / mhim_pure_seconds.at(precision));
+        if (mhim_pure_seconds.count(aggregator + precision) && mhim) {
+          std::snprintf(ratio, sizeof ratio, "%.2fx pure", epoch_seconds / mhim_pure_seconds.at(aggregator + precision));
         }
-        if (model_name == "mhim_pure") mhim_pure_seconds[precision] = epoch_seconds;
+        if (model_name == "mhim_pure") mhim_pure_seconds[aggregator + precision] = epoch_seconds;
         char memory[48];
         std::snprintf(memory, sizeof memory, "%.0f->%.0f", rss.front(), rss.back());
         if (mhim) {  // FLOPs of masked, recycled training have no clean count; time and memory tell the story
-          std::printf("%-9s %-5s %9.3f %9.3f %10.0f %9s %8s %8s %14s %8.0f %10s\n", model_name.c_str(),
+          std::printf("%-18s %-5s %9.3f %9.3f %10.0f %9s %8s %8s %14s %8.0f %10s\n", listed.c_str(),
                       precision.c_str(), epoch_seconds, epoch_cpu_seconds, double(instances) / epoch_seconds, "-", "-", "-",
                       memory, peak_megabytes, ratio);
         } else {
           const double cpu_gflops = flops / epoch_cpu_seconds / 1e9;
-          std::printf("%-9s %-5s %9.3f %9.3f %10.0f %9.1f %7.1f%% %7.1f%% %14s %8.0f %10s\n", model_name.c_str(),
+          std::printf("%-18s %-5s %9.3f %9.3f %10.0f %9.1f %7.1f%% %7.1f%% %14s %8.0f %10s\n", listed.c_str(),
                       precision.c_str(), epoch_seconds, epoch_cpu_seconds, double(instances) / epoch_seconds, gflops,
                       100.0 * gflops / peak.wall_gflops, 100.0 * cpu_gflops / peak.cpu_gflops, memory, peak_megabytes,
                       ratio);

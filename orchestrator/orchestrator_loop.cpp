@@ -139,6 +139,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     bool leader = true;  ///< False for a group member other than the first: its report never decides the job.
   };
   std::map<int, Held> job_of_worker;
+  std::map<const ScheduledJob*, std::string> spec_payload;
   int next_holder = 0;
   // Holder -> the rank it answers for: a group's members are holders (ids of the requests that were
   // held), and their ranks get the job. Entries of workers answered kJob or kStop are never read again.
@@ -152,6 +153,105 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       worker::send_message(comm, rank, MsgTag::kStop, "{}");
       if (board) board->worker_stopped(rank);
       --active_workers;
+    }
+  };
+  // Results are read and recorded after the worker's next request is answered (see kResult below), in the
+  // order they arrived; every one is read before the loop ends.
+  struct UnreadResult {
+    int source = -1;
+    Held held;
+    std::string payload;
+  };
+  std::deque<UnreadResult> unread;
+  constexpr std::size_t kMaxUnreadResults = 64;  // bounds how long a result may wait while frames keep arriving
+  const auto read_result = [&](const UnreadResult& unread_result) {
+    const int source = unread_result.source;
+    const ScheduledJob& job = *unread_result.held.job;
+    const int holder = unread_result.held.holder;
+    const bool leader = unread_result.held.leader;
+    const std::string job_id = job.id;
+    JobResult result;
+    try {
+      result = nlohmann::json::parse(unread_result.payload).get<JobResult>();
+    } catch (const std::exception& e) {
+      result.status = "failed";
+      result.error = std::string("unreadable result from worker: ") + e.what();
+    }
+    if (result.job_id != job_id) {
+      // A result that does not name the job it was given is recorded against the job that was sent.
+      result.error = "worker " + std::to_string(source) + " returned a result for '" + result.job_id +
+                     "' while holding '" + job_id + "'" + (result.error.empty() ? "" : "; " + result.error);
+      result.status = "failed";
+      result.job_id = job_id;
+      result.config_id = job.spec.config_id();
+      result.spec = job.spec;
+    }
+    if (!result.ok() && result.status != "interrupted" && result.error.empty()) result.error = "no error given";
+    const int attempt = scheduler.attempts(job_id);
+    if (!result.runtime.is_object()) result.runtime = nlohmann::json::object();
+    result.runtime["attempt"] = attempt;
+    if (result.status == "interrupted") {
+      if (scheduler.requeue(holder, job_id)) {  // no result file: a rerun resumes the job
+        if (board) board->job_finished(job_id, "interrupted", result.error);  // now: it may be reassigned at once
+        AwaitingCommit then{AwaitingCommit::Kind::kInterrupted, -1, source, job_id, "interrupted", result.error};
+        commit(StoreRecord::of_note(job_id, "interrupted", result.error), std::move(then));
+      } else {
+        log(job_id + " interrupted on rank " + std::to_string(source) +
+            " (a group member; the job was requeued already)");
+      }
+    } else if (result.ok() && !leader) {
+      // A group member's ok: the first rank's report decides and records the job; this one is free.
+      if (scheduler.complete(holder, job_id, /*ok=*/true) != Fate::kMember) {
+        throw std::logic_error("orchestrator: a group member's report decided job " + job_id);
+      }
+      log(job_id + " ok on rank " + std::to_string(source) + " (a group member; the job is recorded from its first rank)");
+    } else if (result.ok()) {
+      // Stays held until durable: counted done, and its dependents released, only then.
+      AwaitingCommit then{AwaitingCommit::Kind::kOk, holder, source, job_id, result.status, ""};
+      commit(StoreRecord::of_result(std::move(result)), std::move(then));
+    } else {
+      // A failure's fate is decided now (a retry needs no durable record); the board hears of it once
+      // durable, like any result.
+      switch (scheduler.complete(holder, job_id, /*ok=*/false, result.error)) {
+        case Fate::kDone:
+          throw std::logic_error("orchestrator: a failed attempt of " + job_id + " was counted done");
+        case Fate::kMember:
+          // Its group's attempt had ended already (another member failed or was stopped first).
+          log(job_id + " " + result.status + " on rank " + std::to_string(source) +
+              " (a group member; the attempt had ended): " + result.error);
+          break;
+        case Fate::kRetry: {
+          // No result file yet: the next attempt resumes from the job's checkpoint.
+          const std::string detail = "attempt " + std::to_string(attempt) + " of " +
+                                     std::to_string(options.max_attempts) + " failed on rank " +
+                                     std::to_string(source) + ": " + result.error;
+          AwaitingCommit then{AwaitingCommit::Kind::kRetry, -1, source, job_id,
+                              "failed (attempt " + std::to_string(attempt) + " of " +
+                                  std::to_string(options.max_attempts) + "), retrying",
+                              result.error};
+          commit(StoreRecord::of_note(job_id, "retry", detail), std::move(then));
+          if (board) board->job_finished(job_id, "retry", result.error);  // now: it may be reassigned at once
+          break;
+        }
+        case Fate::kQuarantined:
+          result.status = "quarantined";
+          [[fallthrough]];
+        case Fate::kFailed: {
+          result.runtime["attempt_errors"] = scheduler.attempt_errors(job_id);
+          AwaitingCommit then{AwaitingCommit::Kind::kFinal, -1, source, job_id, result.status, result.error};
+          commit(StoreRecord::of_result(std::move(result)), std::move(then));
+          break;
+        }
+      }
+    }
+    if (board) board->worker_seen(source, "");
+    write_blocked();
+  };
+  const auto read_results = [&] {
+    while (!unread.empty()) {
+      const UnreadResult next = std::move(unread.front());
+      unread.pop_front();
+      read_result(next);
     }
   };
   // Idle probes back off from microseconds to 5 ms: a busy sweep is answered at once, an idle rank 0
@@ -169,6 +269,10 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     }
     auto message = worker::poll_message(comm);
     if (!message) {
+      if (!unread.empty()) {
+        read_results();
+        continue;
+      }
       idle.pause();
       continue;
     }
@@ -192,7 +296,10 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       switch (assignment.kind) {
         case Assignment::Kind::kJob: {
           const ScheduledJob& job = *assignment.job;
-          std::string payload = nlohmann::json(job.spec).dump();
+          // A retried job is sent again: its spec's JSON is made once.
+          auto cached = spec_payload.find(&job);
+          if (cached == spec_payload.end()) cached = spec_payload.emplace(&job, nlohmann::json(job.spec).dump()).first;
+          std::string payload = cached->second;
           // The scheduler's leader (first holder) gets group rank 0: its report decides the job and only
           // it writes the job's files.
           std::vector<int> ranks;
@@ -236,87 +343,11 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       if (held == job_of_worker.end()) {
         throw std::runtime_error("orchestrator: result from worker " + std::to_string(source) + " that holds no job");
       }
-      const ScheduledJob& job = *held->second.job;
-      const int holder = held->second.holder;
-      const bool leader = held->second.leader;
-      const std::string job_id = job.id;
+      // The worker is free at once (its next request follows this frame); reading and recording the result
+      // waits until no frame is waiting, so the reply to that request is not held up by it.
+      unread.push_back(UnreadResult{source, held->second, std::move(message->payload)});
       job_of_worker.erase(held);
-      JobResult result;
-      try {
-        result = nlohmann::json::parse(message->payload).get<JobResult>();
-      } catch (const std::exception& e) {
-        result.status = "failed";
-        result.error = std::string("unreadable result from worker: ") + e.what();
-      }
-      if (result.job_id != job_id) {
-        // A result that does not name the job it was given is recorded against the job that was sent.
-        result.error = "worker " + std::to_string(source) + " returned a result for '" + result.job_id +
-                       "' while holding '" + job_id + "'" + (result.error.empty() ? "" : "; " + result.error);
-        result.status = "failed";
-        result.job_id = job_id;
-        result.config_id = job.spec.config_id();
-        result.spec = job.spec;
-      }
-      if (!result.ok() && result.status != "interrupted" && result.error.empty()) result.error = "no error given";
-      const int attempt = scheduler.attempts(job_id);
-      if (!result.runtime.is_object()) result.runtime = nlohmann::json::object();
-      result.runtime["attempt"] = attempt;
-      if (result.status == "interrupted") {
-        if (scheduler.requeue(holder, job_id)) {  // no result file: a rerun resumes the job
-          if (board) board->job_finished(job_id, "interrupted", result.error);  // now: it may be reassigned at once
-          AwaitingCommit then{AwaitingCommit::Kind::kInterrupted, -1, source, job_id, "interrupted", result.error};
-          commit(StoreRecord::of_note(job_id, "interrupted", result.error), std::move(then));
-        } else {
-          log(job_id + " interrupted on rank " + std::to_string(source) +
-              " (a group member; the job was requeued already)");
-        }
-      } else if (result.ok() && !leader) {
-        // A group member's ok: the first rank's report decides and records the job; this one is free.
-        if (scheduler.complete(holder, job_id, /*ok=*/true) != Fate::kMember) {
-          throw std::logic_error("orchestrator: a group member's report decided job " + job_id);
-        }
-        log(job_id + " ok on rank " + std::to_string(source) + " (a group member; the job is recorded from its first rank)");
-      } else if (result.ok()) {
-        // Stays held until durable: counted done, and its dependents released, only then.
-        AwaitingCommit then{AwaitingCommit::Kind::kOk, holder, source, job_id, result.status, ""};
-        commit(StoreRecord::of_result(std::move(result)), std::move(then));
-      } else {
-        // A failure's fate is decided now (a retry needs no durable record); the board hears of it once
-        // durable, like any result.
-        switch (scheduler.complete(holder, job_id, /*ok=*/false, result.error)) {
-          case Fate::kDone:
-            throw std::logic_error("orchestrator: a failed attempt of " + job_id + " was counted done");
-          case Fate::kMember:
-            // Its group's attempt had ended already (another member failed or was stopped first).
-            log(job_id + " " + result.status + " on rank " + std::to_string(source) +
-                " (a group member; the attempt had ended): " + result.error);
-            break;
-          case Fate::kRetry: {
-            // No result file yet: the next attempt resumes from the job's checkpoint.
-            const std::string detail = "attempt " + std::to_string(attempt) + " of " +
-                                       std::to_string(options.max_attempts) + " failed on rank " +
-                                       std::to_string(source) + ": " + result.error;
-            AwaitingCommit then{AwaitingCommit::Kind::kRetry, -1, source, job_id,
-                                "failed (attempt " + std::to_string(attempt) + " of " +
-                                    std::to_string(options.max_attempts) + "), retrying",
-                                result.error};
-            commit(StoreRecord::of_note(job_id, "retry", detail), std::move(then));
-            if (board) board->job_finished(job_id, "retry", result.error);  // now: it may be reassigned at once
-            break;
-          }
-          case Fate::kQuarantined:
-            result.status = "quarantined";
-            [[fallthrough]];
-          case Fate::kFailed: {
-            result.runtime["attempt_errors"] = scheduler.attempt_errors(job_id);
-            AwaitingCommit then{AwaitingCommit::Kind::kFinal, -1, source, job_id, result.status, result.error};
-            commit(StoreRecord::of_result(std::move(result)), std::move(then));
-            break;
-          }
-        }
-      }
-      if (board) board->worker_seen(source, "");
-      write_blocked();
+      if (unread.size() >= kMaxUnreadResults) read_results();
     } else if (message->tag == MsgTag::kHeartbeat) {
       // Advisory: a malformed beat is logged, never fatal, and needs no answer (protocol.h step 3).
       nlohmann::json beat = nlohmann::json::parse(message->payload, nullptr, /*allow_exceptions=*/false);
@@ -348,6 +379,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
                                " from rank " + std::to_string(source));
     }
   }
+  read_results();
   committer.wait_all();
   settle_committed();
   return outcome;
