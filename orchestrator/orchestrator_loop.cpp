@@ -139,7 +139,6 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     bool leader = true;  ///< False for a group member other than the first: its report never decides the job.
   };
   std::map<int, Held> job_of_worker;
-  std::map<const ScheduledJob*, std::string> spec_payload;
   int next_holder = 0;
   // Holder -> the rank it answers for: a group's members are holders (ids of the requests that were
   // held), and their ranks get the job. Entries of workers answered kJob or kStop are never read again.
@@ -296,10 +295,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       switch (assignment.kind) {
         case Assignment::Kind::kJob: {
           const ScheduledJob& job = *assignment.job;
-          // A retried job is sent again: its spec's JSON is made once.
-          auto cached = spec_payload.find(&job);
-          if (cached == spec_payload.end()) cached = spec_payload.emplace(&job, nlohmann::json(job.spec).dump()).first;
-          std::string payload = cached->second;
+          std::string payload = nlohmann::json(job.spec).dump();
           // The scheduler's leader (first holder) gets group rank 0: its report decides the job and only
           // it writes the job's files.
           std::vector<int> ranks;
