@@ -28,6 +28,12 @@ options:
   --witness-min F           smallest witness share in a positive bag (default 0.05)
   --witness-max F           largest witness share (default 0.20)
   --signal S                witness shift in noise standard deviations (default 3.0)
+  --easy-witnesses N        hard and easy witnesses (the setting MHIM masks for): in a share of the
+                            positive bags, N more instances shifted by --easy-signal; the witnesses
+                            above are then the hard ones, and the other positive bags hold only those
+                            (default 0: off, and the data are what they were without these options)
+  --easy-signal S           shift of an easy witness (default 8.0)
+  --easy-bag-fraction F     share of positive bags that also hold easy witnesses (default 0.5)
   --seed S                  seed (default 7); the same options give identical files
   --task T                  classification (default) or survival: survival.csv (Study,ID,Event,
                             Status,WSI) where cases with witnesses have a higher hazard; use it with
@@ -49,13 +55,14 @@ benchmark stand-ins (the 12 benchmarks' layout, counts and label files, with a p
 
 examples:
   mhim synth --out data/synth --bags 200 --dim 128
+  mhim synth --out data/hard --bags 200 --dim 32 --signal 1 --easy-witnesses 3 --easy-signal 6
   mhim synth --benchmark camelyon-r50 --out data/camelyon-r50 --scale 0.05
   mhim synth --all --out data/bench --scale 0.05
 )";
 
 int write_stand_ins(const Args& args) {
   for (const char* classic : {"bags", "min-instances", "max-instances", "positive-fraction", "witness-min", "witness-max",
-                              "signal", "task", "hazard-ratio"}) {
+                              "signal", "task", "hazard-ratio", "easy-witnesses", "easy-signal", "easy-bag-fraction"}) {
     if (args.has(classic)) throw UsageError("--" + std::string(classic) + " does not apply to --benchmark/--all");
   }
   if (args.has("benchmark") == args.has("all")) throw UsageError("give one of --benchmark NAME and --all");
@@ -110,7 +117,8 @@ int cmd_synth(const Tokens& tokens) {
   try {
     const Args args(tokens,
                     {"out", "bags", "dim", "min-instances", "max-instances", "positive-fraction", "witness-min",
-                     "witness-max", "signal", "seed", "task", "hazard-ratio", "benchmark", "scale", "format"},
+                     "witness-max", "signal", "seed", "task", "hazard-ratio", "benchmark", "scale", "format",
+                     "easy-witnesses", "easy-signal", "easy-bag-fraction"},
                     {"all", "dry-run"});
     if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
     if (args.has("benchmark") || args.has("all")) return write_stand_ins(args);
@@ -128,6 +136,9 @@ int cmd_synth(const Tokens& tokens) {
     o.seed = args.get_u64("seed", o.seed);
     o.task = args.get("task", o.task);
     o.hazard_ratio = args.get_double("hazard-ratio", o.hazard_ratio);
+    o.easy_witnesses = args.get_int("easy-witnesses", o.easy_witnesses);
+    o.easy_signal = args.get_double("easy-signal", o.easy_signal);
+    o.easy_bag_fraction = args.get_double("easy-bag-fraction", o.easy_bag_fraction);
     write_synthetic_benchmark(out, o);
     std::printf("wrote %d bags (D=%d) to %s\n", o.bag_count, o.feature_dim, out.c_str());
     return 0;

@@ -29,10 +29,14 @@ void write_synthetic_benchmark(const std::string& root, const SyntheticOptions& 
   if (!(o.witness_fraction_min > 0 && o.witness_fraction_min <= o.witness_fraction_max && o.witness_fraction_max <= 1)) {
     throw std::invalid_argument("synthetic: need 0 < witness_fraction_min <= witness_fraction_max <= 1");
   }
+  if (o.easy_witnesses < 0 || !(o.easy_bag_fraction >= 0 && o.easy_bag_fraction <= 1)) {
+    throw std::invalid_argument("synthetic: need easy_witnesses >= 0 and 0 <= easy_bag_fraction <= 1");
+  }
   fs::create_directories(fs::path(root) / "pt_files");
   at::Generator noise = at::make_generator<at::CPUGeneratorImpl>(o.seed);
   std::mt19937_64 rng(o.seed ^ 0x9e3779b97f4a7c15ULL);
   const auto uniform01 = [&rng] { return double(rng() >> 11) * 0x1.0p-53; };
+  std::mt19937_64 easy_rng(o.seed ^ 0x2545f4914f6cdd1dULL);
 
   at::Tensor direction = at::randn({o.feature_dim}, noise, at::kFloat);
   direction = direction / direction.norm();
@@ -60,6 +64,12 @@ void write_synthetic_benchmark(const std::string& root, const SyntheticOptions& 
       for (int r = 0; r < n; ++r) rows[r] = r;
       deterministic_shuffle(rows, rng);
       for (int w = 0; w < witnesses; ++w) features[rows[w]].add_(direction, o.signal_strength);
+      // From a stream of its own: the same options with and without easy witnesses give the same bags,
+      // labels, noise and hard witnesses, and data without them stays what it always was.
+      if (o.easy_witnesses > 0 && double(easy_rng() >> 11) * 0x1.0p-53 < o.easy_bag_fraction) {
+        const int easy_end = std::min(n, witnesses + o.easy_witnesses);
+        for (int w = witnesses; w < easy_end; ++w) features[rows[w]].add_(direction, o.easy_signal);
+      }
     }
     if (!survival) {
       write_feature_file((fs::path(root) / "pt_files" / (std::string(id) + ".pt")).string(), features);
@@ -88,7 +98,8 @@ void write_synthetic_benchmark(const std::string& root, const SyntheticOptions& 
       {"feature_dim", o.feature_dim},   {"min_instances", o.min_instances},
       {"max_instances", o.max_instances}, {"positive_fraction", o.positive_fraction},
       {"witness_fraction_min", o.witness_fraction_min}, {"witness_fraction_max", o.witness_fraction_max},
-      {"signal_strength", o.signal_strength}, {"seed", o.seed}, {"task", o.task}, {"hazard_ratio", o.hazard_ratio}};
+      {"signal_strength", o.signal_strength}, {"seed", o.seed}, {"task", o.task}, {"hazard_ratio", o.hazard_ratio},
+      {"easy_witnesses", o.easy_witnesses}, {"easy_signal", o.easy_signal}, {"easy_bag_fraction", o.easy_bag_fraction}};
   std::ofstream(fs::path(root) / "synthetic.json") << provenance.dump(2) << '\n';
 }
 

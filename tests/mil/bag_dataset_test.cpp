@@ -87,6 +87,47 @@ TEST(SyntheticBenchmark, PlantsWitnessesOnlyInPositiveBags) {
   EXPECT_GT(min_pos, max_neg);
 }
 
+TEST(SyntheticBenchmark, EasyWitnessesAreAddedToAShareOfPositiveBagsOfOtherwiseIdenticalData) {
+  // Spec 6.3's hard/easy setting: the same options plus easy witnesses give the same bags, except that
+  // some positive bags gain exactly easy_witnesses instances shifted by easy_signal along the direction.
+  testing::TempDir dir;
+  SyntheticOptions o = small_options();
+  o.bag_count = 60;
+  o.min_instances = 10;
+  o.max_instances = 30;
+  o.signal_strength = 1.0;
+  write_synthetic_benchmark(dir / "hard", o);
+  o.easy_witnesses = 2;
+  o.easy_signal = 40.0;
+  o.easy_bag_fraction = 0.5;
+  write_synthetic_benchmark(dir / "easy", o);
+  const BagDataset hard = load_dataset(bags_spec(dir / "hard"));
+  const BagDataset easy = load_dataset(bags_spec(dir / "easy"));
+  ASSERT_EQ(hard.bags.size(), easy.bags.size());
+  int with_easy = 0, positives = 0;
+  for (std::size_t i = 0; i < hard.bags.size(); ++i) {
+    ASSERT_EQ(hard.bags[i].label, easy.bags[i].label);
+    ASSERT_TRUE(hard.bags[i].features.sizes().equals(easy.bags[i].features.sizes()));
+    const at::Tensor shift = (easy.bags[i].features - hard.bags[i].features).norm(2, 1);  // per instance
+    const int64_t changed = shift.gt(1e-3).sum().item<int64_t>();
+    if (hard.bags[i].label == 0) {
+      EXPECT_EQ(changed, 0) << "negative bag " << i;
+      continue;
+    }
+    ++positives;
+    EXPECT_TRUE(changed == 0 || changed == 2) << "positive bag " << i << " changed " << changed;
+    if (changed == 2) {
+      ++with_easy;
+      EXPECT_NEAR(shift.max().item<double>(), 40.0, 1e-3);
+    }
+  }
+  // Binomial(30, 0.5): 15 expected, 6 sigma = 16.4, so any share strictly inside (0, 30) would pass that;
+  // ask for the middle third at least.
+  EXPECT_EQ(positives, 30);
+  EXPECT_GE(with_easy, 5);
+  EXPECT_LE(with_easy, 25);
+}
+
 TEST(BagDataset, FailsNamingTheMissingFeatureFile) {
   testing::TempDir dir;
   write_synthetic_benchmark(dir / "s", small_options());
