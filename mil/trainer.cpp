@@ -82,6 +82,25 @@ void restore_state(MilModelImpl& model, const NamedTensors& state) {
   }
 }
 
+/// Named tensors as one sub-archive of a checkpoint, and back in the order written.
+void write_named_tensors(torch::serialize::OutputArchive& archive, const std::string& key, const NamedTensors& tensors) {
+  torch::serialize::OutputArchive part;
+  for (const auto& [name, value] : tensors) part.write(name, value);
+  archive.write(key, part);
+}
+
+NamedTensors read_named_tensors(torch::serialize::InputArchive& archive, const std::string& key) {
+  torch::serialize::InputArchive part;
+  archive.read(key, part);
+  NamedTensors tensors;
+  for (const auto& name : part.keys()) {
+    at::Tensor value;
+    part.read(name, value);
+    tensors.emplace_back(name, value);
+  }
+  return tensors;
+}
+
 /// Writes the checkpoint to a temporary file, syncs it and renames it over `path`, so a crash leaves
 /// either the previous checkpoint or the new one, never a torn file.
 void write_checkpoint(const std::string& path, const MilModelImpl& model, const NamedTensors& best,
@@ -89,16 +108,13 @@ void write_checkpoint(const std::string& path, const MilModelImpl& model, const 
                       const std::vector<EpochRecord>& history, const std::string& fingerprint,
                       const NamedTensors& extra, const NamedTensors& teacher_best) {
   torch::serialize::OutputArchive archive;
-  torch::serialize::OutputArchive model_archive, best_archive, optimizer_archive, extra_archive, teacher_best_archive;
+  torch::serialize::OutputArchive model_archive, optimizer_archive;
   model.save(model_archive);
-  for (const auto& [name, value] : best) best_archive.write(name, value);
-  for (const auto& [name, value] : extra) extra_archive.write(name, value);
-  for (const auto& [name, value] : teacher_best) teacher_best_archive.write(name, value);
-  archive.write("extra", extra_archive);
-  archive.write("teacher_best", teacher_best_archive);
+  write_named_tensors(archive, "extra", extra);
+  write_named_tensors(archive, "teacher_best", teacher_best);
   optimizer.save(optimizer_archive);
   archive.write("model", model_archive);
-  archive.write("best_model", best_archive);
+  write_named_tensors(archive, "best_model", best);
   archive.write("optimizer", optimizer_archive);
   {
     auto generator = at::detail::getDefaultCPUGenerator();
@@ -150,18 +166,12 @@ json read_checkpoint(const std::string& path, MilModelImpl& model, NamedTensors&
     throw std::runtime_error("checkpoint '" + path + "' belongs to run '" + meta.at("fingerprint").get<std::string>() +
                              "', not '" + fingerprint + "'; remove it to start over");
   }
-  torch::serialize::InputArchive model_archive, best_archive, optimizer_archive;
+  torch::serialize::InputArchive model_archive, optimizer_archive;
   archive.read("model", model_archive);
-  archive.read("best_model", best_archive);
   archive.read("optimizer", optimizer_archive);
   model.load(model_archive);
   optimizer.load(optimizer_archive);
-  best.clear();
-  for (const auto& key : best_archive.keys()) {
-    at::Tensor value;
-    best_archive.read(key, value);
-    best.emplace_back(key, value);
-  }
+  best = read_named_tensors(archive, "best_model");
   if (!extra.empty()) {
     torch::serialize::InputArchive extra_archive;
     archive.read("extra", extra_archive);
@@ -172,16 +182,7 @@ json read_checkpoint(const std::string& path, MilModelImpl& model, NamedTensors&
       const_cast<at::Tensor&>(target).copy_(value);
     }
   }
-  teacher_best.clear();
-  if (meta.value("teacher_best_epoch", -1) >= 0) {
-    torch::serialize::InputArchive teacher_best_archive;
-    archive.read("teacher_best", teacher_best_archive);
-    for (const auto& key : teacher_best_archive.keys()) {
-      at::Tensor value;
-      teacher_best_archive.read(key, value);
-      teacher_best.emplace_back(key, value);
-    }
-  }
+  teacher_best = meta.value("teacher_best_epoch", -1) >= 0 ? read_named_tensors(archive, "teacher_best") : NamedTensors{};
   at::Tensor rng_state;
   archive.read("torch_rng", rng_state);
   {
