@@ -124,7 +124,7 @@ int measure(const Args& args, int& argc, char**& argv) {
       supervision.executable = "/proc/self/exe";
       if (zygote) supervision.fork_server = &*zygote;
       const int rank = mpi.rank();
-      const worker::JobBody body = [&](const JobSpec& spec, const std::string&) {
+      const worker::JobBody body = [&](const JobSpec& spec, const std::string&, const std::function<void()>&) {
         if (mode == "in-process") return ok_result_for(spec);
         const std::string work = dir + "/work/" + spec.id();
         JobResult r = worker::run_supervised_job(spec, work, rank, supervision, nullptr, {});

@@ -130,7 +130,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
                                " quarantined earlier and not rerun (--retry-failed reruns them)"
                          : ""));
 
-  // What each busy worker holds, to credit its result. The scheduler sees a fresh holder id per
+  // What each busy worker holds, to credit its results. The scheduler sees a fresh holder id per
   // assignment, not the rank: an ok job stays held (running) until its result is durable, while its
   // worker already runs the next one.
   struct Held {
@@ -138,7 +138,8 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     int holder = -1;
     bool leader = true;  ///< False for a group member other than the first: its report never decides the job.
   };
-  std::map<int, Held> job_of_worker;
+  // Oldest first: the job it runs, then at most one taken ahead (protocol.h).
+  std::map<int, std::deque<Held>> jobs_of_worker;
   int next_holder = 0;
   // Holder -> the rank it answers for: a group's members are holders (ids of the requests that were
   // held), and their ranks get the job. Entries of workers answered kJob or kStop are never read again.
@@ -280,7 +281,13 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     if (message->tag == MsgTag::kRequestJob) {
       const nlohmann::json request = nlohmann::json::parse(message->payload);
       const bool worker_stopping = request.value("stopping", false);
+      const bool ahead = request.value("ahead", false);  // the worker still runs a job
       if (board) board->worker_seen(source, request.value("host", std::string()));
+      if (ahead && (stopping() || outcome.stopped)) {
+        // It is told to stop when it asks again as an idle worker, after reporting what it runs.
+        worker::send_message(comm, source, MsgTag::kWait, R"({"retry_ms":0})");
+        continue;
+      }
       if (stopping() || worker_stopping) {
         if (!outcome.stopped) log("stop requested: no more jobs are handed out; running jobs checkpoint");
         outcome.stopped = true;
@@ -291,7 +298,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       }
       const int holder = next_holder++;
       rank_of_holder[holder] = source;
-      const Assignment assignment = scheduler.next(holder);
+      const Assignment assignment = ahead ? scheduler.next_ahead(holder) : scheduler.next(holder);
       switch (assignment.kind) {
         case Assignment::Kind::kJob: {
           const ScheduledJob& job = *assignment.job;
@@ -309,7 +316,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
           }
           if (board) board->job_assigned(job.id, ranks.front());
           for (std::size_t i = 0; i < ranks.size(); ++i) {
-            job_of_worker[ranks[i]] = Held{assignment.job, assignment.group[i], i == 0};
+            jobs_of_worker[ranks[i]].push_back(Held{assignment.job, assignment.group[i], i == 0});
             rank_of_holder.erase(assignment.group[i]);
             worker::send_message(comm, ranks[i], MsgTag::kJob, payload);
           }
@@ -323,7 +330,9 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
         case Assignment::Kind::kWait: {
           rank_of_holder.erase(holder);
           // Waiting for a commit takes about one sync: ask again soon.
-          const int retry_ms = committer.submitted() > committer.committed() ? kCommitRetryMs : kWaitRetryMs;
+          const int retry_ms = ahead                                                ? 0
+                               : committer.submitted() > committer.committed() ? kCommitRetryMs
+                                                                               : kWaitRetryMs;
           worker::send_message(comm, source, MsgTag::kWait, nlohmann::json{{"retry_ms", retry_ms}}.dump());
           break;
         }
@@ -335,15 +344,31 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
           break;
       }
     } else if (message->tag == MsgTag::kResult) {
-      auto held = job_of_worker.find(source);
-      if (held == job_of_worker.end()) {
+      auto held = jobs_of_worker.find(source);
+      if (held == jobs_of_worker.end()) {
         throw std::runtime_error("orchestrator: result from worker " + std::to_string(source) + " that holds no job");
       }
-      // The worker is free at once (its next request follows this frame); reading and recording the result
-      // waits until no frame is waiting, so the reply to that request is not held up by it.
-      unread.push_back(UnreadResult{source, held->second, std::move(message->payload)});
-      job_of_worker.erase(held);
+      // A worker reports its jobs in the order it got them. It is free at once (its next request follows
+      // this frame); reading and recording the result waits until no frame is waiting, so the reply to
+      // that request is not held up by it.
+      unread.push_back(UnreadResult{source, held->second.front(), std::move(message->payload)});
+      held->second.pop_front();
+      if (held->second.empty()) jobs_of_worker.erase(held);
       if (unread.size() >= kMaxUnreadResults) read_results();
+    } else if (message->tag == MsgTag::kReturnJob) {
+      // The job taken ahead, given back unstarted: pending again at once, no attempt used, nothing to record.
+      auto held = jobs_of_worker.find(source);
+      const nlohmann::json returned = nlohmann::json::parse(message->payload, nullptr, /*allow_exceptions=*/false);
+      if (held == jobs_of_worker.end() || held->second.size() < 2 ||
+          (returned.is_object() && returned.contains("job_id") && returned.at("job_id") != held->second.back().job->id)) {
+        throw std::runtime_error("orchestrator: worker " + std::to_string(source) + " gave back " + message->payload +
+                                 ", which is not a job it took ahead");
+      }
+      const Held job = held->second.back();
+      held->second.pop_back();
+      scheduler.requeue(job.holder, job.job->id);
+      ++outcome.given_back;
+      if (board) board->job_finished(job.job->id, "returned", "");
     } else if (message->tag == MsgTag::kHeartbeat) {
       // Advisory: a malformed beat is logged, never fatal, and needs no answer (protocol.h step 3).
       nlohmann::json beat = nlohmann::json::parse(message->payload, nullptr, /*allow_exceptions=*/false);
@@ -352,8 +377,8 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
         continue;
       }
       ++outcome.heartbeats;
-      const auto held = job_of_worker.find(source);
-      if (held == job_of_worker.end() || beat.at("job_id") != held->second.job->id) {
+      const auto held = jobs_of_worker.find(source);
+      if (held == jobs_of_worker.end() || beat.at("job_id") != held->second.front().job->id) {
         log("heartbeat from rank " + std::to_string(source) + " names job " + beat.at("job_id").dump() +
             ", which it does not hold");
       }

@@ -26,6 +26,7 @@ struct SweepOutcome {
   std::size_t retries = 0;      ///< Failed attempts that were retried.
   std::size_t interrupted = 0;  ///< Stopped on request with a checkpoint; a rerun resumes them.
   std::size_t heartbeats = 0;   ///< kHeartbeat messages received.
+  std::size_t given_back = 0;   ///< Jobs taken ahead and given back unstarted (protocol.h); each ran later.
   /// Worker rank -> its latest heartbeat (payload plus "rank" and "seen_at").
   std::map<int, nlohmann::json> last_heartbeat;
   bool stopped = false;      ///< A stop was requested; jobs may remain for a rerun.

@@ -96,7 +96,7 @@ void Scheduler::set_state(std::size_t index, State state) {
   if (state == State::kPending) cursor_ = std::min(cursor_, position_[index]);
 }
 
-Assignment Scheduler::next(int worker) {
+void Scheduler::check_free(int worker) const {
   if (running_.count(worker) > 0) {
     throw std::runtime_error("scheduler: worker " + std::to_string(worker) +
                              " asked for work while holding job '" + jobs_[running_.at(worker)].id +
@@ -105,10 +105,30 @@ Assignment Scheduler::next(int worker) {
   if (std::find(held_.begin(), held_.end(), worker) != held_.end()) {
     throw std::runtime_error("scheduler: worker " + std::to_string(worker) + " asked for work while held for a group");
   }
+}
+
+std::size_t Scheduler::first_ready() {
   while (cursor_ < order_.size() && states_[order_[cursor_]] != State::kPending) ++cursor_;
   for (std::size_t p = cursor_; p < order_.size(); ++p) {
     const std::size_t index = order_[p];
-    if (states_[index] != State::kPending || !ready(index)) continue;
+    if (states_[index] == State::kPending && ready(index)) return index;
+  }
+  return order_.size();
+}
+
+Assignment Scheduler::start(std::size_t index, std::vector<int> group) {
+  std::sort(group.begin(), group.end());
+  set_state(index, State::kRunning);
+  ++attempts_[index];
+  for (int member : group) running_[member] = index;
+  group_[index] = group;
+  return Assignment{Assignment::Kind::kJob, &jobs_[index], std::move(group)};
+}
+
+Assignment Scheduler::next(int worker) {
+  check_free(worker);
+  const std::size_t index = first_ready();
+  if (index < order_.size()) {
     // The head of the line: it gets the asking worker, and held ones, or they all wait for it.
     const auto ranks = static_cast<std::size_t>(jobs_[index].ranks);
     if (held_.size() + 1 < ranks) {
@@ -118,12 +138,7 @@ Assignment Scheduler::next(int worker) {
     std::vector<int> group(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(ranks - 1));
     held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(ranks - 1));
     group.push_back(worker);
-    std::sort(group.begin(), group.end());
-    set_state(index, State::kRunning);
-    ++attempts_[index];
-    for (int member : group) running_[member] = index;
-    group_[index] = group;
-    return Assignment{Assignment::Kind::kJob, &jobs_[index], std::move(group)};
+    return start(index, std::move(group));
   }
   // Nothing ready: wait while a running job can still finish (freeing its dependents) or be requeued.
   if (!running_.empty() && pending_count() > 0) return Assignment{Assignment::Kind::kWait, nullptr, {}};
@@ -131,6 +146,17 @@ Assignment Scheduler::next(int worker) {
     if (attempts_[index] < max_attempts_) return Assignment{Assignment::Kind::kWait, nullptr, {}};
   }
   return Assignment{Assignment::Kind::kStop, nullptr, {}};
+}
+
+Assignment Scheduler::next_ahead(int worker) {
+  check_free(worker);
+  // Only the head of the line, and only when it needs one worker and no group is forming: a job taken
+  // ahead must never overtake a group job that held workers are waiting for.
+  const std::size_t index = first_ready();
+  if (!held_.empty() || index == order_.size() || jobs_[index].ranks != 1) {
+    return Assignment{Assignment::Kind::kWait, nullptr, {}};
+  }
+  return start(index, {worker});
 }
 
 std::size_t Scheduler::take_running(int worker, const std::string& job_id) {

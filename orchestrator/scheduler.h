@@ -87,6 +87,11 @@ class Scheduler {
   /// when none is ready but a running job may still finish or be requeued; else kStop.
   /// Throws if `worker` already holds a job or is held.
   Assignment next(int worker);
+  /// For a worker that asks ahead, while it still runs another job (a different holder id), so that its
+  /// next job is in hand when the current one ends: kJob with the job next() would hand out when that
+  /// job needs one worker and no worker is held for a group; else kWait. Never holds, never stops: a
+  /// worker that is refused asks again with next() once idle.
+  Assignment next_ahead(int worker);
   /// Records the report of `worker` on the job it holds and frees the worker. An ok report of a group
   /// job's leader, or a failure (with its `error`) of any member, ends the attempt: done, or requeued
   /// while attempts remain, else failed or quarantined; other reports return kMember. Throws if
@@ -130,6 +135,12 @@ class Scheduler {
   enum class State { kPending, kRunning, kDone, kFailed };
 
   std::size_t count(State state) const;
+  /// Throws if `worker` holds a job or is held.
+  void check_free(int worker) const;
+  /// The ready pending job that comes first in cost order, or jobs_.size() when none is ready.
+  std::size_t first_ready();
+  /// Job `index` now runs on `group` (any order; stored ascending).
+  Assignment start(std::size_t index, std::vector<int> group);
   /// Moves job `index` to `state`, keeping counts_ and cursor_ current.
   void set_state(std::size_t index, State state);
   /// The index of the job `worker` holds, checked to be `job_id`; removes it from running_.

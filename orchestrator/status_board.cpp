@@ -124,7 +124,7 @@ void StatusBoard::job_finished(const std::string& job_id, const std::string& sta
     job.status = status;
     job.error = status == "ok" ? std::string() : error;
     job.rank = -1;
-    if (status == "interrupted" || status == "retry") {
+    if (status == "interrupted" || status == "retry" || status == "returned") {
       job.state = State::kPending;  // no result: a rerun or another attempt will run it
       return;
     }

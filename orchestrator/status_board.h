@@ -94,7 +94,8 @@ class StatusBoard {
   /// the seconds left (negative: unknown). Counts as a sign of life of the job's worker.
   void job_progress(const std::string& job_id, int epoch, int epochs, double eta_s);
   /// A job ended: status "ok" -> done, "failed" -> failed, "quarantined" -> quarantined, "interrupted"
-  /// (stopped with a checkpoint) or "retry" (failed, requeued for another attempt) -> pending again;
+  /// (stopped with a checkpoint), "retry" (failed, requeued for another attempt) or "returned" (taken
+  /// ahead and given back unstarted) -> pending again;
   /// anything else counts as failed. `error` is kept for failures.
   void job_finished(const std::string& job_id, const std::string& status, const std::string& error);
   /// Worker `rank` on `host` (empty: keep the host known) was heard from now.

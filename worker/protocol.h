@@ -18,6 +18,17 @@
 //                                                                   interrupted (stop requested; resumable);
 //                                                                   then the worker goes back to step 1
 //
+// Asking ahead. A worker whose last job was short (a sweep of tiny jobs, where the round trip would
+// idle both sides) may send, right after a one-rank kJob and before running it, one more
+//      worker -> 0   kRequestJob  {"rank", "host", "ahead": true}
+// Rank 0 answers it with kJob (a one-rank job: it never holds an asking-ahead worker for a group,
+// and no job is taken ahead while a group forms) or kWait (nothing ahead; the worker asks again as
+// usual once idle, ignoring retry_ms), never kStop. The worker runs the jobs it holds in the order
+// received and reports each with one kResult, in that order, unless it gives the later one back
+// unstarted (its current job runs long, or a stop was requested):
+//      worker -> 0   kReturnJob   {"job_id": id}                    back to pending; no attempt used
+// A worker has at most one ahead request unanswered and at most two jobs.
+//
 // A stop request (SIGTERM, SIGINT or SIGUSR1 on any rank; mpirun forwards SIGUSR1 to every rank) makes
 // rank 0 answer every further kRequestJob with kStop.
 //
@@ -27,7 +38,8 @@
 // member that reports a failure), and every member is free again once it has reported.
 //
 // Rank 0 answers every kRequestJob exactly once, and every worker sends exactly one kResult per kJob,
-// so neither side ever waits for a message that will not come while both are alive. Rank 0 receives
+// so neither side ever waits for a message that will not come while both are alive (a kReturnJob stands
+// in for the kResult of a job given back). Rank 0 receives
 // with any tag and records a kHeartbeat whenever it comes (it needs no job bookkeeping; a beat naming
 // a job the worker no longer holds is only logged). A worker's frames arrive in the order sent (MPI
 // non-overtaking), so all its heartbeats precede its kResult and none is left unread after kStop.
@@ -41,6 +53,7 @@ enum class MsgTag : int {
   kStop = 4,
   kResult = 5,
   kHeartbeat = 6,
+  kReturnJob = 7,
 };
 
 /// Rank that runs the orchestrator in every sweep.

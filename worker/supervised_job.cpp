@@ -38,7 +38,8 @@ std::string tail_of(const std::string& path, int max_lines) {
 
 JobResult run_supervised_job(const JobSpec& spec, const std::string& work_dir, int rank,
                              const SupervisionOptions& options, const std::atomic<bool>* stop_requested,
-                             const std::function<void(const Heartbeat&)>& on_heartbeat) {
+                             const std::function<void(const Heartbeat&)>& on_heartbeat,
+                             const std::function<void()>& while_waiting) {
   JobResult failed;
   failed.job_id = spec.id();
   failed.config_id = spec.config_id();
@@ -106,6 +107,7 @@ JobResult run_supervised_job(const JobSpec& spec, const std::string& work_dir, i
         child.signal_group(SIGTERM);  // the child finishes its bag, checkpoints and exits "interrupted"
         stop_forwarded = true;
       }
+      if (while_waiting) while_waiting();
       const auto wait = std::min(next_report - now, std::chrono::steady_clock::duration(std::chrono::milliseconds(100)));
       exit = child.wait_for(std::chrono::duration_cast<std::chrono::milliseconds>(wait) + std::chrono::milliseconds(1));
     }

@@ -34,9 +34,11 @@ struct SupervisionOptions {
 /// its last lines when it left no result. Once `stop_requested` is set the child gets SIGTERM (it
 /// checkpoints and reports "interrupted"; one that dies of it before writing a result, e.g. while still
 /// starting, is reported "interrupted" too). `on_heartbeat` gets the child's latest beat every
-/// report_interval while it runs (may be empty).
+/// report_interval while it runs (may be empty); `while_waiting`, if set, is called between waits on the
+/// child, at least every 100 ms.
 JobResult run_supervised_job(const JobSpec& spec, const std::string& work_dir, int rank,
                              const SupervisionOptions& options, const std::atomic<bool>* stop_requested,
-                             const std::function<void(const Heartbeat&)>& on_heartbeat);
+                             const std::function<void(const Heartbeat&)>& on_heartbeat,
+                             const std::function<void()>& while_waiting = {});
 
 }  // namespace mil::worker

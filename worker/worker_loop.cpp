@@ -21,6 +21,14 @@ std::string heartbeat_payload(const std::string& job_id, int epoch, int epochs, 
   return nlohmann::json{{"job_id", job_id}, {"epoch", epoch}, {"epochs", epochs}, {"eta_s", eta_s}}.dump();
 }
 
+/// A worker whose last job took less than this asks for its next job ahead (protocol.h): for shorter
+/// jobs the round trip to rank 0 is a visible share of each job, for longer ones asking ahead gains
+/// nothing measurable and only risks a job waiting behind a long one.
+constexpr auto kAskAheadBelow = std::chrono::milliseconds(50);
+/// A job taken ahead is given back unstarted once the job before it has run this long, so a job never
+/// waits long behind one that turned out long while another worker could run it.
+constexpr auto kGiveBackAfter = std::chrono::milliseconds(500);
+
 }  // namespace
 
 int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log, const std::string& work_root,
@@ -33,6 +41,7 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
   const std::string host = host_name();
   const std::string hello = nlohmann::json{{"rank", rank}, {"host", host}}.dump();
   const std::string goodbye = nlohmann::json{{"rank", rank}, {"host", host}, {"stopping", true}}.dump();
+  const std::string ahead_request = nlohmann::json{{"rank", rank}, {"host", host}, {"ahead", true}}.dump();
   const auto report_interval = supervision ? supervision->report_interval : std::chrono::milliseconds(2000);
   // Supervised children fork from this rank's zygote, started once here (exec when it cannot serve).
   std::optional<ForkServer> zygote;
@@ -51,10 +60,49 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
   options.stop_requested = stop_requested;
   int jobs_run = 0;
   constexpr auto kPollInterval = std::chrono::milliseconds(5);
+  using Clock = std::chrono::steady_clock;
+  // Asking ahead (protocol.h): at most one such request is unanswered, and its reply may be received
+  // early, while the job before it runs (to give a job back).
+  bool last_job_short = false;
+  bool ahead_unanswered = false;
+  std::optional<Message> ahead_reply;
+  const auto give_back = [&](const Message& job) {
+    nlohmann::json payload = nlohmann::json::object();
+    try {
+      payload["job_id"] = nlohmann::json::parse(job.payload).get<JobSpec>().id();
+    } catch (const std::exception&) {
+      // Rank 0 takes back the job it sent last to this worker either way; the id only confirms it.
+    }
+    send_message(comm, kOrchestratorRank, MsgTag::kReturnJob, payload.dump());
+  };
+  // Called while a job runs: once it has run kGiveBackAfter, a job received ahead goes back to rank 0.
+  const auto give_back_if_running_long = [&](Clock::time_point started) {
+    if (!ahead_unanswered && !ahead_reply) return;
+    if (Clock::now() - started < kGiveBackAfter) return;
+    if (!ahead_reply) {
+      ahead_reply = poll_message(comm, kOrchestratorRank);
+      if (!ahead_reply) return;
+      ahead_unanswered = false;
+    }
+    if (ahead_reply->tag == MsgTag::kJob) give_back(*ahead_reply);
+    ahead_reply.reset();
+  };
   for (;;) {
     const bool stopping = stop_requested != nullptr && stop_requested->load();
-    send_message(comm, kOrchestratorRank, MsgTag::kRequestJob, stopping ? goodbye : hello);
-    const Message reply = wait_message(comm, kOrchestratorRank, kPollInterval);
+    Message reply;
+    if (ahead_unanswered || ahead_reply) {
+      reply = ahead_reply ? std::move(*ahead_reply) : wait_message(comm, kOrchestratorRank, kPollInterval);
+      ahead_reply.reset();
+      ahead_unanswered = false;
+      if (reply.tag == MsgTag::kWait) continue;  // nothing was ready ahead: ask again as an idle worker
+      if (reply.tag == MsgTag::kJob && stopping) {
+        give_back(reply);
+        continue;
+      }
+    } else {
+      send_message(comm, kOrchestratorRank, MsgTag::kRequestJob, stopping ? goodbye : hello);
+      reply = wait_message(comm, kOrchestratorRank, kPollInterval);
+    }
     switch (reply.tag) {
       case MsgTag::kStop:
         return jobs_run;
@@ -65,13 +113,16 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
       }
       case MsgTag::kJob: {
         JobResult result;
+        const auto job_started = Clock::now();
         // In this process: beats come from the training loop itself, at most one per interval.
         const auto run_in_process = [&](const JobSpec& spec, const std::string& work_dir, GradientSync* sync) {
-          auto next_report = std::chrono::steady_clock::now() + report_interval;
+          const auto started = Clock::now();
+          auto next_report = started + report_interval;
           options.work_dir = work_dir;
           options.sync = sync;
           options.on_progress = [&](const JobProgress& p) {
-            const auto now = std::chrono::steady_clock::now();
+            give_back_if_running_long(started);
+            const auto now = Clock::now();
             if (now < next_report) return;
             next_report = now + report_interval;
             send_message(comm, kOrchestratorRank, MsgTag::kHeartbeat, heartbeat_payload(spec.id(), p.epoch, p.epochs, -1));
@@ -98,7 +149,7 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
                   (supervision != nullptr ? " (group jobs cannot run in child processes)" : ""));
             }
             if (body) {
-              result = body(spec, work_dir);
+              result = body(spec, work_dir, [&] { give_back_if_running_long(job_started); });
             } else {
               result = [&] {
                 const JobGroupComm job_comm(comm, group);
@@ -110,15 +161,19 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
             }
           } else {
             const JobSpec spec = payload.get<JobSpec>();
+            if (last_job_short && !stopping) {
+              send_message(comm, kOrchestratorRank, MsgTag::kRequestJob, ahead_request);
+              ahead_unanswered = true;
+            }
             const std::string work_dir = work_root.empty() ? std::string() : work_root + "/" + spec.id();
             if (body) {
-              result = body(spec, work_dir);
+              result = body(spec, work_dir, [&] { give_back_if_running_long(job_started); });
             } else if (supervision != nullptr) {
               if (log) log("[" + spec.id() + "] started in a child process; output in " + work_dir + "/train.log");
               result = run_supervised_job(spec, work_dir, rank, supervised, stop_requested, [&](const Heartbeat& h) {
                 send_message(comm, kOrchestratorRank, MsgTag::kHeartbeat,
                              heartbeat_payload(spec.id(), h.epoch, h.epochs, h.eta_s));
-              });
+              }, [&] { give_back_if_running_long(job_started); });
             } else {
               result = run_in_process(spec, work_dir, nullptr);
             }
@@ -130,6 +185,7 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
           result.error = std::string("starting the job: ") + e.what();
         }
         send_message(comm, kOrchestratorRank, MsgTag::kResult, nlohmann::json(result).dump());
+        last_job_short = Clock::now() - job_started < kAskAheadBelow;
         ++jobs_run;
         break;
       }

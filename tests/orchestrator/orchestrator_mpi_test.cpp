@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include "mil/synthetic.h"
 #include "orchestrator/orchestrator_loop.h"
@@ -157,6 +158,64 @@ TEST(OrchestratorLoop, SkipsJobsWithResultsAndStillStopsEveryWorker) {
   EXPECT_EQ(outcome.ran_ok + outcome.failed, 0u);
 }
 
+TEST(OrchestratorLoop, AJobTakenAheadIsGivenBackWhenTheJobBeforeItRunsLongAndRunsElsewhereOnce) {
+  // Short jobs (20 ms) make workers ask ahead; job 8 runs 1.5 s. Its worker has taken the next job ahead
+  // and must give it back after 0.5 s instead of making it wait 1.5 s while the other worker is idle.
+  int rank = 0, size = 0;
+  MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
+  MIL_MPI_CHECK(MPI_Comm_size(g_comm, &size));
+  ASSERT_GE(size, 3) << "needs two workers: run under mpiexec -n 3";
+  std::unique_ptr<testing::TempDir> dir;
+  if (rank == 0) dir = std::make_unique<testing::TempDir>();
+  const std::string scratch = shared_scratch(dir.get());
+  auto jobs = jobs_for(scratch + "/nowhere", 40);
+  constexpr int kLongFold = 8;
+  if (rank != 0) {
+    const worker::JobBody body = [&](const JobSpec& spec, const std::string&, const std::function<void()>& still_running) {
+      const auto length = std::chrono::milliseconds(spec.split.fold_index == kLongFold ? 1500 : 20);
+      for (const auto end = std::chrono::steady_clock::now() + length; std::chrono::steady_clock::now() < end;) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        still_running();
+      }
+      std::ofstream(scratch + "/ran-" + spec.id(), std::ios::app) << rank << "\n";
+      JobResult r;
+      r.spec = spec;
+      r.job_id = spec.id();
+      r.config_id = spec.config_id();
+      r.status = "ok";
+      return r;
+    };
+    worker::run_worker(g_comm, {}, "", nullptr, nullptr, body);
+    return;
+  }
+  ResultsStore store(scratch + "/results");
+  const SweepOutcome outcome = run_orchestrator(g_comm, jobs, store, {});
+  EXPECT_EQ(outcome.ran_ok, jobs.size());
+  EXPECT_EQ(outcome.failed + outcome.retries + outcome.interrupted, 0u);
+  EXPECT_EQ(outcome.given_back, 1u) << "only the job taken ahead of the long one";
+  // Each job ran exactly once (a given-back job was never started by the worker that gave it back).
+  for (const JobSpec& job : jobs) {
+    std::ifstream in(scratch + "/ran-" + job.id());
+    std::string line;
+    int runs = 0;
+    while (std::getline(in, line)) ++runs;
+    EXPECT_EQ(runs, 1) << "fold " << job.split.fold_index;
+  }
+  // The job after the long one finished before it: it did not wait behind it.
+  std::vector<std::string> finished;
+  std::ifstream journal(scratch + "/results/journal.jsonl");
+  for (std::string line; std::getline(journal, line);) {
+    const auto record = nlohmann::json::parse(line);
+    if (record.value("status", "") == "ok") finished.push_back(record.at("job_id").get<std::string>());
+  }
+  ASSERT_EQ(finished.size(), jobs.size());
+  const auto place = [&](int fold) {
+    return std::find(finished.begin(), finished.end(), jobs[fold].id()) - finished.begin();
+  };
+  EXPECT_LT(place(kLongFold + 1), place(kLongFold));
+  EXPECT_EQ(place(kLongFold), static_cast<std::ptrdiff_t>(jobs.size()) - 1) << "every short job ends within 1.5 s";
+}
+
 TEST(OrchestratorLoop, RetriesFailedAttemptsQuarantinesRepeatedFailuresAndRecordsEveryHeartbeat) {
   int rank = 0;
   MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
@@ -168,7 +227,7 @@ TEST(OrchestratorLoop, RetriesFailedAttemptsQuarantinesRepeatedFailuresAndRecord
     // Fold 0 is killed on its first attempt only (a marker file remembers it across workers), fold 1
     // fails the same way every time (paths and numbers differ), fold 2 succeeds. Every attempt beats
     // once, and a malformed beat precedes it.
-    const worker::JobBody body = [&](const JobSpec& spec, const std::string&) {
+    const worker::JobBody body = [&](const JobSpec& spec, const std::string&, const std::function<void()>&) {
       worker::send_message(g_comm, 0, worker::MsgTag::kHeartbeat, "not json");
       worker::send_message(g_comm, 0, worker::MsgTag::kHeartbeat,
                            nlohmann::json{{"job_id", spec.id()}, {"epoch", 1}, {"epochs", 2}, {"eta_s", 3.5}}.dump());

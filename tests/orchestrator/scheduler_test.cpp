@@ -423,6 +423,50 @@ TEST(SchedulerGroups, AStoppedGroupJobIsRequeuedOnceWithoutUsingAnAttempt) {
   EXPECT_EQ(scheduler.running_count(), 0u);
 }
 
+TEST(SchedulerAhead, AnAheadRequestGetsTheHeadOfTheLineAndAReturnedJobIsHandedOutAgainWithoutUsingAnAttempt) {
+  Scheduler scheduler(make_jobs(3, {3.0, 2.0, 1.0}), {}, /*max_attempts=*/1);
+  EXPECT_EQ(take(scheduler, 10), "j0");
+  // Holder 11 is the same worker asking ahead while it runs j0: it gets the next job in cost order.
+  const Assignment ahead = scheduler.next_ahead(11);
+  ASSERT_EQ(ahead.kind, Kind::kJob);
+  EXPECT_EQ(ahead.job->id, "j1");
+  EXPECT_EQ(ahead.group, (std::vector<int>{11}));
+  EXPECT_EQ(scheduler.running_count(), 2u);
+  // j0 runs long, so the worker hands j1 back unstarted: pending again, first in line, no attempt used
+  // (with max_attempts 1, a counted attempt would leave it none).
+  EXPECT_TRUE(scheduler.requeue(11, "j1"));
+  EXPECT_EQ(scheduler.attempts("j1"), 0);
+  EXPECT_EQ(take(scheduler, 12), "j1");
+  EXPECT_EQ(scheduler.complete(12, "j1", true), Fate::kDone);
+  EXPECT_EQ(scheduler.complete(10, "j0", true), Fate::kDone);
+}
+
+TEST(SchedulerAhead, AnAheadRequestNeverHoldsNeverStopsAndNeverOvertakesAGroupJob) {
+  // The head of the line needs two workers: an ahead request must not take the 1-rank job behind it.
+  Scheduler scheduler(group_jobs({{"long", 1, 10.0}, {"g", 2, 5.0}, {"s", 1, 1.0}}), {});
+  EXPECT_EQ(take(scheduler, 1), "long");
+  EXPECT_EQ(scheduler.next_ahead(2).kind, Kind::kWait);
+  EXPECT_TRUE(scheduler.held().empty());
+  // A worker held for the group: still no job ahead for anyone, even one that needs a single rank.
+  EXPECT_EQ(scheduler.next(3).kind, Kind::kHold);
+  EXPECT_EQ(scheduler.next_ahead(4).kind, Kind::kWait);
+  EXPECT_EQ(scheduler.pending_count(), 2u);
+  EXPECT_EQ(scheduler.complete(1, "long", true), Fate::kDone);
+  const Assignment g = scheduler.next(5);
+  ASSERT_EQ(g.kind, Kind::kJob);
+  EXPECT_EQ(g.job->id, "g");
+  EXPECT_EQ(g.group, (std::vector<int>{3, 5}));
+  EXPECT_EQ(scheduler.next_ahead(6).job->id, "s");
+  EXPECT_EQ(scheduler.complete(6, "s", true), Fate::kDone);
+  // Nothing left to hand out while "g" runs: next() would answer kWait, and so does an ahead request;
+  // once everything is done, next() says stop but an ahead request still only waits.
+  EXPECT_EQ(scheduler.next_ahead(7).kind, Kind::kWait);
+  EXPECT_EQ(scheduler.complete(3, "g", true), Fate::kDone);
+  EXPECT_EQ(scheduler.complete(5, "g", true), Fate::kMember);
+  EXPECT_EQ(scheduler.next_ahead(8).kind, Kind::kWait);
+  EXPECT_EQ(scheduler.next(9).kind, Kind::kStop);
+}
+
 TEST(SchedulerGroups, ReleaseHeldHandsBackHeldWorkersLongestHeldFirst) {
   Scheduler scheduler(group_jobs({{"g", 4, 1.0}}), {});
   for (int worker : {3, 1, 2}) EXPECT_EQ(scheduler.next(worker).kind, Assignment::Kind::kHold);
