@@ -35,16 +35,26 @@ std::vector<JobSpec> jobs_for(const std::string& root, int count) {
   return jobs;
 }
 
-/// Rank 0 shares its scratch folder with the workers (same node) through a broadcast of the path.
-std::string shared_scratch(const testing::TempDir* dir) {
+/// A scratch folder that rank 0 creates (and removes when this goes away) and shares with the workers
+/// (same node) through a broadcast of its path.
+struct SharedScratch {
+  std::unique_ptr<testing::TempDir> dir;  ///< Rank 0 only.
+  std::string path;                       ///< Every rank.
+};
+
+SharedScratch shared_scratch() {
   int rank = 0;
   MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
-  std::string path = rank == 0 ? dir->path().string() : std::string();
-  int length = int(path.size());
+  SharedScratch scratch;
+  if (rank == 0) {
+    scratch.dir = std::make_unique<testing::TempDir>();
+    scratch.path = scratch.dir->path().string();
+  }
+  int length = int(scratch.path.size());
   MIL_MPI_CHECK(MPI_Bcast(&length, 1, MPI_INT, 0, g_comm));
-  path.resize(length);
-  MIL_MPI_CHECK(MPI_Bcast(path.data(), length, MPI_CHAR, 0, g_comm));
-  return path;
+  scratch.path.resize(length);
+  MIL_MPI_CHECK(MPI_Bcast(scratch.path.data(), length, MPI_CHAR, 0, g_comm));
+  return scratch;
 }
 }  // namespace
 
@@ -53,9 +63,8 @@ TEST(OrchestratorLoop, RunsEveryJobOnceAcrossWorkersAndStopsThem) {
   MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
   MIL_MPI_CHECK(MPI_Comm_size(g_comm, &size));
   ASSERT_GE(size, 2) << "run under mpiexec -n 3";
-  std::unique_ptr<testing::TempDir> dir;
-  if (rank == 0) dir = std::make_unique<testing::TempDir>();
-  const std::string scratch = shared_scratch(dir.get());
+  const SharedScratch shared = shared_scratch();
+  const std::string& scratch = shared.path;
   if (rank != 0) {
     // Every worker gets a kStop eventually; the number of jobs each ran depends on timing.
     const int ran = worker::run_worker(g_comm, {}, "");
@@ -90,9 +99,8 @@ TEST(OrchestratorLoop, TellsTheStatusBoardAboutJobsResultsAndWorkers) {
   int rank = 0, size = 0;
   MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
   MIL_MPI_CHECK(MPI_Comm_size(g_comm, &size));
-  std::unique_ptr<testing::TempDir> dir;
-  if (rank == 0) dir = std::make_unique<testing::TempDir>();
-  const std::string scratch = shared_scratch(dir.get());
+  const SharedScratch shared = shared_scratch();
+  const std::string& scratch = shared.path;
   if (rank != 0) {
     EXPECT_GE(worker::run_worker(g_comm, {}, ""), 0);
     return;
@@ -136,9 +144,8 @@ TEST(OrchestratorLoop, TellsTheStatusBoardAboutJobsResultsAndWorkers) {
 TEST(OrchestratorLoop, SkipsJobsWithResultsAndStillStopsEveryWorker) {
   int rank = 0;
   MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
-  std::unique_ptr<testing::TempDir> dir;
-  if (rank == 0) dir = std::make_unique<testing::TempDir>();
-  const std::string scratch = shared_scratch(dir.get());
+  const SharedScratch shared = shared_scratch();
+  const std::string& scratch = shared.path;
   if (rank != 0) {
     EXPECT_EQ(worker::run_worker(g_comm, {}, ""), 0) << "no job should reach a worker";
     return;
@@ -165,9 +172,8 @@ TEST(OrchestratorLoop, AJobTakenAheadIsGivenBackWhenTheJobBeforeItRunsLongAndRun
   MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
   MIL_MPI_CHECK(MPI_Comm_size(g_comm, &size));
   ASSERT_GE(size, 3) << "needs two workers: run under mpiexec -n 3";
-  std::unique_ptr<testing::TempDir> dir;
-  if (rank == 0) dir = std::make_unique<testing::TempDir>();
-  const std::string scratch = shared_scratch(dir.get());
+  const SharedScratch shared = shared_scratch();
+  const std::string& scratch = shared.path;
   auto jobs = jobs_for(scratch + "/nowhere", 40);
   constexpr int kLongFold = 8;
   if (rank != 0) {
@@ -219,9 +225,8 @@ TEST(OrchestratorLoop, AJobTakenAheadIsGivenBackWhenTheJobBeforeItRunsLongAndRun
 TEST(OrchestratorLoop, RetriesFailedAttemptsQuarantinesRepeatedFailuresAndRecordsEveryHeartbeat) {
   int rank = 0;
   MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
-  std::unique_ptr<testing::TempDir> dir;
-  if (rank == 0) dir = std::make_unique<testing::TempDir>();
-  const std::string scratch = shared_scratch(dir.get());
+  const SharedScratch shared = shared_scratch();
+  const std::string& scratch = shared.path;
   const auto jobs = jobs_for(scratch + "/nowhere", 3);
   if (rank != 0) {
     // Fold 0 is killed on its first attempt only (a marker file remembers it across workers), fold 1
