@@ -118,7 +118,7 @@ void StatusBoard::job_finished(const std::string& job_id, const std::string& sta
       if (worker != workers_.end()) {
         if (worker->second.job_id == job_id) worker->second.job_id.clear();
         worker->second.last_seen = t;
-        ++worker->second.jobs_finished;
+        if (status != "returned") ++worker->second.jobs_finished;  // a job given back never ran there
       }
     }
     job.status = status;

@@ -94,6 +94,21 @@ TEST(StatusBoard, AResultReportedAfterItsWorkerTookTheNextJobCountsForItAndKeeps
   EXPECT_TRUE(board.snapshot().json.at("workers")[0].at("job_id").is_null());
 }
 
+TEST(StatusBoard, AJobGivenBackUnstartedIsPendingAgainAndNotCountedAsFinishedByItsWorker) {
+  FakeClock clock;
+  StatusBoard board = make_board(clock);
+  board.sweep_started(jobs(2), {});
+  board.job_assigned("job0", 1);
+  board.job_assigned("job1", 1);  // taken ahead while job0 runs
+  board.job_finished("job1", "returned", "");
+  const nlohmann::json status = board.snapshot().json;
+  EXPECT_EQ(status.at("counts").at("pending"), 1);
+  EXPECT_EQ(status.at("counts").at("running"), 1);
+  EXPECT_EQ(status.at("workers")[0].at("jobs_finished"), 0);
+  board.job_finished("job0", "ok", "");
+  EXPECT_EQ(board.snapshot().json.at("workers")[0].at("jobs_finished"), 1);
+}
+
 TEST(StatusBoard, ThroughputAndEtaFollowTheInjectedClock) {
   FakeClock clock;
   StatusBoard board = make_board(clock, 300, /*window_s=*/900);
