@@ -259,20 +259,23 @@ std::string JobSpec::replicate_key() const {
          ",repetition=" + std::to_string(split.repetition);
 }
 
-void to_json(json& j, const JobResult& r) {
-  j = json{{"job_id", r.job_id},   {"config_id", r.config_id}, {"status", r.status},
-           {"error", r.error},     {"spec", r.spec},           {"metrics", r.metrics},
-           {"inputs", r.inputs},   {"history", r.history},     {"runtime", r.runtime}};
+json result_json_without_spec(const JobResult& r) {
+  return json{{"job_id", r.job_id},   {"config_id", r.config_id}, {"status", r.status},
+              {"error", r.error},     {"metrics", r.metrics},     {"inputs", r.inputs},
+              {"history", r.history}, {"runtime", r.runtime}};
 }
 
-void from_json(const json& j, JobResult& r) {
-  require_known_keys(j, {"job_id", "config_id", "status", "error", "spec", "metrics", "inputs", "history", "runtime"},
-                     "result");
+void to_json(json& j, const JobResult& r) {
+  j = result_json_without_spec(r);
+  j["spec"] = r.spec;
+}
+
+namespace {
+void read_result_fields(const json& j, JobResult& r) {
   r.job_id = j.at("job_id").get<std::string>();
   r.config_id = j.at("config_id").get<std::string>();
   r.status = j.at("status").get<std::string>();
   r.error = j.at("error").get<std::string>();
-  r.spec = j.at("spec").get<JobSpec>();
   r.metrics = j.at("metrics");
   r.inputs = j.at("inputs");
   r.history = j.at("history");
@@ -281,6 +284,23 @@ void from_json(const json& j, JobResult& r) {
     throw std::runtime_error("result " + r.job_id + ": status '" + r.status +
                              "' is not one of ok, failed, interrupted, quarantined");
   }
+}
+}  // namespace
+
+void from_json(const json& j, JobResult& r) {
+  require_known_keys(j, {"job_id", "config_id", "status", "error", "spec", "metrics", "inputs", "history", "runtime"},
+                     "result");
+  read_result_fields(j, r);
+  r.spec = j.at("spec").get<JobSpec>();
+}
+
+JobResult result_from_json_without_spec(const json& j, const JobSpec& spec) {
+  require_known_keys(j, {"job_id", "config_id", "status", "error", "metrics", "inputs", "history", "runtime"},
+                     "result (as a worker reports it)");
+  JobResult r;
+  read_result_fields(j, r);
+  r.spec = spec;
+  return r;
 }
 
 }  // namespace mil

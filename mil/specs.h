@@ -128,6 +128,11 @@ void to_json(nlohmann::json& j, const JobSpec& s);
 void from_json(const nlohmann::json& j, JobSpec& s);
 void to_json(nlohmann::json& j, const JobResult& r);
 void from_json(const nlohmann::json& j, JobResult& r);
+/// The result as a worker reports it to rank 0 (worker/protocol.h): every field but `spec`, which rank 0
+/// holds already, so the largest part of the result is neither written nor read again per job.
+nlohmann::json result_json_without_spec(const JobResult& r);
+/// Reads result_json_without_spec() strictly and attaches `spec`, the spec the job was sent with.
+JobResult result_from_json_without_spec(const nlohmann::json& j, const JobSpec& spec);
 
 /// Throws std::runtime_error naming `context` and the first key of `j` not in `allowed`
 /// (and listing the allowed keys). `j` must be an object.

@@ -1,5 +1,6 @@
 #include "orchestrator/orchestrator_loop.h"
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <thread>
@@ -172,7 +173,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     const std::string job_id = job.id;
     JobResult result;
     try {
-      result = nlohmann::json::parse(unread_result.payload).get<JobResult>();
+      result = result_from_json_without_spec(nlohmann::json::parse(unread_result.payload), job.spec);
     } catch (const std::exception& e) {
       result.status = "failed";
       result.error = std::string("unreadable result from worker: ") + e.what();
@@ -302,7 +303,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       switch (assignment.kind) {
         case Assignment::Kind::kJob: {
           const ScheduledJob& job = *assignment.job;
-          std::string payload = nlohmann::json(job.spec).dump();
+          std::string payload = nlohmann::json(worker::JobTicket{job.id, job.spec}).dump();
           // The scheduler's leader (first holder) gets group rank 0: its report decides the job and only
           // it writes the job's files.
           std::vector<int> ranks;
@@ -356,16 +357,23 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       if (held->second.empty()) jobs_of_worker.erase(held);
       if (unread.size() >= kMaxUnreadResults) read_results();
     } else if (message->tag == MsgTag::kReturnJob) {
-      // The job taken ahead, given back unstarted: pending again at once, no attempt used, nothing to record.
+      // A job taken ahead, given back unstarted: pending again at once, no attempt used, nothing to record.
+      // It is one the worker holds besides the one it runs (the first); without an id, the last one.
       auto held = jobs_of_worker.find(source);
       const nlohmann::json returned = nlohmann::json::parse(message->payload, nullptr, /*allow_exceptions=*/false);
-      if (held == jobs_of_worker.end() || held->second.size() < 2 ||
-          (returned.is_object() && returned.contains("job_id") && returned.at("job_id") != held->second.back().job->id)) {
-        throw std::runtime_error("orchestrator: worker " + std::to_string(source) + " gave back " + message->payload +
-                                 ", which is not a job it took ahead");
-      }
-      const Held job = held->second.back();
-      held->second.pop_back();
+      const auto not_taken_ahead = [&] {
+        return std::runtime_error("orchestrator: worker " + std::to_string(source) + " gave back " + message->payload +
+                                  ", which is not a job it took ahead");
+      };
+      if (held == jobs_of_worker.end() || held->second.size() < 2) throw not_taken_ahead();
+      std::deque<Held>& jobs = held->second;
+      const auto taken = returned.is_object() && returned.contains("job_id")
+                             ? std::find_if(jobs.begin() + 1, jobs.end(),
+                                            [&](const Held& h) { return returned.at("job_id") == h.job->id; })
+                             : jobs.end() - 1;
+      if (taken == jobs.end()) throw not_taken_ahead();
+      const Held job = *taken;
+      jobs.erase(taken);
       scheduler.requeue(job.holder, job.job->id);
       ++outcome.given_back;
       if (board) board->job_finished(job.job->id, "returned", "");

@@ -7,6 +7,15 @@
 
 namespace mil::worker {
 
+void to_json(nlohmann::json& j, const JobTicket& t) { j = nlohmann::json{{"job_id", t.job_id}, {"spec", t.spec}}; }
+
+void from_json(const nlohmann::json& j, JobTicket& t) {
+  require_known_keys(j, {"job_id", "spec"}, "job");
+  t.job_id = j.at("job_id").get<std::string>();
+  if (t.job_id.empty()) throw std::runtime_error("job: job_id is empty");
+  t.spec = j.at("spec").get<JobSpec>();
+}
+
 void to_json(nlohmann::json& j, const GroupJob& g) {
   j = nlohmann::json{{"spec", g.spec}, {"group_ranks", g.ranks}, {"group_tag", g.tag}};
 }

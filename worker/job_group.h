@@ -18,6 +18,17 @@ constexpr int kFirstGroupTag = 1000;
 /// (32767); only groups forming at the same time need distinct tags.
 constexpr int kGroupTagCount = 30000;
 
+/// The kJob payload for a one-rank job: the spec and its id, so a worker need not hash the spec again
+/// (rank 0 computed the id from this very spec; the worker trusts it, as it trusts the spec).
+struct JobTicket {
+  std::string job_id;
+  JobSpec spec;
+};
+
+void to_json(nlohmann::json& j, const JobTicket& t);
+/// Strict: throws naming the field when a key is unknown or missing, or the id is empty.
+void from_json(const nlohmann::json& j, JobTicket& t);
+
 /// The kJob payload for a group job: the spec, the members and the tag of their communicator.
 struct GroupJob {
   JobSpec spec;            ///< The job; every member runs it.
@@ -29,7 +40,7 @@ void to_json(nlohmann::json& j, const GroupJob& g);
 /// Strict: throws naming the field when ranks are negative or repeated, fewer than 2, or differ
 /// from spec.train.ranks in number.
 void from_json(const nlohmann::json& j, GroupJob& g);
-/// True when a kJob payload is a GroupJob envelope (it has "group_ranks"), not a bare JobSpec.
+/// True when a kJob payload is a GroupJob envelope (it has "group_ranks"), not a JobTicket.
 bool is_group_job(const nlohmann::json& payload);
 
 /// The communicator of one group job: MPI_Comm_create_group over the members, which only they call

@@ -1,9 +1,11 @@
 #pragma once
 // The rank-0 <-> worker protocol. Payloads are JSON text (JobSpec, JobResult); tags say what they are.
+// Each side sends what the other lacks: a job comes with its id (the worker does not hash the spec
+// again), a result comes without its spec (rank 0 has it).
 //
 //   1. worker -> 0   kRequestJob  {"rank": r, "host": "...",       a worker is idle; with "stopping"
 //                                 ["stopping": true]}               it was told to stop and wants kStop
-//   2. 0 -> worker   kJob         JobSpec JSON                      run it
+//   2. 0 -> worker   kJob         {"job_id": id, "spec": JobSpec}   run it (JobTicket, job_group.h)
 //                                 or {"spec": JobSpec, "group_      run it on a group of R > 1 workers
 //                                 ranks": [r...], "group_tag": t}   (job_group.h): every member builds the
 //                                                                   group's communicator with
@@ -14,20 +16,21 @@
 //   3. worker -> 0   kHeartbeat   {"job_id": id, "epoch": e,        zero or more while the job of step 2
 //                                  "epochs": n, "eta_s": s}         runs, about every 2 s (eta_s -1 =
 //                                                                   unknown); never answered
-//   4. worker -> 0   kResult      JobResult JSON                    after every kJob: ok, failed, or
+//   4. worker -> 0   kResult      JobResult JSON without "spec"     after every kJob: ok, failed, or
 //                                                                   interrupted (stop requested; resumable);
 //                                                                   then the worker goes back to step 1
 //
 // Asking ahead. A worker whose last job was short (a sweep of tiny jobs, where the round trip would
-// idle both sides) may send, right after a one-rank kJob and before running it, one more
+// idle both sides) may send, right after a one-rank kJob and before running it, up to D more
 //      worker -> 0   kRequestJob  {"rank", "host", "ahead": true}
-// Rank 0 answers it with kJob (a one-rank job: it never holds an asking-ahead worker for a group,
-// and no job is taken ahead while a group forms) or kWait (nothing ahead; the worker asks again as
-// usual once idle, ignoring retry_ms), never kStop. The worker runs the jobs it holds in the order
-// received and reports each with one kResult, in that order, unless it gives the later one back
-// unstarted (its current job runs long, or a stop was requested):
+// where D (1 to 8, worker_loop.cpp) grows as its last job was shorter, so rank 0's answers travel while
+// the worker runs what it holds. Rank 0 answers each with kJob (a one-rank job: it never holds an
+// asking-ahead worker for a group, and no job is taken ahead while a group forms) or kWait (nothing
+// ahead; once it has no job left the worker asks again as usual, ignoring retry_ms), never kStop. The
+// worker runs the jobs it holds in the order received and reports each with one kResult, in that
+// order, except those it gives back unstarted (its current job runs long, or a stop was requested):
 //      worker -> 0   kReturnJob   {"job_id": id}                    back to pending; no attempt used
-// A worker has at most one ahead request unanswered and at most two jobs.
+// A worker holds at most D + 1 jobs, counting ahead requests not yet answered.
 //
 // A stop request (SIGTERM, SIGINT or SIGUSR1 on any rank; mpirun forwards SIGUSR1 to every rank) makes
 // rank 0 answer every further kRequestJob with kStop.

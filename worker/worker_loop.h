@@ -23,7 +23,8 @@ namespace mil::worker {
 /// unstarted if the job before it runs for more than 0.5 s or a stop is requested.
 /// Runs one job given its work folder ("" without a work root) and returns its result; replaces the
 /// built-in body (run_job or run_supervised_job), e.g. with a no-op for `mhim bench orchestrator`. A body
-/// that runs for long should call `still_running` now and then (it may give back a job taken ahead).
+/// that runs for long should call `still_running` now and then (it may give back a job taken ahead). It
+/// may leave the result's job_id empty: the worker fills in the id rank 0 sent with the job.
 using JobBody = std::function<JobResult(const JobSpec& spec, const std::string& work_dir,
                                         const std::function<void()>& still_running)>;
 

@@ -165,40 +165,39 @@ TEST(OrchestratorLoop, SkipsJobsWithResultsAndStillStopsEveryWorker) {
   EXPECT_EQ(outcome.ran_ok + outcome.failed, 0u);
 }
 
-TEST(OrchestratorLoop, AJobTakenAheadIsGivenBackWhenTheJobBeforeItRunsLongAndRunsElsewhereOnce) {
-  // Short jobs (20 ms) make workers ask ahead; job 8 runs 1.5 s. Its worker has taken the next job ahead
-  // and must give it back after 0.5 s instead of making it wait 1.5 s while the other worker is idle.
+/// Runs `count` jobs of `short_length` each on two workers, except fold kLongFold which runs 1.5 s, and
+/// checks on rank 0 that every job ran exactly once and the long one's worker did not keep the jobs it
+/// had taken ahead waiting behind it. Returns how many jobs were given back (0 on the workers).
+constexpr int kLongFold = 8;
+std::size_t run_short_jobs_around_a_long_one(int count, std::chrono::microseconds short_length) {
   int rank = 0, size = 0;
   MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
   MIL_MPI_CHECK(MPI_Comm_size(g_comm, &size));
-  ASSERT_GE(size, 3) << "needs two workers: run under mpiexec -n 3";
+  EXPECT_GE(size, 3) << "needs two workers: run under mpiexec -n 3";
   const SharedScratch shared = shared_scratch();
   const std::string& scratch = shared.path;
-  auto jobs = jobs_for(scratch + "/nowhere", 40);
-  constexpr int kLongFold = 8;
+  auto jobs = jobs_for(scratch + "/nowhere", count);
   if (rank != 0) {
     const worker::JobBody body = [&](const JobSpec& spec, const std::string&, const std::function<void()>& still_running) {
-      const auto length = std::chrono::milliseconds(spec.split.fold_index == kLongFold ? 1500 : 20);
-      for (const auto end = std::chrono::steady_clock::now() + length; std::chrono::steady_clock::now() < end;) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      const auto length = spec.split.fold_index == kLongFold ? std::chrono::microseconds(1500000) : short_length;
+      const auto end = std::chrono::steady_clock::now() + length;
+      for (auto now = std::chrono::steady_clock::now(); now < end; now = std::chrono::steady_clock::now()) {
+        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(end - now, std::chrono::milliseconds(5)));
         still_running();
       }
       std::ofstream(scratch + "/ran-" + spec.id(), std::ios::app) << rank << "\n";
       JobResult r;
-      r.spec = spec;
-      r.job_id = spec.id();
-      r.config_id = spec.config_id();
+      r.config_id = spec.config_id();  // the job id is the worker's to fill in
       r.status = "ok";
       return r;
     };
     worker::run_worker(g_comm, {}, "", nullptr, nullptr, body);
-    return;
+    return 0;
   }
   ResultsStore store(scratch + "/results");
   const SweepOutcome outcome = run_orchestrator(g_comm, jobs, store, {});
   EXPECT_EQ(outcome.ran_ok, jobs.size());
   EXPECT_EQ(outcome.failed + outcome.retries + outcome.interrupted, 0u);
-  EXPECT_EQ(outcome.given_back, 1u) << "only the job taken ahead of the long one";
   // Each job ran exactly once (a given-back job was never started by the worker that gave it back).
   for (const JobSpec& job : jobs) {
     std::ifstream in(scratch + "/ran-" + job.id());
@@ -214,12 +213,36 @@ TEST(OrchestratorLoop, AJobTakenAheadIsGivenBackWhenTheJobBeforeItRunsLongAndRun
     const auto record = nlohmann::json::parse(line);
     if (record.value("status", "") == "ok") finished.push_back(record.at("job_id").get<std::string>());
   }
-  ASSERT_EQ(finished.size(), jobs.size());
+  EXPECT_EQ(finished.size(), jobs.size());
   const auto place = [&](int fold) {
     return std::find(finished.begin(), finished.end(), jobs[fold].id()) - finished.begin();
   };
   EXPECT_LT(place(kLongFold + 1), place(kLongFold));
   EXPECT_EQ(place(kLongFold), static_cast<std::ptrdiff_t>(jobs.size()) - 1) << "every short job ends within 1.5 s";
+  // Results carry the id rank 0 sent and the spec it holds (workers send neither).
+  for (const JobResult& result : store.load_all()) EXPECT_EQ(result.job_id, result.spec.id());
+  return outcome.given_back;
+}
+
+TEST(OrchestratorLoop, AJobTakenAheadIsGivenBackWhenTheJobBeforeItRunsLongAndRunsElsewhereOnce) {
+  // 20 ms jobs make workers ask one job ahead; the long job's worker must give that one back after 0.5 s
+  // instead of making it wait 1.5 s while the other worker is idle.
+  const std::size_t given_back = run_short_jobs_around_a_long_one(40, std::chrono::milliseconds(20));
+  int rank = 0;
+  MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
+  if (rank == 0) EXPECT_EQ(given_back, 1u) << "only the job taken ahead of the long one";
+}
+
+TEST(OrchestratorLoop, WorkersAskSeveralJobsAheadOfTinyJobsAndGiveThemAllBackBehindALongOne) {
+  // 0.2 ms jobs make workers ask up to 8 jobs ahead: the long job's worker holds several and gives
+  // every one back, and each runs once, elsewhere.
+  const std::size_t given_back = run_short_jobs_around_a_long_one(120, std::chrono::microseconds(200));
+  int rank = 0;
+  MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
+  if (rank == 0) {
+    EXPECT_GE(given_back, 2u) << "a worker of tiny jobs holds more than one ahead";
+    EXPECT_LE(given_back, 8u) << "and never more than 8";
+  }
 }
 
 TEST(OrchestratorLoop, RetriesFailedAttemptsQuarantinesRepeatedFailuresAndRecordsEveryHeartbeat) {
