@@ -315,7 +315,8 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
             for (int r : group.ranks) members += (members.empty() ? "" : ",") + std::to_string(r);
             log(job.id + " starts on ranks " + members + " (a " + std::to_string(group.ranks.size()) + "-rank group)");
           }
-          if (board) board->job_assigned(job.id, ranks.front());
+          // A job taken ahead is not running yet: the board hears of it when the job before it reports.
+          if (board && jobs_of_worker[ranks.front()].empty()) board->job_assigned(job.id, ranks.front());
           for (std::size_t i = 0; i < ranks.size(); ++i) {
             jobs_of_worker[ranks[i]].push_back(Held{assignment.job, assignment.group[i], i == 0});
             rank_of_holder.erase(assignment.group[i]);
@@ -354,7 +355,11 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       // that request is not held up by it.
       unread.push_back(UnreadResult{source, held->second.front(), std::move(message->payload)});
       held->second.pop_front();
-      if (held->second.empty()) jobs_of_worker.erase(held);
+      if (held->second.empty()) {
+        jobs_of_worker.erase(held);
+      } else if (board) {
+        board->job_assigned(held->second.front().job->id, source);  // taken ahead; it runs now
+      }
       if (unread.size() >= kMaxUnreadResults) read_results();
     } else if (message->tag == MsgTag::kReturnJob) {
       // A job taken ahead, given back unstarted: pending again at once, no attempt used, nothing to record.

@@ -57,6 +57,7 @@ std::size_t StatusBoard::job_index(const std::string& job_id) {
 void StatusBoard::sweep_started(const std::vector<StatusJobInfo>& jobs, const std::set<std::string>& already_done) {
   try {
     std::lock_guard<std::mutex> lock(mutex_);
+    listed_ = true;
     jobs_.clear();
     index_.clear();
     for (const StatusJobInfo& info : jobs) {
@@ -203,23 +204,25 @@ StatusSnapshot StatusBoard::snapshot() const {
   StatusSnapshot snap;
   std::vector<Job> jobs_copy;
   std::map<int, Worker> workers_copy;
+  bool listed = false;
   {  // copy under the lock, build the document without it: the orchestrator loop waits only for the copy
     std::lock_guard<std::mutex> lock(mutex_);
     snap.summary = summary_locked(t);
     jobs_copy = jobs_;
     workers_copy = workers_;
+    listed = listed_;
   }
   const StatusSummary& s = snap.summary;
   const StatusCounts& c = s.counts;
   nlohmann::json& j = snap.json;
   j["sweep"] = {{"name", options_.sweep_name}, {"started_at", iso_utc(started_)}, {"now", iso_utc(t)},
-                {"uptime_s", s.uptime_s}};
+                {"uptime_s", s.uptime_s}, {"phase", listed ? "running" : "starting"}};
   j["counts"] = {{"total", c.total},   {"pending", c.pending},         {"running", c.running},
                  {"done", c.done},     {"failed", c.failed},           {"quarantined", c.quarantined},
                  {"skipped", c.skipped}};
   const std::size_t finished = c.done + c.skipped + c.failed + c.quarantined;
   j["progress"] = {{"finished", finished},
-                   {"fraction", c.total == 0 ? 1.0 : double(finished) / double(c.total)}};
+                   {"fraction", !listed ? 0.0 : c.total == 0 ? 1.0 : double(finished) / double(c.total)}};
   j["throughput"] = {{"sweep_jobs_per_h", optional_number(s.sweep_jobs_per_h)},
                      {"recent_jobs_per_h", optional_number(s.recent_jobs_per_h)},
                      {"recent_window_s", options_.recent_window_s}};

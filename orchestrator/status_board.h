@@ -106,9 +106,11 @@ class StatusBoard {
   /// Counts, throughput and ETA at the clock's now.
   StatusSummary summary() const;
   /// Everything at the clock's now. JSON shape:
-  ///   {"sweep": {"name", "started_at" (ISO 8601 UTC), "now", "uptime_s"},
+  ///   {"sweep": {"name", "started_at" (ISO 8601 UTC), "now", "uptime_s", "phase"},  phase "starting"
+  ///                                                  until sweep_started() lists the jobs, then "running"
   ///    "counts": {"total", "pending", "running", "done", "failed", "quarantined", "skipped"},
-  ///    "progress": {"finished", "fraction"},            finished = done+skipped+failed+quarantined
+  ///    "progress": {"finished", "fraction"},            finished = done+skipped+failed+quarantined;
+  ///                                                    fraction 0 while starting
   ///    "throughput": {"sweep_jobs_per_h", "recent_jobs_per_h", "recent_window_s"},   null = unknown
   ///    "eta_s": number | null,
   ///    "running": [{"job_id", "method", "dataset", "fold", "seed", "rank", "host", "started_at",
@@ -153,6 +155,7 @@ class StatusBoard {
   std::map<std::string, std::size_t> index_;   ///< Job id -> index into jobs_.
   std::map<int, Worker> workers_;               ///< By rank.
   std::vector<TimePoint> finish_times_;         ///< Of jobs finished in this run, ascending.
+  bool listed_ = false;                          ///< sweep_started() was called.
 };
 
 /// The text of GET /status.json: `snapshot.json` compact, with invalid UTF-8 (say, a Latin-1 file

@@ -93,8 +93,9 @@ function render(s) {
   $("bar-ok").style.width = pct(c.done + c.skipped);
   $("bar-bad").style.width = pct(c.failed + c.quarantined);
   $("bar-run").style.width = pct(c.running);
-  $("progress-text").textContent = (c.done + c.skipped) + "/" + c.total + " done (" +
-      Math.round(100 * s.progress.fraction) + "% finished)";
+  $("progress-text").textContent = s.sweep.phase === "starting"
+      ? "starting: listing the jobs and the results of earlier runs"
+      : (c.done + c.skipped) + "/" + c.total + " done (" + Math.round(100 * s.progress.fraction) + "% finished)";
   const t = s.throughput;
   $("throughput").textContent = rate(t.recent_jobs_per_h !== null ? t.recent_jobs_per_h : t.sweep_jobs_per_h);
   $("eta").textContent = duration(s.eta_s);

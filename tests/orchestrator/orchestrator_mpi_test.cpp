@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -11,6 +12,7 @@
 #include "mil/synthetic.h"
 #include "orchestrator/orchestrator_loop.h"
 #include "orchestrator/results_store.h"
+#include "orchestrator/status_board.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/mpi_gtest.h"
 #include "worker/mpi_env.h"
@@ -195,7 +197,37 @@ std::size_t run_short_jobs_around_a_long_one(int count, std::chrono::microsecond
     return 0;
   }
   ResultsStore store(scratch + "/results");
-  const SweepOutcome outcome = run_orchestrator(g_comm, jobs, store, {});
+  // The status board shows what runs: while the long job runs (before its worker gives back what it
+  // took ahead, at 0.5 s), no job taken ahead shows as running on its rank.
+  StatusBoard board;
+  OrchestratorOptions options;
+  options.board = &board;
+  std::atomic<bool> sweeping{true};
+  int samples = 0, most_beside_long = 0;
+  std::thread watcher([&, long_id = jobs[kLongFold].id()] {
+    while (sweeping) {
+      const nlohmann::json running = board.snapshot().json.at("running");
+      for (const auto& job : running) {
+        const double elapsed = job.at("elapsed_s").get<double>();
+        if (job.at("job_id") != long_id || elapsed < 0.1 || elapsed > 0.45) continue;
+        // Jobs handed out after the long one: on its rank, only those taken ahead (jobs before it may
+        // still show as running until their results are durable).
+        int beside = 0;
+        for (const auto& other : running) {
+          beside += other.at("rank") == job.at("rank") && other.at("fold").get<int>() > kLongFold;
+        }
+        most_beside_long = std::max(most_beside_long, beside);
+        ++samples;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+  const SweepOutcome outcome = run_orchestrator(g_comm, jobs, store, {}, nullptr, options);
+  sweeping = false;
+  watcher.join();
+  EXPECT_GT(samples, 0);
+  EXPECT_EQ(most_beside_long, 0) << "jobs taken ahead showed as running before they started";
+  EXPECT_EQ(board.summary().counts.done, jobs.size());
   EXPECT_EQ(outcome.ran_ok, jobs.size());
   EXPECT_EQ(outcome.failed + outcome.retries + outcome.interrupted, 0u);
   // Each job ran exactly once (a given-back job was never started by the worker that gave it back).

@@ -34,6 +34,20 @@ StatusBoard make_board(FakeClock& clock, double stale_after_s = 300, double wind
   return StatusBoard(o);
 }
 
+TEST(StatusBoard, SaysItIsStartingAndNothingIsFinishedUntilTheJobsAreListed) {
+  FakeClock clock;
+  StatusBoard board = make_board(clock);
+  const nlohmann::json before = board.snapshot().json;
+  EXPECT_EQ(before.at("sweep").at("phase"), "starting");
+  EXPECT_EQ(before.at("counts").at("total"), 0);
+  EXPECT_EQ(before.at("progress").at("fraction"), 0.0) << "an empty board is not a finished sweep";
+  board.sweep_started(jobs(4), {"job0"});
+  const nlohmann::json after = board.snapshot().json;
+  EXPECT_EQ(after.at("sweep").at("phase"), "running");
+  EXPECT_EQ(after.at("counts").at("total"), 4);
+  EXPECT_DOUBLE_EQ(after.at("progress").at("fraction").get<double>(), 0.25);
+}
+
 TEST(StatusBoard, CountsEveryJobInExactlyOneState) {
   FakeClock clock;
   StatusBoard board = make_board(clock);
