@@ -147,11 +147,13 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
   std::map<int, int> rank_of_holder;
   int active_workers = size - 1;
   int groups_formed = 0;  // numbers the tags of group communicators
+  // Answers leave without rank 0 waiting on their worker (mpi_transport.h); all have left on return.
+  worker::QueuedSender outbox(comm);
   // Held workers wait for an answer (protocol.h); once a stop is requested they get kStop.
   const auto stop_held_workers = [&] {
     for (int held : scheduler.release_held()) {
       const int rank = rank_of_holder.at(held);
-      worker::send_message(comm, rank, MsgTag::kStop, "{}");
+      outbox.send(rank, MsgTag::kStop, "{}");
       if (board) board->worker_stopped(rank);
       --active_workers;
     }
@@ -270,6 +272,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     }
     auto message = worker::poll_message(comm);
     if (!message) {
+      outbox.progress();
       if (!unread.empty()) {
         read_results();
         continue;
@@ -286,13 +289,13 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       if (board) board->worker_seen(source, request.value("host", std::string()));
       if (ahead && (stopping() || outcome.stopped)) {
         // It is told to stop when it asks again as an idle worker, after reporting what it runs.
-        worker::send_message(comm, source, MsgTag::kWait, R"({"retry_ms":0})");
+        outbox.send(source, MsgTag::kWait, R"({"retry_ms":0})");
         continue;
       }
       if (stopping() || worker_stopping) {
         if (!outcome.stopped) log("stop requested: no more jobs are handed out; running jobs checkpoint");
         outcome.stopped = true;
-        worker::send_message(comm, source, MsgTag::kStop, "{}");
+        outbox.send(source, MsgTag::kStop, "{}");
         if (board) board->worker_stopped(source);
         --active_workers;
         continue;
@@ -320,7 +323,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
           for (std::size_t i = 0; i < ranks.size(); ++i) {
             jobs_of_worker[ranks[i]].push_back(Held{assignment.job, assignment.group[i], i == 0});
             rank_of_holder.erase(assignment.group[i]);
-            worker::send_message(comm, ranks[i], MsgTag::kJob, payload);
+            outbox.send(ranks[i], MsgTag::kJob, payload);
           }
           break;
         }
@@ -335,12 +338,12 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
           const int retry_ms = ahead                                                ? 0
                                : committer.submitted() > committer.committed() ? kCommitRetryMs
                                                                                : kWaitRetryMs;
-          worker::send_message(comm, source, MsgTag::kWait, nlohmann::json{{"retry_ms", retry_ms}}.dump());
+          outbox.send(source, MsgTag::kWait, nlohmann::json{{"retry_ms", retry_ms}}.dump());
           break;
         }
         case Assignment::Kind::kStop:
           rank_of_holder.erase(holder);
-          worker::send_message(comm, source, MsgTag::kStop, "{}");
+          outbox.send(source, MsgTag::kStop, "{}");
           if (board) board->worker_stopped(source);
           --active_workers;
           break;
@@ -414,6 +417,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     }
   }
   read_results();
+  outbox.drain();
   committer.wait_all();
   settle_committed();
   return outcome;

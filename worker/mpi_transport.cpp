@@ -12,6 +12,49 @@ void send_message(MPI_Comm comm, int destination, MsgTag tag, const std::string&
                          static_cast<int>(tag), comm));
 }
 
+QueuedSender::~QueuedSender() {
+  // Frames still queued at an exception are completed or the world is aborted by MPI itself; never
+  // throw from here.
+  if (!requests_.empty()) MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
+}
+
+void QueuedSender::send(int destination, MsgTag tag, std::string payload) {
+  progress();
+  auto kept = std::make_unique<const std::string>(std::move(payload));
+  MPI_Request request = MPI_REQUEST_NULL;
+  MIL_MPI_CHECK(MPI_Isend(kept->data(), static_cast<int>(kept->size()), MPI_CHAR, destination, static_cast<int>(tag),
+                          comm_, &request));
+  requests_.push_back(request);
+  payloads_.push_back(std::move(kept));
+}
+
+void QueuedSender::progress() {
+  if (requests_.empty()) return;
+  int completed = 0;
+  std::vector<int>& indices = completed_indices_;
+  indices.resize(requests_.size());
+  MIL_MPI_CHECK(MPI_Testsome(static_cast<int>(requests_.size()), requests_.data(), &completed, indices.data(),
+                             MPI_STATUSES_IGNORE));
+  if (completed <= 0) return;  // none, or MPI_UNDEFINED (no active request)
+  // Completed requests are MPI_REQUEST_NULL now: keep the others, in order.
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < requests_.size(); ++i) {
+    if (requests_[i] == MPI_REQUEST_NULL) continue;
+    requests_[kept] = requests_[i];
+    payloads_[kept] = std::move(payloads_[i]);
+    ++kept;
+  }
+  requests_.resize(kept);
+  payloads_.resize(kept);
+}
+
+void QueuedSender::drain() {
+  if (requests_.empty()) return;
+  MIL_MPI_CHECK(MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE));
+  requests_.clear();
+  payloads_.clear();
+}
+
 std::optional<Message> poll_message(MPI_Comm comm, int source) {
   int waiting = 0;
   MPI_Status status;

@@ -3,8 +3,10 @@
 // blocking receive, because Open MPI's blocking calls spin a core and ranks here share few cores with
 // training; the backoff keeps the reply latency of a busy loop in microseconds.
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <mpi.h>
 
@@ -21,6 +23,32 @@ struct Message {
 
 /// Sends `payload` to `destination` with `tag` (blocking until the buffer may be reused).
 void send_message(MPI_Comm comm, int destination, MsgTag tag, const std::string& payload);
+
+/// Sends frames without waiting for them to leave: each payload is kept until MPI has taken it. Rank 0
+/// sends through one so that a worker busy outside MPI (its shared-memory queue full) never stalls
+/// the answers to every other worker; MPI keeps the order of frames to one destination, as with
+/// send_message. Every frame has left once drain() returns (the destructor drains too).
+class QueuedSender {
+ public:
+  explicit QueuedSender(MPI_Comm comm) : comm_(comm) {}
+  QueuedSender(const QueuedSender&) = delete;
+  QueuedSender& operator=(const QueuedSender&) = delete;
+  ~QueuedSender();
+
+  void send(int destination, MsgTag tag, std::string payload);
+  /// Forgets the frames that have left; cheap, call it in the polling loop.
+  void progress();
+  /// Waits until every frame has left.
+  void drain();
+  std::size_t in_flight() const { return requests_.size(); }
+
+ private:
+  MPI_Comm comm_;
+  std::vector<MPI_Request> requests_;  ///< parallel to payloads_
+  /// Boxed: a short string keeps its characters inside the object, which must not move while MPI reads it.
+  std::vector<std::unique_ptr<const std::string>> payloads_;
+  std::vector<int> completed_indices_;  ///< MPI_Testsome's output, kept to avoid an allocation per call
+};
 
 /// Receives one waiting frame from `source` (MPI_ANY_SOURCE allowed), or nothing if none is waiting.
 std::optional<Message> poll_message(MPI_Comm comm, int source = MPI_ANY_SOURCE);

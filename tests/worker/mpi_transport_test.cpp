@@ -37,6 +37,41 @@ TEST(MpiTransport, DeliversTagAndPayloadIntactIncludingLargeFrames) {
   EXPECT_FALSE(poll_message(g_comm).has_value());
 }
 
+// Rank 0 queues short frames (their characters live inside the string object) and frames far over the
+// eager limit, which cannot leave before rank 1 receives them, and only then meets rank 1 at a barrier.
+// A blocking send would never reach the barrier (the test would hang until ctest's timeout).
+TEST(QueuedSender, QueuesFramesTheReceiverHasNotAskedForAndDeliversThemIntactInOrder) {
+  int rank = 0;
+  MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
+  constexpr int kFrames = 300;
+  const auto frame = [](int i) {
+    if (i % 100 != 50) return "s" + std::to_string(i);
+    std::string big(4 << 20, '\0');
+    for (std::size_t k = 0; k < big.size(); ++k) big[k] = char((k + i) * 131 % 251);
+    return big;
+  };
+  if (rank == 0) {
+    QueuedSender outbox(g_comm);
+    for (int i = 0; i < kFrames; ++i) outbox.send(1, i % 2 ? MsgTag::kJob : MsgTag::kWait, frame(i));
+    outbox.progress();
+    EXPECT_GE(outbox.in_flight(), 1u) << "a 4 MB frame left before its receiver asked for it";
+    MIL_MPI_CHECK(MPI_Barrier(g_comm));
+    outbox.drain();
+    EXPECT_EQ(outbox.in_flight(), 0u);
+  } else {
+    MIL_MPI_CHECK(MPI_Barrier(g_comm));
+    if (rank == 1) {
+      for (int i = 0; i < kFrames; ++i) {
+        const Message m = wait_message(g_comm, 0, std::chrono::milliseconds(1));
+        ASSERT_EQ(m.tag, i % 2 ? MsgTag::kJob : MsgTag::kWait) << "frame " << i;
+        ASSERT_EQ(m.payload, frame(i)) << "frame " << i;
+      }
+    }
+  }
+  MIL_MPI_CHECK(MPI_Barrier(g_comm));
+  EXPECT_FALSE(poll_message(g_comm).has_value());
+}
+
 TEST(MpiCheck, ThrowsNamingTheCallAndMpiErrorString) {
   // Sending to a rank that does not exist fails with MPI_ERR_RANK on an MPI_ERRORS_RETURN communicator.
   int size = 0;
