@@ -46,7 +46,11 @@ that fails the same way every time is "quarantined": its result says so, the lea
 reruns skip it unless --retry-failed. Jobs that failed with differing errors are rerun by every rerun.
 A job with train.ranks R > 1 (data-parallel; a model entry's `ranks`, or --set train.ranks=R) waits
 until R workers are idle and runs on all of them, inside the worker ranks (not in child processes).
-Exit status: 0 all ok, 3 some jobs failed or are quarantined, 75 stopped on request.
+A job inside worker ranks (a group job, or any job with --in-process) that stops beating cannot be
+killed alone: rank 0 journals the hung attempt and ends the sweep (exit 75, resumable); a rerun retries
+it, and a job that hung --max-attempts times is quarantined when the next run starts.
+Exit status: 0 all ok, 3 some jobs failed or are quarantined, 75 stopped on request or by a hung
+job inside worker ranks (rerun to resume).
 
 options:
   --results DIR       results directory (created)
@@ -59,8 +63,9 @@ options:
   --lock-timeout S    array mode: a lock whose heartbeat is older than S seconds is taken over (600)
   --max-attempts N    attempts per job before it counts as failed or quarantined (default 2)
   --retry-failed      also rerun jobs quarantined by an earlier run
-  --heartbeat-timeout S  seconds without progress before a job's child is killed as hung (default 600;
-                      a dataset load beats once, so keep it above the longest load)
+  --heartbeat-timeout S  seconds without progress before a job's child is killed as hung, or a job inside
+                      worker ranks ends the run as hung (default 600; a dataset load beats once, so
+                      keep it above the longest load)
   --in-process        run jobs inside the worker ranks (no child processes: a crash takes down the
                       sweep, as before supervision; faster for tiny jobs, shares loaded datasets)
   --child-start HOW   fork (default): each rank starts one `mhim zygote` that forks every job's child,
@@ -271,6 +276,8 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
     };
     auto server = start_status_server(watch, status, results_dir, log0);
     orchestrator_options.board = &status;
+    orchestrator_options.hang_timeout = std::chrono::milliseconds(static_cast<long long>(heartbeat_timeout_s * 1000));
+    orchestrator_options.jobs_in_worker_ranks = in_process;
     const orch::SweepOutcome outcome =
         orch::run_orchestrator(mpi.comm(), jobs, store, log0, stop_requested, orchestrator_options);
     if (server) {
@@ -280,6 +287,16 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
     }
     bar.reset();
     const std::string board = orch::write_leaderboard(results_dir);
+    if (!outcome.hung_job.empty()) {
+      // Its ranks are stuck inside the job: only ending the MPI world frees them (no fault-tolerant MPI).
+      log0("sweep '" + sweep.name + "' ends early: job " + outcome.hung_job + " " + outcome.hung_error +
+           "; every result received is durable and running jobs resume from their checkpoints: rerun the same "
+           "command to resume (exit " + std::to_string(kExitInterrupted) + ", resumable)");
+      std::printf("leaderboard: %s\n", board.c_str());
+      std::fflush(stdout);
+      std::fflush(stderr);
+      mpi.abort_all(kExitInterrupted);
+    }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     log("sweep '" + sweep.name + "' finished in " + std::to_string(int(seconds)) + " s: " +
         std::to_string(outcome.ran_ok) + " ok, " + std::to_string(outcome.failed) + " failed, " +

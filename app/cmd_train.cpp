@@ -18,6 +18,7 @@
 #include "worker/heartbeat.h"
 #include "worker/gradient_sync_factory.h"
 #include "worker/job_runner.h"
+#include "worker/test_fault.h"
 #include "worker/mpi_env.h"
 
 namespace mil::app {
@@ -108,24 +109,6 @@ void die_with_parent(int parent) {
   if (::getppid() != parent) {  // the parent died before prctl: nobody is left to signal us
     std::fprintf(stderr, "mhim train: parent process %d is gone; exiting\n", parent);
     std::_Exit(1);
-  }
-}
-
-/// Test hook for the supervision tests (never set in real runs): MHIM_TEST_FAULT is a comma-separated
-/// list of "abort:<dataset>" (a job on that dataset aborts once training starts) and "hang:<dataset>"
-/// (it stops making progress, and so stops beating).
-void inject_test_fault(const JobSpec& spec, const worker::JobProgress& progress) {
-  const char* faults = std::getenv("MHIM_TEST_FAULT");
-  if (faults == nullptr || progress.stage != "training") return;
-  std::stringstream list(faults);
-  for (std::string fault; std::getline(list, fault, ',');) {
-    const auto colon = fault.find(':');
-    if (colon == std::string::npos || fault.substr(colon + 1) != spec.dataset.name) continue;
-    const std::string kind = fault.substr(0, colon);
-    if (kind == "abort") std::abort();
-    if (kind == "hang") {
-      for (;;) ::pause();
-    }
   }
 }
 
@@ -243,7 +226,7 @@ int cmd_train(const Tokens& tokens) {
     heartbeat.emplace(heartbeat_path, spec.id());
     options.on_progress = [&heartbeat, &spec](const worker::JobProgress& p) {
       heartbeat->update(p);
-      inject_test_fault(spec, p);
+      worker::inject_test_fault(spec, p);
     };
   }
   const JobResult result = worker::run_job(spec, options, cache);

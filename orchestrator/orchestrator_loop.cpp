@@ -20,7 +20,7 @@ namespace {
 /// a job counted, shown on the board as finished and logged, and only then does an ok job release its
 /// dependents. (A retry or an interruption is requeued and shown at once: no result claims it.)
 struct AwaitingCommit {
-  enum class Kind { kOk, kFinal, kRetry, kInterrupted, kBlocked };
+  enum class Kind { kOk, kFinal, kRetry, kInterrupted, kBlocked, kHung };
   Kind kind = Kind::kOk;
   int holder = -1;      ///< kOk: the scheduler holder of the job, completed once durable.
   int source = -1;      ///< The worker rank that ran it (-1 for kBlocked).
@@ -61,6 +61,20 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
   for (const auto& r : store.load_all()) {
     if (r.ok()) done.insert(r.job_id);
     if (r.status == "quarantined" && !options.retry_quarantined) held_back.insert(r.job_id);
+  }
+  // Attempts that hung inside worker ranks ended their runs (SweepOutcome::hung_job), so they are
+  // counted across runs, from the journal: a job that used every attempt that way is quarantined now.
+  std::map<std::string, std::vector<std::string>> prior_hangs;
+  std::vector<std::pair<std::string, JobSpec>> quarantined_for_hanging;  // id, spec
+  for (auto& [id, entry] : replay_journal(store.dir() + "/journal.jsonl")) {
+    if (entry.hangs.empty() || done.count(id) || held_back.count(id)) continue;
+    prior_hangs[id] = std::move(entry.hangs);
+  }
+  for (const ScheduledJob& job : scheduled) {
+    const auto hung = prior_hangs.find(job.id);
+    if (hung == prior_hangs.end() || int(hung->second.size()) < options.max_attempts) continue;
+    held_back.insert(job.id);
+    quarantined_for_hanging.emplace_back(job.id, job.spec);
   }
   Scheduler scheduler(std::move(scheduled), done, options.max_attempts, held_back);
 
@@ -104,6 +118,8 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
         case AwaitingCommit::Kind::kInterrupted:
           ++outcome.interrupted;
           break;
+        case AwaitingCommit::Kind::kHung:
+          continue;  // logged when seen; the caller ends the run
         case AwaitingCommit::Kind::kBlocked:
           ++outcome.failed;
           if (board) board->job_finished(done.job_id, done.status, done.error);
@@ -114,7 +130,8 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       if (board && !requeued) board->job_finished(done.job_id, done.status, done.error);
       const std::size_t finished = scheduler.done_count() + scheduler.failed_count();
       log("[" + std::to_string(finished) + "/" + std::to_string(jobs.size()) + "] " + done.job_id + " " + done.status +
-          " on rank " + std::to_string(done.source) + (done.error.empty() ? "" : ": " + done.error));
+          (done.source < 0 ? std::string() : " on rank " + std::to_string(done.source)) +
+          (done.error.empty() ? "" : ": " + done.error));
     }
   };
   if (board) {
@@ -122,8 +139,21 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     for (const JobSpec& spec : jobs) infos.push_back(status_job_info(spec));
     board->sweep_started(infos, done);
   }
+  for (const auto& [id, spec] : quarantined_for_hanging) {
+    const std::vector<std::string>& hangs = prior_hangs.at(id);
+    JobResult result;
+    result.job_id = id;
+    result.config_id = spec.config_id();
+    result.spec = spec;
+    result.status = "quarantined";
+    result.error = hangs.back();
+    result.runtime = {{"attempt", hangs.size()}, {"attempt_errors", hangs}};
+    AwaitingCommit then{AwaitingCommit::Kind::kFinal, -1, -1, id, result.status,
+                        result.error + " (on each of " + std::to_string(hangs.size()) + " earlier runs)"};
+    commit(StoreRecord::of_result(std::move(result)), std::move(then));
+  }
   write_blocked();  // dependents of jobs quarantined earlier
-  outcome.held_back = scheduler.failed_count() - awaiting.size();
+  outcome.held_back = scheduler.failed_count() - awaiting.size();  // awaiting: quarantined or blocked now
   log("sweep: " + std::to_string(jobs.size()) + " jobs, " + std::to_string(outcome.skipped) +
       " already done, " + std::to_string(size - 1) + " workers, up to " + std::to_string(options.max_attempts) +
       " attempts per job" +
@@ -149,6 +179,43 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
   int groups_formed = 0;  // numbers the tags of group communicators
   // Answers leave without rank 0 waiting on their worker (mpi_transport.h); all have left on return.
   worker::QueuedSender outbox(comm);
+  // Jobs running inside worker ranks, watched for heartbeats (OrchestratorOptions::hang_timeout).
+  struct Watched {
+    std::chrono::steady_clock::time_point last_seen;
+    std::vector<int> ranks;
+  };
+  std::map<std::string, Watched> watched;
+  const bool watching = options.hang_timeout.count() > 0;
+  const auto watch = [&](const std::string& job_id, std::vector<int> ranks) {
+    if (watching && (ranks.size() > 1 || options.jobs_in_worker_ranks)) {
+      watched[job_id] = Watched{std::chrono::steady_clock::now(), std::move(ranks)};
+    }
+  };
+  auto next_hang_check = std::chrono::steady_clock::now();
+  // The first watched job silent for longer than hang_timeout: journaled, and the run ends (see above).
+  const auto found_hung_job = [&] {
+    const auto now = std::chrono::steady_clock::now();
+    if (watched.empty() || now < next_hang_check) return false;
+    next_hang_check = now + std::chrono::milliseconds(200);
+    for (const auto& [job_id, w] : watched) {
+      if (now - w.last_seen <= options.hang_timeout) continue;
+      std::string ranks;
+      for (int r : w.ranks) ranks += (ranks.empty() ? "" : ",") + std::to_string(r);
+      const auto silent = std::chrono::duration_cast<std::chrono::seconds>(now - w.last_seen).count();
+      outcome.hung_job = job_id;
+      outcome.hung_error = "hung: no heartbeat for " + std::to_string(silent) + " s (in worker rank" +
+                           (w.ranks.size() > 1 ? "s " : " ") + ranks + ")";
+      log(job_id + " " + outcome.hung_error + "; its ranks cannot be freed while the MPI world lives, so the run "
+              "ends here, with every result received so far durable; rerun the same command to retry it (hung attempts " +
+              std::to_string(1 + (prior_hangs.count(job_id) ? prior_hangs.at(job_id).size() : 0)) + " of --max-attempts " +
+              std::to_string(options.max_attempts) + ", after which a run quarantines it)");
+      if (board) board->job_finished(job_id, "hung", outcome.hung_error);
+      commit(StoreRecord::of_note(job_id, "hung", outcome.hung_error),
+             AwaitingCommit{AwaitingCommit::Kind::kHung, -1, -1, job_id, "hung", outcome.hung_error});
+      return true;
+    }
+    return false;
+  };
   // Held workers wait for an answer (protocol.h); once a stop is requested they get kStop.
   const auto stop_held_workers = [&] {
     for (int held : scheduler.release_held()) {
@@ -190,7 +257,9 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       result.spec = job.spec;
     }
     if (!result.ok() && result.status != "interrupted" && result.error.empty()) result.error = "no error given";
-    const int attempt = scheduler.attempts(job_id);
+    // Attempts of this run, after those that hung in earlier runs (each ended its run).
+    const auto hung_before = prior_hangs.find(job_id);
+    const int attempt = scheduler.attempts(job_id) + (hung_before == prior_hangs.end() ? 0 : int(hung_before->second.size()));
     if (!result.runtime.is_object()) result.runtime = nlohmann::json::object();
     result.runtime["attempt"] = attempt;
     if (result.status == "interrupted") {
@@ -264,6 +333,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
   constexpr int kCommitRetryMs = 2;
   while (active_workers > 0) {
     settle_committed();
+    if (found_hung_job()) break;
     if ((stopping() || outcome.stopped) && !scheduler.held().empty()) {
       if (!outcome.stopped) log("stop requested: no more jobs are handed out; running jobs checkpoint");
       outcome.stopped = true;
@@ -319,7 +389,10 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
             log(job.id + " starts on ranks " + members + " (a " + std::to_string(group.ranks.size()) + "-rank group)");
           }
           // A job taken ahead is not running yet: the board hears of it when the job before it reports.
-          if (board && jobs_of_worker[ranks.front()].empty()) board->job_assigned(job.id, ranks.front());
+          if (jobs_of_worker[ranks.front()].empty()) {
+            if (board) board->job_assigned(job.id, ranks.front());
+            watch(job.id, ranks);
+          }
           for (std::size_t i = 0; i < ranks.size(); ++i) {
             jobs_of_worker[ranks[i]].push_back(Held{assignment.job, assignment.group[i], i == 0});
             rank_of_holder.erase(assignment.group[i]);
@@ -356,12 +429,15 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       // A worker reports its jobs in the order it got them. It is free at once (its next request follows
       // this frame); reading and recording the result waits until no frame is waiting, so the reply to
       // that request is not held up by it.
+      watched.erase(held->second.front().job->id);
       unread.push_back(UnreadResult{source, held->second.front(), std::move(message->payload)});
       held->second.pop_front();
       if (held->second.empty()) {
         jobs_of_worker.erase(held);
-      } else if (board) {
-        board->job_assigned(held->second.front().job->id, source);  // taken ahead; it runs now
+      } else {
+        // Taken ahead; it runs now.
+        if (board) board->job_assigned(held->second.front().job->id, source);
+        watch(held->second.front().job->id, {source});
       }
       if (unread.size() >= kMaxUnreadResults) read_results();
     } else if (message->tag == MsgTag::kReturnJob) {
@@ -398,6 +474,10 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
         log("heartbeat from rank " + std::to_string(source) + " names job " + beat.at("job_id").dump() +
             ", which it does not hold");
       }
+      if (beat.at("job_id").is_string()) {
+        const auto w = watched.find(beat.at("job_id").get<std::string>());
+        if (w != watched.end()) w->second.last_seen = std::chrono::steady_clock::now();
+      }
       beat["rank"] = source;
       beat["seen_at"] = worker::utc_timestamp();
       outcome.last_heartbeat[source] = beat;
@@ -417,7 +497,11 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     }
   }
   read_results();
-  outbox.drain();
+  if (outcome.hung_job.empty()) {
+    outbox.drain();
+  } else {
+    outbox.abandon();  // the hung ranks may never take what was sent to them; the caller ends the world
+  }
   committer.wait_all();
   settle_committed();
   return outcome;

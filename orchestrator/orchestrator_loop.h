@@ -1,6 +1,7 @@
 #pragma once
 // Rank 0 during a sweep: feeds the pure Scheduler from MPI messages and writes every result once.
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <string>
@@ -30,6 +31,11 @@ struct SweepOutcome {
   /// Worker rank -> its latest heartbeat (payload plus "rank" and "seen_at").
   std::map<int, nlohmann::json> last_heartbeat;
   bool stopped = false;      ///< A stop was requested; jobs may remain for a rerun.
+  /// A job running inside worker ranks that stopped beating (OrchestratorOptions::hang_timeout): its
+  /// ranks cannot be freed while the MPI world lives, so rank 0 stopped at once with everything it had
+  /// received durable, and the caller must end the world (MPI_Abort); a rerun retries that job.
+  std::string hung_job;
+  std::string hung_error;  ///< What was journaled for it ("hung: no heartbeat ...").
 };
 
 /// Attempts per job unless told otherwise: one retry catches a transient failure (a kill by the OOM
@@ -49,6 +55,12 @@ struct OrchestratorOptions {
   /// Told about the sweep, every assignment, heartbeat, result and worker contact (the status page and
   /// the progress line); not owned; may be null.
   StatusBoard* board = nullptr;
+  /// Jobs that run inside worker ranks (group jobs always; every job with `jobs_in_worker_ranks`) and
+  /// send no heartbeat for this long count as hung; zero never does. Such a job cannot be killed alone:
+  /// rank 0 journals a "hung" attempt and returns with `hung_job` set. These attempts count across runs:
+  /// a job that hung max_attempts times is quarantined when the next run starts, without running.
+  std::chrono::milliseconds hang_timeout{0};
+  bool jobs_in_worker_ranks = false;  ///< Workers run one-rank jobs in-process too (`mhim sweep --in-process`).
 };
 
 /// Serves `jobs` to the worker ranks of `comm` (every rank but 0) until all are done or failed, writing

@@ -48,6 +48,15 @@ void QueuedSender::progress() {
   payloads_.resize(kept);
 }
 
+void QueuedSender::abandon() noexcept {
+  for (MPI_Request& request : requests_) {
+    if (request != MPI_REQUEST_NULL) MPI_Request_free(&request);
+  }
+  for (auto& payload : payloads_) (void)payload.release();
+  requests_.clear();
+  payloads_.clear();
+}
+
 void QueuedSender::drain() {
   if (requests_.empty()) return;
   MIL_MPI_CHECK(MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE));

@@ -40,6 +40,9 @@ class QueuedSender {
   void progress();
   /// Waits until every frame has left.
   void drain();
+  /// Stops tracking the frames still queued, without waiting, for a caller about to end the MPI world
+  /// (MPI_Abort) while a receiver is stuck: their buffers are leaked, so MPI may still read them.
+  void abandon() noexcept;
   std::size_t in_flight() const { return requests_.size(); }
 
  private:

@@ -14,6 +14,7 @@
 #include "worker/mpi_env.h"
 #include "worker/mpi_transport.h"
 #include "worker/runtime_info.h"
+#include "worker/test_fault.h"
 
 namespace mil::worker {
 namespace {
@@ -144,6 +145,7 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
           options.work_dir = work_dir;
           options.sync = sync;
           options.on_progress = [&](const JobProgress& p) {
+            inject_test_fault(spec, p);
             give_back_if_running_long(started);
             const auto now = Clock::now();
             if (now < next_report) return;

@@ -347,7 +347,9 @@ TEST(SupervisedSweepFork, KillingARanksZygoteFailsOnlyItsRunningAttemptAndLaterJ
   EXPECT_EQ(counts.at({victim, "retry"}), 1);
   EXPECT_EQ(counts.at({victim, "ok"}), 1);
   for (const auto& r : all) {
-    if (r.job_id == victim) EXPECT_EQ(r.runtime.at("attempt"), 2);
+    if (r.job_id == victim) {
+      EXPECT_EQ(r.runtime.at("attempt"), 2);
+    }
   }
   ASSERT_TRUE(all_gone(results, std::chrono::seconds(20))) << "a process of the sweep outlived it";
 }

@@ -400,6 +400,84 @@ TEST(SweepEndToEnd, TwoRankJobsRunOnWorkerGroupsOnceAndMatchAByHandDataParallelR
   EXPECT_EQ(orch::ResultsStore(results).load_all().size(), 6u);
 }
 
+// A group job runs inside its worker ranks, so when it stops beating only ending the MPI world frees
+// them: the run ends resumable with the hang journaled, and hangs count across runs towards quarantine.
+TEST(SweepEndToEnd, AHungGroupJobEndsTheRunResumablyAndIsQuarantinedOnceItHungEveryAttempt) {
+  testing::TempDir dir;
+  for (const char* name : {"a", "hang"}) {
+    const auto synth = run_command(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / name) +
+                                   " --bags 24 --dim 8 --min-instances 5 --max-instances 20 --seed 3");
+    ASSERT_EQ(synth.exit_code, 0) << synth.output;
+  }
+  const nlohmann::json sweep = {
+      {"name", "hung-groups"},
+      {"datasets", {{{"name", "a"}, {"root", dir / "a"}}, {{"name", "hang"}, {"root", dir / "hang"}}}},
+      {"models", {{{"name", "abmil"}, {"ranks", 2}}}},
+      {"train", {{"epochs", 2}}},
+      {"split", {{"fold_count", 2}, {"val_ratio", 0.25}}},
+      {"seeds", {5}}};
+  std::ofstream(dir / "sweep.json") << sweep.dump(2);
+  const std::string results = dir / "results";
+  const std::string sweep_args = "sweep " + (dir / "sweep.json") + " --results " + results + " --threads 1";
+  const auto with_fault = [&](const std::string& extra) {
+    (void)mpirun(3, "");  // consents to running as root, as every mpirun here does
+    return "MHIM_TEST_FAULT=hang:hang " + std::string(MIL_MPIEXEC) +
+           " -x MHIM_TEST_FAULT -n 3 --oversubscribe --bind-to none " + MIL_MHIM_BINARY + " " + sweep_args + " " + extra;
+  };
+  std::map<std::string, std::string> dataset_of;
+  for (const auto& job : orch::expand(orch::load_sweep(dir / "sweep.json"))) dataset_of[job.id()] = job.dataset.name;
+  ASSERT_EQ(dataset_of.size(), 4u);
+  const auto hangs_journaled = [&] {  // "hung" lines, whatever came after them
+    std::size_t hangs = 0;
+    std::ifstream journal(results + "/journal.jsonl");
+    for (std::string line; std::getline(journal, line);) {
+      const auto entry = nlohmann::json::parse(line);
+      if (entry.at("status") != "hung") continue;
+      EXPECT_EQ(dataset_of.at(entry.at("job_id").get<std::string>()), "hang") << "only jobs on 'hang' hang";
+      ++hangs;
+    }
+    return hangs;
+  };
+  // Each run: one 'hang' job hangs and ends it (75, resumable) after the heartbeat timeout (8 s leaves
+  // a healthy job on 'a' room between beats on a loaded machine: 4 s failed once under ctest -j2).
+  for (std::size_t run = 1; run <= 2; ++run) {
+    const auto out = run_command(with_fault("--max-attempts 1 --heartbeat-timeout 8"));
+    ASSERT_EQ(out.exit_code, 75) << "run " << run << ":\n" << out.output;
+    EXPECT_NE(out.output.find("hung: no heartbeat for "), std::string::npos) << out.output;
+    EXPECT_NE(out.output.find("rerun the same command to resume"), std::string::npos) << out.output;
+    EXPECT_EQ(hangs_journaled(), run);
+  }
+  // Both 'hang' jobs have now hung on their one attempt: quarantined at start, without running.
+  const auto third = run_command(with_fault("--max-attempts 1 --heartbeat-timeout 8"));
+  ASSERT_EQ(third.exit_code, 3) << third.output;
+  EXPECT_EQ(hangs_journaled(), 2u) << "nothing hung again";
+  std::size_t quarantined = 0;
+  for (const auto& r : orch::ResultsStore(results).load_all()) {
+    if (dataset_of.at(r.job_id) == "a") {
+      EXPECT_TRUE(r.ok()) << r.job_id << ": " << r.error;
+      continue;
+    }
+    ++quarantined;
+    EXPECT_EQ(r.status, "quarantined") << r.job_id;
+    EXPECT_EQ(r.error.rfind("hung: no heartbeat for ", 0), 0u) << r.error;
+    EXPECT_TRUE(r.error.find("(in worker ranks 1,2)") != std::string::npos ||
+                r.error.find("(in worker ranks 2,1)") != std::string::npos)
+        << r.error;
+    EXPECT_EQ(r.runtime.at("attempt_errors").size(), 1u) << r.runtime.dump();
+  }
+  EXPECT_EQ(quarantined, 2u);
+
+  // Without the fault, --retry-failed runs them; every job ends with exactly one ok result.
+  const auto retried = run_command(mpirun(3, sweep_args + " --retry-failed"));
+  ASSERT_EQ(retried.exit_code, 0) << retried.output;
+  const auto all = orch::ResultsStore(results).load_all();
+  ASSERT_EQ(all.size(), 4u);
+  for (const auto& r : all) EXPECT_TRUE(r.ok()) << r.job_id << ": " << r.error;
+  for (const auto& [id, entry] : orch::replay_journal(results + "/journal.jsonl")) {
+    EXPECT_EQ(entry.ok_lines, 1) << id << " finished " << entry.ok_lines << " times";
+  }
+}
+
 TEST(SweepEndToEnd, AJobNeedingMoreRanksThanWorkersIsRejectedNamingTheFieldAndTheJob) {
   testing::TempDir dir;
   const nlohmann::json sweep = {{"name", "too-wide"},

@@ -262,7 +262,9 @@ TEST(OrchestratorLoop, AJobTakenAheadIsGivenBackWhenTheJobBeforeItRunsLongAndRun
   const std::size_t given_back = run_short_jobs_around_a_long_one(40, std::chrono::milliseconds(20));
   int rank = 0;
   MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
-  if (rank == 0) EXPECT_EQ(given_back, 1u) << "only the job taken ahead of the long one";
+  if (rank == 0) {
+    EXPECT_EQ(given_back, 1u) << "only the job taken ahead of the long one";
+  }
 }
 
 TEST(OrchestratorLoop, WorkersAskSeveralJobsAheadOfTinyJobsAndGiveThemAllBackBehindALongOne) {

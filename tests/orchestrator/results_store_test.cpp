@@ -251,6 +251,23 @@ TEST(ResultsStore, ReplayJournalKeepsEachJobsLastStatusAndCountsRetriesAndSkipsT
   EXPECT_TRUE(replay_journal(dir / "none.jsonl").empty());
 }
 
+TEST(ResultsStore, ReplayJournalCountsHangsSinceTheJobsLastFinalFailure) {
+  testing::TempDir dir;
+  ResultsStore store(dir.path().string());
+  const JobResult a = make_result(1, "quarantined"), b = make_result(2, "ok");
+  store.note(a.job_id, "hung", "hung: no heartbeat for 601 s (in worker ranks 1,2)");
+  store.note(a.job_id, "retry", "attempt 1 of 2 failed: boom");
+  store.note(a.job_id, "hung", "hung: no heartbeat for 605 s (in worker ranks 3,4)");
+  store.write(a);  // quarantined: a --retry-failed run starts its count again
+  store.note(a.job_id, "hung", "hung: no heartbeat for 700 s (in worker ranks 1,2)");
+  store.note(b.job_id, "hung", "hung: no heartbeat for 9 s (in worker rank 2)");
+  store.note(b.job_id, "hung", "hung: no heartbeat for 8 s (in worker rank 1)");
+  const auto entries = replay_journal(dir / "journal.jsonl");
+  EXPECT_EQ(entries.at(a.job_id).hangs, std::vector<std::string>{"hung: no heartbeat for 700 s (in worker ranks 1,2)"});
+  EXPECT_EQ(entries.at(b.job_id).hangs, (std::vector<std::string>{"hung: no heartbeat for 9 s (in worker rank 2)",
+                                                                  "hung: no heartbeat for 8 s (in worker rank 1)"}));
+}
+
 TEST(ResultsStore, IgnoresTempFilesAndThrowsNamingCorruptFile) {
   testing::TempDir dir;
   ResultsStore store(dir.path().string());
