@@ -47,7 +47,7 @@ itself under mpirun for each rank count and mode, then prints medians and ratios
 options:
   --ranks LIST        rank counts (default 2,4; rank 0 orchestrates)
   --jobs N            no-op jobs per in-process run (default 20000)
-  --child-jobs N      jobs per child-process run (default 24)
+  --child-jobs N      jobs per child-process run (default 24; 0 skips the child-process modes)
   --repeats R         runs per measurement, median reported (default 3)
   --records N         journal lines to replay (default 100000)
   --results DIR       where the runs write results (default: a fresh folder in /dev/shm, else /tmp;
@@ -186,6 +186,7 @@ int drive(const Args& args) {
   for (const std::string& ranks_text : split_list(args.get("ranks", "2,4"))) {
     const int ranks = std::stoi(ranks_text);
     for (const std::string mode : {"in-process", "child-fork", "child-exec"}) {
+      if (mode != "in-process" && child_jobs <= 0) continue;  // --child-jobs 0: in-process only
       const std::string command = launcher + " -n " + std::to_string(ranks) +
                                   " --oversubscribe --bind-to none /proc/" + std::to_string(::getpid()) +
                                   "/exe bench orchestrator --mode " + mode + " --jobs " + std::to_string(jobs) +
@@ -210,6 +211,7 @@ int drive(const Args& args) {
       std::printf("%-6d %-11s %7d %10.3f %12.0f %16.3f\n", ranks, mode.c_str(), n, s, n / s, ms);
       std::fflush(stdout);
     }
+    if (child_jobs <= 0) continue;
     for (const std::string mode : {"child-fork", "child-exec"}) {
       std::printf("       %s overhead at %d ranks: %.1f ms per job (%.0fx the in-process cost)\n", mode.c_str(), ranks,
                   per_job_ms[{ranks, mode}] - per_job_ms[{ranks, "in-process"}],
