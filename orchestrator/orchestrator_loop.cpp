@@ -279,6 +279,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       log(job_id + " ok on rank " + std::to_string(source) + " (a group member; the job is recorded from its first rank)");
     } else if (result.ok()) {
       // Stays held until durable: counted done, and its dependents released, only then.
+      if (board) board->job_reported(job_id);
       AwaitingCommit then{AwaitingCommit::Kind::kOk, holder, source, job_id, result.status, ""};
       commit(StoreRecord::of_result(std::move(result)), std::move(then));
     } else {
@@ -310,6 +311,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
           [[fallthrough]];
         case Fate::kFailed: {
           result.runtime["attempt_errors"] = scheduler.attempt_errors(job_id);
+          if (board) board->job_reported(job_id);
           AwaitingCommit then{AwaitingCommit::Kind::kFinal, -1, source, job_id, result.status, result.error};
           commit(StoreRecord::of_result(std::move(result)), std::move(then));
           break;

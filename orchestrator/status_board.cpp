@@ -107,6 +107,25 @@ void StatusBoard::job_progress(const std::string& job_id, int epoch, int epochs,
   }
 }
 
+void StatusBoard::job_reported(const std::string& job_id) {
+  try {
+    const TimePoint t = now();
+    std::lock_guard<std::mutex> lock(mutex_);
+    Job& job = jobs_[job_index(job_id)];
+    if (job.rank >= 0) {
+      auto worker = workers_.find(job.rank);
+      if (worker != workers_.end()) {
+        if (worker->second.job_id == job_id) worker->second.job_id.clear();
+        worker->second.last_seen = t;
+        ++worker->second.jobs_finished;
+      }
+    }
+    job.rank = -1;  // job_finished() then leaves the worker alone
+    job.state = State::kCommitting;
+  } catch (...) {
+  }
+}
+
 void StatusBoard::job_finished(const std::string& job_id, const std::string& status, const std::string& error) {
   try {
     const TimePoint t = now();
@@ -170,6 +189,7 @@ StatusSummary StatusBoard::summary_locked(TimePoint t) const {
       case State::kFailed: ++c.failed; break;
       case State::kQuarantined: ++c.quarantined; break;
       case State::kSkipped: ++c.skipped; break;
+      case State::kCommitting: ++c.committing; break;
     }
   }
   s.uptime_s = std::max(0.0, seconds_between(started_, t));
@@ -199,7 +219,8 @@ StatusSummary StatusBoard::summary() const {
 }
 
 StatusSnapshot StatusBoard::snapshot() const {
-  static constexpr const char* kStateNames[] = {"pending", "running", "done", "failed", "quarantined", "skipped"};
+  static constexpr const char* kStateNames[] = {"pending", "running", "done", "failed", "quarantined", "skipped",
+                                                  "committing"};
   const TimePoint t = now();
   StatusSnapshot snap;
   std::vector<Job> jobs_copy;
@@ -217,9 +238,9 @@ StatusSnapshot StatusBoard::snapshot() const {
   nlohmann::json& j = snap.json;
   j["sweep"] = {{"name", options_.sweep_name}, {"started_at", iso_utc(started_)}, {"now", iso_utc(t)},
                 {"uptime_s", s.uptime_s}, {"phase", listed ? "running" : "starting"}};
-  j["counts"] = {{"total", c.total},   {"pending", c.pending},         {"running", c.running},
-                 {"done", c.done},     {"failed", c.failed},           {"quarantined", c.quarantined},
-                 {"skipped", c.skipped}};
+  j["counts"] = {{"total", c.total},     {"pending", c.pending},         {"running", c.running},
+                 {"committing", c.committing}, {"done", c.done},  {"failed", c.failed},
+                 {"quarantined", c.quarantined}, {"skipped", c.skipped}};
   const std::size_t finished = c.done + c.skipped + c.failed + c.quarantined;
   j["progress"] = {{"finished", finished},
                    {"fraction", !listed ? 0.0 : c.total == 0 ? 1.0 : double(finished) / double(c.total)}};

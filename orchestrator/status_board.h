@@ -49,11 +49,12 @@ struct StatusJobInfo {
 /// The StatusJobInfo of `spec`.
 StatusJobInfo status_job_info(const JobSpec& spec);
 
-/// Jobs per state. Every job of the sweep is in exactly one state, so the six add up to `total`.
+/// Jobs per state. Every job of the sweep is in exactly one state, so the seven add up to `total`.
 struct StatusCounts {
   std::size_t total = 0;        ///< Jobs in the sweep.
   std::size_t pending = 0;      ///< Not started, or interrupted (a rerun resumes them).
   std::size_t running = 0;      ///< Held by a worker.
+  std::size_t committing = 0;   ///< Reported by its worker (now free); its result is not durable yet.
   std::size_t done = 0;         ///< Finished ok in this run.
   std::size_t failed = 0;       ///< Finished failed in this run (including jobs whose dependency failed).
   std::size_t quarantined = 0;  ///< Given up on after repeated crashes.
@@ -93,6 +94,9 @@ class StatusBoard {
   /// Progress of a running job after epoch `epoch` of `epochs` (1-based), with the worker's estimate of
   /// the seconds left (negative: unknown). Counts as a sign of life of the job's worker.
   void job_progress(const std::string& job_id, int epoch, int epochs, double eta_s);
+  /// The worker of `job_id` reported its result, which rank 0 is making durable: the worker is free (it
+  /// counts the job as finished by it), the job shows as "committing" until job_finished().
+  void job_reported(const std::string& job_id);
   /// A job ended: status "ok" -> done, "failed" -> failed, "quarantined" -> quarantined, "interrupted"
   /// (stopped with a checkpoint), "retry" (failed, requeued for another attempt) or "returned" (taken
   /// ahead and given back unstarted) -> pending again;
@@ -108,7 +112,7 @@ class StatusBoard {
   /// Everything at the clock's now. JSON shape:
   ///   {"sweep": {"name", "started_at" (ISO 8601 UTC), "now", "uptime_s", "phase"},  phase "starting"
   ///                                                  until sweep_started() lists the jobs, then "running"
-  ///    "counts": {"total", "pending", "running", "done", "failed", "quarantined", "skipped"},
+  ///    "counts": {"total", "pending", "running", "committing", "done", "failed", "quarantined", "skipped"},
   ///    "progress": {"finished", "fraction"},            finished = done+skipped+failed+quarantined;
   ///                                                    fraction 0 while starting
   ///    "throughput": {"sweep_jobs_per_h", "recent_jobs_per_h", "recent_window_s"},   null = unknown
@@ -123,7 +127,7 @@ class StatusBoard {
 
  private:
   using TimePoint = std::chrono::system_clock::time_point;
-  enum class State { kPending, kRunning, kDone, kFailed, kQuarantined, kSkipped };
+  enum class State { kPending, kRunning, kDone, kFailed, kQuarantined, kSkipped, kCommitting };
   struct Job {
     StatusJobInfo info;
     State state = State::kPending;

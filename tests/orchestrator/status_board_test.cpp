@@ -123,6 +123,31 @@ TEST(StatusBoard, AJobGivenBackUnstartedIsPendingAgainAndNotCountedAsFinishedByI
   EXPECT_EQ(board.snapshot().json.at("workers")[0].at("jobs_finished"), 1);
 }
 
+TEST(StatusBoard, AReportedJobIsCommittingNotRunningAndItsWorkerIsFreeAndCountsItOnce) {
+  FakeClock clock;
+  StatusBoard board = make_board(clock);
+  board.sweep_started(jobs(3), {});
+  board.job_assigned("job0", 1);
+  board.job_reported("job0");  // its result is on its way to disk
+  board.job_assigned("job1", 1);
+  nlohmann::json status = board.snapshot().json;
+  EXPECT_EQ(status.at("counts").at("running"), 1);
+  EXPECT_EQ(status.at("counts").at("committing"), 1);
+  EXPECT_EQ(status.at("counts").at("pending"), 1);
+  ASSERT_EQ(status.at("running").size(), 1u);
+  EXPECT_EQ(status.at("running")[0].at("job_id"), "job1");
+  EXPECT_EQ(status.at("jobs")[0].at("state"), "committing");
+  EXPECT_EQ(status.at("workers")[0].at("job_id"), "job1");
+  EXPECT_EQ(status.at("workers")[0].at("jobs_finished"), 1);
+  EXPECT_EQ(status.at("progress").at("finished"), 0);
+  board.job_finished("job0", "ok", "");
+  status = board.snapshot().json;
+  EXPECT_EQ(status.at("counts").at("committing"), 0);
+  EXPECT_EQ(status.at("counts").at("done"), 1);
+  EXPECT_EQ(status.at("workers")[0].at("job_id"), "job1") << "the durable result does not free the next job's worker";
+  EXPECT_EQ(status.at("workers")[0].at("jobs_finished"), 1);
+}
+
 TEST(StatusBoard, ThroughputAndEtaFollowTheInjectedClock) {
   FakeClock clock;
   StatusBoard board = make_board(clock, 300, /*window_s=*/900);
@@ -265,7 +290,7 @@ TEST(StatusBoard, SnapshotJsonHasDocumentedShape) {
   EXPECT_EQ(j.at("sweep").at("started_at"), "2026-01-02T03:04:05Z");
   EXPECT_EQ(j.at("sweep").at("now"), "2026-01-02T03:34:05Z");
   EXPECT_DOUBLE_EQ(j.at("sweep").at("uptime_s").get<double>(), 1800.0);
-  EXPECT_EQ(j.at("counts"), (nlohmann::json{{"total", 4}, {"pending", 2}, {"running", 0}, {"done", 0},
+  EXPECT_EQ(j.at("counts"), (nlohmann::json{{"total", 4}, {"pending", 2}, {"running", 0}, {"committing", 0}, {"done", 0},
                                             {"failed", 1}, {"quarantined", 0}, {"skipped", 1}}));
   EXPECT_EQ(j.at("progress").at("finished"), 2);
   EXPECT_DOUBLE_EQ(j.at("progress").at("fraction").get<double>(), 0.5);

@@ -53,7 +53,9 @@ TEST(StatusPageInBrowser, RenderedPageShowsTheBoardsCounts) {
     board.job_assigned("job" + std::to_string(i), 1);
     board.job_finished("job" + std::to_string(i), i < 13 ? "ok" : "failed", "<img src=x onerror=alert(1)> bad bag");
   }
-  board.job_assigned("job15", 2);  // 1 running, 7 pending
+  board.job_assigned("job15", 2);  // 1 running
+  board.job_assigned("job16", 1);
+  board.job_reported("job16");  // 1 committing, 6 pending
   StatusServer server([&board] { return to_status_json(board.snapshot()); }, StatusServerOptions{});
 
   testing::TempDir profile;
@@ -69,7 +71,8 @@ TEST(StatusPageInBrowser, RenderedPageShowsTheBoardsCounts) {
   EXPECT_NE(dom.find("<b id=\"count-done\">9</b>"), std::string::npos);
   EXPECT_NE(dom.find("<b id=\"count-skipped\">4</b>"), std::string::npos);
   EXPECT_NE(dom.find("<b id=\"count-running\">1</b>"), std::string::npos);
-  EXPECT_NE(dom.find("<b id=\"count-pending\">7</b>"), std::string::npos);
+  EXPECT_NE(dom.find("<b id=\"count-committing\">1</b>"), std::string::npos);
+  EXPECT_NE(dom.find("<b id=\"count-pending\">6</b>"), std::string::npos);
   EXPECT_NE(dom.find("<b id=\"count-failed\">2</b>"), std::string::npos);
   EXPECT_NE(dom.find("<span id=\"progress-text\">13/23 done (65% finished)</span>"), std::string::npos);
   EXPECT_NE(dom.find("<td>node-b</td>"), std::string::npos);  // the running job's host

@@ -171,7 +171,7 @@ TEST(StatusServer, ServesStatusJsonWithJsonContentTypeAndTheBoardsCounts) {
   EXPECT_EQ(std::stoul(r.headers.at("content-length")), r.body.size());
   const nlohmann::json j = nlohmann::json::parse(r.body);
   EXPECT_EQ(j.at("sweep").at("name"), "server-test");
-  EXPECT_EQ(j.at("counts"), (nlohmann::json{{"total", 7}, {"pending", 2}, {"running", 1}, {"done", 2},
+  EXPECT_EQ(j.at("counts"), (nlohmann::json{{"total", 7}, {"pending", 2}, {"running", 1}, {"committing", 0}, {"done", 2},
                                             {"failed", 1}, {"quarantined", 0}, {"skipped", 1}}));
   EXPECT_EQ(j.at("running")[0].at("host"), "node-b");
 }
