@@ -54,11 +54,11 @@ struct StatusCounts {
   std::size_t total = 0;        ///< Jobs in the sweep.
   std::size_t pending = 0;      ///< Not started, or interrupted (a rerun resumes them).
   std::size_t running = 0;      ///< Held by a worker.
-  std::size_t committing = 0;   ///< Reported by its worker (now free); its result is not durable yet.
   std::size_t done = 0;         ///< Finished ok in this run.
   std::size_t failed = 0;       ///< Finished failed in this run (including jobs whose dependency failed).
   std::size_t quarantined = 0;  ///< Given up on after repeated crashes.
   std::size_t skipped = 0;      ///< Done by an earlier run (a result on disk); not run again.
+  std::size_t committing = 0;   ///< Reported by its worker (now free); its result is not durable yet.
 };
 
 /// The small part of a snapshot: what the progress line shows.

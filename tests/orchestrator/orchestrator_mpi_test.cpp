@@ -129,8 +129,8 @@ TEST(OrchestratorLoop, TellsTheStatusBoardAboutJobsResultsAndWorkers) {
   const SweepOutcome outcome = run_orchestrator(g_comm, jobs, store, {}, nullptr, options);
   ASSERT_EQ(outcome.ran_ok, 3u);
   const nlohmann::json status = board.snapshot().json;
-  EXPECT_EQ(status.at("counts"), (nlohmann::json{{"total", 5}, {"pending", 0}, {"running", 0}, {"done", 3},
-                                                 {"failed", 1}, {"quarantined", 0}, {"skipped", 1}}));
+  EXPECT_EQ(status.at("counts"), (nlohmann::json{{"total", 5}, {"pending", 0}, {"running", 0}, {"committing", 0},
+                                                 {"done", 3}, {"failed", 1}, {"quarantined", 0}, {"skipped", 1}}));
   EXPECT_EQ(status.at("failures")[0].at("job_id"), jobs[4].id());
   EXPECT_FALSE(status.at("failures")[0].at("error").get<std::string>().empty());
   ASSERT_EQ(status.at("workers").size(), std::size_t(size - 1));
