@@ -71,7 +71,9 @@ struct OrchestratorOptions {
 /// is set (SIGTERM/SIGUSR1), no job is handed out any more: running jobs checkpoint and report
 /// "interrupted", every worker is stopped, and the outcome says `stopped`. A job with train.ranks R > 1
 /// runs on a group of R workers (scheduler.h places it, protocol.h step 2 sends it); throws before
-/// handing out anything when a job needs more ranks than there are workers.
+/// handing out anything when a job needs more ranks than there are workers. A job inside worker ranks
+/// that stops beating (options.hang_timeout) is journaled "hung" and ends the loop early with
+/// `hung_job` set: workers may still be running, and the caller must end the MPI world.
 SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, ResultsStore& store,
                               const std::function<void(const std::string&)>& logger,
                               const std::atomic<bool>* stop_requested = nullptr,
