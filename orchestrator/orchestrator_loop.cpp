@@ -169,7 +169,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     int holder = -1;
     bool leader = true;  ///< False for a group member other than the first: its report never decides the job.
   };
-  // Oldest first: the job it runs, then those taken ahead (up to 8, protocol.h).
+  // Oldest first: the job it runs, then those taken ahead (up to 16, protocol.h).
   std::map<int, std::deque<Held>> jobs_of_worker;
   int next_holder = 0;
   // Holder -> the rank it answers for: a group's members are holders (ids of the requests that were

@@ -23,7 +23,7 @@
 // Asking ahead. A worker whose last job was short (a sweep of tiny jobs, where the round trip would
 // idle both sides) may send, right after a one-rank kJob and before running it, up to D more
 //      worker -> 0   kRequestJob  {"rank", "host", "ahead": true}
-// where D (1 to 8, worker_loop.cpp) grows as its last job was shorter, so rank 0's answers travel while
+// where D (1 to 16, worker_loop.cpp) grows as its last job was shorter, so rank 0's answers travel while
 // the worker runs what it holds. Rank 0 answers each with kJob (a one-rank job: it never holds an
 // asking-ahead worker for a group, and no job is taken ahead while a group forms) or kWait (nothing
 // ahead; once it has no job left the worker asks again as usual, ignoring retry_ms), never kStop. The

@@ -34,10 +34,12 @@ constexpr auto kGiveBackAfter = std::chrono::milliseconds(500);
 /// How many jobs a worker asks for ahead after a short job: as many as that job's length fits into
 /// kAheadHorizon, from 1 to kMaxAheadDepth. Rank 0 takes about 0.1 ms to answer while busy; for jobs of
 /// microseconds one job ahead left the worker waiting on every answer (2 ranks, 20k no-op jobs: 1 ahead
-/// 3.7 s, 2: 3.0 s, 4: 2.6 s, 8: 2.1 s; deeper gained nothing and cost at 4 ranks). The horizon bounds
+/// 3.7 s, 2: 3.0 s, 4: 2.6 s, 8: 2.1 s). Deeper gained nothing while rank 0 sent with blocking
+/// MPI_Send; since it queues its sends, 16 beats 8 (12 runs each: 2 ranks 1.61 vs 1.96 s, 4 ranks 1.64
+/// vs 1.77 s). The horizon bounds
 /// the work one worker holds back from the others at the end of a sweep.
 constexpr auto kAheadHorizon = std::chrono::milliseconds(2);
-constexpr int kMaxAheadDepth = 8;
+constexpr int kMaxAheadDepth = 16;
 
 int ahead_depth(std::chrono::steady_clock::duration last_job) {
   if (last_job >= kAskAheadBelow) return 0;

@@ -268,14 +268,25 @@ TEST(OrchestratorLoop, AJobTakenAheadIsGivenBackWhenTheJobBeforeItRunsLongAndRun
 }
 
 TEST(OrchestratorLoop, WorkersAskSeveralJobsAheadOfTinyJobsAndGiveThemAllBackBehindALongOne) {
-  // 0.2 ms jobs make workers ask up to 8 jobs ahead: the long job's worker holds several and gives
-  // every one back, and each runs once, elsewhere.
-  const std::size_t given_back = run_short_jobs_around_a_long_one(120, std::chrono::microseconds(200));
+  // 0.2 ms jobs make workers ask up to 10 jobs ahead (2 ms / 0.2 ms, under the cap of 16): the long
+  // job's worker holds several and gives every one back, and each runs once, elsewhere. On a loaded
+  // machine a 0.2 ms sleep can last milliseconds, and the depth shrinks with it, so the scenario runs
+  // up to 3 times until one holds more than one ahead (with the depth capped at 1, none ever does).
   int rank = 0;
   MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
+  std::size_t most_given_back = 0;
+  for (int run = 0; run < 3; ++run) {
+    const std::size_t given_back = run_short_jobs_around_a_long_one(120, std::chrono::microseconds(200));
+    if (rank == 0) {
+      EXPECT_LE(given_back, 16u) << "never more than 16 ahead";
+      most_given_back = std::max(most_given_back, given_back);
+    }
+    int again = rank == 0 && most_given_back < 2;
+    MIL_MPI_CHECK(MPI_Bcast(&again, 1, MPI_INT, 0, g_comm));
+    if (!again) break;
+  }
   if (rank == 0) {
-    EXPECT_GE(given_back, 2u) << "a worker of tiny jobs holds more than one ahead";
-    EXPECT_LE(given_back, 8u) << "and never more than 8";
+    EXPECT_GE(most_given_back, 2u) << "a worker of tiny jobs holds more than one ahead";
   }
 }
 
