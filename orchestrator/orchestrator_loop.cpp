@@ -77,6 +77,10 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     quarantined_for_hanging.emplace_back(job.id, job.spec);
   }
   Scheduler scheduler(std::move(scheduled), done, options.max_attempts, held_back);
+  const auto hangs_before = [&prior_hangs](const std::string& job_id) {
+    const auto hung = prior_hangs.find(job_id);
+    return hung == prior_hangs.end() ? 0 : int(hung->second.size());
+  };
 
   SweepOutcome outcome;
   outcome.jobs = jobs.size();
@@ -207,7 +211,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
                            (w.ranks.size() > 1 ? "s " : " ") + ranks + ")";
       log(job_id + " " + outcome.hung_error + "; its ranks cannot be freed while the MPI world lives, so the run "
               "ends here, with every result received so far durable; rerun the same command to retry it (hung attempts " +
-              std::to_string(1 + (prior_hangs.count(job_id) ? prior_hangs.at(job_id).size() : 0)) + " of --max-attempts " +
+              std::to_string(1 + hangs_before(job_id)) + " of --max-attempts " +
               std::to_string(options.max_attempts) + ", after which a run quarantines it)");
       if (board) board->job_finished(job_id, "hung", outcome.hung_error);
       commit(StoreRecord::of_note(job_id, "hung", outcome.hung_error),
@@ -258,8 +262,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     }
     if (!result.ok() && result.status != "interrupted" && result.error.empty()) result.error = "no error given";
     // Attempts of this run, after those that hung in earlier runs (each ended its run).
-    const auto hung_before = prior_hangs.find(job_id);
-    const int attempt = scheduler.attempts(job_id) + (hung_before == prior_hangs.end() ? 0 : int(hung_before->second.size()));
+    const int attempt = scheduler.attempts(job_id) + hangs_before(job_id);
     if (!result.runtime.is_object()) result.runtime = nlohmann::json::object();
     result.runtime["attempt"] = attempt;
     if (result.status == "interrupted") {
