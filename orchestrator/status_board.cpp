@@ -107,20 +107,24 @@ void StatusBoard::job_progress(const std::string& job_id, int epoch, int epochs,
   }
 }
 
+void StatusBoard::leave_worker_locked(Job& job, TimePoint t, bool ran) {
+  if (job.rank >= 0) {
+    auto worker = workers_.find(job.rank);
+    if (worker != workers_.end()) {
+      if (worker->second.job_id == job.info.id) worker->second.job_id.clear();
+      worker->second.last_seen = t;
+      if (ran) ++worker->second.jobs_finished;
+    }
+  }
+  job.rank = -1;
+}
+
 void StatusBoard::job_reported(const std::string& job_id) {
   try {
     const TimePoint t = now();
     std::lock_guard<std::mutex> lock(mutex_);
     Job& job = jobs_[job_index(job_id)];
-    if (job.rank >= 0) {
-      auto worker = workers_.find(job.rank);
-      if (worker != workers_.end()) {
-        if (worker->second.job_id == job_id) worker->second.job_id.clear();
-        worker->second.last_seen = t;
-        ++worker->second.jobs_finished;
-      }
-    }
-    job.rank = -1;  // job_finished() then leaves the worker alone
+    leave_worker_locked(job, t, /*ran=*/true);  // job_finished() then leaves the worker alone
     job.state = State::kCommitting;
   } catch (...) {
   }
@@ -131,19 +135,11 @@ void StatusBoard::job_finished(const std::string& job_id, const std::string& sta
     const TimePoint t = now();
     std::lock_guard<std::mutex> lock(mutex_);
     Job& job = jobs_[job_index(job_id)];
-    if (job.rank >= 0) {
-      // With group commit a result is reported once durable, when its worker may already run its next
-      // job: that job stays the worker's, but this one counts as finished by it all the same.
-      auto worker = workers_.find(job.rank);
-      if (worker != workers_.end()) {
-        if (worker->second.job_id == job_id) worker->second.job_id.clear();
-        worker->second.last_seen = t;
-        if (status != "returned") ++worker->second.jobs_finished;  // a job given back never ran there
-      }
-    }
+    // With group commit a result is reported once durable, when its worker may already run its next
+    // job: that job stays the worker's, but this one counts as finished by it all the same.
+    leave_worker_locked(job, t, /*ran=*/status != "returned");  // a job given back never ran there
     job.status = status;
     job.error = status == "ok" ? std::string() : error;
-    job.rank = -1;
     if (status == "interrupted" || status == "retry" || status == "returned") {
       job.state = State::kPending;  // no result: a rerun or another attempt will run it
       return;

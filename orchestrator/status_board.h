@@ -151,6 +151,9 @@ class StatusBoard {
   std::size_t job_index(const std::string& job_id);
   /// Caller holds mutex_.
   StatusSummary summary_locked(TimePoint now) const;
+  /// `job` no longer occupies its worker (the worker is seen at `t` and counts it as finished by it when
+  /// it `ran` there); the job's rank is cleared. Caller holds mutex_.
+  void leave_worker_locked(Job& job, TimePoint t, bool ran);
 
   StatusBoardOptions options_;
   TimePoint started_;
