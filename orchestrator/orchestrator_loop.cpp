@@ -198,8 +198,9 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
   auto next_hang_check = std::chrono::steady_clock::now();
   // The first watched job silent for longer than hang_timeout: journaled, and the run ends (see above).
   const auto found_hung_job = [&] {
+    if (watched.empty()) return false;  // no clock read in the dispatch loop of a sweep without such jobs
     const auto now = std::chrono::steady_clock::now();
-    if (watched.empty() || now < next_hang_check) return false;
+    if (now < next_hang_check) return false;
     next_hang_check = now + std::chrono::milliseconds(200);
     for (const auto& [job_id, w] : watched) {
       if (now - w.last_seen <= options.hang_timeout) continue;
