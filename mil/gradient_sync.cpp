@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
+
 namespace mil {
 namespace {
 
@@ -93,6 +95,32 @@ void GradientSync::allreduce_gradients(const std::vector<at::Tensor>& parameters
     flat.div_(double(size()));
     unflatten_into(flat, bucket);
   }
+}
+
+std::string agree_on_failure(GradientSync& sync, const std::string& own_error, const std::string& during, bool* stop) {
+  const auto ranks = static_cast<std::size_t>(sync.size());
+  std::vector<double> flags(ranks + 1, 0.0);  // [stop, failed on rank 0, ..., failed on rank R-1]
+  if (stop != nullptr && *stop) flags[0] = 1.0;
+  if (!own_error.empty()) flags[1 + static_cast<std::size_t>(sync.rank())] = 1.0;
+  sync.allreduce_sum(flags);
+  if (stop != nullptr) *stop = flags[0] > 0.0;
+  const auto first = std::find_if(flags.begin() + 1, flags.end(), [](double f) { return f > 0.0; });
+  if (first == flags.end()) return "";
+  const int failed_rank = static_cast<int>(first - flags.begin() - 1);
+  std::vector<double> text(kSharedErrorChars, 0.0);
+  if (failed_rank == sync.rank()) {
+    for (std::size_t i = 0; i < std::min(kSharedErrorChars, own_error.size()); ++i) {
+      text[i] = static_cast<unsigned char>(own_error[i]);
+    }
+  }
+  sync.allreduce_sum(text);  // only failed_rank wrote: the sum is its text
+  std::string error;
+  for (double c : text) {
+    if (c == 0.0) break;
+    error += static_cast<char>(static_cast<unsigned char>(c));
+  }
+  return "rank " + std::to_string(failed_rank) + " of the job's " + std::to_string(ranks) + "-rank group failed " +
+         during + ": " + error;
 }
 
 }  // namespace mil

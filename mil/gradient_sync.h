@@ -7,6 +7,7 @@
 // the same shapes, dtypes and order. A backend that fails aborts its communicator (so peers fail
 // instead of waiting forever) and throws.
 #include <cstddef>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,25 @@ class GradientSync {
   std::size_t bucket_bytes_ = std::size_t{25} << 20;
   std::size_t buffer_collectives_ = 0;
 };
+
+/// Thrown on every rank of a group once the group has agreed (agree_on_failure) that one of its ranks
+/// failed. No peer is left waiting in a collective, so nothing needs aborting: each rank just reports
+/// the job failed with this text, which is the same on every rank.
+class GroupFailure : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Collective over the group: each rank says whether it failed (`own_error` non-empty) and, through
+/// `stop` when given, whether it wants to stop. Returns "" when no rank failed, else the error of the
+/// lowest failed rank as "rank K of the job's R-rank group failed DURING: ERROR" (ERROR cut to its
+/// first kSharedErrorChars characters), the same text on every rank; `*stop` becomes true on every rank
+/// when it was on any. One sum of R + 1 doubles, and one more of kSharedErrorChars when a rank failed.
+/// A rank whose work between two collectives can fail (a forward pass, a file write) catches the
+/// failure and brings it here instead of throwing, so its peers learn of it instead of waiting forever.
+std::string agree_on_failure(GradientSync& sync, const std::string& own_error, const std::string& during,
+                             bool* stop = nullptr);
+constexpr std::size_t kSharedErrorChars = 2000;
 
 /// One rank, nothing to exchange: every collective is the identity.
 class LocalGradientSync final : public GradientSync {

@@ -293,12 +293,36 @@ const Bag& bag_on(const Bag& bag, c10::Device device, Bag& scratch) {
   return scratch;
 }
 
-/// True on every rank when any rank saw a stop request, so that the group stops at the same step.
-bool agree_on_stop(bool local, GradientSync* sync) {
-  if (!sync) return local;
-  std::vector<double> flag{local ? 1.0 : 0.0};
-  sync->allreduce_sum(flag);
-  return flag[0] > 0.0;
+/// In a group, local work between two collectives (a forward pass, a callback, a file write) must not
+/// throw past the next collective, or the peers would wait in it forever and only an abort of the whole
+/// MPI world would free them. So run_local keeps this rank's first failure in `error` for the group's
+/// next agreement (agree) and skips further local work until then. Without a group it just runs `local`.
+template <typename Fn>
+void run_local(GradientSync* sync, std::string& error, Fn&& local) {
+  if (sync == nullptr) {
+    local();
+    return;
+  }
+  if (!error.empty()) return;
+  try {
+    local();
+  } catch (const std::exception& e) {
+    error = *e.what() != '\0' ? e.what() : "an exception without a message";
+  } catch (...) {
+    error = "an exception that is not a std::exception";
+  }
+}
+
+/// The group's verdict on the local work since its last agreement: true on every rank when any rank
+/// asked to stop (so the group stops at the same step); throws GroupFailure, with the failed rank's
+/// error, on every rank when any rank failed. `during` names the place for the message. Alone: `stop`.
+template <typename During>
+bool agree(GradientSync* sync, bool stop, std::string& error, During&& during) {
+  if (sync == nullptr) return stop;
+  const std::string failure = agree_on_failure(*sync, error, during(), &stop);
+  error.clear();
+  if (!failure.empty()) throw GroupFailure(failure);
+  return stop;
 }
 
 /// Sums the epoch's partial counters over the group (each rank trained its own share of the bags).
@@ -336,7 +360,9 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
   NamedTensors best, teacher_best;
   const NamedTensors extra_state = options.objective ? options.objective->extra_state() : NamedTensors{};
   MilModelImpl* const teacher = options.objective ? options.objective->teacher_model() : nullptr;
-  if (!options.checkpoint_path.empty() && std::filesystem::exists(options.checkpoint_path)) {
+  std::string local_error;  // this rank's failure since the group's last agreement (run_local)
+  run_local(sync, local_error, [&] {
+    if (options.checkpoint_path.empty() || !std::filesystem::exists(options.checkpoint_path)) return;
     read_checkpoint(options.checkpoint_path, model, best, optimizer, state, result.history, options.run_fingerprint,
                     extra_state, teacher_best);
     result.resumed_from_epoch = state.epoch;
@@ -345,8 +371,21 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
       state.finite_steps = state.skipped_steps = 0;
       state.instances = 0;
     }
-  }
+  });
   if (sync) {
+    agree(sync, false, local_error, [] { return std::string("while reading the checkpoint"); });
+    // Every rank must resume at the same step, or their collectives would not pair up: a rank that found
+    // no checkpoint (a results folder that is not shared between nodes) would start over alone.
+    // Equal on every rank exactly when (sum x)^2 == R * sum x^2; integers this small sum exactly.
+    const double epoch = state.epoch, position = double(state.position);
+    std::vector<double> sums{epoch, epoch * epoch, position, position * position};
+    sync->allreduce_sum(sums);
+    if (sums[0] * sums[0] != ranks * sums[1] || sums[2] * sums[2] != ranks * sums[3]) {
+      throw GroupFailure("the job's " + std::to_string(ranks) + " ranks would resume at different steps (this rank: epoch " +
+                         std::to_string(state.epoch) + ", bag " + std::to_string(state.position) +
+                         " of its checkpoint '" + options.checkpoint_path +
+                         "'): every rank must see the same results folder");
+    }
     std::vector<at::Tensor> shared;
     for (const auto& p : model.parameters()) shared.push_back(p);
     for (const auto& b : model.buffers()) shared.push_back(b);
@@ -365,6 +404,10 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
   };
   const auto stop_now = [&] { return options.stop_requested && options.stop_requested->load(); };
   const std::vector<at::Tensor> parameters = model.parameters();
+  const auto checkpoint_together = [&] {
+    run_local(sync, local_error, checkpoint);  // only the first rank writes: the others learn how it went
+    agree(sync, false, local_error, [] { return std::string("while writing the checkpoint"); });
+  };
 
   model.train();
   optimizer.zero_grad();
@@ -377,7 +420,7 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     while (state.position < state.order.size()) {
       const int64_t step = int64_t(state.epoch) * int64_t(state.order.size()) + int64_t(state.position);
       const bool mine = sync == nullptr || int((state.position % group) % std::size_t(ranks)) == my_rank;
-      if (mine) {
+      if (mine) run_local(sync, local_error, [&] {
         const Bag& bag = bag_on(bags.at(state.order[state.position]), device, scratch);
         const auto task_loss = [&](const at::Tensor& raw_logits) {
           const at::Tensor logits = raw_logits.to(at::kFloat);  // losses in fp32, as the reference computes them outside autocast
@@ -407,20 +450,28 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
         } else {
           ++state.skipped_steps;
         }
-      }
+      });
       ++state.position;
-      if (options.on_bag) options.on_bag(state.epoch, int(state.position), int(state.order.size()));
+      if (options.on_bag) {
+        run_local(sync, local_error, [&] { options.on_bag(state.epoch, int(state.position), int(state.order.size())); });
+      }
       const bool group_done = state.position % group == 0 || state.position == state.order.size();
       if (group_done) {
-        if (sync) sync->allreduce_gradients(parameters);
-        if (spec.clip_grad > 0.0) torch::nn::utils::clip_grad_norm_(parameters, spec.clip_grad);
-        optimizer.step();
-        optimizer.zero_grad();
-        if (options.objective) options.objective->after_optimizer_step(step);
-        if (state.position < state.order.size() && agree_on_stop(stop_now(), sync)) {
+        if (sync) sync->allreduce_gradients(parameters);  // every rank takes part, a failed one too
+        run_local(sync, local_error, [&] {
+          if (spec.clip_grad > 0.0) torch::nn::utils::clip_grad_norm_(parameters, spec.clip_grad);
+          optimizer.step();
+          optimizer.zero_grad();
+          if (options.objective) options.objective->after_optimizer_step(step);
+        });
+        const bool stop = agree(sync, stop_now(), local_error, [&] {
+          return "in epoch " + std::to_string(state.epoch + 1) + " at bag " + std::to_string(state.position) + " of " +
+                 std::to_string(state.order.size());
+        });
+        if (state.position < state.order.size() && stop) {
           state.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
           reduce_epoch_counters(state, sync);
-          checkpoint();
+          checkpoint_together();
           result.interrupted = true;
           break;
         }
@@ -434,39 +485,46 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     record.mean_loss = state.finite_steps ? state.loss_sum / state.finite_steps : NAN;
     record.lr = lr;
     record.skipped_steps = state.skipped_steps;
-    if (options.objective) record.train_stats = options.objective->take_epoch_stats();
+    if (options.objective) run_local(sync, local_error, [&] { record.train_stats = options.objective->take_epoch_stats(); });
     state.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     record.instances_per_second = state.train_seconds > 0 ? double(state.instances) / state.train_seconds : 0.0;
     if (!val_indices.empty()) {
+      // Every rank predicts and decides (the same weights and predictions give the same decisions);
+      // its local work is kept for the agreement at the end of the epoch.
       const Predictions p = predict_sharded(model, bags, val_indices, device, sync);
-      record.val = evaluate(p, survival);
-      state.selection_metric = selection_metric_for(int(p.probabilities.front().size()), survival);
-      auto it = record.val.find(state.selection_metric);
-      const double score = it == record.val.end() ? 0.0 : it->second;
-      if (score > state.best_score) {  // strict, from 0, as the reference
-        state.best_score = score;
-        state.best_epoch = state.epoch;
-        best = snapshot_state(model);
-        record.improved = true;
-      }
-      state.stopped_early = spec.early_stopping && stopper.update(state.epoch, score);
+      run_local(sync, local_error, [&] {
+        record.val = evaluate(p, survival);
+        state.selection_metric = selection_metric_for(int(p.probabilities.front().size()), survival);
+        auto it = record.val.find(state.selection_metric);
+        const double score = it == record.val.end() ? 0.0 : it->second;
+        if (score > state.best_score) {  // strict, from 0, as the reference
+          state.best_score = score;
+          state.best_epoch = state.epoch;
+          best = snapshot_state(model);
+          record.improved = true;
+        }
+        state.stopped_early = spec.early_stopping && stopper.update(state.epoch, score);
+      });
       if (teacher) {
         // Validated like the student, after it (predict draws nothing from the generator), and selected by
         // its own metric; it never drives early stopping.
-        record.teacher_val = evaluate(predict_sharded(*teacher, bags, val_indices, device, sync), survival);
-        const auto t = record.teacher_val.find(state.selection_metric);
-        const double teacher_score = t == record.teacher_val.end() ? 0.0 : t->second;
-        if (teacher_score > state.teacher_best_score) {
-          state.teacher_best_score = teacher_score;
-          state.teacher_best_epoch = state.epoch;
-          teacher_best = snapshot_state(*teacher);
-          record.teacher_improved = true;
-        }
+        const Predictions t = predict_sharded(*teacher, bags, val_indices, device, sync);
+        run_local(sync, local_error, [&] {
+          record.teacher_val = evaluate(t, survival);
+          const auto found = record.teacher_val.find(state.selection_metric);
+          const double teacher_score = found == record.teacher_val.end() ? 0.0 : found->second;
+          if (teacher_score > state.teacher_best_score) {
+            state.teacher_best_score = teacher_score;
+            state.teacher_best_epoch = state.epoch;
+            teacher_best = snapshot_state(*teacher);
+            record.teacher_improved = true;
+          }
+        });
       }
     }
     record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     result.history.push_back(record);
-    if (options.on_epoch) options.on_epoch(record);
+    if (options.on_epoch) run_local(sync, local_error, [&] { options.on_epoch(record); });
 
     ++state.epoch;
     state.position = 0;
@@ -475,8 +533,9 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     state.instances = 0;
     state.train_seconds = 0.0;
     const bool last = state.epoch == spec.epochs || state.stopped_early;
-    const bool stop = !last && agree_on_stop(stop_now(), sync);
-    if (last || stop || state.epoch % std::max(1, options.checkpoint_every) == 0) checkpoint();
+    const bool stop = agree(sync, stop_now(), local_error,
+                            [&] { return "at the end of epoch " + std::to_string(state.epoch); }) && !last;
+    if (last || stop || state.epoch % std::max(1, options.checkpoint_every) == 0) checkpoint_together();
     if (stop) {
       result.interrupted = true;
       break;
@@ -522,7 +581,10 @@ Predictions predict_sharded(MilModelImpl& model, const std::vector<Bag>& bags, c
   const auto ranks = std::size_t(sync->size());
   std::vector<int> mine;
   for (std::size_t i = std::size_t(sync->rank()); i < n; i += ranks) mine.push_back(indices[i]);
-  const Predictions part = predict(model, bags, mine, device);
+  Predictions part;
+  std::string error;
+  run_local(sync, error, [&] { part = predict(model, bags, mine, device); });
+  agree(sync, false, error, [] { return std::string("while predicting"); });
   // A rank may hold no bag: learn the class count from the ranks that do.
   std::vector<double> width{part.probabilities.empty() ? 0.0 : double(part.probabilities.front().size()),
                             part.probabilities.empty() ? 0.0 : 1.0};

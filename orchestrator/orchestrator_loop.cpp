@@ -108,7 +108,8 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
         case AwaitingCommit::Kind::kOk:
           if (scheduler.complete(done.holder, done.job_id, /*ok=*/true) == Fate::kMember) {
             // A group member failed after the leader's ok arrived and before it was durable: cannot happen
-            // while members fail through collectives (the group aborts), but say so if it ever does.
+            // while the members agree on failures before the leader finishes (fit() and run_job()),
+            // but say so if it ever does.
             log("warning: " + done.job_id + " was recorded ok, but a member of its group failed meanwhile");
           }
           ++outcome.ran_ok;

@@ -27,44 +27,16 @@
 namespace mil::worker {
 namespace {
 
-/// Runs `fn`, prefixing any exception with the stage name ("loading data: ...").
+/// Runs `fn`, prefixing any exception with the stage name ("loading data: "); a GroupFailure stays one.
 template <typename Fn>
 auto stage(const char* name, Fn&& fn) -> decltype(fn()) {
   try {
     return fn();
+  } catch (const GroupFailure& e) {
+    throw GroupFailure(std::string(name) + ": " + e.what());
   } catch (const std::exception& e) {
     throw std::runtime_error(std::string(name) + ": " + e.what());
   }
-}
-
-/// Before the first collective of training, the ranks of a data-parallel group tell each other
-/// whether they are ready. A rank that failed while preparing (an unreadable file, a bad option) would
-/// otherwise leave its peers waiting in a collective, and the only way out would be an abort, which in
-/// a sweep ends every other job too. `own_error` is empty when this rank is ready. Returns "" when every
-/// rank is, else the error of the first rank that failed (its first kErrorChars characters, sent as
-/// doubles through the backend's sums), the same text on every rank. Collective over the group.
-std::string group_preparation_error(GradientSync& sync, const std::string& own_error) {
-  std::vector<double> failed(static_cast<std::size_t>(sync.size()), 0.0);
-  if (!own_error.empty()) failed[static_cast<std::size_t>(sync.rank())] = 1.0;
-  sync.allreduce_sum(failed);
-  const auto first = std::find_if(failed.begin(), failed.end(), [](double f) { return f > 0.0; });
-  if (first == failed.end()) return "";
-  const int rank = static_cast<int>(first - failed.begin());
-  constexpr std::size_t kErrorChars = 2000;
-  std::vector<double> text(kErrorChars, 0.0);
-  if (rank == sync.rank()) {
-    for (std::size_t i = 0; i < std::min(kErrorChars, own_error.size()); ++i) {
-      text[i] = static_cast<unsigned char>(own_error[i]);
-    }
-  }
-  sync.allreduce_sum(text);  // only `rank` wrote: the sum is its text
-  std::string error;
-  for (double c : text) {
-    if (c == 0.0) break;
-    error += static_cast<char>(static_cast<unsigned char>(c));
-  }
-  return "rank " + std::to_string(rank) + " of the job's " + std::to_string(sync.size()) +
-         "-rank group failed while preparing: " + error;
 }
 
 nlohmann::json metrics_json(const Predictions& predictions, bool survival) {
@@ -164,8 +136,12 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
   // Only the group's first rank writes the job's files; every rank reads its checkpoint to resume.
   const bool writes_files = !options.work_dir.empty() && (options.sync == nullptr || options.sync->rank() == 0);
   const bool grouped = options.sync != nullptr && options.sync->size() > 1;
-  bool preparing = true;        // no collective yet: a failure is shared (group_preparation_error), not aborted
-  bool failed_together = false;  // the group agreed that a rank failed while preparing
+  // Where a group's ranks stand. Outside training, a rank that fails brings its error to the agreement
+  // (agree_on_failure) that its peers enter at the end of that phase, so none is left waiting and nothing
+  // is aborted; inside training, fit() shares failures the same way between its collectives.
+  enum class GroupPhase { kPreparing, kTraining, kEvaluating, kAgreed };
+  GroupPhase phase = GroupPhase::kPreparing;
+  const auto phase_name = [&] { return phase == GroupPhase::kPreparing ? "while preparing" : "while evaluating"; };
   try {
     if (writes_files) {
       // The resolved spec beside the job's checkpoints, readable before (or without) a result.
@@ -270,16 +246,14 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
     };
     fit_options.on_bag = [&](int epoch, int bags_done, int bags_total) { progress("training", epoch, bags_done, bags_total); };
     if (grouped) {
-      preparing = false;
-      const std::string peer_error = group_preparation_error(*options.sync, "");
-      if (!peer_error.empty()) {
-        failed_together = true;
-        throw std::runtime_error(peer_error);
-      }
+      phase = GroupPhase::kTraining;  // set first: a rank failing in this agreement must not enter it again
+      const std::string peer_error = agree_on_failure(*options.sync, "", "while preparing");
+      if (!peer_error.empty()) throw GroupFailure(peer_error);
     }
     const FitResult fitted = stage("training", [&] {
       return fit(*model, train_spec, bags, split.train, split.val, spec.seed, fit_options);
     });
+    phase = GroupPhase::kEvaluating;
     result.history = nlohmann::json::array();
     for (const auto& r : fitted.history) result.history.push_back(r);
     if (fitted.interrupted) {
@@ -319,6 +293,15 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
           return 0;
         });
       }
+    }
+    if (grouped) {
+      // Every rank evaluated the same weights; a rank that could not says so before the first rank saves
+      // the model and drops the checkpoint, so a retry still resumes from it.
+      phase = GroupPhase::kAgreed;
+      const std::string peer_error = agree_on_failure(*options.sync, "", "while evaluating");
+      if (!peer_error.empty()) throw GroupFailure(peer_error);
+    }
+    if (!fitted.interrupted) {
       if (writes_files) {
         stage("saving the model", [&] {
           if (mhim) write_state_dict(state_dict_of(mhim->teacher()), (fs::path(options.work_dir) / "teacher_best.pt").string());
@@ -331,20 +314,26 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
       result.status = "ok";
     }
     result.metrics["parameters"] = count_trainable_parameters(*model);
+  } catch (const GroupFailure& e) {
+    // Every rank of the group agreed on this error: none waits for another, so nothing is aborted.
+    result.status = "failed";
+    result.error = e.what();
+    log("failed: " + result.error);
   } catch (const std::exception& e) {
     result.status = "failed";
     result.error = e.what();
-    if (grouped && preparing) {
+    bool shared = false;
+    if (grouped && (phase == GroupPhase::kPreparing || phase == GroupPhase::kEvaluating)) {
       // The peers learn of it in the agreement they are about to enter, so none is left waiting.
       try {
-        result.error = group_preparation_error(*options.sync, result.error);
-        failed_together = true;
+        result.error = agree_on_failure(*options.sync, result.error, phase_name());
+        shared = true;
       } catch (const std::exception& agreement) {
         result.error += std::string("; telling the group failed: ") + agreement.what();
       }
     }
     log("failed: " + result.error);
-    if (grouped && !failed_together) {
+    if (grouped && !shared) {
       // The other ranks of the job wait in a collective this rank will never join.
       log("aborting the job's " + std::to_string(options.sync->size()) + "-rank group");
       options.sync->abort(4);

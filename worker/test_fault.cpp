@@ -4,11 +4,12 @@
 
 #include <cstdlib>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 
 namespace mil::worker {
 
-void inject_test_fault(const JobSpec& spec, const JobProgress& progress) {
+void inject_test_fault(const JobSpec& spec, const JobProgress& progress, int rank) {
   const char* faults = std::getenv("MHIM_TEST_FAULT");
   if (faults == nullptr || progress.stage != "training") return;
   std::stringstream list(faults);
@@ -19,6 +20,9 @@ void inject_test_fault(const JobSpec& spec, const JobProgress& progress) {
     if (kind == "abort") std::abort();
     if (kind == "hang") {
       for (;;) ::pause();
+    }
+    if (kind == "throw" || kind == "throw@" + std::to_string(rank)) {
+      throw std::runtime_error("injected test fault (" + kind + ") in epoch " + std::to_string(progress.epoch + 1));
     }
   }
 }

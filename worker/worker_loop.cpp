@@ -147,7 +147,7 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
           options.work_dir = work_dir;
           options.sync = sync;
           options.on_progress = [&](const JobProgress& p) {
-            inject_test_fault(spec, p);
+            inject_test_fault(spec, p, rank);
             give_back_if_running_long(started);
             const auto now = Clock::now();
             if (now < next_report) return;

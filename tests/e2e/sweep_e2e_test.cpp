@@ -478,6 +478,53 @@ TEST(SweepEndToEnd, AHungGroupJobEndsTheRunResumablyAndIsQuarantinedOnceItHungEv
   }
 }
 
+// A group job runs inside its worker ranks. When one member fails mid-training the group agrees on
+// it, so the job fails on every member, is retried, and is quarantined once it failed the same way on
+// every attempt, while the MPI world and the other jobs go on (before, the group aborted the world).
+TEST(SweepEndToEnd, AGroupJobWhoseMemberFailsMidTrainingIsRetriedAndQuarantinedWhileTheSweepGoesOn) {
+  testing::TempDir dir;
+  for (const char* name : {"a", "bad"}) {
+    const auto synth = run_command(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / name) +
+                                   " --bags 24 --dim 8 --min-instances 5 --max-instances 20 --seed 3");
+    ASSERT_EQ(synth.exit_code, 0) << synth.output;
+  }
+  const nlohmann::json sweep = {
+      {"name", "failing-member"},
+      {"datasets", {{{"name", "a"}, {"root", dir / "a"}}, {{"name", "bad"}, {"root", dir / "bad"}}}},
+      {"models", {{{"name", "abmil"}, {"ranks", 2}}}},
+      {"train", {{"epochs", 2}}},
+      {"split", {{"fold_count", 2}, {"val_ratio", 0.25}}},
+      {"seeds", {5}}};
+  std::ofstream(dir / "sweep.json") << sweep.dump(2);
+  const std::string results = dir / "results";
+  (void)mpirun(3, "");  // consents to running as root, as every mpirun here does
+  // Only rank 2 fails, and it is a member of every group (ranks 1 and 2), as leader or not.
+  const auto run = run_command("MHIM_TEST_FAULT=throw@2:bad " + std::string(MIL_MPIEXEC) +
+                               " -x MHIM_TEST_FAULT -n 3 --oversubscribe --bind-to none " + MIL_MHIM_BINARY + " sweep " +
+                               (dir / "sweep.json") + " --results " + results + " --threads 1 --max-attempts 2");
+  ASSERT_EQ(run.exit_code, 3) << "some jobs failed, the sweep ended normally:\n" << run.output;
+  std::map<std::string, std::string> dataset_of;
+  for (const auto& job : orch::expand(orch::load_sweep(dir / "sweep.json"))) dataset_of[job.id()] = job.dataset.name;
+  const auto all = orch::ResultsStore(results).load_all();
+  ASSERT_EQ(all.size(), 4u);
+  std::size_t quarantined = 0;
+  for (const auto& r : all) {
+    if (dataset_of.at(r.job_id) == "a") {
+      EXPECT_TRUE(r.ok()) << r.job_id << ": " << r.error;
+      continue;
+    }
+    ++quarantined;
+    EXPECT_EQ(r.status, "quarantined") << r.job_id << ": " << r.error;
+    EXPECT_NE(r.error.find("-rank group failed in epoch 1 at bag "), std::string::npos) << r.error;
+    EXPECT_NE(r.error.find("injected test fault (throw@2) in epoch 1"), std::string::npos) << r.error;
+    EXPECT_EQ(r.runtime.at("attempt_errors").size(), 2u) << r.runtime.dump();
+  }
+  EXPECT_EQ(quarantined, 2u);
+  for (const auto& [id, entry] : orch::replay_journal(results + "/journal.jsonl")) {
+    EXPECT_EQ(entry.ok_lines, dataset_of.at(id) == "a" ? 1 : 0) << id;
+  }
+}
+
 TEST(SweepEndToEnd, AJobNeedingMoreRanksThanWorkersIsRejectedNamingTheFieldAndTheJob) {
   testing::TempDir dir;
   const nlohmann::json sweep = {{"name", "too-wide"},

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <stdexcept>
 
 #include "mil/models/mil_model.h"
 #include "mil/splits.h"
@@ -182,6 +184,107 @@ TEST(DataParallelJob, ARankThatFailsWhilePreparingFailsTheJobOnEveryRankWithItsE
   EXPECT_NE(r.error.find("missing"), std::string::npos) << r.error;
   const auto length = range_over_ranks(double(r.error.size()));  // one text on every rank
   EXPECT_EQ(length.first, length.second);
+}
+
+/// The two-rank job of the failure tests: small, several bags per rank and epoch.
+JobSpec small_group_job(const mil::testing::TempDir& dir) {
+  SyntheticOptions o;
+  o.bag_count = 30;
+  o.feature_dim = 8;
+  o.min_instances = 5;
+  o.max_instances = 10;
+  write_synthetic_benchmark(dir / "s", o);
+  JobSpec spec;
+  spec.dataset = DatasetSpec{"s", "bags", dir / "s", 2, false};
+  spec.train.epochs = 4;
+  return spec;
+}
+
+// Before: rank 1's exception left rank 0 waiting in the next collective and the group was aborted,
+// which in a sweep ends the MPI world. Now the ranks agree on the failure at the end of the step.
+TEST(DataParallelJob, ARankThatFailsMidEpochFailsTheJobOnEveryRankWithItsErrorAndNoAbort) {
+  int rank = 0;
+  MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
+  mil::testing::TempDir dir;
+  const JobSpec spec = small_group_job(dir);
+  MpiGradientSync sync(g_comm);
+  RunOptions options;
+  options.sync = &sync;
+  options.on_progress = [rank](const JobProgress& p) {
+    if (rank == 1 && p.stage == "training" && p.epoch == 1 && p.bags_done >= 3) throw std::runtime_error("injected failure mid-epoch");
+  };
+  DatasetCache cache;
+  const JobResult r = run_job(spec, options, cache);  // an abort would end this process here
+  EXPECT_EQ(r.status, "failed");
+  // Rank 1 sees bag 3 of epoch 2 (its second bag there) and fails; the step ends at bag 4 (2 ranks).
+  const std::string expected = "rank 1 of the job's 2-rank group failed in epoch 2 at bag 4 of ";
+  EXPECT_NE(r.error.find(expected), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find(": injected failure mid-epoch"), std::string::npos) << r.error;
+  const auto length = range_over_ranks(double(r.error.size()));  // one text on every rank
+  EXPECT_EQ(length.first, length.second);
+  EXPECT_EQ(r.history.size(), 0u) << "a failed job reports no history";
+}
+
+TEST(DataParallelJob, ARankThatFailsAtTheEndOfAnEpochFailsTheJobOnEveryRank) {
+  int rank = 0;
+  MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
+  mil::testing::TempDir dir;
+  const JobSpec spec = small_group_job(dir);
+  MpiGradientSync sync(g_comm);
+  RunOptions options;
+  options.sync = &sync;
+  int epochs_seen = 0;
+  options.on_epoch = [&](const EpochRecord& record, int) {
+    ++epochs_seen;
+    if (rank == 0 && record.epoch == 1) throw std::runtime_error("injected failure in the epoch hook");
+  };
+  DatasetCache cache;
+  const JobResult r = run_job(spec, options, cache);
+  EXPECT_EQ(r.status, "failed");
+  EXPECT_NE(r.error.find("rank 0 of the job's 2-rank group failed at the end of epoch 2: injected failure in the epoch hook"),
+            std::string::npos)
+      << r.error;
+  EXPECT_EQ(epochs_seen, 2) << "no rank goes on into epoch 3";
+}
+
+TEST(DataParallelFit, ACheckpointTheFirstRankCannotWriteFailsTheFitOnEveryRank) {
+  int rank = 0;
+  MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
+  Fixture f;
+  MpiGradientSync sync(g_comm);
+  FitOptions options;
+  options.sync = &sync;
+  // Only group rank 0 writes checkpoints; its folder does not exist.
+  options.checkpoint_path = (f.dir.path() / "no-such-folder" / "checkpoint.pt").string();
+  auto model = abmil_without_dropout(f, 3);
+  try {
+    fit(*model, short_spec(2, 1), f.data.bags, f.split.train, f.split.val, 4, options);
+    ADD_FAILURE() << "fit returned although rank 0 could not write its checkpoint";
+  } catch (const GroupFailure& e) {
+    EXPECT_NE(std::string(e.what()).find("rank 0 of the job's 2-rank group failed while writing the checkpoint"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(DataParallelFit, RanksThatWouldResumeAtDifferentStepsFailTogetherInsteadOfMismatchingCollectives) {
+  int rank = 0;
+  MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
+  Fixture f;  // every rank has its own folder, as nodes without a shared results folder would
+  MpiGradientSync sync(g_comm);
+  FitOptions options;
+  options.sync = &sync;
+  options.checkpoint_path = f.dir / "checkpoint.pt";
+  auto model = abmil_without_dropout(f, 3);
+  fit(*model, short_spec(1, 1), f.data.bags, f.split.train, f.split.val, 4, options);  // rank 0 writes one
+  EXPECT_EQ(std::filesystem::exists(options.checkpoint_path), rank == 0);
+  try {
+    fit(*model, short_spec(2, 1), f.data.bags, f.split.train, f.split.val, 4, options);
+    ADD_FAILURE() << "fit returned although rank 0 would resume at epoch 1 and rank 1 at epoch 0";
+  } catch (const GroupFailure& e) {
+    EXPECT_NE(std::string(e.what()).find("the job's 2 ranks would resume at different steps"), std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace mil::worker
