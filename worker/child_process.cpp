@@ -8,9 +8,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 
 #include "worker/fork_server.h"
@@ -27,7 +29,8 @@ std::string describe_exit(const ChildExit& exit) {
 }
 
 int spawn_in_own_group(const std::vector<std::string>& argv,
-                       const std::function<void(posix_spawn_file_actions_t&)>& add_file_actions, pid_t& pid) {
+                       const std::function<void(posix_spawn_file_actions_t&)>& add_file_actions, pid_t& pid,
+                       const std::vector<std::string>& extra_environment) {
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attributes;
   posix_spawn_file_actions_init(&actions);
@@ -45,7 +48,19 @@ int spawn_in_own_group(const std::vector<std::string>& argv,
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  const int error = posix_spawn(&pid, argv[0].c_str(), &actions, &attributes, args.data(), environ);
+  // This process's environment, with each NAME=VALUE of extra_environment replacing any NAME there.
+  std::vector<char*> environment;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const bool replaced = std::any_of(extra_environment.begin(), extra_environment.end(), [&](const std::string& extra) {
+      const auto name = extra.substr(0, extra.find('=') + 1);
+      return entry.substr(0, name.size()) == name;
+    });
+    if (!replaced) environment.push_back(*e);
+  }
+  for (const auto& extra : extra_environment) environment.push_back(const_cast<char*>(extra.c_str()));
+  environment.push_back(nullptr);
+  const int error = posix_spawn(&pid, argv[0].c_str(), &actions, &attributes, args.data(), environment.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
   return error;

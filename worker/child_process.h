@@ -27,9 +27,11 @@ std::string describe_exit(const ChildExit& exit);
 /// posix_spawn of `argv` (argv[0] is the path) as a supervised process: stdin from /dev/null, an empty signal
 /// mask, default dispositions for the signals a supervisor sends (TERM, INT, USR1, PIPE, CHLD) and its own
 /// process group (terminal signals skip it, killpg reaches all of it). `add_file_actions` adds the caller's
-/// redirections. Returns 0 and sets `pid`, or posix_spawn's error number.
+/// redirections. Its environment is this process's, with each NAME=VALUE of `extra_environment` set.
+/// Returns 0 and sets `pid`, or posix_spawn's error number.
 int spawn_in_own_group(const std::vector<std::string>& argv,
-                       const std::function<void(posix_spawn_file_actions_t&)>& add_file_actions, pid_t& pid);
+                       const std::function<void(posix_spawn_file_actions_t&)>& add_file_actions, pid_t& pid,
+                       const std::vector<std::string>& extra_environment = {});
 
 class ForkServer;
 

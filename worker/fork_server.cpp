@@ -134,8 +134,11 @@ ForkServer::ForkServer(const std::string& executable, std::function<void(const s
   }
   std::vector<std::string> argv = {executable, "zygote", "--fd", "3", "--parent-pid", std::to_string(::getpid())};
   if (!label.empty()) argv.insert(argv.end(), {"--label", label});
+  // LD_BIND_NOW: the zygote resolves every symbol once, at start (+0.0-0.1 s), instead of each forked
+  // job resolving again the ones the zygote never called (2 ranks, 40 no-op jobs: 0.62 -> 0.55 s).
   const int error = spawn_in_own_group(
-      argv, [&](posix_spawn_file_actions_t& actions) { posix_spawn_file_actions_adddup2(&actions, theirs, 3); }, pid_);
+      argv, [&](posix_spawn_file_actions_t& actions) { posix_spawn_file_actions_adddup2(&actions, theirs, 3); }, pid_,
+      {"LD_BIND_NOW=1"});
   ::close(theirs);
   if (error != 0) {
     ::close(fds[0]);

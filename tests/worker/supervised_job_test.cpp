@@ -5,10 +5,14 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "worker/child_process.h"
@@ -74,6 +78,32 @@ TEST(ChildProcess, ReportsExitStatusAndSignalAndTimesOutWhileRunning) {
   const auto start = std::chrono::steady_clock::now();
   EXPECT_FALSE(sleeper.wait_for(std::chrono::milliseconds(200)).has_value());
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(190));
+}
+
+TEST(SpawnInOwnGroup, ExtraEnvironmentReplacesInheritedValuesAndKeepsTheRest) {
+  testing::TempDir dir;
+  ::setenv("MHIM_TEST_SPAWN_REPLACED", "inherited", 1);
+  ::setenv("MHIM_TEST_SPAWN_KEPT", "kept", 1);
+  const std::string out = dir / "env";
+  pid_t pid = 0;
+  const int error = spawn_in_own_group(
+      {"/usr/bin/env"},
+      [&](posix_spawn_file_actions_t& actions) {
+        posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      },
+      pid, {"MHIM_TEST_SPAWN_REPLACED=set", "MHIM_TEST_SPAWN_NEW=1"});
+  ::unsetenv("MHIM_TEST_SPAWN_REPLACED");
+  ::unsetenv("MHIM_TEST_SPAWN_KEPT");
+  ASSERT_EQ(error, 0) << std::strerror(error);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  std::multiset<std::string> ours;
+  std::ifstream env(out);
+  for (std::string line; std::getline(env, line);) {
+    if (line.rfind("MHIM_TEST_SPAWN_", 0) == 0) ours.insert(line);
+  }
+  EXPECT_EQ(ours, (std::multiset<std::string>{"MHIM_TEST_SPAWN_KEPT=kept", "MHIM_TEST_SPAWN_NEW=1",
+                                                "MHIM_TEST_SPAWN_REPLACED=set"}));
 }
 
 TEST(ChildProcess, DestroyingARunningChildKillsItsWholeProcessGroup) {
