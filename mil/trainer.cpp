@@ -106,12 +106,14 @@ NamedTensors read_named_tensors(torch::serialize::InputArchive& archive, const s
 void write_checkpoint(const std::string& path, const MilModelImpl& model, const NamedTensors& best,
                       const torch::optim::Optimizer& optimizer, const LoopState& state,
                       const std::vector<EpochRecord>& history, const std::string& fingerprint,
-                      const NamedTensors& extra, const NamedTensors& teacher_best) {
+                      const NamedTensors& extra, const NamedTensors& teacher_best,
+                      const NamedTensors& teacher_at_best) {
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model_archive, optimizer_archive;
   model.save(model_archive);
   write_named_tensors(archive, "extra", extra);
   write_named_tensors(archive, "teacher_best", teacher_best);
+  write_named_tensors(archive, "teacher_at_best", teacher_at_best);
   optimizer.save(optimizer_archive);
   archive.write("model", model_archive);
   write_named_tensors(archive, "best_model", best);
@@ -142,6 +144,7 @@ void write_checkpoint(const std::string& path, const MilModelImpl& model, const 
                      {"selection_metric", state.selection_metric},
                      {"teacher_best_epoch", state.teacher_best_epoch},
                      {"teacher_best_score", state.teacher_best_score},
+                     {"has_teacher_at_best", !teacher_at_best.empty()},
                      {"history", history_json}};
   archive.write("meta", c10::IValue(meta.dump()));
   const std::string temporary = temporary_path_for(path);
@@ -152,7 +155,8 @@ void write_checkpoint(const std::string& path, const MilModelImpl& model, const 
 /// Loads a checkpoint written by write_checkpoint into model, optimizer, generator and state.
 json read_checkpoint(const std::string& path, MilModelImpl& model, NamedTensors& best,
                      torch::optim::Optimizer& optimizer, LoopState& state, std::vector<EpochRecord>& history,
-                     const std::string& fingerprint, const NamedTensors& extra, NamedTensors& teacher_best) {
+                     const std::string& fingerprint, const NamedTensors& extra, NamedTensors& teacher_best,
+                     NamedTensors& teacher_at_best) {
   torch::serialize::InputArchive archive;
   archive.load_from(path);
   c10::IValue meta_value;
@@ -183,6 +187,10 @@ json read_checkpoint(const std::string& path, MilModelImpl& model, NamedTensors&
     }
   }
   teacher_best = meta.value("teacher_best_epoch", -1) >= 0 ? read_named_tensors(archive, "teacher_best") : NamedTensors{};
+  // Checkpoints written before the teacher was kept at the student's best lack it: it is then taken at
+  // the student's next improvement.
+  teacher_at_best =
+      meta.value("has_teacher_at_best", false) ? read_named_tensors(archive, "teacher_at_best") : NamedTensors{};
   at::Tensor rng_state;
   archive.read("torch_rng", rng_state);
   {
@@ -357,14 +365,14 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
   LoopState state;
   state.order = train_indices;
   state.order_rng.seed(seed ^ 0x5851f42d4c957f2dULL);
-  NamedTensors best, teacher_best;
+  NamedTensors best, teacher_best, teacher_at_best;
   const NamedTensors extra_state = options.objective ? options.objective->extra_state() : NamedTensors{};
   MilModelImpl* const teacher = options.objective ? options.objective->teacher_model() : nullptr;
   std::string local_error;  // this rank's failure since the group's last agreement (run_local)
   run_local(sync, local_error, [&] {
     if (options.checkpoint_path.empty() || !std::filesystem::exists(options.checkpoint_path)) return;
     read_checkpoint(options.checkpoint_path, model, best, optimizer, state, result.history, options.run_fingerprint,
-                    extra_state, teacher_best);
+                    extra_state, teacher_best, teacher_at_best);
     result.resumed_from_epoch = state.epoch;
     if (my_rank != 0) {  // rank 0's checkpoint holds the group's reduced partial counters: count them once
       state.loss_sum = 0.0;
@@ -399,7 +407,7 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     state.stopper_best = stopper.best();
     if (writes_checkpoints) {
       write_checkpoint(options.checkpoint_path, model, best, optimizer, state, result.history, options.run_fingerprint,
-                       extra_state, teacher_best);
+                       extra_state, teacher_best, teacher_at_best);
     }
   };
   const auto stop_now = [&] { return options.stop_requested && options.stop_requested->load(); };
@@ -501,6 +509,7 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
           state.best_score = score;
           state.best_epoch = state.epoch;
           best = snapshot_state(model);
+          if (teacher) teacher_at_best = snapshot_state(*teacher);  // its weights now, not at its own best
           record.improved = true;
         }
         state.stopped_early = spec.early_stopping && stopper.update(state.epoch, score);
@@ -547,6 +556,11 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
   result.best_score = state.best_score;
   result.teacher_best_epoch = state.teacher_best_epoch;
   result.teacher_best_score = state.teacher_best_score;
+  if (!result.interrupted && teacher) {
+    // Taken before the teacher's own best is restored below: without a best epoch the student keeps its
+    // last weights, and the teacher's match them as they are now.
+    result.teacher_at_best_epoch = state.best_epoch >= 0 ? std::move(teacher_at_best) : snapshot_state(*teacher);
+  }
   if (!result.interrupted && state.best_epoch >= 0) restore_state(model, best);
   if (!result.interrupted && teacher && state.teacher_best_epoch >= 0) restore_state(*teacher, teacher_best);
   return result;

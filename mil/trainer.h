@@ -109,6 +109,11 @@ struct FitResult {
   int teacher_best_epoch = -1;       ///< The objective's teacher_model(): epoch of the weights it holds on
                                      ///< return (-1 = no teacher, no validation, or never above 0).
   double teacher_best_score = 0.0;   ///< Its validation selection metric there.
+  /// The teacher's parameters and buffers (PyTorch names) at the epoch whose student weights the model
+  /// holds (best_epoch, else the last): spec 1.10, the student's best checkpoint holds them too. Empty
+  /// without a teacher, when interrupted, or after resuming from a checkpoint written before this existed
+  /// with no improvement since.
+  std::vector<std::pair<std::string, at::Tensor>> teacher_at_best_epoch;
 };
 
 /// Learning rate of 0-based `epoch` (spec 3.2): cosine lr_min + (lr - lr_min)(1 + cos(pi e / epochs)) / 2,

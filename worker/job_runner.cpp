@@ -304,9 +304,18 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
     if (!fitted.interrupted) {
       if (writes_files) {
         stage("saving the model", [&] {
-          if (mhim) write_state_dict(state_dict_of(mhim->teacher()), (fs::path(options.work_dir) / "teacher_best.pt").string());
-          // A PyTorch state_dict: Python's torch.load reads it, and MHIM jobs load it as their teacher.
-          write_state_dict(state_dict_of(*model), (fs::path(options.work_dir) / "model_best.pt").string());
+          const std::string model_best = (fs::path(options.work_dir) / "model_best.pt").string();
+          if (mhim) {
+            write_state_dict(state_dict_of(mhim->teacher()), (fs::path(options.work_dir) / "teacher_best.pt").string());
+            // As the reference's best checkpoint: the student under "model" (what `mhim predict` and a
+            // teacher_init read) and the teacher as it was at the student's best epoch under "teacher".
+            std::vector<std::pair<std::string, StateDict>> parts{{"model", state_dict_of(*model)}};
+            if (!fitted.teacher_at_best_epoch.empty()) parts.emplace_back("teacher", fitted.teacher_at_best_epoch);
+            write_state_dicts(parts, model_best);
+          } else {
+            // A PyTorch state_dict: Python's torch.load reads it, and MHIM jobs load it as their teacher.
+            write_state_dict(state_dict_of(*model), model_best);
+          }
           fs::remove(fit_options.checkpoint_path);  // done: the resume state is no longer needed
           return 0;
         });

@@ -85,6 +85,30 @@ void write_state_dict(const StateDict& state, const std::string& path) {
   write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
 }
 
+void write_state_dicts(const std::vector<std::pair<std::string, StateDict>>& parts, const std::string& path) {
+  c10::Dict<std::string, c10::Dict<std::string, at::Tensor>> outer;
+  for (const auto& [key, state] : parts) {
+    c10::Dict<std::string, at::Tensor> inner;
+    for (const auto& [name, tensor] : state) inner.insert(name, tensor.detach().to(at::kCPU).contiguous());
+    outer.insert(key, std::move(inner));
+  }
+  const std::vector<char> bytes = torch::jit::pickle_save(c10::IValue(outer));
+  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
+}
+
+StateDict read_state_dict_part(const std::string& path, const std::string& key) {
+  const c10::IValue value = load_torch_save_bytes(read_file_bytes(path));
+  if (!value.isGenericDict()) {
+    throw std::runtime_error("'" + path + "' holds a " + value.tagKind() + ", expected a dict with key '" + key + "'");
+  }
+  const auto dict = value.toGenericDict();
+  const auto it = dict.find(c10::IValue(key));
+  if (it == dict.end() || !it->value().isGenericDict()) {
+    throw std::runtime_error("'" + path + "' has no dict of tensors under key '" + key + "'");
+  }
+  return tensors_of_dict(it->value().toGenericDict(), path);
+}
+
 StateDict state_dict_of(const torch::nn::Module& module) {
   StateDict state;
   for (const auto& item : module.named_parameters(/*recurse=*/true)) state.emplace_back(item.key(), item.value());

@@ -26,6 +26,14 @@ StateDict read_state_dict(const std::string& path);
 /// The file is replaced atomically (temporary file, fsync, rename), so a crash never leaves a torn one.
 void write_state_dict(const StateDict& state, const std::string& path);
 
+/// Writes a dict of state_dicts, {name: {tensor name: tensor}}, as the reference's best checkpoints
+/// ({"model": student, "teacher": teacher}); read_state_dict reads its "model" part. Atomic as above.
+void write_state_dicts(const std::vector<std::pair<std::string, StateDict>>& parts, const std::string& path);
+
+/// Reads part `key` of a dict of state_dicts (write_state_dicts, or a reference checkpoint's "teacher").
+/// Throws naming the file when the key is missing or not a dict of tensors.
+StateDict read_state_dict_part(const std::string& path, const std::string& key);
+
 /// Every parameter and buffer of `module`, named as PyTorch names them (e.g. "feature.0.weight").
 StateDict state_dict_of(const torch::nn::Module& module);
 

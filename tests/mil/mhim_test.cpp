@@ -440,6 +440,44 @@ TEST(MhimTraining, ValidatesTheTeacherEveryEpochAndReturnsItAtItsOwnBestEpoch) {
   EXPECT_EQ(run.result.best_epoch, student_epoch);
 }
 
+// Spec 1.10: the student's best checkpoint also holds the teacher as it was at the student's best
+// epoch, which is not the teacher's own best (returned in the teacher) nor its final weights.
+TEST(MhimTraining, KeepsTheTeacherAsItWasAtTheStudentsBestEpoch) {
+  MhimFixture f;
+  seed_torch(11);
+  MhimRun run;
+  run.student = network(16, 2, {{"merge", true}, {"merge_k", 2}, {"merge_ratio", 0.8}});
+  run.objective = std::make_unique<MhimObjective>(
+      *run.student, random_teacher({{"mask_ratio_h", 0.1}, {"mm", 0.99}, {"mrh_sche", true}}), 0,
+      int64_t(6) * int64_t(f.split.train.size()));
+  std::vector<std::vector<at::Tensor>> teacher_after;  // parameters, then buffers, after each epoch
+  FitOptions options;
+  options.objective = run.objective.get();
+  options.on_epoch = [&](const EpochRecord&) {
+    std::vector<at::Tensor> copy;
+    for (const auto& p : run.objective->teacher().named_parameters()) copy.push_back(p.value().detach().clone());
+    for (const auto& b : run.objective->teacher().named_buffers()) copy.push_back(b.value().detach().clone());
+    teacher_after.push_back(std::move(copy));
+  };
+  TrainSpec spec;
+  spec.epochs = 6;
+  spec.lr = 5e-4;
+  run.result = fit(*run.student, spec, f.data.bags, f.split.train, f.split.val, 11, options);
+  ASSERT_GE(run.result.best_epoch, 0);
+  const auto& kept = run.result.teacher_at_best_epoch;
+  const auto& expected = teacher_after.at(std::size_t(run.result.best_epoch));
+  ASSERT_EQ(kept.size(), expected.size());
+  const auto names = run.objective->teacher().named_parameters();
+  for (std::size_t i = 0; i < kept.size(); ++i) {
+    EXPECT_TRUE(kept[i].second.equal(expected[i])) << kept[i].first;
+    if (i < names.size()) EXPECT_EQ(kept[i].first, names[i].key());
+  }
+  // Not trivially so: this seed's student peaks before the last epoch, and the teacher moved since.
+  ASSERT_LT(run.result.best_epoch, 5);
+  EXPECT_FALSE(teacher_after.back()[0].equal(expected[0]));
+  EXPECT_NE(run.result.best_epoch, run.result.teacher_best_epoch) << "nor is it the teacher's own best here";
+}
+
 TEST(MhimTraining, TrainsEveryAggregatorUnderCpuBf16Autocast) {
   // LibTorch 1.13's CPU LayerNorm rejects bf16 input with fp32 weights; the GRN and the self-attention
   // aggregator normalise in fp32, as CUDA autocast does.
@@ -486,6 +524,13 @@ TEST(MhimTraining, ResumesFromAStoppedRunWithBitIdenticalStudentAndTeacher) {
   EXPECT_EQ(resumed.result.teacher_best_score, straight.result.teacher_best_score);
   const auto ta = straight.objective->teacher().parameters(), tb = resumed.objective->teacher().parameters();
   for (std::size_t i = 0; i < ta.size(); ++i) EXPECT_TRUE(ta[i].equal(tb[i])) << "teacher parameter " << i;
+  // So does the teacher kept at the student's best epoch (it is in the checkpoint).
+  ASSERT_EQ(resumed.result.teacher_at_best_epoch.size(), straight.result.teacher_at_best_epoch.size());
+  ASSERT_FALSE(straight.result.teacher_at_best_epoch.empty());
+  for (std::size_t i = 0; i < straight.result.teacher_at_best_epoch.size(); ++i) {
+    EXPECT_TRUE(straight.result.teacher_at_best_epoch[i].second.equal(resumed.result.teacher_at_best_epoch[i].second))
+        << straight.result.teacher_at_best_epoch[i].first;
+  }
 }
 
 }  // namespace mil

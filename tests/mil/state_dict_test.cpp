@@ -129,3 +129,43 @@ TEST(StateDict, PythonTorchLoadsOurFile) {
       "assert all(torch.equal(ref[k], v) for k, v in m.state_dict().items()), 'values differ'";
   EXPECT_EQ(std::system(("/usr/bin/python3 -c \"" + script + "\"").c_str()), 0);
 }
+
+// The reference's best checkpoint layout ({"model": student, "teacher": teacher}), which MHIM jobs write.
+TEST(StateDict, ADictOfStateDictsReadsBackPartByPartAndAsAModelCheckpoint) {
+  mil::testing::TempDir dir;
+  auto student = fixture_module();
+  auto teacher = fixture_module();  // other random weights
+  mil::write_state_dicts({{"model", mil::state_dict_of(*student)}, {"teacher", mil::state_dict_of(*teacher)}},
+                         dir / "best.pt");
+  const auto expect_equal = [](const mil::StateDict& a, const mil::StateDict& b) {
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].first, b[i].first);
+      EXPECT_TRUE(a[i].second.equal(b[i].second)) << a[i].first;
+    }
+  };
+  expect_equal(mil::read_state_dict(dir / "best.pt"), mil::state_dict_of(*student));  // what predict reads
+  expect_equal(mil::read_state_dict_part(dir / "best.pt", "teacher"), mil::state_dict_of(*teacher));
+  EXPECT_FALSE(mil::state_dict_of(*student)[0].second.equal(mil::state_dict_of(*teacher)[0].second));
+  MIL_EXPECT_THROW_WITH(mil::read_state_dict_part(dir / "best.pt", "optimizer"), "has no dict of tensors under key 'optimizer'");
+}
+
+TEST(StateDict, PythonTorchLoadsOurDictOfStateDicts) {
+  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "Debian python3-torch is not installed (scripts/deps.sh installs it)";
+  }
+  mil::testing::TempDir dir;
+  auto student = fixture_module();
+  mil::load_state_dict(*student, mil::read_state_dict(kFixtures + "plain.pt"));
+  auto teacher = fixture_module();
+  mil::write_state_dicts({{"model", mil::state_dict_of(*student)}, {"teacher", mil::state_dict_of(*teacher)}},
+                         dir / "best.pt");
+  const std::string script =
+      "import torch; ck = torch.load('" + (dir / "best.pt") + "'); "
+      "assert sorted(ck) == ['model', 'teacher'], sorted(ck); "
+      "m = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.LayerNorm(2), torch.nn.BatchNorm1d(2)); "
+      "m.load_state_dict(ck['model'], strict=True); m.load_state_dict(ck['teacher'], strict=True); "
+      "ref = torch.load('" + kFixtures + "plain.pt'); "
+      "assert all(torch.equal(ref[k], v) for k, v in ck['model'].items()), 'values differ'";
+  EXPECT_EQ(std::system(("/usr/bin/python3 -c \"" + script + "\"").c_str()), 0);
+}

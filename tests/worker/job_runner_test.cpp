@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "mil/models/state_dict.h"
 #include "mil/sha256.h"
 #include "mil/split_protocol.h"
 #include "mil/synthetic.h"
@@ -70,6 +71,37 @@ TEST(JobRunner, WritesTheResolvedSpecAsConfigJsonInItsWorkDir) {
   EXPECT_EQ(config.at("job_id"), spec.id());
   EXPECT_EQ(config.at("config_id"), spec.config_id());
   EXPECT_EQ(config.at("spec").get<JobSpec>().id(), spec.id()) << "the spec reproduces the job exactly";
+}
+
+// Spec 1.10: an MHIM job's best checkpoint holds the student and the teacher at the student's best
+// epoch, as the reference's {"model", "teacher"} dict; a baseline job's is a plain state_dict.
+TEST(JobRunner, AnMhimJobsBestCheckpointHoldsTheStudentAndTheTeacherLikeTheReferences) {
+  testing::TempDir dir;
+  write_small(dir / "s");
+  JobSpec baseline = synthetic_job(dir / "s");
+  JobSpec mhim = baseline;
+  mhim.model.name = "mhim";
+  mhim.model.options = {{"teacher_init", "random"}, {"mask_ratio_h", 0.1}, {"merge", true}, {"merge_k", 2}};
+  DatasetCache cache;
+  for (const JobSpec* spec : {&baseline, &mhim}) {
+    RunOptions options;
+    options.work_dir = dir / ("work/" + spec->id());
+    const JobResult r = run_job(*spec, options, cache);
+    ASSERT_TRUE(r.ok()) << r.error;
+    const std::string best = options.work_dir + "/model_best.pt";
+    const StateDict student = read_state_dict(best);
+    ASSERT_FALSE(student.empty());
+    if (spec == &baseline) {
+      EXPECT_THROW(read_state_dict_part(best, "model"), std::runtime_error) << "a plain state_dict";
+      continue;
+    }
+    const StateDict model_part = read_state_dict_part(best, "model");
+    ASSERT_EQ(model_part.size(), student.size());
+    for (std::size_t i = 0; i < student.size(); ++i) EXPECT_TRUE(model_part[i].second.equal(student[i].second));
+    const StateDict teacher = read_state_dict_part(best, "teacher");
+    EXPECT_EQ(teacher.size(), read_state_dict(options.work_dir + "/teacher_best.pt").size());
+    EXPECT_FALSE(teacher.empty());
+  }
 }
 
 TEST(JobRunner, TurnsABrokenFeatureFileIntoAFailedResultNamingStageAndFile) {
