@@ -62,24 +62,24 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     if (r.ok()) done.insert(r.job_id);
     if (r.status == "quarantined" && !options.retry_quarantined) held_back.insert(r.job_id);
   }
-  // Attempts that hung inside worker ranks ended their runs (SweepOutcome::hung_job), so they are
+  // Attempts lost inside worker ranks (hung, or crashed with a rank) ended their runs, so they are
   // counted across runs, from the journal: a job that used every attempt that way is quarantined now.
-  std::map<std::string, std::vector<std::string>> prior_hangs;
-  std::vector<std::pair<std::string, JobSpec>> quarantined_for_hanging;  // id, spec
+  std::map<std::string, std::vector<std::string>> prior_lost;
+  std::vector<std::pair<std::string, JobSpec>> quarantined_for_lost_attempts;  // id, spec
   for (auto& [id, entry] : replay_journal(store.dir() + "/journal.jsonl")) {
-    if (entry.hangs.empty() || done.count(id) || held_back.count(id)) continue;
-    prior_hangs[id] = std::move(entry.hangs);
+    if (entry.lost_attempts.empty() || done.count(id) || held_back.count(id)) continue;
+    prior_lost[id] = std::move(entry.lost_attempts);
   }
   for (const ScheduledJob& job : scheduled) {
-    const auto hung = prior_hangs.find(job.id);
-    if (hung == prior_hangs.end() || int(hung->second.size()) < options.max_attempts) continue;
+    const auto lost = prior_lost.find(job.id);
+    if (lost == prior_lost.end() || int(lost->second.size()) < options.max_attempts) continue;
     held_back.insert(job.id);
-    quarantined_for_hanging.emplace_back(job.id, job.spec);
+    quarantined_for_lost_attempts.emplace_back(job.id, job.spec);
   }
   Scheduler scheduler(std::move(scheduled), done, options.max_attempts, held_back);
-  const auto hangs_before = [&prior_hangs](const std::string& job_id) {
-    const auto hung = prior_hangs.find(job_id);
-    return hung == prior_hangs.end() ? 0 : int(hung->second.size());
+  const auto lost_before = [&prior_lost](const std::string& job_id) {
+    const auto lost = prior_lost.find(job_id);
+    return lost == prior_lost.end() ? 0 : int(lost->second.size());
   };
 
   SweepOutcome outcome;
@@ -144,17 +144,17 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     for (const JobSpec& spec : jobs) infos.push_back(status_job_info(spec));
     board->sweep_started(infos, done);
   }
-  for (const auto& [id, spec] : quarantined_for_hanging) {
-    const std::vector<std::string>& hangs = prior_hangs.at(id);
+  for (const auto& [id, spec] : quarantined_for_lost_attempts) {
+    const std::vector<std::string>& lost = prior_lost.at(id);
     JobResult result;
     result.job_id = id;
     result.config_id = spec.config_id();
     result.spec = spec;
     result.status = "quarantined";
-    result.error = hangs.back();
-    result.runtime = {{"attempt", hangs.size()}, {"attempt_errors", hangs}};
+    result.error = lost.back();
+    result.runtime = {{"attempt", lost.size()}, {"attempt_errors", lost}};
     AwaitingCommit then{AwaitingCommit::Kind::kFinal, -1, -1, id, result.status,
-                        result.error + " (on each of " + std::to_string(hangs.size()) + " earlier runs)"};
+                        result.error + " (on each of " + std::to_string(lost.size()) + " earlier runs)"};
     commit(StoreRecord::of_result(std::move(result)), std::move(then));
   }
   write_blocked();  // dependents of jobs quarantined earlier
@@ -184,7 +184,8 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
   int groups_formed = 0;  // numbers the tags of group communicators
   // Answers leave without rank 0 waiting on their worker (mpi_transport.h); all have left on return.
   worker::QueuedSender outbox(comm);
-  // Jobs running inside worker ranks, watched for heartbeats (OrchestratorOptions::hang_timeout).
+  // Jobs running inside worker ranks: watched for heartbeats (OrchestratorOptions::hang_timeout), and
+  // for the death of their ranks when the run is told to stop.
   struct Watched {
     std::chrono::steady_clock::time_point last_seen;
     std::vector<int> ranks;
@@ -192,14 +193,14 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
   std::map<std::string, Watched> watched;
   const bool watching = options.hang_timeout.count() > 0;
   const auto watch = [&](const std::string& job_id, std::vector<int> ranks) {
-    if (watching && (ranks.size() > 1 || options.jobs_in_worker_ranks)) {
+    if (ranks.size() > 1 || options.jobs_in_worker_ranks) {
       watched[job_id] = Watched{std::chrono::steady_clock::now(), std::move(ranks)};
     }
   };
   auto next_hang_check = std::chrono::steady_clock::now();
   // The first watched job silent for longer than hang_timeout: journaled, and the run ends (see above).
   const auto found_hung_job = [&] {
-    if (watched.empty()) return false;  // no clock read in the dispatch loop of a sweep without such jobs
+    if (!watching || watched.empty()) return false;  // no clock read in a sweep without such jobs
     const auto now = std::chrono::steady_clock::now();
     if (now < next_hang_check) return false;
     next_hang_check = now + std::chrono::milliseconds(200);
@@ -213,7 +214,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
                            (w.ranks.size() > 1 ? "s " : " ") + ranks + ")";
       log(job_id + " " + outcome.hung_error + "; its ranks cannot be freed while the MPI world lives, so the run "
               "ends here, with every result received so far durable; rerun the same command to retry it (hung attempts " +
-              std::to_string(1 + hangs_before(job_id)) + " of --max-attempts " +
+              std::to_string(1 + lost_before(job_id)) + " of --max-attempts " +
               std::to_string(options.max_attempts) + ", after which a run quarantines it)");
       if (board) board->job_finished(job_id, "hung", outcome.hung_error);
       commit(StoreRecord::of_note(job_id, "hung", outcome.hung_error),
@@ -221,6 +222,37 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       return true;
     }
     return false;
+  };
+  // Worker rank -> its host and process id, from its requests (protocol.h).
+  std::map<int, std::pair<std::string, long>> process_of_rank;
+  const std::string own_host = worker::host_name();
+  // When a worker rank dies, mpirun sends SIGTERM to the other ranks and SIGKILL a second later
+  // (odls_base_sigkill_timeout); the job that ran inside the dead rank could not report. So at the stop,
+  // each job running inside worker ranks of this host whose process is gone is journaled "crashed",
+  // which counts towards its quarantine across runs as a hang does. Ranks on other hosts cannot be checked.
+  const auto journal_jobs_of_dead_ranks = [&] {
+    for (const auto& [job_id, w] : watched) {
+      for (int rank : w.ranks) {
+        const auto process = process_of_rank.find(rank);
+        if (process == process_of_rank.end() || process->second.first != own_host) continue;
+        if (process->second.second <= 0 || worker::process_exists(process->second.second)) continue;
+        const std::string error = "crashed: worker rank " + std::to_string(rank) + " (pid " +
+                                  std::to_string(process->second.second) + ") died while running it";
+        log(job_id + " " + error + " (attempt " + std::to_string(1 + lost_before(job_id)) + " of --max-attempts " +
+            std::to_string(options.max_attempts) + " counted; the MPI world ends with that rank)");
+        if (board) board->job_finished(job_id, "crashed", error);
+        commit(StoreRecord::of_note(job_id, "crashed", error),
+               AwaitingCommit{AwaitingCommit::Kind::kHung, -1, -1, job_id, "crashed", error});
+        break;
+      }
+    }
+    committer.wait_all();  // durable before the SIGKILL that follows
+  };
+  const auto note_stop = [&] {
+    if (outcome.stopped) return;
+    log("stop requested: no more jobs are handed out; running jobs checkpoint");
+    outcome.stopped = true;
+    journal_jobs_of_dead_ranks();
   };
   // Held workers wait for an answer (protocol.h); once a stop is requested they get kStop.
   const auto stop_held_workers = [&] {
@@ -264,7 +296,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     }
     if (!result.ok() && result.status != "interrupted" && result.error.empty()) result.error = "no error given";
     // Attempts of this run, after those that hung in earlier runs (each ended its run).
-    const int attempt = scheduler.attempts(job_id) + hangs_before(job_id);
+    const int attempt = scheduler.attempts(job_id) + lost_before(job_id);
     if (!result.runtime.is_object()) result.runtime = nlohmann::json::object();
     result.runtime["attempt"] = attempt;
     if (result.status == "interrupted") {
@@ -341,9 +373,9 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
   while (active_workers > 0) {
     settle_committed();
     if (found_hung_job()) break;
+    if (stopping()) note_stop();  // at once: after a rank's death the SIGKILL follows within a second
     if ((stopping() || outcome.stopped) && !scheduler.held().empty()) {
-      if (!outcome.stopped) log("stop requested: no more jobs are handed out; running jobs checkpoint");
-      outcome.stopped = true;
+      note_stop();
       stop_held_workers();
       continue;
     }
@@ -363,15 +395,16 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       const nlohmann::json request = nlohmann::json::parse(message->payload);
       const bool worker_stopping = request.value("stopping", false);
       const bool ahead = request.value("ahead", false);  // the worker still runs a job
-      if (board) board->worker_seen(source, request.value("host", std::string()));
+      const std::string host = request.value("host", std::string());
+      if (board) board->worker_seen(source, host);
+      if (const long pid = request.value("pid", 0L); pid > 0) process_of_rank[source] = {host, pid};
       if (ahead && (stopping() || outcome.stopped)) {
         // It is told to stop when it asks again as an idle worker, after reporting what it runs.
         outbox.send(source, MsgTag::kWait, R"({"retry_ms":0})");
         continue;
       }
       if (stopping() || worker_stopping) {
-        if (!outcome.stopped) log("stop requested: no more jobs are handed out; running jobs checkpoint");
-        outcome.stopped = true;
+        note_stop();
         outbox.send(source, MsgTag::kStop, "{}");
         if (board) board->worker_stopped(source);
         --active_workers;

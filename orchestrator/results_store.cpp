@@ -300,8 +300,8 @@ std::map<std::string, JournalEntry> replay_journal(const std::string& journal_pa
     ++e.lines;
     e.retries += e.status == "retry";
     e.ok_lines += e.status == "ok";
-    if (e.status == "failed" || e.status == "quarantined") e.hangs.clear();
-    if (e.status == "hung") e.hangs.push_back(e.detail);
+    if (e.status == "failed" || e.status == "quarantined") e.lost_attempts.clear();
+    if (e.status == "hung" || e.status == "crashed") e.lost_attempts.push_back(e.detail);
   }
   if (skipped_lines != nullptr) *skipped_lines = skipped;
   return entries;

@@ -103,9 +103,10 @@ struct JournalEntry {
   int lines = 0;          ///< Lines naming the job.
   int retries = 0;        ///< Lines with status "retry".
   int ok_lines = 0;       ///< Lines with status "ok" (more than 1 would mean a job finished twice).
-  /// Details of the lines with status "hung" since its last "failed" or "quarantined" line: attempts that
-  /// hung inside worker ranks, each of which ended its run (orchestrator_loop.h), so they count across runs.
-  std::vector<std::string> hangs;
+  /// Details of the lines with status "hung" or "crashed" since its last "failed" or "quarantined" line:
+  /// attempts lost inside worker ranks, each of which ended its run (orchestrator_loop.h), so they count
+  /// across runs.
+  std::vector<std::string> lost_attempts;
 };
 
 /// Replays dir/journal.jsonl: job id -> its entry. A torn last line (crash mid-append) and malformed

@@ -4,7 +4,9 @@
 // again), a result comes without its spec (rank 0 has it).
 //
 //   1. worker -> 0   kRequestJob  {"rank": r, "host": "...",       a worker is idle; with "stopping"
-//                                 ["stopping": true]}               it was told to stop and wants kStop
+//                                 "pid": p, ["stopping": true]}     it was told to stop and wants kStop
+//                                                                   (pid: rank 0 checks on a stop whether
+//                                                                   the rank died, orchestrator_loop.cpp)
 //   2. 0 -> worker   kJob         {"job_id": id, "spec": JobSpec}   run it (JobTicket, job_group.h)
 //                                 or {"spec": JobSpec, "group_      run it on a group of R > 1 workers
 //                                 ranks": [r...], "group_tag": t}   (job_group.h): every member builds the
@@ -22,7 +24,7 @@
 //
 // Asking ahead. A worker whose last job was short (a sweep of tiny jobs, where the round trip would
 // idle both sides) may send, right after a one-rank kJob and before running it, up to D more
-//      worker -> 0   kRequestJob  {"rank", "host", "ahead": true}
+//      worker -> 0   kRequestJob  {"rank", "host", "pid", "ahead": true}
 // where D (1 to 16, worker_loop.cpp) grows as its last job was shorter, so rank 0's answers travel while
 // the worker runs what it holds. Rank 0 answers each with kJob (a one-rank job: it never holds an
 // asking-ahead worker for a group, and no job is taken ahead while a group forms) or kWait (nothing

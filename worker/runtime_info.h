@@ -10,4 +10,7 @@ std::string utc_timestamp();
 /// This machine's host name, or "unknown".
 std::string host_name();
 
+/// True while process `pid` of this host runs (a zombie, dead but not yet reaped, does not count).
+bool process_exists(long pid);
+
 }  // namespace mil::worker

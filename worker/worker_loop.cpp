@@ -57,9 +57,11 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
     throw std::runtime_error("worker " + std::to_string(rank) + ": supervised jobs need a work folder");
   }
   const std::string host = host_name();
-  const std::string hello = nlohmann::json{{"rank", rank}, {"host", host}}.dump();
-  const std::string goodbye = nlohmann::json{{"rank", rank}, {"host", host}, {"stopping", true}}.dump();
-  const std::string ahead_request = nlohmann::json{{"rank", rank}, {"host", host}, {"ahead", true}}.dump();
+  // The pid lets rank 0 see, on a stop, whether this rank died (orchestrator_loop.cpp).
+  const long pid = static_cast<long>(::getpid());
+  const std::string hello = nlohmann::json{{"rank", rank}, {"host", host}, {"pid", pid}}.dump();
+  const std::string goodbye = nlohmann::json{{"rank", rank}, {"host", host}, {"pid", pid}, {"stopping", true}}.dump();
+  const std::string ahead_request = nlohmann::json{{"rank", rank}, {"host", host}, {"pid", pid}, {"ahead", true}}.dump();
   const auto report_interval = supervision ? supervision->report_interval : std::chrono::milliseconds(2000);
   // Supervised children fork from this rank's zygote, started once here (exec when it cannot serve).
   std::optional<ForkServer> zygote;

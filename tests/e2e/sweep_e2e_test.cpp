@@ -525,6 +525,83 @@ TEST(SweepEndToEnd, AGroupJobWhoseMemberFailsMidTrainingIsRetriedAndQuarantinedW
   }
 }
 
+// A crash inside a group job takes its worker ranks, and with them the MPI world (no fault-tolerant
+// MPI). mpirun then sends SIGTERM to the other ranks a second before SIGKILL; rank 0 sees the rank's
+// process gone and journals the attempt "crashed", so crashes count across runs like hangs and a job
+// that crashes on every attempt is quarantined instead of ending every rerun.
+TEST(SweepEndToEnd, AGroupJobThatCrashesItsRanksIsJournaledAndQuarantinedAfterMaxAttemptsRuns) {
+  testing::TempDir dir;
+  for (const char* name : {"a", "bad"}) {
+    const auto synth = run_command(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / name) +
+                                   " --bags 24 --dim 8 --min-instances 5 --max-instances 20 --seed 3");
+    ASSERT_EQ(synth.exit_code, 0) << synth.output;
+  }
+  const nlohmann::json sweep = {
+      {"name", "crashing-groups"},
+      {"datasets", {{{"name", "a"}, {"root", dir / "a"}}, {{"name", "bad"}, {"root", dir / "bad"}}}},
+      {"models", {{{"name", "abmil"}, {"ranks", 2}}}},
+      {"train", {{"epochs", 2}}},
+      {"split", {{"fold_count", 2}, {"val_ratio", 0.25}}},
+      {"seeds", {5}}};
+  std::ofstream(dir / "sweep.json") << sweep.dump(2);
+  const std::string results = dir / "results";
+  const std::string sweep_args = "sweep " + (dir / "sweep.json") + " --results " + results + " --threads 1";
+  (void)mpirun(3, "");  // consents to running as root, as every mpirun here does
+  const std::string with_fault = "MHIM_TEST_FAULT=abort:bad " + std::string(MIL_MPIEXEC) +
+                                 " -x MHIM_TEST_FAULT -n 3 --oversubscribe --bind-to none " + MIL_MHIM_BINARY + " " +
+                                 sweep_args + " --max-attempts 2";
+  std::map<std::string, std::string> dataset_of;
+  for (const auto& job : orch::expand(orch::load_sweep(dir / "sweep.json"))) dataset_of[job.id()] = job.dataset.name;
+  const auto crashes_journaled = [&] {
+    std::size_t crashes = 0;
+    std::ifstream journal(results + "/journal.jsonl");
+    for (std::string line; std::getline(journal, line);) {
+      const auto entry = nlohmann::json::parse(line);
+      if (entry.at("status") != "crashed") continue;
+      EXPECT_EQ(dataset_of.at(entry.at("job_id").get<std::string>()), "bad") << "only jobs on 'bad' crash";
+      EXPECT_EQ(entry.at("detail").get<std::string>().rfind("crashed: worker rank ", 0), 0u) << line;
+      ++crashes;
+    }
+    return crashes;
+  };
+  // Each of the two 'bad' jobs crashes on 2 runs, then is quarantined: 4 crashing runs, then exit 3.
+  int final_exit = -1;
+  for (std::size_t run = 1; run <= 5; ++run) {
+    const auto out = run_command(with_fault);
+    if (run <= 4) {
+      ASSERT_NE(out.exit_code, 0) << "run " << run << ":\n" << out.output;
+      ASSERT_NE(out.exit_code, 3) << "run " << run << " ended normally:\n" << out.output;
+      EXPECT_EQ(crashes_journaled(), run) << "run " << run << ":\n" << out.output;
+    } else {
+      final_exit = out.exit_code;
+      EXPECT_EQ(crashes_journaled(), 4u) << "nothing crashed again:\n" << out.output;
+    }
+  }
+  EXPECT_EQ(final_exit, 3);
+  std::size_t quarantined = 0;
+  for (const auto& r : orch::ResultsStore(results).load_all()) {
+    if (dataset_of.at(r.job_id) == "a") {
+      EXPECT_TRUE(r.ok()) << r.job_id << ": " << r.error;
+      continue;
+    }
+    ++quarantined;
+    EXPECT_EQ(r.status, "quarantined") << r.job_id;
+    EXPECT_EQ(r.error.rfind("crashed: worker rank ", 0), 0u) << r.error;
+    EXPECT_EQ(r.runtime.at("attempt_errors").size(), 2u) << r.runtime.dump();
+  }
+  EXPECT_EQ(quarantined, 2u);
+
+  // Without the fault, --retry-failed runs them; every job ends with exactly one ok result.
+  const auto retried = run_command(mpirun(3, sweep_args + " --retry-failed"));
+  ASSERT_EQ(retried.exit_code, 0) << retried.output;
+  const auto all = orch::ResultsStore(results).load_all();
+  ASSERT_EQ(all.size(), 4u);
+  for (const auto& r : all) EXPECT_TRUE(r.ok()) << r.job_id << ": " << r.error;
+  for (const auto& [id, entry] : orch::replay_journal(results + "/journal.jsonl")) {
+    EXPECT_EQ(entry.ok_lines, 1) << id << " finished " << entry.ok_lines << " times";
+  }
+}
+
 TEST(SweepEndToEnd, AJobNeedingMoreRanksThanWorkersIsRejectedNamingTheFieldAndTheJob) {
   testing::TempDir dir;
   const nlohmann::json sweep = {{"name", "too-wide"},

@@ -263,8 +263,8 @@ TEST(ResultsStore, ReplayJournalCountsHangsSinceTheJobsLastFinalFailure) {
   store.note(b.job_id, "hung", "hung: no heartbeat for 9 s (in worker rank 2)");
   store.note(b.job_id, "hung", "hung: no heartbeat for 8 s (in worker rank 1)");
   const auto entries = replay_journal(dir / "journal.jsonl");
-  EXPECT_EQ(entries.at(a.job_id).hangs, std::vector<std::string>{"hung: no heartbeat for 700 s (in worker ranks 1,2)"});
-  EXPECT_EQ(entries.at(b.job_id).hangs, (std::vector<std::string>{"hung: no heartbeat for 9 s (in worker rank 2)",
+  EXPECT_EQ(entries.at(a.job_id).lost_attempts, std::vector<std::string>{"hung: no heartbeat for 700 s (in worker ranks 1,2)"});
+  EXPECT_EQ(entries.at(b.job_id).lost_attempts, (std::vector<std::string>{"hung: no heartbeat for 9 s (in worker rank 2)",
                                                                   "hung: no heartbeat for 8 s (in worker rank 1)"}));
 }
 
