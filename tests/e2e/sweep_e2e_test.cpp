@@ -14,12 +14,15 @@
 #include <cstdlib>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <map>
 #include <thread>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <stdexcept>
+#include <string>
 
 #include "orchestrator/results_store.h"
 #include "orchestrator/sweep.h"
@@ -400,128 +403,122 @@ TEST(SweepEndToEnd, TwoRankJobsRunOnWorkerGroupsOnceAndMatchAByHandDataParallelR
   EXPECT_EQ(orch::ResultsStore(results).load_all().size(), 6u);
 }
 
-// A group job runs inside its worker ranks, so when it stops beating only ending the MPI world frees
-// them: the run ends resumable with the hang journaled, and hangs count across runs towards quarantine.
-TEST(SweepEndToEnd, AHungGroupJobEndsTheRunResumablyAndIsQuarantinedOnceItHungEveryAttempt) {
+/// Four 2-rank ABMIL jobs (2 folds of datasets "a" and `faulty`) for 3 ranks, so every job runs on
+/// worker ranks 1 and 2: the tests of faults inside jobs that run in worker ranks.
+struct GroupFaultSweep {
   testing::TempDir dir;
-  for (const char* name : {"a", "hang"}) {
-    const auto synth = run_command(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / name) +
-                                   " --bags 24 --dim 8 --min-instances 5 --max-instances 20 --seed 3");
-    ASSERT_EQ(synth.exit_code, 0) << synth.output;
-  }
-  const nlohmann::json sweep = {
-      {"name", "hung-groups"},
-      {"datasets", {{{"name", "a"}, {"root", dir / "a"}}, {{"name", "hang"}, {"root", dir / "hang"}}}},
-      {"models", {{{"name", "abmil"}, {"ranks", 2}}}},
-      {"train", {{"epochs", 2}}},
-      {"split", {{"fold_count", 2}, {"val_ratio", 0.25}}},
-      {"seeds", {5}}};
-  std::ofstream(dir / "sweep.json") << sweep.dump(2);
-  const std::string results = dir / "results";
-  const std::string sweep_args = "sweep " + (dir / "sweep.json") + " --results " + results + " --threads 1";
-  const auto with_fault = [&](const std::string& extra) {
+  std::string faulty;
+  std::string results = dir / "results";
+  std::string sweep_args = "sweep " + (dir / "sweep.json") + " --results " + results + " --threads 1";
+  std::map<std::string, std::string> dataset_of;  // job id -> dataset name
+
+  explicit GroupFaultSweep(std::string faulty_dataset) : faulty(std::move(faulty_dataset)) {
+    for (const std::string& name : {std::string("a"), faulty}) {
+      const auto synth = run_command(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / name) +
+                                     " --bags 24 --dim 8 --min-instances 5 --max-instances 20 --seed 3");
+      if (synth.exit_code != 0) throw std::runtime_error("synth failed: " + synth.output);
+    }
+    const nlohmann::json sweep = {
+        {"name", "group-faults"},
+        {"datasets", {{{"name", "a"}, {"root", dir / "a"}}, {{"name", faulty}, {"root", dir / faulty}}}},
+        {"models", {{{"name", "abmil"}, {"ranks", 2}}}},
+        {"train", {{"epochs", 2}}},
+        {"split", {{"fold_count", 2}, {"val_ratio", 0.25}}},
+        {"seeds", {5}}};
+    std::ofstream(dir / "sweep.json") << sweep.dump(2);
+    for (const auto& job : orch::expand(orch::load_sweep(dir / "sweep.json"))) dataset_of[job.id()] = job.dataset.name;
     (void)mpirun(3, "");  // consents to running as root, as every mpirun here does
-    return "MHIM_TEST_FAULT=hang:hang " + std::string(MIL_MPIEXEC) +
+  }
+  /// The sweep on 3 ranks with MHIM_TEST_FAULT=`fault` (worker/test_fault.h) and `extra` arguments.
+  std::string with_fault(const std::string& fault, const std::string& extra) const {
+    return "MHIM_TEST_FAULT=" + fault + " " + std::string(MIL_MPIEXEC) +
            " -x MHIM_TEST_FAULT -n 3 --oversubscribe --bind-to none " + MIL_MHIM_BINARY + " " + sweep_args + " " + extra;
-  };
-  std::map<std::string, std::string> dataset_of;
-  for (const auto& job : orch::expand(orch::load_sweep(dir / "sweep.json"))) dataset_of[job.id()] = job.dataset.name;
-  ASSERT_EQ(dataset_of.size(), 4u);
-  const auto hangs_journaled = [&] {  // "hung" lines, whatever came after them
-    std::size_t hangs = 0;
+  }
+  /// Journal lines with `status`, whatever came after them; each must name a job on the faulty dataset.
+  std::size_t journaled(const std::string& status) const {
+    std::size_t lines = 0;
     std::ifstream journal(results + "/journal.jsonl");
     for (std::string line; std::getline(journal, line);) {
       const auto entry = nlohmann::json::parse(line);
-      if (entry.at("status") != "hung") continue;
-      EXPECT_EQ(dataset_of.at(entry.at("job_id").get<std::string>()), "hang") << "only jobs on 'hang' hang";
-      ++hangs;
+      if (entry.at("status") != status) continue;
+      EXPECT_EQ(dataset_of.at(entry.at("job_id").get<std::string>()), faulty) << line;
+      ++lines;
     }
-    return hangs;
-  };
+    return lines;
+  }
+  /// Checks that the jobs on "a" finished and those on the faulty dataset are quarantined, each passing
+  /// `check`; returns how many were quarantined.
+  std::size_t expect_faulty_quarantined(const std::function<void(const JobResult&)>& check) const {
+    std::size_t quarantined = 0;
+    for (const auto& r : orch::ResultsStore(results).load_all()) {
+      if (dataset_of.at(r.job_id) == "a") {
+        EXPECT_TRUE(r.ok()) << r.job_id << ": " << r.error;
+        continue;
+      }
+      ++quarantined;
+      EXPECT_EQ(r.status, "quarantined") << r.job_id << ": " << r.error;
+      check(r);
+    }
+    return quarantined;
+  }
+  /// Without the fault, --retry-failed runs the quarantined jobs; every job ends with exactly one ok line.
+  void expect_retry_finishes_every_job_once() const {
+    const auto retried = run_command(mpirun(3, sweep_args + " --retry-failed"));
+    ASSERT_EQ(retried.exit_code, 0) << retried.output;
+    const auto all = orch::ResultsStore(results).load_all();
+    ASSERT_EQ(all.size(), 4u);
+    for (const auto& r : all) EXPECT_TRUE(r.ok()) << r.job_id << ": " << r.error;
+    for (const auto& [id, entry] : orch::replay_journal(results + "/journal.jsonl")) {
+      EXPECT_EQ(entry.ok_lines, 1) << id << " finished " << entry.ok_lines << " times";
+    }
+  }
+};
+
+// A group job runs inside its worker ranks, so when it stops beating only ending the MPI world frees
+// them: the run ends resumable with the hang journaled, and hangs count across runs towards quarantine.
+TEST(SweepEndToEnd, AHungGroupJobEndsTheRunResumablyAndIsQuarantinedOnceItHungEveryAttempt) {
+  const GroupFaultSweep f("hang");
+  ASSERT_EQ(f.dataset_of.size(), 4u);
   // Each run: one 'hang' job hangs and ends it (75, resumable) after the heartbeat timeout (8 s leaves
   // a healthy job on 'a' room between beats on a loaded machine: 4 s failed once under ctest -j2).
+  const std::string command = f.with_fault("hang:hang", "--max-attempts 1 --heartbeat-timeout 8");
   for (std::size_t run = 1; run <= 2; ++run) {
-    const auto out = run_command(with_fault("--max-attempts 1 --heartbeat-timeout 8"));
+    const auto out = run_command(command);
     ASSERT_EQ(out.exit_code, 75) << "run " << run << ":\n" << out.output;
     EXPECT_NE(out.output.find("hung: no heartbeat for "), std::string::npos) << out.output;
     EXPECT_NE(out.output.find("rerun the same command to resume"), std::string::npos) << out.output;
-    EXPECT_EQ(hangs_journaled(), run);
+    EXPECT_EQ(f.journaled("hung"), run);
   }
   // Both 'hang' jobs have now hung on their one attempt: quarantined at start, without running.
-  const auto third = run_command(with_fault("--max-attempts 1 --heartbeat-timeout 8"));
+  const auto third = run_command(command);
   ASSERT_EQ(third.exit_code, 3) << third.output;
-  EXPECT_EQ(hangs_journaled(), 2u) << "nothing hung again";
-  std::size_t quarantined = 0;
-  for (const auto& r : orch::ResultsStore(results).load_all()) {
-    if (dataset_of.at(r.job_id) == "a") {
-      EXPECT_TRUE(r.ok()) << r.job_id << ": " << r.error;
-      continue;
-    }
-    ++quarantined;
-    EXPECT_EQ(r.status, "quarantined") << r.job_id;
+  EXPECT_EQ(f.journaled("hung"), 2u) << "nothing hung again";
+  EXPECT_EQ(f.expect_faulty_quarantined([](const JobResult& r) {
     EXPECT_EQ(r.error.rfind("hung: no heartbeat for ", 0), 0u) << r.error;
     EXPECT_TRUE(r.error.find("(in worker ranks 1,2)") != std::string::npos ||
                 r.error.find("(in worker ranks 2,1)") != std::string::npos)
         << r.error;
     EXPECT_EQ(r.runtime.at("attempt_errors").size(), 1u) << r.runtime.dump();
-  }
-  EXPECT_EQ(quarantined, 2u);
-
-  // Without the fault, --retry-failed runs them; every job ends with exactly one ok result.
-  const auto retried = run_command(mpirun(3, sweep_args + " --retry-failed"));
-  ASSERT_EQ(retried.exit_code, 0) << retried.output;
-  const auto all = orch::ResultsStore(results).load_all();
-  ASSERT_EQ(all.size(), 4u);
-  for (const auto& r : all) EXPECT_TRUE(r.ok()) << r.job_id << ": " << r.error;
-  for (const auto& [id, entry] : orch::replay_journal(results + "/journal.jsonl")) {
-    EXPECT_EQ(entry.ok_lines, 1) << id << " finished " << entry.ok_lines << " times";
-  }
+  }), 2u);
+  f.expect_retry_finishes_every_job_once();
 }
 
 // A group job runs inside its worker ranks. When one member fails mid-training the group agrees on
 // it, so the job fails on every member, is retried, and is quarantined once it failed the same way on
 // every attempt, while the MPI world and the other jobs go on (before, the group aborted the world).
 TEST(SweepEndToEnd, AGroupJobWhoseMemberFailsMidTrainingIsRetriedAndQuarantinedWhileTheSweepGoesOn) {
-  testing::TempDir dir;
-  for (const char* name : {"a", "bad"}) {
-    const auto synth = run_command(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / name) +
-                                   " --bags 24 --dim 8 --min-instances 5 --max-instances 20 --seed 3");
-    ASSERT_EQ(synth.exit_code, 0) << synth.output;
-  }
-  const nlohmann::json sweep = {
-      {"name", "failing-member"},
-      {"datasets", {{{"name", "a"}, {"root", dir / "a"}}, {{"name", "bad"}, {"root", dir / "bad"}}}},
-      {"models", {{{"name", "abmil"}, {"ranks", 2}}}},
-      {"train", {{"epochs", 2}}},
-      {"split", {{"fold_count", 2}, {"val_ratio", 0.25}}},
-      {"seeds", {5}}};
-  std::ofstream(dir / "sweep.json") << sweep.dump(2);
-  const std::string results = dir / "results";
-  (void)mpirun(3, "");  // consents to running as root, as every mpirun here does
+  const GroupFaultSweep f("bad");
   // Only rank 2 fails, and it is a member of every group (ranks 1 and 2), as leader or not.
-  const auto run = run_command("MHIM_TEST_FAULT=throw@2:bad " + std::string(MIL_MPIEXEC) +
-                               " -x MHIM_TEST_FAULT -n 3 --oversubscribe --bind-to none " + MIL_MHIM_BINARY + " sweep " +
-                               (dir / "sweep.json") + " --results " + results + " --threads 1 --max-attempts 2");
+  const auto run = run_command(f.with_fault("throw@2:bad", "--max-attempts 2"));
   ASSERT_EQ(run.exit_code, 3) << "some jobs failed, the sweep ended normally:\n" << run.output;
-  std::map<std::string, std::string> dataset_of;
-  for (const auto& job : orch::expand(orch::load_sweep(dir / "sweep.json"))) dataset_of[job.id()] = job.dataset.name;
-  const auto all = orch::ResultsStore(results).load_all();
-  ASSERT_EQ(all.size(), 4u);
-  std::size_t quarantined = 0;
-  for (const auto& r : all) {
-    if (dataset_of.at(r.job_id) == "a") {
-      EXPECT_TRUE(r.ok()) << r.job_id << ": " << r.error;
-      continue;
-    }
-    ++quarantined;
-    EXPECT_EQ(r.status, "quarantined") << r.job_id << ": " << r.error;
+  EXPECT_EQ(orch::ResultsStore(f.results).load_all().size(), 4u);
+  EXPECT_EQ(f.expect_faulty_quarantined([](const JobResult& r) {
     EXPECT_NE(r.error.find("-rank group failed in epoch 1 at bag "), std::string::npos) << r.error;
     EXPECT_NE(r.error.find("injected test fault (throw@2) in epoch 1"), std::string::npos) << r.error;
     EXPECT_EQ(r.runtime.at("attempt_errors").size(), 2u) << r.runtime.dump();
-  }
-  EXPECT_EQ(quarantined, 2u);
-  for (const auto& [id, entry] : orch::replay_journal(results + "/journal.jsonl")) {
-    EXPECT_EQ(entry.ok_lines, dataset_of.at(id) == "a" ? 1 : 0) << id;
+  }), 2u);
+  for (const auto& [id, entry] : orch::replay_journal(f.results + "/journal.jsonl")) {
+    EXPECT_EQ(entry.ok_lines, f.dataset_of.at(id) == "a" ? 1 : 0) << id;
   }
 }
 
@@ -530,76 +527,23 @@ TEST(SweepEndToEnd, AGroupJobWhoseMemberFailsMidTrainingIsRetriedAndQuarantinedW
 // process gone and journals the attempt "crashed", so crashes count across runs like hangs and a job
 // that crashes on every attempt is quarantined instead of ending every rerun.
 TEST(SweepEndToEnd, AGroupJobThatCrashesItsRanksIsJournaledAndQuarantinedAfterMaxAttemptsRuns) {
-  testing::TempDir dir;
-  for (const char* name : {"a", "bad"}) {
-    const auto synth = run_command(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / name) +
-                                   " --bags 24 --dim 8 --min-instances 5 --max-instances 20 --seed 3");
-    ASSERT_EQ(synth.exit_code, 0) << synth.output;
-  }
-  const nlohmann::json sweep = {
-      {"name", "crashing-groups"},
-      {"datasets", {{{"name", "a"}, {"root", dir / "a"}}, {{"name", "bad"}, {"root", dir / "bad"}}}},
-      {"models", {{{"name", "abmil"}, {"ranks", 2}}}},
-      {"train", {{"epochs", 2}}},
-      {"split", {{"fold_count", 2}, {"val_ratio", 0.25}}},
-      {"seeds", {5}}};
-  std::ofstream(dir / "sweep.json") << sweep.dump(2);
-  const std::string results = dir / "results";
-  const std::string sweep_args = "sweep " + (dir / "sweep.json") + " --results " + results + " --threads 1";
-  (void)mpirun(3, "");  // consents to running as root, as every mpirun here does
-  const std::string with_fault = "MHIM_TEST_FAULT=abort:bad " + std::string(MIL_MPIEXEC) +
-                                 " -x MHIM_TEST_FAULT -n 3 --oversubscribe --bind-to none " + MIL_MHIM_BINARY + " " +
-                                 sweep_args + " --max-attempts 2";
-  std::map<std::string, std::string> dataset_of;
-  for (const auto& job : orch::expand(orch::load_sweep(dir / "sweep.json"))) dataset_of[job.id()] = job.dataset.name;
-  const auto crashes_journaled = [&] {
-    std::size_t crashes = 0;
-    std::ifstream journal(results + "/journal.jsonl");
-    for (std::string line; std::getline(journal, line);) {
-      const auto entry = nlohmann::json::parse(line);
-      if (entry.at("status") != "crashed") continue;
-      EXPECT_EQ(dataset_of.at(entry.at("job_id").get<std::string>()), "bad") << "only jobs on 'bad' crash";
-      EXPECT_EQ(entry.at("detail").get<std::string>().rfind("crashed: worker rank ", 0), 0u) << line;
-      ++crashes;
-    }
-    return crashes;
-  };
+  const GroupFaultSweep f("bad");
+  const std::string command = f.with_fault("abort:bad", "--max-attempts 2");
   // Each of the two 'bad' jobs crashes on 2 runs, then is quarantined: 4 crashing runs, then exit 3.
-  int final_exit = -1;
-  for (std::size_t run = 1; run <= 5; ++run) {
-    const auto out = run_command(with_fault);
-    if (run <= 4) {
-      ASSERT_NE(out.exit_code, 0) << "run " << run << ":\n" << out.output;
-      ASSERT_NE(out.exit_code, 3) << "run " << run << " ended normally:\n" << out.output;
-      EXPECT_EQ(crashes_journaled(), run) << "run " << run << ":\n" << out.output;
-    } else {
-      final_exit = out.exit_code;
-      EXPECT_EQ(crashes_journaled(), 4u) << "nothing crashed again:\n" << out.output;
-    }
+  for (std::size_t run = 1; run <= 4; ++run) {
+    const auto out = run_command(command);
+    ASSERT_NE(out.exit_code, 0) << "run " << run << ":\n" << out.output;
+    ASSERT_NE(out.exit_code, 3) << "run " << run << " ended normally:\n" << out.output;
+    EXPECT_EQ(f.journaled("crashed"), run) << "run " << run << ":\n" << out.output;
   }
-  EXPECT_EQ(final_exit, 3);
-  std::size_t quarantined = 0;
-  for (const auto& r : orch::ResultsStore(results).load_all()) {
-    if (dataset_of.at(r.job_id) == "a") {
-      EXPECT_TRUE(r.ok()) << r.job_id << ": " << r.error;
-      continue;
-    }
-    ++quarantined;
-    EXPECT_EQ(r.status, "quarantined") << r.job_id;
+  const auto fifth = run_command(command);
+  EXPECT_EQ(fifth.exit_code, 3) << fifth.output;
+  EXPECT_EQ(f.journaled("crashed"), 4u) << "nothing crashed again:\n" << fifth.output;
+  EXPECT_EQ(f.expect_faulty_quarantined([](const JobResult& r) {
     EXPECT_EQ(r.error.rfind("crashed: worker rank ", 0), 0u) << r.error;
     EXPECT_EQ(r.runtime.at("attempt_errors").size(), 2u) << r.runtime.dump();
-  }
-  EXPECT_EQ(quarantined, 2u);
-
-  // Without the fault, --retry-failed runs them; every job ends with exactly one ok result.
-  const auto retried = run_command(mpirun(3, sweep_args + " --retry-failed"));
-  ASSERT_EQ(retried.exit_code, 0) << retried.output;
-  const auto all = orch::ResultsStore(results).load_all();
-  ASSERT_EQ(all.size(), 4u);
-  for (const auto& r : all) EXPECT_TRUE(r.ok()) << r.job_id << ": " << r.error;
-  for (const auto& [id, entry] : orch::replay_journal(results + "/journal.jsonl")) {
-    EXPECT_EQ(entry.ok_lines, 1) << id << " finished " << entry.ok_lines << " times";
-  }
+  }), 2u);
+  f.expect_retry_finishes_every_job_once();
 }
 
 TEST(SweepEndToEnd, AJobNeedingMoreRanksThanWorkersIsRejectedNamingTheFieldAndTheJob) {

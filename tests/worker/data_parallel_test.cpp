@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <stdexcept>
 
 #include "mil/models/mil_model.h"
@@ -186,8 +187,12 @@ TEST(DataParallelJob, ARankThatFailsWhilePreparingFailsTheJobOnEveryRankWithItsE
   EXPECT_EQ(length.first, length.second);
 }
 
-/// The two-rank job of the failure tests: small, several bags per rank and epoch.
-JobSpec small_group_job(const mil::testing::TempDir& dir) {
+/// Runs the failure tests' two-rank job (small, several bags per rank and epoch) over g_comm, with
+/// `hooks` setting this rank's callbacks; returns this rank's result.
+JobResult run_small_group_job(const std::function<void(int rank, RunOptions&)>& hooks) {
+  int rank = 0;
+  MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
+  mil::testing::TempDir dir;
   SyntheticOptions o;
   o.bag_count = 30;
   o.feature_dim = 8;
@@ -197,24 +202,24 @@ JobSpec small_group_job(const mil::testing::TempDir& dir) {
   JobSpec spec;
   spec.dataset = DatasetSpec{"s", "bags", dir / "s", 2, false};
   spec.train.epochs = 4;
-  return spec;
+  MpiGradientSync sync(g_comm);
+  RunOptions options;
+  options.sync = &sync;
+  hooks(rank, options);
+  DatasetCache cache;
+  return run_job(spec, options, cache);  // an abort would end this process here
 }
 
 // Before: rank 1's exception left rank 0 waiting in the next collective and the group was aborted,
 // which in a sweep ends the MPI world. Now the ranks agree on the failure at the end of the step.
 TEST(DataParallelJob, ARankThatFailsMidEpochFailsTheJobOnEveryRankWithItsErrorAndNoAbort) {
-  int rank = 0;
-  MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
-  mil::testing::TempDir dir;
-  const JobSpec spec = small_group_job(dir);
-  MpiGradientSync sync(g_comm);
-  RunOptions options;
-  options.sync = &sync;
-  options.on_progress = [rank](const JobProgress& p) {
-    if (rank == 1 && p.stage == "training" && p.epoch == 1 && p.bags_done >= 3) throw std::runtime_error("injected failure mid-epoch");
-  };
-  DatasetCache cache;
-  const JobResult r = run_job(spec, options, cache);  // an abort would end this process here
+  const JobResult r = run_small_group_job([](int rank, RunOptions& options) {
+    options.on_progress = [rank](const JobProgress& p) {
+      if (rank == 1 && p.stage == "training" && p.epoch == 1 && p.bags_done >= 3) {
+        throw std::runtime_error("injected failure mid-epoch");
+      }
+    };
+  });
   EXPECT_EQ(r.status, "failed");
   // Rank 1 sees bag 3 of epoch 2 (its second bag there) and fails; the step ends at bag 4 (2 ranks).
   const std::string expected = "rank 1 of the job's 2-rank group failed in epoch 2 at bag 4 of ";
@@ -226,20 +231,13 @@ TEST(DataParallelJob, ARankThatFailsMidEpochFailsTheJobOnEveryRankWithItsErrorAn
 }
 
 TEST(DataParallelJob, ARankThatFailsAtTheEndOfAnEpochFailsTheJobOnEveryRank) {
-  int rank = 0;
-  MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
-  mil::testing::TempDir dir;
-  const JobSpec spec = small_group_job(dir);
-  MpiGradientSync sync(g_comm);
-  RunOptions options;
-  options.sync = &sync;
   int epochs_seen = 0;
-  options.on_epoch = [&](const EpochRecord& record, int) {
-    ++epochs_seen;
-    if (rank == 0 && record.epoch == 1) throw std::runtime_error("injected failure in the epoch hook");
-  };
-  DatasetCache cache;
-  const JobResult r = run_job(spec, options, cache);
+  const JobResult r = run_small_group_job([&](int rank, RunOptions& options) {
+    options.on_epoch = [&epochs_seen, rank](const EpochRecord& record, int) {
+      ++epochs_seen;
+      if (rank == 0 && record.epoch == 1) throw std::runtime_error("injected failure in the epoch hook");
+    };
+  });
   EXPECT_EQ(r.status, "failed");
   EXPECT_NE(r.error.find("rank 0 of the job's 2-rank group failed at the end of epoch 2: injected failure in the epoch hook"),
             std::string::npos)
