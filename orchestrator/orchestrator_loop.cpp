@@ -20,7 +20,7 @@ namespace {
 /// a job counted, shown on the board as finished and logged, and only then does an ok job release its
 /// dependents. (A retry or an interruption is requeued and shown at once: no result claims it.)
 struct AwaitingCommit {
-  enum class Kind { kOk, kFinal, kRetry, kInterrupted, kBlocked, kHung };
+  enum class Kind { kOk, kFinal, kRetry, kInterrupted, kBlocked, kLostAttempt };
   Kind kind = Kind::kOk;
   int holder = -1;      ///< kOk: the scheduler holder of the job, completed once durable.
   int source = -1;      ///< The worker rank that ran it (-1 for kBlocked).
@@ -123,7 +123,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
         case AwaitingCommit::Kind::kInterrupted:
           ++outcome.interrupted;
           break;
-        case AwaitingCommit::Kind::kHung:
+        case AwaitingCommit::Kind::kLostAttempt:
           continue;  // logged when seen; the caller ends the run
         case AwaitingCommit::Kind::kBlocked:
           ++outcome.failed;
@@ -218,7 +218,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
               std::to_string(options.max_attempts) + ", after which a run quarantines it)");
       if (board) board->job_finished(job_id, "hung", outcome.hung_error);
       commit(StoreRecord::of_note(job_id, "hung", outcome.hung_error),
-             AwaitingCommit{AwaitingCommit::Kind::kHung, -1, -1, job_id, "hung", outcome.hung_error});
+             AwaitingCommit{AwaitingCommit::Kind::kLostAttempt, -1, -1, job_id, "hung", outcome.hung_error});
       return true;
     }
     return false;
@@ -242,7 +242,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
             std::to_string(options.max_attempts) + " counted; the MPI world ends with that rank)");
         if (board) board->job_finished(job_id, "crashed", error);
         commit(StoreRecord::of_note(job_id, "crashed", error),
-               AwaitingCommit{AwaitingCommit::Kind::kHung, -1, -1, job_id, "crashed", error});
+               AwaitingCommit{AwaitingCommit::Kind::kLostAttempt, -1, -1, job_id, "crashed", error});
         break;
       }
     }
