@@ -54,7 +54,10 @@ std::string StateDictReport::describe() const {
   return out.empty() ? "all keys match" : out;
 }
 
-StateDict read_state_dict(const std::string& path) {
+namespace {
+
+/// The dict a torch.save file at `path` holds; `expected` says what it should be, for the error.
+c10::impl::GenericDict saved_dict(const std::string& path, const std::string& expected) {
   const std::vector<char> bytes = read_file_bytes(path);
   c10::IValue value;
   try {
@@ -63,9 +66,27 @@ StateDict read_state_dict(const std::string& path) {
     throw std::runtime_error("'" + path + "' is not a torch.save zip archive: " + e.what());
   }
   if (!value.isGenericDict()) {
-    throw std::runtime_error("'" + path + "' holds a " + value.tagKind() + ", expected a state_dict (a dict)");
+    throw std::runtime_error("'" + path + "' holds a " + value.tagKind() + ", expected " + expected);
   }
-  const auto dict = value.toGenericDict();
+  return value.toGenericDict();
+}
+
+/// `state` as the {name: tensor} dict Python's state_dicts are, on the CPU.
+c10::Dict<std::string, at::Tensor> tensor_dict(const StateDict& state) {
+  c10::Dict<std::string, at::Tensor> dict;
+  for (const auto& [name, tensor] : state) dict.insert(name, tensor.detach().to(at::kCPU).contiguous());
+  return dict;
+}
+
+void write_pickled(const c10::IValue& value, const std::string& path) {
+  const std::vector<char> bytes = torch::jit::pickle_save(value);
+  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
+}
+
+}  // namespace
+
+StateDict read_state_dict(const std::string& path) {
+  const auto dict = saved_dict(path, "a state_dict (a dict)");
   for (const char* nested : {"model", "state_dict"}) {
     auto it = dict.find(c10::IValue(std::string(nested)));
     if (it != dict.end()) {
@@ -78,30 +99,16 @@ StateDict read_state_dict(const std::string& path) {
   return tensors_of_dict(dict, path);
 }
 
-void write_state_dict(const StateDict& state, const std::string& path) {
-  c10::Dict<std::string, at::Tensor> dict;
-  for (const auto& [name, tensor] : state) dict.insert(name, tensor.detach().to(at::kCPU).contiguous());
-  const std::vector<char> bytes = torch::jit::pickle_save(c10::IValue(dict));
-  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
-}
+void write_state_dict(const StateDict& state, const std::string& path) { write_pickled(c10::IValue(tensor_dict(state)), path); }
 
 void write_state_dicts(const std::vector<std::pair<std::string, StateDict>>& parts, const std::string& path) {
   c10::Dict<std::string, c10::Dict<std::string, at::Tensor>> outer;
-  for (const auto& [key, state] : parts) {
-    c10::Dict<std::string, at::Tensor> inner;
-    for (const auto& [name, tensor] : state) inner.insert(name, tensor.detach().to(at::kCPU).contiguous());
-    outer.insert(key, std::move(inner));
-  }
-  const std::vector<char> bytes = torch::jit::pickle_save(c10::IValue(outer));
-  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
+  for (const auto& [key, state] : parts) outer.insert(key, tensor_dict(state));
+  write_pickled(c10::IValue(outer), path);
 }
 
 StateDict read_state_dict_part(const std::string& path, const std::string& key) {
-  const c10::IValue value = load_torch_save_bytes(read_file_bytes(path));
-  if (!value.isGenericDict()) {
-    throw std::runtime_error("'" + path + "' holds a " + value.tagKind() + ", expected a dict with key '" + key + "'");
-  }
-  const auto dict = value.toGenericDict();
+  const auto dict = saved_dict(path, "a dict with key '" + key + "'");
   const auto it = dict.find(c10::IValue(key));
   if (it == dict.end() || !it->value().isGenericDict()) {
     throw std::runtime_error("'" + path + "' has no dict of tensors under key '" + key + "'");
