@@ -94,6 +94,26 @@ at::Tensor divided_differences(const at::Tensor& lambda, int64_t steps) {
   return f;
 }
 
+/// linalg_eigh of every matrix of a batch [batch, n, n], one matrix per thread. LAPACK's symmetric
+/// eigensolver gains nothing from a second BLAS thread at these sizes (measured: 8 x 256 x 256 in double,
+/// 43 ms on one thread, 45 ms on two), so the matrices are spread over the threads instead, each solved
+/// with single-threaded BLAS (OpenBLAS runs serially inside a parallel region). Every matrix is thus
+/// solved the same way at any thread count. Returns contiguous eigenvalues [batch, n] and vectors.
+std::tuple<at::Tensor, at::Tensor> batched_eigh(const at::Tensor& symmetric) {
+  const int64_t batch = symmetric.size(0), n = symmetric.size(1);
+  at::Tensor lambda = at::empty({batch, n}, symmetric.options());
+  at::Tensor u = at::empty({batch, n, n}, symmetric.options());
+  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      at::Tensor values, vectors;
+      std::tie(values, vectors) = at::linalg_eigh(symmetric[b]);
+      lambda[b].copy_(values);
+      u[b].copy_(vectors);
+    }
+  });
+  return {lambda, u};
+}
+
 class NewtonPolynomial : public torch::autograd::Function<NewtonPolynomial> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& z0, const at::Tensor& m, int64_t steps) {
@@ -101,8 +121,7 @@ class NewtonPolynomial : public torch::autograd::Function<NewtonPolynomial> {
     at::Tensor symmetric = m.to(at::kDouble).reshape({-1, n, n});
     symmetric = 0.5 * (symmetric + symmetric.transpose(-1, -2));
     at::Tensor lambda, u;
-    std::tie(lambda, u) = at::linalg_eigh(symmetric);
-    lambda = lambda.contiguous();
+    std::tie(lambda, u) = batched_eigh(symmetric);
     const at::Tensor r = polynomial_values(lambda, steps);
     const at::Tensor y = z0.to(at::kDouble).reshape({-1, z0.size(-2), n}).matmul(u);  // Z0·U
     ctx->save_for_backward({lambda, u, y, r});
