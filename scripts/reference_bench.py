@@ -195,11 +195,7 @@ def main():
             if name == "abmil":
                 model = Abmil(args.dim, 2)
             elif name == "transmil":
-                model = load_transmil_module().TransMIL(args.dim, 2, 512)
-                for m in model.modules():
-                    if isinstance(m, nn.Linear):
-                        nn.init.xavier_normal_(m.weight)
-                        nn.init.zeros_(m.bias) if m.bias is not None else None
+                model = xavier(load_transmil_module().TransMIL(args.dim, 2, 512))
             elif name in ("mhim_pure", "mhim"):
                 model = Mhim(args.dim, 2, merge=name == "mhim")
             else:
