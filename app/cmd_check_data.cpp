@@ -7,7 +7,7 @@
 #include "app/args.h"
 #include "app/commands.h"
 #include "app/dataset_args.h"
-#include "mil/data_check.h"
+#include "mil/data/data_check.h"
 
 namespace mil::app {
 namespace {

@@ -4,7 +4,7 @@
 
 #include "app/args.h"
 #include "app/commands.h"
-#include "orchestrator/leaderboard.h"
+#include "orchestrator/leaderboard/leaderboard.h"
 
 namespace mil::app {
 namespace {

@@ -6,7 +6,7 @@
 #include "app/args.h"
 #include "app/commands.h"
 #include "app/dataset_args.h"
-#include "mil/packed_cache.h"
+#include "mil/data/packed_cache.h"
 
 namespace mil::app {
 namespace {

@@ -14,7 +14,7 @@
 
 #include "app/args.h"
 #include "app/commands.h"
-#include "mil/feature_io.h"
+#include "mil/data/feature_io.h"
 #include "mil/models/mil_model.h"
 #include "mil/models/state_dict.h"
 

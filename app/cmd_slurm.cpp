@@ -11,8 +11,8 @@
 #include "app/args.h"
 #include "app/commands.h"
 #include "app/sbatch_body.h"  // generated from slurm/sweep_cpu.sbatch (app/CMakeLists.txt)
-#include "mil/durable_file.h"
-#include "orchestrator/sweep.h"
+#include "mil/core/durable_file.h"
+#include "orchestrator/sweep/sweep.h"
 
 namespace mil::app {
 namespace {

@@ -2,8 +2,8 @@
 
 #include "app/args.h"
 #include "app/commands.h"
-#include "mil/synthetic.h"
-#include "mil/synthetic_benchmarks.h"
+#include "mil/synthetic/generator.h"
+#include "mil/synthetic/benchmarks.h"
 
 #include <chrono>
 #include <filesystem>

@@ -13,13 +13,13 @@
 
 #include "app/args.h"
 #include "app/commands.h"
-#include "mil/specs.h"
-#include "mil/durable_file.h"
-#include "worker/heartbeat.h"
-#include "worker/gradient_sync_factory.h"
+#include "mil/core/specs.h"
+#include "mil/core/durable_file.h"
+#include "worker/supervise/heartbeat.h"
+#include "worker/sync/gradient_sync_factory.h"
 #include "worker/job_runner.h"
-#include "worker/test_fault.h"
-#include "worker/mpi_env.h"
+#include "worker/supervise/test_fault.h"
+#include "comm/mpi_env.h"
 
 namespace mil::app {
 namespace {

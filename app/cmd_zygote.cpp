@@ -1,4 +1,4 @@
-// mhim zygote: the fork server a worker rank starts once (worker/fork_server.h). By the time it serves,
+// mhim zygote: the fork server a worker rank starts once (worker/supervise/fork_server.h). By the time it serves,
 // LibTorch is loaded and initialised in it, so each job process it forks starts in milliseconds; it runs
 // `mhim train` exactly as an exec'd child would.
 #include <ATen/Parallel.h>
@@ -8,7 +8,7 @@
 
 #include "app/args.h"
 #include "app/commands.h"
-#include "worker/fork_server.h"
+#include "worker/supervise/fork_server.h"
 
 namespace mil::app {
 

@@ -22,10 +22,10 @@ int cmd_bench_orchestrator(const Tokens& tokens, int& argc, char**& argv);
 int cmd_pack(const Tokens& tokens);
 int cmd_check_data(const Tokens& tokens);
 int cmd_slurm(const Tokens& tokens);
-/// `mhim zygote --fd N --parent-pid P`: a worker rank's fork server (worker/fork_server.h); not for people.
+/// `mhim zygote --fd N --parent-pid P`: a worker rank's fork server (worker/supervise/fork_server.h); not for people.
 int cmd_zygote(const Tokens& tokens);
 /// `mhim sweep --array`: this process as one standalone worker of a sweep shared through lock files
-/// (orchestrator/lock_queue.h). Exit 0 all ok, 3 some failed, 75 stopped on request.
+/// (orchestrator/results/lock_queue.h). Exit 0 all ok, 3 some failed, 75 stopped on request.
 int run_sweep_array(const std::string& sweep_path, const std::vector<std::string>& overrides,
                     const std::string& results_dir, int requested_threads, double lock_timeout_s);
 

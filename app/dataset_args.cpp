@@ -1,6 +1,6 @@
 #include "app/dataset_args.h"
 
-#include "orchestrator/sweep.h"
+#include "orchestrator/sweep/sweep.h"
 
 namespace mil::app {
 

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "app/args.h"
-#include "mil/specs.h"
+#include "mil/core/specs.h"
 
 namespace mil::app {
 

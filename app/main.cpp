@@ -5,7 +5,7 @@
 #include <string>
 
 #include "app/commands.h"
-#include "mil/process_memory.h"
+#include "mil/runtime/process_memory.h"
 
 namespace {
 constexpr const char* kHelp = R"(mhim - Multiple Instance Learning sweeps (MHIM-MIL and baselines)

@@ -1,6 +1,6 @@
 // `mhim sweep --array`: one standalone worker of a sweep shared through the results directory's lock
 // files. No MPI: any number of these (Slurm array tasks, processes on several hosts) finish the sweep
-// together, each job exactly once (orchestrator/lock_queue.h).
+// together, each job exactly once (orchestrator/results/lock_queue.h).
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,12 +12,12 @@
 #include <sstream>
 
 #include "app/commands.h"
-#include "mil/durable_file.h"
-#include "orchestrator/job_graph.h"
-#include "orchestrator/leaderboard.h"
-#include "orchestrator/lock_queue.h"
-#include "orchestrator/results_store.h"
-#include "orchestrator/sweep.h"
+#include "mil/core/durable_file.h"
+#include "orchestrator/schedule/job_graph.h"
+#include "orchestrator/leaderboard/leaderboard.h"
+#include "orchestrator/results/lock_queue.h"
+#include "orchestrator/results/store.h"
+#include "orchestrator/sweep/sweep.h"
 #include "worker/job_runner.h"
 
 namespace mil::app {

@@ -5,13 +5,13 @@
 #include <map>
 #include <thread>
 
-#include "orchestrator/group_commit.h"
-#include "orchestrator/job_graph.h"
-#include "orchestrator/scheduler.h"
-#include "worker/job_group.h"
-#include "worker/runtime_info.h"
-#include "worker/mpi_env.h"
-#include "worker/mpi_transport.h"
+#include "orchestrator/results/group_commit.h"
+#include "orchestrator/schedule/job_graph.h"
+#include "orchestrator/schedule/scheduler.h"
+#include "comm/job_group.h"
+#include "mil/core/runtime_info.h"
+#include "comm/mpi_env.h"
+#include "comm/mpi_transport.h"
 
 namespace mil::orch {
 namespace {

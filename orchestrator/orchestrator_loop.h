@@ -10,9 +10,9 @@
 #include <mpi.h>
 #include <nlohmann/json.hpp>
 
-#include "mil/specs.h"
-#include "orchestrator/results_store.h"
-#include "orchestrator/status_board.h"
+#include "mil/core/specs.h"
+#include "orchestrator/results/store.h"
+#include "orchestrator/status/board.h"
 
 namespace mil::orch {
 

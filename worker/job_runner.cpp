@@ -3,7 +3,7 @@
 #include "mil/mhim/mhim_jobs.h"
 #include "mil/mhim/mhim_objective.h"
 #include "mil/models/state_dict.h"
-#include "mil/sha256.h"
+#include "mil/core/sha256.h"
 
 #include <ATen/Parallel.h>
 #include <torch/serialize/output-archive.h>
@@ -17,12 +17,12 @@
 #include <fstream>
 #include <stdexcept>
 
-#include "mil/bootstrap.h"
-#include "mil/durable_file.h"
-#include "mil/metrics.h"
+#include "mil/eval/bootstrap.h"
+#include "mil/core/durable_file.h"
+#include "mil/eval/metrics.h"
 #include "mil/models/mil_model.h"
-#include "mil/split_protocol.h"
-#include "worker/runtime_info.h"
+#include "mil/data/split_protocol.h"
+#include "mil/core/runtime_info.h"
 
 namespace mil::worker {
 namespace {

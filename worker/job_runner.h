@@ -8,10 +8,10 @@
 #include <memory>
 #include <string>
 
-#include "mil/bag_dataset.h"
-#include "mil/gradient_sync.h"
-#include "mil/specs.h"
-#include "mil/trainer.h"
+#include "mil/data/bag_dataset.h"
+#include "mil/train/gradient_sync.h"
+#include "mil/core/specs.h"
+#include "mil/train/trainer.h"
 
 namespace mil::worker {
 

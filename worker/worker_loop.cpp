@@ -7,14 +7,14 @@
 #include <optional>
 #include <thread>
 
-#include "mil/specs.h"
-#include "worker/gradient_sync_factory.h"
-#include "worker/job_group.h"
+#include "mil/core/specs.h"
+#include "worker/sync/gradient_sync_factory.h"
+#include "comm/job_group.h"
 #include "worker/job_runner.h"
-#include "worker/mpi_env.h"
-#include "worker/mpi_transport.h"
-#include "worker/runtime_info.h"
-#include "worker/test_fault.h"
+#include "comm/mpi_env.h"
+#include "comm/mpi_transport.h"
+#include "mil/core/runtime_info.h"
+#include "worker/supervise/test_fault.h"
 
 namespace mil::worker {
 namespace {

@@ -7,8 +7,8 @@
 
 #include <mpi.h>
 
-#include "mil/specs.h"
-#include "worker/supervised_job.h"
+#include "mil/core/specs.h"
+#include "worker/supervise/supervised_job.h"
 
 namespace mil::worker {
 

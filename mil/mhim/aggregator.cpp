@@ -7,7 +7,7 @@
 #include "mil/mhim/attention_aggregator.h"
 #include "mil/mhim/dsmil_aggregator.h"
 #include "mil/mhim/selfattn_aggregator.h"
-#include "mil/specs.h"
+#include "mil/core/specs.h"
 
 namespace mil {
 

@@ -4,7 +4,7 @@
 // teacher never saw fold k's test bags. Sweeps add that baseline job and run it first.
 #include <optional>
 
-#include "mil/specs.h"
+#include "mil/core/specs.h"
 
 namespace mil {
 

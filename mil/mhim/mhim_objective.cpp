@@ -9,7 +9,7 @@
 #include <torch/utils.h>
 
 #include "mil/models/state_dict.h"
-#include "mil/specs.h"
+#include "mil/core/specs.h"
 
 namespace mil {
 

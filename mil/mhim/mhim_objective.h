@@ -9,7 +9,7 @@
 
 #include "mil/mhim/masking.h"
 #include "mil/mhim/mhim_network.h"
-#include "mil/trainer.h"
+#include "mil/train/trainer.h"
 
 namespace mil {
 

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "mil/autocast.h"
+#include "mil/runtime/autocast.h"
 
 namespace mil {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <torch/nn/module.h>
 
-#include "mil/specs.h"
+#include "mil/core/specs.h"
 
 namespace mil {
 

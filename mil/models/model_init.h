@@ -7,7 +7,7 @@
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/normalization.h>
 
-#include "mil/specs.h"
+#include "mil/core/specs.h"
 
 namespace mil {
 

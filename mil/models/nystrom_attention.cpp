@@ -5,7 +5,7 @@
 #include <cmath>
 #include <torch/nn/modules/dropout.h>
 
-#include "mil/autocast.h"
+#include "mil/runtime/autocast.h"
 #include "mil/models/depthwise_conv.h"
 #include "mil/models/fast_dropout.h"
 #include "mil/models/newton_polynomial.h"

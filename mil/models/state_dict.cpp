@@ -9,9 +9,9 @@
 #include <torch/nn/module.h>
 #include <torch/serialize.h>
 
-#include "mil/durable_file.h"
-#include "mil/feature_io.h"
-#include "mil/torch_pickle.h"
+#include "mil/core/durable_file.h"
+#include "mil/data/feature_io.h"
+#include "mil/data/torch_pickle.h"
 
 namespace mil {
 namespace {

@@ -9,17 +9,17 @@
 #include <cmath>
 #include <cstdio>
 
-#include "mil/autocast.h"
+#include "mil/runtime/autocast.h"
 #include "mil/mhim/mhim_network.h"
 #include "mil/mhim/mhim_objective.h"
 #include "mil/models/mil_model.h"
-#include "mil/splits.h"
-#include "mil/synthetic.h"
-#include "mil/trainer.h"
+#include "mil/data/splits.h"
+#include "mil/synthetic/generator.h"
+#include "mil/train/trainer.h"
 #include "tests/support/temp_dir.h"
 #ifdef MIL_HAVE_NCCL
-#include "worker/nccl_communicator.h"
-#include "worker/nccl_gradient_sync.h"
+#include "worker/sync/nccl_communicator.h"
+#include "worker/sync/nccl_gradient_sync.h"
 #endif
 
 namespace mil {

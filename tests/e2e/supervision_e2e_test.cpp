@@ -19,8 +19,8 @@
 #include <sstream>
 #include <thread>
 
-#include "orchestrator/results_store.h"
-#include "orchestrator/sweep.h"
+#include "orchestrator/results/store.h"
+#include "orchestrator/sweep/sweep.h"
 #include "tests/support/run_command.h"
 #include "tests/support/temp_dir.h"
 

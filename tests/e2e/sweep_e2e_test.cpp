@@ -24,8 +24,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "orchestrator/results_store.h"
-#include "orchestrator/sweep.h"
+#include "orchestrator/results/store.h"
+#include "orchestrator/sweep/sweep.h"
 #include "tests/support/run_command.h"
 #include "tests/support/temp_dir.h"
 
@@ -429,7 +429,7 @@ struct GroupFaultSweep {
     for (const auto& job : orch::expand(orch::load_sweep(dir / "sweep.json"))) dataset_of[job.id()] = job.dataset.name;
     (void)mpirun(3, "");  // consents to running as root, as every mpirun here does
   }
-  /// The sweep on 3 ranks with MHIM_TEST_FAULT=`fault` (worker/test_fault.h) and `extra` arguments.
+  /// The sweep on 3 ranks with MHIM_TEST_FAULT=`fault` (worker/supervise/test_fault.h) and `extra` arguments.
   std::string with_fault(const std::string& fault, const std::string& extra) const {
     return "MHIM_TEST_FAULT=" + fault + " " + std::string(MIL_MPIEXEC) +
            " -x MHIM_TEST_FAULT -n 3 --oversubscribe --bind-to none " + MIL_MHIM_BINARY + " " + sweep_args + " " + extra;

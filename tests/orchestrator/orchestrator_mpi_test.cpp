@@ -9,15 +9,15 @@
 #include <set>
 #include <thread>
 
-#include "mil/synthetic.h"
+#include "mil/synthetic/generator.h"
 #include "orchestrator/orchestrator_loop.h"
-#include "orchestrator/results_store.h"
-#include "orchestrator/status_board.h"
+#include "orchestrator/results/store.h"
+#include "orchestrator/status/board.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/mpi_gtest.h"
-#include "worker/mpi_env.h"
-#include "worker/mpi_transport.h"
-#include "worker/protocol.h"
+#include "comm/mpi_env.h"
+#include "comm/mpi_transport.h"
+#include "comm/protocol.h"
 #include "worker/worker_loop.h"
 
 namespace mil::orch {

@@ -3,7 +3,7 @@
 // process exit code is the worst result of any rank, so a failure on a worker rank fails the test.
 #include <gtest/gtest.h>
 
-#include "worker/mpi_env.h"
+#include "comm/mpi_env.h"
 
 namespace mil::testing {
 

@@ -9,14 +9,14 @@
 #include <stdexcept>
 
 #include "mil/models/mil_model.h"
-#include "mil/splits.h"
-#include "mil/synthetic.h"
-#include "mil/trainer.h"
+#include "mil/data/splits.h"
+#include "mil/synthetic/generator.h"
+#include "mil/train/trainer.h"
 #include "tests/support/mpi_gtest.h"
 #include "tests/support/temp_dir.h"
 #include "worker/job_runner.h"
-#include "worker/mpi_env.h"
-#include "worker/mpi_gradient_sync.h"
+#include "comm/mpi_env.h"
+#include "worker/sync/mpi_gradient_sync.h"
 
 namespace mil::worker {
 namespace {

@@ -8,9 +8,9 @@
 #include <fstream>
 
 #include "mil/models/state_dict.h"
-#include "mil/sha256.h"
-#include "mil/split_protocol.h"
-#include "mil/synthetic.h"
+#include "mil/core/sha256.h"
+#include "mil/data/split_protocol.h"
+#include "mil/synthetic/generator.h"
 #include "tests/support/temp_dir.h"
 
 namespace mil::worker {

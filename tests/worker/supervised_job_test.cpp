@@ -1,7 +1,7 @@
 // The supervision of a job's child process with stand-in children: small shell scripts that take the
 // `mhim train` arguments ($3 job, $5 result, $9 heartbeat) and misbehave on purpose. Real `mhim train`
 // children are exercised by tests/e2e/supervision_e2e_test.cpp.
-#include "worker/supervised_job.h"
+#include "worker/supervise/supervised_job.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -15,8 +15,8 @@
 #include <set>
 #include <thread>
 
-#include "worker/child_process.h"
-#include "worker/heartbeat.h"
+#include "worker/supervise/child_process.h"
+#include "worker/supervise/heartbeat.h"
 #include "tests/support/temp_dir.h"
 
 namespace mil::worker {

@@ -1,0 +1,390 @@
+#include "orchestrator/results/lock_queue.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/temp_dir.h"
+#include "mil/core/runtime_info.h"
+
+namespace mil::orch {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+JobSpec make_spec(std::uint64_t seed) {
+  JobSpec spec;
+  spec.dataset.name = "synth";
+  spec.dataset.root = "/data/synth";
+  spec.seed = seed;
+  return spec;
+}
+
+JobResult make_result(const JobSpec& spec, const std::string& status, double auc = 0.5) {
+  JobResult r;
+  r.spec = spec;
+  r.job_id = spec.id();
+  r.config_id = spec.config_id();
+  r.status = status;
+  if (status == "failed") r.error = "training: boom";
+  r.metrics = {{"test", {{"auc", auc}}}};
+  return r;
+}
+
+std::vector<ScheduledJob> independent_jobs(int n) {
+  std::vector<ScheduledJob> jobs;
+  for (int i = 0; i < n; ++i) {
+    const JobSpec spec = make_spec(static_cast<std::uint64_t>(100 + i));
+    jobs.push_back(ScheduledJob{spec, spec.id(), /*cost=*/1.0, {}});
+  }
+  return jobs;
+}
+
+/// Job 0 (a teacher baseline) and job 1 that depends on it.
+std::vector<ScheduledJob> dependent_pair() {
+  auto jobs = independent_jobs(2);
+  jobs[1].depends_on = {jobs[0].id};
+  return jobs;
+}
+
+std::vector<json> journal(const std::string& dir) {
+  std::ifstream in(dir + "/journal.jsonl");
+  std::vector<json> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(json::parse(line));
+  return lines;
+}
+
+LockOwner owner_named(const std::string& token) {
+  LockOwner o = this_process_owner();
+  o.token = token;
+  return o;
+}
+
+/// A clock the test moves by hand.
+struct ManualClock {
+  std::shared_ptr<double> seconds = std::make_shared<double>(1000.0);
+  std::function<double()> fn() const {
+    auto s = seconds;
+    return [s] { return *s; };
+  }
+};
+
+LockQueueOptions fast_options(const std::string& run_id = "run-1") {
+  LockQueueOptions o;
+  o.lock_timeout_s = 300;
+  o.heartbeat_interval_s = 0.05;
+  o.poll_interval = std::chrono::milliseconds(5);
+  o.run_id = run_id;
+  return o;
+}
+
+TEST(ResultsStoreExclusive, TwoStoresRacingOnOneDirectoryWriteEachResultExactlyOnce) {
+  testing::TempDir dir;
+  ResultsStore first(dir / "r");
+  ResultsStore second(dir / "r");
+  constexpr int kJobs = 40;
+  std::vector<JobSpec> specs;
+  for (int i = 0; i < kJobs; ++i) specs.push_back(make_spec(static_cast<std::uint64_t>(i)));
+  std::atomic<int> ready{0};
+  std::vector<int> wins(2, 0);
+  std::map<std::string, double> winner_auc;
+  std::mutex winners_mutex;
+  const auto racer = [&](ResultsStore& store, int who) {
+    ++ready;
+    while (ready.load() < 2) {
+    }
+    for (const auto& spec : specs) {
+      const double auc = who == 0 ? 0.25 : 0.75;
+      if (store.write_exclusive(make_result(spec, "ok", auc))) {
+        ++wins[who];
+        std::lock_guard<std::mutex> lock(winners_mutex);
+        EXPECT_TRUE(winner_auc.emplace(spec.id(), auc).second) << spec.id() << " written twice";
+      }
+    }
+  };
+  std::thread a(racer, std::ref(first), 0);
+  std::thread b(racer, std::ref(second), 1);
+  a.join();
+  b.join();
+  EXPECT_EQ(wins[0] + wins[1], kJobs);
+  const auto results = first.load_all();
+  ASSERT_EQ(results.size(), static_cast<std::size_t>(kJobs));
+  for (const auto& r : results) {
+    EXPECT_EQ(r.metrics.at("test").at("auc").get<double>(), winner_auc.at(r.job_id)) << "the loser overwrote it";
+  }
+  EXPECT_EQ(journal(dir / "r").size(), static_cast<std::size_t>(kJobs)) << "one journal line per written result";
+  std::size_t leftovers = 0;
+  for (const auto& e : fs::directory_iterator(dir.path() / "r" / "results")) leftovers += e.path().filename().string()[0] == '.';
+  EXPECT_EQ(leftovers, 0u) << "temporary files must be removed";
+}
+
+TEST(ResultsStoreExclusive, ReplacesAFailedResultButNeverAnOkOne) {
+  testing::TempDir dir;
+  ResultsStore store(dir / "r");
+  const JobSpec spec = make_spec(1);
+  EXPECT_TRUE(store.write_exclusive(make_result(spec, "failed")));
+  EXPECT_TRUE(store.write_exclusive(make_result(spec, "ok", 0.9)));
+  EXPECT_FALSE(store.write_exclusive(make_result(spec, "ok", 0.1)));
+  EXPECT_FALSE(store.write_exclusive(make_result(spec, "failed")));
+  const auto results = store.load_all();
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_TRUE(results[0].ok());
+  EXPECT_EQ(results[0].metrics.at("test").at("auc").get<double>(), 0.9);
+  const auto lines = journal(dir / "r");
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0].at("status"), "failed");
+  EXPECT_EQ(lines[1].at("status"), "ok");
+}
+
+TEST(LockQueue, TwoQueuesRacingThroughOneSweepRunEveryJobExactlyOnce) {
+  testing::TempDir dir;
+  constexpr int kJobs = 30;
+  ResultsStore store_a(dir / "r");
+  ResultsStore store_b(dir / "r");
+  LockQueue queue_a(store_a, independent_jobs(kJobs), owner_named("a"), fast_options());
+  LockQueue queue_b(store_b, independent_jobs(kJobs), owner_named("b"), fast_options());
+  std::mutex runs_mutex;
+  std::map<std::string, int> runs;
+  std::map<std::string, int> runs_by_queue;
+  const auto runner = [&](const std::string& who) {
+    return [&, who](const JobSpec& spec) {
+      {
+        std::lock_guard<std::mutex> lock(runs_mutex);
+        ++runs[spec.id()];
+        ++runs_by_queue[who];
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      return make_result(spec, "ok");
+    };
+  };
+  LockQueueOutcome out_a, out_b;
+  std::thread a([&] { out_a = run_lock_queue(queue_a, store_a, runner("a"), nullptr); });
+  std::thread b([&] { out_b = run_lock_queue(queue_b, store_b, runner("b"), nullptr); });
+  a.join();
+  b.join();
+  EXPECT_EQ(runs.size(), static_cast<std::size_t>(kJobs));
+  for (const auto& [id, count] : runs) EXPECT_EQ(count, 1) << id << " ran more than once";
+  EXPECT_EQ(out_a.ran_ok + out_b.ran_ok, static_cast<std::size_t>(kJobs));
+  EXPECT_EQ(out_a.lost + out_b.lost, 0u);
+  EXPECT_GT(runs_by_queue["a"], 0) << "both queues should have worked";
+  EXPECT_GT(runs_by_queue["b"], 0) << "both queues should have worked";
+  EXPECT_EQ(store_a.load_all().size(), static_cast<std::size_t>(kJobs));
+  EXPECT_EQ(journal(dir / "r").size(), static_cast<std::size_t>(kJobs));
+  std::size_t locks = 0;
+  for (const auto& e : fs::directory_iterator(dir.path() / "r" / "locks")) locks += e.path().extension() == ".lock";
+  EXPECT_EQ(locks, 0u) << "every lock is released";
+}
+
+TEST(LockQueue, LockHoldsHostPidSlurmIdsAndAHeartbeatThatRefreshMoves) {
+  testing::TempDir dir;
+  ResultsStore store(dir / "r");
+  ManualClock clock;
+  auto options = fast_options();
+  options.clock = clock.fn();
+  LockOwner owner = owner_named("a");
+  owner.slurm_job_id = "41";
+  owner.slurm_array_job_id = "40";
+  owner.slurm_array_task_id = "1";
+  LockQueue queue(store, independent_jobs(1), owner, options);
+  const Claim claim = queue.try_claim();
+  ASSERT_EQ(claim.kind, Assignment::Kind::kJob);
+  const json lock = json::parse(std::ifstream(queue.lock_path(claim.job->id)));
+  EXPECT_EQ(lock.at("owner").at("host"), worker::host_name());
+  EXPECT_EQ(lock.at("owner").at("pid"), static_cast<int>(::getpid()));
+  EXPECT_EQ(lock.at("owner").at("slurm_job_id"), "41");
+  EXPECT_EQ(lock.at("owner").at("slurm_array_job_id"), "40");
+  EXPECT_EQ(lock.at("owner").at("slurm_array_task_id"), "1");
+  EXPECT_EQ(lock.at("heartbeat").get<double>(), 1000.0);
+  *clock.seconds = 1042.0;
+  ASSERT_TRUE(queue.refresh(claim.job->id));
+  EXPECT_EQ(queue.read_lock(claim.job->id)->heartbeat, 1042.0);
+  EXPECT_EQ(queue.read_lock(claim.job->id)->acquired, 1000.0);
+}
+
+TEST(LockQueue, TakesOverALockOnlyOnceItsHeartbeatIsOlderThanTheTimeout) {
+  testing::TempDir dir;
+  ResultsStore store(dir / "r");
+  ManualClock clock;
+  auto options = fast_options();
+  options.clock = clock.fn();
+  options.lock_timeout_s = 300;
+  LockQueue holder(store, independent_jobs(1), owner_named("holder"), options);
+  LockQueue other(store, independent_jobs(1), owner_named("other"), options);
+  const Claim held = holder.try_claim();
+  ASSERT_EQ(held.kind, Assignment::Kind::kJob);
+
+  *clock.seconds = 1000.0 + 299.0;
+  EXPECT_EQ(other.try_claim().kind, Assignment::Kind::kWait) << "a live lock is not taken";
+  *clock.seconds = 1000.0 + 301.0;
+  EXPECT_EQ(other.stale_reason(*other.read_lock(held.job->id)), "heartbeat 301 s old (timeout 300 s)");
+  const Claim taken = other.try_claim();
+  ASSERT_EQ(taken.kind, Assignment::Kind::kJob);
+  EXPECT_TRUE(taken.taken_over);
+  EXPECT_EQ(taken.job->id, held.job->id);
+  EXPECT_EQ(other.read_lock(held.job->id)->owner.token, "other");
+  EXPECT_FALSE(holder.refresh(held.job->id)) << "the old holder learns it lost the lock";
+  holder.release(held.job->id);
+  EXPECT_EQ(other.read_lock(held.job->id)->owner.token, "other") << "release must not remove another's lock";
+}
+
+TEST(LockQueue, ARefreshedLockIsNotStale) {
+  testing::TempDir dir;
+  ResultsStore store(dir / "r");
+  ManualClock clock;
+  auto options = fast_options();
+  options.clock = clock.fn();
+  LockQueue holder(store, independent_jobs(1), owner_named("holder"), options);
+  LockQueue other(store, independent_jobs(1), owner_named("other"), options);
+  const Claim held = holder.try_claim();
+  ASSERT_EQ(held.kind, Assignment::Kind::kJob);
+  *clock.seconds = 1250.0;
+  ASSERT_TRUE(holder.refresh(held.job->id));
+  *clock.seconds = 1500.0;  // 500 s after the claim, 250 s after the heartbeat
+  EXPECT_EQ(other.try_claim().kind, Assignment::Kind::kWait);
+}
+
+TEST(LockQueue, TakesOverTheLockOfADeadProcessOnThisHostAtOnce) {
+  testing::TempDir dir;
+  ResultsStore store(dir / "r");
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  ASSERT_GT(child, 0);
+  waitpid(child, nullptr, 0);  // reaped: its pid is dead
+  LockOwner dead = owner_named("dead");
+  dead.pid = static_cast<int>(child);
+  LockQueue ghost(store, independent_jobs(1), dead, fast_options());
+  ASSERT_EQ(ghost.try_claim().kind, Assignment::Kind::kJob);  // writes a lock naming the dead pid
+
+  LockQueue alive(store, independent_jobs(1), owner_named("alive"), fast_options());
+  const Claim claim = alive.try_claim();
+  ASSERT_EQ(claim.kind, Assignment::Kind::kJob);
+  EXPECT_TRUE(claim.taken_over);
+}
+
+TEST(LockQueue, TakesOverTheLockOfAnEarlierRunOfTheSameSlurmJob) {
+  testing::TempDir dir;
+  ResultsStore store(dir / "r");
+  LockOwner before = owner_named("before-requeue");
+  before.slurm_job_id = "77";
+  before.host = "some-other-node";  // the pid cannot be checked there
+  LockQueue first(store, independent_jobs(1), before, fast_options());
+  ASSERT_EQ(first.try_claim().kind, Assignment::Kind::kJob);
+
+  LockOwner after = owner_named("after-requeue");
+  after.slurm_job_id = "77";
+  LockQueue requeued(store, independent_jobs(1), after, fast_options());
+  const Claim claim = requeued.try_claim();
+  ASSERT_EQ(claim.kind, Assignment::Kind::kJob);
+  EXPECT_TRUE(claim.taken_over);
+
+  LockOwner stranger = owner_named("stranger");
+  stranger.slurm_job_id = "78";
+  LockQueue other(store, independent_jobs(1), stranger, fast_options());
+  EXPECT_EQ(other.try_claim().kind, Assignment::Kind::kWait) << "another Slurm job's live lock stays";
+}
+
+TEST(LockQueue, ADependentJobIsClaimedOnlyAfterItsDependencyHasAnOkResult) {
+  testing::TempDir dir;
+  ResultsStore store(dir / "r");
+  const auto jobs = dependent_pair();
+  LockQueue first(store, jobs, owner_named("a"), fast_options());
+  LockQueue second(store, jobs, owner_named("b"), fast_options());
+  const Claim baseline = first.try_claim();
+  ASSERT_EQ(baseline.kind, Assignment::Kind::kJob);
+  EXPECT_EQ(baseline.job->id, jobs[0].id) << "only the baseline is ready";
+  EXPECT_EQ(second.try_claim().kind, Assignment::Kind::kWait) << "the dependent waits for its baseline";
+  ASSERT_TRUE(first.publish(make_result(jobs[0].spec, "ok")));
+  first.release(jobs[0].id);
+  const Claim dependent = second.try_claim();
+  ASSERT_EQ(dependent.kind, Assignment::Kind::kJob);
+  EXPECT_EQ(dependent.job->id, jobs[1].id);
+  ASSERT_TRUE(second.publish(make_result(jobs[1].spec, "ok")));
+  second.release(jobs[1].id);
+  EXPECT_EQ(first.try_claim().kind, Assignment::Kind::kStop);
+  EXPECT_EQ(second.try_claim().kind, Assignment::Kind::kStop);
+}
+
+TEST(LockQueue, AFailedDependencyFailsItsDependentOnceWithoutRunningIt) {
+  testing::TempDir dir;
+  ResultsStore store(dir / "r");
+  const auto jobs = dependent_pair();
+  LockQueue first(store, jobs, owner_named("a"), fast_options());
+  ASSERT_EQ(first.try_claim().kind, Assignment::Kind::kJob);
+  ASSERT_TRUE(first.publish(make_result(jobs[0].spec, "failed")));
+  first.release(jobs[0].id);
+
+  LockQueue second(store, jobs, owner_named("b"), fast_options());  // same submission (run id)
+  EXPECT_EQ(second.try_claim().kind, Assignment::Kind::kStop);
+  EXPECT_EQ(second.failed_count(), 2u);
+  EXPECT_EQ(first.try_claim().kind, Assignment::Kind::kStop);
+  const auto results = store.load_all();
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& r : results) EXPECT_FALSE(r.ok());
+  const auto dependent = std::find_if(results.begin(), results.end(), [&](const JobResult& r) { return r.job_id == jobs[1].id; });
+  ASSERT_NE(dependent, results.end());
+  EXPECT_NE(dependent->error.find("not run: the job it depends on (" + jobs[0].id), std::string::npos) << dependent->error;
+  EXPECT_EQ(journal(dir / "r").size(), 2u) << "scans must not rewrite the dependent's failure";
+}
+
+TEST(LockQueue, ALaterSubmissionRetriesAFailedJobOnce) {
+  testing::TempDir dir;
+  ResultsStore store(dir / "r");
+  ManualClock clock;
+  auto options = fast_options("array-1");
+  options.clock = clock.fn();
+  const auto jobs = independent_jobs(1);
+  LockQueue first(store, jobs, owner_named("a"), options);
+  ASSERT_EQ(first.try_claim().kind, Assignment::Kind::kJob);
+  ASSERT_TRUE(first.publish(make_result(jobs[0].spec, "failed")));
+  first.release(jobs[0].id);
+  EXPECT_EQ(first.try_claim().kind, Assignment::Kind::kStop) << "final within its submission";
+
+  *clock.seconds = 2000.0;
+  options.run_id = "array-2";
+  LockQueue resubmitted(store, jobs, owner_named("b"), options);
+  const Claim retry = resubmitted.try_claim();
+  ASSERT_EQ(retry.kind, Assignment::Kind::kJob);
+  ASSERT_TRUE(resubmitted.publish(make_result(jobs[0].spec, "failed")));
+  resubmitted.release(jobs[0].id);
+  EXPECT_EQ(resubmitted.try_claim().kind, Assignment::Kind::kStop) << "retried once, not forever";
+}
+
+TEST(LockQueue, AnInterruptedJobIsJournaledAndItsLockReleasedForAnyProcess) {
+  testing::TempDir dir;
+  ResultsStore store(dir / "r");
+  const auto jobs = independent_jobs(2);
+  LockQueue queue(store, jobs, owner_named("a"), fast_options());
+  const auto interrupted = [](const JobSpec& spec) {
+    JobResult r;
+    r.job_id = spec.id();
+    r.status = "interrupted";
+    r.error = "stopped at epoch 3";
+    return r;
+  };
+  const LockQueueOutcome out = run_lock_queue(queue, store, interrupted, nullptr);
+  EXPECT_TRUE(out.stopped);
+  EXPECT_EQ(out.interrupted, 1u);
+  EXPECT_TRUE(store.load_all().empty());
+  const auto lines = journal(dir / "r");
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].at("status"), "interrupted");
+  LockQueue other(store, jobs, owner_named("b"), fast_options());
+  const Claim claim = other.try_claim();
+  ASSERT_EQ(claim.kind, Assignment::Kind::kJob);
+  EXPECT_FALSE(claim.taken_over) << "the lock was released, not left to go stale";
+}
+
+}  // namespace
+}  // namespace mil::orch

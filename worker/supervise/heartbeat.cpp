@@ -1,0 +1,91 @@
+#include "worker/supervise/heartbeat.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace mil::worker {
+
+void to_json(nlohmann::json& j, const Heartbeat& h) {
+  j = nlohmann::json{{"job_id", h.job_id},     {"stage", h.stage},   {"epoch", h.epoch},
+                     {"epochs", h.epochs},     {"bags_done", h.bags_done}, {"bags_total", h.bags_total},
+                     {"eta_s", h.eta_s},       {"time", h.time},     {"beat", h.beat},
+                     {"pid", h.pid},           {"parent_pid", h.parent_pid}};
+}
+
+void from_json(const nlohmann::json& j, Heartbeat& h) {
+  j.at("job_id").get_to(h.job_id);
+  j.at("stage").get_to(h.stage);
+  j.at("epoch").get_to(h.epoch);
+  j.at("epochs").get_to(h.epochs);
+  j.at("bags_done").get_to(h.bags_done);
+  j.at("bags_total").get_to(h.bags_total);
+  j.at("eta_s").get_to(h.eta_s);
+  j.at("time").get_to(h.time);
+  j.at("beat").get_to(h.beat);
+  j.at("pid").get_to(h.pid);
+  j.at("parent_pid").get_to(h.parent_pid);
+}
+
+std::optional<Heartbeat> read_heartbeat(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::stringstream text;
+  text << in.rdbuf();
+  try {
+    return nlohmann::json::parse(text.str()).get<Heartbeat>();
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+double fraction_done(const JobProgress& p) {
+  if (p.epochs <= 0) return 0.0;
+  if (p.stage == "evaluating") return 1.0;
+  if (p.bags_total <= 0) return 0.0;
+  const double steps = double(p.epoch) * p.bags_total + p.bags_done;
+  return std::min(1.0, steps / (double(p.epochs) * p.bags_total));
+}
+
+double eta_seconds(const JobProgress& p, double start_fraction, double elapsed_s) {
+  const double done = fraction_done(p);
+  if (start_fraction < 0 || done <= start_fraction || elapsed_s <= 0) return -1.0;
+  return elapsed_s * (1.0 - done) / (done - start_fraction);
+}
+
+HeartbeatWriter::HeartbeatWriter(std::string path, std::string job_id, std::chrono::milliseconds min_interval)
+    : path_(std::move(path)), job_id_(std::move(job_id)), min_interval_(min_interval) {}
+
+void HeartbeatWriter::update(const JobProgress& progress) {
+  const auto now = std::chrono::steady_clock::now();
+  if (progress.stage == "training" && start_fraction_ < 0) {
+    start_fraction_ = fraction_done(progress);
+    timing_start_ = now;
+  }
+  if (progress.stage == last_stage_ && beat_ > 0 && now - last_write_ < min_interval_) return;
+  last_stage_ = progress.stage;
+  last_write_ = now;
+  Heartbeat h;
+  h.job_id = job_id_;
+  h.stage = progress.stage;
+  h.epoch = progress.epoch;
+  h.epochs = progress.epochs;
+  h.bags_done = progress.bags_done;
+  h.bags_total = progress.bags_total;
+  h.eta_s = eta_seconds(progress, start_fraction_, std::chrono::duration<double>(now - timing_start_).count());
+  h.time = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  h.beat = ++beat_;
+  h.pid = long(::getpid());
+  h.parent_pid = long(::getppid());
+  const std::string temporary = path_ + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << nlohmann::json(h).dump() << '\n';
+    if (!out) return;
+  }
+  std::rename(temporary.c_str(), path_.c_str());
+}
+
+}  // namespace mil::worker
