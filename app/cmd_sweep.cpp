@@ -231,13 +231,13 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
   }
   if (array) return run_sweep_array(sweep_path, overrides, results_dir, requested_threads, lock_timeout);
 
-  worker::MpiEnvironment mpi(argc, argv);
+  comm::MpiEnvironment mpi(argc, argv);
   const int rank = mpi.rank();
   const std::atomic<bool>* stop_requested = install_stop_handlers();
   const bool over_progress = watch.progress_bar;  // every rank parses the same options
   const auto log = [rank, over_progress](const std::string& line) { log_line(rank, line, over_progress); };
   const worker::OrphanGuard orphan_guard(log);  // a killed mpirun must not leave this rank running
-  if (rank != worker::kOrchestratorRank) {
+  if (rank != comm::kOrchestratorRank) {
     try {
       const int threads = configure_threads(requested_threads, mpi.local_size());
       worker::SupervisionOptions supervision;

@@ -181,12 +181,12 @@ int cmd_train(const Tokens& tokens) {
   } catch (const UsageError& e) {
     return usage_failure("train", e.what());
   }
-  std::unique_ptr<worker::MpiEnvironment> mpi;
+  std::unique_ptr<comm::MpiEnvironment> mpi;
   std::unique_ptr<GradientSync> sync;
   if (data_parallel) {
     int no_argc = 0;
     char** no_argv = nullptr;
-    mpi = std::make_unique<worker::MpiEnvironment>(no_argc, no_argv);
+    mpi = std::make_unique<comm::MpiEnvironment>(no_argc, no_argv);
     try {
       options.device = parse_device(device_text, mpi->local_rank());
     } catch (const UsageError& e) {

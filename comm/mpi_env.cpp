@@ -2,7 +2,7 @@
 
 #include <cstdlib>
 
-namespace mil::worker {
+namespace mil::comm {
 
 void mpi_check(int code, const char* expression, const char* file, int line) {
   if (code == MPI_SUCCESS) return;
@@ -44,4 +44,4 @@ void MpiEnvironment::abort_all(int exit_code) const {
   std::abort();
 }
 
-}  // namespace mil::worker
+}  // namespace mil::comm

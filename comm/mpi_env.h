@@ -6,7 +6,7 @@
 
 #include <mpi.h>
 
-namespace mil::worker {
+namespace mil::comm {
 
 /// An MPI call failed; the message names the call, the source line and MPI's error string.
 class MpiError : public std::runtime_error {
@@ -45,7 +45,7 @@ class MpiEnvironment {
   int local_rank_ = 0;
 };
 
-}  // namespace mil::worker
+}  // namespace mil::comm
 
-/// Checks an MPI call's return code; throws mil::worker::MpiError naming the call on failure.
-#define MIL_MPI_CHECK(expr) ::mil::worker::mpi_check((expr), #expr, __FILE__, __LINE__)
+/// Checks an MPI call's return code; throws mil::comm::MpiError naming the call on failure.
+#define MIL_MPI_CHECK(expr) ::mil::comm::mpi_check((expr), #expr, __FILE__, __LINE__)

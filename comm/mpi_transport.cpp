@@ -5,7 +5,7 @@
 
 #include "comm/mpi_env.h"
 
-namespace mil::worker {
+namespace mil::comm {
 
 void send_message(MPI_Comm comm, int destination, MsgTag tag, const std::string& payload) {
   MIL_MPI_CHECK(MPI_Send(payload.data(), static_cast<int>(payload.size()), MPI_CHAR, destination,
@@ -110,4 +110,4 @@ void Backoff::reset() {
   nap_ = std::chrono::microseconds(20);
 }
 
-}  // namespace mil::worker
+}  // namespace mil::comm

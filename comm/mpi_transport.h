@@ -12,7 +12,7 @@
 
 #include "comm/protocol.h"
 
-namespace mil::worker {
+namespace mil::comm {
 
 /// One received frame.
 struct Message {
@@ -75,4 +75,4 @@ class Backoff {
   std::chrono::steady_clock::time_point spinning_since_{};  ///< First pause since the last reset.
 };
 
-}  // namespace mil::worker
+}  // namespace mil::comm

@@ -1,4 +1,5 @@
 #pragma once
+// clang-format off
 // The rank-0 <-> worker protocol. Payloads are JSON text (JobSpec, JobResult); tags say what they are.
 // Each side sends what the other lacks: a job comes with its id (the worker does not hash the spec
 // again), a result comes without its spec (rank 0 has it).
@@ -7,9 +8,9 @@
 //                                 "pid": p, ["stopping": true]}     it was told to stop and wants kStop
 //                                                                   (pid: rank 0 checks on a stop whether
 //                                                                   the rank died, orchestrator_loop.cpp)
-//   2. 0 -> worker   kJob         {"job_id": id, "spec": JobSpec}   run it (JobTicket, job_group.h)
+//   2. 0 -> worker   kJob         {"job_id": id, "spec": JobSpec}   run it (JobTicket, job_messages.h)
 //                                 or {"spec": JobSpec, "group_      run it on a group of R > 1 workers
-//                                 ranks": [r...], "group_tag": t}   (job_group.h): every member builds the
+//                                 ranks": [r...], "group_tag": t}   (job_messages.h): every member builds the
 //                                                                   group's communicator with
 //                                                                   MPI_Comm_create_group(tag t), trains
 //                                                                   in its own process, and reports
@@ -48,8 +49,9 @@
 // with any tag and records a kHeartbeat whenever it comes (it needs no job bookkeeping; a beat naming
 // a job the worker no longer holds is only logged). A worker's frames arrive in the order sent (MPI
 // non-overtaking), so all its heartbeats precede its kResult and none is left unread after kStop.
+// clang-format on
 
-namespace mil::worker {
+namespace mil::comm {
 
 enum class MsgTag : int {
   kRequestJob = 1,
@@ -64,4 +66,4 @@ enum class MsgTag : int {
 /// Rank that runs the orchestrator in every sweep.
 constexpr int kOrchestratorRank = 0;
 
-}  // namespace mil::worker
+}  // namespace mil::comm

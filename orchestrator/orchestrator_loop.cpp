@@ -8,7 +8,7 @@
 #include "orchestrator/results/group_commit.h"
 #include "orchestrator/schedule/job_graph.h"
 #include "orchestrator/schedule/scheduler.h"
-#include "comm/job_group.h"
+#include "comm/job_messages.h"
 #include "mil/core/runtime_info.h"
 #include "comm/mpi_env.h"
 #include "comm/mpi_transport.h"
@@ -31,7 +31,7 @@ struct AwaitingCommit {
 
 }  // namespace
 
-using worker::MsgTag;
+using comm::MsgTag;
 
 SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, ResultsStore& store,
                               const std::function<void(const std::string&)>& logger,
@@ -183,7 +183,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
   int active_workers = size - 1;
   int groups_formed = 0;  // numbers the tags of group communicators
   // Answers leave without rank 0 waiting on their worker (mpi_transport.h); all have left on return.
-  worker::QueuedSender outbox(comm);
+  comm::QueuedSender outbox(comm);
   // Jobs running inside worker ranks: watched for heartbeats (OrchestratorOptions::hang_timeout), and
   // for the death of their ranks when the run is told to stop.
   struct Watched {
@@ -225,7 +225,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
   };
   // Worker rank -> its host and process id, from its requests (protocol.h).
   std::map<int, std::pair<std::string, long>> process_of_rank;
-  const std::string own_host = worker::host_name();
+  const std::string own_host = mil::host_name();
   // When a worker rank dies, mpirun sends SIGTERM to the other ranks and SIGKILL a second later
   // (odls_base_sigkill_timeout); the job that ran inside the dead rank could not report. So at the stop,
   // each job running inside worker ranks of this host whose process is gone is journaled "crashed",
@@ -235,7 +235,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       for (int rank : w.ranks) {
         const auto process = process_of_rank.find(rank);
         if (process == process_of_rank.end() || process->second.first != own_host) continue;
-        if (process->second.second <= 0 || worker::process_exists(process->second.second)) continue;
+        if (process->second.second <= 0 || mil::process_exists(process->second.second)) continue;
         const std::string error = "crashed: worker rank " + std::to_string(rank) + " (pid " +
                                   std::to_string(process->second.second) + ") died while running it";
         log(job_id + " " + error + " (attempt " + std::to_string(1 + lost_before(job_id)) + " of --max-attempts " +
@@ -367,7 +367,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
   };
   // Idle probes back off from microseconds to 5 ms: a busy sweep is answered at once, an idle rank 0
   // costs no core. Workers with nothing ready ask again after kWaitRetryMs.
-  worker::Backoff idle(std::chrono::milliseconds(5));
+  comm::Backoff idle(std::chrono::milliseconds(5));
   constexpr int kWaitRetryMs = 50;
   constexpr int kCommitRetryMs = 2;
   while (active_workers > 0) {
@@ -379,7 +379,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       stop_held_workers();
       continue;
     }
-    auto message = worker::poll_message(comm);
+    auto message = comm::poll_message(comm);
     if (!message) {
       outbox.progress();
       if (!unread.empty()) {
@@ -416,13 +416,13 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       switch (assignment.kind) {
         case Assignment::Kind::kJob: {
           const ScheduledJob& job = *assignment.job;
-          std::string payload = nlohmann::json(worker::JobTicket{job.id, job.spec}).dump();
+          std::string payload = nlohmann::json(comm::JobTicket{job.id, job.spec}).dump();
           // The scheduler's leader (first holder) gets group rank 0: its report decides the job and only
           // it writes the job's files.
           std::vector<int> ranks;
           for (int member : assignment.group) ranks.push_back(rank_of_holder.at(member));
           if (ranks.size() > 1) {
-            worker::GroupJob group{job.spec, ranks, worker::kFirstGroupTag + groups_formed++ % worker::kGroupTagCount};
+            comm::GroupJob group{job.spec, ranks, comm::kFirstGroupTag + groups_formed++ % comm::kGroupTagCount};
             payload = nlohmann::json(group).dump();
             std::string members;
             for (int r : group.ranks) members += (members.empty() ? "" : ",") + std::to_string(r);
@@ -519,7 +519,7 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
         if (w != watched.end()) w->second.last_seen = std::chrono::steady_clock::now();
       }
       beat["rank"] = source;
-      beat["seen_at"] = worker::utc_timestamp();
+      beat["seen_at"] = mil::utc_timestamp();
       outcome.last_heartbeat[source] = beat;
       if (options.on_heartbeat) options.on_heartbeat(source, beat);
       if (board && beat.at("job_id").is_string()) {

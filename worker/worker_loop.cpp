@@ -9,7 +9,7 @@
 
 #include "mil/core/specs.h"
 #include "worker/sync/gradient_sync_factory.h"
-#include "comm/job_group.h"
+#include "worker/job_group_comm.h"
 #include "worker/job_runner.h"
 #include "comm/mpi_env.h"
 #include "comm/mpi_transport.h"
@@ -85,15 +85,15 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
   // are taken in order, some early (while the job before them runs, to give jobs back).
   int depth = 0;  // ahead_depth() of the last job
   int ahead_unanswered = 0;
-  std::deque<Message> ahead;  // answers received and not yet acted on, oldest first
-  const auto give_back = [&](const Message& job) {
+  std::deque<comm::Message> ahead;  // answers received and not yet acted on, oldest first
+  const auto give_back = [&](const comm::Message& job) {
     nlohmann::json payload = nlohmann::json::object();
     try {
       payload["job_id"] = nlohmann::json::parse(job.payload).at("job_id");  // a JobTicket: only one-rank jobs go ahead
     } catch (const std::exception&) {
       // Rank 0 then takes back the last job it sent to this worker.
     }
-    send_message(comm, kOrchestratorRank, MsgTag::kReturnJob, payload.dump());
+    comm::send_message(comm, comm::kOrchestratorRank, comm::MsgTag::kReturnJob, payload.dump());
   };
   // Called while a job runs: once it has run kGiveBackAfter, every job received ahead goes back to
   // rank 0 (answers still on their way are given back on later calls, or run once their turn comes).
@@ -101,44 +101,44 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
     if (ahead_unanswered == 0 && ahead.empty()) return;
     if (Clock::now() - started < kGiveBackAfter) return;
     while (ahead_unanswered > 0) {
-      auto answer = poll_message(comm, kOrchestratorRank);
+      auto answer = comm::poll_message(comm, comm::kOrchestratorRank);
       if (!answer) break;
       ahead.push_back(std::move(*answer));
       --ahead_unanswered;
     }
-    for (const Message& answer : ahead) {
-      if (answer.tag == MsgTag::kJob) give_back(answer);
+    for (const comm::Message& answer : ahead) {
+      if (answer.tag == comm::MsgTag::kJob) give_back(answer);
     }
     ahead.clear();
   };
   for (;;) {
     const bool stopping = stop_requested != nullptr && stop_requested->load();
-    Message reply;
+    comm::Message reply;
     if (!ahead.empty() || ahead_unanswered > 0) {
       if (ahead.empty()) {
-        ahead.push_back(wait_message(comm, kOrchestratorRank, kPollInterval));
+        ahead.push_back(comm::wait_message(comm, comm::kOrchestratorRank, kPollInterval));
         --ahead_unanswered;
       }
       reply = std::move(ahead.front());
       ahead.pop_front();
-      if (reply.tag == MsgTag::kWait) continue;  // nothing was ready ahead: ask again as an idle worker
-      if (reply.tag == MsgTag::kJob && stopping) {
+      if (reply.tag == comm::MsgTag::kWait) continue;  // nothing was ready ahead: ask again as an idle worker
+      if (reply.tag == comm::MsgTag::kJob && stopping) {
         give_back(reply);
         continue;
       }
     } else {
-      send_message(comm, kOrchestratorRank, MsgTag::kRequestJob, stopping ? goodbye : hello);
-      reply = wait_message(comm, kOrchestratorRank, kPollInterval);
+      comm::send_message(comm, comm::kOrchestratorRank, comm::MsgTag::kRequestJob, stopping ? goodbye : hello);
+      reply = comm::wait_message(comm, comm::kOrchestratorRank, kPollInterval);
     }
     switch (reply.tag) {
-      case MsgTag::kStop:
+      case comm::MsgTag::kStop:
         return jobs_run;
-      case MsgTag::kWait: {
+      case comm::MsgTag::kWait: {
         const int retry_ms = nlohmann::json::parse(reply.payload).at("retry_ms").get<int>();
         std::this_thread::sleep_for(std::chrono::milliseconds(retry_ms));
         break;
       }
-      case MsgTag::kJob: {
+      case comm::MsgTag::kJob: {
         JobResult result;
         std::string job_id;  // as rank 0 sent it (a group job's is computed here)
         const auto job_started = Clock::now();
@@ -154,7 +154,7 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
             const auto now = Clock::now();
             if (now < next_report) return;
             next_report = now + report_interval;
-            send_message(comm, kOrchestratorRank, MsgTag::kHeartbeat, heartbeat_payload(job_id, p.epoch, p.epochs, -1));
+            comm::send_message(comm, comm::kOrchestratorRank, comm::MsgTag::kHeartbeat, heartbeat_payload(job_id, p.epoch, p.epochs, -1));
           };
           JobResult r = run_job(spec, options, cache);
           options.on_progress = nullptr;
@@ -163,10 +163,10 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
         };
         try {
           const nlohmann::json payload = nlohmann::json::parse(reply.payload);
-          if (is_group_job(payload)) {
+          if (comm::is_group_job(payload)) {
             // A data-parallel job on several worker ranks. It runs in this process even under
             // supervision: a child process is not in the MPI world, so it could not join the group.
-            const GroupJob group = payload.get<GroupJob>();
+            const comm::GroupJob group = payload.get<comm::GroupJob>();
             const JobSpec& spec = group.spec;
             job_id = spec.id();
             const std::string work_dir = work_root.empty() ? std::string() : work_root + "/" + job_id;
@@ -190,11 +190,11 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
               }();
             }
           } else {
-            const JobTicket ticket = payload.get<JobTicket>();
+            const comm::JobTicket ticket = payload.get<comm::JobTicket>();
             const JobSpec& spec = ticket.spec;
             job_id = ticket.job_id;
             while (!stopping && ahead_unanswered + int(ahead.size()) < depth) {
-              send_message(comm, kOrchestratorRank, MsgTag::kRequestJob, ahead_request);
+              comm::send_message(comm, comm::kOrchestratorRank, comm::MsgTag::kRequestJob, ahead_request);
               ++ahead_unanswered;
             }
             const std::string work_dir = work_root.empty() ? std::string() : work_root + "/" + job_id;
@@ -203,7 +203,7 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
             } else if (supervision != nullptr) {
               if (log) log("[" + job_id + "] started in a child process; output in " + work_dir + "/train.log");
               result = run_supervised_job(spec, work_dir, rank, supervised, stop_requested, [&](const Heartbeat& h) {
-                send_message(comm, kOrchestratorRank, MsgTag::kHeartbeat,
+                comm::send_message(comm, comm::kOrchestratorRank, comm::MsgTag::kHeartbeat,
                              heartbeat_payload(job_id, h.epoch, h.epochs, h.eta_s));
               }, [&] { give_back_if_running_long(job_started); });
             } else {
@@ -218,7 +218,7 @@ int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log
         }
         if (result.job_id.empty()) result.job_id = job_id;
         // Without the spec: rank 0 holds it (protocol.h).
-        send_message(comm, kOrchestratorRank, MsgTag::kResult, result_json_without_spec(result).dump());
+        comm::send_message(comm, comm::kOrchestratorRank, comm::MsgTag::kResult, result_json_without_spec(result).dump());
         depth = ahead_depth(Clock::now() - job_started);
         ++jobs_run;
         break;

@@ -95,11 +95,11 @@ int measure(const Args& args, int& argc, char**& argv) {
   const bool child = mode != "in-process";
   const int jobs = child ? args.get_int("child-jobs", 24) : args.get_int("jobs", 20000);
   const std::string root = args.require("results");
-  worker::MpiEnvironment mpi(argc, argv);
+  comm::MpiEnvironment mpi(argc, argv);
   // As run_worker does for a sweep: one zygote per worker rank, started before its first job (its
   // start-up, LibTorch's, is paid once per rank and is not timed here).
   std::optional<worker::ForkServer> zygote;
-  if (mode == "child-fork" && mpi.rank() != worker::kOrchestratorRank) {
+  if (mode == "child-fork" && mpi.rank() != comm::kOrchestratorRank) {
     zygote.emplace("/proc/self/exe", [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
     if (!zygote->wait_until_ready()) throw std::runtime_error("bench: the zygote did not start; see above");
   }
@@ -107,7 +107,7 @@ int measure(const Args& args, int& argc, char**& argv) {
   for (int repeat = 0; repeat < repeats; ++repeat) {
     const std::string dir = root + "/run-" + std::to_string(mpi.size()) + "-" + mode + "-" + std::to_string(repeat);
     MIL_MPI_CHECK(MPI_Barrier(mpi.comm()));
-    if (mpi.rank() == worker::kOrchestratorRank) {
+    if (mpi.rank() == comm::kOrchestratorRank) {
       fs::remove_all(dir);
       orch::ResultsStore store(dir);
       const std::vector<JobSpec> specs = noop_jobs(jobs, dir + "/no-such-dataset");
@@ -136,7 +136,7 @@ int measure(const Args& args, int& argc, char**& argv) {
       worker::run_worker(mpi.comm(), {}, dir + "/work", nullptr, nullptr, body);
     }
   }
-  if (mpi.rank() == worker::kOrchestratorRank) {
+  if (mpi.rank() == comm::kOrchestratorRank) {
     const nlohmann::json out = {{"ranks", mpi.size()}, {"mode", mode}, {"jobs", jobs}, {"seconds", seconds}};
     std::printf("RESULT %s\n", out.dump().c_str());
     std::fflush(stdout);

@@ -82,7 +82,7 @@ int cmd_bench_sync(const Tokens& tokens) {
   }
   int no_argc = 0;
   char** no_argv = nullptr;
-  worker::MpiEnvironment mpi(no_argc, no_argv);
+  comm::MpiEnvironment mpi(no_argc, no_argv);
   at::set_num_threads(threads);
   const bool root = mpi.rank() == 0;
   const int ranks = mpi.size();

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <string>
 
-namespace mil::worker {
+namespace mil {
 
 std::string utc_timestamp() {
   const std::time_t now = std::time(nullptr);
@@ -40,4 +40,4 @@ bool process_exists(long pid) {
   return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
 }
 
-}  // namespace mil::worker
+}  // namespace mil

@@ -2,7 +2,7 @@
 // Where and when a job ran, as results and journals record it.
 #include <string>
 
-namespace mil::worker {
+namespace mil {
 
 /// Current UTC time as ISO 8601, e.g. "2026-11-25T16:09:36Z".
 std::string utc_timestamp();
@@ -13,4 +13,4 @@ std::string host_name();
 /// True while process `pid` of this host runs (a zombie, dead but not yet reaped, does not count).
 bool process_exists(long pid);
 
-}  // namespace mil::worker
+}  // namespace mil

@@ -1,6 +1,8 @@
 // The leaderboard as one self-contained HTML page: tables, and plots drawn as inline SVG. Nothing is
 // loaded from elsewhere (no scripts, stylesheets, fonts or images), so the file can be mailed or
 // archived and still shows the same thing.
+#include "orchestrator/leaderboard/html.h"
+
 #include <algorithm>
 #include <cmath>
 #include <set>

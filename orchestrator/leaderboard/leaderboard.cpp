@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "mil/core/durable_file.h"
+#include "orchestrator/leaderboard/html.h"
 #include "orchestrator/leaderboard/report.h"
 #include "orchestrator/leaderboard/stats.h"
 #include "orchestrator/results/store.h"

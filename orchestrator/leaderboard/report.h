@@ -1,6 +1,6 @@
 #pragma once
-// The leaderboard as files: Markdown (leaderboard.md), CSV (one line per grid point) and one
-// self-contained HTML page with inline SVG plots (no scripts, fonts or images from elsewhere).
+// The leaderboard as text files: Markdown (leaderboard.md) and CSV (one line per grid point). The
+// HTML page is html.h.
 #include <string>
 
 #include "orchestrator/leaderboard/leaderboard.h"
@@ -13,10 +13,6 @@ std::string to_markdown(const Leaderboard& board, const std::string& title);
 
 /// CSV with a header line, one line per grid point (the comparison columns filled for selected rows).
 std::string to_csv(const Leaderboard& board);
-
-/// One HTML page: the Markdown's tables, per-benchmark bars with 95% intervals, the critical-difference
-/// diagram and the per-epoch validation curves of the selected configs, all inline.
-std::string to_html(const Leaderboard& board, const std::string& title);
 
 /// Display name of a metric key: "auc" -> "AUC", "c_index" -> "C-index", "balanced_accuracy" -> "Bal.Acc".
 std::string metric_name(const std::string& key);

@@ -93,7 +93,7 @@ void from_json(const json& j, LockOwner& o) {
 
 LockOwner this_process_owner() {
   LockOwner o;
-  o.host = worker::host_name();
+  o.host = mil::host_name();
   o.pid = static_cast<int>(::getpid());
   o.token = random_hex();
   o.slurm_job_id = env_or_empty("SLURM_JOB_ID");

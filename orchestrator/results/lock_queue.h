@@ -2,9 +2,11 @@
 // Array mode: independent processes (Slurm array tasks, or any processes on hosts that share the
 // results directory) finish one sweep together with no MPI between them. They coordinate through
 // files only:
+// clang-format off
 //   DIR/locks/<job id>.lock   who runs the job: {"host","pid","token","slurm_*","acquired","heartbeat"}
 //   DIR/results/<job id>.json written once (ResultsStore::write_exclusive: link(), never overwrite ok)
 //   DIR/journal.jsonl         appended with O_APPEND under flock
+// clang-format on
 // One claim:
 //  1. Scan DIR/results and DIR/locks and replay them into a fresh Scheduler (ok results are done,
 //     final failures fail their dependents, live locks are jobs running elsewhere); ask it for a

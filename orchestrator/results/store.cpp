@@ -67,7 +67,7 @@ JobResult load_result(const std::string& path) {
 std::string unique_sibling(const std::string& path, const std::string& kind) {
   std::random_device entropy;
   const fs::path target(path);
-  return (target.parent_path() / ("." + target.filename().string() + "." + kind + "." + worker::host_name() +
+  return (target.parent_path() / ("." + target.filename().string() + "." + kind + "." + mil::host_name() +
                                   "." + std::to_string(::getpid()) + "." + std::to_string(entropy())))
       .string();
 }
@@ -82,7 +82,7 @@ JobResult dependency_failed_result(const JobSpec& spec, const std::string& job_i
   failed.spec = spec;
   failed.status = "failed";
   failed.error = "not run: the job it depends on (" + dependency + ", its teacher baseline) failed";
-  failed.runtime = {{"finished_at", worker::utc_timestamp()}};
+  failed.runtime = {{"finished_at", mil::utc_timestamp()}};
   return failed;
 }
 
@@ -133,7 +133,7 @@ void ResultsStore::write_batch(const std::vector<StoreRecord>& records) {
   // Check everything first, so a bad record fails the batch before any file changes.
   std::vector<std::string> finals, temps, contents, lines;
   std::set<std::string> batch_ids;
-  const std::string timestamp = worker::utc_timestamp();
+  const std::string timestamp = mil::utc_timestamp();
   for (const StoreRecord& record : records) {
     if (!record.is_result) {
       result_path(record.job_id);  // checks the id
@@ -234,7 +234,7 @@ bool ResultsStore::write_exclusive(const JobResult& result) {
   const json line = {{"job_id", result.job_id},
                      {"status", result.status},
                      {"config_id", result.config_id},
-                     {"time", worker::utc_timestamp()}};
+                     {"time", mil::utc_timestamp()}};
   append_line_durably((fs::path(dir_) / "journal.jsonl").string(), dump(line, /*indent=*/-1));
   return true;
 }

@@ -110,6 +110,7 @@ class StatusBoard {
   /// Counts, throughput and ETA at the clock's now.
   StatusSummary summary() const;
   /// Everything at the clock's now. JSON shape:
+  // clang-format off
   ///   {"sweep": {"name", "started_at" (ISO 8601 UTC), "now", "uptime_s", "phase"},  phase "starting"
   ///                                                  until sweep_started() lists the jobs, then "running"
   ///    "counts": {"total", "pending", "running", "committing", "done", "failed", "quarantined", "skipped"},
@@ -123,6 +124,7 @@ class StatusBoard {
   ///                 (null when idle), "jobs_finished"}],
   ///    "failures": [{"job_id", "status", "error", "method", "dataset", "fold", "seed"}],
   ///    "jobs": [{"id", "state", "method", "dataset", "fold", "seed"}]}           in sweep order
+  // clang-format on
   StatusSnapshot snapshot() const;
 
  private:

@@ -1,5 +1,7 @@
 #include "orchestrator/status/http.h"
 
+#include "orchestrator/status/page.h"
+
 namespace mil::orch {
 namespace http = boost::beast::http;
 

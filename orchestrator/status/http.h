@@ -24,8 +24,4 @@ StatusResponse handle_status_request(const StatusRequest& request, const StatusS
 /// A plain-text error response (`status`, the reason as body) for `version` (11 or 10).
 StatusResponse status_error_response(boost::beast::http::status status, unsigned version, bool keep_alive);
 
-/// The self-contained HTML page served at "/": no external resources; its script fetches
-/// /status.json every 2 s and shows counts, a progress bar, running jobs, workers and failures.
-const std::string& status_page_html();
-
 }  // namespace mil::orch

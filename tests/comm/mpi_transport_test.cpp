@@ -4,10 +4,10 @@
 #include <gtest/gtest.h>
 
 #include "tests/support/mpi_gtest.h"
-#include "comm/job_group.h"
+#include "worker/job_group_comm.h"
 #include "comm/mpi_env.h"
 
-namespace mil::worker {
+namespace mil::comm {
 namespace {
 MPI_Comm g_comm = MPI_COMM_NULL;  // set in main() from the MpiEnvironment; tests only read it
 }
@@ -132,9 +132,9 @@ TEST(JobGroupComm, OnlyTheMembersBuildIt) {
   group.spec.train.ranks = size - 1;
   group.tag = kFirstGroupTag;
   if (rank == 0) {
-    EXPECT_THROW(JobGroupComm(g_comm, group), std::runtime_error);  // not a member: refused before any MPI call
+    EXPECT_THROW(worker::JobGroupComm(g_comm, group), std::runtime_error);  // not a member: refused before any MPI call
   } else {
-    const JobGroupComm job_comm(g_comm, group);
+    const worker::JobGroupComm job_comm(g_comm, group);
     int job_rank = -1, job_size = 0;
     MIL_MPI_CHECK(MPI_Comm_rank(job_comm.comm(), &job_rank));
     MIL_MPI_CHECK(MPI_Comm_size(job_comm.comm(), &job_size));
@@ -147,11 +147,11 @@ TEST(JobGroupComm, OnlyTheMembersBuildIt) {
   }
 }
 
-}  // namespace mil::worker
+}  // namespace mil::comm
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  mil::worker::MpiEnvironment mpi(argc, argv);
+  mil::comm::MpiEnvironment mpi(argc, argv);
   mil::worker::g_comm = mpi.comm();
   return mil::testing::run_all_tests_on_every_rank(mpi);
 }

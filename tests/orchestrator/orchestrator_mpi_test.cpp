@@ -301,8 +301,8 @@ TEST(OrchestratorLoop, RetriesFailedAttemptsQuarantinesRepeatedFailuresAndRecord
     // fails the same way every time (paths and numbers differ), fold 2 succeeds. Every attempt beats
     // once, and a malformed beat precedes it.
     const worker::JobBody body = [&](const JobSpec& spec, const std::string&, const std::function<void()>&) {
-      worker::send_message(g_comm, 0, worker::MsgTag::kHeartbeat, "not json");
-      worker::send_message(g_comm, 0, worker::MsgTag::kHeartbeat,
+      comm::send_message(g_comm, 0, comm::MsgTag::kHeartbeat, "not json");
+      comm::send_message(g_comm, 0, comm::MsgTag::kHeartbeat,
                            nlohmann::json{{"job_id", spec.id()}, {"epoch", 1}, {"epochs", 2}, {"eta_s", 3.5}}.dump());
       JobResult r;
       r.spec = spec;
@@ -364,7 +364,7 @@ TEST(OrchestratorLoop, RetriesFailedAttemptsQuarantinesRepeatedFailuresAndRecord
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  mil::worker::MpiEnvironment mpi(argc, argv);
+  mil::comm::MpiEnvironment mpi(argc, argv);
   mil::orch::g_comm = mpi.comm();
   at::set_num_threads(1);
   return mil::testing::run_all_tests_on_every_rank(mpi);

@@ -7,7 +7,7 @@
 
 namespace mil::testing {
 
-inline int run_all_tests_on_every_rank(const mil::worker::MpiEnvironment& mpi) {
+inline int run_all_tests_on_every_rank(const mil::comm::MpiEnvironment& mpi) {
   if (mpi.rank() != 0) {
     auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
     delete listeners.Release(listeners.default_result_printer());

@@ -289,7 +289,7 @@ TEST(DataParallelFit, RanksThatWouldResumeAtDifferentStepsFailTogetherInsteadOfM
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  mil::worker::MpiEnvironment mpi(argc, argv);
+  mil::comm::MpiEnvironment mpi(argc, argv);
   at::set_num_threads(1);
   mil::worker::g_comm = mpi.comm();
   return mil::testing::run_all_tests_on_every_rank(mpi);

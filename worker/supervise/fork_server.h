@@ -6,12 +6,14 @@
 // runs `mhim train` exactly as the exec'd child would (same arguments, heartbeat file, log file, exit
 // codes, own process group, signals reset) and sets its own thread count after the fork.
 //
+// clang-format off
 // Protocol over a SOCK_SEQPACKET socketpair, one JSON object per packet:
 //   zygote -> rank   {"ready": true, "pid": P}              once, when it can fork
 //   rank -> zygote   {"argv": [...], "log": path}           argv as after `mhim` (argv[0] = "train")
 //   zygote -> rank   {"pid": J} | {"error": "..."}          the job process started (or not)
 //   zygote -> rank   {"pid": J, "signaled": b, "code": c,   when J ended (the zygote reaps it)
 //                     "signal": s}
+// clang-format on
 // Lifetimes: the zygote dies with its rank (PR_SET_PDEATHSIG) or when the rank closes the socket; a job
 // process dies with its zygote (PR_SET_PDEATHSIG), so a dead rank leaves neither behind. The zygote
 // ignores SIGTERM/SIGINT/SIGUSR1: a stop (Slurm signals every process of a step) must reach the job,

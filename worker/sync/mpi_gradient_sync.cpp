@@ -46,8 +46,8 @@ MpiGradientSync::~MpiGradientSync() {
 void MpiGradientSync::check(int code, const char* what) {
   if (code == MPI_SUCCESS) return;
   try {
-    mpi_check(code, what, __FILE__, __LINE__);
-  } catch (const MpiError& e) {
+    comm::mpi_check(code, what, __FILE__, __LINE__);
+  } catch (const comm::MpiError& e) {
     std::fprintf(stderr, "gradient sync (mpi, rank %d of %d): %s; aborting the group\n", rank_, size_, e.what());
     abort(3);
     throw;

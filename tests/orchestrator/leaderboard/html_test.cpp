@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "orchestrator/leaderboard/leaderboard.h"
+#include "orchestrator/leaderboard/html.h"
 #include "orchestrator/leaderboard/report.h"
 #include "tests/support/temp_dir.h"
 

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "orchestrator/leaderboard/html.h"
 #include "orchestrator/leaderboard/report.h"
 #include "orchestrator/results/store.h"
 #include "tests/support/expect_throw.h"

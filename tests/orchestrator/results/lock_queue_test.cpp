@@ -201,7 +201,7 @@ TEST(LockQueue, LockHoldsHostPidSlurmIdsAndAHeartbeatThatRefreshMoves) {
   const Claim claim = queue.try_claim();
   ASSERT_EQ(claim.kind, Assignment::Kind::kJob);
   const json lock = json::parse(std::ifstream(queue.lock_path(claim.job->id)));
-  EXPECT_EQ(lock.at("owner").at("host"), worker::host_name());
+  EXPECT_EQ(lock.at("owner").at("host"), mil::host_name());
   EXPECT_EQ(lock.at("owner").at("pid"), static_cast<int>(::getpid()));
   EXPECT_EQ(lock.at("owner").at("slurm_job_id"), "41");
   EXPECT_EQ(lock.at("owner").at("slurm_array_job_id"), "40");

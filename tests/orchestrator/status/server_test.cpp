@@ -19,6 +19,7 @@
 
 #include "orchestrator/status/board.h"
 #include "orchestrator/status/http.h"
+#include "orchestrator/status/page.h"
 
 namespace mil::orch {
 namespace {

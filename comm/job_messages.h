@@ -1,15 +1,15 @@
 #pragma once
-// A job that runs on a group of R > 1 worker ranks of a sweep (data-parallel; issue #8): what rank 0
-// sends each member (the kJob envelope of protocol.h) and the communicator the members build from it.
+// What rank 0 sends a worker with kJob (protocol.h): a one-rank job with its id, or the envelope of a
+// job that runs on a group of R > 1 worker ranks (data-parallel). The members' communicator is built
+// from the envelope by worker/job_group_comm.h.
 #include <string>
 #include <vector>
 
-#include <mpi.h>
 #include <nlohmann/json.hpp>
 
 #include "mil/core/specs.h"
 
-namespace mil::worker {
+namespace mil::comm {
 
 /// First tag rank 0 gives a group; below it lie the protocol's MsgTag values, which a group's
 /// creation must never match.
@@ -43,24 +43,4 @@ void from_json(const nlohmann::json& j, GroupJob& g);
 /// True when a kJob payload is a GroupJob envelope (it has "group_ranks"), not a JobTicket.
 bool is_group_job(const nlohmann::json& payload);
 
-/// The communicator of one group job: MPI_Comm_create_group over the members, which only they call
-/// (rank 0 and the other workers go on undisturbed). Freed when destroyed. The creation exchanges
-/// messages among the members on the parent communicator with the group's tag, which a receive from
-/// MPI_ANY_SOURCE with MPI_ANY_TAG there could take: in a sweep only rank 0 receives that way and it is
-/// never a member, and workers receive from rank 0 only (protocol.h).
-class JobGroupComm {
- public:
-  /// Collective over the ranks of `group` (ranks of `comm`); `comm`'s rank must be one of them.
-  /// Throws MpiError naming the call when MPI fails, std::runtime_error when this rank is no member.
-  JobGroupComm(MPI_Comm comm, const GroupJob& group);
-  ~JobGroupComm();
-  JobGroupComm(const JobGroupComm&) = delete;
-  JobGroupComm& operator=(const JobGroupComm&) = delete;
-
-  MPI_Comm comm() const { return comm_; }  ///< The group's communicator; its rank 0 is ranks[0].
-
- private:
-  MPI_Comm comm_ = MPI_COMM_NULL;
-};
-
-}  // namespace mil::worker
+}  // namespace mil::comm
