@@ -64,18 +64,23 @@ std::string Args::require(const std::string& name) const {
 }
 
 int Args::get_int(const std::string& name, int fallback) const {
-  return has(name) ? parse_number<int>(name, get(name, ""), [](const std::string& s, std::size_t* u) { return std::stoi(s, u); })
+  return has(name) ? parse_number<int>(
+                         name, get(name, ""),
+                         [](const std::string& s, std::size_t* u) { return std::stoi(s, u); })
                    : fallback;
 }
 
 double Args::get_double(const std::string& name, double fallback) const {
-  return has(name) ? parse_number<double>(name, get(name, ""), [](const std::string& s, std::size_t* u) { return std::stod(s, u); })
+  return has(name) ? parse_number<double>(
+                         name, get(name, ""),
+                         [](const std::string& s, std::size_t* u) { return std::stod(s, u); })
                    : fallback;
 }
 
 std::uint64_t Args::get_u64(const std::string& name, std::uint64_t fallback) const {
-  return has(name) ? parse_number<std::uint64_t>(name, get(name, ""),
-                                                 [](const std::string& s, std::size_t* u) { return std::stoull(s, u); })
+  return has(name) ? parse_number<std::uint64_t>(
+                         name, get(name, ""),
+                         [](const std::string& s, std::size_t* u) { return std::stoull(s, u); })
                    : fallback;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
-// A small, strict command-line parser for the subcommands: unknown options are errors that name them.
+// A small, strict command-line parser for the subcommands: unknown options are errors that name
+// them.
 #include <cstdint>
 #include <map>
 #include <stdexcept>
@@ -16,13 +17,15 @@ class UsageError : public std::runtime_error {
 
 class Args {
  public:
-  /// Parses `tokens` ("--name value", "--name=value", "--flag", positionals). `value_options` take a value
-  /// (repeatable ones keep every value); `flag_options` take none. Anything else is a UsageError.
+  /// Parses `tokens` ("--name value", "--name=value", "--flag", positionals). `value_options` take
+  /// a value (repeatable ones keep every value); `flag_options` take none. Anything else is a
+  /// UsageError.
   Args(const std::vector<std::string>& tokens, const std::vector<std::string>& value_options,
        const std::vector<std::string>& flag_options);
 
   bool has(const std::string& name) const;  ///< Given at least once (flag or option).
-  std::string get(const std::string& name, const std::string& fallback) const;  ///< Last value given.
+  std::string get(const std::string& name,
+                  const std::string& fallback) const;  ///< Last value given.
   std::string require(const std::string& name) const;  ///< Last value; UsageError when absent.
   int get_int(const std::string& name, int fallback) const;
   double get_double(const std::string& name, double fallback) const;

@@ -10,7 +10,8 @@
 
 namespace mil::app {
 namespace {
-constexpr const char* kHelp = R"(usage: mhim pack (--root DIR | --sweep FILE --dataset NAME) [options]
+constexpr const char* kHelp =
+    R"(usage: mhim pack (--root DIR | --sweep FILE --dataset NAME) [options]
 
 Packs every feature file of the dataset's pt_files/ (or h5_files/) folder, in name order, into one
 file that loads by memory mapping: <root>/packed.milpack unless --out says otherwise. Set
@@ -41,12 +42,16 @@ int cmd_pack(const Tokens& tokens) {
     std::vector<std::string> names = dataset_option_names();
     names.insert(names.end(), {"dtype", "out"});
     const Args args(tokens, names, {"verify"});
-    if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
+    if (!args.positional().empty())
+      throw UsageError("unexpected argument '" + args.positional()[0] + "'");
     spec = dataset_from_args(args);
-    if (spec.features == "packed") spec.features = "auto";  // a sweep's packed dataset: pack its folder
-    if (spec.kind == "musk") throw UsageError("kind musk keeps its features in CSVs; there is nothing to pack");
+    if (spec.features == "packed")
+      spec.features = "auto";  // a sweep's packed dataset: pack its folder
+    if (spec.kind == "musk")
+      throw UsageError("kind musk keeps its features in CSVs; there is nothing to pack");
     options.dtype = args.get("dtype", "f32");
-    if (options.dtype != "f32" && options.dtype != "f16") throw UsageError("--dtype must be f32 or f16");
+    if (options.dtype != "f32" && options.dtype != "f16")
+      throw UsageError("--dtype must be f32 or f16");
     options.verify = args.has("verify");
     out = args.get("out", (std::filesystem::path(spec.root) / kPackedCacheName).string());
   } catch (const UsageError& e) {
@@ -54,19 +59,25 @@ int cmd_pack(const Tokens& tokens) {
   }
   namespace fs = std::filesystem;
   const fs::path pt = fs::path(spec.root) / "pt_files", h5 = fs::path(spec.root) / "h5_files";
-  const bool use_h5 = spec.features == "h5" || (spec.features == "auto" && !fs::is_directory(pt) && fs::is_directory(h5));
+  const bool use_h5 = spec.features == "h5" ||
+                      (spec.features == "auto" && !fs::is_directory(pt) && fs::is_directory(h5));
   const std::string folder = (use_h5 ? h5 : pt).string();
   const auto start = std::chrono::steady_clock::now();
   options.progress = [](std::size_t done, std::size_t total, const std::string&) {
-    if (done % 50 == 0 || done == total) std::fprintf(stderr, "\rpacked %zu/%zu slides", done, total);
+    if (done % 50 == 0 || done == total)
+      std::fprintf(stderr, "\rpacked %zu/%zu slides", done, total);
   };
   const PackSummary s = pack_feature_folder(folder, use_h5, out, options);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "\n");
-  std::printf("wrote %s: %zu slides, %lld instances, D=%d, %s, %.2f GB of features in %.2f GB; %.1f s (%.0f MB/s)%s\n",
-              out.c_str(), s.slides, static_cast<long long>(s.instances), s.feature_dim, options.dtype.c_str(),
-              double(s.payload_bytes) / 1e9, double(s.file_bytes) / 1e9, seconds,
-              double(s.payload_bytes) / 1e6 / std::max(seconds, 1e-9), s.verified ? ", every slide verified" : "");
+  std::printf(
+      "wrote %s: %zu slides, %lld instances, D=%d, %s, %.2f GB of features in %.2f GB; %.1f s "
+      "(%.0f MB/s)%s\n",
+      out.c_str(), s.slides, static_cast<long long>(s.instances), s.feature_dim,
+      options.dtype.c_str(), double(s.payload_bytes) / 1e9, double(s.file_bytes) / 1e9, seconds,
+      double(s.payload_bytes) / 1e6 / std::max(seconds, 1e-9),
+      s.verified ? ", every slide verified" : "");
   return 0;
 }
 

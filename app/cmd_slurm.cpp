@@ -50,15 +50,15 @@ examples:
 
 /// What goes into the #SBATCH lines.
 struct BatchSettings {
-  std::string job_name;      ///< "mhim-<sweep name>".
-  int nodes = 1;             ///< --nodes.
-  int gpus_per_node = 0;     ///< 0 = CPU nodes.
-  int ntasks = 0;            ///< 0 = derived (see the help).
-  int cpus_per_task = 0;     ///< 0 = derived.
+  std::string job_name;   ///< "mhim-<sweep name>".
+  int nodes = 1;          ///< --nodes.
+  int gpus_per_node = 0;  ///< 0 = CPU nodes.
+  int ntasks = 0;         ///< 0 = derived (see the help).
+  int cpus_per_task = 0;  ///< 0 = derived.
   std::string time = "04:00:00";
-  std::string partition;     ///< Empty = the cluster's default.
-  std::string account;       ///< Empty = the user's default.
-  int array = 0;             ///< > 0: that many array tasks.
+  std::string partition;  ///< Empty = the cluster's default.
+  std::string account;    ///< Empty = the user's default.
+  int array = 0;          ///< > 0: that many array tasks.
 };
 
 /// `text` as one single-quoted shell word.
@@ -68,15 +68,17 @@ std::string shell_quote(const std::string& text) {
   return out + "'";
 }
 
-std::string batch_script(const BatchSettings& s, const std::string& mhim, const std::vector<std::string>& args,
-                         const std::string& results) {
+std::string batch_script(const BatchSettings& s, const std::string& mhim,
+                         const std::vector<std::string>& args, const std::string& results) {
   std::ostringstream out;
   const bool gpus = s.gpus_per_node > 0;
   const int cpus = s.cpus_per_task > 0 ? s.cpus_per_task : (gpus ? 8 : 1);
   out << "#!/bin/bash\n"
-      << "# Written by `mhim slurm submit`. Resubmit with: sbatch " << results << "/mhim-sweep.sbatch\n"
-      << "# " << (s.array > 0 ? "Array mode: each task is one standalone worker (mhim sweep --array)."
-                              : "MPI mode: rank 0 orchestrates, the other ranks train.")
+      << "# Written by `mhim slurm submit`. Resubmit with: sbatch " << results
+      << "/mhim-sweep.sbatch\n"
+      << "# "
+      << (s.array > 0 ? "Array mode: each task is one standalone worker (mhim sweep --array)."
+                      : "MPI mode: rank 0 orchestrates, the other ranks train.")
       << " The body below is slurm/sweep_cpu.sbatch's.\n"
       << "#SBATCH --job-name=" << s.job_name << "\n";
   if (s.array > 0) {
@@ -86,13 +88,16 @@ std::string batch_script(const BatchSettings& s, const std::string& mhim, const 
   } else if (gpus) {
     out << "#SBATCH --nodes=" << s.nodes << "\n";
     if (s.ntasks > 0) {
-      out << "#SBATCH --ntasks=" << s.ntasks << "\n#SBATCH --gpus-per-node=" << s.gpus_per_node << "\n";
+      out << "#SBATCH --ntasks=" << s.ntasks << "\n#SBATCH --gpus-per-node=" << s.gpus_per_node
+          << "\n";
     } else {
-      out << "#SBATCH --ntasks-per-node=" << s.gpus_per_node << "   # one rank per GPU; rank 0 holds one too\n"
+      out << "#SBATCH --ntasks-per-node=" << s.gpus_per_node
+          << "   # one rank per GPU; rank 0 holds one too\n"
           << "#SBATCH --gpus-per-task=1\n";
     }
   } else {
-    out << "#SBATCH --nodes=" << s.nodes << "\n#SBATCH --ntasks=" << (s.ntasks > 0 ? s.ntasks : 3) << "\n";
+    out << "#SBATCH --nodes=" << s.nodes << "\n#SBATCH --ntasks=" << (s.ntasks > 0 ? s.ntasks : 3)
+        << "\n";
   }
   out << "#SBATCH --cpus-per-task=" << cpus << "\n"
       << "#SBATCH --time=" << s.time << "\n";
@@ -101,7 +106,8 @@ std::string batch_script(const BatchSettings& s, const std::string& mhim, const 
   out << "#SBATCH --signal=B:USR1@120\n"
       << "#SBATCH --requeue\n"
       << "#SBATCH --open-mode=append\n"
-      << "#SBATCH --output=" << results << (s.array > 0 ? "/slurm-%A_%a.out" : "/slurm-%j.out") << "\n"
+      << "#SBATCH --output=" << results << (s.array > 0 ? "/slurm-%A_%a.out" : "/slurm-%j.out")
+      << "\n"
       << "export MHIM=${MHIM:-" << shell_quote(mhim) << "}\n"
       << "if (($# == 0)); then set --";
   for (const auto& arg : args) out << " " << shell_quote(arg);
@@ -142,7 +148,8 @@ int cmd_slurm(const Tokens& tokens) {
     std::fputs(kHelp, tokens.empty() ? stderr : stdout);
     return tokens.empty() ? 2 : 0;
   }
-  if (tokens[0] != "submit") return usage_failure("slurm", "unknown subcommand '" + tokens[0] + "' (only: submit)");
+  if (tokens[0] != "submit")
+    return usage_failure("slurm", "unknown subcommand '" + tokens[0] + "' (only: submit)");
   const Tokens rest(tokens.begin() + 1, tokens.end());
   if (!rest.empty() && rest[0] == "--help") return std::fputs(kHelp, stdout), 0;
   BatchSettings settings;
@@ -151,8 +158,8 @@ int cmd_slurm(const Tokens& tokens) {
   bool dry = false;
   try {
     const Args args(rest,
-                    {"results", "set", "nodes", "gpus-per-node", "ntasks", "cpus-per-task", "time", "partition",
-                     "account", "array"},
+                    {"results", "set", "nodes", "gpus-per-node", "ntasks", "cpus-per-task", "time",
+                     "partition", "account", "array"},
                     {"dry-run"});
     if (args.positional().size() != 1) throw UsageError("expected exactly one sweep file");
     sweep_path = args.positional()[0];
@@ -168,12 +175,15 @@ int cmd_slurm(const Tokens& tokens) {
     settings.array = args.get_int("array", 0);
     dry = args.has("dry-run");
     if (settings.nodes < 1) throw UsageError("--nodes must be >= 1");
-    if (settings.gpus_per_node < 0 || settings.ntasks < 0 || settings.cpus_per_task < 0 || settings.array < 0) {
+    if (settings.gpus_per_node < 0 || settings.ntasks < 0 || settings.cpus_per_task < 0 ||
+        settings.array < 0) {
       throw UsageError("--gpus-per-node, --ntasks, --cpus-per-task and --array must be >= 0");
     }
-    if (settings.array == 0 && settings.ntasks == 1) throw UsageError("--ntasks 1 leaves no worker: rank 0 only orchestrates");
+    if (settings.array == 0 && settings.ntasks == 1)
+      throw UsageError("--ntasks 1 leaves no worker: rank 0 only orchestrates");
     if (settings.array > 0 && (args.has("ntasks") || settings.nodes != 1)) {
-      throw UsageError("--array runs one task per array element: --ntasks and --nodes do not apply");
+      throw UsageError(
+          "--array runs one task per array element: --ntasks and --nodes do not apply");
     }
     if (settings.time.empty()) throw UsageError("--time is empty");
   } catch (const UsageError& e) {
@@ -183,37 +193,47 @@ int cmd_slurm(const Tokens& tokens) {
   const orch::SweepSpec sweep = orch::load_sweep(sweep_path, overrides);
   settings.job_name = "mhim-" + sweep.name;
   const std::string results_abs = fs::absolute(results).lexically_normal().string();
-  std::vector<std::string> args = {fs::absolute(sweep_path).lexically_normal().string(), results_abs};
+  std::vector<std::string> args = {fs::absolute(sweep_path).lexically_normal().string(),
+                                   results_abs};
   for (const auto& o : overrides) {
     args.push_back("--set");
     args.push_back(o);
   }
   std::error_code ec;
   const std::string mhim = fs::read_symlink("/proc/self/exe", ec).string();
-  if (ec) throw std::runtime_error("cannot find this mhim binary through /proc/self/exe: " + ec.message());
+  if (ec)
+    throw std::runtime_error("cannot find this mhim binary through /proc/self/exe: " +
+                             ec.message());
   fs::create_directories(results_abs, ec);
-  if (ec) throw std::runtime_error("cannot create the results directory '" + results_abs + "': " + ec.message());
+  if (ec)
+    throw std::runtime_error("cannot create the results directory '" + results_abs +
+                             "': " + ec.message());
   const std::string file = results_abs + "/mhim-sweep.sbatch";
   write_file_atomic(file, batch_script(settings, mhim, args, results_abs));
   fs::permissions(file, fs::perms::owner_exec, fs::perm_options::add, ec);
 
   if (dry) {
     std::fputs(batch_script(settings, mhim, args, results_abs).c_str(), stdout);
-    std::printf("\nbatch script: %s (dry run: not submitted; submit it with: sbatch %s)\n", file.c_str(), file.c_str());
+    std::printf("\nbatch script: %s (dry run: not submitted; submit it with: sbatch %s)\n",
+                file.c_str(), file.c_str());
     return 0;
   }
   const std::string sbatch = find_on_path("sbatch");
   if (sbatch.empty()) {
-    std::fprintf(stderr,
-                 "mhim slurm: sbatch is not on PATH: run this on a Slurm login node, or submit the written "
-                 "file from one: sbatch %s\n",
-                 file.c_str());
+    std::fprintf(
+        stderr,
+        "mhim slurm: sbatch is not on PATH: run this on a Slurm login node, or submit the written "
+        "file from one: sbatch %s\n",
+        file.c_str());
     return 1;
   }
   const std::string job_id = submit(sbatch, file);
-  std::printf("submitted job %s\nbatch script: %s\noutput: %s/slurm-%s.out\nwatch: squeue -j %s; tail -f %s/journal.jsonl\n",
-              job_id.c_str(), file.c_str(), results_abs.c_str(),
-              settings.array > 0 ? (job_id + "_<task>").c_str() : job_id.c_str(), job_id.c_str(), results_abs.c_str());
+  std::printf(
+      "submitted job %s\nbatch script: %s\noutput: %s/slurm-%s.out\nwatch: squeue -j %s; tail -f "
+      "%s/journal.jsonl\n",
+      job_id.c_str(), file.c_str(), results_abs.c_str(),
+      settings.array > 0 ? (job_id + "_<task>").c_str() : job_id.c_str(), job_id.c_str(),
+      results_abs.c_str());
   return 0;
 }
 

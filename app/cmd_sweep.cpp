@@ -12,24 +12,25 @@
 
 #include "app/args.h"
 #include "app/commands.h"
+#include "comm/mpi_env.h"
+#include "comm/protocol.h"
+#include "mil/core/durable_file.h"
+#include "orchestrator/leaderboard/leaderboard.h"
+#include "orchestrator/orchestrator_loop.h"
+#include "orchestrator/results/store.h"
 #include "orchestrator/schedule/cost_estimate.h"
 #include "orchestrator/schedule/job_graph.h"
-#include "orchestrator/leaderboard/leaderboard.h"
-#include "mil/core/durable_file.h"
-#include "orchestrator/orchestrator_loop.h"
-#include "orchestrator/status/progress_line.h"
-#include "orchestrator/results/store.h"
 #include "orchestrator/status/board.h"
+#include "orchestrator/status/progress_line.h"
 #include "orchestrator/status/server.h"
 #include "orchestrator/sweep/sweep.h"
-#include "comm/mpi_env.h"
 #include "worker/supervise/orphan_guard.h"
-#include "comm/protocol.h"
 #include "worker/worker_loop.h"
 
 namespace mil::app {
 namespace {
-constexpr const char* kHelp = R"(usage: mpirun -n R mhim sweep SWEEP.yaml|SWEEP.json --results DIR [options]
+constexpr const char* kHelp =
+    R"(usage: mpirun -n R mhim sweep SWEEP.yaml|SWEEP.json --results DIR [options]
 
 Runs every job of a sweep file (datasets x models x grid/zip/random points x seeds x folds; YAML for
 .yaml/.yml, else JSON; format: sweeps/README.md) over R-1 worker ranks;
@@ -99,8 +100,8 @@ std::string stamped(int rank, const std::string& line) {
   return std::string(stamp) + " [rank " + std::to_string(rank) + "] " + line;
 }
 
-/// Prints a stamped log line on stderr; `over_progress`: first erase the line the cursor is on (rank
-/// 0's progress line, when workers share its terminal), which rank 0 redraws within a second.
+/// Prints a stamped log line on stderr; `over_progress`: first erase the line the cursor is on
+/// (rank 0's progress line, when workers share its terminal), which rank 0 redraws within a second.
 void log_line(int rank, const std::string& line, bool over_progress = false) {
   std::fprintf(stderr, "%s%s\n", over_progress ? "\r\033[K" : "", stamped(rank, line).c_str());
   std::fflush(stderr);
@@ -113,11 +114,12 @@ struct WatchOptions {
   bool progress_bar = false;              ///< One line rewritten in place instead of log lines.
 };
 
-/// True when what this process writes to stderr ends up on a terminal. Under mpirun a rank's stderr is
-/// a pipe to the launcher, which copies it to its own stderr, so isatty() says no even in a terminal.
-/// Open MPI starts a node's ranks as children of mpirun (or of its orted daemon on other nodes) and
-/// sets OMPI_COMM_WORLD_RANK in them: then the launcher's own stderr (Linux: /proc/<parent>/fd/2) is
-/// what counts. A daemon's stderr is not a terminal, so ranks on other nodes answer no.
+/// True when what this process writes to stderr ends up on a terminal. Under mpirun a rank's stderr
+/// is a pipe to the launcher, which copies it to its own stderr, so isatty() says no even in a
+/// terminal. Open MPI starts a node's ranks as children of mpirun (or of its orted daemon on other
+/// nodes) and sets OMPI_COMM_WORLD_RANK in them: then the launcher's own stderr (Linux:
+/// /proc/<parent>/fd/2) is what counts. A daemon's stderr is not a terminal, so ranks on other
+/// nodes answer no.
 bool stderr_reaches_a_terminal() {
   if (::isatty(STDERR_FILENO) == 1) return true;
   if (std::getenv("OMPI_COMM_WORLD_RANK") == nullptr) return false;
@@ -136,7 +138,8 @@ WatchOptions parse_watch_options(const Args& args) {
     w.status_port = -1;
   } else {
     w.status_port = args.get_int("status-port", 0);
-    if (w.status_port < 0 || w.status_port > 65535) throw UsageError("--status-port must be 0-65535 or off");
+    if (w.status_port < 0 || w.status_port > 65535)
+      throw UsageError("--status-port must be 0-65535 or off");
   }
   w.status_bind = args.get("status-bind", w.status_bind);
   const std::string progress = args.get("progress", "auto");
@@ -147,19 +150,22 @@ WatchOptions parse_watch_options(const Args& args) {
   return w;
 }
 
-/// The status server of `board`, or null (when disabled, or when it cannot listen: the sweep runs on).
-std::unique_ptr<orch::StatusServer> start_status_server(const WatchOptions& watch, const orch::StatusBoard& board,
-                                                        const std::string& results_dir,
-                                                        const std::function<void(const std::string&)>& log) {
+/// The status server of `board`, or null (when disabled, or when it cannot listen: the sweep runs
+/// on).
+std::unique_ptr<orch::StatusServer> start_status_server(
+    const WatchOptions& watch, const orch::StatusBoard& board, const std::string& results_dir,
+    const std::function<void(const std::string&)>& log) {
   if (watch.status_port < 0) return nullptr;
   try {
     orch::StatusServerOptions options;
     options.bind_address = watch.status_bind;
     options.port = static_cast<unsigned short>(watch.status_port);
     options.logger = log;
-    auto server = std::make_unique<orch::StatusServer>([&board] { return orch::to_status_json(board.snapshot()); }, options);
+    auto server = std::make_unique<orch::StatusServer>(
+        [&board] { return orch::to_status_json(board.snapshot()); }, options);
     if (!orch::is_loopback_address(watch.status_bind)) {
-      log("warning: the status server listens on " + watch.status_bind + ", not loopback: whoever reaches this "
+      log("warning: the status server listens on " + watch.status_bind +
+          ", not loopback: whoever reaches this "
           "host can read the sweep's status (job names, errors, host names)");
     }
     write_file_atomic(results_dir + "/status.url", server->url() + "\n");
@@ -172,14 +178,16 @@ std::unique_ptr<orch::StatusServer> start_status_server(const WatchOptions& watc
 }
 
 int dry_run(const orch::SweepSpec& sweep, const std::vector<JobSpec>& jobs) {
-  std::printf("sweep '%s': %zu jobs (dry run: nothing is run)\n\n", sweep.name.c_str(), jobs.size());
+  std::printf("sweep '%s': %zu jobs (dry run: nothing is run)\n\n", sweep.name.c_str(),
+              jobs.size());
   std::fputs(orch::format_cost(orch::estimate_cost(jobs)).c_str(), stdout);
   const std::size_t shown = std::min<std::size_t>(jobs.size(), 10);
   std::printf("\nfirst %zu jobs (job id, config id, dataset, method, fold, seed):\n", shown);
   for (std::size_t i = 0; i < shown; ++i) {
     const JobSpec& j = jobs[i];
     std::printf("  %s  %s  %s  %s  fold %d/%d  seed %llu\n", j.id().c_str(), j.config_id().c_str(),
-                j.dataset.name.c_str(), (j.model.method.empty() ? j.model.name : j.model.method).c_str(),
+                j.dataset.name.c_str(),
+                (j.model.method.empty() ? j.model.name : j.model.method).c_str(),
                 j.split.fold_index, j.split.fold_count, static_cast<unsigned long long>(j.seed));
   }
   if (shown < jobs.size()) std::printf("  ... %zu more\n", jobs.size() - shown);
@@ -200,8 +208,9 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
   worker::ChildStart child_start = worker::ChildStart::kFork;
   WatchOptions watch;
   try {
-    const Args args(tokens, {"results", "set", "threads", "lock-timeout", "max-attempts", "heartbeat-timeout",
-                             "status-port", "status-bind", "progress", "child-start"},
+    const Args args(tokens,
+                    {"results", "set", "threads", "lock-timeout", "max-attempts",
+                     "heartbeat-timeout", "status-port", "status-bind", "progress", "child-start"},
                     {"dry-run", "array", "retry-failed", "in-process"});
     if (args.positional().size() != 1) throw UsageError("expected exactly one sweep file");
     sweep_path = args.positional()[0];
@@ -213,13 +222,16 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
     if (!(lock_timeout > 0)) throw UsageError("--lock-timeout must be > 0 seconds");
     in_process = args.has("in-process");
     const std::string how = args.get("child-start", "fork");
-    if (how != "fork" && how != "exec") throw UsageError("--child-start must be fork or exec, not '" + how + "'");
+    if (how != "fork" && how != "exec")
+      throw UsageError("--child-start must be fork or exec, not '" + how + "'");
     child_start = worker::parse_child_start(how);
     orchestrator_options.max_attempts = args.get_int("max-attempts", orch::kDefaultMaxAttempts);
-    if (orchestrator_options.max_attempts < 1) throw UsageError("--max-attempts must be at least 1");
+    if (orchestrator_options.max_attempts < 1)
+      throw UsageError("--max-attempts must be at least 1");
     orchestrator_options.retry_quarantined = args.has("retry-failed");
     heartbeat_timeout_s = args.get_double("heartbeat-timeout", heartbeat_timeout_s);
-    if (!(heartbeat_timeout_s > 0)) throw UsageError("--heartbeat-timeout must be a positive number of seconds");
+    if (!(heartbeat_timeout_s > 0))
+      throw UsageError("--heartbeat-timeout must be a positive number of seconds");
     watch = parse_watch_options(args);
     if (!dry) results_dir = args.require("results");
   } catch (const UsageError& e) {
@@ -229,25 +241,29 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
     const orch::SweepSpec sweep = orch::load_sweep(sweep_path, overrides);
     return dry_run(sweep, orch::with_teacher_baselines(orch::expand(sweep)));
   }
-  if (array) return run_sweep_array(sweep_path, overrides, results_dir, requested_threads, lock_timeout);
+  if (array)
+    return run_sweep_array(sweep_path, overrides, results_dir, requested_threads, lock_timeout);
 
   comm::MpiEnvironment mpi(argc, argv);
   const int rank = mpi.rank();
   const std::atomic<bool>* stop_requested = install_stop_handlers();
   const bool over_progress = watch.progress_bar;  // every rank parses the same options
-  const auto log = [rank, over_progress](const std::string& line) { log_line(rank, line, over_progress); };
+  const auto log = [rank, over_progress](const std::string& line) {
+    log_line(rank, line, over_progress);
+  };
   const worker::OrphanGuard orphan_guard(log);  // a killed mpirun must not leave this rank running
   if (rank != comm::kOrchestratorRank) {
     try {
       const int threads = configure_threads(requested_threads, mpi.local_size());
       worker::SupervisionOptions supervision;
       supervision.threads = threads;
-      supervision.heartbeat_timeout = std::chrono::milliseconds(static_cast<long long>(heartbeat_timeout_s * 1000));
+      supervision.heartbeat_timeout =
+          std::chrono::milliseconds(static_cast<long long>(heartbeat_timeout_s * 1000));
       supervision.child_start = child_start;
       log("worker ready, " + std::to_string(threads) + " LibTorch threads, jobs " +
-          (in_process ? "in this process"
-                      : child_start == worker::ChildStart::kFork ? "in child processes forked by a zygote"
-                                                                 : "in exec'd child processes"));
+          (in_process                                 ? "in this process"
+           : child_start == worker::ChildStart::kFork ? "in child processes forked by a zygote"
+                                                      : "in exec'd child processes"));
       const int jobs = worker::run_worker(mpi.comm(), log, results_dir + "/work", stop_requested,
                                           in_process ? nullptr : &supervision);
       log("worker done after " + std::to_string(jobs) + " jobs");
@@ -276,35 +292,45 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
     };
     auto server = start_status_server(watch, status, results_dir, log0);
     orchestrator_options.board = &status;
-    orchestrator_options.hang_timeout = std::chrono::milliseconds(static_cast<long long>(heartbeat_timeout_s * 1000));
+    orchestrator_options.hang_timeout =
+        std::chrono::milliseconds(static_cast<long long>(heartbeat_timeout_s * 1000));
     orchestrator_options.jobs_in_worker_ranks = in_process;
     const orch::SweepOutcome outcome =
         orch::run_orchestrator(mpi.comm(), jobs, store, log0, stop_requested, orchestrator_options);
     if (server) {
       server.reset();
       std::error_code ignored;
-      std::filesystem::remove(results_dir + "/status.url", ignored);  // nobody answers there any more
+      std::filesystem::remove(results_dir + "/status.url",
+                              ignored);  // nobody answers there any more
     }
     bar.reset();
     const std::string board = orch::write_leaderboard(results_dir);
     if (!outcome.hung_job.empty()) {
-      // Its ranks are stuck inside the job: only ending the MPI world frees them (no fault-tolerant MPI).
-      log0("sweep '" + sweep.name + "' ends early: job " + outcome.hung_job + " " + outcome.hung_error +
-           "; every result received is durable and running jobs resume from their checkpoints: rerun the same "
-           "command to resume (exit " + std::to_string(kExitInterrupted) + ", resumable)");
+      // Its ranks are stuck inside the job: only ending the MPI world frees them (no fault-tolerant
+      // MPI).
+      log0("sweep '" + sweep.name + "' ends early: job " + outcome.hung_job + " " +
+           outcome.hung_error +
+           "; every result received is durable and running jobs resume from their checkpoints: "
+           "rerun the same "
+           "command to resume (exit " +
+           std::to_string(kExitInterrupted) + ", resumable)");
       std::printf("leaderboard: %s\n", board.c_str());
       std::fflush(stdout);
       std::fflush(stderr);
       mpi.abort_all(kExitInterrupted);
     }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     log("sweep '" + sweep.name + "' finished in " + std::to_string(int(seconds)) + " s: " +
         std::to_string(outcome.ran_ok) + " ok, " + std::to_string(outcome.failed) + " failed, " +
-        std::to_string(outcome.quarantined) + " quarantined, " + std::to_string(outcome.retries) + " retried attempts, " +
-        std::to_string(outcome.skipped) + " skipped (done earlier)" +
-        (outcome.held_back ? ", " + std::to_string(outcome.held_back) + " quarantined earlier (not rerun)" : "") +
+        std::to_string(outcome.quarantined) + " quarantined, " + std::to_string(outcome.retries) +
+        " retried attempts, " + std::to_string(outcome.skipped) + " skipped (done earlier)" +
+        (outcome.held_back
+             ? ", " + std::to_string(outcome.held_back) + " quarantined earlier (not rerun)"
+             : "") +
         ", " + std::to_string(outcome.heartbeats) + " heartbeats" +
-        (outcome.stopped ? ", " + std::to_string(outcome.interrupted) + " interrupted; stopped on request, rerun to resume"
+        (outcome.stopped ? ", " + std::to_string(outcome.interrupted) +
+                               " interrupted; stopped on request, rerun to resume"
                          : ""));
     std::printf("leaderboard: %s\n", board.c_str());
     std::fflush(stdout);

@@ -2,8 +2,8 @@
 
 #include "app/args.h"
 #include "app/commands.h"
-#include "mil/synthetic/generator.h"
 #include "mil/synthetic/benchmarks.h"
+#include "mil/synthetic/generator.h"
 
 #include <chrono>
 #include <filesystem>
@@ -61,22 +61,27 @@ examples:
 )";
 
 int write_stand_ins(const Args& args) {
-  for (const char* classic : {"bags", "min-instances", "max-instances", "positive-fraction", "witness-min", "witness-max",
-                              "signal", "task", "hazard-ratio", "easy-witnesses", "easy-signal", "easy-bag-fraction"}) {
-    if (args.has(classic)) throw UsageError("--" + std::string(classic) + " does not apply to --benchmark/--all");
+  for (const char* classic :
+       {"bags", "min-instances", "max-instances", "positive-fraction", "witness-min", "witness-max",
+        "signal", "task", "hazard-ratio", "easy-witnesses", "easy-signal", "easy-bag-fraction"}) {
+    if (args.has(classic))
+      throw UsageError("--" + std::string(classic) + " does not apply to --benchmark/--all");
   }
-  if (args.has("benchmark") == args.has("all")) throw UsageError("give one of --benchmark NAME and --all");
+  if (args.has("benchmark") == args.has("all"))
+    throw UsageError("give one of --benchmark NAME and --all");
   StandInOptions o;
   o.scale = args.get_double("scale", o.scale);
   o.seed = args.get_u64("seed", o.seed);
   o.feature_dim = args.get_int("dim", o.feature_dim);
   o.format = args.get("format", o.format);
   const std::string out = args.has("dry-run") ? args.get("out", "") : args.require("out");
-  std::vector<std::string> names = args.has("all") ? benchmark_stand_in_names()
-                                                   : std::vector<std::string>{args.get("benchmark", "")};
+  std::vector<std::string> names = args.has("all")
+                                       ? benchmark_stand_in_names()
+                                       : std::vector<std::string>{args.get("benchmark", "")};
   nlohmann::json datasets = nlohmann::json::array();
   if (args.has("dry-run")) {
-    std::printf("%-20s %6s %6s %9s %13s %10s\n", "benchmark", "bags", "slides", "positive", "instances", "GB");
+    std::printf("%-20s %6s %6s %9s %13s %10s\n", "benchmark", "bags", "slides", "positive",
+                "instances", "GB");
     for (const std::string& name : names) {
       nlohmann::json counts;
       try {
@@ -86,7 +91,8 @@ int write_stand_ins(const Args& args) {
       }
       std::printf("%-20s %6d %6d %9d %13lld %10.2f\n", name.c_str(), counts.at("bags").get<int>(),
                   counts.at("slides").get<int>(), counts.at("positives").get<int>(),
-                  counts.at("instances").get<long long>(), counts.at("feature_bytes").get<double>() / 1e9);
+                  counts.at("instances").get<long long>(),
+                  counts.at("feature_bytes").get<double>() / 1e9);
     }
     return 0;
   }
@@ -99,15 +105,18 @@ int write_stand_ins(const Args& args) {
     } catch (const std::invalid_argument& e) {
       throw UsageError(e.what());
     }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::ifstream in(std::filesystem::path(root) / "synthetic.json");
     const nlohmann::json counts = nlohmann::json::parse(in).at("counts");
-    std::printf("%-20s %5d bags %5d slides %10lld instances  -> %s (%.1f s)\n", name.c_str(), counts.at("bags").get<int>(),
-                counts.at("slides").get<int>(), counts.at("instances").get<long long>(), root.c_str(), seconds);
+    std::printf("%-20s %5d bags %5d slides %10lld instances  -> %s (%.1f s)\n", name.c_str(),
+                counts.at("bags").get<int>(), counts.at("slides").get<int>(),
+                counts.at("instances").get<long long>(), root.c_str(), seconds);
     std::fflush(stdout);
     datasets.push_back(entry);
   }
-  if (args.has("all")) std::ofstream(std::filesystem::path(out) / "datasets.json") << datasets.dump(2) << '\n';
+  if (args.has("all"))
+    std::ofstream(std::filesystem::path(out) / "datasets.json") << datasets.dump(2) << '\n';
   return 0;
 }
 }  // namespace
@@ -115,14 +124,17 @@ int write_stand_ins(const Args& args) {
 int cmd_synth(const Tokens& tokens) {
   if (!tokens.empty() && tokens[0] == "--help") return std::fputs(kHelp, stdout), 0;
   try {
-    const Args args(tokens,
-                    {"out", "bags", "dim", "min-instances", "max-instances", "positive-fraction", "witness-min",
-                     "witness-max", "signal", "seed", "task", "hazard-ratio", "benchmark", "scale", "format",
-                     "easy-witnesses", "easy-signal", "easy-bag-fraction"},
-                    {"all", "dry-run"});
-    if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
+    const Args args(
+        tokens,
+        {"out", "bags", "dim", "min-instances", "max-instances", "positive-fraction", "witness-min",
+         "witness-max", "signal", "seed", "task", "hazard-ratio", "benchmark", "scale", "format",
+         "easy-witnesses", "easy-signal", "easy-bag-fraction"},
+        {"all", "dry-run"});
+    if (!args.positional().empty())
+      throw UsageError("unexpected argument '" + args.positional()[0] + "'");
     if (args.has("benchmark") || args.has("all")) return write_stand_ins(args);
-    if (args.has("scale") || args.has("format")) throw UsageError("--scale and --format go with --benchmark or --all");
+    if (args.has("scale") || args.has("format"))
+      throw UsageError("--scale and --format go with --benchmark or --all");
     SyntheticOptions o;
     const std::string out = args.require("out");
     o.bag_count = args.get_int("bags", o.bag_count);

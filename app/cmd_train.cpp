@@ -6,24 +6,25 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <torch/cuda.h>
 #include <cstdlib>
 #include <optional>
 #include <sstream>
-#include <torch/cuda.h>
 
 #include "app/args.h"
 #include "app/commands.h"
-#include "mil/core/specs.h"
-#include "mil/core/durable_file.h"
-#include "worker/supervise/heartbeat.h"
-#include "worker/sync/gradient_sync_factory.h"
-#include "worker/job_runner.h"
-#include "worker/supervise/test_fault.h"
 #include "comm/mpi_env.h"
+#include "mil/core/durable_file.h"
+#include "mil/core/specs.h"
+#include "worker/job_runner.h"
+#include "worker/supervise/heartbeat.h"
+#include "worker/supervise/test_fault.h"
+#include "worker/sync/gradient_sync_factory.h"
 
 namespace mil::app {
 namespace {
-constexpr const char* kHelp = R"(usage: mhim train (--job FILE | --dataset DIR [options]) [--out FILE] [--threads N]
+constexpr const char* kHelp =
+    R"(usage: mhim train (--job FILE | --dataset DIR [options]) [--out FILE] [--threads N]
 
 Trains and evaluates one fold of one configuration in this process (no MPI) and writes the same
 result JSON a sweep writes (metrics, resolved config, input hashes, per-epoch history).
@@ -76,7 +77,8 @@ examples:
 
 /// The device named by --device; "auto" is CUDA when LibTorch sees a GPU.
 c10::Device parse_device(const std::string& text, int local_rank) {
-  if (text == "auto") return torch::cuda::is_available() ? parse_device("cuda", local_rank) : c10::Device(c10::kCPU);
+  if (text == "auto")
+    return torch::cuda::is_available() ? parse_device("cuda", local_rank) : c10::Device(c10::kCPU);
   c10::Device device(c10::kCPU);
   try {
     device = c10::Device(text);
@@ -84,10 +86,15 @@ c10::Device parse_device(const std::string& text, int local_rank) {
     throw UsageError("--device: '" + text + "' is not cpu, cuda, cuda:N or auto");
   }
   if (device.is_cuda()) {
-    if (!torch::cuda::is_available()) throw UsageError("--device " + text + ": LibTorch sees no CUDA device (this LibTorch build or machine has none)");
-    if (!device.has_index()) device = c10::Device(c10::kCUDA, c10::DeviceIndex(local_rank % int(torch::cuda::device_count())));
+    if (!torch::cuda::is_available())
+      throw UsageError("--device " + text +
+                       ": LibTorch sees no CUDA device (this LibTorch build or machine has none)");
+    if (!device.has_index())
+      device =
+          c10::Device(c10::kCUDA, c10::DeviceIndex(local_rank % int(torch::cuda::device_count())));
   }
-  if (!device.is_cpu() && !device.is_cuda()) throw UsageError("--device: only cpu and cuda are supported, got '" + text + "'");
+  if (!device.is_cpu() && !device.is_cuda())
+    throw UsageError("--device: only cpu and cuda are supported, got '" + text + "'");
   return device;
 }
 
@@ -97,13 +104,14 @@ std::string progress_bar(int done, int total, double elapsed_seconds, double los
   const int filled = total > 0 ? done * kWidth / total : 0;
   const double eta = done > 0 ? elapsed_seconds / done * (total - done) : 0.0;
   char text[160];
-  std::snprintf(text, sizeof text, "[%s%s] %d/%d epochs  loss %.4f  ETA %dm%02ds", std::string(filled, '#').c_str(),
-                std::string(kWidth - filled, '.').c_str(), done, total, loss, int(eta) / 60, int(eta) % 60);
+  std::snprintf(text, sizeof text, "[%s%s] %d/%d epochs  loss %.4f  ETA %dm%02ds",
+                std::string(filled, '#').c_str(), std::string(kWidth - filled, '.').c_str(), done,
+                total, loss, int(eta) / 60, int(eta) % 60);
   return text;
 }
 
-/// Makes this process die (SIGKILL) when process `parent` does, so that a sweep's child never outlives
-/// its worker rank; exits at once when `parent` is already gone.
+/// Makes this process die (SIGKILL) when process `parent` does, so that a sweep's child never
+/// outlives its worker rank; exits at once when `parent` is already gone.
 void die_with_parent(int parent) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) {  // the parent died before prctl: nobody is left to signal us
@@ -123,7 +131,8 @@ JobSpec spec_from_flags(const Args& args) {
   spec.dataset.class_count = args.get_int("classes", spec.dataset.class_count);
   spec.dataset.standardize = args.has("standardize");
   spec.model.name = args.get("model", spec.model.name);
-  if (args.has("model-options")) spec.model.options = nlohmann::json::parse(args.get("model-options", "{}"));
+  if (args.has("model-options"))
+    spec.model.options = nlohmann::json::parse(args.get("model-options", "{}"));
   spec.dataset.features = args.get("features", spec.dataset.features);
   spec.split.protocol = args.get("protocol", spec.split.protocol);
   spec.split.dir = args.get("split-dir", spec.split.dir);
@@ -152,14 +161,19 @@ int cmd_train(const Tokens& tokens) {
   bool data_parallel = false;
   std::string device_text;
   try {
-    const Args args(tokens,
-                    {"job", "dataset", "kind", "name", "classes", "model", "model-options", "protocol", "folds", "fold",
-                     "repetition", "split-seed", "val-ratio", "features", "split-dir", "seed", "epochs", "lr", "weight-decay", "out", "threads", "work-dir", "checkpoint-every", "device",
-                     "heartbeat", "parent-pid"},
-                    {"standardize", "data-parallel"});
-    if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
+    const Args args(
+        tokens,
+        {"job",           "dataset",   "kind",      "name",     "classes",          "model",
+         "model-options", "protocol",  "folds",     "fold",     "repetition",       "split-seed",
+         "val-ratio",     "features",  "split-dir", "seed",     "epochs",           "lr",
+         "weight-decay",  "out",       "threads",   "work-dir", "checkpoint-every", "device",
+         "heartbeat",     "parent-pid"},
+        {"standardize", "data-parallel"});
+    if (!args.positional().empty())
+      throw UsageError("unexpected argument '" + args.positional()[0] + "'");
     if (args.has("parent-pid")) die_with_parent(args.get_int("parent-pid", 0));
-    if (args.has("job") == args.has("dataset")) throw UsageError("give exactly one of --job and --dataset");
+    if (args.has("job") == args.has("dataset"))
+      throw UsageError("give exactly one of --job and --dataset");
     if (args.has("job")) {
       std::ifstream in(args.get("job", ""));
       if (!in) throw UsageError("cannot open job file '" + args.get("job", "") + "'");
@@ -202,8 +216,9 @@ int cmd_train(const Tokens& tokens) {
   }
   const bool primary = !mpi || mpi->rank() == 0;
   if (primary) {
-    std::fprintf(stderr, "mhim train: job %s (%s, %s, fold %d/%d, seed %llu), %d threads, %s\n", spec.id().c_str(),
-                 spec.dataset.name.c_str(), spec.model.name.c_str(), spec.split.fold_index, spec.split.fold_count,
+    std::fprintf(stderr, "mhim train: job %s (%s, %s, fold %d/%d, seed %llu), %d threads, %s\n",
+                 spec.id().c_str(), spec.dataset.name.c_str(), spec.model.name.c_str(),
+                 spec.split.fold_index, spec.split.fold_count,
                  static_cast<unsigned long long>(spec.seed), threads, options.device.str().c_str());
   }
   worker::DatasetCache cache;
@@ -216,7 +231,8 @@ int cmd_train(const Tokens& tokens) {
   if (terminal) {
     options.on_epoch = [&elapsed](const EpochRecord& r, int epochs) {
       elapsed += r.seconds;
-      std::fputs(("\r\033[K" + progress_bar(r.epoch + 1, epochs, elapsed, r.mean_loss)).c_str(), stderr);
+      std::fputs(("\r\033[K" + progress_bar(r.epoch + 1, epochs, elapsed, r.mean_loss)).c_str(),
+                 stderr);
       std::fflush(stderr);
     };
   }
@@ -245,7 +261,8 @@ int cmd_train(const Tokens& tokens) {
     return 1;
   }
   std::cout << "test " << result.metrics.at("test").dump() << '\n';
-  if (result.metrics.contains("val")) std::cout << "val  " << result.metrics.at("val").dump() << '\n';
+  if (result.metrics.contains("val"))
+    std::cout << "val  " << result.metrics.at("val").dump() << '\n';
   return 0;
 }
 

@@ -1,6 +1,6 @@
-// mhim zygote: the fork server a worker rank starts once (worker/supervise/fork_server.h). By the time it serves,
-// LibTorch is loaded and initialised in it, so each job process it forks starts in milliseconds; it runs
-// `mhim train` exactly as an exec'd child would.
+// mhim zygote: the fork server a worker rank starts once (worker/supervise/fork_server.h). By the
+// time it serves, LibTorch is loaded and initialised in it, so each job process it forks starts in
+// milliseconds; it runs `mhim train` exactly as an exec'd child would.
 #include <ATen/Parallel.h>
 
 #include <cstdio>
@@ -22,10 +22,11 @@ int cmd_zygote(const Tokens& tokens) {
   } catch (const UsageError& e) {
     return usage_failure("zygote", e.what());
   }
-  // LibTorch's pthreadpool (caffe2::pthreadpool(), which at::set_num_threads sizes) is rebuilt in every
-  // forked job at the zygote's size: left unset that is one worker per core, started and then spun
-  // down again by the job's own set_num_threads, which cost no-op jobs ~20 ms of CPU each here. Sized
-  // to one thread now, it has no worker thread to copy, and jobs that want more threads start them.
+  // LibTorch's pthreadpool (caffe2::pthreadpool(), which at::set_num_threads sizes) is rebuilt in
+  // every forked job at the zygote's size: left unset that is one worker per core, started and then
+  // spun down again by the job's own set_num_threads, which cost no-op jobs ~20 ms of CPU each
+  // here. Sized to one thread now, it has no worker thread to copy, and jobs that want more threads
+  // start them.
   at::set_num_threads(1);
   const int code = worker::serve_forks(fd, parent, [](const std::vector<std::string>& args) {
     if (args.empty() || args[0] != "train") {

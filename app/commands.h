@@ -15,22 +15,24 @@ int cmd_leaderboard(const Tokens& tokens);
 int cmd_bench(const Tokens& tokens);
 int cmd_predict(const Tokens& tokens);
 int cmd_bench_models(const Tokens& tokens);  ///< `mhim bench models`, reached through cmd_bench.
-int cmd_bench_load(const Tokens& tokens);  ///< `mhim bench load`, reached through cmd_bench.
-int cmd_bench_sync(const Tokens& tokens);  ///< `mhim bench sync` (under mpirun), reached through cmd_bench.
+int cmd_bench_load(const Tokens& tokens);    ///< `mhim bench load`, reached through cmd_bench.
+int cmd_bench_sync(
+    const Tokens& tokens);  ///< `mhim bench sync` (under mpirun), reached through cmd_bench.
 /// `mhim bench orchestrator` (argc/argv for MPI_Init when run under mpirun), reached through main.
 int cmd_bench_orchestrator(const Tokens& tokens, int& argc, char**& argv);
 int cmd_pack(const Tokens& tokens);
 int cmd_check_data(const Tokens& tokens);
 int cmd_slurm(const Tokens& tokens);
-/// `mhim zygote --fd N --parent-pid P`: a worker rank's fork server (worker/supervise/fork_server.h); not for people.
+/// `mhim zygote --fd N --parent-pid P`: a worker rank's fork server
+/// (worker/supervise/fork_server.h); not for people.
 int cmd_zygote(const Tokens& tokens);
 /// `mhim sweep --array`: this process as one standalone worker of a sweep shared through lock files
 /// (orchestrator/results/lock_queue.h). Exit 0 all ok, 3 some failed, 75 stopped on request.
 int run_sweep_array(const std::string& sweep_path, const std::vector<std::string>& overrides,
                     const std::string& results_dir, int requested_threads, double lock_timeout_s);
 
-/// Intra-op threads for LibTorch: `requested` when > 0, else hardware threads / ranks_on_node (>= 1).
-/// Sets them and returns the number set.
+/// Intra-op threads for LibTorch: `requested` when > 0, else hardware threads / ranks_on_node (>=
+/// 1). Sets them and returns the number set.
 int configure_threads(int requested, int ranks_on_node);
 
 /// Exit status of a run stopped by SIGTERM/SIGINT after checkpointing (EX_TEMPFAIL: "try again").

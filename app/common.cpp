@@ -12,7 +12,8 @@ namespace mil::app {
 
 int configure_threads(int requested, int ranks_on_node) {
   const int hardware = std::max(1u, std::thread::hardware_concurrency());
-  const int threads = requested > 0 ? requested : std::max(1, hardware / std::max(1, ranks_on_node));
+  const int threads =
+      requested > 0 ? requested : std::max(1, hardware / std::max(1, ranks_on_node));
   at::set_num_threads(threads);
   return threads;
 }
@@ -29,12 +30,14 @@ const std::atomic<bool>* install_stop_handlers() {
   sigemptyset(&action.sa_mask);
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGUSR1, &action, nullptr);  // what mpirun forwards to every rank, and Slurm sends before a deadline
+  sigaction(SIGUSR1, &action,
+            nullptr);  // what mpirun forwards to every rank, and Slurm sends before a deadline
   return &g_stop_requested;
 }
 
 int usage_failure(const std::string& command, const std::string& message) {
-  std::fprintf(stderr, "mhim %s: %s\n(see: mhim %s --help)\n", command.c_str(), message.c_str(), command.c_str());
+  std::fprintf(stderr, "mhim %s: %s\n(see: mhim %s --help)\n", command.c_str(), message.c_str(),
+               command.c_str());
   return 2;
 }
 

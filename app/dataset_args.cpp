@@ -5,7 +5,8 @@
 namespace mil::app {
 
 std::vector<std::string> dataset_option_names() {
-  return {"root", "kind", "features", "labels", "label-map", "slide-match", "classes", "name", "sweep", "dataset", "set"};
+  return {"root",    "kind", "features", "labels",  "label-map", "slide-match",
+          "classes", "name", "sweep",    "dataset", "set"};
 }
 
 const char* const kDatasetOptionsHelp = R"(dataset (as in a sweep file; see sweeps/README.md):
@@ -22,7 +23,8 @@ or:
 
 DatasetSpec dataset_from_args(const Args& args) {
   if (args.has("sweep") || args.has("dataset")) {
-    if (args.has("root")) throw UsageError("give either --root or --sweep with --dataset, not both");
+    if (args.has("root"))
+      throw UsageError("give either --root or --sweep with --dataset, not both");
     const std::string name = args.require("dataset");
     const orch::SweepSpec sweep = orch::load_sweep(args.require("sweep"), args.get_all("set"));
     std::string names;
@@ -30,7 +32,8 @@ DatasetSpec dataset_from_args(const Args& args) {
       if (d.name == name) return d;
       names += (names.empty() ? "" : ", ") + d.name;
     }
-    throw UsageError("sweep '" + args.get("sweep", "") + "' has no dataset '" + name + "' (datasets: " + names + ")");
+    throw UsageError("sweep '" + args.get("sweep", "") + "' has no dataset '" + name +
+                     "' (datasets: " + names + ")");
   }
   nlohmann::json j = {{"root", args.require("root")}};
   std::string name = args.get("root", "");

@@ -1,4 +1,5 @@
-// mhim: train and benchmark MIL models on WSI patch features. A thin dispatcher over the subcommands.
+// mhim: train and benchmark MIL models on WSI patch features. A thin dispatcher over the
+// subcommands.
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -54,7 +55,8 @@ int main(int argc, char** argv) {
     if (command == "sweep") return mil::app::cmd_sweep(tokens, argc, argv);
     if (command == "leaderboard") return mil::app::cmd_leaderboard(tokens);
     if (command == "bench" && !tokens.empty() && tokens[0] == "orchestrator") {
-      return mil::app::cmd_bench_orchestrator(mil::app::Tokens(tokens.begin() + 1, tokens.end()), argc, argv);
+      return mil::app::cmd_bench_orchestrator(mil::app::Tokens(tokens.begin() + 1, tokens.end()),
+                                              argc, argv);
     }
     if (command == "bench") return mil::app::cmd_bench(tokens);
     if (command == "predict") return mil::app::cmd_predict(tokens);

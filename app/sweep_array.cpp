@@ -1,6 +1,6 @@
-// `mhim sweep --array`: one standalone worker of a sweep shared through the results directory's lock
-// files. No MPI: any number of these (Slurm array tasks, processes on several hosts) finish the sweep
-// together, each job exactly once (orchestrator/results/lock_queue.h).
+// `mhim sweep --array`: one standalone worker of a sweep shared through the results directory's
+// lock files. No MPI: any number of these (Slurm array tasks, processes on several hosts) finish
+// the sweep together, each job exactly once (orchestrator/results/lock_queue.h).
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,10 +13,10 @@
 
 #include "app/commands.h"
 #include "mil/core/durable_file.h"
-#include "orchestrator/schedule/job_graph.h"
 #include "orchestrator/leaderboard/leaderboard.h"
 #include "orchestrator/results/lock_queue.h"
 #include "orchestrator/results/store.h"
+#include "orchestrator/schedule/job_graph.h"
 #include "orchestrator/sweep/sweep.h"
 #include "worker/job_runner.h"
 
@@ -63,11 +63,14 @@ int run_sweep_array(const std::string& sweep_path, const std::vector<std::string
   const orch::SweepSpec sweep = orch::load_sweep(sweep_path, overrides);
   const std::vector<JobSpec> jobs = orch::with_teacher_baselines(orch::expand(sweep));
   for (const JobSpec& job : jobs) {
-    // Array workers are separate processes without a shared MPI world, so they cannot form rank groups.
+    // Array workers are separate processes without a shared MPI world, so they cannot form rank
+    // groups.
     if (job.train.ranks > 1) {
-      throw std::runtime_error(sweep_path + ": job " + job.id() + " (dataset '" + job.dataset.name + "', model '" +
-                               job.model.name + "', fold " + std::to_string(job.split.fold_index) + ") has train.ranks = " +
-                               std::to_string(job.train.ranks) + "; array mode runs every job in one process: "
+      throw std::runtime_error(sweep_path + ": job " + job.id() + " (dataset '" + job.dataset.name +
+                               "', model '" + job.model.name + "', fold " +
+                               std::to_string(job.split.fold_index) +
+                               ") has train.ranks = " + std::to_string(job.train.ranks) +
+                               "; array mode runs every job in one process: "
                                "run this sweep under mpirun instead");
     }
   }
@@ -91,13 +94,16 @@ int run_sweep_array(const std::string& sweep_path, const std::vector<std::string
     run_options.work_dir = results_dir + "/work/" + spec.id();
     return worker::run_job(spec, run_options, cache);
   };
-  const orch::LockQueueOutcome outcome = orch::run_lock_queue(queue, store, run, log, stop_requested);
+  const orch::LockQueueOutcome outcome =
+      orch::run_lock_queue(queue, store, run, log, stop_requested);
 
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  log("array worker done in " + std::to_string(int(seconds)) + " s: ran " + std::to_string(outcome.ran_ok) + " ok, " +
-      std::to_string(outcome.ran_failed) + " failed" +
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  log("array worker done in " + std::to_string(int(seconds)) + " s: ran " +
+      std::to_string(outcome.ran_ok) + " ok, " + std::to_string(outcome.ran_failed) + " failed" +
       (outcome.lost ? ", " + std::to_string(outcome.lost) + " lost to another process" : "") +
-      (outcome.stopped ? ", " + std::to_string(outcome.interrupted) + " interrupted; stopped on request, rerun to resume"
+      (outcome.stopped ? ", " + std::to_string(outcome.interrupted) +
+                             " interrupted; stopped on request, rerun to resume"
                        : "; the sweep is finished"));
   if (outcome.stopped) return kExitInterrupted;
   // Every worker that sees the sweep finished writes the leaderboard (atomic files, same content).

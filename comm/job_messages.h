@@ -1,7 +1,7 @@
 #pragma once
-// What rank 0 sends a worker with kJob (protocol.h): a one-rank job with its id, or the envelope of a
-// job that runs on a group of R > 1 worker ranks (data-parallel). The members' communicator is built
-// from the envelope by worker/job_group_comm.h.
+// What rank 0 sends a worker with kJob (protocol.h): a one-rank job with its id, or the envelope of
+// a job that runs on a group of R > 1 worker ranks (data-parallel). The members' communicator is
+// built from the envelope by worker/job_group_comm.h.
 #include <string>
 #include <vector>
 
@@ -14,12 +14,12 @@ namespace mil::comm {
 /// First tag rank 0 gives a group; below it lie the protocol's MsgTag values, which a group's
 /// creation must never match.
 constexpr int kFirstGroupTag = 1000;
-/// Group tags cycle through this many values, which keeps them under MPI's smallest allowed tag bound
-/// (32767); only groups forming at the same time need distinct tags.
+/// Group tags cycle through this many values, which keeps them under MPI's smallest allowed tag
+/// bound (32767); only groups forming at the same time need distinct tags.
 constexpr int kGroupTagCount = 30000;
 
-/// The kJob payload for a one-rank job: the spec and its id, so a worker need not hash the spec again
-/// (rank 0 computed the id from this very spec; the worker trusts it, as it trusts the spec).
+/// The kJob payload for a one-rank job: the spec and its id, so a worker need not hash the spec
+/// again (rank 0 computed the id from this very spec; the worker trusts it, as it trusts the spec).
 struct JobTicket {
   std::string job_id;
   JobSpec spec;
@@ -32,7 +32,8 @@ void from_json(const nlohmann::json& j, JobTicket& t);
 /// The kJob payload for a group job: the spec, the members and the tag of their communicator.
 struct GroupJob {
   JobSpec spec;            ///< The job; every member runs it.
-  std::vector<int> ranks;  ///< Distinct ranks of the sweep communicator; ranks[i] is group rank i, ranks[0] leads.
+  std::vector<int> ranks;  ///< Distinct ranks of the sweep communicator; ranks[i] is group rank i,
+                           ///< ranks[0] leads.
   int tag = kFirstGroupTag;  ///< MPI_Comm_create_group tag, distinct among groups forming at once.
 };
 

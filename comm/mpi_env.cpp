@@ -9,8 +9,8 @@ void mpi_check(int code, const char* expression, const char* file, int line) {
   char text[MPI_MAX_ERROR_STRING];
   int length = 0;
   if (MPI_Error_string(code, text, &length) != MPI_SUCCESS) length = 0;
-  throw MpiError(std::string(expression) + " failed at " + file + ":" + std::to_string(line) + ": " +
-                 std::string(text, static_cast<std::size_t>(length)));
+  throw MpiError(std::string(expression) + " failed at " + file + ":" + std::to_string(line) +
+                 ": " + std::string(text, static_cast<std::size_t>(length)));
 }
 
 MpiEnvironment::MpiEnvironment(int& argc, char**& argv) {

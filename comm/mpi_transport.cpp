@@ -15,15 +15,16 @@ void send_message(MPI_Comm comm, int destination, MsgTag tag, const std::string&
 QueuedSender::~QueuedSender() {
   // Frames still queued at an exception are completed or the world is aborted by MPI itself; never
   // throw from here.
-  if (!requests_.empty()) MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
+  if (!requests_.empty())
+    MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
 }
 
 void QueuedSender::send(int destination, MsgTag tag, std::string payload) {
   progress();
   auto kept = std::make_unique<const std::string>(std::move(payload));
   MPI_Request request = MPI_REQUEST_NULL;
-  MIL_MPI_CHECK(MPI_Isend(kept->data(), static_cast<int>(kept->size()), MPI_CHAR, destination, static_cast<int>(tag),
-                          comm_, &request));
+  MIL_MPI_CHECK(MPI_Isend(kept->data(), static_cast<int>(kept->size()), MPI_CHAR, destination,
+                          static_cast<int>(tag), comm_, &request));
   requests_.push_back(request);
   payloads_.push_back(std::move(kept));
 }
@@ -33,8 +34,8 @@ void QueuedSender::progress() {
   int completed = 0;
   std::vector<int>& indices = completed_indices_;
   indices.resize(requests_.size());
-  MIL_MPI_CHECK(MPI_Testsome(static_cast<int>(requests_.size()), requests_.data(), &completed, indices.data(),
-                             MPI_STATUSES_IGNORE));
+  MIL_MPI_CHECK(MPI_Testsome(static_cast<int>(requests_.size()), requests_.data(), &completed,
+                             indices.data(), MPI_STATUSES_IGNORE));
   if (completed <= 0) return;  // none, or MPI_UNDEFINED (no active request)
   // Completed requests are MPI_REQUEST_NULL now: keep the others, in order.
   std::size_t kept = 0;
@@ -59,7 +60,8 @@ void QueuedSender::abandon() noexcept {
 
 void QueuedSender::drain() {
   if (requests_.empty()) return;
-  MIL_MPI_CHECK(MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE));
+  MIL_MPI_CHECK(
+      MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE));
   requests_.clear();
   payloads_.clear();
 }
@@ -75,8 +77,8 @@ std::optional<Message> poll_message(MPI_Comm comm, int source) {
   message.source = status.MPI_SOURCE;
   message.tag = static_cast<MsgTag>(status.MPI_TAG);
   message.payload.resize(static_cast<std::size_t>(count));
-  MIL_MPI_CHECK(MPI_Recv(message.payload.data(), count, MPI_CHAR, status.MPI_SOURCE, status.MPI_TAG, comm,
-                         MPI_STATUS_IGNORE));
+  MIL_MPI_CHECK(MPI_Recv(message.payload.data(), count, MPI_CHAR, status.MPI_SOURCE, status.MPI_TAG,
+                         comm, MPI_STATUS_IGNORE));
   return message;
 }
 

@@ -5,28 +5,29 @@
 #include <map>
 #include <thread>
 
+#include "comm/job_messages.h"
+#include "comm/mpi_env.h"
+#include "comm/mpi_transport.h"
+#include "mil/core/runtime_info.h"
 #include "orchestrator/results/group_commit.h"
 #include "orchestrator/schedule/job_graph.h"
 #include "orchestrator/schedule/scheduler.h"
-#include "comm/job_messages.h"
-#include "mil/core/runtime_info.h"
-#include "comm/mpi_env.h"
-#include "comm/mpi_transport.h"
 
 namespace mil::orch {
 namespace {
 
-/// A store write submitted to the GroupCommitter, and what rank 0 does once it is durable: only then is
-/// a job counted, shown on the board as finished and logged, and only then does an ok job release its
-/// dependents. (A retry or an interruption is requeued and shown at once: no result claims it.)
+/// A store write submitted to the GroupCommitter, and what rank 0 does once it is durable: only
+/// then is a job counted, shown on the board as finished and logged, and only then does an ok job
+/// release its dependents. (A retry or an interruption is requeued and shown at once: no result
+/// claims it.)
 struct AwaitingCommit {
   enum class Kind { kOk, kFinal, kRetry, kInterrupted, kBlocked, kLostAttempt };
   Kind kind = Kind::kOk;
-  int holder = -1;      ///< kOk: the scheduler holder of the job, completed once durable.
-  int source = -1;      ///< The worker rank that ran it (-1 for kBlocked).
+  int holder = -1;  ///< kOk: the scheduler holder of the job, completed once durable.
+  int source = -1;  ///< The worker rank that ran it (-1 for kBlocked).
   std::string job_id;
-  std::string status;   ///< What the board and the log say.
-  std::string error;    ///< The error, "" when ok.
+  std::string status;  ///< What the board and the log say.
+  std::string error;   ///< The error, "" when ok.
 };
 
 }  // namespace
@@ -35,24 +36,30 @@ using comm::MsgTag;
 
 SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, ResultsStore& store,
                               const std::function<void(const std::string&)>& logger,
-                              const std::atomic<bool>* stop_requested, const OrchestratorOptions& options) {
+                              const std::atomic<bool>* stop_requested,
+                              const OrchestratorOptions& options) {
   StatusBoard* const board = options.board;
-  const auto stopping = [stop_requested] { return stop_requested != nullptr && stop_requested->load(); };
+  const auto stopping = [stop_requested] {
+    return stop_requested != nullptr && stop_requested->load();
+  };
   const auto log = [&logger](const std::string& line) {
     if (logger) logger(line);
   };
   int size = 1;
   MIL_MPI_CHECK(MPI_Comm_size(comm, &size));
-  if (size < 2) throw std::runtime_error("a sweep needs at least 2 ranks (rank 0 orchestrates); run it under mpirun -n 3");
+  if (size < 2)
+    throw std::runtime_error(
+        "a sweep needs at least 2 ranks (rank 0 orchestrates); run it under mpirun -n 3");
 
   const int workers = size - 1;
   for (const JobSpec& job : jobs) {
     if (job.train.ranks > workers) {
-      throw std::runtime_error("job " + job.id() + " (dataset '" + job.dataset.name + "', model '" + job.model.name +
-                               "', seed " + std::to_string(job.seed) + ", fold " + std::to_string(job.split.fold_index) +
-                               ") has train.ranks = " + std::to_string(job.train.ranks) + " but the sweep has only " +
-                               std::to_string(workers) + " worker rank(s); start it with mpirun -n " +
-                               std::to_string(job.train.ranks + 1) + " or more, or lower train.ranks");
+      throw std::runtime_error(
+          "job " + job.id() + " (dataset '" + job.dataset.name + "', model '" + job.model.name +
+          "', seed " + std::to_string(job.seed) + ", fold " + std::to_string(job.split.fold_index) +
+          ") has train.ranks = " + std::to_string(job.train.ranks) + " but the sweep has only " +
+          std::to_string(workers) + " worker rank(s); start it with mpirun -n " +
+          std::to_string(job.train.ranks + 1) + " or more, or lower train.ranks");
     }
   }
 
@@ -63,7 +70,8 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     if (r.status == "quarantined" && !options.retry_quarantined) held_back.insert(r.job_id);
   }
   // Attempts lost inside worker ranks (hung, or crashed with a rank) ended their runs, so they are
-  // counted across runs, from the journal: a job that used every attempt that way is quarantined now.
+  // counted across runs, from the journal: a job that used every attempt that way is quarantined
+  // now.
   std::map<std::string, std::vector<std::string>> prior_lost;
   std::vector<std::pair<std::string, JobSpec>> quarantined_for_lost_attempts;  // id, spec
   for (auto& [id, entry] : replay_journal(store.dir() + "/journal.jsonl")) {
@@ -95,22 +103,25 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
   const auto write_blocked = [&] {
     for (const auto& [blocked, dependency] : scheduler.take_blocked()) {
       JobResult failed = dependency_failed_result(blocked->spec, blocked->id, dependency);
-      AwaitingCommit then{AwaitingCommit::Kind::kBlocked, -1, -1, blocked->id, failed.status, failed.error};
+      AwaitingCommit then{
+          AwaitingCommit::Kind::kBlocked, -1, -1, blocked->id, failed.status, failed.error};
       commit(StoreRecord::of_result(std::move(failed)), std::move(then));
     }
   };
   // Acts on every record committed since the last call.
   const auto settle_committed = [&] {
-    for (std::size_t durable = committer.committed(); committer.submitted() - awaiting.size() < durable;) {
+    for (std::size_t durable = committer.committed();
+         committer.submitted() - awaiting.size() < durable;) {
       const AwaitingCommit done = std::move(awaiting.front());
       awaiting.pop_front();
       switch (done.kind) {
         case AwaitingCommit::Kind::kOk:
           if (scheduler.complete(done.holder, done.job_id, /*ok=*/true) == Fate::kMember) {
-            // A group member failed after the leader's ok arrived and before it was durable: cannot happen
-            // while the members agree on failures before the leader finishes (fit() and run_job()),
-            // but say so if it ever does.
-            log("warning: " + done.job_id + " was recorded ok, but a member of its group failed meanwhile");
+            // A group member failed after the leader's ok arrived and before it was durable: cannot
+            // happen while the members agree on failures before the leader finishes (fit() and
+            // run_job()), but say so if it ever does.
+            log("warning: " + done.job_id +
+                " was recorded ok, but a member of its group failed meanwhile");
           }
           ++outcome.ran_ok;
           break;
@@ -131,10 +142,12 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
           log(done.job_id + " failed: " + done.error);
           continue;
       }
-      const bool requeued = done.kind == AwaitingCommit::Kind::kRetry || done.kind == AwaitingCommit::Kind::kInterrupted;
+      const bool requeued = done.kind == AwaitingCommit::Kind::kRetry ||
+                            done.kind == AwaitingCommit::Kind::kInterrupted;
       if (board && !requeued) board->job_finished(done.job_id, done.status, done.error);
       const std::size_t finished = scheduler.done_count() + scheduler.failed_count();
-      log("[" + std::to_string(finished) + "/" + std::to_string(jobs.size()) + "] " + done.job_id + " " + done.status +
+      log("[" + std::to_string(finished) + "/" + std::to_string(jobs.size()) + "] " + done.job_id +
+          " " + done.status +
           (done.source < 0 ? std::string() : " on rank " + std::to_string(done.source)) +
           (done.error.empty() ? "" : ": " + done.error));
     }
@@ -153,15 +166,21 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     result.status = "quarantined";
     result.error = lost.back();
     result.runtime = {{"attempt", lost.size()}, {"attempt_errors", lost}};
-    AwaitingCommit then{AwaitingCommit::Kind::kFinal, -1, -1, id, result.status,
-                        result.error + " (on each of " + std::to_string(lost.size()) + " earlier runs)"};
+    AwaitingCommit then{
+        AwaitingCommit::Kind::kFinal,
+        -1,
+        -1,
+        id,
+        result.status,
+        result.error + " (on each of " + std::to_string(lost.size()) + " earlier runs)"};
     commit(StoreRecord::of_result(std::move(result)), std::move(then));
   }
   write_blocked();  // dependents of jobs quarantined earlier
-  outcome.held_back = scheduler.failed_count() - awaiting.size();  // awaiting: quarantined or blocked now
+  outcome.held_back =
+      scheduler.failed_count() - awaiting.size();  // awaiting: quarantined or blocked now
   log("sweep: " + std::to_string(jobs.size()) + " jobs, " + std::to_string(outcome.skipped) +
-      " already done, " + std::to_string(size - 1) + " workers, up to " + std::to_string(options.max_attempts) +
-      " attempts per job" +
+      " already done, " + std::to_string(size - 1) + " workers, up to " +
+      std::to_string(options.max_attempts) + " attempts per job" +
       (outcome.held_back ? "; " + std::to_string(outcome.held_back) +
                                " quarantined earlier and not rerun (--retry-failed reruns them)"
                          : ""));
@@ -172,20 +191,23 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
   struct Held {
     const ScheduledJob* job = nullptr;
     int holder = -1;
-    bool leader = true;  ///< False for a group member other than the first: its report never decides the job.
+    bool leader =
+        true;  ///< False for a group member other than the first: its report never decides the job.
   };
   // Oldest first: the job it runs, then those taken ahead (up to 16, protocol.h).
   std::map<int, std::deque<Held>> jobs_of_worker;
   int next_holder = 0;
   // Holder -> the rank it answers for: a group's members are holders (ids of the requests that were
-  // held), and their ranks get the job. Entries of workers answered kJob or kStop are never read again.
+  // held), and their ranks get the job. Entries of workers answered kJob or kStop are never read
+  // again.
   std::map<int, int> rank_of_holder;
   int active_workers = size - 1;
   int groups_formed = 0;  // numbers the tags of group communicators
-  // Answers leave without rank 0 waiting on their worker (mpi_transport.h); all have left on return.
+  // Answers leave without rank 0 waiting on their worker (mpi_transport.h); all have left on
+  // return.
   comm::QueuedSender outbox(comm);
-  // Jobs running inside worker ranks: watched for heartbeats (OrchestratorOptions::hang_timeout), and
-  // for the death of their ranks when the run is told to stop.
+  // Jobs running inside worker ranks: watched for heartbeats (OrchestratorOptions::hang_timeout),
+  // and for the death of their ranks when the run is told to stop.
   struct Watched {
     std::chrono::steady_clock::time_point last_seen;
     std::vector<int> ranks;
@@ -198,7 +220,8 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     }
   };
   auto next_hang_check = std::chrono::steady_clock::now();
-  // The first watched job silent for longer than hang_timeout: journaled, and the run ends (see above).
+  // The first watched job silent for longer than hang_timeout: journaled, and the run ends (see
+  // above).
   const auto found_hung_job = [&] {
     if (!watching || watched.empty()) return false;  // no clock read in a sweep without such jobs
     const auto now = std::chrono::steady_clock::now();
@@ -208,17 +231,21 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       if (now - w.last_seen <= options.hang_timeout) continue;
       std::string ranks;
       for (int r : w.ranks) ranks += (ranks.empty() ? "" : ",") + std::to_string(r);
-      const auto silent = std::chrono::duration_cast<std::chrono::seconds>(now - w.last_seen).count();
+      const auto silent =
+          std::chrono::duration_cast<std::chrono::seconds>(now - w.last_seen).count();
       outcome.hung_job = job_id;
-      outcome.hung_error = "hung: no heartbeat for " + std::to_string(silent) + " s (in worker rank" +
-                           (w.ranks.size() > 1 ? "s " : " ") + ranks + ")";
-      log(job_id + " " + outcome.hung_error + "; its ranks cannot be freed while the MPI world lives, so the run "
-              "ends here, with every result received so far durable; rerun the same command to retry it (hung attempts " +
-              std::to_string(1 + lost_before(job_id)) + " of --max-attempts " +
-              std::to_string(options.max_attempts) + ", after which a run quarantines it)");
+      outcome.hung_error = "hung: no heartbeat for " + std::to_string(silent) +
+                           " s (in worker rank" + (w.ranks.size() > 1 ? "s " : " ") + ranks + ")";
+      log(job_id + " " + outcome.hung_error +
+          "; its ranks cannot be freed while the MPI world lives, so the run "
+          "ends here, with every result received so far durable; rerun the same command to retry "
+          "it (hung attempts " +
+          std::to_string(1 + lost_before(job_id)) + " of --max-attempts " +
+          std::to_string(options.max_attempts) + ", after which a run quarantines it)");
       if (board) board->job_finished(job_id, "hung", outcome.hung_error);
       commit(StoreRecord::of_note(job_id, "hung", outcome.hung_error),
-             AwaitingCommit{AwaitingCommit::Kind::kLostAttempt, -1, -1, job_id, "hung", outcome.hung_error});
+             AwaitingCommit{AwaitingCommit::Kind::kLostAttempt, -1, -1, job_id, "hung",
+                            outcome.hung_error});
       return true;
     }
     return false;
@@ -227,9 +254,10 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
   std::map<int, std::pair<std::string, long>> process_of_rank;
   const std::string own_host = mil::host_name();
   // When a worker rank dies, mpirun sends SIGTERM to the other ranks and SIGKILL a second later
-  // (odls_base_sigkill_timeout); the job that ran inside the dead rank could not report. So at the stop,
-  // each job running inside worker ranks of this host whose process is gone is journaled "crashed",
-  // which counts towards its quarantine across runs as a hang does. Ranks on other hosts cannot be checked.
+  // (odls_base_sigkill_timeout); the job that ran inside the dead rank could not report. So at the
+  // stop, each job running inside worker ranks of this host whose process is gone is journaled
+  // "crashed", which counts towards its quarantine across runs as a hang does. Ranks on other hosts
+  // cannot be checked.
   const auto journal_jobs_of_dead_ranks = [&] {
     for (const auto& [job_id, w] : watched) {
       for (int rank : w.ranks) {
@@ -237,12 +265,15 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
         if (process == process_of_rank.end() || process->second.first != own_host) continue;
         if (process->second.second <= 0 || mil::process_exists(process->second.second)) continue;
         const std::string error = "crashed: worker rank " + std::to_string(rank) + " (pid " +
-                                  std::to_string(process->second.second) + ") died while running it";
-        log(job_id + " " + error + " (attempt " + std::to_string(1 + lost_before(job_id)) + " of --max-attempts " +
-            std::to_string(options.max_attempts) + " counted; the MPI world ends with that rank)");
+                                  std::to_string(process->second.second) +
+                                  ") died while running it";
+        log(job_id + " " + error + " (attempt " + std::to_string(1 + lost_before(job_id)) +
+            " of --max-attempts " + std::to_string(options.max_attempts) +
+            " counted; the MPI world ends with that rank)");
         if (board) board->job_finished(job_id, "crashed", error);
-        commit(StoreRecord::of_note(job_id, "crashed", error),
-               AwaitingCommit{AwaitingCommit::Kind::kLostAttempt, -1, -1, job_id, "crashed", error});
+        commit(
+            StoreRecord::of_note(job_id, "crashed", error),
+            AwaitingCommit{AwaitingCommit::Kind::kLostAttempt, -1, -1, job_id, "crashed", error});
         break;
       }
     }
@@ -263,15 +294,16 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       --active_workers;
     }
   };
-  // Results are read and recorded after the worker's next request is answered (see kResult below), in the
-  // order they arrived; every one is read before the loop ends.
+  // Results are read and recorded after the worker's next request is answered (see kResult below),
+  // in the order they arrived; every one is read before the loop ends.
   struct UnreadResult {
     int source = -1;
     Held held;
     std::string payload;
   };
   std::deque<UnreadResult> unread;
-  constexpr std::size_t kMaxUnreadResults = 64;  // bounds how long a result may wait while frames keep arriving
+  constexpr std::size_t kMaxUnreadResults =
+      64;  // bounds how long a result may wait while frames keep arriving
   const auto read_result = [&](const UnreadResult& unread_result) {
     const int source = unread_result.source;
     const ScheduledJob& job = *unread_result.held.job;
@@ -280,29 +312,35 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     const std::string job_id = job.id;
     JobResult result;
     try {
-      result = result_from_json_without_spec(nlohmann::json::parse(unread_result.payload), job.spec);
+      result =
+          result_from_json_without_spec(nlohmann::json::parse(unread_result.payload), job.spec);
     } catch (const std::exception& e) {
       result.status = "failed";
       result.error = std::string("unreadable result from worker: ") + e.what();
     }
     if (result.job_id != job_id) {
       // A result that does not name the job it was given is recorded against the job that was sent.
-      result.error = "worker " + std::to_string(source) + " returned a result for '" + result.job_id +
-                     "' while holding '" + job_id + "'" + (result.error.empty() ? "" : "; " + result.error);
+      result.error = "worker " + std::to_string(source) + " returned a result for '" +
+                     result.job_id + "' while holding '" + job_id + "'" +
+                     (result.error.empty() ? "" : "; " + result.error);
       result.status = "failed";
       result.job_id = job_id;
       result.config_id = job.spec.config_id();
       result.spec = job.spec;
     }
-    if (!result.ok() && result.status != "interrupted" && result.error.empty()) result.error = "no error given";
+    if (!result.ok() && result.status != "interrupted" && result.error.empty())
+      result.error = "no error given";
     // Attempts of this run, after those that hung in earlier runs (each ended its run).
     const int attempt = scheduler.attempts(job_id) + lost_before(job_id);
     if (!result.runtime.is_object()) result.runtime = nlohmann::json::object();
     result.runtime["attempt"] = attempt;
     if (result.status == "interrupted") {
       if (scheduler.requeue(holder, job_id)) {  // no result file: a rerun resumes the job
-        if (board) board->job_finished(job_id, "interrupted", result.error);  // now: it may be reassigned at once
-        AwaitingCommit then{AwaitingCommit::Kind::kInterrupted, -1, source, job_id, "interrupted", result.error};
+        if (board)
+          board->job_finished(job_id, "interrupted",
+                              result.error);  // now: it may be reassigned at once
+        AwaitingCommit then{
+            AwaitingCommit::Kind::kInterrupted, -1, source, job_id, "interrupted", result.error};
         commit(StoreRecord::of_note(job_id, "interrupted", result.error), std::move(then));
       } else {
         log(job_id + " interrupted on rank " + std::to_string(source) +
@@ -313,18 +351,20 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       if (scheduler.complete(holder, job_id, /*ok=*/true) != Fate::kMember) {
         throw std::logic_error("orchestrator: a group member's report decided job " + job_id);
       }
-      log(job_id + " ok on rank " + std::to_string(source) + " (a group member; the job is recorded from its first rank)");
+      log(job_id + " ok on rank " + std::to_string(source) +
+          " (a group member; the job is recorded from its first rank)");
     } else if (result.ok()) {
       // Stays held until durable: counted done, and its dependents released, only then.
       if (board) board->job_reported(job_id);
       AwaitingCommit then{AwaitingCommit::Kind::kOk, holder, source, job_id, result.status, ""};
       commit(StoreRecord::of_result(std::move(result)), std::move(then));
     } else {
-      // A failure's fate is decided now (a retry needs no durable record); the board hears of it once
-      // durable, like any result.
+      // A failure's fate is decided now (a retry needs no durable record); the board hears of it
+      // once durable, like any result.
       switch (scheduler.complete(holder, job_id, /*ok=*/false, result.error)) {
         case Fate::kDone:
-          throw std::logic_error("orchestrator: a failed attempt of " + job_id + " was counted done");
+          throw std::logic_error("orchestrator: a failed attempt of " + job_id +
+                                 " was counted done");
         case Fate::kMember:
           // Its group's attempt had ended already (another member failed or was stopped first).
           log(job_id + " " + result.status + " on rank " + std::to_string(source) +
@@ -335,12 +375,17 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
           const std::string detail = "attempt " + std::to_string(attempt) + " of " +
                                      std::to_string(options.max_attempts) + " failed on rank " +
                                      std::to_string(source) + ": " + result.error;
-          AwaitingCommit then{AwaitingCommit::Kind::kRetry, -1, source, job_id,
+          AwaitingCommit then{AwaitingCommit::Kind::kRetry,
+                              -1,
+                              source,
+                              job_id,
                               "failed (attempt " + std::to_string(attempt) + " of " +
                                   std::to_string(options.max_attempts) + "), retrying",
                               result.error};
           commit(StoreRecord::of_note(job_id, "retry", detail), std::move(then));
-          if (board) board->job_finished(job_id, "retry", result.error);  // now: it may be reassigned at once
+          if (board)
+            board->job_finished(job_id, "retry",
+                                result.error);  // now: it may be reassigned at once
           break;
         }
         case Fate::kQuarantined:
@@ -349,7 +394,8 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
         case Fate::kFailed: {
           result.runtime["attempt_errors"] = scheduler.attempt_errors(job_id);
           if (board) board->job_reported(job_id);
-          AwaitingCommit then{AwaitingCommit::Kind::kFinal, -1, source, job_id, result.status, result.error};
+          AwaitingCommit then{
+              AwaitingCommit::Kind::kFinal, -1, source, job_id, result.status, result.error};
           commit(StoreRecord::of_result(std::move(result)), std::move(then));
           break;
         }
@@ -365,15 +411,16 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       read_result(next);
     }
   };
-  // Idle probes back off from microseconds to 5 ms: a busy sweep is answered at once, an idle rank 0
-  // costs no core. Workers with nothing ready ask again after kWaitRetryMs.
+  // Idle probes back off from microseconds to 5 ms: a busy sweep is answered at once, an idle rank
+  // 0 costs no core. Workers with nothing ready ask again after kWaitRetryMs.
   comm::Backoff idle(std::chrono::milliseconds(5));
   constexpr int kWaitRetryMs = 50;
   constexpr int kCommitRetryMs = 2;
   while (active_workers > 0) {
     settle_committed();
     if (found_hung_job()) break;
-    if (stopping()) note_stop();  // at once: after a rank's death the SIGKILL follows within a second
+    if (stopping())
+      note_stop();  // at once: after a rank's death the SIGKILL follows within a second
     if ((stopping() || outcome.stopped) && !scheduler.held().empty()) {
       note_stop();
       stop_held_workers();
@@ -417,18 +464,21 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
         case Assignment::Kind::kJob: {
           const ScheduledJob& job = *assignment.job;
           std::string payload = nlohmann::json(comm::JobTicket{job.id, job.spec}).dump();
-          // The scheduler's leader (first holder) gets group rank 0: its report decides the job and only
-          // it writes the job's files.
+          // The scheduler's leader (first holder) gets group rank 0: its report decides the job and
+          // only it writes the job's files.
           std::vector<int> ranks;
           for (int member : assignment.group) ranks.push_back(rank_of_holder.at(member));
           if (ranks.size() > 1) {
-            comm::GroupJob group{job.spec, ranks, comm::kFirstGroupTag + groups_formed++ % comm::kGroupTagCount};
+            comm::GroupJob group{job.spec, ranks,
+                                 comm::kFirstGroupTag + groups_formed++ % comm::kGroupTagCount};
             payload = nlohmann::json(group).dump();
             std::string members;
             for (int r : group.ranks) members += (members.empty() ? "" : ",") + std::to_string(r);
-            log(job.id + " starts on ranks " + members + " (a " + std::to_string(group.ranks.size()) + "-rank group)");
+            log(job.id + " starts on ranks " + members + " (a " +
+                std::to_string(group.ranks.size()) + "-rank group)");
           }
-          // A job taken ahead is not running yet: the board hears of it when the job before it reports.
+          // A job taken ahead is not running yet: the board hears of it when the job before it
+          // reports.
           if (jobs_of_worker[ranks.front()].empty()) {
             if (board) board->job_assigned(job.id, ranks.front());
             watch(job.id, ranks);
@@ -442,13 +492,13 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
         }
         case Assignment::Kind::kHold:
           // No answer yet: this worker is kept for a group job until enough workers are idle.
-          log("rank " + std::to_string(source) + " held for a group job (" + std::to_string(scheduler.held().size()) +
-              " held)");
+          log("rank " + std::to_string(source) + " held for a group job (" +
+              std::to_string(scheduler.held().size()) + " held)");
           break;
         case Assignment::Kind::kWait: {
           rank_of_holder.erase(holder);
           // Waiting for a commit takes about one sync: ask again soon.
-          const int retry_ms = ahead                                                ? 0
+          const int retry_ms = ahead                                           ? 0
                                : committer.submitted() > committer.committed() ? kCommitRetryMs
                                                                                : kWaitRetryMs;
           outbox.send(source, MsgTag::kWait, nlohmann::json{{"retry_ms", retry_ms}}.dump());
@@ -464,11 +514,12 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
     } else if (message->tag == MsgTag::kResult) {
       auto held = jobs_of_worker.find(source);
       if (held == jobs_of_worker.end()) {
-        throw std::runtime_error("orchestrator: result from worker " + std::to_string(source) + " that holds no job");
+        throw std::runtime_error("orchestrator: result from worker " + std::to_string(source) +
+                                 " that holds no job");
       }
-      // A worker reports its jobs in the order it got them. It is free at once (its next request follows
-      // this frame); reading and recording the result waits until no frame is waiting, so the reply to
-      // that request is not held up by it.
+      // A worker reports its jobs in the order it got them. It is free at once (its next request
+      // follows this frame); reading and recording the result waits until no frame is waiting, so
+      // the reply to that request is not held up by it.
       watched.erase(held->second.front().job->id);
       unread.push_back(UnreadResult{source, held->second.front(), std::move(message->payload)});
       held->second.pop_front();
@@ -481,20 +532,23 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       }
       if (unread.size() >= kMaxUnreadResults) read_results();
     } else if (message->tag == MsgTag::kReturnJob) {
-      // A job taken ahead, given back unstarted: pending again at once, no attempt used, nothing to record.
-      // It is one the worker holds besides the one it runs (the first); without an id, the last one.
+      // A job taken ahead, given back unstarted: pending again at once, no attempt used, nothing to
+      // record. It is one the worker holds besides the one it runs (the first); without an id, the
+      // last one.
       auto held = jobs_of_worker.find(source);
-      const nlohmann::json returned = nlohmann::json::parse(message->payload, nullptr, /*allow_exceptions=*/false);
+      const nlohmann::json returned =
+          nlohmann::json::parse(message->payload, nullptr, /*allow_exceptions=*/false);
       const auto not_taken_ahead = [&] {
-        return std::runtime_error("orchestrator: worker " + std::to_string(source) + " gave back " + message->payload +
-                                  ", which is not a job it took ahead");
+        return std::runtime_error("orchestrator: worker " + std::to_string(source) + " gave back " +
+                                  message->payload + ", which is not a job it took ahead");
       };
       if (held == jobs_of_worker.end() || held->second.size() < 2) throw not_taken_ahead();
       std::deque<Held>& jobs = held->second;
-      const auto taken = returned.is_object() && returned.contains("job_id")
-                             ? std::find_if(jobs.begin() + 1, jobs.end(),
-                                            [&](const Held& h) { return returned.at("job_id") == h.job->id; })
-                             : jobs.end() - 1;
+      const auto taken =
+          returned.is_object() && returned.contains("job_id")
+              ? std::find_if(jobs.begin() + 1, jobs.end(),
+                             [&](const Held& h) { return returned.at("job_id") == h.job->id; })
+              : jobs.end() - 1;
       if (taken == jobs.end()) throw not_taken_ahead();
       const Held job = *taken;
       jobs.erase(taken);
@@ -503,7 +557,8 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       if (board) board->job_finished(job.job->id, "returned", "");
     } else if (message->tag == MsgTag::kHeartbeat) {
       // Advisory: a malformed beat is logged, never fatal, and needs no answer (protocol.h step 3).
-      nlohmann::json beat = nlohmann::json::parse(message->payload, nullptr, /*allow_exceptions=*/false);
+      nlohmann::json beat =
+          nlohmann::json::parse(message->payload, nullptr, /*allow_exceptions=*/false);
       if (!beat.is_object() || !beat.contains("job_id")) {
         log("ignoring a malformed heartbeat from rank " + std::to_string(source));
         continue;
@@ -511,8 +566,8 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
       ++outcome.heartbeats;
       const auto held = jobs_of_worker.find(source);
       if (held == jobs_of_worker.end() || beat.at("job_id") != held->second.front().job->id) {
-        log("heartbeat from rank " + std::to_string(source) + " names job " + beat.at("job_id").dump() +
-            ", which it does not hold");
+        log("heartbeat from rank " + std::to_string(source) + " names job " +
+            beat.at("job_id").dump() + ", which it does not hold");
       }
       if (beat.at("job_id").is_string()) {
         const auto w = watched.find(beat.at("job_id").get<std::string>());
@@ -532,15 +587,17 @@ SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, R
         }
       }
     } else {
-      throw std::runtime_error("orchestrator: unexpected tag " + std::to_string(static_cast<int>(message->tag)) +
-                               " from rank " + std::to_string(source));
+      throw std::runtime_error("orchestrator: unexpected tag " +
+                               std::to_string(static_cast<int>(message->tag)) + " from rank " +
+                               std::to_string(source));
     }
   }
   read_results();
   if (outcome.hung_job.empty()) {
     outbox.drain();
   } else {
-    outbox.abandon();  // the hung ranks may never take what was sent to them; the caller ends the world
+    outbox.abandon();  // the hung ranks may never take what was sent to them; the caller ends the
+                       // world
   }
   committer.wait_all();
   settle_committed();

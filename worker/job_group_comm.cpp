@@ -12,14 +12,16 @@ JobGroupComm::JobGroupComm(MPI_Comm comm, const comm::GroupJob& group) {
   int rank = 0;
   MIL_MPI_CHECK(MPI_Comm_rank(comm, &rank));
   if (std::find(group.ranks.begin(), group.ranks.end(), rank) == group.ranks.end()) {
-    throw std::runtime_error("rank " + std::to_string(rank) + " was sent group job " + group.spec.id() +
-                             " but is not one of its ranks");
+    throw std::runtime_error("rank " + std::to_string(rank) + " was sent group job " +
+                             group.spec.id() + " but is not one of its ranks");
   }
   MPI_Group everyone = MPI_GROUP_NULL, members = MPI_GROUP_NULL;
   MIL_MPI_CHECK(MPI_Comm_group(comm, &everyone));
   try {
-    MIL_MPI_CHECK(MPI_Group_incl(everyone, static_cast<int>(group.ranks.size()), group.ranks.data(), &members));
-    // MPI-3: collective over `members` only, so the orchestrator and busy workers need not take part.
+    MIL_MPI_CHECK(MPI_Group_incl(everyone, static_cast<int>(group.ranks.size()), group.ranks.data(),
+                                 &members));
+    // MPI-3: collective over `members` only, so the orchestrator and busy workers need not take
+    // part.
     MIL_MPI_CHECK(MPI_Comm_create_group(comm, members, group.tag, &comm_));
     MIL_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
   } catch (...) {
@@ -33,7 +35,8 @@ JobGroupComm::JobGroupComm(MPI_Comm comm, const comm::GroupJob& group) {
 }
 
 JobGroupComm::~JobGroupComm() {
-  if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);  // no throw from a destructor; nothing to do on error
+  if (comm_ != MPI_COMM_NULL)
+    MPI_Comm_free(&comm_);  // no throw from a destructor; nothing to do on error
 }
 
 }  // namespace mil::worker

@@ -1,5 +1,5 @@
-// mhim bench load: how fast a dataset's slides load from its packed cache, from plain read()s of the
-// same bytes, and from parsing the .pt files, with every value touched (summed) in each case.
+// mhim bench load: how fast a dataset's slides load from its packed cache, from plain read()s of
+// the same bytes, and from parsing the .pt files, with every value touched (summed) in each case.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <fcntl.h>
@@ -25,7 +25,8 @@ namespace mil::app {
 namespace {
 namespace fs = std::filesystem;
 
-constexpr const char* kHelp = R"(usage: mhim bench load (--root DIR | --sweep FILE --dataset NAME) [options]
+constexpr const char* kHelp =
+    R"(usage: mhim bench load (--root DIR | --sweep FILE --dataset NAME) [options]
 
 Loads every slide of a packed cache three ways and prints the median throughput of each, in GB/s of
 float32 feature values (N x D x 4 bytes, the same numerator for all three, so the ratios are time
@@ -101,9 +102,11 @@ int cmd_bench_load(const Tokens& tokens) {
   if (!tokens.empty() && tokens[0] == "--help") {
     std::fputs(kHelp, stdout);
     std::fputs(kDatasetOptionsHelp, stdout);
-    std::fputs("\nexample:\n  mhim synth --benchmark camelyon-r50 --out data/c16 --scale 0.25 && mhim pack --root data/c16\n"
-               "  mhim bench load --root data/c16 --labels label_c16.csv --repeats 5\n",
-               stdout);
+    std::fputs(
+        "\nexample:\n  mhim synth --benchmark camelyon-r50 --out data/c16 --scale 0.25 && mhim "
+        "pack --root data/c16\n"
+        "  mhim bench load --root data/c16 --labels label_c16.csv --repeats 5\n",
+        stdout);
     return 0;
   }
   DatasetSpec spec;
@@ -114,7 +117,8 @@ int cmd_bench_load(const Tokens& tokens) {
     std::vector<std::string> names = dataset_option_names();
     names.insert(names.end(), {"cache", "repeats", "threads"});
     const Args args(tokens, names, {"evict"});
-    if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
+    if (!args.positional().empty())
+      throw UsageError("unexpected argument '" + args.positional()[0] + "'");
     spec = dataset_from_args(args);
     cache_path = args.get("cache", (fs::path(spec.root) / kPackedCacheName).string());
     repeats = args.get_int("repeats", repeats);
@@ -132,7 +136,8 @@ int cmd_bench_load(const Tokens& tokens) {
   std::uint64_t largest = 0, pt_bytes = 0, cache_bytes = 0;
   for (const PackedSlide& s : slides) {
     const fs::path pt = pt_dir / (s.id + ".pt");
-    if (!fs::exists(pt)) throw std::runtime_error("bench load compares against " + pt.string() + ", which is missing");
+    if (!fs::exists(pt))
+      throw std::runtime_error("bench load compares against " + pt.string() + ", which is missing");
     pt_files.push_back(pt.string());
     pt_bytes += fs::file_size(pt);
     cache_bytes += s.bytes;
@@ -146,42 +151,50 @@ int cmd_bench_load(const Tokens& tokens) {
   methods.push_back({"cache", {cache_path}, [&] {
                        const auto c = PackedCache::open(cache_path);
                        double sum = 0;
-                       for (std::size_t i = 0; i < c->slides().size(); ++i) sum += c->features(i).sum().item<double>();
+                       for (std::size_t i = 0; i < c->slides().size(); ++i)
+                         sum += c->features(i).sum().item<double>();
                        return sum;
                      }});
-  methods.push_back({"read()", {cache_path}, [&] {
-                       const int fd = ::open(cache_path.c_str(), O_RDONLY | O_CLOEXEC);
-                       if (fd < 0) throw std::runtime_error("cannot open " + cache_path);
-                       std::vector<std::uint8_t> buffer(largest + 64);
-                       void* aligned = buffer.data() + (64 - reinterpret_cast<std::uintptr_t>(buffer.data()) % 64) % 64;
-                       double sum = 0;
-                       for (const PackedSlide& s : slides) {
-                         std::uint64_t done = 0;
-                         while (done < s.bytes) {
-                           const ssize_t n = ::pread(fd, static_cast<char*>(aligned) + done, s.bytes - done, off_t(s.offset + done));
-                           if (n <= 0) throw std::runtime_error("read error in " + cache_path);
-                           done += std::uint64_t(n);
-                         }
-                         const at::Tensor t = at::from_blob(aligned, {s.instances, cache->feature_dim()},
-                                                            half ? at::kHalf : at::kFloat);
-                         sum += (half ? t.to(at::kFloat) : t).sum().item<double>();
-                       }
-                       ::close(fd);
-                       return sum;
-                     }});
+  methods.push_back(
+      {"read()", {cache_path}, [&] {
+         const int fd = ::open(cache_path.c_str(), O_RDONLY | O_CLOEXEC);
+         if (fd < 0) throw std::runtime_error("cannot open " + cache_path);
+         std::vector<std::uint8_t> buffer(largest + 64);
+         void* aligned =
+             buffer.data() + (64 - reinterpret_cast<std::uintptr_t>(buffer.data()) % 64) % 64;
+         double sum = 0;
+         for (const PackedSlide& s : slides) {
+           std::uint64_t done = 0;
+           while (done < s.bytes) {
+             const ssize_t n = ::pread(fd, static_cast<char*>(aligned) + done, s.bytes - done,
+                                       off_t(s.offset + done));
+             if (n <= 0) throw std::runtime_error("read error in " + cache_path);
+             done += std::uint64_t(n);
+           }
+           const at::Tensor t = at::from_blob(aligned, {s.instances, cache->feature_dim()},
+                                              half ? at::kHalf : at::kFloat);
+           sum += (half ? t.to(at::kFloat) : t).sum().item<double>();
+         }
+         ::close(fd);
+         return sum;
+       }});
   methods.push_back({".pt", pt_files, [&] {
                        double sum = 0;
-                       for (const std::string& path : pt_files) sum += read_feature_file(path).sum().item<double>();
+                       for (const std::string& path : pt_files)
+                         sum += read_feature_file(path).sum().item<double>();
                        return sum;
                      }});
 
-  std::printf("bench load: %zu slides, %.0f values (%.3f GB as float32); cache %s (%s, %.3f GB stored), "
-              ".pt files %.3f GB; %d repeat(s), %d thread(s)\n",
-              slides.size(), values, gigabytes, cache_path.c_str(), cache->dtype().c_str(), double(cache_bytes) / 1e9,
-              double(pt_bytes) / 1e9, repeats, at::get_num_threads());
-  std::printf("%s\n\n", evicting ? "mode: eviction requested before every timed run (posix_fadvise DONTNEED)"
-                                 : "mode: WARM page cache (one untimed pass first; nothing is dropped)");
-  std::printf("%-8s %10s %10s %10s %24s\n", "method", "median s", "GB/s", "min GB/s", "resident before runs");
+  std::printf(
+      "bench load: %zu slides, %.0f values (%.3f GB as float32); cache %s (%s, %.3f GB stored), "
+      ".pt files %.3f GB; %d repeat(s), %d thread(s)\n",
+      slides.size(), values, gigabytes, cache_path.c_str(), cache->dtype().c_str(),
+      double(cache_bytes) / 1e9, double(pt_bytes) / 1e9, repeats, at::get_num_threads());
+  std::printf("%s\n\n",
+              evicting ? "mode: eviction requested before every timed run (posix_fadvise DONTNEED)"
+                       : "mode: WARM page cache (one untimed pass first; nothing is dropped)");
+  std::printf("%-8s %10s %10s %10s %24s\n", "method", "median s", "GB/s", "min GB/s",
+              "resident before runs");
   std::fflush(stdout);
   std::vector<double> medians;
   double reference_sum = 0;
@@ -190,7 +203,8 @@ int cmd_bench_load(const Tokens& tokens) {
     const double sum = method.run();  // untimed: warms the page cache (and checks the three agree)
     if (m == 0) reference_sum = sum;
     if (std::abs(sum - reference_sum) > 1e-6 * std::max(1.0, std::abs(reference_sum)) && !half) {
-      std::fprintf(stderr, "warning: %s summed to %.9g, the cache to %.9g\n", method.name, sum, reference_sum);
+      std::fprintf(stderr, "warning: %s summed to %.9g, the cache to %.9g\n", method.name, sum,
+                   reference_sum);
     }
     std::vector<double> seconds, residency;
     for (int r = 0; r < repeats; ++r) {
@@ -198,7 +212,8 @@ int cmd_bench_load(const Tokens& tokens) {
       residency.push_back(resident_share(method.files));
       const auto start = std::chrono::steady_clock::now();
       method.run();
-      seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      seconds.push_back(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
     const double t = median(seconds);
     medians.push_back(t);
@@ -209,8 +224,10 @@ int cmd_bench_load(const Tokens& tokens) {
                 gigabytes / *std::max_element(seconds.begin(), seconds.end()), resident);
     std::fflush(stdout);
   }
-  std::printf("\ncache vs read(): %.2fx   cache vs .pt: %.2fx   read() vs .pt: %.2fx   (median time ratios)\n",
-              medians[1] / medians[0], medians[2] / medians[0], medians[2] / medians[1]);
+  std::printf(
+      "\ncache vs read(): %.2fx   cache vs .pt: %.2fx   read() vs .pt: %.2fx   (median time "
+      "ratios)\n",
+      medians[1] / medians[0], medians[2] / medians[0], medians[2] / medians[1]);
   return 0;
 }
 

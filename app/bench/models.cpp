@@ -1,8 +1,9 @@
-// mhim bench models: per-bag forward and forward+backward cost of every model by bag size, with peak
-// memory and achieved GFLOP/s beside a plain matmul of the same size.
+// mhim bench models: per-bag forward and forward+backward cost of every model by bag size, with
+// peak memory and achieved GFLOP/s beside a plain matmul of the same size.
 #include <ATen/ATen.h>
 #include <torch/utils.h>
 
+#include <unistd.h>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -10,13 +11,12 @@
 #include <fstream>
 #include <optional>
 #include <string>
-#include <unistd.h>
 
 #include "app/args.h"
 #include "app/bench/common.h"
 #include "app/commands.h"
-#include "mil/runtime/allocation_meter.h"
 #include "mil/models/mil_model.h"
+#include "mil/runtime/allocation_meter.h"
 #include "mil/train/trainer.h"
 
 namespace mil::app {
@@ -55,13 +55,15 @@ example:
 )";
 
 /// The reference zoo's model names (spec §2.2); the default run benchmarks those make_model builds.
-const std::vector<std::string> kReferenceModels{"abmil", "gabmil", "transmil", "dsmil", "clam_sb", "clam_mb",
-                                                "dtfd",  "rrtmil", "meanmil",  "maxmil"};
+const std::vector<std::string> kReferenceModels{"abmil",   "gabmil",  "transmil", "dsmil",
+                                                "clam_sb", "clam_mb", "dtfd",     "rrtmil",
+                                                "meanmil", "maxmil"};
 
 /// Width of the instance embedding of every reference model.
 constexpr double kWidth = 512;
 
-/// Forward FLOPs of one bag of n instances for the models whose arithmetic we wrote down; nullopt otherwise.
+/// Forward FLOPs of one bag of n instances for the models whose arithmetic we wrote down; nullopt
+/// otherwise.
 std::optional<double> forward_flops(const std::string& model, int64_t n, int64_t dim) {
   const double N = double(n), D = double(dim), E = kWidth;
   const double embed = 2 * N * D * E;
@@ -72,16 +74,16 @@ std::optional<double> forward_flops(const std::string& model, int64_t n, int64_t
     const int64_t side = static_cast<int64_t>(std::ceil(std::sqrt(double(n))));
     const double grid = double(side * side), seq = grid + 1;
     const double padded = std::ceil(seq / m) * m;
-    const double layer = 2 * padded * E * 3 * E           // q, k, v
-                         + 2 * H * seq * m * dh           // kernel 1 (real rows)
-                         + 2 * H * m * m * dh             // kernel 2
-                         + 2 * H * m * padded * dh        // kernel 3
+    const double layer = 2 * padded * E * 3 * E                // q, k, v
+                         + 2 * H * seq * m * dh                // kernel 1 (real rows)
+                         + 2 * H * m * m * dh                  // kernel 2
+                         + 2 * H * m * padded * dh             // kernel 3
                          + iterations * 4 * 2 * H * m * m * m  // pseudo-inverse
-                         + 2 * H * seq * m * m            // kernel 1 · pinv
-                         + 2 * H * m * padded * dh        // kernel 3 · v
-                         + 2 * H * seq * m * dh           // (..) · (..)
-                         + 2 * H * padded * dh * kernel   // residual convolution
-                         + 2 * seq * E * E;               // output projection
+                         + 2 * H * seq * m * m                 // kernel 1 · pinv
+                         + 2 * H * m * padded * dh             // kernel 3 · v
+                         + 2 * H * seq * m * dh                // (..) · (..)
+                         + 2 * H * padded * dh * kernel        // residual convolution
+                         + 2 * seq * E * E;                    // output projection
     return embed + 2 * layer + 2 * grid * E * (49 + 25 + 9);
   }
   return std::nullopt;
@@ -158,11 +160,13 @@ int cmd_bench_models(const Tokens& tokens) {
     return 0;
   }
   try {
-    const Args args(tokens, {"sizes", "dim", "classes", "models", "repeats", "threads", "model-options"}, {});
+    const Args args(
+        tokens, {"sizes", "dim", "classes", "models", "repeats", "threads", "model-options"}, {});
     const int dim = args.get_int("dim", 1024), classes = args.get_int("classes", 2);
     const int repeats = args.get_int("repeats", 5);
     const int threads = configure_threads(args.get_int("threads", 2), 1);
-    if (dim < 1 || classes < 2 || repeats < 1) throw UsageError("need --dim >= 1, --classes >= 2, --repeats >= 1");
+    if (dim < 1 || classes < 2 || repeats < 1)
+      throw UsageError("need --dim >= 1, --classes >= 2, --repeats >= 1");
     std::vector<int64_t> sizes;
     for (const std::string& s : split_list(args.get("sizes", "1000,10000,50000"))) {
       sizes.push_back(std::stoll(s));
@@ -170,19 +174,23 @@ int cmd_bench_models(const Tokens& tokens) {
     }
     const nlohmann::json model_options = nlohmann::json::parse(args.get("model-options", "{}"));
     const bool explicit_models = args.has("models");
-    const std::vector<std::string> names = explicit_models ? split_list(args.get("models", "")) : kReferenceModels;
+    const std::vector<std::string> names =
+        explicit_models ? split_list(args.get("models", "")) : kReferenceModels;
 
     const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
-    std::printf("bench models: D=%d, C=%d, %d threads (OMP_WAIT_POLICY %s), medians of %d timed repeats after a warm-up\n",
-                dim, classes, threads, wait_policy ? wait_policy : "unset", repeats);
+    std::printf(
+        "bench models: D=%d, C=%d, %d threads (OMP_WAIT_POLICY %s), medians of %d timed repeats "
+        "after a warm-up\n",
+        dim, classes, threads, wait_policy ? wait_policy : "unset", repeats);
     std::vector<double> peaks;
     for (int64_t n : sizes) {
       peaks.push_back(matmul_gflops(n, dim, repeats));
-      std::printf("fp32 matmul peak [%lld x %d]·[%d x 512]: %.1f GFLOP/s\n", static_cast<long long>(n), dim, dim,
-                  peaks.back());
+      std::printf("fp32 matmul peak [%lld x %d]·[%d x 512]: %.1f GFLOP/s\n",
+                  static_cast<long long>(n), dim, dim, peaks.back());
     }
-    std::printf("\n%-9s %6s | %10s %9s %6s %9s | %10s %9s %6s %9s %8s\n", "model", "N", "fwd ms", "GFLOP/s", "%peak",
-                "alloc MB", "f+b ms", "GFLOP/s", "%peak", "alloc MB", "RSS+ MB");
+    std::printf("\n%-9s %6s | %10s %9s %6s %9s | %10s %9s %6s %9s %8s\n", "model", "N", "fwd ms",
+                "GFLOP/s", "%peak", "alloc MB", "f+b ms", "GFLOP/s", "%peak", "alloc MB",
+                "RSS+ MB");
     std::fflush(stdout);
     for (const std::string& name : names) {
       std::shared_ptr<MilModelImpl> model;
@@ -217,12 +225,15 @@ int cmd_bench_models(const Tokens& tokens) {
             repeats);
         const std::optional<double> flops = forward_flops(name, n, dim);
         const std::optional<double> training_flops =
-            flops ? std::optional<double>(3 * *flops - 2.0 * double(n) * dim * kWidth) : std::nullopt;
+            flops ? std::optional<double>(3 * *flops - 2.0 * double(n) * dim * kWidth)
+                  : std::nullopt;
         char rss[16] = "-";
         if (training.rss_rise_mb >= 0) std::snprintf(rss, sizeof rss, "%.0f", training.rss_rise_mb);
-        std::printf("%-9s %6lld | %10.1f %s %9.1f | %10.1f %s %9.1f %8s\n", name.c_str(), static_cast<long long>(n),
-                    forward.median_ms, gflops_cell(flops, forward.median_ms, peaks[s]).c_str(), forward.alloc_mb,
-                    training.median_ms, gflops_cell(training_flops, training.median_ms, peaks[s]).c_str(),
+        std::printf("%-9s %6lld | %10.1f %s %9.1f | %10.1f %s %9.1f %8s\n", name.c_str(),
+                    static_cast<long long>(n), forward.median_ms,
+                    gflops_cell(flops, forward.median_ms, peaks[s]).c_str(), forward.alloc_mb,
+                    training.median_ms,
+                    gflops_cell(training_flops, training.median_ms, peaks[s]).c_str(),
                     training.alloc_mb, rss);
         std::fflush(stdout);
       }

@@ -10,10 +10,10 @@
 #include "app/args.h"
 #include "app/bench/common.h"
 #include "app/commands.h"
+#include "comm/mpi_env.h"
 #include "mil/models/mil_model.h"
 #include "mil/train/trainer.h"
 #include "worker/sync/gradient_sync_factory.h"
-#include "comm/mpi_env.h"
 #include "worker/sync/mpi_gradient_sync.h"
 
 namespace mil::app {
@@ -49,7 +49,8 @@ double seconds_per_allreduce(GradientSync& sync, at::Tensor buffer, int repeats,
     MIL_MPI_CHECK(MPI_Barrier(comm));
     const auto start = std::chrono::steady_clock::now();
     sync.allreduce_gradients({buffer});
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (i >= 3) seconds.push_back(s);
   }
   return median(seconds);
@@ -57,7 +58,8 @@ double seconds_per_allreduce(GradientSync& sync, at::Tensor buffer, int repeats,
 
 double epoch_seconds(const FitResult& result) {
   std::vector<double> s;
-  for (std::size_t e = result.history.size() >= 2 ? 1 : 0; e < result.history.size(); ++e) s.push_back(result.history[e].seconds);
+  for (std::size_t e = result.history.size() >= 2 ? 1 : 0; e < result.history.size(); ++e)
+    s.push_back(result.history[e].seconds);
   return median(s);
 }
 }  // namespace
@@ -67,7 +69,10 @@ int cmd_bench_sync(const Tokens& tokens) {
   std::vector<std::string> sizes;
   int repeats = 20, bag_count = 60, min_n = 500, max_n = 3000, dim = 1024, epochs = 2, threads = 1;
   try {
-    const Args args(tokens, {"sizes-mb", "repeats", "bags", "min-instances", "max-instances", "dim", "epochs", "threads"}, {});
+    const Args args(tokens,
+                    {"sizes-mb", "repeats", "bags", "min-instances", "max-instances", "dim",
+                     "epochs", "threads"},
+                    {});
     sizes = split_list(args.get("sizes-mb", "1,4,16,64"));
     repeats = args.get_int("repeats", repeats);
     bag_count = args.get_int("bags", bag_count);
@@ -76,7 +81,8 @@ int cmd_bench_sync(const Tokens& tokens) {
     dim = args.get_int("dim", dim);
     epochs = args.get_int("epochs", epochs);
     threads = args.get_int("threads", threads);
-    if (repeats < 1 || epochs < 1 || threads < 1 || max_n < min_n || min_n < 1) throw UsageError("invalid sizes");
+    if (repeats < 1 || epochs < 1 || threads < 1 || max_n < min_n || min_n < 1)
+      throw UsageError("invalid sizes");
   } catch (const UsageError& e) {
     return usage_failure("bench", e.what());
   }
@@ -88,21 +94,26 @@ int cmd_bench_sync(const Tokens& tokens) {
   const int ranks = mpi.size();
   if (root) {
     std::printf("bench sync: %d ranks, %d LibTorch threads each\n\n", ranks, threads);
-    std::printf("%-6s %8s %12s %12s %12s\n", "backend", "MB", "median ms", "algbw GB/s", "busbw GB/s");
+    std::printf("%-6s %8s %12s %12s %12s\n", "backend", "MB", "median ms", "algbw GB/s",
+                "busbw GB/s");
   }
   std::vector<std::pair<std::string, c10::Device>> backends{{"mpi", c10::Device(c10::kCPU)}};
   if (worker::nccl_built() && torch::cuda::is_available()) {
-    backends.emplace_back("nccl", c10::Device(c10::kCUDA, c10::DeviceIndex(mpi.local_rank() % int(torch::cuda::device_count()))));
+    backends.emplace_back(
+        "nccl", c10::Device(c10::kCUDA,
+                            c10::DeviceIndex(mpi.local_rank() % int(torch::cuda::device_count()))));
   }
   for (const auto& [name, device] : backends) {
-    std::unique_ptr<GradientSync> sync = name == "mpi" ? std::make_unique<worker::MpiGradientSync>(mpi.comm())
-                                                       : worker::make_gradient_sync(mpi.comm(), device, {});
+    std::unique_ptr<GradientSync> sync = name == "mpi"
+                                             ? std::make_unique<worker::MpiGradientSync>(mpi.comm())
+                                             : worker::make_gradient_sync(mpi.comm(), device, {});
     sync->set_bucket_bytes(std::size_t{1} << 40);
     for (const std::string& mb : sizes) {
       const double megabytes = std::stod(mb);
       const auto count = int64_t(megabytes * 1e6 / 4.0);
       const double s = seconds_per_allreduce(
-          *sync, at::zeros({count}, at::TensorOptions().dtype(at::kFloat).device(device)), repeats, mpi.comm());
+          *sync, at::zeros({count}, at::TensorOptions().dtype(at::kFloat).device(device)), repeats,
+          mpi.comm());
       const double algbw = double(count) * 4.0 / s / 1e9;
       if (root) {
         std::printf("%-6s %8.0f %12.3f %12.2f %12.2f\n", name.c_str(), megabytes, s * 1e3, algbw,
@@ -139,10 +150,12 @@ int cmd_bench_sync(const Tokens& tokens) {
   auto model = make_model(ModelSpec{"abmil", nlohmann::json::object()}, dim, 2);
   const double together = epoch_seconds(fit(*model, spec, bags, indices, {}, 1, options));
   if (root) {
-    std::printf("\nepoch time, ABMIL, %d bags of %d-%d instances, D=%d, %d thread(s) per rank (median of epochs after the first):\n",
-                bag_count, min_n, max_n, dim, threads);
-    std::printf("  1 rank:  %8.3f s\n  %d ranks: %8.3f s   speedup %.2fx (ideal %dx)\n", alone, ranks, together,
-                alone / together, ranks);
+    std::printf(
+        "\nepoch time, ABMIL, %d bags of %d-%d instances, D=%d, %d thread(s) per rank (median of "
+        "epochs after the first):\n",
+        bag_count, min_n, max_n, dim, threads);
+    std::printf("  1 rank:  %8.3f s\n  %d ranks: %8.3f s   speedup %.2fx (ideal %dx)\n", alone,
+                ranks, together, alone / together, ranks);
   }
   return 0;
 }

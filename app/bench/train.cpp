@@ -4,19 +4,19 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
-#include <sys/resource.h>
-#include <unistd.h>
 
+#include <torch/nn/modules/linear.h>
 #include "app/args.h"
 #include "app/bench/common.h"
 #include "app/commands.h"
-#include <torch/nn/modules/linear.h>
 
 #include "mil/mhim/mhim_objective.h"
 #include "mil/models/mil_model.h"
@@ -71,7 +71,8 @@ double resident_megabytes() {
   return double(pages_resident) * double(::sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
 }
 
-/// Resets the kernel's peak-resident mark of this process (Linux >= 4.0), so that VmHWM measures what follows.
+/// Resets the kernel's peak-resident mark of this process (Linux >= 4.0), so that VmHWM measures
+/// what follows.
 void reset_peak_resident() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 /// VmHWM: the largest resident set since the last reset_peak_resident(), in MB (0 when unreadable).
@@ -88,12 +89,14 @@ double peak_resident_megabytes() {
 double process_cpu_seconds() {
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
-  return double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + 1e-6 * double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+  return double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         1e-6 * double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
 }
 
-/// The fp32 rate of [rows x dim]·[dim x 512], median of 20 after 3 warm-ups, per wall second and per CPU second
-/// times the thread count. On a shared machine the wall rate drops with the load; the CPU-time rate, and training
-/// measured the same way, mostly do not, so their ratio stays meaningful.
+/// The fp32 rate of [rows x dim]·[dim x 512], median of 20 after 3 warm-ups, per wall second and
+/// per CPU second times the thread count. On a shared machine the wall rate drops with the load;
+/// the CPU-time rate, and training measured the same way, mostly do not, so their ratio stays
+/// meaningful.
 struct MatmulPeak {
   double wall_gflops = 0.0;  ///< GFLOP per wall second
   double cpu_gflops = 0.0;   ///< GFLOP per (CPU second / threads)
@@ -106,7 +109,8 @@ MatmulPeak matmul_peak(int64_t rows, int64_t dim, int threads) {
     const auto start = std::chrono::steady_clock::now();
     const double cpu_start = process_cpu_seconds();
     const at::Tensor c = a.mm(b);
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (i >= 3) {
       seconds.push_back(s);
       cpu_seconds.push_back((process_cpu_seconds() - cpu_start) / threads);
@@ -122,7 +126,8 @@ double training_flops(const MilModelImpl& model, int64_t n, int64_t dim) {
   for (const auto& item : model.named_modules()) {
     const auto* linear = item.value()->as<torch::nn::Linear>();
     if (!linear || item.key().rfind("classifier", 0) == 0) continue;
-    const double layer = 2.0 * double(n) * double(linear->options.in_features()) * double(linear->options.out_features());
+    const double layer = 2.0 * double(n) * double(linear->options.in_features()) *
+                         double(linear->options.out_features());
     const bool first_layer = linear->options.in_features() == dim;
     flops += layer * (first_layer ? 2.0 : 3.0);
   }
@@ -131,23 +136,28 @@ double training_flops(const MilModelImpl& model, int64_t n, int64_t dim) {
 }  // namespace
 
 int cmd_bench(const Tokens& tokens) {
-  if (!tokens.empty() && tokens[0] == "models") return cmd_bench_models(Tokens(tokens.begin() + 1, tokens.end()));
-  if (!tokens.empty() && tokens[0] == "load") return cmd_bench_load(Tokens(tokens.begin() + 1, tokens.end()));
-  if (!tokens.empty() && tokens[0] == "sync") return cmd_bench_sync(Tokens(tokens.begin() + 1, tokens.end()));
+  if (!tokens.empty() && tokens[0] == "models")
+    return cmd_bench_models(Tokens(tokens.begin() + 1, tokens.end()));
+  if (!tokens.empty() && tokens[0] == "load")
+    return cmd_bench_load(Tokens(tokens.begin() + 1, tokens.end()));
+  if (!tokens.empty() && tokens[0] == "sync")
+    return cmd_bench_sync(Tokens(tokens.begin() + 1, tokens.end()));
   if (tokens.empty() || tokens[0] == "--help" || tokens[0] != "train") {
     std::fputs(kHelp, stdout);
     return tokens.empty() || tokens[0] != "--help" ? 2 : 0;
   }
   try {
     const Args args(Tokens(tokens.begin() + 1, tokens.end()),
-                    {"bags", "min-instances", "max-instances", "dim", "epochs", "threads", "models", "precision", "seed",
-                     "model-options"},
+                    {"bags", "min-instances", "max-instances", "dim", "epochs", "threads", "models",
+                     "precision", "seed", "model-options"},
                     {});
     const int bag_count = args.get_int("bags", 60);
-    const int min_n = args.get_int("min-instances", 500), max_n = args.get_int("max-instances", 3000);
+    const int min_n = args.get_int("min-instances", 500),
+              max_n = args.get_int("max-instances", 3000);
     const int dim = args.get_int("dim", 1024), epochs = args.get_int("epochs", 3);
     const int threads = configure_threads(args.get_int("threads", 2), 1);
-    if (bag_count < 2 || min_n < 1 || max_n < min_n || dim < 1 || epochs < 1) throw UsageError("invalid sizes");
+    if (bag_count < 2 || min_n < 1 || max_n < min_n || dim < 1 || epochs < 1)
+      throw UsageError("invalid sizes");
 
     at::manual_seed(args.get_u64("seed", 1));
     std::vector<Bag> bags;
@@ -161,23 +171,29 @@ int cmd_bench(const Tokens& tokens) {
     }
     const int64_t mean_n = instances / bag_count;
     const MatmulPeak peak = matmul_peak(mean_n, dim, threads);
-    std::printf("fp32 matmul peak: [%lld x %d]·[%d x 512] %.1f GFLOP/s wall, %.1f per CPU second/thread (medians of 20), "
-                "%d threads\n",
-                static_cast<long long>(mean_n), dim, dim, peak.wall_gflops, peak.cpu_gflops, threads);
-    // A forced OpenBLAS kernel family moves the fp32 peak (on our AMD VMs Haswell's AVX2 kernels give about half
-    // of what the AVX-512 ones give); both the peak and the models use it, so the ratios hold, the seconds do not.
+    std::printf(
+        "fp32 matmul peak: [%lld x %d]·[%d x 512] %.1f GFLOP/s wall, %.1f per CPU second/thread "
+        "(medians of 20), "
+        "%d threads\n",
+        static_cast<long long>(mean_n), dim, dim, peak.wall_gflops, peak.cpu_gflops, threads);
+    // A forced OpenBLAS kernel family moves the fp32 peak (on our AMD VMs Haswell's AVX2 kernels
+    // give about half of what the AVX-512 ones give); both the peak and the models use it, so the
+    // ratios hold, the seconds do not.
     if (const char* core = std::getenv("OPENBLAS_CORETYPE")) {
       std::printf("OpenBLAS kernels forced by OPENBLAS_CORETYPE=%s in the environment\n", core);
     }
-    std::printf("bench train: %d bags, %d-%d instances (mean %lld), D=%d, %d epochs; %s; %s\n\n", bag_count, min_n, max_n,
-                static_cast<long long>(mean_n), dim, epochs, keep_freed_buffers_for_reuse().c_str(),
-                keep_compiled_kernels_for_reuse().c_str());
-    std::printf("%-18s %-5s %9s %9s %10s %9s %8s %8s %14s %8s %10s\n", "model", "prec", "epoch s", "CPU s/T", "inst/s",
-                "GFLOP/s", "% peak", "CPU %pk", "RSS MB", "peak MB", "vs fp32");
+    std::printf("bench train: %d bags, %d-%d instances (mean %lld), D=%d, %d epochs; %s; %s\n\n",
+                bag_count, min_n, max_n, static_cast<long long>(mean_n), dim, epochs,
+                keep_freed_buffers_for_reuse().c_str(), keep_compiled_kernels_for_reuse().c_str());
+    std::printf("%-18s %-5s %9s %9s %10s %9s %8s %8s %14s %8s %10s\n", "model", "prec", "epoch s",
+                "CPU s/T", "inst/s", "GFLOP/s", "% peak", "CPU %pk", "RSS MB", "peak MB",
+                "vs fp32");
     std::fflush(stdout);
-    std::map<std::string, double> mhim_pure_seconds;  // precision -> epoch time, for the MHIM overhead ratio
+    std::map<std::string, double>
+        mhim_pure_seconds;  // precision -> epoch time, for the MHIM overhead ratio
     for (const std::string& listed : split_list(args.get("models", "abmil,gabmil"))) {
-      // "mhim:selfattn" = model mhim with aggregator (option "baseline") selfattn, i.e. MHIM(TransMIL).
+      // "mhim:selfattn" = model mhim with aggregator (option "baseline") selfattn, i.e.
+      // MHIM(TransMIL).
       const std::size_t colon = listed.find(':');
       const std::string model_name = listed.substr(0, colon);
       const std::string aggregator = colon == std::string::npos ? "attn" : listed.substr(colon + 1);
@@ -188,11 +204,11 @@ int cmd_bench(const Tokens& tokens) {
         if (colon != std::string::npos) model_options["baseline"] = aggregator;
         const bool mhim = model_name == "mhim";
         if (mhim) {
-          // The v2 README setting (middle of its grid) with a teacher from the student's init: the cost
-          // of MHIM training does not depend on where the teacher's weights came from.
-          const nlohmann::json readme_setting = {{"mask_ratio_h", 0.03}, {"merge", true},       {"merge_ratio", 0.8},
-                                                 {"merge_k", 5},         {"merge_mm", 0.9999}, {"aux_alpha", 0.5},
-                                                 {"teacher_init", "random"}};
+          // The v2 README setting (middle of its grid) with a teacher from the student's init: the
+          // cost of MHIM training does not depend on where the teacher's weights came from.
+          const nlohmann::json readme_setting = {
+              {"mask_ratio_h", 0.03}, {"merge", true},    {"merge_ratio", 0.8},      {"merge_k", 5},
+              {"merge_mm", 0.9999},   {"aux_alpha", 0.5}, {"teacher_init", "random"}};
           for (const auto& [key, value] : readme_setting.items()) {
             if (!model_options.contains(key)) model_options[key] = value;
           }
@@ -220,7 +236,8 @@ int cmd_bench(const Tokens& tokens) {
         const FitResult result = fit(*model, spec, bags, indices, {}, 1, options);
         const double peak_megabytes = peak_resident_megabytes();
         std::vector<double> seconds;
-        for (std::size_t e = epochs >= 2 ? 1 : 0; e < result.history.size(); ++e) seconds.push_back(result.history[e].seconds);
+        for (std::size_t e = epochs >= 2 ? 1 : 0; e < result.history.size(); ++e)
+          seconds.push_back(result.history[e].seconds);
         const double epoch_seconds = median(seconds);
         std::vector<double> cpu_seconds;  // per epoch, divided by the thread count
         for (std::size_t e = epochs >= 2 ? 1 : 0; e + 1 < cpu_marks.size(); ++e) {
@@ -232,23 +249,27 @@ int cmd_bench(const Tokens& tokens) {
         const double gflops = flops / epoch_seconds / 1e9;
         if (precision == "fp32") fp32_seconds = epoch_seconds;
         char ratio[48] = "-";
-        if (precision != "fp32" && fp32_seconds > 0) std::snprintf(ratio, sizeof ratio, "%.2fx", fp32_seconds / epoch_seconds);
+        if (precision != "fp32" && fp32_seconds > 0)
+          std::snprintf(ratio, sizeof ratio, "%.2fx", fp32_seconds / epoch_seconds);
         if (mhim_pure_seconds.count(aggregator + precision) && mhim) {
-          std::snprintf(ratio, sizeof ratio, "%.2fx pure", epoch_seconds / mhim_pure_seconds.at(aggregator + precision));
+          std::snprintf(ratio, sizeof ratio, "%.2fx pure",
+                        epoch_seconds / mhim_pure_seconds.at(aggregator + precision));
         }
         if (model_name == "mhim_pure") mhim_pure_seconds[aggregator + precision] = epoch_seconds;
         char memory[48];
         std::snprintf(memory, sizeof memory, "%.0f->%.0f", rss.front(), rss.back());
-        if (mhim) {  // FLOPs of masked, recycled training have no clean count; time and memory tell the story
+        if (mhim) {  // FLOPs of masked, recycled training have no clean count; time and memory tell
+                     // the story
           std::printf("%-18s %-5s %9.3f %9.3f %10.0f %9s %8s %8s %14s %8.0f %10s\n", listed.c_str(),
-                      precision.c_str(), epoch_seconds, epoch_cpu_seconds, double(instances) / epoch_seconds, "-", "-", "-",
-                      memory, peak_megabytes, ratio);
+                      precision.c_str(), epoch_seconds, epoch_cpu_seconds,
+                      double(instances) / epoch_seconds, "-", "-", "-", memory, peak_megabytes,
+                      ratio);
         } else {
           const double cpu_gflops = flops / epoch_cpu_seconds / 1e9;
-          std::printf("%-18s %-5s %9.3f %9.3f %10.0f %9.1f %7.1f%% %7.1f%% %14s %8.0f %10s\n", listed.c_str(),
-                      precision.c_str(), epoch_seconds, epoch_cpu_seconds, double(instances) / epoch_seconds, gflops,
-                      100.0 * gflops / peak.wall_gflops, 100.0 * cpu_gflops / peak.cpu_gflops, memory, peak_megabytes,
-                      ratio);
+          std::printf("%-18s %-5s %9.3f %9.3f %10.0f %9.1f %7.1f%% %7.1f%% %14s %8.0f %10s\n",
+                      listed.c_str(), precision.c_str(), epoch_seconds, epoch_cpu_seconds,
+                      double(instances) / epoch_seconds, gflops, 100.0 * gflops / peak.wall_gflops,
+                      100.0 * cpu_gflops / peak.cpu_gflops, memory, peak_megabytes, ratio);
         }
         std::fflush(stdout);  // one line per model as it finishes; bf16 runs can be slow
       }

@@ -43,7 +43,8 @@ class FileDescriptor {
       offset += static_cast<std::size_t>(n);
     }
   }
-  /// Holds an exclusive flock until close: appenders on NFS, where O_APPEND alone is not atomic, queue.
+  /// Holds an exclusive flock until close: appenders on NFS, where O_APPEND alone is not atomic,
+  /// queue.
   void lock_exclusive() {
     while (::flock(fd_, LOCK_EX) != 0) {
       if (errno != EINTR) throw_errno("cannot lock", path_);
@@ -64,7 +65,6 @@ class FileDescriptor {
   int fd_ = -1;
 };
 
-
 /// True when `path` is non-empty and its last byte is not a newline (a line torn by a crash).
 bool ends_torn(const std::string& path) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
@@ -76,9 +76,10 @@ bool ends_torn(const std::string& path) {
 void append_lines_impl(const std::string& path, const std::string& lines) {
   const bool existed = fs::exists(path);
   FileDescriptor fd(path, O_WRONLY | O_CREAT | O_APPEND);
-  fd.lock_exclusive();  // with O_APPEND and one line per write: whole lines, also from several hosts
-  // After a crash mid-append, start on a fresh line so that only the torn line is lost, not this one
-  // (checked under the lock, so another writer cannot be half-way through its line).
+  fd.lock_exclusive();  // with O_APPEND and one line per write: whole lines, also from several
+                        // hosts
+  // After a crash mid-append, start on a fresh line so that only the torn line is lost, not this
+  // one (checked under the lock, so another writer cannot be half-way through its line).
   const std::string prefix = existed && ends_torn(path) ? "\n" : "";
   fd.write_all(prefix + lines);
   fd.sync();
@@ -95,7 +96,8 @@ std::string parent_of(const std::string& path) {
 
 std::string temporary_path_for(const std::string& path) {
   const fs::path target(path);
-  return (fs::path(parent_of(path)) / ("." + target.filename().string() + ".tmp." + std::to_string(::getpid())))
+  return (fs::path(parent_of(path)) /
+          ("." + target.filename().string() + ".tmp." + std::to_string(::getpid())))
       .string();
 }
 
@@ -104,7 +106,8 @@ void replace_file_atomic(const std::string& temporary, const std::string& path) 
     FileDescriptor fd(temporary, O_RDONLY);
     fd.sync();
     fd.close();
-    if (::rename(temporary.c_str(), path.c_str()) != 0) throw_errno("cannot rename '" + temporary + "' to", path);
+    if (::rename(temporary.c_str(), path.c_str()) != 0)
+      throw_errno("cannot rename '" + temporary + "' to", path);
   } catch (...) {
     ::unlink(temporary.c_str());
     throw;
@@ -118,7 +121,9 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   replace_file_atomic(temp, path);  // syncs the temporary file before the rename
 }
 
-void append_line_durably(const std::string& path, const std::string& line) { append_lines_impl(path, line + "\n"); }
+void append_line_durably(const std::string& path, const std::string& line) {
+  append_lines_impl(path, line + "\n");
+}
 
 void append_lines_durably(const std::string& path, const std::vector<std::string>& lines) {
   if (lines.empty()) return;

@@ -18,7 +18,8 @@ void read_optional(const json& j, const char* key, T& out, const std::string& co
   if (it == j.end()) return;
   // nlohmann converts 2.7 -> 2, true -> 1 and -1 -> 2^64-1 without complaint; a config must not.
   const auto reject = [&](const char* expected) {
-    throw std::runtime_error(context + "." + key + ": expected " + expected + ", got " + it->dump());
+    throw std::runtime_error(context + "." + key + ": expected " + expected + ", got " +
+                             it->dump());
   };
   if constexpr (std::is_same_v<T, bool>) {
     if (!it->is_boolean()) reject("true or false");
@@ -37,7 +38,8 @@ void read_optional(const json& j, const char* key, T& out, const std::string& co
 
 void require_object(const json& j, const std::string& context) {
   if (!j.is_object()) {
-    throw std::runtime_error(context + ": expected a JSON object, got " + std::string(j.type_name()));
+    throw std::runtime_error(context + ": expected a JSON object, got " +
+                             std::string(j.type_name()));
   }
 }
 
@@ -52,15 +54,22 @@ void require_known_keys(const json& j, const std::vector<std::string>& allowed,
     if (std::find(allowed.begin(), allowed.end(), item.key()) == allowed.end()) {
       std::string list;
       for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-      throw std::runtime_error(context + ": unknown key '" + item.key() + "' (allowed: " + list + ")");
+      throw std::runtime_error(context + ": unknown key '" + item.key() + "' (allowed: " + list +
+                               ")");
     }
   }
 }
 
 void to_json(json& j, const DatasetSpec& s) {
-  j = json{{"name", s.name},       {"kind", s.kind},           {"root", s.root},
-           {"class_count", s.class_count}, {"standardize", s.standardize}, {"labels", s.labels},
-           {"label_map", s.label_map},     {"slide_match", s.slide_match}, {"features", s.features}};
+  j = json{{"name", s.name},
+           {"kind", s.kind},
+           {"root", s.root},
+           {"class_count", s.class_count},
+           {"standardize", s.standardize},
+           {"labels", s.labels},
+           {"label_map", s.label_map},
+           {"slide_match", s.slide_match},
+           {"features", s.features}};
   // Added later: emitted only when set, so the ids of specs written before it stay the same.
   if (s.ram_budget_gb != 0.0) j["ram_budget_gb"] = s.ram_budget_gb;
 }
@@ -68,8 +77,8 @@ void to_json(json& j, const DatasetSpec& s) {
 void from_json(const json& j, DatasetSpec& s) {
   const std::string ctx = "dataset";
   require_known_keys(j,
-                     {"name", "kind", "root", "class_count", "standardize", "labels", "label_map", "slide_match", "features",
-                      "ram_budget_gb"},
+                     {"name", "kind", "root", "class_count", "standardize", "labels", "label_map",
+                      "slide_match", "features", "ram_budget_gb"},
                      ctx);
   if (!j.contains("name") || !j.contains("root")) {
     throw std::runtime_error(ctx + ": 'name' and 'root' are required");
@@ -86,33 +95,43 @@ void from_json(const json& j, DatasetSpec& s) {
   read_optional(j, "ram_budget_gb", s.ram_budget_gb, ctx);
   require_object(s.label_map, ctx + " '" + s.name + "'.label_map");
   for (const auto& item : s.label_map.items()) {
-    if (!item.value().is_number_integer() || item.value().get<int>() < 0 || item.value().get<int>() >= s.class_count) {
-      throw std::runtime_error(ctx + " '" + s.name + "'.label_map['" + item.key() + "']: expected a class in [0, " +
-                               std::to_string(s.class_count) + ")");
+    if (!item.value().is_number_integer() || item.value().get<int>() < 0 ||
+        item.value().get<int>() >= s.class_count) {
+      throw std::runtime_error(ctx + " '" + s.name + "'.label_map['" + item.key() +
+                               "']: expected a class in [0, " + std::to_string(s.class_count) +
+                               ")");
     }
   }
   if (s.slide_match != "exact" && s.slide_match != "substring") {
-    throw std::runtime_error(ctx + " '" + s.name + "'.slide_match: '" + s.slide_match + "' is not one of exact, substring");
+    throw std::runtime_error(ctx + " '" + s.name + "'.slide_match: '" + s.slide_match +
+                             "' is not one of exact, substring");
   }
   if (s.features != "auto" && s.features != "pt" && s.features != "h5" && s.features != "packed") {
-    throw std::runtime_error(ctx + " '" + s.name + "'.features: '" + s.features + "' is not one of auto, pt, h5, packed");
+    throw std::runtime_error(ctx + " '" + s.name + "'.features: '" + s.features +
+                             "' is not one of auto, pt, h5, packed");
   }
-  if (!(s.ram_budget_gb >= 0.0)) throw std::runtime_error(ctx + " '" + s.name + "'.ram_budget_gb must be >= 0 (0 = no limit)");
+  if (!(s.ram_budget_gb >= 0.0))
+    throw std::runtime_error(ctx + " '" + s.name + "'.ram_budget_gb must be >= 0 (0 = no limit)");
   if (s.kind != "bags" && s.kind != "musk" && s.kind != "survival") {
-    throw std::runtime_error(ctx + " '" + s.name + "'.kind: '" + s.kind + "' is not one of bags, musk, survival");
+    throw std::runtime_error(ctx + " '" + s.name + "'.kind: '" + s.kind +
+                             "' is not one of bags, musk, survival");
   }
-  if (s.class_count < 2) throw std::runtime_error(ctx + " '" + s.name + "'.class_count must be >= 2");
+  if (s.class_count < 2)
+    throw std::runtime_error(ctx + " '" + s.name + "'.class_count must be >= 2");
 }
 
 void to_json(json& j, const SplitSpec& s) {
-  j = json{{"protocol", s.protocol},     {"fold_count", s.fold_count}, {"fold_index", s.fold_index},
-           {"split_seed", s.split_seed}, {"val_ratio", s.val_ratio},   {"repetition", s.repetition}};
+  j = json{{"protocol", s.protocol},     {"fold_count", s.fold_count},
+           {"fold_index", s.fold_index}, {"split_seed", s.split_seed},
+           {"val_ratio", s.val_ratio},   {"repetition", s.repetition}};
   if (!s.dir.empty()) j["dir"] = s.dir;  // added later: see JobSpec::id
 }
 
 void from_json(const json& j, SplitSpec& s) {
   const std::string ctx = "split";
-  require_known_keys(j, {"protocol", "fold_count", "fold_index", "split_seed", "val_ratio", "repetition", "dir"}, ctx);
+  require_known_keys(
+      j, {"protocol", "fold_count", "fold_index", "split_seed", "val_ratio", "repetition", "dir"},
+      ctx);
   read_optional(j, "protocol", s.protocol, ctx);
   read_optional(j, "fold_count", s.fold_count, ctx);
   read_optional(j, "fold_index", s.fold_index, ctx);
@@ -121,17 +140,21 @@ void from_json(const json& j, SplitSpec& s) {
   read_optional(j, "repetition", s.repetition, ctx);
   read_optional(j, "dir", s.dir, ctx);
   if (s.protocol != "kfold" && s.protocol != "file" && s.protocol != "legacy") {
-    throw std::runtime_error(ctx + ".protocol: '" + s.protocol + "' is not one of kfold, file, legacy");
+    throw std::runtime_error(ctx + ".protocol: '" + s.protocol +
+                             "' is not one of kfold, file, legacy");
   }
   if (s.fold_count < 2) throw std::runtime_error(ctx + ".fold_count must be >= 2");
   if (s.fold_index < 0 || s.fold_index >= s.fold_count) {
-    throw std::runtime_error(ctx + ".fold_index " + std::to_string(s.fold_index) + " is outside [0, " +
-                             std::to_string(s.fold_count) + ")");
+    throw std::runtime_error(ctx + ".fold_index " + std::to_string(s.fold_index) +
+                             " is outside [0, " + std::to_string(s.fold_count) + ")");
   }
-  if (!(s.val_ratio >= 0.0 && s.val_ratio < 1.0)) throw std::runtime_error(ctx + ".val_ratio must be in [0, 1)");
+  if (!(s.val_ratio >= 0.0 && s.val_ratio < 1.0))
+    throw std::runtime_error(ctx + ".val_ratio must be in [0, 1)");
   if (s.protocol == "legacy" && s.val_ratio != 0.0) {
-    throw std::runtime_error(ctx + ".val_ratio must be 0 with protocol legacy (validation is the test fold); "
-                             "use protocol kfold for a held-out validation set");
+    throw std::runtime_error(
+        ctx +
+        ".val_ratio must be 0 with protocol legacy (validation is the test fold); "
+        "use protocol kfold for a held-out validation set");
   }
 }
 
@@ -146,7 +169,8 @@ void from_json(const json& j, ModelSpec& s) {
   read_optional(j, "name", s.name, ctx);
   read_optional(j, "options", s.options, ctx);
   read_optional(j, "method", s.method, ctx);
-  if (j.contains("method") && s.method.empty()) throw std::runtime_error(ctx + " '" + s.name + "'.method: must not be empty");
+  if (j.contains("method") && s.method.empty())
+    throw std::runtime_error(ctx + " '" + s.name + "'.method: must not be empty");
   require_object(s.options, ctx + " '" + s.name + "'.options");
 }
 
@@ -173,9 +197,9 @@ void to_json(json& j, const TrainSpec& s) {
 void from_json(const json& j, TrainSpec& s) {
   const std::string ctx = "train";
   require_known_keys(j,
-                     {"epochs", "lr", "weight_decay", "schedule", "lr_min", "warmup_epochs", "warmup_lr",
-                      "early_stopping", "patience", "stop_epoch", "clip_grad", "accumulation", "loss", "surv_alpha",
-                      "precision", "deterministic", "ranks"},
+                     {"epochs", "lr", "weight_decay", "schedule", "lr_min", "warmup_epochs",
+                      "warmup_lr", "early_stopping", "patience", "stop_epoch", "clip_grad",
+                      "accumulation", "loss", "surv_alpha", "precision", "deterministic", "ranks"},
                      ctx);
   read_optional(j, "epochs", s.epochs, ctx);
   read_optional(j, "lr", s.lr, ctx);
@@ -198,9 +222,11 @@ void from_json(const json& j, TrainSpec& s) {
   if (!(s.lr > 0.0)) throw std::runtime_error(ctx + ".lr must be > 0");
   if (s.weight_decay < 0.0) throw std::runtime_error(ctx + ".weight_decay must be >= 0");
   if (s.schedule != "cosine" && s.schedule != "step" && s.schedule != "const") {
-    throw std::runtime_error(ctx + ".schedule: '" + s.schedule + "' is not one of cosine, step, const");
+    throw std::runtime_error(ctx + ".schedule: '" + s.schedule +
+                             "' is not one of cosine, step, const");
   }
-  if (!(s.lr_min >= 0.0 && s.lr_min <= s.lr)) throw std::runtime_error(ctx + ".lr_min must be in [0, lr]");
+  if (!(s.lr_min >= 0.0 && s.lr_min <= s.lr))
+    throw std::runtime_error(ctx + ".lr_min must be in [0, lr]");
   if (s.warmup_epochs < 0 || s.warmup_epochs >= s.epochs) {
     throw std::runtime_error(ctx + ".warmup_epochs must be in [0, epochs)");
   }
@@ -209,19 +235,24 @@ void from_json(const json& j, TrainSpec& s) {
   if (s.stop_epoch < 0) throw std::runtime_error(ctx + ".stop_epoch must be >= 0");
   if (s.clip_grad < 0.0) throw std::runtime_error(ctx + ".clip_grad must be >= 0 (0 = off)");
   if (s.accumulation < 1) throw std::runtime_error(ctx + ".accumulation must be >= 1");
-  if (s.ranks < 1) throw std::runtime_error(ctx + ".ranks must be >= 1, got " + std::to_string(s.ranks));
+  if (s.ranks < 1)
+    throw std::runtime_error(ctx + ".ranks must be >= 1, got " + std::to_string(s.ranks));
   if (s.loss != "auto" && s.loss != "ce" && s.loss != "nll_surv") {
     throw std::runtime_error(ctx + ".loss: '" + s.loss + "' is not one of auto, ce, nll_surv");
   }
   if (s.precision != "fp32" && s.precision != "bf16") {
     throw std::runtime_error(ctx + ".precision: '" + s.precision + "' is not one of fp32, bf16");
   }
-  if (!(s.surv_alpha >= 0.0 && s.surv_alpha <= 1.0)) throw std::runtime_error(ctx + ".surv_alpha must be in [0, 1]");
+  if (!(s.surv_alpha >= 0.0 && s.surv_alpha <= 1.0))
+    throw std::runtime_error(ctx + ".surv_alpha must be in [0, 1]");
 }
 
 void to_json(json& j, const JobSpec& s) {
-  j = json{{"dataset", s.dataset}, {"model", s.model}, {"train", s.train},
-           {"split", s.split},     {"seed", s.seed}};
+  j = json{{"dataset", s.dataset},
+           {"model", s.model},
+           {"train", s.train},
+           {"split", s.split},
+           {"seed", s.seed}};
 }
 
 void from_json(const json& j, JobSpec& s) {
@@ -280,7 +311,8 @@ void read_result_fields(const json& j, JobResult& r) {
   r.inputs = j.at("inputs");
   r.history = j.at("history");
   r.runtime = j.at("runtime");
-  if (r.status != "ok" && r.status != "failed" && r.status != "interrupted" && r.status != "quarantined") {
+  if (r.status != "ok" && r.status != "failed" && r.status != "interrupted" &&
+      r.status != "quarantined") {
     throw std::runtime_error("result " + r.job_id + ": status '" + r.status +
                              "' is not one of ok, failed, interrupted, quarantined");
   }
@@ -288,15 +320,18 @@ void read_result_fields(const json& j, JobResult& r) {
 }  // namespace
 
 void from_json(const json& j, JobResult& r) {
-  require_known_keys(j, {"job_id", "config_id", "status", "error", "spec", "metrics", "inputs", "history", "runtime"},
-                     "result");
+  require_known_keys(
+      j,
+      {"job_id", "config_id", "status", "error", "spec", "metrics", "inputs", "history", "runtime"},
+      "result");
   read_result_fields(j, r);
   r.spec = j.at("spec").get<JobSpec>();
 }
 
 JobResult result_from_json_without_spec(const json& j, const JobSpec& spec) {
-  require_known_keys(j, {"job_id", "config_id", "status", "error", "metrics", "inputs", "history", "runtime"},
-                     "result (as a worker reports it)");
+  require_known_keys(
+      j, {"job_id", "config_id", "status", "error", "metrics", "inputs", "history", "runtime"},
+      "result (as a worker reports it)");
   JobResult r;
   read_result_fields(j, r);
   r.spec = spec;

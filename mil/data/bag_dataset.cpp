@@ -12,10 +12,10 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "mil/core/sha256.h"
 #include "mil/data/feature_io.h"
 #include "mil/data/label_csv.h"
 #include "mil/data/packed_cache.h"
-#include "mil/core/sha256.h"
 #include "mil/data/slide_source.h"
 #include "mil/train/survival.h"
 
@@ -54,14 +54,17 @@ std::string gigabytes(double bytes) {
 /// dataset's RAM budget on the memory the bags hold (views into an f32 cache hold none).
 class SlideReader {
  public:
-  explicit SlideReader(const DatasetSpec& spec) : spec_(spec), source_(SlideSource::for_dataset(spec)) {}
+  explicit SlideReader(const DatasetSpec& spec)
+      : spec_(spec), source_(SlideSource::for_dataset(spec)) {}
   const SlideSource& source() const { return source_; }
-  /// Fails early, before anything is read, when the files to be preloaded are already over the budget.
+  /// Fails early, before anything is read, when the files to be preloaded are already over the
+  /// budget.
   void check_budget_before_loading(const std::vector<std::string>& slides) const {
     if (spec_.ram_budget_gb <= 0 || source_.kind() != "pt") return;
     double bytes = 0;  // a float32 .pt holds its values plus a few hundred bytes of archive
     for (const std::string& slide : slides) bytes += double(fs::file_size(source_.path_of(slide)));
-    if (bytes > spec_.ram_budget_gb * kBytesPerGigabyte) throw over_budget("at least " + gigabytes(bytes));
+    if (bytes > spec_.ram_budget_gb * kBytesPerGigabyte)
+      throw over_budget("at least " + gigabytes(bytes));
   }
   /// Features [N, D] of `slide` (and its coords when the source has them).
   SlideData read(const std::string& slide, int& feature_dim) {
@@ -74,8 +77,9 @@ class SlideReader {
     const std::string path = source_.path_of(slide);
     if (feature_dim == 0) feature_dim = int(x.size(1));
     if (x.size(1) != feature_dim) {
-      throw std::runtime_error("'" + path + "': feature dim " + std::to_string(x.size(1)) + " differs from " +
-                               std::to_string(feature_dim) + " of the first slide");
+      throw std::runtime_error("'" + path + "': feature dim " + std::to_string(x.size(1)) +
+                               " differs from " + std::to_string(feature_dim) +
+                               " of the first slide");
     }
     // A cache holds only finite values (mhim pack refuses others); checking would read every page.
     if (!source_.cache() && !at::isfinite(x).all().item<bool>()) {
@@ -83,12 +87,15 @@ class SlideReader {
     }
     if (!source_.zero_copy()) resident_ += double(x.nbytes());
     if (spec_.ram_budget_gb > 0 && resident_ > spec_.ram_budget_gb * kBytesPerGigabyte) {
-      throw over_budget("more than " + gigabytes(resident_) + " (" + std::to_string(files_) + " slides in)");
+      throw over_budget("more than " + gigabytes(resident_) + " (" + std::to_string(files_) +
+                        " slides in)");
     }
     return data;
   }
   nlohmann::json summary() {
-    nlohmann::json j = {{"directory", source_.location()}, {"files", files_}, {"bytes", bytes_},
+    nlohmann::json j = {{"directory", source_.location()},
+                        {"files", files_},
+                        {"bytes", bytes_},
                         {"sha256", combined_.hex_digest()}};
     if (const PackedCache* cache = source_.cache()) {
       j.erase("directory");
@@ -103,9 +110,10 @@ class SlideReader {
  private:
   std::runtime_error over_budget(const std::string& need) const {
     return std::runtime_error(
-        "preloading the features needs " + need + " of RAM, over ram_budget_gb = " +
-        std::to_string(spec_.ram_budget_gb) + ". Pack them once (mhim pack --root " + spec_.root + " --features " +
-        source_.kind() + " --dtype f32) and set \"features\": \"packed\": bags are then views into a memory-mapped "
+        "preloading the features needs " + need +
+        " of RAM, over ram_budget_gb = " + std::to_string(spec_.ram_budget_gb) +
+        ". Pack them once (mhim pack --root " + spec_.root + " --features " + source_.kind() +
+        " --dtype f32) and set \"features\": \"packed\": bags are then views into a memory-mapped "
         "file and the OS page cache bounds what stays in RAM");
   }
   const DatasetSpec& spec_;
@@ -128,11 +136,13 @@ void require_all_present(const std::vector<std::string>& missing, const std::str
 BagDataset load_bags_folder(const DatasetSpec& spec) {
   BagDataset data;
   data.class_count = spec.class_count;
-  const std::string labels_path = (fs::path(spec.root) / (spec.labels.empty() ? "labels.csv" : spec.labels)).string();
+  const std::string labels_path =
+      (fs::path(spec.root) / (spec.labels.empty() ? "labels.csv" : spec.labels)).string();
   const std::vector<LabelRow> rows = read_label_csv(labels_path, spec);
   SlideReader reader(spec);
   std::vector<std::string> missing;
-  const std::vector<SlideOfRow> entries = match_slides(rows, spec.slide_match, reader.source(), missing);
+  const std::vector<SlideOfRow> entries =
+      match_slides(rows, spec.slide_match, reader.source(), missing);
   require_all_present(missing, "slide file(s)");
   std::vector<std::string> slides;
   for (const SlideOfRow& e : entries) slides.push_back(e.slide);
@@ -147,7 +157,8 @@ BagDataset load_bags_folder(const DatasetSpec& spec) {
     bag.label = e.row->label;
     data.bags.push_back(std::move(bag));
   }
-  data.inputs = {{"labels", {{"path", labels_path}, {"sha256", sha256_file(labels_path)}}}, {"features", reader.summary()}};
+  data.inputs = {{"labels", {{"path", labels_path}, {"sha256", sha256_file(labels_path)}}},
+                 {"features", reader.summary()}};
   return data;
 }
 
@@ -165,16 +176,20 @@ BagDataset load_musk(const DatasetSpec& spec, int repetition) {
                      const int label = parse_int(f[1], where);
                      check_label(label, spec.class_count, where);
                      auto [it, inserted] = label_by_bag.emplace(bag, label);
-                     if (!inserted && it->second != label) throw std::runtime_error(where + ": bag label changes within bag");
+                     if (!inserted && it->second != label)
+                       throw std::runtime_error(where + ": bag label changes within bag");
                      std::vector<float> values;
                      values.reserve(f.size() - 3);
                      for (std::size_t k = 3; k < f.size(); ++k) {
                        char* end = nullptr;
                        values.push_back(std::strtof(f[k].c_str(), &end));
-                       if (end == f[k].c_str()) throw std::runtime_error(where + ": column " + std::to_string(k + 1) + " is not a number");
+                       if (end == f[k].c_str())
+                         throw std::runtime_error(where + ": column " + std::to_string(k + 1) +
+                                                  " is not a number");
                      }
                      if (data.feature_dim == 0) data.feature_dim = int(values.size());
-                     if (int(values.size()) != data.feature_dim) throw std::runtime_error(where + ": wrong number of features");
+                     if (int(values.size()) != data.feature_dim)
+                       throw std::runtime_error(where + ": wrong number of features");
                      instances_by_bag[bag].push_back(std::move(values));
                    });
   std::map<int, int> bag_position;
@@ -186,20 +201,23 @@ BagDataset load_musk(const DatasetSpec& spec, int repetition) {
     data.bags.push_back(Bag{"bag_" + std::to_string(bag_id), features, label_by_bag.at(bag_id)});
   }
   data.file_fold_of_bag.assign(data.bags.size(), -1);
-  for_each_csv_row(folds_path, {"rep", "bag_id", "test_fold"}, [&](const std::vector<std::string>& f, const std::string& where) {
-    if (f.size() < 3) throw std::runtime_error(where + ": expected 'rep,bag_id,test_fold'");
-    if (parse_int(f[0], where) != repetition) return;
-    const int bag = parse_int(f[1], where);
-    const int fold = parse_int(f[2], where);
-    auto it = bag_position.find(bag);
-    if (it == bag_position.end()) throw std::runtime_error(where + ": unknown bag " + std::to_string(bag));
-    data.file_fold_of_bag[it->second] = fold;
-    data.file_fold_count = std::max(data.file_fold_count, fold + 1);
-  });
+  for_each_csv_row(folds_path, {"rep", "bag_id", "test_fold"},
+                   [&](const std::vector<std::string>& f, const std::string& where) {
+                     if (f.size() < 3)
+                       throw std::runtime_error(where + ": expected 'rep,bag_id,test_fold'");
+                     if (parse_int(f[0], where) != repetition) return;
+                     const int bag = parse_int(f[1], where);
+                     const int fold = parse_int(f[2], where);
+                     auto it = bag_position.find(bag);
+                     if (it == bag_position.end())
+                       throw std::runtime_error(where + ": unknown bag " + std::to_string(bag));
+                     data.file_fold_of_bag[it->second] = fold;
+                     data.file_fold_count = std::max(data.file_fold_count, fold + 1);
+                   });
   for (std::size_t i = 0; i < data.bags.size(); ++i) {
     if (data.file_fold_of_bag[i] < 0) {
-      throw std::runtime_error(folds_path + ": bag " + data.bags[i].slide_id + " has no fold in repetition " +
-                               std::to_string(repetition));
+      throw std::runtime_error(folds_path + ": bag " + data.bags[i].slide_id +
+                               " has no fold in repetition " + std::to_string(repetition));
     }
   }
   data.inputs = {{"instances", {{"path", instances_path}, {"sha256", sha256_file(instances_path)}}},
@@ -211,7 +229,8 @@ BagDataset load_survival(const DatasetSpec& spec) {
   BagDataset data;
   data.class_count = spec.class_count;
   data.survival = true;
-  const std::string csv_path = (fs::path(spec.root) / (spec.labels.empty() ? "survival.csv" : spec.labels)).string();
+  const std::string csv_path =
+      (fs::path(spec.root) / (spec.labels.empty() ? "survival.csv" : spec.labels)).string();
   const std::vector<SurvivalCase> cases = read_survival_csv(csv_path);
   if (cases.size() < 2) throw std::runtime_error(csv_path + ": fewer than 2 cases");
   std::vector<double> times;
@@ -223,7 +242,8 @@ BagDataset load_survival(const DatasetSpec& spec) {
   std::vector<std::string> missing, slides;
   for (const SurvivalCase& c : cases) {
     for (const std::string& slide : c.slides) {
-      if (!reader.source().contains(slide)) missing.push_back(reader.source().path_of(slide) + " (case " + c.id + ")");
+      if (!reader.source().contains(slide))
+        missing.push_back(reader.source().path_of(slide) + " (case " + c.id + ")");
       slides.push_back(slide);
     }
   }
@@ -240,7 +260,8 @@ BagDataset load_survival(const DatasetSpec& spec) {
     bag.slide_id = c.id;
     bag.case_id = c.id;
     bag.features = parts.size() == 1 ? parts.front() : at::cat(parts, 0);
-    if (coords.size() == parts.size()) bag.coords = coords.size() == 1 ? coords.front() : at::cat(coords, 0);
+    if (coords.size() == parts.size())
+      bag.coords = coords.size() == 1 ? coords.front() : at::cat(coords, 0);
     bag.label = survival_bin(c.time, data.bin_edges);
     bag.event_time = c.time;
     bag.censored = c.status == 0;
@@ -272,7 +293,8 @@ BagDataset load_dataset(const DatasetSpec& spec, int repetition) {
   try {
     if (spec.kind == "bags") return load_bags_folder(spec);
     if (spec.kind == "musk") {
-      if (spec.features == "packed") throw std::runtime_error("features 'packed' is for kinds bags and survival, not musk");
+      if (spec.features == "packed")
+        throw std::runtime_error("features 'packed' is for kinds bags and survival, not musk");
       return load_musk(spec, repetition);
     }
     if (spec.kind == "survival") return load_survival(spec);
@@ -282,8 +304,10 @@ BagDataset load_dataset(const DatasetSpec& spec, int repetition) {
   }
 }
 
-std::vector<Bag> standardize_with(const std::vector<Bag>& bags, const std::vector<int>& statistics_indices) {
-  if (statistics_indices.empty()) throw std::invalid_argument("standardize_with: no bags to take statistics from");
+std::vector<Bag> standardize_with(const std::vector<Bag>& bags,
+                                  const std::vector<int>& statistics_indices) {
+  if (statistics_indices.empty())
+    throw std::invalid_argument("standardize_with: no bags to take statistics from");
   std::vector<at::Tensor> parts;
   for (int i : statistics_indices) parts.push_back(bags.at(i).features);
   const at::Tensor all = at::cat(parts, 0).to(at::kDouble);

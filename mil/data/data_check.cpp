@@ -16,7 +16,8 @@ namespace mil {
 namespace fs = std::filesystem;
 namespace {
 
-/// `message` without a leading "'<path>'" (and the ": " after it): the report prints the path as `where`.
+/// `message` without a leading "'<path>'" (and the ": " after it): the report prints the path as
+/// `where`.
 std::string without_path(const std::string& message, const std::string& path) {
   const std::string quoted = "'" + path + "'";
   if (message.rfind(quoted, 0) != 0) return message;
@@ -28,10 +29,14 @@ std::string without_path(const std::string& message, const std::string& path) {
 
 std::string problem_kind(FeatureFileError::Kind kind) {
   switch (kind) {
-    case FeatureFileError::Kind::kUnreadablePt: return "unreadable_pt";
-    case FeatureFileError::Kind::kUnreadableH5: return "unreadable_h5";
-    case FeatureFileError::Kind::kBadContent: return "bad_content";
-    case FeatureFileError::Kind::kEmptyBag: return "empty_bag";
+    case FeatureFileError::Kind::kUnreadablePt:
+      return "unreadable_pt";
+    case FeatureFileError::Kind::kUnreadableH5:
+      return "unreadable_h5";
+    case FeatureFileError::Kind::kBadContent:
+      return "bad_content";
+    case FeatureFileError::Kind::kEmptyBag:
+      return "empty_bag";
   }
   return "bad_content";
 }
@@ -51,7 +56,8 @@ class SlideChecker {
       log_.add(DataProblem{problem_kind(e.kind()), path, without_path(e.what(), path)});
       return;
     } catch (const std::exception& e) {
-      log_.add(DataProblem{source_.kind() == "h5" ? "unreadable_h5" : "unreadable_pt", path, without_path(e.what(), path)});
+      log_.add(DataProblem{source_.kind() == "h5" ? "unreadable_h5" : "unreadable_pt", path,
+                           without_path(e.what(), path)});
       return;
     }
     if (const PackedCache* cache = source_.cache()) {
@@ -69,7 +75,8 @@ class SlideChecker {
     if (bad > 0) {
       const int64_t first_row = (~at::isfinite(x)).any(1).nonzero()[0][0].item<int64_t>();
       log_.add(DataProblem{"non_finite", path,
-                           "features hold " + std::to_string(bad) + " NaN or Inf value(s), the first in instance " +
+                           "features hold " + std::to_string(bad) +
+                               " NaN or Inf value(s), the first in instance " +
                                std::to_string(first_row)});
     }
   }
@@ -86,8 +93,9 @@ class SlideChecker {
       if (dim == majority->first) continue;
       for (const std::string& path : paths) {
         log_.add(DataProblem{"feature_dim", path,
-                             "feature dim " + std::to_string(dim) + ", but " + std::to_string(majority->second.size()) +
-                                 " slide(s) have " + std::to_string(majority->first)});
+                             "feature dim " + std::to_string(dim) + ", but " +
+                                 std::to_string(majority->second.size()) + " slide(s) have " +
+                                 std::to_string(majority->first)});
       }
     }
   }
@@ -99,8 +107,9 @@ class SlideChecker {
   std::map<int64_t, std::vector<std::string>> dims_;  // D -> slides with it
 };
 
-void check_slides(const std::vector<std::string>& slides, const SlideSource& source, DataCheckReport& report,
-                  ProblemLog& log, const std::function<void(std::size_t, std::size_t)>& progress) {
+void check_slides(const std::vector<std::string>& slides, const SlideSource& source,
+                  DataCheckReport& report, ProblemLog& log,
+                  const std::function<void(std::size_t, std::size_t)>& progress) {
   SlideChecker checker(source, report, log);
   for (std::size_t i = 0; i < slides.size(); ++i) {
     checker.check(slides[i]);
@@ -117,7 +126,8 @@ void log_missing(const std::vector<std::string>& missing, ProblemLog& log) {
 
 }  // namespace
 
-DataCheckReport check_dataset(const DatasetSpec& spec, const std::function<void(std::size_t, std::size_t)>& progress) {
+DataCheckReport check_dataset(const DatasetSpec& spec,
+                              const std::function<void(std::size_t, std::size_t)>& progress) {
   DataCheckReport report;
   ProblemLog log;
   if (spec.kind != "bags" && spec.kind != "survival") {
@@ -125,7 +135,8 @@ DataCheckReport check_dataset(const DatasetSpec& spec, const std::function<void(
       const BagDataset data = load_dataset(spec);
       report.slides_read = data.bags.size();
       report.feature_dim = data.feature_dim;
-      for (const Bag& b : data.bags) report.instances += b.features.size(0), ++report.bags_per_label[b.label];
+      for (const Bag& b : data.bags)
+        report.instances += b.features.size(0), ++report.bags_per_label[b.label];
     } catch (const std::exception& e) {
       log.add(DataProblem{"dataset", spec.root, e.what()});
     }
@@ -134,7 +145,9 @@ DataCheckReport check_dataset(const DatasetSpec& spec, const std::function<void(
   }
   const bool survival = spec.kind == "survival";
   const std::string labels =
-      (fs::path(spec.root) / (spec.labels.empty() ? (survival ? "survival.csv" : "labels.csv") : spec.labels)).string();
+      (fs::path(spec.root) /
+       (spec.labels.empty() ? (survival ? "survival.csv" : "labels.csv") : spec.labels))
+          .string();
   std::vector<LabelRow> rows;
   std::vector<SurvivalCase> cases;
   if (survival) {
@@ -150,7 +163,8 @@ DataCheckReport check_dataset(const DatasetSpec& spec, const std::function<void(
     source = SlideSource::for_dataset(spec);
     report.source = source->location();
   } catch (const std::exception& e) {
-    log.add(DataProblem{"packed_cache", (fs::path(spec.root) / kPackedCacheName).string(), e.what()});
+    log.add(
+        DataProblem{"packed_cache", (fs::path(spec.root) / kPackedCacheName).string(), e.what()});
     report.problems = log.problems();
     return report;
   }
@@ -171,7 +185,8 @@ DataCheckReport check_dataset(const DatasetSpec& spec, const std::function<void(
       }
     }
   } else {
-    for (const SlideOfRow& e : match_slides(rows, spec.slide_match, *source, missing, &log)) slides.push_back(e.slide);
+    for (const SlideOfRow& e : match_slides(rows, spec.slide_match, *source, missing, &log))
+      slides.push_back(e.slide);
   }
   log_missing(missing, log);
   check_slides(slides, *source, report, log, progress);

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "mil/data/data_problem.h"
 #include "mil/core/specs.h"
+#include "mil/data/data_problem.h"
 
 namespace mil {
 
@@ -17,9 +17,10 @@ struct DataCheckReport {
   std::vector<DataProblem> problems;  ///< In the order found: label file first, then slides.
   std::string source;                 ///< Feature folder or cache that was read.
   std::size_t slides_read = 0;        ///< Slides whose features could be read.
-  std::size_t unlisted_slides = 0;    ///< Slides in the source that no label row names (not a problem).
-  int64_t instances = 0;              ///< Over the slides read.
-  int feature_dim = 0;                ///< The most common D (0 when nothing was read).
+  std::size_t unlisted_slides =
+      0;                  ///< Slides in the source that no label row names (not a problem).
+  int64_t instances = 0;  ///< Over the slides read.
+  int feature_dim = 0;    ///< The most common D (0 when nothing was read).
   std::map<int, int> bags_per_label;  ///< Label (or survival status) -> listed bags.
 
   bool clean() const { return problems.empty(); }

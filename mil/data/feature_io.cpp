@@ -20,29 +20,38 @@ std::vector<char> read_file_bytes(const std::string& path) {
   const std::streamsize size = in.tellg();
   std::vector<char> bytes(static_cast<std::size_t>(size));
   in.seekg(0);
-  if (size > 0 && !in.read(bytes.data(), size)) throw std::runtime_error("read error in '" + path + "'");
+  if (size > 0 && !in.read(bytes.data(), size))
+    throw std::runtime_error("read error in '" + path + "'");
   return bytes;
 }
 
 at::Tensor decode_feature_bytes(const std::vector<char>& bytes, const std::string& origin) {
   using Kind = FeatureFileError::Kind;
-  const auto fail = [&](Kind kind, const std::string& what) { throw FeatureFileError(kind, "'" + origin + "'" + what); };
-  // torch.save writes a zip archive ("PK\x03\x04") since PyTorch 1.6; before, a bare pickle stream (0x80).
-  const bool zip = bytes.size() >= 4 && bytes[0] == 'P' && bytes[1] == 'K' && bytes[2] == 3 && bytes[3] == 4;
+  const auto fail = [&](Kind kind, const std::string& what) {
+    throw FeatureFileError(kind, "'" + origin + "'" + what);
+  };
+  // torch.save writes a zip archive ("PK\x03\x04") since PyTorch 1.6; before, a bare pickle stream
+  // (0x80).
+  const bool zip =
+      bytes.size() >= 4 && bytes[0] == 'P' && bytes[1] == 'K' && bytes[2] == 3 && bytes[3] == 4;
   if (!zip && !bytes.empty() && static_cast<unsigned char>(bytes[0]) == 0x80) {
     fail(Kind::kUnreadablePt,
-         " is in the legacy (pre-1.6) torch.save format; re-save it with torch.save(x, path) from PyTorch >= 1.6");
+         " is in the legacy (pre-1.6) torch.save format; re-save it with torch.save(x, path) from "
+         "PyTorch >= 1.6");
   }
-  if (!zip) fail(Kind::kUnreadablePt, " is not a torch.save zip archive (" + std::to_string(bytes.size()) + " bytes)");
+  if (!zip)
+    fail(Kind::kUnreadablePt,
+         " is not a torch.save zip archive (" + std::to_string(bytes.size()) + " bytes)");
   c10::IValue value;
   try {
     value = load_torch_save_bytes(bytes);
-  } catch (const c10::Error& e) {  // its what() carries a C++ backtrace; the message alone is enough
-    fail(Kind::kUnreadablePt, " is a truncated or corrupt torch.save archive (" + std::to_string(bytes.size()) +
-                                  " bytes): " + e.msg());
+  } catch (
+      const c10::Error& e) {  // its what() carries a C++ backtrace; the message alone is enough
+    fail(Kind::kUnreadablePt, " is a truncated or corrupt torch.save archive (" +
+                                  std::to_string(bytes.size()) + " bytes): " + e.msg());
   } catch (const std::exception& e) {
-    fail(Kind::kUnreadablePt, " is a truncated or corrupt torch.save archive (" + std::to_string(bytes.size()) +
-                                  " bytes): " + e.what());
+    fail(Kind::kUnreadablePt, " is a truncated or corrupt torch.save archive (" +
+                                  std::to_string(bytes.size()) + " bytes): " + e.what());
   }
   at::Tensor features;
   if (value.isTensor()) {
@@ -50,23 +59,30 @@ at::Tensor decode_feature_bytes(const std::vector<char>& bytes, const std::strin
   } else if (value.isGenericDict()) {
     const auto dict = value.toGenericDict();
     auto it = dict.find(c10::IValue(std::string("features")));
-    if (it == dict.end() || !it->value().isTensor()) fail(Kind::kBadContent, " holds a dict without a 'features' tensor");
+    if (it == dict.end() || !it->value().isTensor())
+      fail(Kind::kBadContent, " holds a dict without a 'features' tensor");
     features = it->value().toTensor();
   } else {
-    fail(Kind::kBadContent, " holds a " + std::string(value.tagKind()) + ", expected a tensor or a dict");
+    fail(Kind::kBadContent,
+         " holds a " + std::string(value.tagKind()) + ", expected a tensor or a dict");
   }
-  if (features.dim() != 2) fail(Kind::kBadContent, ": expected features [N, D], got " + c10::str(features.sizes()));
+  if (features.dim() != 2)
+    fail(Kind::kBadContent, ": expected features [N, D], got " + c10::str(features.sizes()));
   if (!at::isFloatingType(features.scalar_type())) {
-    fail(Kind::kBadContent, ": features are " + std::string(c10::toString(features.scalar_type())) + ", expected floats");
+    fail(Kind::kBadContent, ": features are " + std::string(c10::toString(features.scalar_type())) +
+                                ", expected floats");
   }
   if (features.size(0) == 0) fail(Kind::kEmptyBag, ": bag has no instances");
   return features.to(at::kFloat).contiguous();
 }
 
-at::Tensor read_feature_file(const std::string& path) { return decode_feature_bytes(read_file_bytes(path), path); }
+at::Tensor read_feature_file(const std::string& path) {
+  return decode_feature_bytes(read_file_bytes(path), path);
+}
 
 void write_feature_file(const std::string& path, const at::Tensor& features) {
-  TORCH_CHECK(features.dim() == 2, "write_feature_file expects [N, D] features, got ", features.sizes());
+  TORCH_CHECK(features.dim() == 2, "write_feature_file expects [N, D] features, got ",
+              features.sizes());
   const std::vector<char> bytes = torch::jit::pickle_save(c10::IValue(features.contiguous()));
   std::ofstream out(path, std::ios::binary);
   if (!out) throw std::runtime_error("cannot write '" + path + "'");
@@ -128,13 +144,18 @@ H5Slide read_h5_slide(const std::string& path) {
     const H5::DataSpace space = features.getSpace();
     const int rank = space.getSimpleExtentNdims();
     hsize_t dims[3] = {0, 0, 0};
-    if (rank < 2 || rank > 3) throw bad(": 'features' must be [N, D], got rank " + std::to_string(rank));
+    if (rank < 2 || rank > 3)
+      throw bad(": 'features' must be [N, D], got rank " + std::to_string(rank));
     space.getSimpleExtentDims(dims);
     if (rank == 3 && dims[0] != 1) throw bad(": 'features' [B, N, D] needs B = 1");
-    const int64_t n = int64_t(rank == 3 ? dims[1] : dims[0]), d = int64_t(rank == 3 ? dims[2] : dims[1]);
-    if (n == 0) throw FeatureFileError(FeatureFileError::Kind::kEmptyBag, "'" + path + "': bag has no instances");
+    const int64_t n = int64_t(rank == 3 ? dims[1] : dims[0]),
+                  d = int64_t(rank == 3 ? dims[2] : dims[1]);
+    if (n == 0)
+      throw FeatureFileError(FeatureFileError::Kind::kEmptyBag,
+                             "'" + path + "': bag has no instances");
     slide.features = at::empty({n, d}, at::kFloat);
-    features.read(slide.features.data_ptr<float>(), H5::PredType::NATIVE_FLOAT);  // converts float16
+    features.read(slide.features.data_ptr<float>(),
+                  H5::PredType::NATIVE_FLOAT);  // converts float16
     read_attributes(file.openGroup("/"), slide.attributes);
     read_attributes(features, slide.attributes);
     if (file.nameExists("coords")) {
@@ -145,10 +166,11 @@ H5Slide read_h5_slide(const std::string& path) {
       const int crank = cspace.getSimpleExtentNdims();
       if (crank < 2 || crank > 3) throw bad(": 'coords' must be [N, 2]");
       cspace.getSimpleExtentDims(cdims);
-      const int64_t cn = int64_t(crank == 3 ? cdims[1] : cdims[0]), cw = int64_t(crank == 3 ? cdims[2] : cdims[1]);
+      const int64_t cn = int64_t(crank == 3 ? cdims[1] : cdims[0]),
+                    cw = int64_t(crank == 3 ? cdims[2] : cdims[1]);
       if (cn != n || cw != 2) {
-        throw bad(": 'coords' is [" + std::to_string(cn) + ", " + std::to_string(cw) + "], expected [" +
-                  std::to_string(n) + ", 2]");
+        throw bad(": 'coords' is [" + std::to_string(cn) + ", " + std::to_string(cw) +
+                  "], expected [" + std::to_string(n) + ", 2]");
       }
       slide.coords = at::empty({n, 2}, at::kLong);
       coords.read(slide.coords.data_ptr<int64_t>(), H5::PredType::NATIVE_INT64);
@@ -161,9 +183,10 @@ H5Slide read_h5_slide(const std::string& path) {
   return slide;
 }
 
-void write_h5_slide(const std::string& path, const at::Tensor& features, const at::Tensor& coords, bool float16,
-                    int patch_size) {
-  TORCH_CHECK(features.dim() == 2, "write_h5_slide expects [N, D] features, got ", features.sizes());
+void write_h5_slide(const std::string& path, const at::Tensor& features, const at::Tensor& coords,
+                    bool float16, int patch_size) {
+  TORCH_CHECK(features.dim() == 2, "write_h5_slide expects [N, D] features, got ",
+              features.sizes());
   H5::Exception::dontPrint();
   try {
     H5::H5File file(path, H5F_ACC_TRUNC);
@@ -172,17 +195,21 @@ void write_h5_slide(const std::string& path, const at::Tensor& features, const a
     // No modification times in object headers, so the same tensors give byte-identical files.
     H5::DSetCreatPropList no_times;
     H5Pset_obj_track_times(no_times.getId(), false);
-    H5::DataSet data = float16 ? file.createDataSet("features", half_type(), H5::DataSpace(2, dims), no_times)
-                               : file.createDataSet("features", H5::PredType::IEEE_F32LE, H5::DataSpace(2, dims), no_times);
+    H5::DataSet data =
+        float16 ? file.createDataSet("features", half_type(), H5::DataSpace(2, dims), no_times)
+                : file.createDataSet("features", H5::PredType::IEEE_F32LE, H5::DataSpace(2, dims),
+                                     no_times);
     data.write(values.data_ptr<float>(), H5::PredType::NATIVE_FLOAT);
     if (coords.defined()) {
       TORCH_CHECK(coords.dim() == 2 && coords.size(1) == 2 && coords.size(0) == features.size(0),
                   "write_h5_slide expects coords [N, 2], got ", coords.sizes());
       const hsize_t cdims[2] = {hsize_t(coords.size(0)), 2};
       const at::Tensor c = coords.to(at::kLong).contiguous();
-      H5::DataSet cset = file.createDataSet("coords", H5::PredType::STD_I64LE, H5::DataSpace(2, cdims), no_times);
+      H5::DataSet cset =
+          file.createDataSet("coords", H5::PredType::STD_I64LE, H5::DataSpace(2, cdims), no_times);
       cset.write(c.data_ptr<int64_t>(), H5::PredType::NATIVE_INT64);
-      H5::Attribute attribute = cset.createAttribute("patch_size", H5::PredType::STD_I32LE, H5::DataSpace(H5S_SCALAR));
+      H5::Attribute attribute =
+          cset.createAttribute("patch_size", H5::PredType::STD_I32LE, H5::DataSpace(H5S_SCALAR));
       attribute.write(H5::PredType::NATIVE_INT, &patch_size);
     }
   } catch (const H5::Exception& e) {
@@ -195,12 +222,14 @@ void write_h5_slide(const std::string& path, const at::Tensor& features, const a
 bool hdf5_supported() { return false; }
 
 H5Slide read_h5_slide(const std::string& path) {
-  throw FeatureFileError(FeatureFileError::Kind::kUnreadableH5,
-                         "'" + path + "': this build has no HDF5 support (configure with -DMIL_WITH_HDF5=ON)");
+  throw FeatureFileError(
+      FeatureFileError::Kind::kUnreadableH5,
+      "'" + path + "': this build has no HDF5 support (configure with -DMIL_WITH_HDF5=ON)");
 }
 
 void write_h5_slide(const std::string& path, const at::Tensor&, const at::Tensor&, bool, int) {
-  throw std::runtime_error("cannot write '" + path + "': this build has no HDF5 support (configure with -DMIL_WITH_HDF5=ON)");
+  throw std::runtime_error("cannot write '" + path +
+                           "': this build has no HDF5 support (configure with -DMIL_WITH_HDF5=ON)");
 }
 
 #endif  // MIL_HAVE_HDF5

@@ -26,17 +26,19 @@ std::string trim_copy(std::string s) {
   return s;
 }
 
-void for_each_csv_row(const std::string& path, const std::vector<std::string>& header_prefix,
-                      const std::function<void(const std::vector<std::string>&, const std::string&)>& row) {
+void for_each_csv_row(
+    const std::string& path, const std::vector<std::string>& header_prefix,
+    const std::function<void(const std::vector<std::string>&, const std::string&)>& row) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot open '" + path + "'");
   std::string line;
-  if (!std::getline(in, line)) throw std::runtime_error(path + ": empty file, expected a header line");
+  if (!std::getline(in, line))
+    throw std::runtime_error(path + ": empty file, expected a header line");
   const auto header = split_csv_line(trim_copy(line));
   for (std::size_t i = 0; i < header_prefix.size(); ++i) {
     if (i >= header.size() || trim_copy(header[i]) != header_prefix[i]) {
-      throw std::runtime_error(path + ":1: header column " + std::to_string(i + 1) + " should be '" + header_prefix[i] +
-                               "'");
+      throw std::runtime_error(path + ":1: header column " + std::to_string(i + 1) +
+                               " should be '" + header_prefix[i] + "'");
     }
   }
   for (int line_number = 2; std::getline(in, line); ++line_number) {
@@ -61,17 +63,21 @@ bool parse_int(const std::string& text, int& out) {
 
 std::string lower(std::string t) {
   t = trim_copy(t);
-  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  std::transform(t.begin(), t.end(), t.begin(),
+                 [](unsigned char c) { return char(std::tolower(c)); });
   return t;
 }
 
 /// The class of one label cell, or false after reporting why it has none.
-bool parse_label(const std::string& label, const DatasetSpec& spec, const std::string& where, ProblemLog* log, int& out) {
+bool parse_label(const std::string& label, const DatasetSpec& spec, const std::string& where,
+                 ProblemLog* log, int& out) {
   if (!spec.label_map.empty()) {
     if (!spec.label_map.contains(label)) {
       std::string keys;
-      for (const auto& item : spec.label_map.items()) keys += (keys.empty() ? "" : ", ") + item.key();
-      report_problem(log, "unknown_label", where, "label '" + label + "' is not in label_map (" + keys + ")");
+      for (const auto& item : spec.label_map.items())
+        keys += (keys.empty() ? "" : ", ") + item.key();
+      report_problem(log, "unknown_label", where,
+                     "label '" + label + "' is not in label_map (" + keys + ")");
       return false;
     }
     out = spec.label_map.at(label).get<int>();
@@ -81,7 +87,8 @@ bool parse_label(const std::string& label, const DatasetSpec& spec, const std::s
   }
   if (out < 0 || out >= spec.class_count) {
     report_problem(log, "unknown_label", where,
-                   "label " + std::to_string(out) + " is outside [0, " + std::to_string(spec.class_count) + ")");
+                   "label " + std::to_string(out) + " is outside [0, " +
+                       std::to_string(spec.class_count) + ")");
     return false;
   }
   return true;
@@ -89,7 +96,8 @@ bool parse_label(const std::string& label, const DatasetSpec& spec, const std::s
 
 }  // namespace
 
-std::vector<LabelRow> read_label_csv(const std::string& path, const DatasetSpec& spec, ProblemLog* log) {
+std::vector<LabelRow> read_label_csv(const std::string& path, const DatasetSpec& spec,
+                                     ProblemLog* log) {
   std::ifstream in(path);
   if (!in) {
     report_problem(log, "missing_file", path, "cannot open the label file");
@@ -126,8 +134,10 @@ std::vector<LabelRow> read_label_csv(const std::string& path, const DatasetSpec&
   } else if (width == 4) {
     case_col = 0, id_col = 1, label_col = 2;
   } else {
-    report_problem(log, "csv_fields", path + ":1",
-                   std::to_string(width) + " columns without a header; expected ID,Label[,Split] or Case,ID,Label,Split");
+    report_problem(
+        log, "csv_fields", path + ":1",
+        std::to_string(width) +
+            " columns without a header; expected ID,Label[,Split] or Case,ID,Label,Split");
     return {};
   }
   std::vector<LabelRow> rows;
@@ -150,7 +160,8 @@ std::vector<LabelRow> read_label_csv(const std::string& path, const DatasetSpec&
     }
     if (!parse_label(trim_copy(f[label_col]), spec, where, log, row.label)) continue;
     if (auto [it, inserted] = first_listed.emplace(row.id, where); !inserted) {
-      report_problem(log, "duplicate_id", where, "id '" + row.id + "' is already listed at " + it->second);
+      report_problem(log, "duplicate_id", where,
+                     "id '" + row.id + "' is already listed at " + it->second);
       continue;
     }
     rows.push_back(std::move(row));
@@ -174,7 +185,8 @@ std::vector<SurvivalCase> read_survival_csv(const std::string& path, ProblemLog*
     const double time = std::strtod(event.c_str(), &end);
     if (id.empty()) return report_problem(log, "csv_value", where, "empty ID");
     if (end == event.c_str() || *end != '\0' || !(time >= 0)) {
-      return report_problem(log, "csv_value", where, "Event '" + f[2] + "' is not a non-negative time");
+      return report_problem(log, "csv_value", where,
+                            "Event '" + f[2] + "' is not a non-negative time");
     }
     int status = 0;
     if (!parse_int(trim_copy(f[3]), status) || (status != 0 && status != 1)) {
@@ -189,7 +201,8 @@ std::vector<SurvivalCase> read_survival_csv(const std::string& path, ProblemLog*
                             "case '" + id + "' has a different Event/Status at " + c.where);
     }
     if (std::find(c.slides.begin(), c.slides.end(), slide) != c.slides.end()) {
-      return report_problem(log, "duplicate_id", where, "slide '" + slide + "' of case '" + id + "' is listed twice");
+      return report_problem(log, "duplicate_id", where,
+                            "slide '" + slide + "' of case '" + id + "' is listed twice");
     }
     c.slides.push_back(slide);
   };

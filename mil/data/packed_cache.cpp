@@ -13,8 +13,8 @@
 #include <stdexcept>
 
 #include "mil/core/durable_file.h"
-#include "mil/data/feature_io.h"
 #include "mil/core/sha256.h"
+#include "mil/data/feature_io.h"
 
 namespace mil {
 namespace fs = std::filesystem;
@@ -25,7 +25,8 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the .milpack layout is
 constexpr char kMagic[8] = {'M', 'I', 'L', 'P', 'A', 'C', 'K', '\0'};
 constexpr std::uint32_t kVersion = 1;
 constexpr std::uint64_t kHeaderBytes = 128;  ///< Fixed header size; the index starts here.
-constexpr std::uint64_t kAlignment = 64;     ///< Every payload block starts at a multiple of this (cache line, AVX-512).
+constexpr std::uint64_t kAlignment =
+    64;  ///< Every payload block starts at a multiple of this (cache line, AVX-512).
 
 /// The fixed header, field by field at the offsets the layout comment gives.
 struct Header {
@@ -64,7 +65,9 @@ std::vector<char> encode_header(const Header& h) {
   return out;
 }
 
-std::uint64_t align_up(std::uint64_t value) { return (value + kAlignment - 1) / kAlignment * kAlignment; }
+std::uint64_t align_up(std::uint64_t value) {
+  return (value + kAlignment - 1) / kAlignment * kAlignment;
+}
 
 [[noreturn]] void throw_errno(const std::string& what, const std::string& path) {
   throw std::runtime_error(what + " '" + path + "': " + std::strerror(errno));
@@ -108,13 +111,18 @@ class OutputFile {
 /// six-fold when escaped, every number fits 20 digits.
 std::uint64_t index_bound(const std::vector<fs::path>& files, const std::string& directory) {
   std::uint64_t bound = 512 + 6 * directory.size();
-  for (const fs::path& f : files) bound += 400 + 6 * (f.stem().string().size() + f.filename().string().size());
+  for (const fs::path& f : files)
+    bound += 400 + 6 * (f.stem().string().size() + f.filename().string().size());
   return bound;
 }
 
 nlohmann::json slide_json(const PackedSlide& s) {
-  nlohmann::json j = {{"id", s.id},        {"instances", s.instances},   {"offset", s.offset},
-                      {"bytes", s.bytes},  {"sha256", s.sha256},         {"source_file", s.source_file},
+  nlohmann::json j = {{"id", s.id},
+                      {"instances", s.instances},
+                      {"offset", s.offset},
+                      {"bytes", s.bytes},
+                      {"sha256", s.sha256},
+                      {"source_file", s.source_file},
                       {"source_sha256", s.source_sha256}};
   if (s.coords_offset != 0) j["coords_offset"] = s.coords_offset;
   return j;
@@ -131,10 +139,12 @@ PackSummary pack_feature_folder(const std::string& directory, bool h5, const std
   std::vector<fs::path> files;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(directory, ec)) {
-    if (entry.path().extension() == extension && entry.is_regular_file()) files.push_back(entry.path());
+    if (entry.path().extension() == extension && entry.is_regular_file())
+      files.push_back(entry.path());
   }
   if (ec) throw std::runtime_error("cannot list '" + directory + "': " + ec.message());
-  if (files.empty()) throw std::runtime_error("'" + directory + "' holds no " + extension + " files to pack");
+  if (files.empty())
+    throw std::runtime_error("'" + directory + "' holds no " + extension + " files to pack");
   std::sort(files.begin(), files.end());
 
   const bool half = options.dtype == "f16";
@@ -161,22 +171,25 @@ PackSummary pack_feature_folder(const std::string& directory, bool h5, const std
       }
       if (summary.feature_dim == 0) summary.feature_dim = int(features.size(1));
       if (features.size(1) != summary.feature_dim) {
-        throw std::runtime_error("'" + path + "': feature dim " + std::to_string(features.size(1)) + " differs from " +
-                                 std::to_string(summary.feature_dim) + " of '" + files.front().string() + "'");
+        throw std::runtime_error("'" + path + "': feature dim " + std::to_string(features.size(1)) +
+                                 " differs from " + std::to_string(summary.feature_dim) + " of '" +
+                                 files.front().string() + "'");
       }
       if (!at::isfinite(features).all().item<bool>()) {
         throw std::runtime_error("'" + path + "': features hold NaN or Inf (see mhim check-data)");
       }
       const at::Tensor stored = half ? features.to(at::kHalf).contiguous() : features.contiguous();
       if (half && !at::isfinite(stored).all().item<bool>()) {
-        throw std::runtime_error("'" + path + "': values beyond float16's range (65504); pack with --dtype f32");
+        throw std::runtime_error("'" + path +
+                                 "': values beyond float16's range (65504); pack with --dtype f32");
       }
       PackedSlide slide;
       slide.id = source.stem().string();
       slide.instances = features.size(0);
       slide.offset = position;
       slide.bytes = std::uint64_t(stored.nbytes());
-      slide.sha256 = sha256_hex(std::string_view(static_cast<const char*>(stored.data_ptr()), slide.bytes));
+      slide.sha256 =
+          sha256_hex(std::string_view(static_cast<const char*>(stored.data_ptr()), slide.bytes));
       slide.source_file = source.filename().string();
       slide.source_sha256 = source_sha256;
       file.write_at(position, stored.data_ptr(), slide.bytes);
@@ -194,8 +207,9 @@ PackSummary pack_feature_folder(const std::string& directory, bool h5, const std
     }
     // The file ends where the last block ends; the padding before it stays a hole.
     const PackedSlide& last = slides.back();
-    const std::uint64_t end = last.coords_offset != 0 ? last.coords_offset + 16 * std::uint64_t(last.instances)
-                                                       : last.offset + last.bytes;
+    const std::uint64_t end = last.coords_offset != 0
+                                  ? last.coords_offset + 16 * std::uint64_t(last.instances)
+                                  : last.offset + last.bytes;
     nlohmann::json index = {{"format", "milpack"},
                             {"version", kVersion},
                             {"dtype", options.dtype},
@@ -248,7 +262,9 @@ std::shared_ptr<const PackedCache> PackedCache::open(const std::string& path) {
     return std::runtime_error("packed cache '" + path + "'" + what);
   };
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw fail(": cannot open: " + std::string(std::strerror(errno)) + " (create it with mhim pack)");
+  if (fd < 0)
+    throw fail(": cannot open: " + std::string(std::strerror(errno)) +
+               " (create it with mhim pack)");
   struct stat info {};
   if (::fstat(fd, &info) != 0) {
     ::close(fd);
@@ -257,7 +273,8 @@ std::shared_ptr<const PackedCache> PackedCache::open(const std::string& path) {
   const std::uint64_t size = std::uint64_t(info.st_size);
   if (size < kHeaderBytes) {
     ::close(fd);
-    throw fail(" is truncated: " + std::to_string(size) + " bytes, shorter than its 128-byte header");
+    throw fail(" is truncated: " + std::to_string(size) +
+               " bytes, shorter than its 128-byte header");
   }
   // Private and writable: an in-place op on a view copies that page instead of faulting, and never
   // reaches the file. NORESERVE: no swap is reserved for pages that are only ever read.
@@ -271,7 +288,8 @@ std::shared_ptr<const PackedCache> PackedCache::open(const std::string& path) {
   cache->mapping_->length = size;
   const std::uint8_t* bytes = cache->mapping_->base;
 
-  if (std::memcmp(bytes, kMagic, sizeof kMagic) != 0) throw fail(" is not a packed cache (bad magic)");
+  if (std::memcmp(bytes, kMagic, sizeof kMagic) != 0)
+    throw fail(" is not a packed cache (bad magic)");
   Header h;
   h.version = get<std::uint32_t>(bytes, 8);
   h.dtype = get<std::uint32_t>(bytes, 12);
@@ -282,15 +300,20 @@ std::shared_ptr<const PackedCache> PackedCache::open(const std::string& path) {
   h.index_sha256.assign(reinterpret_cast<const char*>(bytes) + 48, 64);
   h.file_bytes = get<std::uint64_t>(bytes, 112);
   if (h.version != kVersion) {
-    throw fail(" has format version " + std::to_string(h.version) + "; this mhim reads version " + std::to_string(kVersion));
+    throw fail(" has format version " + std::to_string(h.version) + "; this mhim reads version " +
+               std::to_string(kVersion));
   }
-  if (h.dtype != 1 && h.dtype != 2) throw fail(": header dtype " + std::to_string(h.dtype) + " is not 1 (f16) or 2 (f32)");
-  if (h.index_offset < kHeaderBytes || h.index_bytes > size || h.index_offset > size - h.index_bytes) {
+  if (h.dtype != 1 && h.dtype != 2)
+    throw fail(": header dtype " + std::to_string(h.dtype) + " is not 1 (f16) or 2 (f32)");
+  if (h.index_offset < kHeaderBytes || h.index_bytes > size ||
+      h.index_offset > size - h.index_bytes) {
     throw fail(" is truncated or corrupt: its index [" + std::to_string(h.index_offset) + ", +" +
-               std::to_string(h.index_bytes) + ") lies outside the file's " + std::to_string(size) + " bytes");
+               std::to_string(h.index_bytes) + ") lies outside the file's " + std::to_string(size) +
+               " bytes");
   }
   const std::string_view text(reinterpret_cast<const char*>(bytes) + h.index_offset, h.index_bytes);
-  if (sha256_hex(text) != h.index_sha256) throw fail(": the index is corrupt (SHA-256 mismatch); re-pack it");
+  if (sha256_hex(text) != h.index_sha256)
+    throw fail(": the index is corrupt (SHA-256 mismatch); re-pack it");
   cache->index_sha256_ = h.index_sha256;
   cache->dtype_ = h.dtype == 1 ? "f16" : "f32";
   cache->feature_dim_ = int(h.feature_dim);
@@ -314,27 +337,31 @@ std::shared_ptr<const PackedCache> PackedCache::open(const std::string& path) {
     throw fail(": the index is not valid: " + std::string(e.what()));
   }
   if (cache->slides_.size() != h.slide_count) {
-    throw fail(": the header counts " + std::to_string(h.slide_count) + " slides, the index lists " +
-               std::to_string(cache->slides_.size()));
+    throw fail(": the header counts " + std::to_string(h.slide_count) +
+               " slides, the index lists " + std::to_string(cache->slides_.size()));
   }
   std::vector<std::string> cut;  // slides whose bytes run past the end of a truncated file
   for (const PackedSlide& s : cache->slides_) {
     const std::string slide = ": slide '" + s.id + "'";
-    if (s.instances < 1 || s.bytes != std::uint64_t(s.instances) * h.feature_dim * element || s.offset % kAlignment != 0 ||
-        s.offset < h.index_offset + h.index_bytes) {
-      throw fail(slide + " has an inconsistent index entry (offset " + std::to_string(s.offset) + ", " +
-                 std::to_string(s.bytes) + " bytes for " + std::to_string(s.instances) + " x " +
-                 std::to_string(h.feature_dim) + ")");
+    if (s.instances < 1 || s.bytes != std::uint64_t(s.instances) * h.feature_dim * element ||
+        s.offset % kAlignment != 0 || s.offset < h.index_offset + h.index_bytes) {
+      throw fail(slide + " has an inconsistent index entry (offset " + std::to_string(s.offset) +
+                 ", " + std::to_string(s.bytes) + " bytes for " + std::to_string(s.instances) +
+                 " x " + std::to_string(h.feature_dim) + ")");
     }
-    const std::uint64_t end = s.coords_offset != 0 ? s.coords_offset + 16 * std::uint64_t(s.instances) : s.offset + s.bytes;
+    const std::uint64_t end = s.coords_offset != 0
+                                  ? s.coords_offset + 16 * std::uint64_t(s.instances)
+                                  : s.offset + s.bytes;
     if (end > size) cut.push_back(s.id);
   }
   if (!cut.empty() || size != h.file_bytes) {
     std::string which;
-    for (std::size_t i = 0; i < cut.size() && i < 5; ++i) which += (which.empty() ? "" : ", ") + ("'" + cut[i] + "'");
+    for (std::size_t i = 0; i < cut.size() && i < 5; ++i)
+      which += (which.empty() ? "" : ", ") + ("'" + cut[i] + "'");
     if (cut.size() > 5) which += " and " + std::to_string(cut.size() - 5) + " more";
-    throw fail(" is truncated or was modified: " + std::to_string(size) + " bytes, its header says " +
-               std::to_string(h.file_bytes) + (cut.empty() ? "" : "; slide(s) " + which + " lie past the end") +
+    throw fail(" is truncated or was modified: " + std::to_string(size) +
+               " bytes, its header says " + std::to_string(h.file_bytes) +
+               (cut.empty() ? "" : "; slide(s) " + which + " lie past the end") +
                "; re-pack it with mhim pack");
   }
   return cache;
@@ -349,32 +376,39 @@ int PackedCache::find(const std::string& id) const {
   return -1;
 }
 
-const std::uint8_t* PackedCache::raw(std::size_t i) const { return mapping_->base + slides_.at(i).offset; }
+const std::uint8_t* PackedCache::raw(std::size_t i) const {
+  return mapping_->base + slides_.at(i).offset;
+}
 
 at::Tensor PackedCache::features(std::size_t i) const {
   const PackedSlide& s = slides_.at(i);
   std::shared_ptr<Mapping> keep = mapping_;
   void* data = mapping_->base + s.offset;
   if (dtype_ == "f32") {
-    return at::from_blob(data, {s.instances, feature_dim_}, [keep](void*) {}, at::TensorOptions().dtype(at::kFloat));
+    return at::from_blob(
+        data, {s.instances, feature_dim_}, [keep](void*) {}, at::TensorOptions().dtype(at::kFloat));
   }
-  return at::from_blob(data, {s.instances, feature_dim_}, at::TensorOptions().dtype(at::kHalf)).to(at::kFloat);
+  return at::from_blob(data, {s.instances, feature_dim_}, at::TensorOptions().dtype(at::kHalf))
+      .to(at::kFloat);
 }
 
 at::Tensor PackedCache::coords(std::size_t i) const {
   const PackedSlide& s = slides_.at(i);
   if (s.coords_offset == 0) return at::Tensor();
   std::shared_ptr<Mapping> keep = mapping_;
-  return at::from_blob(mapping_->base + s.coords_offset, {s.instances, 2}, [keep](void*) {},
-                       at::TensorOptions().dtype(at::kLong));
+  return at::from_blob(
+      mapping_->base + s.coords_offset, {s.instances, 2}, [keep](void*) {},
+      at::TensorOptions().dtype(at::kLong));
 }
 
 void PackedCache::verify(std::size_t i) const {
   const PackedSlide& s = slides_.at(i);
-  const std::string actual = sha256_hex(std::string_view(reinterpret_cast<const char*>(raw(i)), s.bytes));
+  const std::string actual =
+      sha256_hex(std::string_view(reinterpret_cast<const char*>(raw(i)), s.bytes));
   if (actual != s.sha256) {
-    throw std::runtime_error("packed cache '" + path_ + "': slide '" + s.id + "' is corrupt: its bytes hash to " +
-                             actual.substr(0, 16) + "..., the index says " + s.sha256.substr(0, 16) +
+    throw std::runtime_error("packed cache '" + path_ + "': slide '" + s.id +
+                             "' is corrupt: its bytes hash to " + actual.substr(0, 16) +
+                             "..., the index says " + s.sha256.substr(0, 16) +
                              "...; re-pack it with mhim pack");
   }
 }

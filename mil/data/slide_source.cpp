@@ -1,13 +1,13 @@
 #include "mil/data/slide_source.h"
 
 #include <algorithm>
-#include <map>
 #include <filesystem>
+#include <map>
 #include <stdexcept>
 
+#include "mil/core/sha256.h"
 #include "mil/data/feature_io.h"
 #include "mil/data/packed_cache.h"
-#include "mil/core/sha256.h"
 
 namespace mil {
 namespace fs = std::filesystem;
@@ -22,7 +22,8 @@ SlideSource SlideSource::for_dataset(const DatasetSpec& spec) {
     return source;
   }
   const fs::path pt = root / "pt_files", h5 = root / "h5_files";
-  const bool use_h5 = spec.features == "h5" || (spec.features == "auto" && !fs::is_directory(pt) && fs::is_directory(h5));
+  const bool use_h5 = spec.features == "h5" ||
+                      (spec.features == "auto" && !fs::is_directory(pt) && fs::is_directory(h5));
   source.kind_ = use_h5 ? "h5" : "pt";
   source.location_ = (use_h5 ? h5 : pt).string();
   return source;
@@ -56,7 +57,8 @@ SlideData SlideSource::read(const std::string& slide) const {
   SlideData out;
   if (cache_) {
     const int i = cache_->find(slide);
-    if (i < 0) throw std::runtime_error("slide '" + slide + "' is not in packed cache '" + location_ + "'");
+    if (i < 0)
+      throw std::runtime_error("slide '" + slide + "' is not in packed cache '" + location_ + "'");
     const PackedSlide& entry = cache_->slides()[std::size_t(i)];
     out.features = cache_->features(std::size_t(i));
     out.coords = cache_->coords(std::size_t(i));
@@ -82,8 +84,9 @@ SlideData SlideSource::read(const std::string& slide) const {
   return out;
 }
 
-std::vector<SlideOfRow> match_slides(const std::vector<LabelRow>& rows, const std::string& slide_match,
-                                     const SlideSource& source, std::vector<std::string>& missing, ProblemLog* log) {
+std::vector<SlideOfRow> match_slides(const std::vector<LabelRow>& rows,
+                                     const std::string& slide_match, const SlideSource& source,
+                                     std::vector<std::string>& missing, ProblemLog* log) {
   std::vector<SlideOfRow> entries;
   std::vector<std::string> ids;  // for substring lookup: every slide of the source, sorted
   if (slide_match == "substring") ids = source.slide_ids();
@@ -101,7 +104,8 @@ std::vector<SlideOfRow> match_slides(const std::vector<LabelRow>& rows, const st
       if (id.find(row.id) != std::string::npos) entries.push_back({&row, id});
     }
     if (entries.size() == before) {
-      missing.push_back("no slide in " + source.location() + " contains '" + row.id + "' (" + row.where + ")");
+      missing.push_back("no slide in " + source.location() + " contains '" + row.id + "' (" +
+                        row.where + ")");
     }
   }
   std::map<std::string, const LabelRow*> owner;
@@ -110,14 +114,16 @@ std::vector<SlideOfRow> match_slides(const std::vector<LabelRow>& rows, const st
   for (const SlideOfRow& e : entries) {
     auto [it, inserted] = owner.emplace(e.slide, e.row);
     if (!inserted) {
-      report_problem(log, "duplicate_id", e.row->where, "slide '" + e.slide + "' is already listed at " + it->second->where);
+      report_problem(log, "duplicate_id", e.row->where,
+                     "slide '" + e.slide + "' is already listed at " + it->second->where);
       continue;
     }
     auto [c, new_case] = case_label.emplace(e.row->case_id, e.row);
     if (!new_case && c->second->label != e.row->label) {
       report_problem(log, "label_conflict", e.row->where,
-                     "case '" + e.row->case_id + "' has label " + std::to_string(e.row->label) + " here and " +
-                         std::to_string(c->second->label) + " at " + c->second->where);
+                     "case '" + e.row->case_id + "' has label " + std::to_string(e.row->label) +
+                         " here and " + std::to_string(c->second->label) + " at " +
+                         c->second->where);
       continue;
     }
     unique.push_back(e);

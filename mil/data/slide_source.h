@@ -1,6 +1,7 @@
 #pragma once
-// Where a dataset's per-slide features come from: a folder of .pt files, a folder of CLAM/TRIDENT .h5
-// files, or a packed cache (mil/data/packed_cache.h). Loaders and `mhim check-data` read slides through it.
+// Where a dataset's per-slide features come from: a folder of .pt files, a folder of CLAM/TRIDENT
+// .h5 files, or a packed cache (mil/data/packed_cache.h). Loaders and `mhim check-data` read slides
+// through it.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -8,9 +9,9 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "mil/core/specs.h"
 #include "mil/data/data_problem.h"
 #include "mil/data/label_csv.h"
-#include "mil/core/specs.h"
 
 namespace mil {
 
@@ -18,18 +19,20 @@ class PackedCache;
 
 /// One slide as read from its source.
 struct SlideData {
-  at::Tensor features;       ///< [N, D] float32, contiguous.
-  at::Tensor coords;         ///< [N, 2] int64 (.h5 and packed .h5 sources), else undefined.
-  std::uint64_t bytes = 0;   ///< Bytes the source holds for it (file size, or packed feature bytes).
-  std::string sha256;        ///< SHA-256 of the file, or (packed) of the stored bytes as the index records it.
-  std::string source_sha256; ///< SHA-256 of the original file (packed: from the index; else = sha256).
+  at::Tensor features;      ///< [N, D] float32, contiguous.
+  at::Tensor coords;        ///< [N, 2] int64 (.h5 and packed .h5 sources), else undefined.
+  std::uint64_t bytes = 0;  ///< Bytes the source holds for it (file size, or packed feature bytes).
+  std::string
+      sha256;  ///< SHA-256 of the file, or (packed) of the stored bytes as the index records it.
+  std::string
+      source_sha256;  ///< SHA-256 of the original file (packed: from the index; else = sha256).
 };
 
 /// A dataset's feature store, chosen by DatasetSpec::features.
 class SlideSource {
  public:
-  /// "pt": <root>/pt_files; "h5": <root>/h5_files; "auto": pt_files/ when it exists, else h5_files/;
-  /// "packed": <root>/packed.milpack, opened (and checked) now.
+  /// "pt": <root>/pt_files; "h5": <root>/h5_files; "auto": pt_files/ when it exists, else
+  /// h5_files/; "packed": <root>/packed.milpack, opened (and checked) now.
   static SlideSource for_dataset(const DatasetSpec& spec);
 
   const std::string& kind() const { return kind_; }          ///< "pt", "h5" or "packed".
@@ -39,7 +42,8 @@ class SlideSource {
   bool contains(const std::string& slide) const;
   /// Every slide id the source holds, sorted.
   std::vector<std::string> slide_ids() const;
-  /// Reads one slide; throws FeatureFileError (unreadable, empty) or std::runtime_error naming the file.
+  /// Reads one slide; throws FeatureFileError (unreadable, empty) or std::runtime_error naming the
+  /// file.
   SlideData read(const std::string& slide) const;
   /// True when read() returns views into a mapped file rather than memory of its own (f32 caches).
   bool zero_copy() const;
@@ -61,8 +65,8 @@ struct SlideOfRow {
 /// The slides of each row: its id ("exact") or every slide whose id contains it ("substring", the
 /// reference's lookup for case ids). Rows without a slide go to `missing` ("path (file:line)"). A
 /// slide named by two rows, or a case with two labels, is reported through `log` (null: thrown).
-std::vector<SlideOfRow> match_slides(const std::vector<LabelRow>& rows, const std::string& slide_match,
-                                     const SlideSource& source, std::vector<std::string>& missing,
-                                     ProblemLog* log = nullptr);
+std::vector<SlideOfRow> match_slides(const std::vector<LabelRow>& rows,
+                                     const std::string& slide_match, const SlideSource& source,
+                                     std::vector<std::string>& missing, ProblemLog* log = nullptr);
 
 }  // namespace mil

@@ -8,8 +8,8 @@
 #include <set>
 #include <stdexcept>
 
-#include "mil/data/label_csv.h"
 #include "mil/core/sha256.h"
+#include "mil/data/label_csv.h"
 
 namespace mil {
 namespace fs = std::filesystem;
@@ -17,7 +17,8 @@ namespace {
 
 std::string lower(std::string text) {
   text = trim_copy(text);
-  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return char(std::tolower(c)); });
   return text;
 }
 
@@ -59,8 +60,9 @@ SplitFile read_clam_splits(const std::string& path) {
   for (std::size_t i = 1; i < lines.size(); ++i) {
     const auto& [number, fields] = lines[i];
     if (fields.size() > header.size()) {
-      throw std::runtime_error(path + ":" + std::to_string(number) + ": " + std::to_string(fields.size()) +
-                               " fields, the header has " + std::to_string(header.size()));
+      throw std::runtime_error(path + ":" + std::to_string(number) + ": " +
+                               std::to_string(fields.size()) + " fields, the header has " +
+                               std::to_string(header.size()));
     }
     for (const auto& [column, part] : part_of_column) {
       if (column < int(fields.size()) && !trim_copy(fields[column]).empty()) {
@@ -87,20 +89,24 @@ SplitFile read_fold_file(const std::string& path) {
     first = 0;
     if (header.size() == 3) id_col = 0, split_col = 2;
     if (header.size() == 4) id_col = 1, split_col = 3;
-    if (split_col < 0) throw std::runtime_error(path + ":1: no Split column (expected a header or ID,Label,Split)");
+    if (split_col < 0)
+      throw std::runtime_error(path + ":1: no Split column (expected a header or ID,Label,Split)");
   }
   if (id_col < 0) id_col = case_col;
-  if (id_col < 0) throw std::runtime_error(path + ":1: the header names a Split column but no ID column");
+  if (id_col < 0)
+    throw std::runtime_error(path + ":1: the header names a Split column but no ID column");
   SplitFile file{path, {}};
   for (std::size_t i = first; i < lines.size(); ++i) {
     const auto& [number, fields] = lines[i];
     const std::string where = path + ":" + std::to_string(number);
     if (fields.size() != header.size()) {
-      throw std::runtime_error(where + ": " + std::to_string(fields.size()) + " fields, the file has " +
-                               std::to_string(header.size()));
+      throw std::runtime_error(where + ": " + std::to_string(fields.size()) +
+                               " fields, the file has " + std::to_string(header.size()));
     }
     const std::string part = part_name(fields[split_col]);
-    if (part.empty()) throw std::runtime_error(where + ": Split '" + fields[split_col] + "' is not train, val or test");
+    if (part.empty())
+      throw std::runtime_error(where + ": Split '" + fields[split_col] +
+                               "' is not train, val or test");
     file.entries.emplace_back(trim_copy(fields[id_col]), part);
   }
   return file;
@@ -118,15 +124,16 @@ void require_split_files(const fs::path& dir, int fold_count) {
     const bool clam = fs::exists(dir / ("splits_" + std::to_string(k) + ".csv"));
     const bool reference = fs::exists(dir / ("fold_" + std::to_string(k) + ".csv"));
     if (clam && reference) {
-      throw std::runtime_error(dir.string() + " holds both splits_" + std::to_string(k) + ".csv and fold_" +
-                               std::to_string(k) + ".csv; keep one layout");
+      throw std::runtime_error(dir.string() + " holds both splits_" + std::to_string(k) +
+                               ".csv and fold_" + std::to_string(k) + ".csv; keep one layout");
     }
     if (!clam && !reference) missing.push_back(std::to_string(k));
   }
   if (!missing.empty()) {
     std::string list;
     for (const auto& k : missing) list += (list.empty() ? "" : ", ") + k;
-    throw std::runtime_error("split.fold_count is " + std::to_string(fold_count) + " but " + dir.string() +
+    throw std::runtime_error("split.fold_count is " + std::to_string(fold_count) + " but " +
+                             dir.string() +
                              " has no splits_{k}.csv or fold_{k}.csv for k = " + list);
   }
 }
@@ -143,8 +150,10 @@ std::vector<std::set<std::string>> parts_of_bags(const BagDataset& data, const S
   std::vector<std::string> unknown;
   for (const auto& [id, part] : file.entries) {
     const std::vector<int>* bags = nullptr;
-    if (auto it = by_slide.find(id); it != by_slide.end()) bags = &it->second;
-    else if (auto c = by_case.find(id); c != by_case.end()) bags = &c->second;
+    if (auto it = by_slide.find(id); it != by_slide.end())
+      bags = &it->second;
+    else if (auto c = by_case.find(id); c != by_case.end())
+      bags = &c->second;
     if (bags == nullptr) {
       unknown.push_back(id);
       continue;
@@ -162,7 +171,8 @@ std::vector<std::set<std::string>> parts_of_bags(const BagDataset& data, const S
 }
 
 /// Problems that let test data leak into training or model selection, described; empty when none.
-std::vector<std::string> leaks(const Split& s, const BagDataset& data, std::vector<std::string>& flags) {
+std::vector<std::string> leaks(const Split& s, const BagDataset& data,
+                               std::vector<std::string>& flags) {
   std::vector<std::string> found;
   const std::set<int> train(s.train.begin(), s.train.end()), val(s.val.begin(), s.val.end()),
       test(s.test.begin(), s.test.end());
@@ -212,7 +222,8 @@ SplitFile read_split_file(const std::string& dir, int fold_index) {
   throw std::runtime_error("no " + clam.string() + " or " + reference.string());
 }
 
-ResolvedSplit resolve_split(const BagDataset& data, const DatasetSpec& dataset, const SplitSpec& spec) {
+ResolvedSplit resolve_split(const BagDataset& data, const DatasetSpec& dataset,
+                            const SplitSpec& spec) {
   ResolvedSplit out;
   const bool legacy = spec.protocol == "legacy";
   const std::vector<int> labels = data.labels();
@@ -220,7 +231,8 @@ ResolvedSplit resolve_split(const BagDataset& data, const DatasetSpec& dataset, 
   std::string source;
   std::size_t unassigned = 0;
   if (!spec.dir.empty() && spec.protocol == "kfold") {
-    throw std::runtime_error("split.dir is set but split.protocol is kfold; use protocol file (or legacy) to read it");
+    throw std::runtime_error(
+        "split.dir is set but split.protocol is kfold; use protocol file (or legacy) to read it");
   }
   if (!spec.dir.empty()) {  // protocol file or legacy, from split files
     const fs::path dir = split_dir_of(dataset, spec);
@@ -234,11 +246,13 @@ ResolvedSplit resolve_split(const BagDataset& data, const DatasetSpec& dataset, 
       if (p.empty()) ++unassigned;
       if (p.count("train")) out.split.train.push_back(b);
       if (p.count("val")) out.split.val.push_back(b);
-      if (p.count("test")) out.split.test.push_back(b);  // a bag in two parts is a leak, refused below
+      if (p.count("test"))
+        out.split.test.push_back(b);  // a bag in two parts is a leak, refused below
     }
     if (out.split.test.empty()) throw std::runtime_error(file.path + ": no test ids");
     if (out.split.train.empty()) throw std::runtime_error(file.path + ": no train ids");
-    if (out.split.val.empty() && spec.val_ratio > 0) {  // carve validation cases from train: test = fold 0
+    if (out.split.val.empty() &&
+        spec.val_ratio > 0) {  // carve validation cases from train: test = fold 0
       std::vector<int> bags = out.split.test, fold;
       bags.insert(bags.end(), out.split.train.begin(), out.split.train.end());
       std::vector<int> sub_labels;
@@ -248,7 +262,8 @@ ResolvedSplit resolve_split(const BagDataset& data, const DatasetSpec& dataset, 
         sub_groups.push_back(groups[std::size_t(bags[i])]);
         fold.push_back(i < out.split.test.size() ? 0 : 1);
       }
-      const Split carved = make_split(sub_labels, fold, 0, spec.val_ratio, spec.split_seed, sub_groups);
+      const Split carved =
+          make_split(sub_labels, fold, 0, spec.val_ratio, spec.split_seed, sub_groups);
       const auto back = [&](const std::vector<int>& sub) {
         std::vector<int> original;
         for (int i : sub) original.push_back(bags[std::size_t(i)]);
@@ -259,30 +274,37 @@ ResolvedSplit resolve_split(const BagDataset& data, const DatasetSpec& dataset, 
     }
   } else if (spec.protocol == "file") {
     if (data.file_fold_of_bag.empty()) {
-      throw std::runtime_error("split.protocol 'file' needs split.dir (a folder of splits_{k}.csv or fold_{k}.csv): "
-                               "dataset '" + dataset.name + "' ships no fold file");
+      throw std::runtime_error(
+          "split.protocol 'file' needs split.dir (a folder of splits_{k}.csv or fold_{k}.csv): "
+          "dataset '" +
+          dataset.name + "' ships no fold file");
     }
     if (data.file_fold_count != spec.fold_count) {
-      throw std::runtime_error("fold file has " + std::to_string(data.file_fold_count) + " folds, split.fold_count is " +
-                               std::to_string(spec.fold_count));
+      throw std::runtime_error("fold file has " + std::to_string(data.file_fold_count) +
+                               " folds, split.fold_count is " + std::to_string(spec.fold_count));
     }
     source = "dataset fold file";
-    out.split = make_split(labels, data.file_fold_of_bag, spec.fold_index, spec.val_ratio, spec.split_seed, groups);
+    out.split = make_split(labels, data.file_fold_of_bag, spec.fold_index, spec.val_ratio,
+                           spec.split_seed, groups);
   } else {  // kfold, or legacy without files
     source = "stratified group k-fold, split_seed " + std::to_string(spec.split_seed);
-    const std::vector<int> folds = stratified_group_fold_assignment(labels, groups, spec.fold_count, spec.split_seed);
-    out.split = make_split(labels, folds, spec.fold_index, legacy ? 0.0 : spec.val_ratio, spec.split_seed, groups);
+    const std::vector<int> folds =
+        stratified_group_fold_assignment(labels, groups, spec.fold_count, spec.split_seed);
+    out.split = make_split(labels, folds, spec.fold_index, legacy ? 0.0 : spec.val_ratio,
+                           spec.split_seed, groups);
   }
-  if (legacy && out.split.val.empty()) out.split.val = out.split.test;  // the reference's val := test
+  if (legacy && out.split.val.empty())
+    out.split.val = out.split.test;  // the reference's val := test
 
   const std::vector<std::string> found = leaks(out.split, data, out.flags);
   if (!found.empty() && !legacy) {
     std::string list;
     for (const auto& f : found) list += (list.empty() ? "" : "; ") + f;
-    throw std::runtime_error("split.protocol '" + spec.protocol + "' (" + source + ", fold " +
-                             std::to_string(spec.fold_index) + ") leaks test data: " + list +
-                             ". Fix the split, or set split.protocol legacy to reproduce the reference on purpose "
-                             "(its results are flagged)");
+    throw std::runtime_error(
+        "split.protocol '" + spec.protocol + "' (" + source + ", fold " +
+        std::to_string(spec.fold_index) + ") leaks test data: " + list +
+        ". Fix the split, or set split.protocol legacy to reproduce the reference on purpose "
+        "(its results are flagged)");
   }
   const nlohmann::json parts = {{"train", ids_of(data, out.split.train)},
                                 {"val", ids_of(data, out.split.val)},

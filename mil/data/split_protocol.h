@@ -1,6 +1,6 @@
 #pragma once
-// One job's train/validation/test bags under each split protocol, the guardrails that keep test data
-// out of training and model selection, and the record of the split that every job keeps.
+// One job's train/validation/test bags under each split protocol, the guardrails that keep test
+// data out of training and model selection, and the record of the split that every job keeps.
 //
 //   kfold   stratified group K-fold from split_seed; validation carved from the training folds.
 //   file    the dataset's own fold file (MUSK), or split.dir's CLAM splits_{k}.csv / reference
@@ -16,8 +16,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "mil/data/bag_dataset.h"
 #include "mil/core/specs.h"
+#include "mil/data/bag_dataset.h"
 #include "mil/data/splits.h"
 
 namespace mil {
@@ -25,27 +25,32 @@ namespace mil {
 /// The parts one split file assigns for one test fold.
 struct SplitFile {
   std::string path;
-  std::vector<std::pair<std::string, std::string>> entries;  ///< (id, "train" | "val" | "test"), file order.
+  std::vector<std::pair<std::string, std::string>>
+      entries;  ///< (id, "train" | "val" | "test"), file order.
 };
 
-/// Reads `dir`/splits_{fold_index}.csv (CLAM: columns train, val, test holding ids, ragged; an unnamed
-/// index column is ignored) or `dir`/fold_{fold_index}.csv (reference: a Split column of train/val/test
-/// beside an ID column, with a header, or headerless ID,Label,Split / Case,ID,Label,Split). Errors name
-/// the file and line.
+/// Reads `dir`/splits_{fold_index}.csv (CLAM: columns train, val, test holding ids, ragged; an
+/// unnamed index column is ignored) or `dir`/fold_{fold_index}.csv (reference: a Split column of
+/// train/val/test beside an ID column, with a header, or headerless ID,Label,Split /
+/// Case,ID,Label,Split). Errors name the file and line.
 SplitFile read_split_file(const std::string& dir, int fold_index);
 
 /// A job's split, ready to train on, and what the job records about it.
 struct ResolvedSplit {
-  Split split;                     ///< Bag indices. Only legacy may have val == test.
-  std::vector<std::string> flags;  ///< For the result's metrics.protocol_flags: "val_equals_test", "case_in_two_parts".
-  /// {"protocol", "fold_index", "fold_count", "source", "train", "val", "test" (slide ids, in bag order),
-  /// "unassigned" (bags a split file leaves out), "flags"}; written to the job's work dir as split.json.
+  Split split;  ///< Bag indices. Only legacy may have val == test.
+  std::vector<std::string>
+      flags;  ///< For the result's metrics.protocol_flags: "val_equals_test", "case_in_two_parts".
+  /// {"protocol", "fold_index", "fold_count", "source", "train", "val", "test" (slide ids, in bag
+  /// order), "unassigned" (bags a split file leaves out), "flags"}; written to the job's work dir
+  /// as split.json.
   nlohmann::json record;
-  std::string sha256;              ///< SHA-256 of {"test", "train", "val"} ids only: equal splits hash equal.
-  nlohmann::json split_file;       ///< {"path", "sha256"} of the split file read, or null.
+  std::string sha256;  ///< SHA-256 of {"test", "train", "val"} ids only: equal splits hash equal.
+  nlohmann::json split_file;  ///< {"path", "sha256"} of the split file read, or null.
 };
 
-/// Resolves `split` for `data` (loaded from `dataset`); throws naming the protocol, file or case at fault.
-ResolvedSplit resolve_split(const BagDataset& data, const DatasetSpec& dataset, const SplitSpec& split);
+/// Resolves `split` for `data` (loaded from `dataset`); throws naming the protocol, file or case at
+/// fault.
+ResolvedSplit resolve_split(const BagDataset& data, const DatasetSpec& dataset,
+                            const SplitSpec& split);
 
 }  // namespace mil

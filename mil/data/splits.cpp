@@ -7,8 +7,10 @@
 
 namespace mil {
 
-std::vector<int> stratified_fold_assignment(const std::vector<int>& labels, int fold_count, std::uint64_t seed) {
-  if (fold_count < 2) throw std::invalid_argument("stratified_fold_assignment: fold_count must be >= 2");
+std::vector<int> stratified_fold_assignment(const std::vector<int>& labels, int fold_count,
+                                            std::uint64_t seed) {
+  if (fold_count < 2)
+    throw std::invalid_argument("stratified_fold_assignment: fold_count must be >= 2");
   if (int(labels.size()) < fold_count) {
     throw std::invalid_argument("stratified_fold_assignment: " + std::to_string(labels.size()) +
                                 " bags cannot fill " + std::to_string(fold_count) + " folds");
@@ -27,14 +29,17 @@ std::vector<int> stratified_fold_assignment(const std::vector<int>& labels, int 
 
 namespace {
 
-/// Groups in order of first appearance, each with its label and bags. Throws when a group mixes labels.
+/// Groups in order of first appearance, each with its label and bags. Throws when a group mixes
+/// labels.
 struct Group {
   int label = 0;
   std::vector<int> bags;
 };
 
-std::vector<Group> group_bags(const std::vector<int>& labels, const std::vector<std::string>& groups) {
-  if (!groups.empty() && groups.size() != labels.size()) throw std::invalid_argument("groups and labels differ in size");
+std::vector<Group> group_bags(const std::vector<int>& labels,
+                              const std::vector<std::string>& groups) {
+  if (!groups.empty() && groups.size() != labels.size())
+    throw std::invalid_argument("groups and labels differ in size");
   std::vector<Group> out;
   std::map<std::string, std::size_t> index;
   for (int i = 0; i < int(labels.size()); ++i) {
@@ -45,7 +50,8 @@ std::vector<Group> group_bags(const std::vector<int>& labels, const std::vector<
     auto [it, inserted] = index.emplace(groups[i], out.size());
     if (inserted) out.push_back(Group{labels[i], {}});
     Group& g = out[it->second];
-    if (g.label != labels[i]) throw std::invalid_argument("case '" + groups[i] + "' has bags with different labels");
+    if (g.label != labels[i])
+      throw std::invalid_argument("case '" + groups[i] + "' has bags with different labels");
     g.bags.push_back(i);
   }
   return out;
@@ -53,7 +59,8 @@ std::vector<Group> group_bags(const std::vector<int>& labels, const std::vector<
 
 }  // namespace
 
-std::vector<int> stratified_group_fold_assignment(const std::vector<int>& labels, const std::vector<std::string>& groups,
+std::vector<int> stratified_group_fold_assignment(const std::vector<int>& labels,
+                                                  const std::vector<std::string>& groups,
                                                   int fold_count, std::uint64_t seed) {
   const std::vector<Group> grouped = group_bags(labels, groups);
   std::vector<int> group_labels;
@@ -66,17 +73,21 @@ std::vector<int> stratified_group_fold_assignment(const std::vector<int>& labels
   return fold_of_bag;
 }
 
-Split make_split(const std::vector<int>& labels, const std::vector<int>& fold_of_bag, int fold_index,
-                 double val_ratio, std::uint64_t seed, const std::vector<std::string>& groups) {
-  if (labels.size() != fold_of_bag.size()) throw std::invalid_argument("make_split: labels and folds differ in size");
-  if (!(val_ratio >= 0.0 && val_ratio < 1.0)) throw std::invalid_argument("make_split: val_ratio must be in [0, 1)");
+Split make_split(const std::vector<int>& labels, const std::vector<int>& fold_of_bag,
+                 int fold_index, double val_ratio, std::uint64_t seed,
+                 const std::vector<std::string>& groups) {
+  if (labels.size() != fold_of_bag.size())
+    throw std::invalid_argument("make_split: labels and folds differ in size");
+  if (!(val_ratio >= 0.0 && val_ratio < 1.0))
+    throw std::invalid_argument("make_split: val_ratio must be in [0, 1)");
   Split split;
   std::map<int, std::vector<const Group*>> train_by_class;
   const std::vector<Group> grouped = group_bags(labels, groups);
   for (const Group& g : grouped) {
     const int fold = fold_of_bag[g.bags.front()];
     for (int bag : g.bags) {
-      if (fold_of_bag[bag] != fold) throw std::invalid_argument("make_split: a case is split across folds");
+      if (fold_of_bag[bag] != fold)
+        throw std::invalid_argument("make_split: a case is split across folds");
     }
     if (fold == fold_index) {
       split.test.insert(split.test.end(), g.bags.begin(), g.bags.end());
@@ -84,7 +95,8 @@ Split make_split(const std::vector<int>& labels, const std::vector<int>& fold_of
       train_by_class[g.label].push_back(&g);
     }
   }
-  if (split.test.empty()) throw std::invalid_argument("make_split: fold " + std::to_string(fold_index) + " is empty");
+  if (split.test.empty())
+    throw std::invalid_argument("make_split: fold " + std::to_string(fold_index) + " is empty");
   // Distinct stream per fold so neighbouring folds do not hold out "the same" positions.
   std::mt19937_64 rng(seed * 1000003ULL + std::uint64_t(fold_index) + 1);
   for (auto& [label, members] : train_by_class) {

@@ -1,7 +1,7 @@
 #pragma once
-// Deterministic, leakage-free splits of a dataset's bags. Pure functions of (labels, seed): the same
-// inputs give the same split on every machine, because the shuffle below does not depend on the
-// standard library's distribution implementations.
+// Deterministic, leakage-free splits of a dataset's bags. Pure functions of (labels, seed): the
+// same inputs give the same split on every machine, because the shuffle below does not depend on
+// the standard library's distribution implementations.
 #include <cstdint>
 #include <random>
 #include <string>
@@ -13,7 +13,7 @@ namespace mil {
 /// "legacy" (mil/data/split_protocol.h), where val may be the test set as in the reference.
 struct Split {
   std::vector<int> train;
-  std::vector<int> val;   ///< Empty when no validation set was requested.
+  std::vector<int> val;  ///< Empty when no validation set was requested.
   std::vector<int> test;
 };
 
@@ -26,19 +26,23 @@ void deterministic_shuffle(std::vector<T>& items, std::mt19937_64& rng) {
   }
 }
 
-/// Assigns every bag a fold in [0, fold_count): each class is shuffled with `seed` and dealt round-robin,
-/// continuing the deal across classes, so fold sizes and per-class counts each differ by at most one.
-std::vector<int> stratified_fold_assignment(const std::vector<int>& labels, int fold_count, std::uint64_t seed);
+/// Assigns every bag a fold in [0, fold_count): each class is shuffled with `seed` and dealt
+/// round-robin, continuing the deal across classes, so fold sizes and per-class counts each differ
+/// by at most one.
+std::vector<int> stratified_fold_assignment(const std::vector<int>& labels, int fold_count,
+                                            std::uint64_t seed);
 
 /// stratified_fold_assignment over groups (patients): groups are dealt by their label and every bag
 /// gets its group's fold, so no patient is in two folds. All bags of a group must share one label.
-std::vector<int> stratified_group_fold_assignment(const std::vector<int>& labels, const std::vector<std::string>& groups,
+std::vector<int> stratified_group_fold_assignment(const std::vector<int>& labels,
+                                                  const std::vector<std::string>& groups,
                                                   int fold_count, std::uint64_t seed);
 
-/// Test = bags of `fold_index`; the rest train, except that floor(n_c * val_ratio) groups of each class c
-/// (chosen with `seed`) are held out as validation, as the reference's label-balanced carve-out. With
-/// no `groups`, every bag is its own group.
-Split make_split(const std::vector<int>& labels, const std::vector<int>& fold_of_bag, int fold_index,
-                 double val_ratio, std::uint64_t seed, const std::vector<std::string>& groups = {});
+/// Test = bags of `fold_index`; the rest train, except that floor(n_c * val_ratio) groups of each
+/// class c (chosen with `seed`) are held out as validation, as the reference's label-balanced
+/// carve-out. With no `groups`, every bag is its own group.
+Split make_split(const std::vector<int>& labels, const std::vector<int>& fold_of_bag,
+                 int fold_index, double val_ratio, std::uint64_t seed,
+                 const std::vector<std::string>& groups = {});
 
 }  // namespace mil

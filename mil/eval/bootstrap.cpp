@@ -27,17 +27,21 @@ double percentile_sorted(const std::vector<double>& sorted, double q) {
 }  // namespace
 
 std::vector<std::vector<int64_t>> bootstrap_indices(int64_t n, int resamples, int fold_index) {
-  if (n < 1) throw std::invalid_argument("bootstrap_indices: n must be >= 1, got " + std::to_string(n));
+  if (n < 1)
+    throw std::invalid_argument("bootstrap_indices: n must be >= 1, got " + std::to_string(n));
   if (resamples < 0) throw std::invalid_argument("bootstrap_indices: resamples must be >= 0");
   if (fold_index < 0) throw std::invalid_argument("bootstrap_indices: fold_index must be >= 0");
-  // The reference: generator = torch.Generator(); generator.manual_seed(seed); then for each resample
-  // torch.multinomial(torch.ones(size), num_samples=size, replacement=True, generator=generator).
-  at::Generator generator = at::detail::createCPUGenerator(kBootstrapSeedOffset + uint64_t(fold_index));
+  // The reference: generator = torch.Generator(); generator.manual_seed(seed); then for each
+  // resample torch.multinomial(torch.ones(size), num_samples=size, replacement=True,
+  // generator=generator).
+  at::Generator generator =
+      at::detail::createCPUGenerator(kBootstrapSeedOffset + uint64_t(fold_index));
   const at::Tensor weights = at::ones({n}, at::kFloat);
   std::vector<std::vector<int64_t>> out;
   out.reserve(std::size_t(resamples));
   for (int r = 0; r < resamples; ++r) {
-    const at::Tensor sample = at::multinomial(weights, n, /*replacement=*/true, generator).contiguous();
+    const at::Tensor sample =
+        at::multinomial(weights, n, /*replacement=*/true, generator).contiguous();
     const int64_t* data = sample.data_ptr<int64_t>();
     out.emplace_back(data, data + n);
   }
@@ -57,8 +61,8 @@ BootstrapSummary summarize_bootstrap(const std::vector<double>& values) {
     s.mean = s.std = s.ci_low = s.ci_high = kNaN;
     return s;
   }
-  // Sums of deviations from the first value (the shifted-data form): less cancellation than summing raw
-  // values, and a constant metric gets mean = that value and std = 0 exactly.
+  // Sums of deviations from the first value (the shifted-data form): less cancellation than summing
+  // raw values, and a constant metric gets mean = that value and std = 0 exactly.
   const double m = double(kept.size());
   const double shift = kept.front();
   double deviation_sum = 0.0;
@@ -73,8 +77,9 @@ BootstrapSummary summarize_bootstrap(const std::vector<double>& values) {
   return s;
 }
 
-BootstrapSummary bootstrap_metric(const std::vector<std::vector<int64_t>>& indices,
-                                  const std::function<double(const std::vector<int64_t>& rows)>& metric) {
+BootstrapSummary bootstrap_metric(
+    const std::vector<std::vector<int64_t>>& indices,
+    const std::function<double(const std::vector<int64_t>& rows)>& metric) {
   std::vector<double> values;
   values.reserve(indices.size());
   for (const auto& rows : indices) values.push_back(metric(rows));
@@ -87,7 +92,8 @@ std::map<std::string, BootstrapSummary> bootstrap_classification_metrics(
   // Every key any resample produced; a resample lacking a key contributes NaN (skipped) to it.
   std::map<std::string, std::vector<double>> values;
   for (std::size_t r = 0; r < indices.size(); ++r) {
-    const auto metrics = classification_metrics(take_rows(probabilities, indices[r]), take_rows(labels, indices[r]));
+    const auto metrics =
+        classification_metrics(take_rows(probabilities, indices[r]), take_rows(labels, indices[r]));
     for (const auto& [key, value] : metrics) {
       auto& column = values[key];
       column.resize(r, kNaN);

@@ -29,7 +29,8 @@ double roc_auc(const std::vector<double>& scores, const std::vector<int>& labels
   const std::size_t n = scores.size();
   std::vector<std::size_t> order(n);
   std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return scores[a] < scores[b]; });
+  std::sort(order.begin(), order.end(),
+            [&](std::size_t a, std::size_t b) { return scores[a] < scores[b]; });
   // Average 1-based ranks over tied groups; U = sum(ranks of positives) - P(P+1)/2.
   double positive_rank_sum = 0.0;
   std::size_t positives = 0;
@@ -51,7 +52,8 @@ double roc_auc(const std::vector<double>& scores, const std::vector<int>& labels
   return u / (double(positives) * double(negatives));
 }
 
-double macro_roc_auc(const std::vector<std::vector<double>>& probabilities, const std::vector<int>& labels) {
+double macro_roc_auc(const std::vector<std::vector<double>>& probabilities,
+                     const std::vector<int>& labels) {
   require_same_size(probabilities.size(), labels.size(), "macro_roc_auc");
   if (probabilities.empty()) return kNaN;
   const std::size_t class_count = probabilities.front().size();
@@ -61,7 +63,8 @@ double macro_roc_auc(const std::vector<std::vector<double>>& probabilities, cons
     std::vector<double> scores(probabilities.size());
     std::vector<int> is_class(labels.size());
     for (std::size_t i = 0; i < labels.size(); ++i) {
-      if (probabilities[i].size() != class_count) throw std::invalid_argument("macro_roc_auc: ragged probability rows");
+      if (probabilities[i].size() != class_count)
+        throw std::invalid_argument("macro_roc_auc: ragged probability rows");
       scores[i] = probabilities[i][c];
       is_class[i] = labels[i] == int(c) ? 1 : 0;
     }
@@ -108,29 +111,31 @@ std::vector<int> argmax_rows(const std::vector<std::vector<double>>& probabiliti
   return out;
 }
 
-std::vector<std::vector<int64_t>> confusion_matrix(const std::vector<int>& predictions, const std::vector<int>& labels,
+std::vector<std::vector<int64_t>> confusion_matrix(const std::vector<int>& predictions,
+                                                   const std::vector<int>& labels,
                                                    int class_count) {
   require_same_size(predictions.size(), labels.size(), "confusion_matrix");
   if (class_count < 1) throw std::invalid_argument("confusion_matrix: class_count must be >= 1");
-  std::vector<std::vector<int64_t>> counts(std::size_t(class_count), std::vector<int64_t>(std::size_t(class_count), 0));
+  std::vector<std::vector<int64_t>> counts(std::size_t(class_count),
+                                           std::vector<int64_t>(std::size_t(class_count), 0));
   for (std::size_t i = 0; i < labels.size(); ++i) {
     const int t = labels[i], p = predictions[i];
     if (t < 0 || t >= class_count || p < 0 || p >= class_count) {
-      throw std::invalid_argument("confusion_matrix: item " + std::to_string(i) + " has label " + std::to_string(t) +
-                                  " and prediction " + std::to_string(p) + ", outside [0, " +
-                                  std::to_string(class_count) + ")");
+      throw std::invalid_argument("confusion_matrix: item " + std::to_string(i) + " has label " +
+                                  std::to_string(t) + " and prediction " + std::to_string(p) +
+                                  ", outside [0, " + std::to_string(class_count) + ")");
     }
     ++counts[std::size_t(t)][std::size_t(p)];
   }
   return counts;
 }
 
-MacroScores precision_recall_f1_macro(const std::vector<int>& predictions, const std::vector<int>& labels,
-                                      int class_count) {
+MacroScores precision_recall_f1_macro(const std::vector<int>& predictions,
+                                      const std::vector<int>& labels, int class_count) {
   const auto counts = confusion_matrix(predictions, labels, class_count);
   if (labels.empty()) return {kNaN, kNaN, kNaN};
-  // Per class c: tp = counts[c][c], fn = row sum - tp, fp = column sum - tp. torchmetrics weights each
-  // class 1, except 0 for tp + fp + fn = 0, and divides the weighted sum by the weight sum.
+  // Per class c: tp = counts[c][c], fn = row sum - tp, fp = column sum - tp. torchmetrics weights
+  // each class 1, except 0 for tp + fp + fn = 0, and divides the weighted sum by the weight sum.
   double precision_sum = 0.0, recall_sum = 0.0, f1_sum = 0.0;
   int kept = 0;
   for (std::size_t c = 0; c < counts.size(); ++c) {
@@ -149,12 +154,14 @@ MacroScores precision_recall_f1_macro(const std::vector<int>& predictions, const
   return {precision_sum / kept, recall_sum / kept, f1_sum / kept};
 }
 
-double cohen_kappa(const std::vector<int>& predictions, const std::vector<int>& labels, int class_count) {
+double cohen_kappa(const std::vector<int>& predictions, const std::vector<int>& labels,
+                   int class_count) {
   const auto counts = confusion_matrix(predictions, labels, class_count);
   const auto n = int64_t(labels.size());
   // In counts, 1 - p_o = (n - trace) / n and 1 - p_e = (n^2 - sum_c row_c col_c) / n^2, so
-  // kappa = 1 - (1 - p_o) / (1 - p_e) = 1 - n (n - trace) / (n^2 - sum_c row_c col_c), exact in integers
-  // until the one division (torchmetrics computes the same ratio of observed to expected disagreement).
+  // kappa = 1 - (1 - p_o) / (1 - p_e) = 1 - n (n - trace) / (n^2 - sum_c row_c col_c), exact in
+  // integers until the one division (torchmetrics computes the same ratio of observed to expected
+  // disagreement).
   int64_t trace = 0, chance = 0;
   for (std::size_t c = 0; c < counts.size(); ++c) {
     int64_t row = 0, col = 0;
@@ -175,13 +182,14 @@ double youden_threshold(const std::vector<double>& scores, const std::vector<int
   const std::size_t n = scores.size();
   std::vector<std::size_t> order(n);
   std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return scores[a] > scores[b]; });
+  std::sort(order.begin(), order.end(),
+            [&](std::size_t a, std::size_t b) { return scores[a] > scores[b]; });
   const auto positives = std::size_t(std::count(labels.begin(), labels.end(), 1));
   const std::size_t negatives = n - positives;
   if (positives == 0 || negatives == 0) return kNaN;
-  // Walk the thresholds from high to low; at threshold t = a distinct score, every item with score >= t is
-  // positive. Start at +infinity (TPR = FPR = 0, J = 0). Only a strictly larger J replaces the best, so ties
-  // keep the highest threshold.
+  // Walk the thresholds from high to low; at threshold t = a distinct score, every item with score
+  // >= t is positive. Start at +infinity (TPR = FPR = 0, J = 0). Only a strictly larger J replaces
+  // the best, so ties keep the highest threshold.
   double best_threshold = std::numeric_limits<double>::infinity();
   double best_j = 0.0;
   std::size_t true_positives = 0, false_positives = 0;
@@ -194,7 +202,8 @@ double youden_threshold(const std::vector<double>& scores, const std::vector<int
         ++false_positives;
       }
     }
-    const double j = double(true_positives) / double(positives) - double(false_positives) / double(negatives);
+    const double j =
+        double(true_positives) / double(positives) - double(false_positives) / double(negatives);
     if (j > best_j) {
       best_j = j;
       best_threshold = scores[order[start]];
@@ -206,7 +215,8 @@ double youden_threshold(const std::vector<double>& scores, const std::vector<int
 
 std::vector<int> predictions_at_threshold(const std::vector<double>& scores, double threshold) {
   std::vector<int> out(scores.size());
-  std::transform(scores.begin(), scores.end(), out.begin(), [&](double s) { return s >= threshold ? 1 : 0; });
+  std::transform(scores.begin(), scores.end(), out.begin(),
+                 [&](double s) { return s >= threshold ? 1 : 0; });
   return out;
 }
 
@@ -235,8 +245,8 @@ double harrell_c_index(const std::vector<double>& risk, const std::vector<double
   return comparable == 0 ? kNaN : score / double(comparable);
 }
 
-std::map<std::string, double> classification_metrics(const std::vector<std::vector<double>>& probabilities,
-                                                      const std::vector<int>& labels) {
+std::map<std::string, double> classification_metrics(
+    const std::vector<std::vector<double>>& probabilities, const std::vector<int>& labels) {
   const std::vector<int> predictions = argmax_rows(probabilities);
   const int class_count = probabilities.empty() ? 1 : int(probabilities.front().size());
   const MacroScores macro = precision_recall_f1_macro(predictions, labels, class_count);
@@ -247,7 +257,8 @@ std::map<std::string, double> classification_metrics(const std::vector<std::vect
                                     {"recall", macro.recall},
                                     {"f1", macro.f1},
                                     {"kappa", cohen_kappa(predictions, labels, class_count)}};
-  for (auto it = out.begin(); it != out.end();) it = std::isnan(it->second) ? out.erase(it) : std::next(it);
+  for (auto it = out.begin(); it != out.end();)
+    it = std::isnan(it->second) ? out.erase(it) : std::next(it);
   return out;
 }
 

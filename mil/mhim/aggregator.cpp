@@ -4,14 +4,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mil/core/specs.h"
 #include "mil/mhim/attention_aggregator.h"
 #include "mil/mhim/dsmil_aggregator.h"
 #include "mil/mhim/selfattn_aggregator.h"
-#include "mil/core/specs.h"
 
 namespace mil {
 
-std::shared_ptr<MhimAggregatorImpl> make_mhim_aggregator(const std::string& name, int64_t dim, int64_t class_count,
+std::shared_ptr<MhimAggregatorImpl> make_mhim_aggregator(const std::string& name, int64_t dim,
+                                                         int64_t class_count,
                                                          const nlohmann::json& options) {
   if (name == "attn") {
     require_known_keys(options, {"da_act"}, "mhim aggregator 'attn' options");
@@ -29,7 +30,8 @@ std::shared_ptr<MhimAggregatorImpl> make_mhim_aggregator(const std::string& name
     if (options.contains("n_heads")) o.heads(options.at("n_heads").get<int64_t>());
     return std::make_shared<MhimSelfAttentionImpl>(o);
   }
-  throw std::runtime_error("unknown MHIM baseline aggregator '" + name + "' (available: attn, selfattn, dsmil)");
+  throw std::runtime_error("unknown MHIM baseline aggregator '" + name +
+                           "' (available: attn, selfattn, dsmil)");
 }
 
 }  // namespace mil

@@ -17,11 +17,13 @@ struct MhimAttentionOptions {
   TORCH_ARG(int64_t, dim);
   /// Hidden width of the attention network (the reference's fixed D = 128).
   TORCH_ARG(int64_t, attention_dim) = 128;
-  /// Activation between the two attention layers (`--da_act`): "relu" (reference default), "gelu", "tanh".
+  /// Activation between the two attention layers (`--da_act`): "relu" (reference default), "gelu",
+  /// "tanh".
   TORCH_ARG(std::string, activation) = "relu";
 };
 
-/// The inner `Attention` module, so parameter names nest as the reference's (`attention.attention.*`).
+/// The inner `Attention` module, so parameter names nest as the reference's
+/// (`attention.attention.*`).
 class MhimAttentionInnerImpl : public torch::nn::Module {
  public:
   explicit MhimAttentionInnerImpl(const MhimAttentionOptions& options);
@@ -32,7 +34,8 @@ TORCH_MODULE(MhimAttentionInner);
 class MhimAttentionImpl : public MhimAggregatorImpl {
  public:
   explicit MhimAttentionImpl(MhimAttentionOptions options);
-  /// instances [N, d] -> embedding [1, d]; with scores: attention [N] (softmax) and contributions a_i·h_i.
+  /// instances [N, d] -> embedding [1, d]; with scores: attention [N] (softmax) and contributions
+  /// a_i·h_i.
   AggregatorOutput forward(const at::Tensor& instances, bool want_scores) override;
 
   MhimAttentionOptions options;

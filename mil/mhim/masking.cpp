@@ -10,7 +10,8 @@
 namespace mil {
 
 MaskCount mask_count(int64_t n, double ratio, double random_ratio) {
-  if (!(random_ratio > 0.0)) throw std::invalid_argument("mask random ratio must be > 0 (B4: the reference divides by it)");
+  if (!(random_ratio > 0.0))
+    throw std::invalid_argument("mask random ratio must be > 0 (B4: the reference divides by it)");
   MaskCount count;
   double r = ratio / random_ratio;
   count.random_ratio = random_ratio;
@@ -20,22 +21,24 @@ MaskCount mask_count(int64_t n, double ratio, double random_ratio) {
   }
   count.candidates = static_cast<int64_t>(std::ceil(static_cast<double>(n) * r));
   count.masked = count.random_ratio < 1.0
-                     ? static_cast<int64_t>(std::ceil(static_cast<double>(count.candidates) * count.random_ratio))
+                     ? static_cast<int64_t>(
+                           std::ceil(static_cast<double>(count.candidates) * count.random_ratio))
                      : count.candidates;
   return count;
 }
 
 MaskSelection select_mask(const at::Tensor& scores, bool largest, double ratio, double random_ratio,
                           const MaskSelection* previous) {
-  TORCH_CHECK(scores.dim() == 1 || scores.dim() == 2, "select_mask expects scores [N] or [H, N], got ", scores.sizes());
+  TORCH_CHECK(scores.dim() == 1 || scores.dim() == 2,
+              "select_mask expects scores [N] or [H, N], got ", scores.sizes());
   const int64_t n = scores.size(-1);
   std::set<int64_t> masked;
   if (previous) masked.insert(previous->masked.begin(), previous->masked.end());
   if (ratio > 0.0 && n > 0) {
     const MaskCount count = mask_count(n, ratio, random_ratio);
     const int64_t k = std::min(count.candidates, n);
-    // On the CPU whatever the scores' device: N floats, and the random subset then draws from the CPU
-    // generator, as on a CPU run.
+    // On the CPU whatever the scores' device: N floats, and the random subset then draws from the
+    // CPU generator, as on a CPU run.
     const at::Tensor s = scores.detach().to(at::kCPU, at::kFloat);
     at::Tensor candidates;
     if (s.dim() == 1) {
@@ -47,7 +50,8 @@ MaskSelection select_mask(const at::Tensor& scores, bool largest, double ratio, 
       candidates = std::get<1>(votes.topk(k, 0, /*largest=*/true));
     }
     if (count.random_ratio < 1.0) {
-      const at::Tensor pick = at::randperm(candidates.size(0), at::kLong).narrow(0, 0, std::min(count.masked, k));
+      const at::Tensor pick =
+          at::randperm(candidates.size(0), at::kLong).narrow(0, 0, std::min(count.masked, k));
       candidates = candidates.index_select(0, pick);
     }
     const at::Tensor c = candidates.to(at::kLong).contiguous();
@@ -68,9 +72,11 @@ MaskSelection select_mask(const at::Tensor& scores, bool largest, double ratio, 
 }
 
 MaskSelection apply_mask_plan(const at::Tensor& scores, const MaskPlan& plan) {
-  MaskSelection selection = select_mask(scores, /*largest=*/false, plan.random_ratio, /*random_ratio=*/0.001);
+  MaskSelection selection =
+      select_mask(scores, /*largest=*/false, plan.random_ratio, /*random_ratio=*/0.001);
   selection = select_mask(scores, /*largest=*/false, plan.low_ratio, 1.0, &selection);
-  selection = select_mask(scores, /*largest=*/true, plan.high_ratio, plan.high_random_ratio, &selection);
+  selection =
+      select_mask(scores, /*largest=*/true, plan.high_ratio, plan.high_random_ratio, &selection);
   if (selection.kept.empty() && !selection.masked.empty()) {
     // Give back the lowest-scored masked instance, the least "hard" one.
     const at::Tensor cpu = scores.detach().to(at::kCPU, at::kFloat);
@@ -88,7 +94,8 @@ MaskSelection apply_mask_plan(const at::Tensor& scores, const MaskPlan& plan) {
 double cosine_schedule(double base, double final_value, int64_t step, int64_t total) {
   constexpr double kPi = 3.14159265358979323846;
   if (total <= 0) return base;
-  return final_value + 0.5 * (base - final_value) * (1.0 + std::cos(kPi * static_cast<double>(step) / total));
+  return final_value +
+         0.5 * (base - final_value) * (1.0 + std::cos(kPi * static_cast<double>(step) / total));
 }
 
 }  // namespace mil

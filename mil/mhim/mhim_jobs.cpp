@@ -9,7 +9,8 @@ namespace mil {
 std::optional<JobSpec> mhim_teacher_job(const JobSpec& job) {
   if (job.model.name != "mhim") return std::nullopt;
   const auto it = job.model.options.find("teacher_init");
-  if (it == job.model.options.end() || !it->is_string() || it->get<std::string>() != kTeacherFromBaseline) {
+  if (it == job.model.options.end() || !it->is_string() ||
+      it->get<std::string>() != kTeacherFromBaseline) {
     return std::nullopt;
   }
   JobSpec baseline = job;
@@ -18,7 +19,8 @@ std::optional<JobSpec> mhim_teacher_job(const JobSpec& job) {
   // One leaderboard method per aggregator, so the baselines of attn, selfattn and dsmil never pool.
   const auto aggregator = job.model.options.find("baseline");
   baseline.model.method =
-      "mhim_pure-" + (aggregator != job.model.options.end() ? aggregator->get<std::string>() : std::string("attn"));
+      "mhim_pure-" + (aggregator != job.model.options.end() ? aggregator->get<std::string>()
+                                                            : std::string("attn"));
   const auto& keys = mhim_network_option_keys();
   for (const auto& [key, value] : job.model.options.items()) {
     const bool network_key = std::find(keys.begin(), keys.end(), key) != keys.end();

@@ -21,13 +21,16 @@ NystromAttentionOptions layer_attention(const MhimSelfAttentionOptions& o) {
 
 }  // namespace
 
-MhimSelfAttentionImpl::MhimSelfAttentionImpl(MhimSelfAttentionOptions options_) : options(std::move(options_)) {
-  TORCH_CHECK(options.dim() >= kHeadWidthDivisor && options.dim() % kHeadWidthDivisor == 0 && options.heads() > 0,
-              "selfattn aggregator needs dim a positive multiple of 8 and heads > 0, got ", options.dim(), " and ",
-              options.heads());
+MhimSelfAttentionImpl::MhimSelfAttentionImpl(MhimSelfAttentionOptions options_)
+    : options(std::move(options_)) {
+  TORCH_CHECK(options.dim() >= kHeadWidthDivisor && options.dim() % kHeadWidthDivisor == 0 &&
+                  options.heads() > 0,
+              "selfattn aggregator needs dim a positive multiple of 8 and heads > 0, got ",
+              options.dim(), " and ", options.heads());
   // Registration order is the reference's state_dict order (own parameter first, then children).
   cls_token = register_parameter("cls_token", at::empty({1, 1, options.dim()}));
-  norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.dim()})));
+  norm =
+      register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.dim()})));
   layer1 = register_module("layer1", TransLayer(layer_attention(options)));
   layer2 = register_module("layer2", TransLayer(layer_attention(options)));
   pos_embedding = register_module("pos_embedding", Ppeg(PpegOptions(options.dim())));
@@ -38,17 +41,19 @@ void MhimSelfAttentionImpl::reset_parameters() {
   torch::NoGradGuard no_grad;
   cls_token.normal_();
   xavier_normal_linears(*this);
-  for (auto* conv : {pos_embedding->proj.get(), pos_embedding->proj1.get(), pos_embedding->proj2.get(),
-                     layer1->attn->res_conv.get(), layer2->attn->res_conv.get()}) {
+  for (auto* conv :
+       {pos_embedding->proj.get(), pos_embedding->proj1.get(), pos_embedding->proj2.get(),
+        layer1->attn->res_conv.get(), layer2->attn->res_conv.get()}) {
     conv->reset_parameters();
   }
-  for (auto* layer_norm : {norm.get(), layer1->norm.get(), layer2->norm.get()}) layer_norm->reset_parameters();
+  for (auto* layer_norm : {norm.get(), layer1->norm.get(), layer2->norm.get()})
+    layer_norm->reset_parameters();
 }
 
 AggregatorOutput MhimSelfAttentionImpl::forward(const at::Tensor& instances, bool want_scores) {
   TORCH_CHECK(instances.dim() == 2 && instances.size(1) == options.dim() && instances.size(0) > 0,
-              "selfattn aggregator expects [N, ", options.dim(), "] instance embeddings with N >= 1, got ",
-              instances.sizes());
+              "selfattn aggregator expects [N, ", options.dim(),
+              "] instance embeddings with N >= 1, got ", instances.sizes());
   at::Tensor x = at::cat({cls_token.view({1, options.dim()}), instances});  // [1 + N, d]
   const NystromAttentionOutput first = layer1->forward(x, want_scores);
   x = first.output;

@@ -30,13 +30,15 @@ DtfdClassifierImpl::DtfdClassifierImpl(int64_t dim, int64_t class_count, double 
   register_module("fc", fc);
 }
 
-at::Tensor DtfdClassifierImpl::forward(const at::Tensor& x) { return fc->forward(dropout->forward(x)); }
+at::Tensor DtfdClassifierImpl::forward(const at::Tensor& x) {
+  return fc->forward(dropout->forward(x));
+}
 
-DtfdDimReductionImpl::DtfdDimReductionImpl(int64_t input_dim, int64_t dim, const std::string& activation,
-                                           double dropout) {
+DtfdDimReductionImpl::DtfdDimReductionImpl(int64_t input_dim, int64_t dim,
+                                           const std::string& activation, double dropout) {
   fc1 = torch::nn::Linear(torch::nn::LinearOptions(input_dim, dim).bias(false));
-  TORCH_CHECK(activation == "relu" || activation == "gelu", "Dtfd activation must be relu or gelu, got '", activation,
-              "'");
+  TORCH_CHECK(activation == "relu" || activation == "gelu",
+              "Dtfd activation must be relu or gelu, got '", activation, "'");
   activation_and_dropout = torch::nn::Sequential();
   if (activation == "relu") {
     activation_and_dropout->push_back(torch::nn::ReLU());
@@ -52,8 +54,8 @@ at::Tensor DtfdDimReductionImpl::forward(const at::Tensor& x) {
   return activation_and_dropout->forward(fc1->forward(x));
 }
 
-DtfdAttentionClassifierImpl::DtfdAttentionClassifierImpl(int64_t dim, int64_t hidden_dim, int64_t class_count,
-                                                         double dropout) {
+DtfdAttentionClassifierImpl::DtfdAttentionClassifierImpl(int64_t dim, int64_t hidden_dim,
+                                                         int64_t class_count, double dropout) {
   attention = register_module("attention", DtfdAttention(dim, hidden_dim));
   classifier = register_module("classifier", DtfdClassifier(dim, class_count, dropout));
 }
@@ -62,16 +64,20 @@ DtfdImpl::DtfdImpl(DtfdOptions options_) : options(std::move(options_)) {
   TORCH_CHECK(options.input_dim() > 0 && options.class_count() > 1,
               "Dtfd needs input_dim > 0 and class_count > 1, got ", options.input_dim(), " and ",
               options.class_count());
-  TORCH_CHECK(options.dropout() >= 0.0 && options.dropout() < 1.0, "Dtfd dropout must be in [0, 1), got ",
-              options.dropout());
-  TORCH_CHECK(options.pseudo_bag_count() > 0, "Dtfd pseudo_bag_count must be > 0, got ", options.pseudo_bag_count());
+  TORCH_CHECK(options.dropout() >= 0.0 && options.dropout() < 1.0,
+              "Dtfd dropout must be in [0, 1), got ", options.dropout());
+  TORCH_CHECK(options.pseudo_bag_count() > 0, "Dtfd pseudo_bag_count must be > 0, got ",
+              options.pseudo_bag_count());
   const int64_t d = options.embed_dim();
-  classifier = register_module("classifier", DtfdClassifier(d, options.class_count(), options.dropout()));
+  classifier =
+      register_module("classifier", DtfdClassifier(d, options.class_count(), options.dropout()));
   attention = register_module("attention", DtfdAttention(d, options.attention_dim()));
-  dim_reduction = register_module("dimReduction",
-                                  DtfdDimReduction(options.input_dim(), d, options.activation(), options.dropout()));
+  dim_reduction = register_module(
+      "dimReduction",
+      DtfdDimReduction(options.input_dim(), d, options.activation(), options.dropout()));
   u_classifier = register_module(
-      "UClassifier", DtfdAttentionClassifier(d, options.attention_dim(), options.class_count(), options.dropout()));
+      "UClassifier", DtfdAttentionClassifier(d, options.attention_dim(), options.class_count(),
+                                             options.dropout()));
   reset_parameters();
 }
 
@@ -79,13 +85,15 @@ void DtfdImpl::reset_parameters() { xavier_normal_linears(*this); }
 
 MilOutput DtfdImpl::forward(const at::Tensor& bag) {
   TORCH_CHECK(bag.dim() == 2, "Dtfd expects [N, D] bag features, got ", bag.sizes());
-  TORCH_CHECK(bag.size(1) == options.input_dim(), "Dtfd expects D = ", options.input_dim(), ", got ", bag.sizes());
+  TORCH_CHECK(bag.size(1) == options.input_dim(), "Dtfd expects D = ", options.input_dim(),
+              ", got ", bag.sizes());
   TORCH_CHECK(bag.size(0) > 0, "Dtfd needs at least one instance");
   const int64_t n = bag.size(0);
   const int64_t groups = options.pseudo_bag_count();
   const at::Tensor h = dim_reduction->forward(bag);           // [N, d]
   const at::Tensor attention_logits = attention->forward(h);  // [N]
-  // Tier 1: numpy array_split boundaries; softmax within each pseudo-bag; attention-weighted sum (AFS).
+  // Tier 1: numpy array_split boundaries; softmax within each pseudo-bag; attention-weighted sum
+  // (AFS).
   std::vector<at::Tensor> pseudo_features;
   std::vector<at::Tensor> tier1_weights;
   std::vector<int64_t> sizes;
@@ -93,7 +101,8 @@ MilOutput DtfdImpl::forward(const at::Tensor& bag) {
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t size = n / groups + (g < n % groups ? 1 : 0);
     const at::Tensor weights = attention_logits.slice(0, start, start + size).softmax(0);  // [size]
-    pseudo_features.push_back(weights.unsqueeze(0).mm(h.slice(0, start, start + size)));   // [1, d]; zeros if empty
+    pseudo_features.push_back(
+        weights.unsqueeze(0).mm(h.slice(0, start, start + size)));  // [1, d]; zeros if empty
     tier1_weights.push_back(weights);
     sizes.push_back(size);
     start += size;
@@ -105,16 +114,20 @@ MilOutput DtfdImpl::forward(const at::Tensor& bag) {
   MilOutput out;
   out.logits = u_classifier->classifier->forward(embedding);
   const at::Tensor group_of_instance =
-      at::repeat_interleave(at::tensor(sizes, at::TensorOptions().dtype(at::kLong))).to(tier2_weights.device());  // [N]
-  out.instance_scores = at::cat(tier1_weights, 0) * tier2_weights.index_select(0, group_of_instance);
+      at::repeat_interleave(at::tensor(sizes, at::TensorOptions().dtype(at::kLong)))
+          .to(tier2_weights.device());  // [N]
+  out.instance_scores =
+      at::cat(tier1_weights, 0) * tier2_weights.index_select(0, group_of_instance);
   out.embedding = embedding;
   out.instance_embeddings = h;
   return out;
 }
 
-DtfdOptions dtfd_options_from_json(const nlohmann::json& j, int64_t input_dim, int64_t class_count) {
+DtfdOptions dtfd_options_from_json(const nlohmann::json& j, int64_t input_dim,
+                                   int64_t class_count) {
   const std::string ctx = "model 'dtfd'.options";
-  require_known_keys(j, {"embed_dim", "attention_dim", "pseudo_bag_count", "dropout", "activation"}, ctx);
+  require_known_keys(j, {"embed_dim", "attention_dim", "pseudo_bag_count", "dropout", "activation"},
+                     ctx);
   DtfdOptions o(input_dim, class_count);
   if (auto x = model_option<int64_t>(j, "embed_dim", ctx)) o.embed_dim(*x);
   if (auto x = model_option<int64_t>(j, "attention_dim", ctx)) o.attention_dim(*x);

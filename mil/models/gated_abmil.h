@@ -1,9 +1,10 @@
 #pragma once
-// Gated ABMIL (Ilse et al. 2018) as the reference's `modules/abmil.py::AttentionGated` (`--model gabmil`):
-// instance embedding Linear(D, 512) + activation + Dropout, then a = tanh(Linear(512, 384)),
-// b = sigmoid(Linear(512, 384)) (each followed by Dropout(0.25) when dropout is on), attention
-// Linear(384, 1)(a * b), softmax over instances, pooling, Linear(512, C). Parameter names match the
-// reference: feature.0.*, attention_a.0.*, attention_b.0.*, attention_c.*, classifier.0.*.
+// Gated ABMIL (Ilse et al. 2018) as the reference's `modules/abmil.py::AttentionGated` (`--model
+// gabmil`): instance embedding Linear(D, 512) + activation + Dropout, then a = tanh(Linear(512,
+// 384)), b = sigmoid(Linear(512, 384)) (each followed by Dropout(0.25) when dropout is on),
+// attention Linear(384, 1)(a * b), softmax over instances, pooling, Linear(512, C). Parameter names
+// match the reference: feature.0.*, attention_a.0.*, attention_b.0.*, attention_c.*,
+// classifier.0.*.
 #include <string>
 
 #include <torch/arg.h>
@@ -15,7 +16,8 @@
 namespace mil {
 
 struct GatedAbmilOptions {
-  GatedAbmilOptions(int64_t input_dim, int64_t class_count) : input_dim_(input_dim), class_count_(class_count) {}
+  GatedAbmilOptions(int64_t input_dim, int64_t class_count)
+      : input_dim_(input_dim), class_count_(class_count) {}
   /// D, the width of each input instance feature.
   TORCH_ARG(int64_t, input_dim);
   /// C, the number of bag classes.
@@ -48,6 +50,7 @@ class GatedAbmilImpl : public MilModelImpl {
 TORCH_MODULE(GatedAbmil);
 
 /// Reads GatedAbmilOptions fields from a ModelSpec options object (unknown keys are errors).
-GatedAbmilOptions gated_abmil_options_from_json(const nlohmann::json& options, int64_t input_dim, int64_t class_count);
+GatedAbmilOptions gated_abmil_options_from_json(const nlohmann::json& options, int64_t input_dim,
+                                                int64_t class_count);
 
 }  // namespace mil

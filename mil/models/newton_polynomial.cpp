@@ -17,7 +17,8 @@ using torch::autograd::variable_list;
 /// Rows of the divided-difference table one parallel task fills (each costs about 15·n·k flops).
 constexpr int64_t kDividedDifferenceGrain = 8;
 
-/// Per eigenvalue and step k of the scalar recursion: a_k, q_k and r_{k+1}, each laid out [batch][k][i].
+/// Per eigenvalue and step k of the scalar recursion: a_k, q_k and r_{k+1}, each laid out
+/// [batch][k][i].
 struct Trajectories {
   std::vector<double> a, q, r_next;
 };
@@ -60,9 +61,9 @@ at::Tensor polynomial_values(const at::Tensor& lambda, int64_t steps) {
   return r;
 }
 
-/// F [batch, n, n] with F_ij = [r_k](λ_i, λ_j) = (r_k(λ_i) - r_k(λ_j)) / (λ_i - λ_j), r_k'(λ_i) when equal,
-/// by the product rule of divided differences ([fg](x, y) = f(x)[g](x, y) + [f](x, y)g(y)) along the
-/// recursion, so that equal or close eigenvalues need no division.
+/// F [batch, n, n] with F_ij = [r_k](λ_i, λ_j) = (r_k(λ_i) - r_k(λ_j)) / (λ_i - λ_j), r_k'(λ_i)
+/// when equal, by the product rule of divided differences ([fg](x, y) = f(x)[g](x, y) + [f](x,
+/// y)g(y)) along the recursion, so that equal or close eigenvalues need no division.
 at::Tensor divided_differences(const at::Tensor& lambda, int64_t steps) {
   const int64_t batch = lambda.size(0), n = lambda.size(1);
   at::Tensor f = at::zeros({batch, n, n}, lambda.options());
@@ -80,10 +81,12 @@ at::Tensor divided_differences(const at::Tensor& lambda, int64_t steps) {
         const double* a = t.a.data() + (b * steps + k) * n;
         const double* q = t.q.data() + (b * steps + k) * n;
         const double* r_next = t.r_next.data() + (b * steps + k) * n;
-        const double ai = a[i], ri = k == 0 ? 1.0 : t.r_next[(b * steps + k - 1) * n + i], li = l[b * n + i];
+        const double ai = a[i], ri = k == 0 ? 1.0 : t.r_next[(b * steps + k - 1) * n + i],
+                     li = l[b * n + i];
         for (int64_t j = 0; j < n; ++j) {
           const double aj = a[j];
-          const double dq = -0.25 * da[j] * (15.0 - 7.0 * (ai + aj) + (ai * ai + ai * aj + aj * aj));
+          const double dq =
+              -0.25 * da[j] * (15.0 - 7.0 * (ai + aj) + (ai * ai + ai * aj + aj * aj));
           dr[j] = ri * dq + dr[j] * q[j];  // [r q] = r(λ_i)[q] + [r] q(λ_j)
           da[j] = li * dr[j] + r_next[j];  // [λ r] = λ_i [r] + r(λ_j)
         }
@@ -95,10 +98,11 @@ at::Tensor divided_differences(const at::Tensor& lambda, int64_t steps) {
 }
 
 /// linalg_eigh of every matrix of a batch [batch, n, n], one matrix per thread. LAPACK's symmetric
-/// eigensolver gains nothing from a second BLAS thread at these sizes (measured: 8 x 256 x 256 in double,
-/// 43 ms on one thread, 45 ms on two), so the matrices are spread over the threads instead, each solved
-/// with single-threaded BLAS (OpenBLAS runs serially inside a parallel region). Every matrix is thus
-/// solved the same way at any thread count. Returns contiguous eigenvalues [batch, n] and vectors.
+/// eigensolver gains nothing from a second BLAS thread at these sizes (measured: 8 x 256 x 256 in
+/// double, 43 ms on one thread, 45 ms on two), so the matrices are spread over the threads instead,
+/// each solved with single-threaded BLAS (OpenBLAS runs serially inside a parallel region). Every
+/// matrix is thus solved the same way at any thread count. Returns contiguous eigenvalues [batch,
+/// n] and vectors.
 std::tuple<at::Tensor, at::Tensor> batched_eigh(const at::Tensor& symmetric) {
   const int64_t batch = symmetric.size(0), n = symmetric.size(1);
   at::Tensor lambda = at::empty({batch, n}, symmetric.options());
@@ -116,7 +120,8 @@ std::tuple<at::Tensor, at::Tensor> batched_eigh(const at::Tensor& symmetric) {
 
 class NewtonPolynomial : public torch::autograd::Function<NewtonPolynomial> {
  public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& z0, const at::Tensor& m, int64_t steps) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& z0, const at::Tensor& m,
+                            int64_t steps) {
     const int64_t n = m.size(-1);
     at::Tensor symmetric = m.to(at::kDouble).reshape({-1, n, n});
     symmetric = 0.5 * (symmetric + symmetric.transpose(-1, -2));
@@ -126,13 +131,15 @@ class NewtonPolynomial : public torch::autograd::Function<NewtonPolynomial> {
     const at::Tensor y = z0.to(at::kDouble).reshape({-1, z0.size(-2), n}).matmul(u);  // Z0·U
     ctx->save_for_backward({lambda, u, y, r});
     ctx->saved_data["steps"] = steps;
-    at::Tensor z = (y * r.unsqueeze(-2)).matmul(u.transpose(-1, -2)).to(z0.scalar_type());  // Z0·U·diag(r)·Uᵀ
+    at::Tensor z =
+        (y * r.unsqueeze(-2)).matmul(u.transpose(-1, -2)).to(z0.scalar_type());  // Z0·U·diag(r)·Uᵀ
     std::vector<int64_t> sizes = m.sizes().vec();
     sizes[sizes.size() - 2] = z0.size(-2);
     return z.view(sizes);
   }
 
-  // With D = dZ·U: dZ0 = D·diag(r)·Uᵀ and dM = U (F ∘ (Yᵀ·D)) Uᵀ, Y = Z0·U (Daleckii-Krein; see the header).
+  // With D = dZ·U: dZ0 = D·diag(r)·Uᵀ and dM = U (F ∘ (Yᵀ·D)) Uᵀ, Y = Z0·U (Daleckii-Krein; see the
+  // header).
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const variable_list saved = ctx->get_saved_variables();
     const at::Tensor& lambda = saved[0];
@@ -143,7 +150,10 @@ class NewtonPolynomial : public torch::autograd::Function<NewtonPolynomial> {
     const at::Tensor d = grads[0].to(at::kDouble).reshape({-1, y.size(-2), n}).matmul(u);
     at::Tensor grad_z0, grad_m;
     if (ctx->needs_input_grad(0)) {
-      grad_z0 = (d * r.unsqueeze(-2)).matmul(u.transpose(-1, -2)).to(grads[0].scalar_type()).view(grads[0].sizes());
+      grad_z0 = (d * r.unsqueeze(-2))
+                    .matmul(u.transpose(-1, -2))
+                    .to(grads[0].scalar_type())
+                    .view(grads[0].sizes());
     }
     if (ctx->needs_input_grad(1)) {
       const at::Tensor inner = y.transpose(-1, -2).matmul(d) * divided_differences(lambda, steps);
@@ -158,12 +168,14 @@ class NewtonPolynomial : public torch::autograd::Function<NewtonPolynomial> {
 }  // namespace
 
 at::Tensor newton_pinv_polynomial(const at::Tensor& z0, const at::Tensor& m, int64_t iterations) {
-  TORCH_CHECK(m.dim() >= 2 && m.size(-1) == m.size(-2), "newton_pinv_polynomial expects m [..., n, n], got ", m.sizes());
+  TORCH_CHECK(m.dim() >= 2 && m.size(-1) == m.size(-2),
+              "newton_pinv_polynomial expects m [..., n, n], got ", m.sizes());
   TORCH_CHECK(z0.dim() == m.dim() && z0.size(-1) == m.size(-1) &&
                   z0.sizes().slice(0, z0.dim() - 2).equals(m.sizes().slice(0, m.dim() - 2)),
-              "newton_pinv_polynomial expects z0 [..., p, n] matching m ", m.sizes(), ", got ", z0.sizes());
-  TORCH_CHECK(m.device().is_cpu() && z0.device().is_cpu(), "newton_pinv_polynomial runs on CPU tensors only, got ",
-              m.device());
+              "newton_pinv_polynomial expects z0 [..., p, n] matching m ", m.sizes(), ", got ",
+              z0.sizes());
+  TORCH_CHECK(m.device().is_cpu() && z0.device().is_cpu(),
+              "newton_pinv_polynomial runs on CPU tensors only, got ", m.device());
   TORCH_CHECK(iterations >= 0, "newton_pinv_polynomial needs iterations >= 0, got ", iterations);
   return NewtonPolynomial::apply(z0, m, iterations);
 }

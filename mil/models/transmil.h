@@ -1,11 +1,12 @@
 #pragma once
-// TransMIL (Shao et al. 2021) as the reference's `modules/transmil.py::TransMIL` (`--model transmil`,
-// spec §2.2): instance embedding Linear(D, 512) + activation + Dropout, the bag padded to side² tokens
-// (side = ceil(√N)) by repeating its first instances, a class token in front, TransLayer (pre-norm Nyström
-// attention), PPEG on the side x side grid (class token passed through), TransLayer, LayerNorm, the class
-// token through Linear(512, C). The padded duplicates take part in attention, as in the reference.
-// Parameter names match the reference's state_dict: cls_token, pos_layer.proj{,1,2}.*, feature.0.*,
-// layer{1,2}.norm.*, layer{1,2}.attn.{to_qkv,to_out.0,res_conv}.*, norm.*, classifier.*.
+// TransMIL (Shao et al. 2021) as the reference's `modules/transmil.py::TransMIL` (`--model
+// transmil`, spec §2.2): instance embedding Linear(D, 512) + activation + Dropout, the bag padded
+// to side² tokens (side = ceil(√N)) by repeating its first instances, a class token in front,
+// TransLayer (pre-norm Nyström attention), PPEG on the side x side grid (class token passed
+// through), TransLayer, LayerNorm, the class token through Linear(512, C). The padded duplicates
+// take part in attention, as in the reference. Parameter names match the reference's state_dict:
+// cls_token, pos_layer.proj{,1,2}.*, feature.0.*, layer{1,2}.norm.*,
+// layer{1,2}.attn.{to_qkv,to_out.0,res_conv}.*, norm.*, classifier.*.
 #include <string>
 
 #include <torch/arg.h>
@@ -19,7 +20,8 @@
 namespace mil {
 
 struct TransMilOptions {
-  TransMilOptions(int64_t input_dim, int64_t class_count) : input_dim_(input_dim), class_count_(class_count) {}
+  TransMilOptions(int64_t input_dim, int64_t class_count)
+      : input_dim_(input_dim), class_count_(class_count) {}
   /// D, the width of each input instance feature.
   TORCH_ARG(int64_t, input_dim);
   /// C, the number of bag classes.
@@ -28,7 +30,8 @@ struct TransMilOptions {
   TORCH_ARG(int64_t, embed_dim) = 512;
   /// Attention heads (n_heads); each is embed_dim / heads wide, as the reference.
   TORCH_ARG(int64_t, heads) = 8;
-  /// Dropout after the instance embedding; 0 removes it. (The reference hard-codes 0.25 when non-zero.)
+  /// Dropout after the instance embedding; 0 removes it. (The reference hard-codes 0.25 when
+  /// non-zero.)
   TORCH_ARG(double, dropout) = 0.25;
   /// Dropout after each attention output projection (the reference's fixed 0.1).
   TORCH_ARG(double, attention_dropout) = 0.1;
@@ -39,12 +42,13 @@ struct TransMilOptions {
 class TransMilImpl : public MilModelImpl {
  public:
   explicit TransMilImpl(TransMilOptions options);
-  /// bag [N, D] -> logits [1, C], embedding [1, embed_dim] and instance_scores [N]: layer 2's class-token
-  /// attention to each real instance, averaged over heads (duplicates dropped; not normalised, since the
-  /// Nyström rows leak mass to padding, duplicates and the class token, and may be slightly negative).
+  /// bag [N, D] -> logits [1, C], embedding [1, embed_dim] and instance_scores [N]: layer 2's
+  /// class-token attention to each real instance, averaged over heads (duplicates dropped; not
+  /// normalised, since the Nyström rows leak mass to padding, duplicates and the class token, and
+  /// may be slightly negative).
   MilOutput forward(const at::Tensor& bag) override;
-  /// The reference's init: Xavier-normal Linear and Conv2d weights (res_conv and PPEG included) with zero
-  /// biases, LayerNorm (1, 0), class token N(0, 1e-6²).
+  /// The reference's init: Xavier-normal Linear and Conv2d weights (res_conv and PPEG included)
+  /// with zero biases, LayerNorm (1, 0), class token N(0, 1e-6²).
   void reset_parameters();
 
   TransMilOptions options;
@@ -58,8 +62,9 @@ class TransMilImpl : public MilModelImpl {
 };
 TORCH_MODULE(TransMil);
 
-/// Reads TransMilOptions fields (embed_dim, heads, dropout, attention_dropout, activation) from a ModelSpec
-/// options object; other keys are errors.
-TransMilOptions transmil_options_from_json(const nlohmann::json& options, int64_t input_dim, int64_t class_count);
+/// Reads TransMilOptions fields (embed_dim, heads, dropout, attention_dropout, activation) from a
+/// ModelSpec options object; other keys are errors.
+TransMilOptions transmil_options_from_json(const nlohmann::json& options, int64_t input_dim,
+                                           int64_t class_count);
 
 }  // namespace mil

@@ -34,7 +34,8 @@ struct AllocationMeter::Listener : c10::MemoryReportingInfoBase {
 
 AllocationMeter::AllocationMeter()
     : listener_(std::make_shared<Listener>()),
-      guard_(std::make_unique<c10::DebugInfoGuard>(c10::DebugInfoKind::PROFILER_STATE, listener_)) {}
+      guard_(std::make_unique<c10::DebugInfoGuard>(c10::DebugInfoKind::PROFILER_STATE, listener_)) {
+}
 
 AllocationMeter::~AllocationMeter() = default;
 

@@ -1,6 +1,6 @@
 #pragma once
-// Measures how many bytes of CPU tensor memory a piece of code needs at its peak, exactly (no malloc
-// slack, no other processes), by listening to LibTorch's CPU allocator.
+// Measures how many bytes of CPU tensor memory a piece of code needs at its peak, exactly (no
+// malloc slack, no other processes), by listening to LibTorch's CPU allocator.
 #include <cstdint>
 #include <memory>
 
@@ -10,10 +10,11 @@ class DebugInfoGuard;
 
 namespace mil {
 
-/// While alive, counts the bytes LibTorch's default CPU allocator hands out and takes back for tensors
-/// allocated on this thread and on the threads that inherit its state (autograd's backward pass). Tensors
-/// that existed before construction are not counted, also when they are freed. Allocations made inside
-/// intra-op worker threads and by BLAS itself are not seen. Not copyable; one meter per thread at a time.
+/// While alive, counts the bytes LibTorch's default CPU allocator hands out and takes back for
+/// tensors allocated on this thread and on the threads that inherit its state (autograd's backward
+/// pass). Tensors that existed before construction are not counted, also when they are freed.
+/// Allocations made inside intra-op worker threads and by BLAS itself are not seen. Not copyable;
+/// one meter per thread at a time.
 class AllocationMeter {
  public:
   AllocationMeter();

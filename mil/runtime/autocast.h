@@ -1,7 +1,8 @@
 #pragma once
 // Mixed-precision autocast for one device type, over the two LibTorch APIs we support: 1.13 has one
 // function per device (is_cpu_enabled, set_autocast_gpu_dtype, ...), 2.4+ takes the device type
-// (and deprecates the old names). Internal to the training and model code; include only from .cpp files.
+// (and deprecates the old names). Internal to the training and model code; include only from .cpp
+// files.
 #include <ATen/autocast_mode.h>
 #include <c10/core/DeviceType.h>
 #include <torch/version.h>
@@ -13,7 +14,8 @@ inline bool autocast_is_enabled(c10::DeviceType device) {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
   return at::autocast::is_autocast_enabled(device);
 #else
-  return device == c10::DeviceType::CUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+  return device == c10::DeviceType::CUDA ? at::autocast::is_enabled()
+                                         : at::autocast::is_cpu_enabled();
 #endif
 }
 
@@ -43,17 +45,21 @@ class AutocastGuard {
   static bool is_enabled(c10::DeviceType d) { return autocast_is_enabled(d); }
   static void set_enabled(c10::DeviceType d, bool on) { at::autocast::set_autocast_enabled(d, on); }
   static at::ScalarType get_dtype(c10::DeviceType d) { return at::autocast::get_autocast_dtype(d); }
-  static void set_dtype(c10::DeviceType d, at::ScalarType t) { at::autocast::set_autocast_dtype(d, t); }
+  static void set_dtype(c10::DeviceType d, at::ScalarType t) {
+    at::autocast::set_autocast_dtype(d, t);
+  }
 #else
   static bool is_enabled(c10::DeviceType d) { return autocast_is_enabled(d); }
   static void set_enabled(c10::DeviceType d, bool on) {
     d == c10::DeviceType::CUDA ? at::autocast::set_enabled(on) : at::autocast::set_cpu_enabled(on);
   }
   static at::ScalarType get_dtype(c10::DeviceType d) {
-    return d == c10::DeviceType::CUDA ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+    return d == c10::DeviceType::CUDA ? at::autocast::get_autocast_gpu_dtype()
+                                      : at::autocast::get_autocast_cpu_dtype();
   }
   static void set_dtype(c10::DeviceType d, at::ScalarType t) {
-    d == c10::DeviceType::CUDA ? at::autocast::set_autocast_gpu_dtype(t) : at::autocast::set_autocast_cpu_dtype(t);
+    d == c10::DeviceType::CUDA ? at::autocast::set_autocast_gpu_dtype(t)
+                               : at::autocast::set_autocast_cpu_dtype(t);
   }
 #endif
 

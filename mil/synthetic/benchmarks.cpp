@@ -26,49 +26,88 @@ struct TaskProfile {
   const char* name;
   Task task;
   const char* label_file;
-  int cases;                  ///< Slides (CAMELYON) or patients.
-  int positives;              ///< Label 1 (tumor, LUSC, ILC), or events for survival.
-  double extra_slide_share;   ///< Patients with a second diagnostic slide.
-  double mean_instances;      ///< Mean patches per slide.
-  const char* class0;         ///< Text labels (TCGA subtyping), or the survival Study.
+  int cases;                 ///< Slides (CAMELYON) or patients.
+  int positives;             ///< Label 1 (tumor, LUSC, ILC), or events for survival.
+  double extra_slide_share;  ///< Patients with a second diagnostic slide.
+  double mean_instances;     ///< Mean patches per slide.
+  const char* class0;        ///< Text labels (TCGA subtyping), or the survival Study.
   const char* class1;
-  double time_min, time_max;  ///< Survival: months.
+  double time_min, time_max;       ///< Survival: months.
   std::vector<const char*> sites;  ///< TCGA tissue-source-site codes for case ids.
 };
 
-const std::vector<const char*> kLuadSites = {"05", "35", "44", "49", "50", "55", "64", "67", "69", "73",
-                                             "75", "78", "86", "91", "97", "99", "J2", "L4", "MP", "NJ"};
-const std::vector<const char*> kLuscSites = {"18", "21", "22", "33", "34", "37", "39", "43", "46", "51",
-                                             "56", "58", "60", "63", "66", "68", "70", "77", "85", "NC"};
+const std::vector<const char*> kLuadSites = {"05", "35", "44", "49", "50", "55", "64",
+                                             "67", "69", "73", "75", "78", "86", "91",
+                                             "97", "99", "J2", "L4", "MP", "NJ"};
+const std::vector<const char*> kLuscSites = {"18", "21", "22", "33", "34", "37", "39",
+                                             "43", "46", "51", "56", "58", "60", "63",
+                                             "66", "68", "70", "77", "85", "NC"};
 
 const std::vector<TaskProfile>& task_profiles() {
   static const std::vector<TaskProfile> profiles = {
       {"camelyon", Task::kDiagnosis, "label_c16.csv", 398, 159, 0.0, 9000, "", "", 0, 0, {}},
-      {"tcga-nsclc", Task::kSubtyping, "label_tcga_nsclc.csv", 956, 478, 0.10, 10150, "LUAD", "LUSC", 0, 0, {}},
-      {"tcga-brca", Task::kSubtyping, "label_tcga_brca.csv", 1000, 200, 0.08, 10000, "IDC", "ILC", 0, 0,
-       {"A2", "A7", "A8", "AC", "AN", "AO", "AR", "B6", "BH", "C8", "D8", "E2", "E9", "EW", "GM", "LL", "OL", "S3"}},
-      {"tcga-blca-surv", Task::kSurvival, "label_blca_surv.csv", 376, 171, 0.186, 10000, "tcga_blca", "", 1.23, 165.57,
-       {"BT", "C4", "DK", "E7", "FD", "G2", "GC", "GD", "GU", "GV", "H4", "HQ", "K4", "KQ", "LC", "LT", "XF", "YC", "ZF"}},
-      {"tcga-luad-surv", Task::kSurvival, "label_luad_surv.csv", 455, 159, 0.138, 10000, "tcga_luad", "", 1.1, 241.6, kLuadSites},
-      {"tcga-lusc-surv", Task::kSurvival, "label_lusc_surv.csv", 452, 190, 0.071, 10000, "tcga_lusc", "", 1.0, 176.23, kLuscSites},
+      {"tcga-nsclc",
+       Task::kSubtyping,
+       "label_tcga_nsclc.csv",
+       956,
+       478,
+       0.10,
+       10150,
+       "LUAD",
+       "LUSC",
+       0,
+       0,
+       {}},
+      {"tcga-brca",
+       Task::kSubtyping,
+       "label_tcga_brca.csv",
+       1000,
+       200,
+       0.08,
+       10000,
+       "IDC",
+       "ILC",
+       0,
+       0,
+       {"A2", "A7", "A8", "AC", "AN", "AO", "AR", "B6", "BH", "C8", "D8", "E2", "E9", "EW", "GM",
+        "LL", "OL", "S3"}},
+      {"tcga-blca-surv",
+       Task::kSurvival,
+       "label_blca_surv.csv",
+       376,
+       171,
+       0.186,
+       10000,
+       "tcga_blca",
+       "",
+       1.23,
+       165.57,
+       {"BT", "C4", "DK", "E7", "FD", "G2", "GC", "GD", "GU", "GV", "H4", "HQ", "K4", "KQ", "LC",
+        "LT", "XF", "YC", "ZF"}},
+      {"tcga-luad-surv", Task::kSurvival, "label_luad_surv.csv", 455, 159, 0.138, 10000,
+       "tcga_luad", "", 1.1, 241.6, kLuadSites},
+      {"tcga-lusc-surv", Task::kSurvival, "label_lusc_surv.csv", 452, 190, 0.071, 10000,
+       "tcga_lusc", "", 1.0, 176.23, kLuscSites},
   };
   return profiles;
 }
 
-/// How an encoder renders instances: shifts along hidden unit directions, in noise standard deviations.
+/// How an encoder renders instances: shifts along hidden unit directions, in noise standard
+/// deviations.
 struct EncoderProfile {
   const char* name;
-  double easy;          ///< Obvious tumour ("easy" witnesses).
-  double hard;          ///< Rare weak witnesses: near the tail of thousands of background instances.
-  double tumour;        ///< Tumour vs stroma in subtyping and survival slides (not class-specific).
-  double subtype;       ///< Class direction on tumour instances (subtyping).
-  double aggressive;    ///< Survival: the instances whose share grows with risk.
+  double easy;        ///< Obvious tumour ("easy" witnesses).
+  double hard;        ///< Rare weak witnesses: near the tail of thousands of background instances.
+  double tumour;      ///< Tumour vs stroma in subtyping and survival slides (not class-specific).
+  double subtype;     ///< Class direction on tumour instances (subtyping).
+  double aggressive;  ///< Survival: the instances whose share grows with risk.
   /// Std of each slide's shift along each of kNuisanceDirections shared directions (stain, scanner,
   /// site): a low-rank batch effect, as real ones are, that a model must learn to ignore.
   double slide_offset;
 };
 
-const EncoderProfile kEncoders[] = {{"r50", 5.0, 3.0, 3.0, 0.7, 2.0, 2.0}, {"uni", 7.0, 4.0, 4.0, 1.2, 3.0, 1.0}};
+const EncoderProfile kEncoders[] = {{"r50", 5.0, 3.0, 3.0, 0.7, 2.0, 2.0},
+                                    {"uni", 7.0, 4.0, 4.0, 1.2, 3.0, 1.0}};
 constexpr int kNuisanceDirections = 8;  ///< Rank of the slide-level batch effect.
 
 /// splitmix64: turns related seeds (seed, task, slide) into unrelated streams.
@@ -92,7 +131,9 @@ struct Rng {
   double uniform() { return double(engine() >> 11) * 0x1.0p-53; }
   double open_uniform() { return (double(engine() >> 11) + 0.5) * 0x1.0p-53; }
   int below(int n) { return int(engine() % std::uint64_t(n)); }
-  double normal() { return std::sqrt(-2.0 * std::log(open_uniform())) * std::cos(2.0 * M_PI * uniform()); }
+  double normal() {
+    return std::sqrt(-2.0 * std::log(open_uniform())) * std::cos(2.0 * M_PI * uniform());
+  }
 };
 
 enum Role : std::uint8_t { kBackground = 0, kTumour, kEasy, kHard, kAggressive };
@@ -108,15 +149,18 @@ struct SlidePlan {
 /// One bag of the label file: a CAMELYON slide, or a TCGA patient with one or two slides.
 struct CasePlan {
   std::string id;
-  int label = 0;          ///< Class; for survival, the event status.
-  double risk = 0.0;      ///< Survival: latent log-hazard, standard normal.
-  double time = 0.0;      ///< Survival: months to event or censoring.
+  int label = 0;      ///< Class; for survival, the event status.
+  double risk = 0.0;  ///< Survival: latent log-hazard, standard normal.
+  double time = 0.0;  ///< Survival: months to event or censoring.
   std::vector<SlidePlan> slides;
 };
 
-int scaled(double count, double scale, int minimum) { return std::max(minimum, int(std::lround(count * scale))); }
+int scaled(double count, double scale, int minimum) {
+  return std::max(minimum, int(std::lround(count * scale)));
+}
 
-std::string tcga_case_id(const std::vector<const char*>& sites, Rng& rng, std::set<std::string>& used) {
+std::string tcga_case_id(const std::vector<const char*>& sites, Rng& rng,
+                         std::set<std::string>& used) {
   static const char kAlphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
   for (;;) {
     std::string id = std::string("TCGA-") + sites[std::size_t(rng.below(int(sites.size())))] + "-";
@@ -135,10 +179,12 @@ std::string uuid(Rng& rng) {
   return out;
 }
 
-/// Patches per slide: log-normal (sigma 0.5) around the profile's mean, within [0.15, 4] x the mean.
+/// Patches per slide: log-normal (sigma 0.5) around the profile's mean, within [0.15, 4] x the
+/// mean.
 int64_t instance_count(const TaskProfile& p, double scale, Rng& rng) {
   const double sigma = 0.5, mu = std::log(p.mean_instances) - sigma * sigma / 2;
-  const double n = std::clamp(std::exp(mu + sigma * rng.normal()), 0.15 * p.mean_instances, 4.0 * p.mean_instances);
+  const double n = std::clamp(std::exp(mu + sigma * rng.normal()), 0.15 * p.mean_instances,
+                              4.0 * p.mean_instances);
   return std::max<int64_t>(8, std::llround(n * scale));
 }
 
@@ -158,8 +204,9 @@ void plan_roles(SlidePlan& s, const TaskProfile& p, const CasePlan& c, Rng& rng)
   if (p.task == Task::kDiagnosis) {
     if (c.label == 1) {
       s.hard = assign(2 + rng.below(9), kHard);  // 2-10 weak witnesses in every tumour slide
-      if (rng.uniform() < 0.8) {                  // most also show obvious tumour: 0.2% to 30% of the slide
-        const double share = std::exp(std::log(0.002) + rng.uniform() * (std::log(0.3) - std::log(0.002)));
+      if (rng.uniform() < 0.8) {  // most also show obvious tumour: 0.2% to 30% of the slide
+        const double share =
+            std::exp(std::log(0.002) + rng.uniform() * (std::log(0.3) - std::log(0.002)));
         s.easy = assign(std::max<int64_t>(1, std::llround(share * double(n))), kEasy);
       }
     }
@@ -183,12 +230,16 @@ std::vector<CasePlan> plan_cohort(const TaskProfile& p, const StandInOptions& o)
   const int cases = scaled(p.cases, o.scale, 10);
   const double share = double(cases) / p.cases;
   std::vector<CasePlan> plan;
-  if (p.task == Task::kDiagnosis) {  // CAMELYON16 names: normal_001.., tumor_001.., test_001.. (049, 114 absent)
-    const int normal = scaled(159, share, 1), tumour = scaled(111, share, 1), test_tumour = scaled(48, share, 1);
+  if (p.task == Task::kDiagnosis) {  // CAMELYON16 names: normal_001.., tumor_001.., test_001..
+                                     // (049, 114 absent)
+    const int normal = scaled(159, share, 1), tumour = scaled(111, share, 1),
+              test_tumour = scaled(48, share, 1);
     const int test_normal = std::max(1, cases - normal - tumour - test_tumour);
     char id[24];
-    for (int i = 1; i <= normal; ++i) std::snprintf(id, sizeof id, "normal_%03d", i), plan.push_back({id, 0});
-    for (int i = 1; i <= tumour; ++i) std::snprintf(id, sizeof id, "tumor_%03d", i), plan.push_back({id, 1});
+    for (int i = 1; i <= normal; ++i)
+      std::snprintf(id, sizeof id, "normal_%03d", i), plan.push_back({id, 0});
+    for (int i = 1; i <= tumour; ++i)
+      std::snprintf(id, sizeof id, "tumor_%03d", i), plan.push_back({id, 1});
     std::vector<int> test_labels(std::size_t(test_normal + test_tumour), 0);
     std::fill(test_labels.begin(), test_labels.begin() + test_tumour, 1);
     deterministic_shuffle(test_labels, rng.engine);
@@ -207,16 +258,19 @@ std::vector<CasePlan> plan_cohort(const TaskProfile& p, const StandInOptions& o)
     for (int i = 0; i < cases; ++i) {
       CasePlan c;
       c.label = labels[std::size_t(i)];
-      const auto& sites = p.task == Task::kSubtyping && p.sites.empty() ? (c.label ? kLuscSites : kLuadSites) : p.sites;
+      const auto& sites = p.task == Task::kSubtyping && p.sites.empty()
+                              ? (c.label ? kLuscSites : kLuadSites)
+                              : p.sites;
       c.id = tcga_case_id(sites, rng, used);
       const int slides = rng.uniform() < p.extra_slide_share ? 2 : 1;
-      for (int k = 1; k <= slides; ++k) c.slides.push_back(SlidePlan{c.id + "-01Z-00-DX" + std::to_string(k) + "." + uuid(rng)});
+      for (int k = 1; k <= slides; ++k)
+        c.slides.push_back(SlidePlan{c.id + "-01Z-00-DX" + std::to_string(k) + "." + uuid(rng)});
       plan.push_back(std::move(c));
     }
   }
   if (p.task == Task::kSurvival) {
-    // Risk sets the hazard (exponential times, median 24 months at risk 0, hazard ratio e per unit of
-    // risk); exactly `positives` cases observe their event, preferring high risk (Gumbel top-k).
+    // Risk sets the hazard (exponential times, median 24 months at risk 0, hazard ratio e per unit
+    // of risk); exactly `positives` cases observe their event, preferring high risk (Gumbel top-k).
     std::vector<std::pair<double, std::size_t>> keys;
     for (std::size_t i = 0; i < plan.size(); ++i) {
       CasePlan& c = plan[i];
@@ -225,12 +279,14 @@ std::vector<CasePlan> plan_cohort(const TaskProfile& p, const StandInOptions& o)
       keys.emplace_back(c.risk - std::log(-std::log(rng.open_uniform())), i);
     }
     const int events = std::clamp(int(std::lround(double(p.positives) * share)), 2, cases - 1);
-    std::sort(keys.begin(), keys.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::sort(keys.begin(), keys.end(),
+              [](const auto& a, const auto& b) { return a.first > b.first; });
     for (std::size_t k = 0; k < keys.size(); ++k) {
       CasePlan& c = plan[keys[k].second];
       c.label = k < std::size_t(events) ? 1 : 0;
       const double event = std::clamp(c.time, p.time_min, p.time_max);
-      const double t = c.label ? event : p.time_min + rng.uniform() * (event - p.time_min);  // censored earlier
+      const double t =
+          c.label ? event : p.time_min + rng.uniform() * (event - p.time_min);  // censored earlier
       c.time = std::max(p.time_min, std::round(t * 100.0) / 100.0);
     }
   }
@@ -246,7 +302,8 @@ std::vector<CasePlan> plan_cohort(const TaskProfile& p, const StandInOptions& o)
 
 /// An encoder's hidden unit directions, one per kind of signal.
 struct Directions {
-  at::Tensor tumour;      ///< Tumour vs stroma (shared by both classes), also the CAMELYON witness direction.
+  at::Tensor
+      tumour;  ///< Tumour vs stroma (shared by both classes), also the CAMELYON witness direction.
   at::Tensor subtype;     ///< +: class 1, -: class 0, on tumour instances (subtyping).
   at::Tensor key;         ///< Rare class-1 key instances (subtyping).
   at::Tensor aggressive;  ///< Survival: share grows with risk.
@@ -255,14 +312,16 @@ struct Directions {
 
 /// The encoder's view of one slide of a case with `label`: noise, a slide offset in the nuisance
 /// subspace, and shifts along the directions of each instance's role.
-at::Tensor render(const SlidePlan& s, int label, Task task, const EncoderProfile& e, const Directions& d,
-                  std::uint64_t seed) {
+at::Tensor render(const SlidePlan& s, int label, Task task, const EncoderProfile& e,
+                  const Directions& d, std::uint64_t seed) {
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   const int64_t dim = d.tumour.size(0);
   at::Tensor x = at::randn({s.instances, dim}, gen, at::kFloat);
-  x.add_(at::matmul(at::randn({1, kNuisanceDirections}, gen, at::kFloat) * e.slide_offset, d.nuisance));
+  x.add_(at::matmul(at::randn({1, kNuisanceDirections}, gen, at::kFloat) * e.slide_offset,
+                    d.nuisance));
   /// Adds shift * direction to every instance whose role is in `roles`.
-  const auto shift = [&](std::initializer_list<Role> roles, const at::Tensor& direction, double amount) {
+  const auto shift = [&](std::initializer_list<Role> roles, const at::Tensor& direction,
+                         double amount) {
     at::Tensor coefficient = at::zeros({s.instances}, at::kFloat);
     float* c = coefficient.data_ptr<float>();
     for (int64_t i = 0; i < s.instances; ++i) {
@@ -301,13 +360,16 @@ std::vector<std::string> benchmark_stand_in_names() {
 namespace {
 
 /// The task and encoder of stand-in `name`, with the options checked.
-std::pair<const TaskProfile*, const EncoderProfile*> lookup(const std::string& name, const StandInOptions& o) {
+std::pair<const TaskProfile*, const EncoderProfile*> lookup(const std::string& name,
+                                                            const StandInOptions& o) {
   for (const TaskProfile& p : task_profiles()) {
     for (const EncoderProfile& e : kEncoders) {
       if (name != std::string(p.name) + "-" + e.name) continue;
-      if (!(o.scale > 0 && o.scale <= 1)) throw std::invalid_argument("synth: scale must be in (0, 1]");
+      if (!(o.scale > 0 && o.scale <= 1))
+        throw std::invalid_argument("synth: scale must be in (0, 1]");
       if (o.feature_dim < 4) throw std::invalid_argument("synth: feature dim must be >= 4");
-      if (o.format != "pt" && o.format != "h5") throw std::invalid_argument("synth: format must be pt or h5");
+      if (o.format != "pt" && o.format != "h5")
+        throw std::invalid_argument("synth: format must be pt or h5");
       return {&p, &e};
     }
   }
@@ -333,19 +395,25 @@ nlohmann::json plan_benchmark_stand_in(const std::string& name, const StandInOpt
     positives += c.label;
     cases.push_back(j);
   }
-  return {{"counts", {{"bags", cases.size()}, {"slides", slides}, {"positives", positives}, {"instances", instances},
-                      {"feature_bytes", instances * o.feature_dim * 4}}},
+  return {{"counts",
+           {{"bags", cases.size()},
+            {"slides", slides},
+            {"positives", positives},
+            {"instances", instances},
+            {"feature_bytes", instances * o.feature_dim * 4}}},
           {"cases", cases}};
 }
 
-nlohmann::json write_benchmark_stand_in(const std::string& name, const std::string& root, const StandInOptions& o) {
+nlohmann::json write_benchmark_stand_in(const std::string& name, const std::string& root,
+                                        const StandInOptions& o) {
   const auto [profile, encoder] = lookup(name, o);
   const TaskProfile& p = *profile;
   const bool survival = p.task == Task::kSurvival;
   const std::vector<CasePlan> cohort = plan_cohort(p, o);
 
   // The encoder's hidden directions: random unit vectors, seeded per benchmark and encoder.
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(derive(o.seed, name + "/directions"));
+  at::Generator gen =
+      at::make_generator<at::CPUGeneratorImpl>(derive(o.seed, name + "/directions"));
   const auto unit = [&] {
     const at::Tensor v = at::randn({o.feature_dim}, gen, at::kFloat);
     return v / v.norm();
@@ -369,35 +437,43 @@ nlohmann::json write_benchmark_stand_in(const std::string& name, const std::stri
   for (const CasePlan& c : cohort) {
     nlohmann::json slides = nlohmann::json::array();
     for (const SlidePlan& s : c.slides) {
-      const at::Tensor x = render(s, c.label, p.task, *encoder, directions, derive(o.seed, name + "/features/" + s.id));
+      const at::Tensor x = render(s, c.label, p.task, *encoder, directions,
+                                  derive(o.seed, name + "/features/" + s.id));
       const std::string file = (dir / (s.id + "." + o.format)).string();
       if (o.format == "pt") {
         write_feature_file(file, x);
       } else {
         const int64_t width = int64_t(std::ceil(std::sqrt(double(s.instances))));
         const at::Tensor i = at::arange(s.instances, at::kLong);
-        write_h5_slide(file, x, at::stack({i.remainder(width), i.div(width, "floor")}, 1) * 256, /*float16=*/false);
+        write_h5_slide(file, x, at::stack({i.remainder(width), i.div(width, "floor")}, 1) * 256,
+                       /*float16=*/false);
       }
       if (survival) {
         char time[32];
         std::snprintf(time, sizeof time, "%.2f", c.time);
         labels << p.class0 << ',' << c.id << ',' << time << ',' << c.label << ',' << s.id << '\n';
       }
-      slides.push_back(survival ? nlohmann::json{{"id", s.id}, {"instances", s.instances}, {"aggressive", s.easy}}
-                                : nlohmann::json{{"id", s.id}, {"instances", s.instances}, {"easy", s.easy}, {"hard", s.hard}});
+      slides.push_back(
+          survival
+              ? nlohmann::json{{"id", s.id}, {"instances", s.instances}, {"aggressive", s.easy}}
+              : nlohmann::json{
+                    {"id", s.id}, {"instances", s.instances}, {"easy", s.easy}, {"hard", s.hard}});
       total_instances += s.instances;
       ++total_slides;
     }
     if (p.task == Task::kDiagnosis) labels << c.id << ',' << c.label << '\n';
-    if (p.task == Task::kSubtyping) labels << c.id << ',' << (c.label ? p.class1 : p.class0) << '\n';
+    if (p.task == Task::kSubtyping)
+      labels << c.id << ',' << (c.label ? p.class1 : p.class0) << '\n';
     nlohmann::json t = {{"id", c.id}, {"label", c.label}, {"slides", slides}};
     if (survival) t["risk"] = c.risk, t["time"] = c.time;
     truth.push_back(t);
   }
-  if (!labels) throw std::runtime_error("write error in " + (fs::path(root) / p.label_file).string());
+  if (!labels)
+    throw std::runtime_error("write error in " + (fs::path(root) / p.label_file).string());
 
-  nlohmann::json dataset = {{"name", name}, {"kind", survival ? "survival" : "bags"}, {"root", root},
-                            {"labels", p.label_file}, {"class_count", survival ? 4 : 2}, {"features", o.format}};
+  nlohmann::json dataset = {
+      {"name", name},           {"kind", survival ? "survival" : "bags"}, {"root", root},
+      {"labels", p.label_file}, {"class_count", survival ? 4 : 2},        {"features", o.format}};
   if (p.task == Task::kSubtyping) {
     dataset["label_map"] = {{p.class0, 0}, {p.class1, 1}};
     dataset["slide_match"] = "substring";
@@ -405,13 +481,24 @@ nlohmann::json write_benchmark_stand_in(const std::string& name, const std::stri
   const nlohmann::json provenance = {
       {"generator", "mhim synth --benchmark"},
       {"benchmark", name},
-      {"options", {{"scale", o.scale}, {"seed", o.seed}, {"feature_dim", o.feature_dim}, {"format", o.format}}},
-      {"counts", {{"bags", cohort.size()}, {"slides", total_slides}, {"instances", total_instances}}},
-      {"encoder", {{"name", encoder->name}, {"easy", encoder->easy}, {"hard", encoder->hard}, {"tumour", encoder->tumour},
-                   {"subtype", encoder->subtype}, {"aggressive", encoder->aggressive},
-                   {"slide_offset", encoder->slide_offset}}},
-      {"note", "synthetic stand-in with a planted signal; counts follow the reference cohorts (spec 5.2), "
-               "features are Gaussian, not real encoder outputs"}};
+      {"options",
+       {{"scale", o.scale},
+        {"seed", o.seed},
+        {"feature_dim", o.feature_dim},
+        {"format", o.format}}},
+      {"counts",
+       {{"bags", cohort.size()}, {"slides", total_slides}, {"instances", total_instances}}},
+      {"encoder",
+       {{"name", encoder->name},
+        {"easy", encoder->easy},
+        {"hard", encoder->hard},
+        {"tumour", encoder->tumour},
+        {"subtype", encoder->subtype},
+        {"aggressive", encoder->aggressive},
+        {"slide_offset", encoder->slide_offset}}},
+      {"note",
+       "synthetic stand-in with a planted signal; counts follow the reference cohorts (spec 5.2), "
+       "features are Gaussian, not real encoder outputs"}};
   std::ofstream(fs::path(root) / "synthetic.json") << provenance.dump(2) << '\n';
   std::ofstream(fs::path(root) / "truth.json") << truth.dump() << '\n';
   std::ofstream(fs::path(root) / "dataset.json") << dataset.dump(2) << '\n';

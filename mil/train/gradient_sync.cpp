@@ -8,9 +8,11 @@
 namespace mil {
 namespace {
 
-/// Consecutive runs of `tensors` of one dtype and device, each at most `limit` bytes (a tensor larger
-/// than the limit is a bucket of its own). Keeping the caller's order keeps every rank's buckets equal.
-std::vector<std::vector<at::Tensor>> buckets_of(const std::vector<at::Tensor>& tensors, std::size_t limit) {
+/// Consecutive runs of `tensors` of one dtype and device, each at most `limit` bytes (a tensor
+/// larger than the limit is a bucket of its own). Keeping the caller's order keeps every rank's
+/// buckets equal.
+std::vector<std::vector<at::Tensor>> buckets_of(const std::vector<at::Tensor>& tensors,
+                                                std::size_t limit) {
   std::vector<std::vector<at::Tensor>> buckets;
   std::size_t bytes = 0;
   for (const at::Tensor& t : tensors) {
@@ -97,7 +99,8 @@ void GradientSync::allreduce_gradients(const std::vector<at::Tensor>& parameters
   }
 }
 
-std::string agree_on_failure(GradientSync& sync, const std::string& own_error, const std::string& during, bool* stop) {
+std::string agree_on_failure(GradientSync& sync, const std::string& own_error,
+                             const std::string& during, bool* stop) {
   const auto ranks = static_cast<std::size_t>(sync.size());
   std::vector<double> flags(ranks + 1, 0.0);  // [stop, failed on rank 0, ..., failed on rank R-1]
   if (stop != nullptr && *stop) flags[0] = 1.0;
@@ -119,8 +122,8 @@ std::string agree_on_failure(GradientSync& sync, const std::string& own_error, c
     if (c == 0.0) break;
     error += static_cast<char>(static_cast<unsigned char>(c));
   }
-  return "rank " + std::to_string(failed_rank) + " of the job's " + std::to_string(ranks) + "-rank group failed " +
-         during + ": " + error;
+  return "rank " + std::to_string(failed_rank) + " of the job's " + std::to_string(ranks) +
+         "-rank group failed " + during + ": " + error;
 }
 
 }  // namespace mil

@@ -1,7 +1,7 @@
 #pragma once
 // What data-parallel training needs from a communication backend, and nothing more. mil sees only
-// this interface (no MPI or NCCL here); worker/ implements it over MPI for CPU tensors and over NCCL
-// for CUDA tensors, and picks one at run time.
+// this interface (no MPI or NCCL here); worker/ implements it over MPI for CPU tensors and over
+// NCCL for CUDA tensors, and picks one at run time.
 //
 // Contract for every collective: all ranks of the group call it in the same order with tensors of
 // the same shapes, dtypes and order. A backend that fails aborts its communicator (so peers fail
@@ -30,7 +30,8 @@ class GradientSync {
   void broadcast_parameters(const std::vector<at::Tensor>& tensors);
   /// Replaces the gradient of every parameter by its mean over the ranks, in place. Gradients are
   /// flattened into buckets of at most bucket_bytes() (per dtype and device), one collective per
-  /// bucket. A parameter without a gradient on this rank (it saw no bag) counts as zeros and gets one.
+  /// bucket. A parameter without a gradient on this rank (it saw no bag) counts as zeros and gets
+  /// one.
   void allreduce_gradients(const std::vector<at::Tensor>& parameters);
   /// Sums `values` over the ranks in place (loss sums, counts, validation predictions).
   virtual void allreduce_sum(std::vector<double>& values) = 0;
@@ -61,23 +62,24 @@ class GradientSync {
   std::size_t buffer_collectives_ = 0;
 };
 
-/// Thrown on every rank of a group once the group has agreed (agree_on_failure) that one of its ranks
-/// failed. No peer is left waiting in a collective, so nothing needs aborting: each rank just reports
-/// the job failed with this text, which is the same on every rank.
+/// Thrown on every rank of a group once the group has agreed (agree_on_failure) that one of its
+/// ranks failed. No peer is left waiting in a collective, so nothing needs aborting: each rank just
+/// reports the job failed with this text, which is the same on every rank.
 class GroupFailure : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
 /// Collective over the group: each rank says whether it failed (`own_error` non-empty) and, through
-/// `stop` when given, whether it wants to stop. Returns "" when no rank failed, else the error of the
-/// lowest failed rank as "rank K of the job's R-rank group failed DURING: ERROR" (ERROR cut to its
-/// first kSharedErrorChars characters), the same text on every rank; `*stop` becomes true on every rank
-/// when it was on any. One sum of R + 1 doubles, and one more of kSharedErrorChars when a rank failed.
-/// A rank whose work between two collectives can fail (a forward pass, a file write) catches the
-/// failure and brings it here instead of throwing, so its peers learn of it instead of waiting forever.
-std::string agree_on_failure(GradientSync& sync, const std::string& own_error, const std::string& during,
-                             bool* stop = nullptr);
+/// `stop` when given, whether it wants to stop. Returns "" when no rank failed, else the error of
+/// the lowest failed rank as "rank K of the job's R-rank group failed DURING: ERROR" (ERROR cut to
+/// its first kSharedErrorChars characters), the same text on every rank; `*stop` becomes true on
+/// every rank when it was on any. One sum of R + 1 doubles, and one more of kSharedErrorChars when
+/// a rank failed. A rank whose work between two collectives can fail (a forward pass, a file write)
+/// catches the failure and brings it here instead of throwing, so its peers learn of it instead of
+/// waiting forever.
+std::string agree_on_failure(GradientSync& sync, const std::string& own_error,
+                             const std::string& during, bool* stop = nullptr);
 constexpr std::size_t kSharedErrorChars = 2000;
 
 /// One rank, nothing to exchange: every collective is the identity.

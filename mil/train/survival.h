@@ -11,8 +11,8 @@ namespace mil {
 /// Bin edges from the quartiles (numpy/pandas linear interpolation) of the times of cases with an
 /// event; the outer edges are then widened to min(all times) - 1e-6 and max(all times) + 1e-6.
 /// Returns bin_count + 1 increasing edges. Throws when fewer than two events exist.
-std::vector<double> survival_bin_edges(const std::vector<double>& times, const std::vector<int>& event_observed,
-                                       int bin_count = 4);
+std::vector<double> survival_bin_edges(const std::vector<double>& times,
+                                       const std::vector<int>& event_observed, int bin_count = 4);
 
 /// Bin of `time` for left-closed intervals [edge_i, edge_{i+1}) (pandas cut, right=False).
 int survival_bin(double time, const std::vector<double>& edges);

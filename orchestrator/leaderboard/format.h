@@ -47,7 +47,8 @@ inline std::string interval(const MetricSummary* s) {
 }
 
 /// The summary of `key` in `metrics`, or null.
-inline const MetricSummary* find(const std::map<std::string, MetricSummary>& metrics, const std::string& key) {
+inline const MetricSummary* find(const std::map<std::string, MetricSummary>& metrics,
+                                 const std::string& key) {
   const auto it = metrics.find(key);
   return it == metrics.end() || it->second.count == 0 ? nullptr : &it->second;
 }
@@ -74,7 +75,8 @@ inline std::vector<std::string> other_metrics(const std::string& metric) {
 inline std::string flags(const std::vector<std::string>& protocol_flags) {
   if (protocol_flags.empty()) return "";
   std::string out = "⚑ ";
-  for (std::size_t i = 0; i < protocol_flags.size(); ++i) out += (i ? ", " : "") + protocol_flags[i];
+  for (std::size_t i = 0; i < protocol_flags.size(); ++i)
+    out += (i ? ", " : "") + protocol_flags[i];
   return out;
 }
 

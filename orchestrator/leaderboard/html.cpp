@@ -1,5 +1,5 @@
-// The leaderboard as one self-contained HTML page: tables, and plots drawn as inline SVG. Nothing is
-// loaded from elsewhere (no scripts, stylesheets, fonts or images), so the file can be mailed or
+// The leaderboard as one self-contained HTML page: tables, and plots drawn as inline SVG. Nothing
+// is loaded from elsewhere (no scripts, stylesheets, fonts or images), so the file can be mailed or
 // archived and still shows the same thing.
 #include "orchestrator/leaderboard/html.h"
 
@@ -23,11 +23,20 @@ std::string html(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -39,15 +48,15 @@ std::string num(double v) {
   return text;
 }
 
-std::string text_at(double x, double y, const std::string& text, const std::string& anchor = "middle",
-                    const std::string& extra = "") {
+std::string text_at(double x, double y, const std::string& text,
+                    const std::string& anchor = "middle", const std::string& extra = "") {
   return "<text x=\"" + num(x) + "\" y=\"" + num(y) + "\" text-anchor=\"" + anchor + "\"" +
          (extra.empty() ? "" : " " + extra) + ">" + html(text) + "</text>";
 }
 
 std::string line(double x1, double y1, double x2, double y2, const std::string& style) {
-  return "<line x1=\"" + num(x1) + "\" y1=\"" + num(y1) + "\" x2=\"" + num(x2) + "\" y2=\"" + num(y2) + "\" " + style +
-         "/>";
+  return "<line x1=\"" + num(x1) + "\" y1=\"" + num(y1) + "\" x2=\"" + num(x2) + "\" y2=\"" +
+         num(y2) + "\" " + style + "/>";
 }
 
 /// A tick step giving 4-10 ticks over `range`.
@@ -58,7 +67,8 @@ double tick_step(double range) {
   return 1.0;
 }
 
-/// [low, high] rounded out to ticks, with some headroom, clamped to [0, 1] (every metric is a rate).
+/// [low, high] rounded out to ticks, with some headroom, clamped to [0, 1] (every metric is a
+/// rate).
 std::pair<double, double> axis_range(double low, double high) {
   if (!(high > low)) low -= 0.05, high += 0.05;
   const double pad = std::max(0.01, 0.08 * (high - low));
@@ -80,7 +90,8 @@ std::string y_axis(double lo, double hi, double left, double right, double top, 
     svg += line(left, y, right, y, "class=\"grid\"");
     svg += text_at(left - 6, y + 4, format::fixed(v, step < 0.1 ? 2 : 1), "end", "class=\"tick\"");
   }
-  return svg + line(left, top, left, bottom, "class=\"axis\"") + line(left, bottom, right, bottom, "class=\"axis\"");
+  return svg + line(left, top, left, bottom, "class=\"axis\"") +
+         line(left, bottom, right, bottom, "class=\"axis\"");
 }
 
 class Colours {
@@ -113,40 +124,54 @@ std::string bar_chart(const Leaderboard& board, const BenchmarkResult& b, const 
   }
   if (shown.empty()) return "<p class=\"note\">No selected grid point to plot.</p>";
   const auto [lo, hi] = axis_range(low, high);
-  const double left = 64, right = kPlotWidth - 16, top = 46, bottom = 262, height = 322;  // room for a value over the top
+  const double left = 64, right = kPlotWidth - 16, top = 46, bottom = 262,
+               height = 322;  // room for a value over the top
   const double slot = (right - left) / double(shown.size());
   const double bar = std::min(90.0, slot * 0.6);
-  const auto y_of = [&](double v) { return bottom - (std::clamp(v, lo, hi) - lo) / (hi - lo) * (bottom - top); };
+  const auto y_of = [&](double v) {
+    return bottom - (std::clamp(v, lo, hi) - lo) / (hi - lo) * (bottom - top);
+  };
   std::string svg = "<svg class=\"plot\" viewBox=\"0 0 " + num(kPlotWidth) + " " + num(height) +
-                    "\" width=\"" + num(kPlotWidth) + "\" height=\"" + num(height) + "\" role=\"img\" aria-label=\"" +
+                    "\" width=\"" + num(kPlotWidth) + "\" height=\"" + num(height) +
+                    "\" role=\"img\" aria-label=\"" +
                     html("Test " + metric_name(b.metric) + " of " + b.dataset) + "\">";
-  svg += text_at(left, 18, "Test " + metric_name(b.metric) + " of the selected config: mean over fold-runs, bar = 95% bootstrap interval",
+  svg += text_at(left, 18,
+                 "Test " + metric_name(b.metric) +
+                     " of the selected config: mean over fold-runs, bar = 95% bootstrap interval",
                  "start", "class=\"title\"");
   svg += y_axis(lo, hi, left, right, top, bottom);
   for (std::size_t i = 0; i < shown.size(); ++i) {
     const LeaderboardRow& row = board.rows[shown[i]->row];
     const MetricSummary& s = *format::find(row.test, b.metric);
     const double cx = left + slot * (double(i) + 0.5);
-    svg += "<rect x=\"" + num(cx - bar / 2) + "\" y=\"" + num(y_of(s.mean)) + "\" width=\"" + num(bar) + "\" height=\"" +
-           num(bottom - y_of(s.mean)) + "\" fill=\"" + colours.of(row.method) + "\"" +
+    svg += "<rect x=\"" + num(cx - bar / 2) + "\" y=\"" + num(y_of(s.mean)) + "\" width=\"" +
+           num(bar) + "\" height=\"" + num(bottom - y_of(s.mean)) + "\" fill=\"" +
+           colours.of(row.method) + "\"" +
            (shown[i]->is_baseline ? " stroke=\"#222\" stroke-width=\"1.5\"" : "") + "><title>" +
-           html(row.method + ": " + format::mean_std(&s) + ", 95% CI " + format::interval(&s)) + "</title></rect>";
+           html(row.method + ": " + format::mean_std(&s) + ", 95% CI " + format::interval(&s)) +
+           "</title></rect>";
     const double y_low = y_of(s.ci_low), y_high = y_of(s.ci_high);
     svg += line(cx, y_low, cx, y_high, "class=\"whisker\"");
-    svg += line(cx - 8, y_low, cx + 8, y_low, "class=\"whisker\"") + line(cx - 8, y_high, cx + 8, y_high, "class=\"whisker\"");
+    svg += line(cx - 8, y_low, cx + 8, y_low, "class=\"whisker\"") +
+           line(cx - 8, y_high, cx + 8, y_high, "class=\"whisker\"");
     svg += text_at(cx, y_high - 6, format::fixed(s.mean), "middle", "class=\"value\"");
     std::string label = row.method;
     const std::size_t max_chars = std::size_t(std::max(6.0, slot / 7.5));
     if (label.size() > max_chars) label = label.substr(0, max_chars - 1) + "…";
     svg += text_at(cx, bottom + 18, label, "middle", "class=\"label\"");
-    if (shown[i]->is_baseline) svg += text_at(cx, bottom + 34, "(baseline)", "middle", "class=\"tick\"");
+    if (shown[i]->is_baseline)
+      svg += text_at(cx, bottom + 34, "(baseline)", "middle", "class=\"tick\"");
   }
-  if (lo > 0) svg += text_at(right, height - 8, "the axis starts at " + format::fixed(lo, 2) + ", not 0", "end", "class=\"tick\"");
+  if (lo > 0)
+    svg += text_at(right, height - 8, "the axis starts at " + format::fixed(lo, 2) + ", not 0",
+                   "end", "class=\"tick\"");
   return svg + "</svg>";
 }
 
-/// Per-epoch validation metric of each method's selected config (mean over the runs that reached the epoch).
-std::string curves_chart(const Leaderboard& board, const BenchmarkResult& b, const Colours& colours) {
+/// Per-epoch validation metric of each method's selected config (mean over the runs that reached
+/// the epoch).
+std::string curves_chart(const Leaderboard& board, const BenchmarkResult& b,
+                         const Colours& colours) {
   std::vector<const LeaderboardRow*> rows;
   std::size_t epochs = 0;
   double low = INFINITY, high = -INFINITY;
@@ -164,18 +189,23 @@ std::string curves_chart(const Leaderboard& board, const BenchmarkResult& b, con
     rows.push_back(&row);
     epochs = std::max(epochs, row.val_curve.size());
   }
-  if (rows.empty()) return "<p class=\"note\">No per-epoch validation curves: the selected configs had no validation set.</p>";
+  if (rows.empty())
+    return "<p class=\"note\">No per-epoch validation curves: the selected configs had no "
+           "validation set.</p>";
   const auto [lo, hi] = axis_range(low, high);
   const double left = 64, right = kPlotWidth - 170, top = 34, bottom = 230, height = 272;
   const auto x_of = [&](std::size_t e) {
     return epochs < 2 ? (left + right) / 2 : left + double(e) / double(epochs - 1) * (right - left);
   };
   const auto y_of = [&](double v) { return bottom - (v - lo) / (hi - lo) * (bottom - top); };
-  std::string svg = "<svg class=\"plot\" viewBox=\"0 0 " + num(kPlotWidth) + " " + num(height) + "\" width=\"" +
-                    num(kPlotWidth) + "\" height=\"" + num(height) + "\" role=\"img\" aria-label=\"" +
-                    html("Validation curves of " + b.dataset) + "\">";
-  svg += text_at(left, 18, "Validation " + metric_name(b.metric) + " per epoch of the selected configs (mean over runs)",
-                 "start", "class=\"title\"");
+  std::string svg = "<svg class=\"plot\" viewBox=\"0 0 " + num(kPlotWidth) + " " + num(height) +
+                    "\" width=\"" + num(kPlotWidth) + "\" height=\"" + num(height) +
+                    "\" role=\"img\" aria-label=\"" + html("Validation curves of " + b.dataset) +
+                    "\">";
+  svg += text_at(
+      left, 18,
+      "Validation " + metric_name(b.metric) + " per epoch of the selected configs (mean over runs)",
+      "start", "class=\"title\"");
   svg += y_axis(lo, hi, left, right, top, bottom);
   const std::size_t step = std::max<std::size_t>(1, (epochs + 9) / 10);
   for (std::size_t e = 0; e < epochs; e += step) {
@@ -197,7 +227,8 @@ std::string curves_chart(const Leaderboard& board, const BenchmarkResult& b, con
     svg += "<path d=\"" + path + "\" fill=\"none\" stroke=\"" + colours.of(row.method) +
            "\" stroke-width=\"2\"><title>" + html(row.method) + "</title></path>";
     const double y = top + 8 + 18 * double(r);
-    svg += line(right + 16, y, right + 36, y, "stroke=\"" + colours.of(row.method) + "\" stroke-width=\"3\"");
+    svg += line(right + 16, y, right + 36, y,
+                "stroke=\"" + colours.of(row.method) + "\" stroke-width=\"3\"");
     svg += text_at(right + 42, y + 4, row.method, "start", "class=\"label\"");
   }
   return svg + "</svg>";
@@ -214,14 +245,18 @@ std::string cd_diagram(const RankSummary& r, const Colours& colours) {
   const std::size_t half = (k + 1) / 2;
   const double height = axis + 46 + 22 * double(half);
   const auto x_of = [&](double rank) { return left + (rank - 1) / double(k - 1) * (right - left); };
-  std::string svg = "<svg class=\"plot\" viewBox=\"0 0 " + num(kPlotWidth) + " " + num(height) + "\" width=\"" +
-                    num(kPlotWidth) + "\" height=\"" + num(height) + "\" role=\"img\" aria-label=\"critical difference diagram\">";
+  std::string svg = "<svg class=\"plot\" viewBox=\"0 0 " + num(kPlotWidth) + " " + num(height) +
+                    "\" width=\"" + num(kPlotWidth) + "\" height=\"" + num(height) +
+                    "\" role=\"img\" aria-label=\"critical difference diagram\">";
   // The CD as a scale bar, from rank 1.
   const double cd_end = x_of(std::min(double(k), 1 + r.critical_difference));
   svg += line(left, 28, cd_end, 28, "class=\"cd\"") + line(left, 22, left, 34, "class=\"cd\"") +
          line(cd_end, 22, cd_end, 34, "class=\"cd\"");
-  svg += text_at(left, 16, "CD = " + format::fixed(r.critical_difference) +
-                 (1 + r.critical_difference > double(k) ? " (longer than the axis: no pair differs significantly)" : ""),
+  svg += text_at(left, 16,
+                 "CD = " + format::fixed(r.critical_difference) +
+                     (1 + r.critical_difference > double(k)
+                          ? " (longer than the axis: no pair differs significantly)"
+                          : ""),
                  "start", "class=\"label\"");
   svg += line(left, axis, right, axis, "class=\"axis\"");
   for (std::size_t t = 1; t <= k; ++t) {
@@ -236,7 +271,8 @@ std::string cd_diagram(const RankSummary& r, const Colours& colours) {
     while (j + 1 < k && r.average_ranks[j + 1] - r.average_ranks[i] < r.critical_difference) ++j;
     if (j > i && (i == 0 || j > last_end)) {
       const double y = axis + 10 + 6 * double(group++ % 4);
-      svg += line(x_of(r.average_ranks[i]) - 4, y, x_of(r.average_ranks[j]) + 4, y, "class=\"clique\"");
+      svg += line(x_of(r.average_ranks[i]) - 4, y, x_of(r.average_ranks[j]) + 4, y,
+                  "class=\"clique\"");
       last_end = j;
     }
   }
@@ -245,10 +281,13 @@ std::string cd_diagram(const RankSummary& r, const Colours& colours) {
     const double x = x_of(r.average_ranks[i]);
     const double y = axis + 40 + 22 * double(on_left ? i : k - 1 - i);
     const double end = on_left ? left - 20 : right + 20;
-    svg += "<polyline points=\"" + num(x) + "," + num(axis) + " " + num(x) + "," + num(y) + " " + num(end) + "," + num(y) +
-           "\" fill=\"none\" stroke=\"" + colours.of(r.methods[i]) + "\" stroke-width=\"1.5\"/>";
-    svg += "<circle cx=\"" + num(x) + "\" cy=\"" + num(axis) + "\" r=\"4\" fill=\"" + colours.of(r.methods[i]) + "\"/>";
-    svg += text_at(on_left ? end - 6 : end + 6, y + 4, r.methods[i] + " (" + format::fixed(r.average_ranks[i], 2) + ")",
+    svg += "<polyline points=\"" + num(x) + "," + num(axis) + " " + num(x) + "," + num(y) + " " +
+           num(end) + "," + num(y) + "\" fill=\"none\" stroke=\"" + colours.of(r.methods[i]) +
+           "\" stroke-width=\"1.5\"/>";
+    svg += "<circle cx=\"" + num(x) + "\" cy=\"" + num(axis) + "\" r=\"4\" fill=\"" +
+           colours.of(r.methods[i]) + "\"/>";
+    svg += text_at(on_left ? end - 6 : end + 6, y + 4,
+                   r.methods[i] + " (" + format::fixed(r.average_ranks[i], 2) + ")",
                    on_left ? "end" : "start", "class=\"label\"");
   }
   return svg + "</svg>";
@@ -258,21 +297,27 @@ std::string cell(const std::string& text, bool number = false) {
   return std::string(number ? "<td class=\"num\">" : "<td>") + html(text) + "</td>";
 }
 
-std::string benchmark_section(const Leaderboard& board, const BenchmarkResult& b, const Colours& colours) {
+std::string benchmark_section(const Leaderboard& board, const BenchmarkResult& b,
+                              const Colours& colours) {
   const std::string m = metric_name(b.metric);
   const std::vector<std::string> others = format::other_metrics(b.metric);
-  std::string out = "<section><h2>" + html(b.dataset) + "</h2>\n<p>Selected on validation " + html(m) +
-                    " (never on test); headline: test " + html(m) + ". " +
-                    (b.baseline.empty() ? "No baseline row here, so no paired tests."
-                                        : "Paired tests against <b>" + html(b.baseline) + "</b>.") +
-                    "</p>\n<div class=\"scroll\"><table><thead><tr><th>Method</th><th>Config</th><th>Runs</th><th>Test " + html(m) +
-                    "</th><th>95% CI of mean</th><th>Val " + html(m) + "</th>";
-  out += "<th>Δ vs baseline</th><th>Pairs</th><th>t-test p (corr.)</th><th>Wilcoxon p</th><th>Notes</th></tr></thead><tbody>\n";
+  std::string out =
+      "<section><h2>" + html(b.dataset) + "</h2>\n<p>Selected on validation " + html(m) +
+      " (never on test); headline: test " + html(m) + ". " +
+      (b.baseline.empty() ? "No baseline row here, so no paired tests."
+                          : "Paired tests against <b>" + html(b.baseline) + "</b>.") +
+      "</p>\n<div "
+      "class=\"scroll\"><table><thead><tr><th>Method</th><th>Config</th><th>Runs</th><th>Test " +
+      html(m) + "</th><th>95% CI of mean</th><th>Val " + html(m) + "</th>";
+  out +=
+      "<th>Δ vs baseline</th><th>Pairs</th><th>t-test p (corr.)</th><th>Wilcoxon "
+      "p</th><th>Notes</th></tr></thead><tbody>\n";
   for (const MethodResult& mr : b.methods) {
-    out += "<tr><td class=\"method\"><span class=\"swatch\" style=\"background:" + colours.of(mr.method) + "\"></span>" +
-           html(mr.method) + "</td>";
+    out += "<tr><td class=\"method\"><span class=\"swatch\" style=\"background:" +
+           colours.of(mr.method) + "\"></span>" + html(mr.method) + "</td>";
     if (mr.row < 0) {
-      out += "<td colspan=\"10\" class=\"warn\">" + html(mr.note) + "</td></tr>\n";  // every column after Method
+      out += "<td colspan=\"10\" class=\"warn\">" + html(mr.note) +
+             "</td></tr>\n";  // every column after Method
       continue;
     }
     const LeaderboardRow& row = board.rows[mr.row];
@@ -282,21 +327,30 @@ std::string benchmark_section(const Leaderboard& board, const BenchmarkResult& b
            cell(format::mean_std(row.val_selection.count ? &row.val_selection : nullptr), true);
     if (mr.compared) {
       const Comparison& c = mr.comparison;
-      out += cell(format::signed_fixed(c.mean_difference), true) + cell(std::to_string(c.pairs), true) +
-             cell(format::p_value(c.t_p), true) +
-             cell(format::p_value(c.wilcoxon_p) + (c.wilcoxon_method == "none" ? "" : " (" + c.wilcoxon_method + ")"), true);
+      out += cell(format::signed_fixed(c.mean_difference), true) +
+             cell(std::to_string(c.pairs), true) + cell(format::p_value(c.t_p), true) +
+             cell(format::p_value(c.wilcoxon_p) +
+                      (c.wilcoxon_method == "none" ? "" : " (" + c.wilcoxon_method + ")"),
+                  true);
     } else {
-      out += mr.is_baseline ? "<td colspan=\"4\" class=\"num\">baseline</td>" : "<td colspan=\"4\" class=\"num\">–</td>";
+      out += mr.is_baseline ? "<td colspan=\"4\" class=\"num\">baseline</td>"
+                            : "<td colspan=\"4\" class=\"num\">–</td>";
     }
-    const std::string notes = format::join_notes({row.selection, row.selectable ? "" : row.not_selectable});
+    const std::string notes =
+        format::join_notes({row.selection, row.selectable ? "" : row.not_selectable});
     out += "<td>" + html(notes) +
-           (row.protocol_flags.empty() ? "" : " <span class=\"flag\">" + html(format::flags(row.protocol_flags)) + "</span>") +
+           (row.protocol_flags.empty()
+                ? ""
+                : " <span class=\"flag\">" + html(format::flags(row.protocol_flags)) + "</span>") +
            "</td></tr>\n";
   }
-  out += "</tbody></table></div>\n" + bar_chart(board, b, colours) + "\n" + curves_chart(board, b, colours) + "\n";
-  out += "<details><summary>Every grid point of " + html(b.dataset) + " (the selection reads the validation column)"
-         "</summary><div class=\"scroll\"><table><thead><tr><th>Method</th><th>Config</th><th>Runs</th><th>Val " + html(m) +
-         " (selects)</th><th>Test " + html(m) + "</th>";
+  out += "</tbody></table></div>\n" + bar_chart(board, b, colours) + "\n" +
+         curves_chart(board, b, colours) + "\n";
+  out += "<details><summary>Every grid point of " + html(b.dataset) +
+         " (the selection reads the validation column)"
+         "</summary><div "
+         "class=\"scroll\"><table><thead><tr><th>Method</th><th>Config</th><th>Runs</th><th>Val " +
+         html(m) + " (selects)</th><th>Test " + html(m) + "</th>";
   for (const auto& o : others) out += "<th>Test " + html(metric_name(o)) + "</th>";
   out += "<th>Selected</th><th>Note</th></tr></thead><tbody>\n";
   for (const auto& row : board.rows) {
@@ -307,7 +361,9 @@ std::string benchmark_section(const Leaderboard& board, const BenchmarkResult& b
            cell(format::mean_std(format::find(row.test, b.metric)), true);
     for (const auto& o : others) out += cell(format::mean_std(format::find(row.test, o)), true);
     out += cell(row.selected ? "✔" : "") +
-           cell(format::join_notes({row.selectable ? "" : row.not_selectable, format::flags(row.protocol_flags)})) + "</tr>\n";
+           cell(format::join_notes(
+               {row.selectable ? "" : row.not_selectable, format::flags(row.protocol_flags)})) +
+           "</tr>\n";
   }
   return out + "</tbody></table></div></details></section>\n";
 }
@@ -333,29 +389,40 @@ details{margin:8px 0}.scroll{overflow-x:auto}summary{cursor:pointer;color:#333}
 std::string to_html(const Leaderboard& board, const std::string& title) {
   const Colours colours(board);
   int failed = 0, quarantined = 0, not_run = 0;
-  for (const auto& m : board.missing) (m.status == "failed" ? failed : m.status == "quarantined" ? quarantined : not_run)++;
-  std::string out = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" + html(title) +
-                    "</title><style>" + kStyle + "</style></head><body>\n<h1>" + html(title) + "</h1>\n";
+  for (const auto& m : board.missing)
+    (m.status == "failed" ? failed : m.status == "quarantined" ? quarantined : not_run)++;
+  std::string out = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" +
+                    html(title) + "</title><style>" + kStyle + "</style></head><body>\n<h1>" +
+                    html(title) + "</h1>\n";
   out += "<p class=\"summary\">" + std::to_string(board.ok_results) + " ok results; " +
-         std::to_string(board.missing.size()) + " missing (" + std::to_string(failed) + " failed, " +
-         std::to_string(quarantined) + " quarantined, " + std::to_string(not_run) +
-         " not run). Each method's row is its grid point with the best mean validation metric; test metrics never select.</p>\n";
+         std::to_string(board.missing.size()) + " missing (" + std::to_string(failed) +
+         " failed, " + std::to_string(quarantined) + " quarantined, " + std::to_string(not_run) +
+         " not run). Each method's row is its grid point with the best mean validation metric; "
+         "test metrics never select.</p>\n";
   if (board.rows.empty()) out += "<p class=\"note\">No ok results yet.</p>\n";
   for (const auto& b : board.benchmarks) out += benchmark_section(board, b, colours);
   if (!board.rows.empty()) {
     const RankSummary& r = board.ranks;
     out += "<section><h2>Across benchmarks</h2>\n";
     if (r.benchmarks.empty()) {
-      out += "<p class=\"note\">No benchmark has a selected grid point for every method, so there are no ranks.</p>\n";
+      out +=
+          "<p class=\"note\">No benchmark has a selected grid point for every method, so there are "
+          "no ranks.</p>\n";
     } else {
-      out += "<p>Average rank by test metric of each method's selected grid point (1 = best, ties share the average) over " +
-             std::to_string(r.benchmarks.size()) + " benchmark(s). Nemenyi critical difference at α = 0.05: " +
-             (r.critical_difference > 0 ? "<b>CD = " + format::fixed(r.critical_difference) + "</b>" : std::string("undefined")) +
-             "; methods joined by a bar are not significantly different.</p>\n<table><thead><tr><th>Method</th>"
-             "<th>Average rank</th></tr></thead><tbody>\n";
+      out +=
+          "<p>Average rank by test metric of each method's selected grid point (1 = best, ties "
+          "share the average) over " +
+          std::to_string(r.benchmarks.size()) +
+          " benchmark(s). Nemenyi critical difference at α = 0.05: " +
+          (r.critical_difference > 0 ? "<b>CD = " + format::fixed(r.critical_difference) + "</b>"
+                                     : std::string("undefined")) +
+          "; methods joined by a bar are not significantly "
+          "different.</p>\n<table><thead><tr><th>Method</th>"
+          "<th>Average rank</th></tr></thead><tbody>\n";
       for (std::size_t i = 0; i < r.methods.size(); ++i) {
-        out += "<tr><td><span class=\"swatch\" style=\"background:" + colours.of(r.methods[i]) + "\"></span>" +
-               html(r.methods[i]) + "</td>" + cell(format::fixed(r.average_ranks[i], 2), true) + "</tr>\n";
+        out += "<tr><td><span class=\"swatch\" style=\"background:" + colours.of(r.methods[i]) +
+               "\"></span>" + html(r.methods[i]) + "</td>" +
+               cell(format::fixed(r.average_ranks[i], 2), true) + "</tr>\n";
       }
       out += "</tbody></table>\n" + cd_diagram(r, colours) + "\n";
     }
@@ -368,26 +435,37 @@ std::string to_html(const Leaderboard& board, const std::string& title) {
   } else {
     out += std::string("<details") + (board.missing.size() <= 20 ? " open" : "") + "><summary>" +
            std::to_string(board.missing.size()) + " job(s) without an ok result</summary>";
-    out += "<table><thead><tr><th>Job</th><th>Dataset</th><th>Method</th><th>Fold</th><th>Seed</th><th>Status</th>"
-           "<th>Error</th></tr></thead><tbody>\n";
+    out +=
+        "<table><thead><tr><th>Job</th><th>Dataset</th><th>Method</th><th>Fold</th><th>Seed</"
+        "th><th>Status</th>"
+        "<th>Error</th></tr></thead><tbody>\n";
     for (const auto& m : board.missing) {
-      out += "<tr>" + cell(m.job_id) + cell(m.dataset) + cell(m.model) + cell(std::to_string(m.fold_index), true) +
-             cell(std::to_string(m.seed), true) + cell(m.status) + cell(m.error) + "</tr>\n";
+      out += "<tr>" + cell(m.job_id) + cell(m.dataset) + cell(m.model) +
+             cell(std::to_string(m.fold_index), true) + cell(std::to_string(m.seed), true) +
+             cell(m.status) + cell(m.error) + "</tr>\n";
     }
     out += "</tbody></table></details>\n";
   }
-  out += "</section>\n<section><h2>How to read this</h2><ul>"
-         "<li>A cell is the mean ± population std (ddof 0) over fold-runs (folds × seeds/replicates); the 95% interval "
-         "is a percentile bootstrap of that mean (2,000 resamples, seeded by the config id).</li>"
-         "<li>Selection: per benchmark and method, the grid point with the best mean validation metric (AUC for two "
-         "classes, balanced accuracy for more, C-index for survival). Without validation several grid points cannot be "
-         "told apart and none is picked.</li>"
-         "<li>Δ: mean over the (replicate, fold) pairs both methods ran of method − baseline. t-test: corrected "
-         "resampled t (Nadeau &amp; Bengio 2003), variance × (1/n + n<sub>test</sub>/n<sub>train</sub>) from the "
-         "recorded split sizes (else 1/(k−1)). Wilcoxon: signed-rank, zero differences dropped, exact for n ≤ 25 "
-         "without ties, else normal with tie correction.</li>"
-         "<li><span class=\"flag\">⚑</span> marks rows from flagged protocols (e.g. val_equals_test: validation is "
-         "the test set).</li></ul></section>\n</body></html>\n";
+  out +=
+      "</section>\n<section><h2>How to read this</h2><ul>"
+      "<li>A cell is the mean ± population std (ddof 0) over fold-runs (folds × seeds/replicates); "
+      "the 95% interval "
+      "is a percentile bootstrap of that mean (2,000 resamples, seeded by the config id).</li>"
+      "<li>Selection: per benchmark and method, the grid point with the best mean validation "
+      "metric (AUC for two "
+      "classes, balanced accuracy for more, C-index for survival). Without validation several grid "
+      "points cannot be "
+      "told apart and none is picked.</li>"
+      "<li>Δ: mean over the (replicate, fold) pairs both methods ran of method − baseline. t-test: "
+      "corrected "
+      "resampled t (Nadeau &amp; Bengio 2003), variance × (1/n + "
+      "n<sub>test</sub>/n<sub>train</sub>) from the "
+      "recorded split sizes (else 1/(k−1)). Wilcoxon: signed-rank, zero differences dropped, exact "
+      "for n ≤ 25 "
+      "without ties, else normal with tie correction.</li>"
+      "<li><span class=\"flag\">⚑</span> marks rows from flagged protocols (e.g. val_equals_test: "
+      "validation is "
+      "the test set).</li></ul></section>\n</body></html>\n";
   return out;
 }
 

@@ -36,7 +36,9 @@ struct RowBuilder {
   std::set<std::string> flags;
 };
 
-std::string method_of(const JobSpec& spec) { return spec.model.method.empty() ? spec.model.name : spec.model.method; }
+std::string method_of(const JobSpec& spec) {
+  return spec.model.method.empty() ? spec.model.name : spec.model.method;
+}
 
 std::string run_key(const JobSpec& spec) {
   return spec.replicate_key() + "|fold=" + std::to_string(spec.split.fold_index);
@@ -53,7 +55,8 @@ std::string selection_metric_of(const JobResult& r) {
     }
   }
   const auto test = r.metrics.find("test");
-  if (r.spec.dataset.kind == "survival" || (test != r.metrics.end() && test->is_object() && test->contains("c_index"))) {
+  if (r.spec.dataset.kind == "survival" ||
+      (test != r.metrics.end() && test->is_object() && test->contains("c_index"))) {
     return "c_index";
   }
   return r.spec.dataset.class_count == 2 ? "auc" : "balanced_accuracy";
@@ -78,7 +81,8 @@ void flatten(const json& j, const std::string& prefix, std::map<std::string, jso
   }
 }
 
-void collect(const json& metrics, const char* split, std::map<std::string, std::vector<double>>& out) {
+void collect(const json& metrics, const char* split,
+             std::map<std::string, std::vector<double>>& out) {
   const auto it = metrics.find(split);
   if (it == metrics.end() || !it->is_object()) return;
   for (const auto& item : it->items()) {
@@ -130,7 +134,8 @@ void label_configs(std::vector<RowBuilder>& builders) {
         values.push_back(it == b->settings.end() ? nullptr : &it->second);
       }
       const bool same = std::all_of(values.begin(), values.end(), [&](const json* v) {
-        return (v == nullptr) == (values.front() == nullptr) && (v == nullptr || *v == *values.front());
+        return (v == nullptr) == (values.front() == nullptr) &&
+               (v == nullptr || *v == *values.front());
       });
       if (same) continue;
       for (std::size_t i = 0; i < members.size(); ++i) {
@@ -152,7 +157,8 @@ LeaderboardRow finish_row(RowBuilder& b) {
   for (const auto& [replicate, metrics] : b.test_by_replicate) {
     for (const auto& [key, values] : metrics) replicate_means[key].push_back(stats::mean(values));
   }
-  for (const auto& [key, means] : replicate_means) row.test_replicate_means[key] = summarise(means, seed);
+  for (const auto& [key, means] : replicate_means)
+    row.test_replicate_means[key] = summarise(means, seed);
   for (const auto& values : b.curve) {
     row.val_curve.push_back(values.empty() ? NAN : stats::mean(values));
     row.val_curve_runs.push_back(int(values.size()));
@@ -163,8 +169,9 @@ LeaderboardRow finish_row(RowBuilder& b) {
   } else if (b.val_selection.empty()) {
     row.not_selectable = "no validation: grid point not selectable";
   } else if (b.runs_without_val > 0) {
-    row.not_selectable = "validation " + row.metric + " missing in " + std::to_string(b.runs_without_val) + " of " +
-                         std::to_string(row.runs) + " runs: grid point not selectable";
+    row.not_selectable = "validation " + row.metric + " missing in " +
+                         std::to_string(b.runs_without_val) + " of " + std::to_string(row.runs) +
+                         " runs: grid point not selectable";
   }
   row.selectable = row.not_selectable.empty();
   return std::move(row);
@@ -207,9 +214,11 @@ Comparison compare(const LeaderboardRow& method, const LeaderboardRow& baseline)
 
 /// Picks each (benchmark, method)'s row: the best mean validation metric among selectable grid
 /// points (ties: label, then id); a lone grid point is its method's row whatever its validation.
-void select_rows(Leaderboard& board, std::map<std::pair<std::string, std::string>, std::string>& notes) {
+void select_rows(Leaderboard& board,
+                 std::map<std::pair<std::string, std::string>, std::string>& notes) {
   std::map<std::pair<std::string, std::string>, std::vector<std::size_t>> groups;
-  for (std::size_t i = 0; i < board.rows.size(); ++i) groups[{board.rows[i].dataset, board.rows[i].method}].push_back(i);
+  for (std::size_t i = 0; i < board.rows.size(); ++i)
+    groups[{board.rows[i].dataset, board.rows[i].method}].push_back(i);
   for (const auto& [group, members] : groups) {
     if (members.size() == 1) {
       board.rows[members[0]].selected = true;
@@ -227,7 +236,8 @@ void select_rows(Leaderboard& board, std::map<std::pair<std::string, std::string
       }
       const LeaderboardRow& incumbent = board.rows[best];
       if (std::make_tuple(-row.val_selection.mean, row.config_label, row.config_id) <
-          std::make_tuple(-incumbent.val_selection.mean, incumbent.config_label, incumbent.config_id)) {
+          std::make_tuple(-incumbent.val_selection.mean, incumbent.config_label,
+                          incumbent.config_id)) {
         best = int(i);
       }
     }
@@ -237,19 +247,21 @@ void select_rows(Leaderboard& board, std::map<std::pair<std::string, std::string
       continue;
     }
     board.rows[best].selected = true;
-    board.rows[best].selection =
-        "best validation " + board.rows[best].metric + " of " + std::to_string(candidates) + " grid points";
+    board.rows[best].selection = "best validation " + board.rows[best].metric + " of " +
+                                 std::to_string(candidates) + " grid points";
   }
 }
 
-std::string pick_baseline(const Leaderboard& board, const std::vector<JobSpec>& expected, const std::string& requested) {
+std::string pick_baseline(const Leaderboard& board, const std::vector<JobSpec>& expected,
+                          const std::string& requested) {
   std::set<std::string> methods;
   for (const auto& row : board.rows) methods.insert(row.method);
   if (!requested.empty()) {
     if (methods.count(requested) == 0 && !methods.empty()) {
       std::string list;
       for (const auto& m : methods) list += (list.empty() ? "" : ", ") + m;
-      throw std::runtime_error("baseline '" + requested + "' is not a method of these results (methods: " + list + ")");
+      throw std::runtime_error("baseline '" + requested +
+                               "' is not a method of these results (methods: " + list + ")");
     }
     return requested;
   }
@@ -280,7 +292,8 @@ void compare_benchmarks(Leaderboard& board, const std::string& baseline,
       if (b.metric.empty() && m.row >= 0) b.metric = board.rows[m.row].metric;
     }
     const auto base = methods.find(baseline);
-    const LeaderboardRow* base_row = base != methods.end() && base->second.row >= 0 ? &board.rows[base->second.row] : nullptr;
+    const LeaderboardRow* base_row =
+        base != methods.end() && base->second.row >= 0 ? &board.rows[base->second.row] : nullptr;
     if (base_row != nullptr) b.baseline = baseline;
     for (auto& [name, m] : methods) {
       if (base_row == nullptr || m.row < 0 || m.is_baseline) continue;
@@ -288,11 +301,13 @@ void compare_benchmarks(Leaderboard& board, const std::string& baseline,
       m.compared = m.comparison.pairs > 0;
     }
     for (auto& entry : methods) b.methods.push_back(entry.second);
-    std::stable_sort(b.methods.begin(), b.methods.end(), [&](const MethodResult& x, const MethodResult& y) {
-      const double tx = x.row >= 0 ? test_mean(board.rows[x.row]) : -INFINITY;
-      const double ty = y.row >= 0 ? test_mean(board.rows[y.row]) : -INFINITY;
-      return std::make_tuple(x.row < 0, -tx, x.method) < std::make_tuple(y.row < 0, -ty, y.method);
-    });
+    std::stable_sort(b.methods.begin(), b.methods.end(),
+                     [&](const MethodResult& x, const MethodResult& y) {
+                       const double tx = x.row >= 0 ? test_mean(board.rows[x.row]) : -INFINITY;
+                       const double ty = y.row >= 0 ? test_mean(board.rows[y.row]) : -INFINITY;
+                       return std::make_tuple(x.row < 0, -tx, x.method) <
+                              std::make_tuple(y.row < 0, -ty, y.method);
+                     });
     board.benchmarks.push_back(std::move(b));
   }
 }
@@ -311,7 +326,8 @@ void rank_methods(Leaderboard& board) {
     std::vector<double> scores;
     std::string absent;
     for (const auto& name : methods) {
-      const auto it = std::find_if(b.methods.begin(), b.methods.end(), [&](const MethodResult& m) { return m.method == name; });
+      const auto it = std::find_if(b.methods.begin(), b.methods.end(),
+                                   [&](const MethodResult& m) { return m.method == name; });
       if (it == b.methods.end() || it->row < 0 || test_mean(board.rows[it->row]) == -INFINITY) {
         absent += (absent.empty() ? "" : ", ") + name;
       } else {
@@ -319,8 +335,8 @@ void rank_methods(Leaderboard& board) {
       }
     }
     if (!absent.empty()) {
-      r.skipped.push_back(b.dataset + ": no selected grid point with a test " + (b.metric.empty() ? "metric" : b.metric) +
-                          " for " + absent);
+      r.skipped.push_back(b.dataset + ": no selected grid point with a test " +
+                          (b.metric.empty() ? "metric" : b.metric) + " for " + absent);
       continue;
     }
     const std::vector<double> ranks = stats::average_ranks_descending(scores);
@@ -329,14 +345,16 @@ void rank_methods(Leaderboard& board) {
   }
   if (r.benchmarks.empty()) return;
   std::vector<std::pair<double, std::string>> order;
-  for (std::size_t i = 0; i < methods.size(); ++i) order.emplace_back(rank_sums[i] / double(r.benchmarks.size()), methods[i]);
+  for (std::size_t i = 0; i < methods.size(); ++i)
+    order.emplace_back(rank_sums[i] / double(r.benchmarks.size()), methods[i]);
   std::sort(order.begin(), order.end());
   for (const auto& [rank, name] : order) {
     r.methods.push_back(name);
     r.average_ranks.push_back(rank);
   }
   const int k = int(methods.size());
-  if (k >= 2 && k <= 50) r.critical_difference = stats::nemenyi_critical_difference(k, int(r.benchmarks.size()));
+  if (k >= 2 && k <= 50)
+    r.critical_difference = stats::nemenyi_critical_difference(k, int(r.benchmarks.size()));
 }
 
 }  // namespace
@@ -353,18 +371,21 @@ std::vector<std::string> protocol_flags(const JobResult& result) {
   if (result.metrics.is_object()) add_from(result.metrics);
   if (result.runtime.is_object()) add_from(result.runtime);
   add_from(json(result));  // a top-level field, should JobResult grow one
-  if (result.spec.split.protocol == "legacy" && result.spec.split.val_ratio == 0) flags.insert(kValEqualsTest);
+  if (result.spec.split.protocol == "legacy" && result.spec.split.val_ratio == 0)
+    flags.insert(kValEqualsTest);
   return {flags.begin(), flags.end()};
 }
 
-Leaderboard build_leaderboard(const std::vector<JobResult>& results, const std::vector<JobSpec>& expected,
+Leaderboard build_leaderboard(const std::vector<JobResult>& results,
+                              const std::vector<JobSpec>& expected,
                               const LeaderboardOptions& options) {
   std::map<std::string, const JobResult*> ok_by_id, failed_by_id;
   for (const auto& r : results) (r.ok() ? ok_by_id : failed_by_id)[r.job_id] = &r;
 
   // One selection metric per benchmark: the first that its results state.
   std::map<std::string, std::string> metric_of_dataset;
-  for (const auto& [id, r] : ok_by_id) metric_of_dataset.emplace(r->spec.dataset.name, selection_metric_of(*r));
+  for (const auto& [id, r] : ok_by_id)
+    metric_of_dataset.emplace(r->spec.dataset.name, selection_metric_of(*r));
   std::map<std::string, int> expected_per_config;
   for (const auto& spec : expected) ++expected_per_config[spec.config_id()];
 
@@ -397,7 +418,8 @@ Leaderboard build_leaderboard(const std::vector<JobResult>& results, const std::
     } else {
       ++b.runs_without_val;
     }
-    if (const json* t = number_at(r->metrics, "test", metric)) b.row.test_by_run[key] = t->get<double>();
+    if (const json* t = number_at(r->metrics, "test", metric))
+      b.row.test_by_run[key] = t->get<double>();
     const json* test_bags = number_at(r->metrics, "test", "bags");
     const json* train_bags = number_at(r->metrics, "train", "bags");
     if (test_bags != nullptr && train_bags != nullptr && train_bags->get<double>() > 0) {
@@ -420,12 +442,13 @@ Leaderboard build_leaderboard(const std::vector<JobResult>& results, const std::
   Leaderboard board;
   board.ok_results = int(ok_by_id.size());
   for (auto& b : builders) board.rows.push_back(finish_row(b));
-  std::sort(board.rows.begin(), board.rows.end(), [](const LeaderboardRow& a, const LeaderboardRow& b) {
-    const double va = a.val_selection.count > 0 ? a.val_selection.mean : -INFINITY;
-    const double vb = b.val_selection.count > 0 ? b.val_selection.mean : -INFINITY;
-    return std::make_tuple(a.dataset, a.method, -va, a.config_label, a.config_id) <
-           std::make_tuple(b.dataset, b.method, -vb, b.config_label, b.config_id);
-  });
+  std::sort(board.rows.begin(), board.rows.end(),
+            [](const LeaderboardRow& a, const LeaderboardRow& b) {
+              const double va = a.val_selection.count > 0 ? a.val_selection.mean : -INFINITY;
+              const double vb = b.val_selection.count > 0 ? b.val_selection.mean : -INFINITY;
+              return std::make_tuple(a.dataset, a.method, -va, a.config_label, a.config_id) <
+                     std::make_tuple(b.dataset, b.method, -vb, b.config_label, b.config_id);
+            });
   std::map<std::pair<std::string, std::string>, std::string> notes;
   select_rows(board, notes);
   compare_benchmarks(board, pick_baseline(board, expected, options.baseline), notes);
@@ -433,7 +456,8 @@ Leaderboard build_leaderboard(const std::vector<JobResult>& results, const std::
 
   auto missing = [&](const JobSpec& spec, const std::string& id, const JobResult* failed) {
     const auto quarantined = options.quarantined.find(id);
-    MissingJob m{id, spec.dataset.name, method_of(spec), "not run", "", spec.split.fold_index, spec.seed};
+    MissingJob m{id, spec.dataset.name,     method_of(spec), "not run",
+                 "", spec.split.fold_index, spec.seed};
     if (quarantined != options.quarantined.end()) {
       m.status = "quarantined";
       m.error = quarantined->second;
@@ -448,10 +472,12 @@ Leaderboard build_leaderboard(const std::vector<JobResult>& results, const std::
     const std::string id = spec.id();
     if (!expected_ids.insert(id).second || ok_by_id.count(id) > 0) continue;
     const auto failed = failed_by_id.find(id);
-    board.missing.push_back(missing(spec, id, failed == failed_by_id.end() ? nullptr : failed->second));
+    board.missing.push_back(
+        missing(spec, id, failed == failed_by_id.end() ? nullptr : failed->second));
   }
   for (const auto& [id, r] : failed_by_id) {
-    if (expected_ids.count(id) == 0 && ok_by_id.count(id) == 0) board.missing.push_back(missing(r->spec, id, r));
+    if (expected_ids.count(id) == 0 && ok_by_id.count(id) == 0)
+      board.missing.push_back(missing(r->spec, id, r));
   }
   return board;
 }
@@ -462,13 +488,15 @@ std::map<std::string, std::string> read_quarantined(const std::string& journal_p
   std::string line;
   while (std::getline(in, line)) {
     const json entry = json::parse(line, /*cb=*/nullptr, /*allow_exceptions=*/false);
-    if (!entry.is_object() || !entry.contains("job_id") || !entry.at("job_id").is_string()) continue;
+    if (!entry.is_object() || !entry.contains("job_id") || !entry.at("job_id").is_string())
+      continue;
     const std::string id = entry.at("job_id").get<std::string>();
     const auto status = entry.find("status");
     if (status == entry.end() || !status->is_string()) continue;
     if (*status == "quarantined") {
       const auto detail = entry.find("detail");
-      out[id] = detail != entry.end() && detail->is_string() ? detail->get<std::string>() : "quarantined";
+      out[id] =
+          detail != entry.end() && detail->is_string() ? detail->get<std::string>() : "quarantined";
     } else if (*status == "ok" || *status == "failed") {
       out.erase(id);  // a later result (a rerun with --retry-failed) lifts it
     }
@@ -478,24 +506,28 @@ std::map<std::string, std::string> read_quarantined(const std::string& journal_p
 
 std::string write_leaderboard(const std::string& results_dir, const LeaderboardOptions& options) {
   if (!fs::is_directory(results_dir)) {
-    throw std::runtime_error("results dir '" + results_dir + "' does not exist; run a sweep into it first");
+    throw std::runtime_error("results dir '" + results_dir +
+                             "' does not exist; run a sweep into it first");
   }
   const ResultsStore store(results_dir);
   LeaderboardOptions resolved = options;
-  for (const auto& [id, detail] : read_quarantined((fs::path(results_dir) / "journal.jsonl").string())) {
+  for (const auto& [id, detail] :
+       read_quarantined((fs::path(results_dir) / "journal.jsonl").string())) {
     resolved.quarantined.emplace(id, detail);
   }
   const Leaderboard board = build_leaderboard(store.load_all(), store.load_manifest(), resolved);
   std::string name = fs::path(results_dir).lexically_normal().filename().string();
-  if (name.empty()) name = fs::path(results_dir).lexically_normal().parent_path().filename().string();
+  if (name.empty())
+    name = fs::path(results_dir).lexically_normal().parent_path().filename().string();
   const std::string title = "Leaderboard: " + name;
   const fs::path dir(results_dir);
   const std::string md_path = (dir / "leaderboard.md").string();
   mil::write_file_atomic(md_path, to_markdown(board, title));
   mil::write_file_atomic((dir / "leaderboard.csv").string(), to_csv(board));
   mil::write_file_atomic((dir / "leaderboard.html").string(), to_html(board, title));
-  mil::write_file_atomic((dir / "leaderboard.json").string(),
-                         json(board).dump(2, ' ', /*ensure_ascii=*/false, json::error_handler_t::replace) + "\n");
+  mil::write_file_atomic(
+      (dir / "leaderboard.json").string(),
+      json(board).dump(2, ' ', /*ensure_ascii=*/false, json::error_handler_t::replace) + "\n");
   return md_path;
 }
 
@@ -505,8 +537,11 @@ json number(double value) { return std::isfinite(value) ? json(value) : json(nul
 }  // namespace
 
 void to_json(json& j, const MetricSummary& s) {
-  j = json{{"mean", number(s.mean)}, {"std", number(s.std)}, {"count", s.count},
-           {"ci_low", number(s.ci_low)}, {"ci_high", number(s.ci_high)}};
+  j = json{{"mean", number(s.mean)},
+           {"std", number(s.std)},
+           {"count", s.count},
+           {"ci_low", number(s.ci_low)},
+           {"ci_high", number(s.ci_high)}};
 }
 
 void to_json(json& j, const LeaderboardRow& r) {
@@ -554,7 +589,10 @@ void to_json(json& j, const MethodResult& m) {
 }
 
 void to_json(json& j, const BenchmarkResult& b) {
-  j = json{{"dataset", b.dataset}, {"metric", b.metric}, {"baseline", b.baseline}, {"methods", b.methods}};
+  j = json{{"dataset", b.dataset},
+           {"metric", b.metric},
+           {"baseline", b.baseline},
+           {"methods", b.methods}};
 }
 
 void to_json(json& j, const RankSummary& r) {
@@ -573,18 +611,27 @@ void to_json(json& j, const MissingJob& m) {
 }
 
 void to_json(json& j, const Leaderboard& b) {
-  j = json{{"rows", b.rows},
-           {"benchmarks", b.benchmarks},
-           {"ranks", b.ranks},
-           {"missing", b.missing},
-           {"ok_results", b.ok_results},
-           {"statistics",
-            {{"cell", "mean and population std (ddof 0) over fold-runs (folds x seeds/replicates)"},
-             {"interval", "percentile bootstrap 95% interval of the mean over fold-runs, 2000 resamples, seeded by the config id"},
-             {"selection", "per benchmark and method, the grid point with the best mean validation selection metric; test never selects"},
-             {"t_test", "corrected resampled t-test (Nadeau & Bengio 2003), variance x (1/n + n_test/n_train), df n-1"},
-             {"wilcoxon", "signed-rank, zero differences dropped (Wilcox), exact for n <= 25 without ties, else normal with tie correction"},
-             {"critical_difference", "Nemenyi, alpha 0.05, q from the studentized range / sqrt(2)"}}}};
+  j = json{
+      {"rows", b.rows},
+      {"benchmarks", b.benchmarks},
+      {"ranks", b.ranks},
+      {"missing", b.missing},
+      {"ok_results", b.ok_results},
+      {"statistics",
+       {{"cell", "mean and population std (ddof 0) over fold-runs (folds x seeds/replicates)"},
+        {"interval",
+         "percentile bootstrap 95% interval of the mean over fold-runs, 2000 resamples, seeded by "
+         "the config id"},
+        {"selection",
+         "per benchmark and method, the grid point with the best mean validation selection metric; "
+         "test never selects"},
+        {"t_test",
+         "corrected resampled t-test (Nadeau & Bengio 2003), variance x (1/n + n_test/n_train), df "
+         "n-1"},
+        {"wilcoxon",
+         "signed-rank, zero differences dropped (Wilcox), exact for n <= 25 without ties, else "
+         "normal with tie correction"},
+        {"critical_difference", "Nemenyi, alpha 0.05, q from the studentized range / sqrt(2)"}}}};
 }
 
 }  // namespace mil::orch

@@ -2,7 +2,8 @@
 // Summarises a results directory so that its numbers can be trusted:
 //  - per benchmark and method, the grid point (configuration) with the best mean *validation*
 //    selection metric is chosen, and only its test metrics are reported (test never selects);
-//  - per cell, mean ± population std over fold-runs and a seeded bootstrap 95% interval of the mean;
+//  - per cell, mean ± population std over fold-runs and a seeded bootstrap 95% interval of
+//    the mean;
 //  - per benchmark, paired differences against a baseline method with the corrected resampled
 //    t-test and the Wilcoxon signed-rank test;
 //  - across benchmarks, average ranks and the Nemenyi critical difference;
@@ -22,9 +23,11 @@ namespace mil::orch {
 /// One metric over the fold-runs of a configuration.
 struct MetricSummary {
   double mean = 0;  ///< Arithmetic mean over the runs that reported the metric.
-  double std = 0;   ///< Population std (ddof 0, as the reference reports): sqrt(sum((x - mean)^2) / count).
-  int count = 0;    ///< Runs that reported the metric.
-  double ci_low = 0;   ///< Bootstrap 95% interval of the mean (2,000 resamples, seeded by the config id).
+  double std =
+      0;  ///< Population std (ddof 0, as the reference reports): sqrt(sum((x - mean)^2) / count).
+  int count = 0;  ///< Runs that reported the metric.
+  double ci_low =
+      0;  ///< Bootstrap 95% interval of the mean (2,000 resamples, seeded by the config id).
   double ci_high = 0;  ///< Upper end of that interval.
 };
 
@@ -40,8 +43,9 @@ struct LeaderboardRow {
   int runs = 0;           ///< Ok results (folds x replicates).
   int expected_runs = 0;  ///< Jobs of this config in the sweep manifest; 0 when there is none.
   int replicates = 0;     ///< Distinct JobSpec::replicate_key() among the runs.
-  std::string metric;     ///< The benchmark's selection metric ("auc", "balanced_accuracy", "c_index").
-  MetricSummary val_selection;  ///< metrics.val[metric] over the runs that have it.
+  std::string
+      metric;  ///< The benchmark's selection metric ("auc", "balanced_accuracy", "c_index").
+  MetricSummary val_selection;                ///< metrics.val[metric] over the runs that have it.
   std::map<std::string, MetricSummary> test;  ///< result.metrics["test"] summarised per key.
   std::map<std::string, MetricSummary> val;   ///< result.metrics["val"] summarised per key.
   /// Per key: each replicate's mean over its folds, summarised across replicates (the published
@@ -49,56 +53,57 @@ struct LeaderboardRow {
   std::map<std::string, MetricSummary> test_replicate_means;
   /// test[metric] per run, keyed "<replicate key>|fold=<k>": what paired tests match on.
   std::map<std::string, double> test_by_run;
-  /// n_test / n_train per run (metrics.test.bags / metrics.train.bags), same keys; absent when unrecorded.
+  /// n_test / n_train per run (metrics.test.bags / metrics.train.bags), same keys; absent when
+  /// unrecorded.
   std::map<std::string, double> test_train_ratio_by_run;
-  int fold_count = 0;  ///< split.fold_count of the runs.
-  std::vector<double> val_curve;       ///< Per epoch: mean over runs of history[e].val[metric].
-  std::vector<int> val_curve_runs;     ///< Per epoch: runs that reported it.
+  int fold_count = 0;               ///< split.fold_count of the runs.
+  std::vector<double> val_curve;    ///< Per epoch: mean over runs of history[e].val[metric].
+  std::vector<int> val_curve_runs;  ///< Per epoch: runs that reported it.
   std::vector<std::string> protocol_flags;  ///< Union over runs, e.g. "val_equals_test".
-  bool selectable = false;      ///< Its validation metric can rank it against its siblings.
-  std::string not_selectable;   ///< Why not, e.g. "no validation: grid point not selectable".
-  bool selected = false;        ///< The pick of its method on its benchmark.
-  std::string selection;        ///< How it was picked: "best validation auc of 4", "only grid point".
+  bool selectable = false;     ///< Its validation metric can rank it against its siblings.
+  std::string not_selectable;  ///< Why not, e.g. "no validation: grid point not selectable".
+  bool selected = false;       ///< The pick of its method on its benchmark.
+  std::string selection;  ///< How it was picked: "best validation auc of 4", "only grid point".
 };
 
 /// A method against the baseline on the (replicate, fold) pairs both ran.
 struct Comparison {
-  int pairs = 0;                 ///< Shared fold-runs.
-  double mean_difference = 0;    ///< mean(method - baseline) of the test metric.
-  double test_train_ratio = 0;   ///< n_test / n_train used by the t-test.
-  std::string ratio_source;      ///< "split sizes" or "1/(k-1)".
-  double t = 0;                  ///< Corrected resampled t statistic.
-  double t_p = 0;                ///< Its two-sided p-value (NaN when pairs < 2).
-  double wilcoxon_statistic = 0; ///< min(W+, W-).
-  double wilcoxon_p = 0;         ///< Two-sided p-value (NaN when every difference is 0).
-  std::string wilcoxon_method;   ///< "exact", "normal" or "none".
+  int pairs = 0;                  ///< Shared fold-runs.
+  double mean_difference = 0;     ///< mean(method - baseline) of the test metric.
+  double test_train_ratio = 0;    ///< n_test / n_train used by the t-test.
+  std::string ratio_source;       ///< "split sizes" or "1/(k-1)".
+  double t = 0;                   ///< Corrected resampled t statistic.
+  double t_p = 0;                 ///< Its two-sided p-value (NaN when pairs < 2).
+  double wilcoxon_statistic = 0;  ///< min(W+, W-).
+  double wilcoxon_p = 0;          ///< Two-sided p-value (NaN when every difference is 0).
+  std::string wilcoxon_method;    ///< "exact", "normal" or "none".
 };
 
 /// One method on one benchmark: its selected row (if any) and how it compares with the baseline.
 struct MethodResult {
-  std::string method;       ///< Method label.
-  int row = -1;             ///< Index into Leaderboard::rows of the selected config; -1 = none.
-  std::string note;         ///< Why there is none (e.g. no validation with several grid points).
-  bool is_baseline = false; ///< This is the benchmark's baseline method.
-  bool compared = false;    ///< `comparison` is filled (both have a selected row, >= 1 shared pair).
-  Comparison comparison;    ///< Against the baseline.
+  std::string method;        ///< Method label.
+  int row = -1;              ///< Index into Leaderboard::rows of the selected config; -1 = none.
+  std::string note;          ///< Why there is none (e.g. no validation with several grid points).
+  bool is_baseline = false;  ///< This is the benchmark's baseline method.
+  bool compared = false;  ///< `comparison` is filled (both have a selected row, >= 1 shared pair).
+  Comparison comparison;  ///< Against the baseline.
 };
 
 /// Everything about one benchmark.
 struct BenchmarkResult {
-  std::string dataset;      ///< Benchmark name.
-  std::string metric;       ///< Selection (and headline test) metric.
-  std::string baseline;     ///< Baseline method ("" when it has no selected row here).
+  std::string dataset;                ///< Benchmark name.
+  std::string metric;                 ///< Selection (and headline test) metric.
+  std::string baseline;               ///< Baseline method ("" when it has no selected row here).
   std::vector<MethodResult> methods;  ///< Selected rows by test metric descending, then the rest.
 };
 
 /// Average ranks across the benchmarks where every ranked method has a selected row.
 struct RankSummary {
-  std::vector<std::string> methods;        ///< Best average rank first.
-  std::vector<double> average_ranks;       ///< Parallel to methods.
-  std::vector<std::string> benchmarks;     ///< The benchmarks ranked.
-  std::vector<std::string> skipped;        ///< "<benchmark>: <why>" for the others.
-  double critical_difference = 0;          ///< Nemenyi CD at alpha 0.05; 0 when undefined.
+  std::vector<std::string> methods;     ///< Best average rank first.
+  std::vector<double> average_ranks;    ///< Parallel to methods.
+  std::vector<std::string> benchmarks;  ///< The benchmarks ranked.
+  std::vector<std::string> skipped;     ///< "<benchmark>: <why>" for the others.
+  double critical_difference = 0;       ///< Nemenyi CD at alpha 0.05; 0 when undefined.
 };
 
 /// An expected job (or a failed one) without an ok result.
@@ -116,9 +121,9 @@ struct MissingJob {
 struct Leaderboard {
   std::vector<LeaderboardRow> rows;  ///< Every config: by dataset, method, validation descending.
   std::vector<BenchmarkResult> benchmarks;  ///< By dataset name.
-  RankSummary ranks;                 ///< Across benchmarks.
-  std::vector<MissingJob> missing;   ///< Manifest order, then unexpected failures by job id.
-  int ok_results = 0;                ///< Results with status ok.
+  RankSummary ranks;                        ///< Across benchmarks.
+  std::vector<MissingJob> missing;          ///< Manifest order, then unexpected failures by job id.
+  int ok_results = 0;                       ///< Results with status ok.
 };
 
 /// How to build the leaderboard.
@@ -126,7 +131,8 @@ struct LeaderboardOptions {
   /// Baseline method for paired tests; empty = the first method of the manifest (sweep order), else
   /// the alphabetically first method with results.
   std::string baseline;
-  /// job id -> message, for jobs the journal marks "quarantined" (they stay missing, never dropped).
+  /// job id -> message, for jobs the journal marks "quarantined" (they stay missing, never
+  /// dropped).
   std::map<std::string, std::string> quarantined;
 };
 
@@ -142,10 +148,11 @@ std::vector<std::string> protocol_flags(const JobResult& result);
 
 /// Reads a results dir (ResultsStore layout) and writes <dir>/leaderboard.{md,csv,json,html};
 /// returns the .md path. Throws when the directory does not exist or the baseline is unknown.
-std::string write_leaderboard(const std::string& results_dir, const LeaderboardOptions& options = {});
+std::string write_leaderboard(const std::string& results_dir,
+                              const LeaderboardOptions& options = {});
 
-/// job id -> detail of the journal lines whose status is "quarantined", unless a later "ok" or "failed"
-/// line names the job (malformed lines ignored).
+/// job id -> detail of the journal lines whose status is "quarantined", unless a later "ok" or
+/// "failed" line names the job (malformed lines ignored).
 std::map<std::string, std::string> read_quarantined(const std::string& journal_path);
 
 /// JSON forms of the above, as written to leaderboard.json.

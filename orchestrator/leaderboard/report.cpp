@@ -25,7 +25,8 @@ std::string escape(std::string text, std::size_t max_chars = std::string::npos) 
 }
 
 std::string row_notes(const LeaderboardRow& row) {
-  return format::join_notes({row.selection, row.selectable ? "" : row.not_selectable, format::flags(row.protocol_flags)});
+  return format::join_notes(
+      {row.selection, row.selectable ? "" : row.not_selectable, format::flags(row.protocol_flags)});
 }
 
 void benchmark_section(const Leaderboard& board, const BenchmarkResult& b, std::string& md) {
@@ -37,7 +38,9 @@ void benchmark_section(const Leaderboard& board, const BenchmarkResult& b, std::
   const std::vector<std::string> others = format::other_metrics(b.metric);
   md += "| Method | Config | Runs | Test " + m + " | 95% CI of mean | Val " + m + " |";
   for (const auto& o : others) md += " Test " + metric_name(o) + " |";
-  md += " Δ vs baseline | Pairs | t-test p (corr.) | Wilcoxon p | Notes |\n|---|---|---:|---:|---:|---:|";
+  md +=
+      " Δ vs baseline | Pairs | t-test p (corr.) | Wilcoxon p | Notes "
+      "|\n|---|---|---:|---:|---:|---:|";
   for (std::size_t i = 0; i < others.size(); ++i) md += "---:|";
   md += "---:|---:|---:|---:|---|\n";
   for (const MethodResult& mr : b.methods) {
@@ -48,15 +51,16 @@ void benchmark_section(const Leaderboard& board, const BenchmarkResult& b, std::
       continue;
     }
     const LeaderboardRow& row = board.rows[mr.row];
-    md += "| " + escape(mr.method) + " | " + (row.config_label.empty() ? "–" : escape(row.config_label)) + " | " +
-          format::runs(row) + " | " + format::mean_std(format::find(row.test, b.metric)) + " | " +
+    md += "| " + escape(mr.method) + " | " +
+          (row.config_label.empty() ? "–" : escape(row.config_label)) + " | " + format::runs(row) +
+          " | " + format::mean_std(format::find(row.test, b.metric)) + " | " +
           format::interval(format::find(row.test, b.metric)) + " | " +
           format::mean_std(row.val_selection.count ? &row.val_selection : nullptr) + " |";
     for (const auto& o : others) md += " " + format::mean_std(format::find(row.test, o)) + " |";
     if (mr.compared) {
       const Comparison& c = mr.comparison;
-      md += " " + format::signed_fixed(c.mean_difference) + " | " + std::to_string(c.pairs) + " | " +
-            format::p_value(c.t_p) + " | " + format::p_value(c.wilcoxon_p) +
+      md += " " + format::signed_fixed(c.mean_difference) + " | " + std::to_string(c.pairs) +
+            " | " + format::p_value(c.t_p) + " | " + format::p_value(c.wilcoxon_p) +
             (c.wilcoxon_method == "none" ? "" : " (" + c.wilcoxon_method + ")") + " |";
     } else {
       md += mr.is_baseline ? " baseline | | | |" : " – | – | – | – |";
@@ -78,15 +82,18 @@ void benchmark_section(const Leaderboard& board, const BenchmarkResult& b, std::
   md += replicated ? "---:|---:|" : "";
   md += "---|---|\n";
   for (const LeaderboardRow* row : points) {
-    md += "| " + escape(row->method) + " | " + (row->config_label.empty() ? "–" : escape(row->config_label)) + " | " +
-          format::runs(*row) + " | " + format::mean_std(row->val_selection.count ? &row->val_selection : nullptr) +
-          " | " + format::mean_std(format::find(row->test, b.metric)) + " |";
+    md += "| " + escape(row->method) + " | " +
+          (row->config_label.empty() ? "–" : escape(row->config_label)) + " | " +
+          format::runs(*row) + " | " +
+          format::mean_std(row->val_selection.count ? &row->val_selection : nullptr) + " | " +
+          format::mean_std(format::find(row->test, b.metric)) + " |";
     if (replicated) {
       md += " " + std::to_string(row->replicates) + " | " +
             format::mean_std(format::find(row->test_replicate_means, b.metric)) + " |";
     }
     md += std::string(row->selected ? " ✔ |" : " |") + " " +
-          escape(format::join_notes({row->selectable ? "" : row->not_selectable, format::flags(row->protocol_flags)})) +
+          escape(format::join_notes(
+              {row->selectable ? "" : row->not_selectable, format::flags(row->protocol_flags)})) +
           " |\n";
   }
   md += "\n";
@@ -98,17 +105,23 @@ void ranks_section(const Leaderboard& board, std::string& md) {
   if (r.benchmarks.empty()) {
     md += "No benchmark has a selected grid point for every method, so there are no ranks.\n";
   } else {
-    md += "Average rank of each method's selected grid point by its test metric (1 = best; ties share the "
-          "average rank) over " + std::to_string(r.benchmarks.size()) + " benchmark(s): ";
-    for (std::size_t i = 0; i < r.benchmarks.size(); ++i) md += (i ? ", " : "") + escape(r.benchmarks[i]);
+    md +=
+        "Average rank of each method's selected grid point by its test metric (1 = best; ties "
+        "share the "
+        "average rank) over " +
+        std::to_string(r.benchmarks.size()) + " benchmark(s): ";
+    for (std::size_t i = 0; i < r.benchmarks.size(); ++i)
+      md += (i ? ", " : "") + escape(r.benchmarks[i]);
     md += ".\n\n| Method | Average rank |\n|---|---:|\n";
     for (std::size_t i = 0; i < r.methods.size(); ++i) {
       md += "| " + escape(r.methods[i]) + " | " + format::fixed(r.average_ranks[i], 2) + " |\n";
     }
     if (r.critical_difference > 0) {
-      md += "\nNemenyi critical difference (α = 0.05, k = " + std::to_string(r.methods.size()) + " methods, N = " +
-            std::to_string(r.benchmarks.size()) + " benchmarks): CD = " + format::fixed(r.critical_difference) +
-            ". Methods whose average ranks differ by less than CD are not significantly different.\n";
+      md +=
+          "\nNemenyi critical difference (α = 0.05, k = " + std::to_string(r.methods.size()) +
+          " methods, N = " + std::to_string(r.benchmarks.size()) +
+          " benchmarks): CD = " + format::fixed(r.critical_difference) +
+          ". Methods whose average ranks differ by less than CD are not significantly different.\n";
     }
   }
   for (const auto& s : r.skipped) md += "\n- skipped " + escape(s);
@@ -142,10 +155,11 @@ std::string metric_name(const std::string& key) {
 std::string to_markdown(const Leaderboard& board, const std::string& title) {
   std::string md = "# " + title + "\n\n";
   int failed = 0, quarantined = 0, not_run = 0;
-  for (const auto& m : board.missing) (m.status == "failed" ? failed : m.status == "quarantined" ? quarantined : not_run)++;
-  md += std::to_string(board.ok_results) + " ok results; " + std::to_string(board.missing.size()) + " missing (" +
-        std::to_string(failed) + " failed, " + std::to_string(quarantined) + " quarantined, " +
-        std::to_string(not_run) + " not run).\n\n";
+  for (const auto& m : board.missing)
+    (m.status == "failed" ? failed : m.status == "quarantined" ? quarantined : not_run)++;
+  md += std::to_string(board.ok_results) + " ok results; " + std::to_string(board.missing.size()) +
+        " missing (" + std::to_string(failed) + " failed, " + std::to_string(quarantined) +
+        " quarantined, " + std::to_string(not_run) + " not run).\n\n";
   if (board.rows.empty()) md += "No ok results yet.\n\n";
   for (const BenchmarkResult& b : board.benchmarks) benchmark_section(board, b, md);
   if (!board.rows.empty()) ranks_section(board, md);
@@ -154,33 +168,45 @@ std::string to_markdown(const Leaderboard& board, const std::string& title) {
   if (board.missing.empty()) {
     md += "none\n";
   } else {
-    md += "| Job | Dataset | Method | Fold | Seed | Status | Error |\n|---|---|---|---:|---:|---|---|\n";
+    md +=
+        "| Job | Dataset | Method | Fold | Seed | Status | Error "
+        "|\n|---|---|---|---:|---:|---|---|\n";
     for (const auto& m : board.missing) {
       md += "| " + escape(m.job_id) + " | " + escape(m.dataset) + " | " + escape(m.model) + " | " +
-            std::to_string(m.fold_index) + " | " + std::to_string(m.seed) + " | " + m.status + " | " +
-            (m.error.empty() ? "" : escape(m.error, kMaxErrorChars)) + " |\n";
+            std::to_string(m.fold_index) + " | " + std::to_string(m.seed) + " | " + m.status +
+            " | " + (m.error.empty() ? "" : escape(m.error, kMaxErrorChars)) + " |\n";
     }
   }
   if (!board.rows.empty()) {
-    md += "\n## How to read this\n\n"
-          "- A cell is the mean ± population std (ddof 0) over fold-runs (folds × seeds/replicates); the "
-          "95% CI is a percentile bootstrap of that mean (2,000 resamples, seeded by the config id).\n"
-          "- Selection: per benchmark and method, the grid point with the best mean validation metric "
-          "(AUC for two classes, balanced accuracy for more, C-index for survival). Without validation "
-          "(val_ratio 0) several grid points cannot be told apart and none is picked.\n"
-          "- Δ: mean over the (replicate, fold) pairs both methods ran of method − baseline. t-test: "
-          "corrected resampled t (Nadeau & Bengio 2003), variance × (1/n + n_test/n_train) with the split "
-          "sizes the results record (else 1/(k−1)), n − 1 df. Wilcoxon: signed-rank, zero differences "
-          "dropped, exact for n ≤ 25 without ties, else normal approximation with tie correction.\n"
-          "- ⚑ marks rows from flagged protocols (e.g. val_equals_test: validation is the test set).\n";
+    md +=
+        "\n## How to read this\n\n"
+        "- A cell is the mean ± population std (ddof 0) over fold-runs (folds × seeds/replicates); "
+        "the "
+        "95% CI is a percentile bootstrap of that mean (2,000 resamples, seeded by the config "
+        "id).\n"
+        "- Selection: per benchmark and method, the grid point with the best mean validation "
+        "metric "
+        "(AUC for two classes, balanced accuracy for more, C-index for survival). Without "
+        "validation "
+        "(val_ratio 0) several grid points cannot be told apart and none is picked.\n"
+        "- Δ: mean over the (replicate, fold) pairs both methods ran of method − baseline. t-test: "
+        "corrected resampled t (Nadeau & Bengio 2003), variance × (1/n + n_test/n_train) with the "
+        "split "
+        "sizes the results record (else 1/(k−1)), n − 1 df. Wilcoxon: signed-rank, zero "
+        "differences "
+        "dropped, exact for n ≤ 25 without ties, else normal approximation with tie correction.\n"
+        "- ⚑ marks rows from flagged protocols (e.g. val_equals_test: validation is the test "
+        "set).\n";
   }
   return md;
 }
 
 std::string to_csv(const Leaderboard& board) {
   std::string csv =
-      "benchmark,method,model,config_id,config_label,runs,expected_runs,replicates,metric,val_mean,val_std,"
-      "test_mean,test_std,test_ci_low,test_ci_high,selectable,selected,selection,not_selectable,protocol_flags,"
+      "benchmark,method,model,config_id,config_label,runs,expected_runs,replicates,metric,val_mean,"
+      "val_std,"
+      "test_mean,test_std,test_ci_low,test_ci_high,selectable,selected,selection,not_selectable,"
+      "protocol_flags,"
       "baseline,delta_vs_baseline,pairs,t_p,wilcoxon_p,wilcoxon_method\n";
   for (std::size_t i = 0; i < board.rows.size(); ++i) {
     const LeaderboardRow& row = board.rows[i];
@@ -200,18 +226,19 @@ std::string to_csv(const Leaderboard& board) {
       return s == nullptr ? std::string() : csv_number(s->*field);
     };
     const MetricSummary* val = row.val_selection.count ? &row.val_selection : nullptr;
-    csv += csv_field(row.dataset) + "," + csv_field(row.method) + "," + csv_field(row.model) + "," + row.config_id +
-           "," + csv_field(row.config_label) + "," + std::to_string(row.runs) + "," + std::to_string(row.expected_runs) +
-           "," + std::to_string(row.replicates) + "," + row.metric + "," + value(val, &MetricSummary::mean) + "," +
+    csv += csv_field(row.dataset) + "," + csv_field(row.method) + "," + csv_field(row.model) + "," +
+           row.config_id + "," + csv_field(row.config_label) + "," + std::to_string(row.runs) +
+           "," + std::to_string(row.expected_runs) + "," + std::to_string(row.replicates) + "," +
+           row.metric + "," + value(val, &MetricSummary::mean) + "," +
            value(val, &MetricSummary::std) + "," + value(test, &MetricSummary::mean) + "," +
            value(test, &MetricSummary::std) + "," + value(test, &MetricSummary::ci_low) + "," +
            value(test, &MetricSummary::ci_high) + "," + (row.selectable ? "true" : "false") + "," +
-           (row.selected ? "true" : "false") + "," + csv_field(row.selection) + "," + csv_field(row.not_selectable) +
-           "," + csv_field(flags) + "," + csv_field(baseline) + ",";
+           (row.selected ? "true" : "false") + "," + csv_field(row.selection) + "," +
+           csv_field(row.not_selectable) + "," + csv_field(flags) + "," + csv_field(baseline) + ",";
     if (result != nullptr) {
       const Comparison& c = result->comparison;
-      csv += csv_number(c.mean_difference) + "," + std::to_string(c.pairs) + "," + csv_number(c.t_p) + "," +
-             csv_number(c.wilcoxon_p) + "," + c.wilcoxon_method;
+      csv += csv_number(c.mean_difference) + "," + std::to_string(c.pairs) + "," +
+             csv_number(c.t_p) + "," + csv_number(c.wilcoxon_p) + "," + c.wilcoxon_method;
     } else {
       csv += ",,,,";
     }

@@ -19,7 +19,8 @@ constexpr int kExactWilcoxonMax = 25;
 
 /// Nemenyi q_0.05 for k = 2..50: scipy 1.10.1
 /// `stats.studentized_range.ppf(0.95, k, np.inf) / np.sqrt(2)`, rounded to 6 decimals; k = 2..10
-/// agree with Demšar (2006) Table 5a (1.960, 2.343, 2.569, 2.728, 2.850, 2.949, 3.031, 3.102, 3.164).
+/// agree with Demšar (2006) Table 5a
+/// (1.960, 2.343, 2.569, 2.728, 2.850, 2.949, 3.031, 3.102, 3.164).
 constexpr double kNemenyiQ05[] = {
     1.959964, 2.343701, 2.569032, 2.727774, 2.849705, 2.948320, 3.030878, 3.101730, 3.163684,
     3.218654, 3.268004, 3.312739, 3.353618, 3.391230, 3.426041, 3.458425, 3.488685, 3.517073,
@@ -57,16 +58,19 @@ double beta_continued_fraction(double a, double b, double x) {
     h *= delta;
     if (std::fabs(delta - 1) < kEpsilon) return h;
   }
-  throw std::runtime_error("incomplete beta: the continued fraction did not converge for a=" +
-                           std::to_string(a) + ", b=" + std::to_string(b) + ", x=" + std::to_string(x));
+  throw std::runtime_error(
+      "incomplete beta: the continued fraction did not converge for a=" + std::to_string(a) +
+      ", b=" + std::to_string(b) + ", x=" + std::to_string(x));
 }
 
 /// Ascending average ranks (1-based) of `values`, ties within kTieTolerance sharing the average;
 /// `tie_sizes` gets the size of every group of two or more.
-std::vector<double> ascending_ranks(const std::vector<double>& values, std::vector<int>* tie_sizes) {
+std::vector<double> ascending_ranks(const std::vector<double>& values,
+                                    std::vector<int>* tie_sizes) {
   std::vector<std::size_t> order(values.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return values[a] < values[b]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return values[a] < values[b]; });
   std::vector<double> ranks(values.size());
   for (std::size_t i = 0; i < order.size();) {
     std::size_t j = i + 1;
@@ -112,32 +116,37 @@ double sample_variance(const std::vector<double>& values) {
 
 double regularized_incomplete_beta(double a, double b, double x) {
   if (!(a > 0) || !(b > 0) || !(x >= 0 && x <= 1)) {
-    throw std::invalid_argument("incomplete beta: needs a, b > 0 and x in [0, 1], got a=" + std::to_string(a) +
-                                ", b=" + std::to_string(b) + ", x=" + std::to_string(x));
+    throw std::invalid_argument(
+        "incomplete beta: needs a, b > 0 and x in [0, 1], got a=" + std::to_string(a) +
+        ", b=" + std::to_string(b) + ", x=" + std::to_string(x));
   }
   if (x == 0) return 0;
   if (x == 1) return 1;
-  const double front =
-      std::exp(std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) + a * std::log(x) + b * std::log1p(-x));
+  const double front = std::exp(std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) +
+                                a * std::log(x) + b * std::log1p(-x));
   if (x < (a + 1) / (a + b + 2)) return front * beta_continued_fraction(a, b, x) / a;
   return 1 - front * beta_continued_fraction(b, a, 1 - x) / b;
 }
 
 double student_t_cdf(double t, double df) {
-  if (!(df > 0)) throw std::invalid_argument("student t: degrees of freedom must be > 0, got " + std::to_string(df));
+  if (!(df > 0))
+    throw std::invalid_argument("student t: degrees of freedom must be > 0, got " +
+                                std::to_string(df));
   if (std::isnan(t)) return kNaN;
   if (std::isinf(t)) return t > 0 ? 1.0 : 0.0;
   // P(T > |t|) = I_x(df/2, 1/2) / 2 with x = df / (df + t^2). Near t = 0, x is close to 1 and
   // 1 - x would lose digits, so use 1 - I_{1-x}(1/2, df/2) with 1 - x = t^2 / (df + t^2) directly.
   const double x = df / (df + t * t);
-  const double tail = 0.5 * (x < 0.5 ? regularized_incomplete_beta(df / 2, 0.5, x)
-                                     : 1 - regularized_incomplete_beta(0.5, df / 2, t * t / (df + t * t)));
+  const double tail =
+      0.5 * (x < 0.5 ? regularized_incomplete_beta(df / 2, 0.5, x)
+                     : 1 - regularized_incomplete_beta(0.5, df / 2, t * t / (df + t * t)));
   return t >= 0 ? 1 - tail : tail;
 }
 
 double normal_cdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
 
-Interval bootstrap_mean_interval(const std::vector<double>& values, std::uint64_t seed, int resamples, double level) {
+Interval bootstrap_mean_interval(const std::vector<double>& values, std::uint64_t seed,
+                                 int resamples, double level) {
   if (values.empty() || resamples < 1) return {kNaN, kNaN};
   std::mt19937_64 engine(seed);
   const std::size_t n = values.size();
@@ -162,7 +171,8 @@ TTest corrected_resampled_t_test(const std::vector<double>& differences, double 
     return out;
   }
   const double variance = sample_variance(differences);
-  if (std::sqrt(variance) <= kTieTolerance) {  // every difference equal (up to float noise): no spread
+  if (std::sqrt(variance) <=
+      kTieTolerance) {  // every difference equal (up to float noise): no spread
     const bool zero = std::fabs(out.mean_difference) <= kTieTolerance;
     out.t = zero ? 0 : std::copysign(INFINITY, out.mean_difference);
     out.p_value = zero ? 1 : 0;
@@ -232,14 +242,15 @@ std::vector<double> average_ranks_descending(const std::vector<double>& scores) 
 double nemenyi_q05(int k) {
   constexpr int kMax = 1 + int(sizeof(kNemenyiQ05) / sizeof(kNemenyiQ05[0]));
   if (k < 2 || k > kMax) {
-    throw std::out_of_range("Nemenyi q_0.05 is tabulated for 2 to " + std::to_string(kMax) + " methods, not " +
-                            std::to_string(k));
+    throw std::out_of_range("Nemenyi q_0.05 is tabulated for 2 to " + std::to_string(kMax) +
+                            " methods, not " + std::to_string(k));
   }
   return kNemenyiQ05[k - 2];
 }
 
 double nemenyi_critical_difference(int k, int benchmarks) {
-  if (benchmarks < 1) throw std::invalid_argument("critical difference: needs at least one benchmark");
+  if (benchmarks < 1)
+    throw std::invalid_argument("critical difference: needs at least one benchmark");
   return nemenyi_q05(k) * std::sqrt(double(k) * (k + 1) / (6.0 * benchmarks));
 }
 

@@ -44,12 +44,12 @@ Interval bootstrap_mean_interval(const std::vector<double>& values, std::uint64_
 /// cross-validation folds overlap; t = mean(d) / sqrt((1/n + n_test/n_train) s^2), df = n - 1,
 /// two-sided p = 2 (1 - T_df(|t|)).
 struct TTest {
-  int n = 0;                          ///< Pairs.
-  double mean_difference = 0;         ///< mean(d).
-  double test_train_ratio = 0;        ///< n_test / n_train used in the correction.
-  double t = 0;                       ///< Statistic (±inf when s = 0 and mean != 0).
-  double df = 0;                      ///< n - 1.
-  double p_value = 1;                 ///< Two-sided; NaN when n < 2.
+  int n = 0;                    ///< Pairs.
+  double mean_difference = 0;   ///< mean(d).
+  double test_train_ratio = 0;  ///< n_test / n_train used in the correction.
+  double t = 0;                 ///< Statistic (±inf when s = 0 and mean != 0).
+  double df = 0;                ///< n - 1.
+  double p_value = 1;           ///< Two-sided; NaN when n < 2.
 };
 TTest corrected_resampled_t_test(const std::vector<double>& differences, double test_train_ratio);
 
@@ -60,14 +60,14 @@ TTest corrected_resampled_t_test(const std::vector<double>& differences, double 
 /// normal approximation z = (W+ - n(n+1)/4) / sqrt(n(n+1)(2n+1)/24 - sum(t^3 - t)/48) over tie
 /// groups of size t, without continuity correction.
 struct Wilcoxon {
-  int n = 0;              ///< Non-zero differences used.
-  int zeros = 0;          ///< Zero differences dropped.
-  bool ties = false;      ///< Some non-zero |d| are tied.
-  double w_plus = 0;      ///< Sum of ranks of positive differences.
-  double w_minus = 0;     ///< Sum of ranks of negative differences.
-  double statistic = 0;   ///< min(W+, W-), as scipy reports for two-sided tests.
-  std::string method;     ///< "exact", "normal", or "none" (n = 0).
-  double p_value = 1;     ///< Two-sided; NaN when n = 0.
+  int n = 0;             ///< Non-zero differences used.
+  int zeros = 0;         ///< Zero differences dropped.
+  bool ties = false;     ///< Some non-zero |d| are tied.
+  double w_plus = 0;     ///< Sum of ranks of positive differences.
+  double w_minus = 0;    ///< Sum of ranks of negative differences.
+  double statistic = 0;  ///< min(W+, W-), as scipy reports for two-sided tests.
+  std::string method;    ///< "exact", "normal", or "none" (n = 0).
+  double p_value = 1;    ///< Two-sided; NaN when n = 0.
 };
 Wilcoxon wilcoxon_signed_rank(const std::vector<double>& differences);
 

@@ -1,8 +1,8 @@
 #pragma once
-// Group commit for rank 0: results and journal notes are made durable on a thread of its own, many per
-// sync (ResultsStore::write_batch), while the MPI loop keeps handing out jobs. A batch is whatever was
-// submitted while the previous one synced (at most max_batch), so an idle sweep commits each result at
-// once and a busy one shares each sync among many; no timer adds latency.
+// Group commit for rank 0: results and journal notes are made durable on a thread of its own, many
+// per sync (ResultsStore::write_batch), while the MPI loop keeps handing out jobs. A batch is
+// whatever was submitted while the previous one synced (at most max_batch), so an idle sweep
+// commits each result at once and a busy one shares each sync among many; no timer adds latency.
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -44,13 +44,13 @@ class GroupCommitter {
   const std::size_t max_batch_;
   std::size_t submitted_ = 0;  ///< Owner thread only.
   std::mutex mutex_;
-  std::condition_variable wake_;  ///< Signals the committer thread: work queued or stopping.
-  std::condition_variable done_;  ///< Signals wait_all: a batch finished or failed.
-  std::deque<StoreRecord> queue_;         ///< Guarded by mutex_.
-  std::size_t committed_ = 0;             ///< Guarded by mutex_.
-  std::exception_ptr error_;              ///< Guarded by mutex_; set once, then the thread ends.
-  bool stopping_ = false;                 ///< Guarded by mutex_.
-  std::thread thread_;                    ///< Last: starts after every member above exists.
+  std::condition_variable wake_;   ///< Signals the committer thread: work queued or stopping.
+  std::condition_variable done_;   ///< Signals wait_all: a batch finished or failed.
+  std::deque<StoreRecord> queue_;  ///< Guarded by mutex_.
+  std::size_t committed_ = 0;      ///< Guarded by mutex_.
+  std::exception_ptr error_;       ///< Guarded by mutex_; set once, then the thread ends.
+  bool stopping_ = false;          ///< Guarded by mutex_.
+  std::thread thread_;             ///< Last: starts after every member above exists.
 };
 
 }  // namespace mil::orch

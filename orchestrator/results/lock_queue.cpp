@@ -108,11 +108,16 @@ std::string run_id_from_environment() {
   return array.empty() ? env_or_empty("SLURM_JOB_ID") : array;
 }
 
-LockQueue::LockQueue(ResultsStore& store, std::vector<ScheduledJob> jobs, LockOwner owner, LockQueueOptions options)
-    : store_(store), jobs_(std::move(jobs)), owner_(std::move(owner)), options_(std::move(options)) {
+LockQueue::LockQueue(ResultsStore& store, std::vector<ScheduledJob> jobs, LockOwner owner,
+                     LockQueueOptions options)
+    : store_(store),
+      jobs_(std::move(jobs)),
+      owner_(std::move(owner)),
+      options_(std::move(options)) {
   if (!options_.clock) {
     options_.clock = [] {
-      return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+      return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
     };
   }
   if (!options_.pid_alive) {
@@ -126,7 +131,8 @@ LockQueue::LockQueue(ResultsStore& store, std::vector<ScheduledJob> jobs, LockOw
   locks_dir_ = (fs::path(store_.dir()) / "locks").string();
   std::error_code ec;
   fs::create_directories(locks_dir_, ec);
-  if (ec) throw std::runtime_error("lock queue: cannot create '" + locks_dir_ + "': " + ec.message());
+  if (ec)
+    throw std::runtime_error("lock queue: cannot create '" + locks_dir_ + "': " + ec.message());
 }
 
 double LockQueue::now() const { return options_.clock(); }
@@ -161,7 +167,8 @@ std::string LockQueue::stale_reason(const LockRecord& lock) const {
   if (lock.owner.token == owner_.token) return "";
   const double age = now() - lock.heartbeat;
   if (!(age <= options_.lock_timeout_s)) {
-    return "heartbeat " + std::to_string(static_cast<long long>(std::llround(age))) + " s old (timeout " +
+    return "heartbeat " + std::to_string(static_cast<long long>(std::llround(age))) +
+           " s old (timeout " +
            std::to_string(static_cast<long long>(std::llround(options_.lock_timeout_s))) + " s)";
   }
   if (lock.owner.host == owner_.host && !options_.pid_alive(lock.owner.pid)) {
@@ -174,8 +181,8 @@ std::string LockQueue::stale_reason(const LockRecord& lock) const {
 }
 
 void LockQueue::write_lock_file(const std::string& path, const LockRecord& record) const {
-  const std::string temp = (fs::path(locks_dir_) / ("." + fs::path(path).filename().string() + ".new." +
-                                                    owner_.token + "." + random_hex()))
+  const std::string temp = (fs::path(locks_dir_) / ("." + fs::path(path).filename().string() +
+                                                    ".new." + owner_.token + "." + random_hex()))
                                .string();
   write_new_file_synced(temp, record_json(record).dump() + "\n");
   if (::rename(temp.c_str(), path.c_str()) != 0) {
@@ -186,8 +193,9 @@ void LockQueue::write_lock_file(const std::string& path, const LockRecord& recor
 
 bool LockQueue::create_lock(const std::string& job_id) {
   const std::string path = lock_path(job_id);
-  const std::string temp = (fs::path(locks_dir_) / ("." + job_id + ".lock.new." + owner_.token + "." + random_hex()))
-                               .string();
+  const std::string temp =
+      (fs::path(locks_dir_) / ("." + job_id + ".lock.new." + owner_.token + "." + random_hex()))
+          .string();
   const double t = now();
   write_new_file_synced(temp, record_json(LockRecord{owner_, t, t}).dump() + "\n");
   // link() is the exclusive create that carries content: the lock is never seen half written.
@@ -206,9 +214,11 @@ bool LockQueue::take_over(const std::string& job_id, const LockRecord& seen) {
   const FolderMutex mutex((fs::path(locks_dir_) / ".takeover").string());
   const auto current = read_lock(job_id);
   if (current) {
-    const bool same = current->owner.token == seen.owner.token && current->heartbeat == seen.heartbeat;
+    const bool same =
+        current->owner.token == seen.owner.token && current->heartbeat == seen.heartbeat;
     if (!same || stale_reason(*current).empty()) return false;
-    if (::unlink(lock_path(job_id).c_str()) != 0 && errno != ENOENT) throw_errno("cannot remove", lock_path(job_id));
+    if (::unlink(lock_path(job_id).c_str()) != 0 && errno != ENOENT)
+      throw_errno("cannot remove", lock_path(job_id));
   }
   return create_lock(job_id);
 }
@@ -243,8 +253,8 @@ void LockQueue::scan_results() {
     const auto mtime = fs::last_write_time(path, stat_error);
     if (stat_error) continue;  // moved aside while listed
     present.insert(id);
-    const std::int64_t stamp =
-        static_cast<std::int64_t>(mtime.time_since_epoch().count()) * 31 + static_cast<std::int64_t>(size);
+    const std::int64_t stamp = static_cast<std::int64_t>(mtime.time_since_epoch().count()) * 31 +
+                               static_cast<std::int64_t>(size);
     auto seen = seen_.find(id);
     if (seen != seen_.end() && seen->second.stamp == stamp) continue;
     std::ifstream in(path, std::ios::binary);
@@ -268,7 +278,8 @@ void LockQueue::scan_results() {
     }
     seen_[id] = entry;
   }
-  if (ec) throw std::runtime_error("lock queue: cannot list '" + folder.string() + "': " + ec.message());
+  if (ec)
+    throw std::runtime_error("lock queue: cannot list '" + folder.string() + "': " + ec.message());
   for (auto it = seen_.begin(); it != seen_.end();) {
     it = present.count(it->first) ? std::next(it) : seen_.erase(it);
   }
@@ -282,7 +293,8 @@ bool LockQueue::publish(JobResult result) {
 void LockQueue::write_blocked_results(Scheduler& scheduler) {
   for (const auto& [blocked, dependency] : scheduler.take_blocked()) {
     const auto seen = seen_.find(blocked->id);
-    if (seen != seen_.end() && (seen->second.final_failure || attempted_.count(blocked->id))) continue;
+    if (seen != seen_.end() && (seen->second.final_failure || attempted_.count(blocked->id)))
+      continue;
     JobResult failed = dependency_failed_result(blocked->spec, blocked->id, dependency);
     publish(failed);
     attempted_.insert(blocked->id);
@@ -297,12 +309,14 @@ Claim LockQueue::try_claim() {
   }
   const auto final_failure = [this](const std::string& id) {
     const auto seen = seen_.find(id);
-    return seen != seen_.end() && !seen->second.ok && (seen->second.final_failure || attempted_.count(id) > 0);
+    return seen != seen_.end() && !seen->second.ok &&
+           (seen->second.final_failure || attempted_.count(id) > 0);
   };
   Scheduler scheduler(jobs_, done, /*max_attempts=*/1);
   for (int worker = 0;; ++worker) {
     const Assignment assignment = scheduler.next(worker);
-    if (assignment.kind == Assignment::Kind::kWait) return Claim{Assignment::Kind::kWait, std::nullopt, false};
+    if (assignment.kind == Assignment::Kind::kWait)
+      return Claim{Assignment::Kind::kWait, std::nullopt, false};
     if (assignment.kind == Assignment::Kind::kStop) {
       // Jobs held by other processes: wait for them, so their locks can be taken over if they die.
       if (scheduler.running_count() > 0) return Claim{Assignment::Kind::kWait, std::nullopt, false};
@@ -317,7 +331,8 @@ Claim LockQueue::try_claim() {
     }
     bool taken_over = false;
     if (const auto lock = read_lock(job.id)) {
-      if (lock->owner.token == owner_.token || stale_reason(*lock).empty()) continue;  // runs elsewhere
+      if (lock->owner.token == owner_.token || stale_reason(*lock).empty())
+        continue;  // runs elsewhere
       if (!take_over(job.id, *lock)) continue;
       taken_over = true;
     } else if (!create_lock(job.id)) {
@@ -349,7 +364,8 @@ class Heartbeat {
           const auto interval = std::chrono::duration<double>(interval_s);
           while (!cv_.wait_for(lock, interval, [this] { return done_; })) {
             try {
-              if (!queue.refresh(job_id) && log) log(job_id + ": its lock is no longer ours (taken over as stale)");
+              if (!queue.refresh(job_id) && log)
+                log(job_id + ": its lock is no longer ours (taken over as stale)");
             } catch (const std::exception& e) {
               if (log) log(job_id + ": cannot refresh its lock: " + e.what());
             }
@@ -379,7 +395,9 @@ LockQueueOutcome run_lock_queue(LockQueue& queue, ResultsStore& store,
                                 const std::function<JobResult(const JobSpec&)>& run,
                                 const std::function<void(const std::string&)>& logger,
                                 const std::atomic<bool>* stop_requested) {
-  const auto stopping = [stop_requested] { return stop_requested != nullptr && stop_requested->load(); };
+  const auto stopping = [stop_requested] {
+    return stop_requested != nullptr && stop_requested->load();
+  };
   const std::function<void(const std::string&)> log = [&logger](const std::string& line) {
     if (logger) logger(line);
   };
@@ -396,7 +414,8 @@ LockQueueOutcome run_lock_queue(LockQueue& queue, ResultsStore& store,
       break;
     }
     if (claim.kind == Assignment::Kind::kWait) {
-      if (!waiting_logged) log("waiting: the jobs left run in other processes (or wait for one that does)");
+      if (!waiting_logged)
+        log("waiting: the jobs left run in other processes (or wait for one that does)");
       waiting_logged = true;
       const auto until = std::chrono::steady_clock::now() + queue.options().poll_interval;
       while (!stopping() && std::chrono::steady_clock::now() < until) {
@@ -406,7 +425,8 @@ LockQueueOutcome run_lock_queue(LockQueue& queue, ResultsStore& store,
     }
     waiting_logged = false;
     const ScheduledJob& job = *claim.job;
-    log(job.id + " claimed" + (claim.taken_over ? " (its stale lock was taken over; resuming)" : ""));
+    log(job.id + " claimed" +
+        (claim.taken_over ? " (its stale lock was taken over; resuming)" : ""));
     JobResult result;
     {
       const Heartbeat heartbeat(queue, job.id, queue.options().heartbeat_interval_s, log);
@@ -421,7 +441,8 @@ LockQueueOutcome run_lock_queue(LockQueue& queue, ResultsStore& store,
       break;
     }
     if (result.job_id != job.id) {
-      result.error = "the run returned a result for '" + result.job_id + "'" + (result.error.empty() ? "" : "; " + result.error);
+      result.error = "the run returned a result for '" + result.job_id + "'" +
+                     (result.error.empty() ? "" : "; " + result.error);
       result.status = "failed";
       result.job_id = job.id;
       result.config_id = job.spec.config_id();

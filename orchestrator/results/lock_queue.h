@@ -39,10 +39,10 @@ namespace mil::orch {
 
 /// Who holds a lock, as written into it.
 struct LockOwner {
-  std::string host;                 ///< Host name; a dead pid only proves staleness on the same host.
-  int pid = 0;                      ///< Process id on `host`.
-  std::string token;                ///< Random per process: tells apart owners that share host and pid.
-  std::string slurm_job_id;         ///< SLURM_JOB_ID (unique per array task), empty outside Slurm.
+  std::string host;          ///< Host name; a dead pid only proves staleness on the same host.
+  int pid = 0;               ///< Process id on `host`.
+  std::string token;         ///< Random per process: tells apart owners that share host and pid.
+  std::string slurm_job_id;  ///< SLURM_JOB_ID (unique per array task), empty outside Slurm.
   std::string slurm_array_job_id;   ///< SLURM_ARRAY_JOB_ID, empty outside an array.
   std::string slurm_array_task_id;  ///< SLURM_ARRAY_TASK_ID.
   std::string slurm_restart_count;  ///< SLURM_RESTART_COUNT: how often this Slurm job was requeued.
@@ -79,9 +79,10 @@ struct LockQueueOptions {
 
 /// Answer to try_claim().
 struct Claim {
-  Assignment::Kind kind = Assignment::Kind::kStop;  ///< kJob: run `job`; kWait: retry later; kStop: all finished.
-  std::optional<ScheduledJob> job;                  ///< Set for kJob; its lock is held by this queue.
-  bool taken_over = false;                          ///< kJob: the lock was stale and replaced.
+  Assignment::Kind kind =
+      Assignment::Kind::kStop;      ///< kJob: run `job`; kWait: retry later; kStop: all finished.
+  std::optional<ScheduledJob> job;  ///< Set for kJob; its lock is held by this queue.
+  bool taken_over = false;          ///< kJob: the lock was stale and replaced.
 };
 
 /// One process's view of a sweep shared through a results directory. Not thread-safe; one per
@@ -90,7 +91,8 @@ class LockQueue {
  public:
   /// Creates DIR/locks. `jobs` come from schedule_with_dependencies(); every process must pass the
   /// same sweep. Throws naming the folder when it cannot be created.
-  LockQueue(ResultsStore& store, std::vector<ScheduledJob> jobs, LockOwner owner, LockQueueOptions options);
+  LockQueue(ResultsStore& store, std::vector<ScheduledJob> jobs, LockOwner owner,
+            LockQueueOptions options);
 
   /// Scans the directory and claims the next ready job (its lock held until release()), or says to
   /// wait (jobs run elsewhere; nothing is ready) or to stop (every job has an ok or final failed
@@ -110,8 +112,8 @@ class LockQueue {
   std::string lock_path(const std::string& job_id) const;
   /// The lock of `job_id`, or nothing when there is none (or it vanished while read).
   std::optional<LockRecord> read_lock(const std::string& job_id) const;
-  /// Why the lock is stale ("heartbeat 700 s old", "pid 12 is dead", "an earlier run of Slurm job 7"),
-  /// or empty when it is live.
+  /// Why the lock is stale ("heartbeat 700 s old", "pid 12 is dead", "an earlier run of Slurm job
+  /// 7"), or empty when it is live.
   std::string stale_reason(const LockRecord& lock) const;
   /// The owner written into this queue's locks.
   const LockOwner& owner() const { return owner_; }
@@ -139,10 +141,10 @@ class LockQueue {
   std::set<std::string> job_ids_;
   LockOwner owner_;
   LockQueueOptions options_;
-  double started_at_ = 0.0;                  ///< clock() at construction.
+  double started_at_ = 0.0;  ///< clock() at construction.
   std::string locks_dir_;
-  std::map<std::string, SeenResult> seen_;   ///< job id -> last scan of its result file.
-  std::set<std::string> attempted_;          ///< Jobs this process ran (their failures are final here).
+  std::map<std::string, SeenResult> seen_;  ///< job id -> last scan of its result file.
+  std::set<std::string> attempted_;  ///< Jobs this process ran (their failures are final here).
   std::size_t failed_count_ = 0;
 };
 
@@ -152,8 +154,8 @@ struct LockQueueOutcome {
   std::size_t ran_failed = 0;   ///< Jobs run here that failed.
   std::size_t interrupted = 0;  ///< Stopped on request with a checkpoint; released for any process.
   std::size_t lost = 0;         ///< Run here, but another process's result was written first.
-  std::size_t failed_total = 0; ///< Jobs of the sweep with a final failed result at the end.
-  bool stopped = false;         ///< A stop was requested; jobs may remain.
+  std::size_t failed_total = 0;  ///< Jobs of the sweep with a final failed result at the end.
+  bool stopped = false;          ///< A stop was requested; jobs may remain.
 };
 
 /// Claims and runs jobs until try_claim() says stop or `stop_requested` is set, refreshing the held

@@ -8,10 +8,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <random>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <utility>
@@ -67,15 +67,16 @@ JobResult load_result(const std::string& path) {
 std::string unique_sibling(const std::string& path, const std::string& kind) {
   std::random_device entropy;
   const fs::path target(path);
-  return (target.parent_path() / ("." + target.filename().string() + "." + kind + "." + mil::host_name() +
-                                  "." + std::to_string(::getpid()) + "." + std::to_string(entropy())))
+  return (target.parent_path() /
+          ("." + target.filename().string() + "." + kind + "." + mil::host_name() + "." +
+           std::to_string(::getpid()) + "." + std::to_string(entropy())))
       .string();
 }
 
-
 }  // namespace
 
-JobResult dependency_failed_result(const JobSpec& spec, const std::string& job_id, const std::string& dependency) {
+JobResult dependency_failed_result(const JobSpec& spec, const std::string& job_id,
+                                   const std::string& dependency) {
   JobResult failed;
   failed.job_id = job_id;
   failed.config_id = spec.config_id();
@@ -122,7 +123,9 @@ StoreRecord StoreRecord::of_note(std::string job_id, std::string status, std::st
   return record;
 }
 
-void ResultsStore::set_crash_hook(std::function<void(CommitStage)> hook) { crash_hook_ = std::move(hook); }
+void ResultsStore::set_crash_hook(std::function<void(CommitStage)> hook) {
+  crash_hook_ = std::move(hook);
+}
 
 void ResultsStore::write(const JobResult& result) { write_batch({StoreRecord::of_result(result)}); }
 
@@ -147,7 +150,8 @@ void ResultsStore::write_batch(const std::vector<StoreRecord>& records) {
     const JobResult& result = record.result;
     const std::string path = result_path(result.job_id);
     if (result.status != "ok" && result.status != "failed" && result.status != "quarantined") {
-      throw std::runtime_error(path + ": status '" + result.status + "' is not one of ok, failed, quarantined");
+      throw std::runtime_error(path + ": status '" + result.status +
+                               "' is not one of ok, failed, quarantined");
     }
     if (!batch_ids.insert(result.job_id).second) {
       throw std::runtime_error(path + ": job " + result.job_id + " has two results in one batch");
@@ -172,7 +176,8 @@ void ResultsStore::write_batch(const std::vector<StoreRecord>& records) {
     sync_files(temps);
     reached(CommitStage::kTempsSynced);
     for (std::size_t i = 0; i < temps.size(); ++i) {
-      if (::rename(temps[i].c_str(), finals[i].c_str()) != 0) throw_errno("cannot rename '" + temps[i] + "' to", finals[i]);
+      if (::rename(temps[i].c_str(), finals[i].c_str()) != 0)
+        throw_errno("cannot rename '" + temps[i] + "' to", finals[i]);
       reached(CommitStage::kRenamed);
     }
   } catch (...) {
@@ -194,8 +199,9 @@ bool ResultsStore::write_exclusive(const JobResult& result) {
   write_new_file_synced(temp, dump(json(result), /*indent=*/2) + "\n");
   bool written = false;
   try {
-    // link() creates `path` only when nothing is there, atomically also on NFS. A failed result in the
-    // way is renamed aside first: only one racer's rename finds it, so at most one link can follow it.
+    // link() creates `path` only when nothing is there, atomically also on NFS. A failed result in
+    // the way is renamed aside first: only one racer's rename finds it, so at most one link can
+    // follow it.
     constexpr int kMaxRaces = 16;  // each round is lost only to a writer that made progress
     for (int round = 0; round < kMaxRaces && !written; ++round) {
       if (::link(temp.c_str(), path.c_str()) == 0) {
@@ -218,7 +224,8 @@ bool ResultsStore::write_exclusive(const JobResult& result) {
       }
       // Between the read and the rename a racer may have put an ok result there: put it back.
       if (parse_file(aside).value("status", "") == "ok") {
-        if (::link(aside.c_str(), path.c_str()) != 0 && errno != EEXIST) throw_errno("cannot restore", path);
+        if (::link(aside.c_str(), path.c_str()) != 0 && errno != EEXIST)
+          throw_errno("cannot restore", path);
         ::unlink(aside.c_str());
         break;
       }
@@ -239,7 +246,8 @@ bool ResultsStore::write_exclusive(const JobResult& result) {
   return true;
 }
 
-void ResultsStore::note(const std::string& job_id, const std::string& status, const std::string& detail) {
+void ResultsStore::note(const std::string& job_id, const std::string& status,
+                        const std::string& detail) {
   write_batch({StoreRecord::of_note(job_id, status, detail)});
 }
 
@@ -280,7 +288,8 @@ std::set<std::string> ResultsStore::quarantined_ids() const {
   return ids;
 }
 
-std::map<std::string, JournalEntry> replay_journal(const std::string& journal_path, std::size_t* skipped_lines) {
+std::map<std::string, JournalEntry> replay_journal(const std::string& journal_path,
+                                                   std::size_t* skipped_lines) {
   std::map<std::string, JournalEntry> entries;
   std::ifstream in(journal_path);
   std::size_t skipped = 0;
@@ -289,14 +298,16 @@ std::map<std::string, JournalEntry> replay_journal(const std::string& journal_pa
     const json entry = json::parse(line, /*cb=*/nullptr, /*allow_exceptions=*/false);
     const auto id = entry.is_object() ? entry.find("job_id") : entry.end();
     const auto status = entry.is_object() ? entry.find("status") : entry.end();
-    if (!entry.is_object() || id == entry.end() || !id->is_string() || status == entry.end() || !status->is_string()) {
+    if (!entry.is_object() || id == entry.end() || !id->is_string() || status == entry.end() ||
+        !status->is_string()) {
       ++skipped;
       continue;
     }
     JournalEntry& e = entries[id->get<std::string>()];
     e.status = status->get<std::string>();
     const auto detail = entry.find("detail");
-    e.detail = detail != entry.end() && detail->is_string() ? detail->get<std::string>() : std::string();
+    e.detail =
+        detail != entry.end() && detail->is_string() ? detail->get<std::string>() : std::string();
     ++e.lines;
     e.retries += e.status == "retry";
     e.ok_lines += e.status == "ok";

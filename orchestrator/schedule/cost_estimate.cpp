@@ -46,14 +46,16 @@ std::optional<std::vector<std::vector<std::string>>> read_rows(const std::string
 /// True when the first row names columns the way the label readers recognise a header.
 bool is_header(const std::vector<std::string>& row) {
   for (std::string field : row) {
-    std::transform(field.begin(), field.end(), field.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    std::transform(field.begin(), field.end(), field.begin(),
+                   [](unsigned char c) { return char(std::tolower(c)); });
     if (field == "slide_id" || field == "id" || field == "slide" || field == "label") return true;
   }
   return false;
 }
 
 /// Distinct values of column `column` in rows[first..].
-double distinct(const std::vector<std::vector<std::string>>& rows, std::size_t first, std::size_t column) {
+double distinct(const std::vector<std::vector<std::string>>& rows, std::size_t first,
+                std::size_t column) {
   std::set<std::string> values;
   for (std::size_t i = first; i < rows.size(); ++i) {
     if (column < rows[i].size()) values.insert(rows[i][column]);
@@ -71,7 +73,8 @@ std::optional<double> folder_bytes(const fs::path& folder) {
   return bytes;
 }
 
-/// Mean instances per bag from a `mhim synth` provenance file (instances are uniform in [min, max]).
+/// Mean instances per bag from a `mhim synth` provenance file (instances are uniform in [min,
+/// max]).
 void read_synthetic(const fs::path& root, DatasetSize& size) {
   std::ifstream in(root / "synthetic.json");
   if (!in) {
@@ -80,9 +83,11 @@ void read_synthetic(const fs::path& root, DatasetSize& size) {
   }
   try {
     const nlohmann::json j = nlohmann::json::parse(in);
-    const double low = j.at("min_instances").get<double>(), high = j.at("max_instances").get<double>();
+    const double low = j.at("min_instances").get<double>(),
+                 high = j.at("max_instances").get<double>();
     size.instances_per_bag = (low + high) / 2;
-    size.instances_source = "synthetic.json (" + std::to_string(int(low)) + "-" + std::to_string(int(high)) + ")";
+    size.instances_source =
+        "synthetic.json (" + std::to_string(int(low)) + "-" + std::to_string(int(high)) + ")";
   } catch (const std::exception&) {
     size.instances_source = "unknown: synthetic.json has no min/max_instances";
   }
@@ -115,7 +120,8 @@ DatasetSize probe_dataset(const DatasetSpec& spec) {
   }
   const bool survival = spec.kind == "survival";
   const fs::path root(spec.root);
-  const fs::path labels = root / (spec.labels.empty() ? (survival ? "survival.csv" : "labels.csv") : spec.labels);
+  const fs::path labels =
+      root / (spec.labels.empty() ? (survival ? "survival.csv" : "labels.csv") : spec.labels);
   if (const auto rows = read_rows(labels.string()); !rows || rows->empty()) {
     size.error = "cannot read " + labels.string();
   } else if (survival) {
@@ -148,7 +154,8 @@ CostEstimate estimate_cost(const std::vector<JobSpec>& jobs,
     const std::string dataset_key = nlohmann::json(job.dataset).dump();
     if (sizes.count(dataset_key) == 0) sizes.emplace(dataset_key, probe(job.dataset));
     const DatasetSize& size = sizes.at(dataset_key);
-    const auto [it, inserted] = line_of.emplace(std::make_pair(job.dataset.name, method), estimate.lines.size());
+    const auto [it, inserted] =
+        line_of.emplace(std::make_pair(job.dataset.name, method), estimate.lines.size());
     if (inserted) {
       CostLine line;
       line.dataset = job.dataset.name;
@@ -181,32 +188,39 @@ std::string format_cost(const CostEstimate& estimate) {
       "estimated cost (an estimate from file sizes and row counts, no feature was read):\n"
       "  per job: epochs x bags outside the test fold x mean instances per bag x model factor\n";
   char row[512];
-  std::snprintf(row, sizeof row, "  %-18s %-14s %5s %8s %10s %10s %7s %14s  %s\n", "dataset", "method", "jobs", "bags",
-                "inst/bag", "features", "factor", "instance-ep.", "instances from");
+  std::snprintf(row, sizeof row, "  %-18s %-14s %5s %8s %10s %10s %7s %14s  %s\n", "dataset",
+                "method", "jobs", "bags", "inst/bag", "features", "factor", "instance-ep.",
+                "instances from");
   out += row;
   for (const CostLine& l : estimate.lines) {
     const std::string bags = l.size.bags ? human(*l.size.bags) : "?";
     const std::string per_bag = l.size.instances_per_bag ? human(*l.size.instances_per_bag) : "?";
     const std::string bytes = l.size.feature_bytes ? human(*l.size.feature_bytes) + "B" : "-";
-    const std::string work = l.instance_epochs ? human(*l.instance_epochs)
-                                               : (l.bag_epochs ? human(*l.bag_epochs) + " bag-ep." : "?");
+    const std::string work = l.instance_epochs
+                                 ? human(*l.instance_epochs)
+                                 : (l.bag_epochs ? human(*l.bag_epochs) + " bag-ep." : "?");
     char factor[32];
     std::snprintf(factor, sizeof factor, "%.2f%s", l.factor, l.factor_known ? "" : "?");
-    std::snprintf(row, sizeof row, "  %-18s %-14s %5d %8s %10s %10s %7s %14s  %s\n", l.dataset.c_str(), l.method.c_str(),
-                  l.jobs, bags.c_str(), per_bag.c_str(), bytes.c_str(), factor, work.c_str(),
+    std::snprintf(row, sizeof row, "  %-18s %-14s %5d %8s %10s %10s %7s %14s  %s\n",
+                  l.dataset.c_str(), l.method.c_str(), l.jobs, bags.c_str(), per_bag.c_str(),
+                  bytes.c_str(), factor, work.c_str(),
                   l.size.error.empty() ? l.size.instances_source.c_str() : l.size.error.c_str());
     out += row;
   }
   out += "  total: " + human(estimate.instance_epochs) + " instance-epochs";
   if (!estimate.complete) {
-    out += " (only lines whose instances per bag are known; all lines: " + human(estimate.bag_epochs) +
-           " bag-epochs)";
+    out +=
+        " (only lines whose instances per bag are known; all lines: " + human(estimate.bag_epochs) +
+        " bag-epochs)";
   }
   out += "\n";
-  if (std::any_of(estimate.lines.begin(), estimate.lines.end(), [](const CostLine& l) { return !l.factor_known; })) {
+  if (std::any_of(estimate.lines.begin(), estimate.lines.end(),
+                  [](const CostLine& l) { return !l.factor_known; })) {
     out += "  factor \"1.00?\": a model without a known factor, counted as 1\n";
   }
-  out += "  to turn instance-epochs into time, divide by the instances/s `mhim bench train` measures\n";
+  out +=
+      "  to turn instance-epochs into time, divide by the instances/s `mhim bench train` "
+      "measures\n";
   return out;
 }
 

@@ -13,27 +13,29 @@ namespace mil::orch {
 
 /// What is known about a benchmark's size without reading its features.
 struct DatasetSize {
-  std::optional<double> bags;               ///< Bags: label CSV data rows (musk: distinct bag ids; survival: distinct cases).
+  std::optional<double>
+      bags;  ///< Bags: label CSV data rows (musk: distinct bag ids; survival: distinct cases).
   std::optional<double> instances_per_bag;  ///< Mean instances per bag, when some file says.
-  std::string instances_source;             ///< Where instances_per_bag came from, or why it is unknown.
-  std::optional<double> feature_bytes;      ///< Total size of pt_files/ or h5_files/, when present.
-  std::string error;                        ///< Why `bags` is unknown; empty when known.
+  std::string instances_source;  ///< Where instances_per_bag came from, or why it is unknown.
+  std::optional<double> feature_bytes;  ///< Total size of pt_files/ or h5_files/, when present.
+  std::string error;                    ///< Why `bags` is unknown; empty when known.
 };
 
 /// Counts what it can for `spec`; never throws (problems go to `error`).
 DatasetSize probe_dataset(const DatasetSpec& spec);
 
-/// Relative cost of one instance through `model` (abmil = 1), from the per-instance multiply-adds of
-/// the layers each model adds to the shared D -> 512 embedding; 1 with *known = false for others.
+/// Relative cost of one instance through `model` (abmil = 1), from the per-instance multiply-adds
+/// of the layers each model adds to the shared D -> 512 embedding; 1 with *known = false for
+/// others.
 double model_cost_factor(const std::string& model, bool* known = nullptr);
 
 /// The estimate for the jobs of one (dataset, method).
 struct CostLine {
-  std::string dataset;     ///< Dataset name.
-  std::string method;      ///< Model method label (or name).
-  int jobs = 0;            ///< Jobs of this dataset and method.
-  DatasetSize size;        ///< The dataset's probe.
-  double factor = 1;       ///< model_cost_factor().
+  std::string dataset;       ///< Dataset name.
+  std::string method;        ///< Model method label (or name).
+  int jobs = 0;              ///< Jobs of this dataset and method.
+  DatasetSize size;          ///< The dataset's probe.
+  double factor = 1;         ///< model_cost_factor().
   bool factor_known = true;  ///< False when the model has no factor (1 is used).
   /// Sum over jobs of epochs x bags outside the test fold x factor; unset when bags are unknown.
   std::optional<double> bag_epochs;
@@ -51,8 +53,9 @@ struct CostEstimate {
 
 /// Groups `jobs` by (dataset, method) and estimates each group; `probe` defaults to probe_dataset
 /// (tests inject sizes).
-CostEstimate estimate_cost(const std::vector<JobSpec>& jobs,
-                           const std::function<DatasetSize(const DatasetSpec&)>& probe = probe_dataset);
+CostEstimate estimate_cost(
+    const std::vector<JobSpec>& jobs,
+    const std::function<DatasetSize(const DatasetSpec&)>& probe = probe_dataset);
 
 /// A plain-text table of the estimate, stating what it is based on.
 std::string format_cost(const CostEstimate& estimate);

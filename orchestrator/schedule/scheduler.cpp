@@ -13,7 +13,8 @@ std::vector<ScheduledJob> scheduled_jobs(const std::vector<JobSpec>& specs) {
   std::vector<ScheduledJob> jobs;
   jobs.reserve(specs.size());
   for (const auto& spec : specs) {
-    jobs.push_back(ScheduledJob{spec, spec.id(), /*cost=*/1.0, /*depends_on=*/{}, spec.train.ranks});
+    jobs.push_back(
+        ScheduledJob{spec, spec.id(), /*cost=*/1.0, /*depends_on=*/{}, spec.train.ranks});
   }
   return jobs;
 }
@@ -22,7 +23,8 @@ std::string error_signature(const std::string& error) {
   std::string out;
   std::size_t i = 0;
   while (i < error.size()) {
-    // A word (up to whitespace) holding a '/' is a path: its folders and names vary between attempts.
+    // A word (up to whitespace) holding a '/' is a path: its folders and names vary between
+    // attempts.
     if (!std::isspace(static_cast<unsigned char>(error[i]))) {
       std::size_t end = i;
       while (end < error.size() && !std::isspace(static_cast<unsigned char>(error[end]))) ++end;
@@ -55,8 +57,8 @@ Scheduler::Scheduler(std::vector<ScheduledJob> jobs, const std::set<std::string>
       throw std::runtime_error("scheduler: job '" + job.id + "' has a non-finite cost");
     }
     if (job.ranks < 1) {
-      throw std::runtime_error("scheduler: job '" + job.id + "' needs " + std::to_string(job.ranks) +
-                               " ranks; train.ranks must be >= 1");
+      throw std::runtime_error("scheduler: job '" + job.id + "' needs " +
+                               std::to_string(job.ranks) + " ranks; train.ranks must be >= 1");
     }
     const State state = already_done.count(job.id) > 0 ? State::kDone
                         : held_back.count(job.id) > 0  ? State::kFailed
@@ -74,7 +76,8 @@ Scheduler::Scheduler(std::vector<ScheduledJob> jobs, const std::set<std::string>
       if (it != index_of_.end()) {
         dependencies_[i].push_back(it->second);
       } else if (already_done.count(dependency) == 0) {
-        throw std::runtime_error("scheduler: job '" + jobs_[i].id + "' depends on unknown job '" + dependency + "'");
+        throw std::runtime_error("scheduler: job '" + jobs_[i].id + "' depends on unknown job '" +
+                                 dependency + "'");
       }
     }
   }
@@ -85,7 +88,8 @@ Scheduler::Scheduler(std::vector<ScheduledJob> jobs, const std::set<std::string>
   position_.resize(jobs_.size());
   for (std::size_t p = 0; p < order_.size(); ++p) position_[order_[p]] = p;
   for (std::size_t i = 0; i < jobs_.size(); ++i) {
-    if (held_back.count(jobs_[i].id) > 0 && already_done.count(jobs_[i].id) == 0) block_dependents(i);
+    if (held_back.count(jobs_[i].id) > 0 && already_done.count(jobs_[i].id) == 0)
+      block_dependents(i);
   }
 }
 
@@ -103,7 +107,8 @@ void Scheduler::check_free(int worker) const {
                              "'");
   }
   if (std::find(held_.begin(), held_.end(), worker) != held_.end()) {
-    throw std::runtime_error("scheduler: worker " + std::to_string(worker) + " asked for work while held for a group");
+    throw std::runtime_error("scheduler: worker " + std::to_string(worker) +
+                             " asked for work while held for a group");
   }
 }
 
@@ -140,8 +145,10 @@ Assignment Scheduler::next(int worker) {
     group.push_back(worker);
     return start(index, std::move(group));
   }
-  // Nothing ready: wait while a running job can still finish (freeing its dependents) or be requeued.
-  if (!running_.empty() && pending_count() > 0) return Assignment{Assignment::Kind::kWait, nullptr, {}};
+  // Nothing ready: wait while a running job can still finish (freeing its dependents) or be
+  // requeued.
+  if (!running_.empty() && pending_count() > 0)
+    return Assignment{Assignment::Kind::kWait, nullptr, {}};
   for (const auto& [holder, index] : running_) {
     if (attempts_[index] < max_attempts_) return Assignment{Assignment::Kind::kWait, nullptr, {}};
   }
@@ -150,8 +157,8 @@ Assignment Scheduler::next(int worker) {
 
 Assignment Scheduler::next_ahead(int worker) {
   check_free(worker);
-  // Only the head of the line, and only when it needs one worker and no group is forming: a job taken
-  // ahead must never overtake a group job that held workers are waiting for.
+  // Only the head of the line, and only when it needs one worker and no group is forming: a job
+  // taken ahead must never overtake a group job that held workers are waiting for.
   const std::size_t index = first_ready();
   if (!held_.empty() || index == order_.size() || jobs_[index].ranks != 1) {
     return Assignment{Assignment::Kind::kWait, nullptr, {}};
@@ -173,7 +180,8 @@ std::size_t Scheduler::take_running(int worker, const std::string& job_id) {
 
 bool Scheduler::in_live_attempt(std::size_t index, int worker) const {
   const auto& group = group_[index];
-  return states_[index] == State::kRunning && std::find(group.begin(), group.end(), worker) != group.end();
+  return states_[index] == State::kRunning &&
+         std::find(group.begin(), group.end(), worker) != group.end();
 }
 
 Fate Scheduler::complete(int worker, const std::string& job_id, bool ok, const std::string& error) {
@@ -226,9 +234,10 @@ Fate Scheduler::release_unsuccessful(std::size_t index, const std::string& error
   set_state(index, State::kFailed);
   block_dependents(index);
   const auto& errors = errors_[index];
-  const bool same = errors.size() >= 2 && std::all_of(errors.begin(), errors.end(), [&](const std::string& e) {
-                      return error_signature(e) == error_signature(errors.front());
-                    });
+  const bool same =
+      errors.size() >= 2 && std::all_of(errors.begin(), errors.end(), [&](const std::string& e) {
+        return error_signature(e) == error_signature(errors.front());
+      });
   return same ? Fate::kQuarantined : Fate::kFailed;
 }
 

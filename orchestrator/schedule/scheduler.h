@@ -3,17 +3,17 @@
 // No MPI, sockets or clocks inside, so every failure path (a job fails, a worker vanishes) is
 // unit-tested by calling the methods in the order the transport would.
 //
-// Rank groups. A job with ranks R > 1 (data-parallel) runs on R workers at once. Placement is strict
-// head-of-line: a worker asking for work is offered the ready pending job that comes first in cost
-// order (largest first). When that job needs more workers than are idle, the asking worker is held
-// (Assignment kHold: it gets no answer yet) and so are the next ones, until R are held; then all R
-// get the job together. A held worker is never given a later, smaller job instead, so one-rank jobs
-// cannot starve a group job by always taking the first worker to free up; the price is that up to
-// R-1 workers idle while the group forms, for at most the time until enough running jobs end. A
-// caller that gives group jobs a higher cost gets them formed first, while every worker is idle at the
-// sweep's start (mhim sweep gives every job cost 1: file order). A job whose higher cost puts
-// it ahead of the group job while workers are held (a retry, a freed dependent) is served first, by
-// the asking worker with as many held workers as it needs.
+// Rank groups. A job with ranks R > 1 (data-parallel) runs on R workers at once. Placement is
+// strict head-of-line: a worker asking for work is offered the ready pending job that comes first
+// in cost order (largest first). When that job needs more workers than are idle, the asking worker
+// is held (Assignment kHold: it gets no answer yet) and so are the next ones, until R are held;
+// then all R get the job together. A held worker is never given a later, smaller job instead, so
+// one-rank jobs cannot starve a group job by always taking the first worker to free up; the price
+// is that up to R-1 workers idle while the group forms, for at most the time until enough running
+// jobs end. A caller that gives group jobs a higher cost gets them formed first, while every worker
+// is idle at the sweep's start (mhim sweep gives every job cost 1: file order). A job whose higher
+// cost puts it ahead of the group job while workers are held (a retry, a freed dependent) is served
+// first, by the asking worker with as many held workers as it needs.
 #include <cstddef>
 #include <map>
 #include <set>
@@ -37,9 +37,9 @@ struct ScheduledJob {
 
 /// The answer to a worker asking for work.
 struct Assignment {
-  /// kJob: `group` runs `job`; kWait: ask again later; kStop: no more work; kHold: the worker is kept
-  /// idle for a job that needs more workers than are idle now; answer it only when a later kJob's
-  /// group names it (or release_held()).
+  /// kJob: `group` runs `job`; kWait: ask again later; kStop: no more work; kHold: the worker is
+  /// kept idle for a job that needs more workers than are idle now; answer it only when a later
+  /// kJob's group names it (or release_held()).
   enum class Kind { kJob, kWait, kStop, kHold };
   Kind kind = Kind::kStop;
   /// Set for kJob; points into the scheduler (stable for its lifetime).
@@ -61,8 +61,9 @@ enum class Fate {
   kMember,
 };
 
-/// `error` with what varies between runs of the same failure removed: every word holding a '/' (paths)
-/// becomes "<path>" and every run of digits "#". Two attempts failed the same way when these are equal.
+/// `error` with what varies between runs of the same failure removed: every word holding a '/'
+/// (paths) becomes "<path>" and every run of digits "#". Two attempts failed the same way when
+/// these are equal.
 std::string error_signature(const std::string& error);
 
 /// ScheduledJobs for `specs` with id = spec.id() and cost 1, in the same order.
@@ -74,10 +75,11 @@ std::vector<ScheduledJob> scheduled_jobs(const std::vector<JobSpec>& specs);
 class Scheduler {
  public:
   /// Jobs whose id is in `already_done` count as done and are never handed out (resume after a
-  /// restart); those in `held_back` (quarantined by an earlier run) count as failed without running, and
-  /// their dependents fail too (take_blocked). Throws on duplicate ids in `jobs`, a non-finite cost,
-  /// ranks < 1, max_attempts < 1, or a dependency that is neither a job of `jobs` nor in `already_done`.
-  /// The caller checks that no job needs more ranks than there are workers (else its group never forms).
+  /// restart); those in `held_back` (quarantined by an earlier run) count as failed without
+  /// running, and their dependents fail too (take_blocked). Throws on duplicate ids in `jobs`, a
+  /// non-finite cost, ranks < 1, max_attempts < 1, or a dependency that is neither a job of `jobs`
+  /// nor in `already_done`. The caller checks that no job needs more ranks than there are workers
+  /// (else its group never forms).
   Scheduler(std::vector<ScheduledJob> jobs, const std::set<std::string>& already_done,
             int max_attempts = 1, const std::set<std::string>& held_back = {});
 
@@ -87,19 +89,19 @@ class Scheduler {
   /// when none is ready but a running job may still finish or be requeued; else kStop.
   /// Throws if `worker` already holds a job or is held.
   Assignment next(int worker);
-  /// For a worker that asks ahead, while it still runs another job (a different holder id), so that its
-  /// next job is in hand when the current one ends: kJob with the job next() would hand out when that
-  /// job needs one worker and no worker is held for a group; else kWait. Never holds, never stops: a
-  /// worker that is refused asks again with next() once idle.
+  /// For a worker that asks ahead, while it still runs another job (a different holder id), so that
+  /// its next job is in hand when the current one ends: kJob with the job next() would hand out
+  /// when that job needs one worker and no worker is held for a group; else kWait. Never holds,
+  /// never stops: a worker that is refused asks again with next() once idle.
   Assignment next_ahead(int worker);
-  /// Records the report of `worker` on the job it holds and frees the worker. An ok report of a group
-  /// job's leader, or a failure (with its `error`) of any member, ends the attempt: done, or requeued
-  /// while attempts remain, else failed or quarantined; other reports return kMember. Throws if
-  /// `worker` does not hold `job_id`.
+  /// Records the report of `worker` on the job it holds and frees the worker. An ok report of a
+  /// group job's leader, or a failure (with its `error`) of any member, ends the attempt: done, or
+  /// requeued while attempts remain, else failed or quarantined; other reports return kMember.
+  /// Throws if `worker` does not hold `job_id`.
   Fate complete(int worker, const std::string& job_id, bool ok, const std::string& error = "");
   /// The job `worker` holds was stopped on request (resumable): back to pending, the attempt not
-  /// counted, and true; false (only the worker freed) when its attempt had already ended, e.g. another
-  /// member of its group was stopped first. Throws if `worker` does not hold `job_id`.
+  /// counted, and true; false (only the worker freed) when its attempt had already ended, e.g.
+  /// another member of its group was stopped first. Throws if `worker` does not hold `job_id`.
   bool requeue(int worker, const std::string& job_id);
   /// The worker is gone: it is no longer held, and the attempt it was part of (if any) ends as a
   /// failure: requeued while attempts remain, else failed. The other members of its group stay busy
@@ -156,20 +158,23 @@ class Scheduler {
 
   /// Never resized after construction, so Assignment::job stays valid.
   std::vector<ScheduledJob> jobs_;
-  std::vector<State> states_;           ///< Parallel to jobs_.
-  std::vector<int> attempts_;           ///< Parallel to jobs_: times handed out.
+  std::vector<State> states_;                     ///< Parallel to jobs_.
+  std::vector<int> attempts_;                     ///< Parallel to jobs_: times handed out.
   std::vector<std::vector<std::string>> errors_;  ///< Parallel to jobs_: errors of failed attempts.
-  std::vector<std::size_t> order_;      ///< Indices into jobs_ by cost descending, stable.
-  std::vector<std::size_t> position_;   ///< Parallel to jobs_: its place in order_.
-  std::size_t cursor_ = 0;              ///< No pending job sits before this place in order_.
+  std::vector<std::size_t> order_;        ///< Indices into jobs_ by cost descending, stable.
+  std::vector<std::size_t> position_;     ///< Parallel to jobs_: its place in order_.
+  std::size_t cursor_ = 0;                ///< No pending job sits before this place in order_.
   std::size_t counts_[4] = {0, 0, 0, 0};  ///< Jobs per State.
   std::map<std::string, std::size_t> index_of_;  ///< Job id -> index into jobs_.
-  std::map<int, std::size_t> running_;  ///< Worker -> index of its job (also after its attempt ended).
+  std::map<int, std::size_t>
+      running_;  ///< Worker -> index of its job (also after its attempt ended).
   /// Parallel to jobs_: the workers of the running attempt (leader first); empty when none runs.
   std::vector<std::vector<int>> group_;
   std::vector<int> held_;  ///< Workers answered kHold, longest held first.
-  std::vector<std::vector<std::size_t>> dependencies_;  ///< Parallel to jobs_: indices of unfinished dependencies.
-  std::vector<std::pair<const ScheduledJob*, std::string>> blocked_;  ///< Not yet taken by take_blocked().
+  std::vector<std::vector<std::size_t>>
+      dependencies_;  ///< Parallel to jobs_: indices of unfinished dependencies.
+  std::vector<std::pair<const ScheduledJob*, std::string>>
+      blocked_;  ///< Not yet taken by take_blocked().
   int max_attempts_;
 };
 

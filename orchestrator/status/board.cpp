@@ -10,7 +10,9 @@ namespace {
 
 using TimePoint = std::chrono::system_clock::time_point;
 
-double seconds_between(TimePoint from, TimePoint to) { return std::chrono::duration<double>(to - from).count(); }
+double seconds_between(TimePoint from, TimePoint to) {
+  return std::chrono::duration<double>(to - from).count();
+}
 
 std::string iso_utc(TimePoint t) {
   const std::time_t seconds = std::chrono::system_clock::to_time_t(t);
@@ -54,7 +56,8 @@ std::size_t StatusBoard::job_index(const std::string& job_id) {
   return jobs_.size() - 1;
 }
 
-void StatusBoard::sweep_started(const std::vector<StatusJobInfo>& jobs, const std::set<std::string>& already_done) {
+void StatusBoard::sweep_started(const std::vector<StatusJobInfo>& jobs,
+                                const std::set<std::string>& already_done) {
   try {
     std::lock_guard<std::mutex> lock(mutex_);
     listed_ = true;
@@ -130,7 +133,8 @@ void StatusBoard::job_reported(const std::string& job_id) {
   }
 }
 
-void StatusBoard::job_finished(const std::string& job_id, const std::string& status, const std::string& error) {
+void StatusBoard::job_finished(const std::string& job_id, const std::string& status,
+                               const std::string& error) {
   try {
     const TimePoint t = now();
     std::lock_guard<std::mutex> lock(mutex_);
@@ -144,7 +148,9 @@ void StatusBoard::job_finished(const std::string& job_id, const std::string& sta
       job.state = State::kPending;  // no result: a rerun or another attempt will run it
       return;
     }
-    job.state = status == "ok" ? State::kDone : status == "quarantined" ? State::kQuarantined : State::kFailed;
+    job.state = status == "ok"            ? State::kDone
+                : status == "quarantined" ? State::kQuarantined
+                                          : State::kFailed;
     finish_times_.insert(std::upper_bound(finish_times_.begin(), finish_times_.end(), t), t);
   } catch (...) {
   }
@@ -179,13 +185,27 @@ StatusSummary StatusBoard::summary_locked(TimePoint t) const {
   c.total = jobs_.size();
   for (const Job& job : jobs_) {
     switch (job.state) {
-      case State::kPending: ++c.pending; break;
-      case State::kRunning: ++c.running; break;
-      case State::kDone: ++c.done; break;
-      case State::kFailed: ++c.failed; break;
-      case State::kQuarantined: ++c.quarantined; break;
-      case State::kSkipped: ++c.skipped; break;
-      case State::kCommitting: ++c.committing; break;
+      case State::kPending:
+        ++c.pending;
+        break;
+      case State::kRunning:
+        ++c.running;
+        break;
+      case State::kDone:
+        ++c.done;
+        break;
+      case State::kFailed:
+        ++c.failed;
+        break;
+      case State::kQuarantined:
+        ++c.quarantined;
+        break;
+      case State::kSkipped:
+        ++c.skipped;
+        break;
+      case State::kCommitting:
+        ++c.committing;
+        break;
     }
   }
   s.uptime_s = std::max(0.0, seconds_between(started_, t));
@@ -193,8 +213,9 @@ StatusSummary StatusBoard::summary_locked(TimePoint t) const {
   if (finished > 0 && s.uptime_s > 0.0) s.sweep_jobs_per_h = finished * 3600.0 / s.uptime_s;
   const double window = std::min(options_.recent_window_s, s.uptime_s);
   if (window > 0.0) {
-    const TimePoint window_start = t - std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                                           std::chrono::duration<double>(window));
+    const TimePoint window_start =
+        t - std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                std::chrono::duration<double>(window));
     const auto first = std::upper_bound(finish_times_.begin(), finish_times_.end(), window_start);
     const auto recent = std::distance(first, finish_times_.end());
     if (recent > 0) s.recent_jobs_per_h = recent * 3600.0 / window;
@@ -215,14 +236,15 @@ StatusSummary StatusBoard::summary() const {
 }
 
 StatusSnapshot StatusBoard::snapshot() const {
-  static constexpr const char* kStateNames[] = {"pending", "running", "done", "failed", "quarantined", "skipped",
-                                                  "committing"};
+  static constexpr const char* kStateNames[] = {"pending",     "running", "done",      "failed",
+                                                "quarantined", "skipped", "committing"};
   const TimePoint t = now();
   StatusSnapshot snap;
   std::vector<Job> jobs_copy;
   std::map<int, Worker> workers_copy;
   bool listed = false;
-  {  // copy under the lock, build the document without it: the orchestrator loop waits only for the copy
+  {  // copy under the lock, build the document without it: the orchestrator loop waits only for the
+     // copy
     std::lock_guard<std::mutex> lock(mutex_);
     snap.summary = summary_locked(t);
     jobs_copy = jobs_;
@@ -232,14 +254,24 @@ StatusSnapshot StatusBoard::snapshot() const {
   const StatusSummary& s = snap.summary;
   const StatusCounts& c = s.counts;
   nlohmann::json& j = snap.json;
-  j["sweep"] = {{"name", options_.sweep_name}, {"started_at", iso_utc(started_)}, {"now", iso_utc(t)},
-                {"uptime_s", s.uptime_s}, {"phase", listed ? "running" : "starting"}};
-  j["counts"] = {{"total", c.total},     {"pending", c.pending},         {"running", c.running},
-                 {"committing", c.committing}, {"done", c.done},  {"failed", c.failed},
-                 {"quarantined", c.quarantined}, {"skipped", c.skipped}};
+  j["sweep"] = {{"name", options_.sweep_name},
+                {"started_at", iso_utc(started_)},
+                {"now", iso_utc(t)},
+                {"uptime_s", s.uptime_s},
+                {"phase", listed ? "running" : "starting"}};
+  j["counts"] = {{"total", c.total},
+                 {"pending", c.pending},
+                 {"running", c.running},
+                 {"committing", c.committing},
+                 {"done", c.done},
+                 {"failed", c.failed},
+                 {"quarantined", c.quarantined},
+                 {"skipped", c.skipped}};
   const std::size_t finished = c.done + c.skipped + c.failed + c.quarantined;
   j["progress"] = {{"finished", finished},
-                   {"fraction", !listed ? 0.0 : c.total == 0 ? 1.0 : double(finished) / double(c.total)}};
+                   {"fraction", !listed        ? 0.0
+                                : c.total == 0 ? 1.0
+                                               : double(finished) / double(c.total)}};
   j["throughput"] = {{"sweep_jobs_per_h", optional_number(s.sweep_jobs_per_h)},
                      {"recent_jobs_per_h", optional_number(s.recent_jobs_per_h)},
                      {"recent_window_s", options_.recent_window_s}};
@@ -252,18 +284,35 @@ StatusSnapshot StatusBoard::snapshot() const {
                  jobs = nlohmann::json::array();
   for (const Job& job : jobs_copy) {
     const StatusJobInfo& i = job.info;
-    jobs.push_back({{"id", i.id}, {"state", kStateNames[static_cast<int>(job.state)]}, {"method", i.method},
-                    {"dataset", i.dataset}, {"fold", i.fold}, {"seed", i.seed}});
+    jobs.push_back({{"id", i.id},
+                    {"state", kStateNames[static_cast<int>(job.state)]},
+                    {"method", i.method},
+                    {"dataset", i.dataset},
+                    {"fold", i.fold},
+                    {"seed", i.seed}});
     if (job.state == State::kRunning) {
       const auto known = [](int v) { return v >= 0 ? nlohmann::json(v) : nlohmann::json(nullptr); };
-      running.push_back({{"job_id", i.id}, {"method", i.method}, {"dataset", i.dataset}, {"fold", i.fold},
-                         {"seed", i.seed}, {"rank", job.rank}, {"host", host_of(job.rank)},
-                         {"started_at", iso_utc(job.started)}, {"elapsed_s", seconds_between(job.started, t)},
-                         {"epoch", known(job.epoch)}, {"epochs", known(job.epochs)},
-                         {"eta_s", job.eta_s >= 0.0 ? nlohmann::json(job.eta_s) : nlohmann::json(nullptr)}});
+      running.push_back(
+          {{"job_id", i.id},
+           {"method", i.method},
+           {"dataset", i.dataset},
+           {"fold", i.fold},
+           {"seed", i.seed},
+           {"rank", job.rank},
+           {"host", host_of(job.rank)},
+           {"started_at", iso_utc(job.started)},
+           {"elapsed_s", seconds_between(job.started, t)},
+           {"epoch", known(job.epoch)},
+           {"epochs", known(job.epochs)},
+           {"eta_s", job.eta_s >= 0.0 ? nlohmann::json(job.eta_s) : nlohmann::json(nullptr)}});
     } else if (job.state == State::kFailed || job.state == State::kQuarantined) {
-      failures.push_back({{"job_id", i.id}, {"status", job.status}, {"error", job.error}, {"method", i.method},
-                          {"dataset", i.dataset}, {"fold", i.fold}, {"seed", i.seed}});
+      failures.push_back({{"job_id", i.id},
+                          {"status", job.status},
+                          {"error", job.error},
+                          {"method", i.method},
+                          {"dataset", i.dataset},
+                          {"fold", i.fold},
+                          {"seed", i.seed}});
     }
   }
   nlohmann::json workers = nlohmann::json::array();
@@ -274,9 +323,13 @@ StatusSnapshot StatusBoard::snapshot() const {
                         : can_tell && age > options_.stale_after_s ? "stale"
                         : w.job_id.empty()                         ? "idle"
                                                                    : "busy";
-    workers.push_back({{"rank", rank}, {"host", w.host}, {"state", state}, {"last_seen_age_s", age},
-                       {"job_id", w.job_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(w.job_id)},
-                       {"jobs_finished", w.jobs_finished}});
+    workers.push_back(
+        {{"rank", rank},
+         {"host", w.host},
+         {"state", state},
+         {"last_seen_age_s", age},
+         {"job_id", w.job_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(w.job_id)},
+         {"jobs_finished", w.jobs_finished}});
   }
   j["running"] = std::move(running);
   j["workers"] = std::move(workers);
@@ -286,7 +339,8 @@ StatusSnapshot StatusBoard::snapshot() const {
 }
 
 std::string to_status_json(const StatusSnapshot& snapshot) {
-  return snapshot.json.dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace);
+  return snapshot.json.dump(-1, ' ', /*ensure_ascii=*/false,
+                            nlohmann::json::error_handler_t::replace);
 }
 
 std::string format_duration(double seconds) {
@@ -315,7 +369,8 @@ std::string format_progress_line(const StatusSummary& summary, int bar_width) {
   line += " \u00b7 " + std::to_string(c.running) + " running";
   if (c.failed > 0) line += " \u00b7 " + std::to_string(c.failed) + " failed";
   if (c.quarantined > 0) line += " \u00b7 " + std::to_string(c.quarantined) + " quarantined";
-  const auto rate = summary.recent_jobs_per_h ? summary.recent_jobs_per_h : summary.sweep_jobs_per_h;
+  const auto rate =
+      summary.recent_jobs_per_h ? summary.recent_jobs_per_h : summary.sweep_jobs_per_h;
   char rate_text[32] = "?";
   if (rate) std::snprintf(rate_text, sizeof rate_text, *rate < 10.0 ? "%.1f" : "%.0f", *rate);
   line += std::string(" \u00b7 ") + rate_text + " jobs/h";

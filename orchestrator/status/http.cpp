@@ -7,8 +7,8 @@ namespace http = boost::beast::http;
 
 namespace {
 
-StatusResponse make_response(http::status status, unsigned version, bool keep_alive, const char* content_type,
-                             std::string body) {
+StatusResponse make_response(http::status status, unsigned version, bool keep_alive,
+                             const char* content_type, std::string body) {
   StatusResponse response{status, version};
   response.set(http::field::server, "mhim-status");
   response.set(http::field::content_type, content_type);
@@ -36,16 +36,20 @@ StatusResponse handle_status_request(const StatusRequest& request, const StatusS
     const std::string_view path = target.substr(0, target.find('?'));
     const bool is_page = path == "/" || path == "/index.html";
     const bool is_status = path == "/status.json";
-    if (!is_page && !is_status) return status_error_response(http::status::not_found, version, keep_alive);
+    if (!is_page && !is_status)
+      return status_error_response(http::status::not_found, version, keep_alive);
     const http::verb method = request.method();
     if (method != http::verb::get && method != http::verb::head) {
-      StatusResponse response = status_error_response(http::status::method_not_allowed, version, keep_alive);
+      StatusResponse response =
+          status_error_response(http::status::method_not_allowed, version, keep_alive);
       response.set(http::field::allow, "GET, HEAD");
       return response;
     }
-    StatusResponse response =
-        is_page ? make_response(http::status::ok, version, keep_alive, "text/html; charset=utf-8", status_page_html())
-                : make_response(http::status::ok, version, keep_alive, "application/json", source ? source() : "{}");
+    StatusResponse response = is_page
+                                  ? make_response(http::status::ok, version, keep_alive,
+                                                  "text/html; charset=utf-8", status_page_html())
+                                  : make_response(http::status::ok, version, keep_alive,
+                                                  "application/json", source ? source() : "{}");
     if (method == http::verb::head) {
       const std::size_t length = response.body().size();
       response.body().clear();
@@ -54,7 +58,8 @@ StatusResponse handle_status_request(const StatusRequest& request, const StatusS
     return response;
   } catch (...) {
     try {
-      return status_error_response(http::status::internal_server_error, version, /*keep_alive=*/false);
+      return status_error_response(http::status::internal_server_error, version,
+                                   /*keep_alive=*/false);
     } catch (...) {
       StatusResponse bare;  // out of memory: a bare 500 without headers or body
       bare.result(http::status::internal_server_error);

@@ -22,6 +22,7 @@ using StatusResponse = boost::beast::http::response<boost::beast::http::string_b
 StatusResponse handle_status_request(const StatusRequest& request, const StatusSource& source);
 
 /// A plain-text error response (`status`, the reason as body) for `version` (11 or 10).
-StatusResponse status_error_response(boost::beast::http::status status, unsigned version, bool keep_alive);
+StatusResponse status_error_response(boost::beast::http::status status, unsigned version,
+                                     bool keep_alive);
 
 }  // namespace mil::orch

@@ -1,5 +1,6 @@
 // The page served at "/" by the status server. Self-contained (inline CSS and script, no external
-// resources); it writes text only through textContent, so job errors and host names cannot inject markup.
+// resources); it writes text only through textContent, so job errors and host names cannot inject
+// markup.
 #include "orchestrator/status/page.h"
 
 namespace mil::orch {

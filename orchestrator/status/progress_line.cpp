@@ -6,7 +6,8 @@ namespace {
 constexpr const char* kClearLine = "\r\033[K";
 }  // namespace
 
-ProgressLine::ProgressLine(const StatusBoard& board, std::FILE* out, std::chrono::milliseconds interval)
+ProgressLine::ProgressLine(const StatusBoard& board, std::FILE* out,
+                           std::chrono::milliseconds interval)
     : board_(board), out_(out) {
   {
     std::lock_guard<std::mutex> lock(mutex_);

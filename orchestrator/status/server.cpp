@@ -29,8 +29,8 @@ namespace {
 
 /// Bytes a session keeps for a request (headers and the start of a body) before parsing it.
 constexpr std::size_t kReadBufferBytes = 64 * 1024;
-/// After an error response, how much of the rest of a bad request is read and dropped before closing,
-/// so that the client reads the response instead of a reset caused by its unread bytes.
+/// After an error response, how much of the rest of a bad request is read and dropped before
+/// closing, so that the client reads the response instead of a reset caused by its unread bytes.
 constexpr std::size_t kDrainBytes = 256 * 1024;
 constexpr std::chrono::milliseconds kDrainTime{1000};  ///< The same, in time.
 
@@ -56,20 +56,24 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(static_cast<std::uint32_t>(config_->options.header_limit));
     parser_->body_limit(config_->options.body_limit);
     stream_.expires_after(config_->options.read_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
-    if (ec == http::error::end_of_stream || ec == http::error::partial_message || ec == beast::error::timeout) {
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
+        ec == beast::error::timeout) {
       return close();  // the client left, or was too slow: nobody to answer
     }
     if (ec) {
-      if (ec.category() != http::make_error_code(http::error::bad_method).category()) return close();  // socket errors
-      const http::status status = ec == http::error::header_limit || ec == http::error::buffer_overflow
-                                      ? http::status::request_header_fields_too_large
-                                  : ec == http::error::body_limit ? http::status::payload_too_large
-                                                                  : http::status::bad_request;
+      if (ec.category() != http::make_error_code(http::error::bad_method).category())
+        return close();  // socket errors
+      const http::status status =
+          ec == http::error::header_limit || ec == http::error::buffer_overflow
+              ? http::status::request_header_fields_too_large
+          : ec == http::error::body_limit ? http::status::payload_too_large
+                                          : http::status::bad_request;
       return write(status_error_response(status, 11, /*keep_alive=*/false));
     }
     write(handle_status_request(parser_->get(), config_->source));
@@ -78,12 +82,13 @@ class Session : public std::enable_shared_from_this<Session> {
   void write(StatusResponse response) {
     response_ = std::move(response);
     stream_.expires_after(config_->options.write_timeout);
-    http::async_write(stream_, *response_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      if (ec) return self->close();
-      if (!self->response_->keep_alive()) return self->linger_close();
-      self->response_.reset();
-      self->read();
-    });
+    http::async_write(stream_, *response_,
+                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                        if (ec) return self->close();
+                        if (!self->response_->keep_alive()) return self->linger_close();
+                        self->response_.reset();
+                        self->read();
+                      });
   }
 
   /// Half-closes, then reads and drops what the client still sends (bounded) before closing.
@@ -95,11 +100,12 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void drain() {
-    stream_.async_read_some(asio::buffer(drain_buffer_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-      self->drained_ += n;
-      if (ec || self->drained_ >= kDrainBytes) return self->close();
-      self->drain();
-    });
+    stream_.async_read_some(asio::buffer(drain_buffer_),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ >= kDrainBytes) return self->close();
+                              self->drain();
+                            });
   }
 
   void close() {
@@ -124,11 +130,12 @@ class Listener : public std::enable_shared_from_this<Listener> {
       : io_(io), acceptor_(std::move(acceptor)), config_(std::move(config)) {}
 
   void accept() {
-    acceptor_.async_accept(io_, [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
-      if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
-      if (!ec) std::make_shared<Session>(std::move(socket), self->config_)->start();
-      self->accept();  // a failed accept (e.g. out of descriptors) must not stop the server
-    });
+    acceptor_.async_accept(
+        io_, [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+          if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
+          if (!ec) std::make_shared<Session>(std::move(socket), self->config_)->start();
+          self->accept();  // a failed accept (e.g. out of descriptors) must not stop the server
+        });
   }
 
   void close() {
@@ -146,7 +153,9 @@ asio::ip::address parse_address(const std::string& text) {
   if (text == "localhost") return asio::ip::make_address("127.0.0.1");
   beast::error_code ec;
   const asio::ip::address address = asio::ip::make_address(text, ec);
-  if (ec) throw std::runtime_error("status server: '" + text + "' is not an IP address (use e.g. 127.0.0.1, 0.0.0.0 or ::1)");
+  if (ec)
+    throw std::runtime_error("status server: '" + text +
+                             "' is not an IP address (use e.g. 127.0.0.1, 0.0.0.0 or ::1)");
   return address;
 }
 
@@ -176,14 +185,16 @@ struct StatusServer::Impl {
   }
 };
 
-StatusServer::StatusServer(StatusSource source, StatusServerOptions options) : impl_(std::make_unique<Impl>()) {
+StatusServer::StatusServer(StatusSource source, StatusServerOptions options)
+    : impl_(std::make_unique<Impl>()) {
   impl_->logger = options.logger;
   const tcp::endpoint wanted(parse_address(options.bind_address), options.port);
   tcp::acceptor acceptor(impl_->io);
   beast::error_code ec;
   const auto fail = [&](const char* step) {
-    throw std::runtime_error(std::string("status server: cannot ") + step + " " + options.bind_address + ":" +
-                             std::to_string(options.port) + ": " + ec.message());
+    throw std::runtime_error(std::string("status server: cannot ") + step + " " +
+                             options.bind_address + ":" + std::to_string(options.port) + ": " +
+                             ec.message());
   };
   acceptor.open(wanted.protocol(), ec);
   if (ec) fail("open a socket for");

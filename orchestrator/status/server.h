@@ -1,6 +1,6 @@
 #pragma once
-// A read-only HTTP status server for a running sweep (GET / and /status.json), Boost.Beast over Asio
-// on one background thread with its own io_context. The request handling is the pure
+// A read-only HTTP status server for a running sweep (GET / and /status.json), Boost.Beast over
+// Asio on one background thread with its own io_context. The request handling is the pure
 // handle_status_request (status/http.h); this is only the plumbing. Nothing here throws into the
 // caller after construction: errors on the server's thread are caught and logged once.
 #include <chrono>
@@ -16,14 +16,15 @@ using StatusSource = std::function<std::string()>;
 
 /// Where and how a StatusServer listens.
 struct StatusServerOptions {
-  std::string bind_address = "127.0.0.1";  ///< IPv4 or IPv6 literal; anything but loopback exposes the sweep.
-  unsigned short port = 0;                  ///< 0: an ephemeral port (see StatusServer::port()).
+  std::string bind_address =
+      "127.0.0.1";          ///< IPv4 or IPv6 literal; anything but loopback exposes the sweep.
+  unsigned short port = 0;  ///< 0: an ephemeral port (see StatusServer::port()).
   /// A connection that has not sent a whole request this long after connecting (or after its last
   /// response) is closed, so slow or idle clients cannot hold it.
   std::chrono::milliseconds read_timeout{10000};
   std::chrono::milliseconds write_timeout{10000};  ///< Same for sending a response.
-  std::size_t header_limit = 8192;  ///< Request line + headers, bytes; larger: 431.
-  std::size_t body_limit = 16384;   ///< Request body, bytes; larger: 413.
+  std::size_t header_limit = 8192;                 ///< Request line + headers, bytes; larger: 431.
+  std::size_t body_limit = 16384;                  ///< Request body, bytes; larger: 413.
   /// Receives the server's log lines (its first internal error, once); may be empty.
   std::function<void(const std::string&)> logger;
 };

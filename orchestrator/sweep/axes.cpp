@@ -35,11 +35,13 @@ void check_axis_key(const std::string& key, const std::string& what, const std::
   const std::string root = key.substr(0, key.find('.'));
   if (key.empty() || key.find("..") != std::string::npos || key.back() == '.' ||
       std::find(kAxisRoots.begin(), kAxisRoots.end(), root) == kAxisRoots.end()) {
-    throw SweepError(pointer, what + " '" + key + "': must start with dataset, model, train or split" +
+    throw SweepError(pointer, what + " '" + key +
+                                  "': must start with dataset, model, train or split" +
                                   " (seeds and folds have their own top-level keys)");
   }
   if (key == "split.fold_index") {
-    throw SweepError(pointer, what + " 'split.fold_index': list test folds in the top-level 'folds' instead");
+    throw SweepError(
+        pointer, what + " 'split.fold_index': list test folds in the top-level 'folds' instead");
   }
 }
 
@@ -51,7 +53,8 @@ void check_list(const json& values, const std::string& what, const std::string& 
 
 void add_grid_axes(const json& grid, std::vector<SweepAxis>& axes) {
   if (!grid.is_object()) {
-    throw SweepError("/grid", "grid: expected an object of key -> list, got " + std::string(grid.type_name()));
+    throw SweepError(
+        "/grid", "grid: expected an object of key -> list, got " + std::string(grid.type_name()));
   }
   for (const auto& item : grid.items()) {  // nlohmann objects iterate in sorted key order
     const std::string pointer = pointer_append("/grid", item.key());
@@ -59,7 +62,8 @@ void add_grid_axes(const json& grid, std::vector<SweepAxis>& axes) {
     check_axis_key(item.key(), "grid key", pointer);
     check_list(item.value(), origin, pointer);
     SweepAxis axis{origin, {}};
-    for (const json& value : item.value()) axis.points.push_back({{item.key(), value, origin, pointer}});
+    for (const json& value : item.value())
+      axis.points.push_back({{item.key(), value, origin, pointer}});
     axes.push_back(std::move(axis));
   }
 }
@@ -79,9 +83,9 @@ void add_zip_group(const json& group, const std::string& group_pointer, const st
       first_key = item.key();
       length = item.value().size();
     } else if (item.value().size() != length) {
-      throw SweepError(pointer, name + ": lists must have equal lengths, but '" + first_key + "' has " +
-                                    std::to_string(length) + " values and '" + item.key() + "' has " +
-                                    std::to_string(item.value().size()));
+      throw SweepError(pointer, name + ": lists must have equal lengths, but '" + first_key +
+                                    "' has " + std::to_string(length) + " values and '" +
+                                    item.key() + "' has " + std::to_string(item.value().size()));
     }
   }
   SweepAxis axis{name, std::vector<SweepPoint>(length)};
@@ -112,13 +116,13 @@ double round_significant(double value) {
 }
 
 /// Reads [lo, hi] of a range distribution; checks lo < hi (and lo > 0 for log_uniform).
-std::pair<double, double> read_range(const json& range, const std::string& kind, const std::string& what,
-                                     const std::string& pointer) {
+std::pair<double, double> read_range(const json& range, const std::string& kind,
+                                     const std::string& what, const std::string& pointer) {
   const bool integers = kind == "int_uniform";
   if (!range.is_array() || range.size() != 2 || !range[0].is_number() || !range[1].is_number() ||
       (integers && !(range[0].is_number_integer() && range[1].is_number_integer()))) {
-    throw SweepError(pointer, what + ": " + kind + " expects [low, high]" + (integers ? " integers" : " numbers") +
-                                  ", got " + range.dump());
+    throw SweepError(pointer, what + ": " + kind + " expects [low, high]" +
+                                  (integers ? " integers" : " numbers") + ", got " + range.dump());
   }
   const double lo = range[0].get<double>(), hi = range[1].get<double>();
   if (integers ? !(lo <= hi) : !(lo < hi)) {
@@ -134,7 +138,8 @@ std::pair<double, double> read_range(const json& range, const std::string& kind,
 
 std::vector<SweepPoint> sample_random(const json& random) {
   if (!random.is_object()) {
-    throw SweepError("/random", "random: expected an object {\"samples\": n, \"seed\": s, \"space\": {...}}");
+    throw SweepError("/random",
+                     "random: expected an object {\"samples\": n, \"seed\": s, \"space\": {...}}");
   }
   for (const auto& item : random.items()) {
     if (item.key() != "samples" && item.key() != "seed" && item.key() != "space") {
@@ -144,20 +149,26 @@ std::vector<SweepPoint> sample_random(const json& random) {
   }
   for (const char* key : {"samples", "seed", "space"}) {
     if (!random.contains(key)) {
-      throw SweepError("/random", std::string("random: '") + key + "' is required" +
-                                      (std::string(key) == "seed" ? " (it makes the samples reproducible)" : ""));
+      throw SweepError(
+          "/random",
+          std::string("random: '") + key + "' is required" +
+              (std::string(key) == "seed" ? " (it makes the samples reproducible)" : ""));
     }
   }
   const json& samples = random.at("samples");
-  if (!samples.is_number_integer() || samples.get<std::int64_t>() < 1 || samples.get<std::int64_t>() > 100000) {
-    throw SweepError("/random/samples", "random.samples: expected an integer in [1, 100000], got " + samples.dump());
+  if (!samples.is_number_integer() || samples.get<std::int64_t>() < 1 ||
+      samples.get<std::int64_t>() > 100000) {
+    throw SweepError("/random/samples",
+                     "random.samples: expected an integer in [1, 100000], got " + samples.dump());
   }
   if (!random.at("seed").is_number_integer() || random.at("seed").get<std::int64_t>() < 0) {
-    throw SweepError("/random/seed", "random.seed: expected a non-negative integer, got " + random.at("seed").dump());
+    throw SweepError("/random/seed", "random.seed: expected a non-negative integer, got " +
+                                         random.at("seed").dump());
   }
   const json& space = random.at("space");
   if (!space.is_object() || space.empty()) {
-    throw SweepError("/random/space", "random.space: expected a non-empty object of key -> distribution");
+    throw SweepError("/random/space",
+                     "random.space: expected a non-empty object of key -> distribution");
   }
   for (const auto& item : space.items()) {
     const std::string pointer = pointer_append("/random/space", item.key());
@@ -165,9 +176,10 @@ std::vector<SweepPoint> sample_random(const json& random) {
     check_axis_key(item.key(), "random key", pointer);
     const json& dist = item.value();
     if (!dist.is_object() || dist.size() != 1 ||
-        std::find(kDistributions.begin(), kDistributions.end(), dist.begin().key()) == kDistributions.end()) {
-      throw SweepError(pointer, what + ": expected one of {\"" + join(kDistributions) + "\": ...}, got " +
-                                    dist.dump());
+        std::find(kDistributions.begin(), kDistributions.end(), dist.begin().key()) ==
+            kDistributions.end()) {
+      throw SweepError(pointer, what + ": expected one of {\"" + join(kDistributions) +
+                                    "\": ...}, got " + dist.dump());
     }
     if (dist.begin().key() == "choice") {
       check_list(dist.begin().value(), what + ": choice", pointer);
@@ -183,8 +195,9 @@ std::vector<SweepPoint> sample_random(const json& random) {
   std::set<std::string> seen;
   for (std::size_t draw = 0; points.size() < wanted; ++draw) {
     if (draw >= wanted * kDrawsPerSample) {
-      throw SweepError("/random", "random: only " + std::to_string(points.size()) + " distinct points in " +
-                                      std::to_string(draw) + " draws; the space is too small for " +
+      throw SweepError("/random", "random: only " + std::to_string(points.size()) +
+                                      " distinct points in " + std::to_string(draw) +
+                                      " draws; the space is too small for " +
                                       std::to_string(wanted) + " samples");
     }
     SweepPoint point;
@@ -201,9 +214,11 @@ std::vector<SweepPoint> sample_random(const json& random) {
         const auto [lo, hi] = read_range(arg, kind, item.key(), pointer);
         if (kind == "int_uniform") {
           const auto low = arg[0].get<std::int64_t>(), high = arg[1].get<std::int64_t>();
-          const auto offset = std::min<std::int64_t>(high - low, std::int64_t(u * double(high - low + 1)));
+          const auto offset =
+              std::min<std::int64_t>(high - low, std::int64_t(u * double(high - low + 1)));
           value = low + offset;
-          if (low + offset >= 0) value = std::uint64_t(low + offset);  // as JSON reads a non-negative integer
+          if (low + offset >= 0)
+            value = std::uint64_t(low + offset);  // as JSON reads a non-negative integer
         } else if (kind == "log_uniform") {
           value = round_significant(std::exp(std::log(lo) + u * (std::log(hi) - std::log(lo))));
         } else {
@@ -211,8 +226,10 @@ std::vector<SweepPoint> sample_random(const json& random) {
         }
       }
       key_of_point[item.key()] = value;
-      point.push_back({item.key(), value, "random key '" + item.key() + "' (sample " + std::to_string(points.size()) + ")",
-                       pointer});
+      point.push_back(
+          {item.key(), value,
+           "random key '" + item.key() + "' (sample " + std::to_string(points.size()) + ")",
+           pointer});
     }
     if (seen.insert(key_of_point.dump()).second) points.push_back(std::move(point));
   }
@@ -229,8 +246,9 @@ std::vector<SweepAxis> sweep_axes(const json& grid, const json& zip, const json&
     for (const AxisSetting& setting : axis.points.front()) {
       const auto [it, inserted] = owner.emplace(setting.key, axis.name);
       if (!inserted) {
-        throw SweepError(setting.pointer, "key '" + setting.key + "' is varied by both " + it->second + " and " +
-                                              axis.name + "; vary it in one place");
+        throw SweepError(setting.pointer, "key '" + setting.key + "' is varied by both " +
+                                              it->second + " and " + axis.name +
+                                              "; vary it in one place");
       }
     }
   }

@@ -151,8 +151,8 @@ SweepDocument parse_yaml_sweep(const std::string& text, const std::string& path)
   try {
     root = YAML::Load(text);
   } catch (const YAML::ParserException& e) {
-    throw std::runtime_error(path + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " +
-                             e.msg);
+    throw std::runtime_error(path + ":" + std::to_string(e.mark.line + 1) +
+                             ": invalid YAML: " + e.msg);
   }
   doc.value = YamlConverter(path, &doc.lines).convert(root, "");
   return doc;

@@ -30,9 +30,9 @@ class SweepError : public std::runtime_error {
 
 /// A sweep file's content and where each part of it came from.
 struct SweepDocument {
-  std::string path;                              ///< The file as given.
-  nlohmann::json value;                          ///< The whole file as JSON.
-  SourceLines lines;                             ///< May be empty (e.g. JSON yaml-cpp cannot read).
+  std::string path;      ///< The file as given.
+  nlohmann::json value;  ///< The whole file as JSON.
+  SourceLines lines;     ///< May be empty (e.g. JSON yaml-cpp cannot read).
 };
 
 /// `pointer` with `token` appended, escaped per RFC 6901 ("~" -> "~0", "/" -> "~1").

@@ -163,9 +163,9 @@ void check_keys(const json& j, const std::vector<std::string>& allowed, const st
     if (std::find(allowed.begin(), allowed.end(), item.key()) != allowed.end()) continue;
     std::string list;
     for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-    throw SweepError(pointer_append(pointer, item.key()),
-                     (context.empty() ? "" : context + ": ") + "unknown key '" + item.key() +
-                         "' (allowed: " + list + ")");
+    throw SweepError(pointer_append(pointer, item.key()), (context.empty() ? "" : context + ": ") +
+                                                              "unknown key '" + item.key() +
+                                                              "' (allowed: " + list + ")");
   }
 }
 
@@ -187,7 +187,8 @@ void check_sweep_keys(const json& j) {
   ModelSpec model_with_every_key;
   model_with_every_key.method = "label";  // serialised only when set
   const std::pair<const char*, std::vector<std::string>> lists[] = {
-      {"datasets", keys_of(json(DatasetSpec{}))}, {"models", model_keys_with_grid(model_with_every_key)}};
+      {"datasets", keys_of(json(DatasetSpec{}))},
+      {"models", model_keys_with_grid(model_with_every_key)}};
   for (const auto& [key, allowed] : lists) {
     const auto it = j.find(key);
     if (it == j.end() || !it->is_array()) continue;
@@ -198,7 +199,8 @@ void check_sweep_keys(const json& j) {
   }
   TrainSpec train_with_every_key;
   train_with_every_key.ranks = 2;  // serialised only when not 1
-  if (j.contains("train")) check_keys(j.at("train"), keys_of(json(train_with_every_key)), "/train", "train");
+  if (j.contains("train"))
+    check_keys(j.at("train"), keys_of(json(train_with_every_key)), "/train", "train");
   if (j.contains("split")) check_keys(j.at("split"), keys_of(json(SplitSpec{})), "/split", "split");
 }
 
@@ -229,9 +231,12 @@ SweepSpec parse_body(const json& j) {
         // Where the job runs (how many workers), so it lives beside the model, not in its options.
         const json& value = entry.at("ranks");
         const std::string index = std::to_string(sweep.model_ranks.size());
-        if (!value.is_number_integer() || value.get<long long>() < 1 || value.get<long long>() > 1000000) {
+        if (!value.is_number_integer() || value.get<long long>() < 1 ||
+            value.get<long long>() > 1000000) {
           throw SweepError("/models/" + index + "/ranks",
-                           "models[" + index + "].ranks: expected an integer >= 1 (workers per job), got " + value.dump());
+                           "models[" + index +
+                               "].ranks: expected an integer >= 1 (workers per job), got " +
+                               value.dump());
         }
         ranks = value.get<int>();
         entry.erase("ranks");
@@ -243,8 +248,9 @@ SweepSpec parse_body(const json& j) {
   if (j.contains("train")) sweep.train = parse_field<TrainSpec>(j.at("train"), "train", "/train");
   if (j.contains("split")) {
     if (j.at("split").is_object() && j.at("split").contains("fold_index")) {
-      throw SweepError("/split/fold_index",
-                       "split.fold_index: set per job; list test folds in the top-level 'folds' instead");
+      throw SweepError(
+          "/split/fold_index",
+          "split.fold_index: set per job; list test folds in the top-level 'folds' instead");
     }
     sweep.split = parse_field<SplitSpec>(j.at("split"), "split", "/split");
   }
@@ -316,7 +322,8 @@ void apply_override(json& sweep_json, const std::string& assignment) {
     // one key: grid.<key>, zip.<key> (a zip object) and random.space.<key>.
     for (const char* section : {"grid", "zip", "random.space"}) {
       const std::string prefix = std::string(section) + ".";
-      if (key.rfind(prefix, 0) != 0 || key.size() == prefix.size() || !sweep_json.is_object()) continue;
+      if (key.rfind(prefix, 0) != 0 || key.size() == prefix.size() || !sweep_json.is_object())
+        continue;
       json* holder = &sweep_json;
       for (const std::string& part : split_key(section)) {
         if (!holder->is_object()) break;
@@ -325,8 +332,8 @@ void apply_override(json& sweep_json, const std::string& assignment) {
         holder = &child;
       }
       if (!holder->is_object()) {
-        throw std::runtime_error("key '" + key + "': '" + section + "' is a " + holder->type_name() +
-                                 ", not an object");
+        throw std::runtime_error("key '" + key + "': '" + section + "' is a " +
+                                 holder->type_name() + ", not an object");
       }
       (*holder)[key.substr(prefix.size())] = value;
       return;
@@ -360,12 +367,14 @@ std::vector<JobSpec> expand(const SweepSpec& sweep) {
     const json own = m < sweep.model_grids.size() ? sweep.model_grids[m] : json();
     if (!own.is_null()) {
       if (!own.is_object()) {
-        throw SweepError("/models/" + std::to_string(m) + "/grid", "models[" + std::to_string(m) + "].grid: expected an object");
+        throw SweepError("/models/" + std::to_string(m) + "/grid",
+                         "models[" + std::to_string(m) + "].grid: expected an object");
       }
       for (const auto& [key, values] : own.items()) {
         if (grid.contains(key)) {
-          throw SweepError("/models/" + std::to_string(m) + "/grid",
-                           "models[" + std::to_string(m) + "].grid key '" + key + "' is also a sweep grid key");
+          throw SweepError(
+              "/models/" + std::to_string(m) + "/grid",
+              "models[" + std::to_string(m) + "].grid key '" + key + "' is also a sweep grid key");
         }
         grid[key] = values;
       }
@@ -381,7 +390,8 @@ std::vector<JobSpec> expand(const SweepSpec& sweep) {
       for (const auto& point : points_of_model[m]) {
         JobSpec base{dataset, model, sweep.train, sweep.split, sweep.seeds.front()};
         base.split.fold_index = 0;
-        if (m < sweep.model_ranks.size() && sweep.model_ranks[m] > 0) base.train.ranks = sweep.model_ranks[m];
+        if (m < sweep.model_ranks.size() && sweep.model_ranks[m] > 0)
+          base.train.ranks = sweep.model_ranks[m];
         json j = base;
         try {
           base = j.get<JobSpec>();  // Validates specs built in code, not only those from files.

@@ -19,17 +19,19 @@ struct SweepSpec {
   std::vector<DatasetSpec> datasets;  ///< >= 1, unique names.
   std::vector<ModelSpec> models;      ///< >= 1.
   /// Parallel to `models`: each model's own grid (the `grid` key of its entry; null when absent),
-  /// crossed with the sweep's axes for that model only, e.g. MHIM's mask/merge grid beside a baseline.
+  /// crossed with the sweep's axes for that model only, e.g. MHIM's mask/merge grid beside a
+  /// baseline.
   std::vector<nlohmann::json> model_grids;
   /// Parallel to `models`: the `ranks` key of each model's entry (train.ranks for its jobs: workers
   /// per data-parallel job), or 0 when absent (the sweep's train.ranks, default 1).
   std::vector<int> model_ranks;
-  TrainSpec train;                    ///< Base optimisation settings.
+  TrainSpec train;  ///< Base optimisation settings.
   SplitSpec split;  ///< Base split; its fold_index is ignored (folds come from `folds`).
   /// Dotted JobSpec path -> non-empty array of values, e.g. {"train.lr": [1e-4, 2e-4]}; cartesian
   /// product.
   nlohmann::json grid = nlohmann::json::object();
-  /// Keys varied together: an object of equal-length lists, or an array of such groups; null = none.
+  /// Keys varied together: an object of equal-length lists, or an array of such groups; null =
+  /// none.
   nlohmann::json zip;
   /// Seeded random search: {"samples": n, "seed": s, "space": {key: distribution}}; null = none.
   nlohmann::json random;

@@ -7,8 +7,9 @@
 namespace mil::app {
 
 TEST(Args, ReadsSeparateAndInlineValuesFlagsAndPositionals) {
-  const Args a({"sweep.json", "--epochs", "5", "--lr=0.001", "--dry-run", "--set", "a=1", "--set", "b=2"},
-               {"epochs", "lr", "set"}, {"dry-run"});
+  const Args a(
+      {"sweep.json", "--epochs", "5", "--lr=0.001", "--dry-run", "--set", "a=1", "--set", "b=2"},
+      {"epochs", "lr", "set"}, {"dry-run"});
   EXPECT_EQ(a.get_int("epochs", 0), 5);
   EXPECT_DOUBLE_EQ(a.get_double("lr", 0), 0.001);
   EXPECT_TRUE(a.has("dry-run"));
@@ -20,7 +21,8 @@ TEST(Args, ReadsSeparateAndInlineValuesFlagsAndPositionals) {
 TEST(Args, RejectsUnknownOptionsMissingValuesAndBadNumbers) {
   MIL_EXPECT_THROW_WITH(Args({"--bogus", "1"}, {"epochs"}, {}), "unknown option --bogus");
   MIL_EXPECT_THROW_WITH(Args({"--epochs"}, {"epochs"}, {}), "--epochs needs a value");
-  MIL_EXPECT_THROW_WITH(Args({"--epochs", "5x"}, {"epochs"}, {}).get_int("epochs", 0), "'5x' is not a valid number");
+  MIL_EXPECT_THROW_WITH(Args({"--epochs", "5x"}, {"epochs"}, {}).get_int("epochs", 0),
+                        "'5x' is not a valid number");
   MIL_EXPECT_THROW_WITH(Args({}, {"out"}, {}).require("out"), "--out is required");
 }
 

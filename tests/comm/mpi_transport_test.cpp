@@ -3,9 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include "comm/mpi_env.h"
 #include "tests/support/mpi_gtest.h"
 #include "worker/job_group_comm.h"
-#include "comm/mpi_env.h"
 
 namespace mil::comm {
 namespace {
@@ -37,13 +37,15 @@ TEST(MpiTransport, DeliversTagAndPayloadIntactIncludingLargeFrames) {
   EXPECT_FALSE(poll_message(g_comm).has_value());
 }
 
-// Rank 0 queues short frames (their characters live inside the string object) and frames far over the
-// eager limit, which cannot leave before rank 1 receives them, and only then meets rank 1 at a barrier.
-// A blocking send would never reach the barrier (the test would hang until ctest's timeout).
+// Rank 0 queues short frames (their characters live inside the string object) and frames far over
+// the eager limit, which cannot leave before rank 1 receives them, and only then meets rank 1 at a
+// barrier. A blocking send would never reach the barrier (the test would hang until ctest's
+// timeout).
 TEST(QueuedSender, QueuesFramesTheReceiverHasNotAskedForAndDeliversThemIntactInOrder) {
   int rank = 0;
   MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
-  // The test before ends with every rank probing for stray frames: none of these may reach that probe.
+  // The test before ends with every rank probing for stray frames: none of these may reach that
+  // probe.
   MIL_MPI_CHECK(MPI_Barrier(g_comm));
   constexpr int kFrames = 300;
   const auto frame = [](int i) {
@@ -54,7 +56,8 @@ TEST(QueuedSender, QueuesFramesTheReceiverHasNotAskedForAndDeliversThemIntactInO
   };
   if (rank == 0) {
     QueuedSender outbox(g_comm);
-    for (int i = 0; i < kFrames; ++i) outbox.send(1, i % 2 ? MsgTag::kJob : MsgTag::kWait, frame(i));
+    for (int i = 0; i < kFrames; ++i)
+      outbox.send(1, i % 2 ? MsgTag::kJob : MsgTag::kWait, frame(i));
     outbox.progress();
     EXPECT_GE(outbox.in_flight(), 1u) << "a 4 MB frame left before its receiver asked for it";
     MIL_MPI_CHECK(MPI_Barrier(g_comm));
@@ -75,7 +78,8 @@ TEST(QueuedSender, QueuesFramesTheReceiverHasNotAskedForAndDeliversThemIntactInO
 }
 
 TEST(MpiCheck, ThrowsNamingTheCallAndMpiErrorString) {
-  // Sending to a rank that does not exist fails with MPI_ERR_RANK on an MPI_ERRORS_RETURN communicator.
+  // Sending to a rank that does not exist fails with MPI_ERR_RANK on an MPI_ERRORS_RETURN
+  // communicator.
   int size = 0;
   MIL_MPI_CHECK(MPI_Comm_size(g_comm, &size));
   try {
@@ -94,12 +98,14 @@ TEST(GroupJob, RoundTripsThroughTheKJobEnvelopeAndRejectsMalformedGroupsNamingTh
   group.tag = kFirstGroupTag + 7;
   const nlohmann::json j = group;
   EXPECT_TRUE(is_group_job(j));
-  EXPECT_FALSE(is_group_job(nlohmann::json(group.spec)));  // a one-rank job's payload is the bare spec
+  EXPECT_FALSE(
+      is_group_job(nlohmann::json(group.spec)));  // a one-rank job's payload is the bare spec
   const GroupJob back = j.get<GroupJob>();
   EXPECT_EQ(back.ranks, group.ranks);
   EXPECT_EQ(back.tag, group.tag);
   EXPECT_EQ(back.spec.id(), group.spec.id());
-  const auto rejects = [&](const char* key, const nlohmann::json& value, const std::string& fragment) {
+  const auto rejects = [&](const char* key, const nlohmann::json& value,
+                           const std::string& fragment) {
     nlohmann::json bad = j;
     bad[key] = value;
     try {
@@ -121,25 +127,28 @@ TEST(JobGroupComm, OnlyTheMembersBuildIt) {
   MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
   MIL_MPI_CHECK(MPI_Comm_size(g_comm, &size));
   ASSERT_GE(size, 2) << "run under mpiexec -n 2";
-  // MPI_Comm_create_group's own messages travel on g_comm with the group's tag, so a receive from any
-  // source and with any tag (the previous test's last poll) could take them: start only when every
-  // rank is past it. In a sweep only rank 0 receives from any source, and it is never a member.
+  // MPI_Comm_create_group's own messages travel on g_comm with the group's tag, so a receive from
+  // any source and with any tag (the previous test's last poll) could take them: start only when
+  // every rank is past it. In a sweep only rank 0 receives from any source, and it is never a
+  // member.
   MIL_MPI_CHECK(MPI_Barrier(g_comm));
-  // Every rank but 0, as a sweep's workers, listed from the highest (the leader need not be the lowest
-  // rank): rank 0 never calls anything and is not waited for.
+  // Every rank but 0, as a sweep's workers, listed from the highest (the leader need not be the
+  // lowest rank): rank 0 never calls anything and is not waited for.
   GroupJob group;
   for (int r = size - 1; r >= 1; --r) group.ranks.push_back(r);
   group.spec.train.ranks = size - 1;
   group.tag = kFirstGroupTag;
   if (rank == 0) {
-    EXPECT_THROW(worker::JobGroupComm(g_comm, group), std::runtime_error);  // not a member: refused before any MPI call
+    EXPECT_THROW(worker::JobGroupComm(g_comm, group),
+                 std::runtime_error);  // not a member: refused before any MPI call
   } else {
     const worker::JobGroupComm job_comm(g_comm, group);
     int job_rank = -1, job_size = 0;
     MIL_MPI_CHECK(MPI_Comm_rank(job_comm.comm(), &job_rank));
     MIL_MPI_CHECK(MPI_Comm_size(job_comm.comm(), &job_size));
     EXPECT_EQ(job_size, size - 1);
-    EXPECT_EQ(job_rank, size - 1 - rank);  // the group's order is the list's: ranks[0] is its rank 0
+    EXPECT_EQ(job_rank,
+              size - 1 - rank);  // the group's order is the list's: ranks[0] is its rank 0
     int sum = 0;
     const int one = 1;
     MIL_MPI_CHECK(MPI_Allreduce(&one, &sum, 1, MPI_INT, MPI_SUM, job_comm.comm()));

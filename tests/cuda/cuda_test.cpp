@@ -1,6 +1,6 @@
-// CUDA against CPU, and the NCCL backend on the GPUs present. Every test skips where LibTorch sees no
-// CUDA device (a CPU LibTorch, or no GPU), so the suite runs everywhere; scripts/device_check.sh runs
-// it on a GPU machine.
+// CUDA against CPU, and the NCCL backend on the GPUs present. Every test skips where LibTorch sees
+// no CUDA device (a CPU LibTorch, or no GPU), so the suite runs everywhere; scripts/device_check.sh
+// runs it on a GPU machine.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
@@ -9,11 +9,11 @@
 #include <cmath>
 #include <cstdio>
 
-#include "mil/runtime/autocast.h"
+#include "mil/data/splits.h"
 #include "mil/mhim/mhim_network.h"
 #include "mil/mhim/mhim_objective.h"
 #include "mil/models/mil_model.h"
-#include "mil/data/splits.h"
+#include "mil/runtime/autocast.h"
 #include "mil/synthetic/generator.h"
 #include "mil/train/trainer.h"
 #include "tests/support/temp_dir.h"
@@ -25,22 +25,32 @@
 namespace mil {
 namespace {
 
-#define SKIP_WITHOUT_CUDA()                                                                     \
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "LibTorch sees no CUDA device (CPU build or no GPU)"
+#define SKIP_WITHOUT_CUDA()         \
+  if (!torch::cuda::is_available()) \
+  GTEST_SKIP() << "LibTorch sees no CUDA device (CPU build or no GPU)"
 
 const c10::Device kGpu(c10::kCUDA, 0);
 
 /// max |a - b| / max(max |b|, 1e-6): the error relative to the reference's scale.
 double relative_error(const at::Tensor& a, const at::Tensor& b) {
-  const at::Tensor x = a.detach().to(at::kCPU, at::kDouble), y = b.detach().to(at::kCPU, at::kDouble);
+  const at::Tensor x = a.detach().to(at::kCPU, at::kDouble),
+                   y = b.detach().to(at::kCPU, at::kDouble);
   return (x - y).abs().max().item<double>() / std::max(y.abs().max().item<double>(), 1e-6);
 }
 
 std::vector<ModelSpec> zoo() {
   const nlohmann::json none = nlohmann::json::object();
-  return {{"abmil", none},      {"gabmil", none},      {"dsmil", none},        {"clam_sb", none},
-          {"clam_mb", none},    {"dtfd", none},        {"meanmil", none},      {"maxmil", none},
-          {"transmil", none},   {"mhim_pure", none},   {"mhim_pure", {{"baseline", "selfattn"}}},
+  return {{"abmil", none},
+          {"gabmil", none},
+          {"dsmil", none},
+          {"clam_sb", none},
+          {"clam_mb", none},
+          {"dtfd", none},
+          {"meanmil", none},
+          {"maxmil", none},
+          {"transmil", none},
+          {"mhim_pure", none},
+          {"mhim_pure", {{"baseline", "selfattn"}}},
           {"mhim_pure", {{"baseline", "dsmil"}}}};
 }
 
@@ -74,10 +84,11 @@ TEST(CudaModels, ForwardAndGradientsMatchTheCpuForEveryModel) {
       const at::Tensor& ga = p.value().grad();
       const at::Tensor& gb = pb[p.key()].grad();
       ASSERT_EQ(ga.defined(), gb.defined()) << p.key();
-      if (ga.defined() && ga.abs().max().item<double>() > 1e-6) gradient_error = std::max(gradient_error, relative_error(gb, ga));
+      if (ga.defined() && ga.abs().max().item<double>() > 1e-6)
+        gradient_error = std::max(gradient_error, relative_error(gb, ga));
     }
-    std::printf("  %-9s %-28s forward rel. error %.2e, gradient rel. error %.2e\n", spec.name.c_str(),
-                spec.options.dump().c_str(), forward_error, gradient_error);
+    std::printf("  %-9s %-28s forward rel. error %.2e, gradient rel. error %.2e\n",
+                spec.name.c_str(), spec.options.dump().c_str(), forward_error, gradient_error);
     EXPECT_LE(forward_error, 1e-4);
     EXPECT_LE(gradient_error, 1e-3);
   }
@@ -110,7 +121,8 @@ TEST(CudaTrainer, FitsOnTheGpuWithTheCpuRunsLossesAndMetrics) {
   o.max_instances = 60;
   write_synthetic_benchmark(dir / "s", o);
   const BagDataset data = load_dataset(DatasetSpec{"s", "bags", dir / "s", 2, false});
-  const Split split = make_split(data.labels(), stratified_fold_assignment(data.labels(), 3, 1), 0, 0.25, 1);
+  const Split split =
+      make_split(data.labels(), stratified_fold_assignment(data.labels(), 3, 1), 0, 0.25, 1);
   TrainSpec spec;
   spec.epochs = 3;
   spec.lr = 5e-4;
@@ -128,7 +140,8 @@ TEST(CudaTrainer, FitsOnTheGpuWithTheCpuRunsLossesAndMetrics) {
   ASSERT_EQ(on_gpu.history.size(), on_cpu.history.size());
   for (std::size_t e = 0; e < on_cpu.history.size(); ++e) {
     EXPECT_NEAR(on_gpu.history[e].mean_loss, on_cpu.history[e].mean_loss, 1e-4) << "epoch " << e;
-    EXPECT_NEAR(on_gpu.history[e].val.at("auc"), on_cpu.history[e].val.at("auc"), 1e-9) << "epoch " << e;
+    EXPECT_NEAR(on_gpu.history[e].val.at("auc"), on_cpu.history[e].val.at("auc"), 1e-9)
+        << "epoch " << e;
   }
   for (const auto& p : gpu->parameters()) EXPECT_TRUE(p.is_cuda());
   const Predictions test = predict(*gpu, data.bags, split.test, kGpu);
@@ -143,7 +156,8 @@ TEST(CudaMhim, TrainsTheStudentWithItsTeacherOnTheGpu) {
     auto student = std::make_shared<MhimNetworkImpl>(mhim_network_options_from_json(
         {{"baseline", baseline}, {"merge", true}, {"merge_k", 2}, {"merge_ratio", 0.8}}, 16, 2));
     student->to(kGpu);
-    MhimOptions options = mhim_options_from_json({{"teacher_init", "random"}, {"mask_ratio_h", 0.05}});
+    MhimOptions options =
+        mhim_options_from_json({{"teacher_init", "random"}, {"mask_ratio_h", 0.05}});
     MhimObjective objective(*student, options, 0, 10);
     for (const auto& p : objective.teacher().parameters()) ASSERT_TRUE(p.is_cuda());
     student->train();
@@ -151,7 +165,8 @@ TEST(CudaMhim, TrainsTheStudentWithItsTeacherOnTheGpu) {
     bag.features = at::randn({80, 16}, at::TensorOptions().device(kGpu));
     bag.label = 1;
     const at::Tensor loss = objective.loss(bag, 0, [](const at::Tensor& logits) {
-      return torch::nn::functional::cross_entropy(logits, at::full({1}, 1, at::TensorOptions().dtype(at::kLong).device(logits.device())));
+      return torch::nn::functional::cross_entropy(
+          logits, at::full({1}, 1, at::TensorOptions().dtype(at::kLong).device(logits.device())));
     });
     loss.backward();
     objective.after_optimizer_step(0);
@@ -161,7 +176,8 @@ TEST(CudaMhim, TrainsTheStudentWithItsTeacherOnTheGpu) {
 
 #ifdef MIL_HAVE_NCCL
 // One GPU can hold one NCCL rank (NCCL refuses two ranks on one device), so these check the whole
-// NCCL path (id, communicator, buckets, collectives on device pointers) on as many GPUs as there are.
+// NCCL path (id, communicator, buckets, collectives on device pointers) on as many GPUs as there
+// are.
 TEST(NcclCommunicator, AllreduceAndBroadcastOnOneRankAreTheIdentityOnDeviceBuffers) {
   SKIP_WITHOUT_CUDA();
   ASSERT_GE(worker::NcclCommunicator::visible_devices(), 1);
@@ -180,7 +196,8 @@ TEST(NcclCommunicator, AllreduceAndBroadcastOnOneRankAreTheIdentityOnDeviceBuffe
 
 TEST(NcclGradientSync, NamesItsBackendAndSumsHostScalarsOnOneRank) {
   SKIP_WITHOUT_CUDA();
-  auto comm = std::make_unique<worker::NcclCommunicator>(worker::NcclCommunicator::make_id(), 0, 1, 0);
+  auto comm =
+      std::make_unique<worker::NcclCommunicator>(worker::NcclCommunicator::make_id(), 0, 1, 0);
   worker::NcclGradientSync sync(std::move(comm));
   EXPECT_EQ(sync.name(), "nccl");
   EXPECT_EQ(sync.size(), 1);

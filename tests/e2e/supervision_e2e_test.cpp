@@ -1,6 +1,7 @@
-// Supervised jobs under real failures, through the real binary: `mpiexec -n 3 mhim sweep` with every job
-// in a `mhim train --job` child process. Children are found through their heartbeat files (pid, parent
-// pid), killed with real signals, and the results directory is checked with the orchestrator's readers.
+// Supervised jobs under real failures, through the real binary: `mpiexec -n 3 mhim sweep` with
+// every job in a `mhim train --job` child process. Children are found through their heartbeat files
+// (pid, parent pid), killed with real signals, and the results directory is checked with the
+// orchestrator's readers.
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -36,8 +37,9 @@ using testing::run_command;
 std::string mpirun(int ranks, const std::string& args, const std::string& env = "") {
   ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
   ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
-  return env + std::string(MIL_MPIEXEC) + " -n " + std::to_string(ranks) + " --oversubscribe --bind-to none " +
-         (env.empty() ? "" : "-x MHIM_TEST_FAULT ") + MIL_MHIM_BINARY + " " + args;
+  return env + std::string(MIL_MPIEXEC) + " -n " + std::to_string(ranks) +
+         " --oversubscribe --bind-to none " + (env.empty() ? "" : "-x MHIM_TEST_FAULT ") +
+         MIL_MHIM_BINARY + " " + args;
 }
 
 /// Starts `command` under /bin/sh in the background, output to `log`; returns its pid.
@@ -77,7 +79,8 @@ std::vector<pid_t> processes_mentioning(const std::string& needle) {
     for (char& c : cmdline) c = c == '\0' ? ' ' : c;
     const std::string stat = read_text(entry.path().string() + "/stat");
     const bool zombie = stat.find(") Z ") != std::string::npos;
-    if (!zombie && cmdline.find(needle) != std::string::npos && pid_t(std::stol(name)) != ::getpid()) {
+    if (!zombie && cmdline.find(needle) != std::string::npos &&
+        pid_t(std::stol(name)) != ::getpid()) {
       pids.push_back(pid_t(std::stol(name)));
     }
   }
@@ -95,13 +98,15 @@ bool all_gone(const std::string& needle, std::chrono::seconds limit) {
 }
 
 /// The first heartbeat under `work` that satisfies `pred`, waiting up to `limit`; null when none.
-nlohmann::json wait_for_heartbeat(const std::string& work, const std::function<bool(const nlohmann::json&)>& pred,
+nlohmann::json wait_for_heartbeat(const std::string& work,
+                                  const std::function<bool(const nlohmann::json&)>& pred,
                                   std::chrono::seconds limit) {
   const auto deadline = Clock::now() + limit;
   while (Clock::now() < deadline) {
     std::error_code ec;
     for (const auto& job : fs::directory_iterator(work, ec)) {
-      const auto beat = nlohmann::json::parse(read_text((job.path() / "heartbeat.json").string()), nullptr, false);
+      const auto beat = nlohmann::json::parse(read_text((job.path() / "heartbeat.json").string()),
+                                              nullptr, false);
       if (beat.is_object() && pred(beat)) return beat;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -115,7 +120,8 @@ std::map<std::pair<std::string, std::string>, int> journal_counts(const std::str
   std::ifstream in(results + "/journal.jsonl");
   for (std::string line; std::getline(in, line);) {
     const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_object()) ++counts[{j.at("job_id").get<std::string>(), j.at("status").get<std::string>()}];
+    if (j.is_object())
+      ++counts[{j.at("job_id").get<std::string>(), j.at("status").get<std::string>()}];
   }
   return counts;
 }
@@ -127,19 +133,22 @@ nlohmann::json computed(const JobResult& r) {
   return m;
 }
 
-/// Synthetic datasets named `names` (seeded by position) and a sweep over them: one abmil config per lr,
-/// 3 folds, `epochs` epochs. Bigger bags than the sweep e2e tests so that jobs run long enough to be hit.
+/// Synthetic datasets named `names` (seeded by position) and a sweep over them: one abmil config
+/// per lr, 3 folds, `epochs` epochs. Bigger bags than the sweep e2e tests so that jobs run long
+/// enough to be hit.
 struct Fixture {
   testing::TempDir dir;
   std::string sweep_path = dir / "sweep.json";
 
-  Fixture(const std::vector<std::string>& names, const std::vector<double>& lrs, int epochs, int fold_count = 3) {
+  Fixture(const std::vector<std::string>& names, const std::vector<double>& lrs, int epochs,
+          int fold_count = 3) {
     nlohmann::json datasets = nlohmann::json::array();
     int seed = 1;
     for (const auto& name : names) {
-      const auto synth = run_command(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / name) +
-                             " --bags 40 --dim 256 --min-instances 200 --max-instances 400 --seed " +
-                             std::to_string(seed++));
+      const auto synth =
+          run_command(std::string(MIL_MHIM_BINARY) + " synth --out " + (dir / name) +
+                      " --bags 40 --dim 256 --min-instances 200 --max-instances 400 --seed " +
+                      std::to_string(seed++));
       EXPECT_EQ(synth.exit_code, 0) << synth.output;
       datasets.push_back({{"name", name}, {"root", dir / name}});
     }
@@ -153,19 +162,22 @@ struct Fixture {
     std::ofstream(sweep_path) << sweep.dump(2);
   }
   std::string child_start = "fork";  ///< --child-start of every sweep run
-  std::string sweep(const std::string& results, const std::string& extra = "", const std::string& env = "") const {
-    return mpirun(3, "sweep " + sweep_path + " --results " + results + " --threads 1 --child-start " + child_start +
-                         " " + extra,
+  std::string sweep(const std::string& results, const std::string& extra = "",
+                    const std::string& env = "") const {
+    return mpirun(3,
+                  "sweep " + sweep_path + " --results " + results + " --threads 1 --child-start " +
+                      child_start + " " + extra,
                   env);
   }
   std::size_t job_count() const { return orch::expand(orch::load_sweep(sweep_path)).size(); }
 };
 
-/// The worker rank supervising the job whose heartbeat is `beat`: its parent, or with --child-start fork
-/// the parent of its parent, the rank's zygote.
+/// The worker rank supervising the job whose heartbeat is `beat`: its parent, or with --child-start
+/// fork the parent of its parent, the rank's zygote.
 pid_t supervising_rank(const nlohmann::json& beat) {
   const pid_t parent = pid_t(beat.at("parent_pid").get<long>());
-  if (read_text("/proc/" + std::to_string(parent) + "/cmdline").find("zygote") == std::string::npos) return parent;
+  if (read_text("/proc/" + std::to_string(parent) + "/cmdline").find("zygote") == std::string::npos)
+    return parent;
   const std::string stat = read_text("/proc/" + std::to_string(parent) + "/stat");
   std::istringstream fields(stat.substr(stat.rfind(')') + 2));
   std::string state;
@@ -178,26 +190,33 @@ pid_t supervising_rank(const nlohmann::json& beat) {
 class SupervisedSweep : public ::testing::TestWithParam<std::string> {};
 
 INSTANTIATE_TEST_SUITE_P(ChildStart, SupervisedSweep, ::testing::Values("fork", "exec"),
-                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 }  // namespace
 
 TEST_P(SupervisedSweep, AChildKilledMidRunIsRetriedFromItsCheckpointAndItsResultWrittenOnce) {
-  // Long enough (on an idle machine too) that rank 0 hears at least one 2-second beat from a running job.
+  // Long enough (on an idle machine too) that rank 0 hears at least one 2-second beat from a
+  // running job.
   constexpr int kEpochs = 40;
   Fixture f({"d"}, {1e-3}, kEpochs, /*fold_count=*/2);
   f.child_start = GetParam();
   const std::string results = f.dir / "results";
   const pid_t sweep = start(f.sweep(results), f.dir / "sweep.log");
-  const auto beat = wait_for_heartbeat(results + "/work", [](const nlohmann::json& b) {
-    return b.at("stage") == "training" && b.at("epoch").get<int>() >= 2;
-  }, std::chrono::seconds(90));
+  const auto beat = wait_for_heartbeat(
+      results + "/work",
+      [](const nlohmann::json& b) {
+        return b.at("stage") == "training" && b.at("epoch").get<int>() >= 2;
+      },
+      std::chrono::seconds(90));
   ASSERT_FALSE(beat.is_null()) << read_text(f.dir / "sweep.log");
   const std::string victim = beat.at("job_id");
   ASSERT_EQ(kill(pid_t(beat.at("pid").get<long>()), SIGKILL), 0);
   ASSERT_EQ(wait_exit(sweep), 0) << read_text(f.dir / "sweep.log");
   const std::string log = read_text(f.dir / "sweep.log");
-  EXPECT_EQ(log.find(" 0 heartbeats"), std::string::npos) << "rank 0 should have heard the running jobs beat";
+  EXPECT_EQ(log.find(" 0 heartbeats"), std::string::npos)
+      << "rank 0 should have heard the running jobs beat";
   EXPECT_NE(log.find(" heartbeats"), std::string::npos) << log;
 
   const auto all = orch::ResultsStore(results).load_all();
@@ -211,7 +230,8 @@ TEST_P(SupervisedSweep, AChildKilledMidRunIsRetriedFromItsCheckpointAndItsResult
   for (const auto& r : all) {
     if (r.job_id != victim) continue;
     EXPECT_EQ(r.runtime.at("attempt"), 2);
-    EXPECT_GE(r.metrics.at("selection").at("resumed_from_epoch").get<int>(), 1) << "the retry resumes its checkpoint";
+    EXPECT_GE(r.metrics.at("selection").at("resumed_from_epoch").get<int>(), 1)
+        << "the retry resumes its checkpoint";
     EXPECT_EQ(r.metrics.at("selection").at("epochs_run"), kEpochs);
   }
 }
@@ -221,9 +241,10 @@ TEST_P(SupervisedSweep, AJobThatAlwaysCrashesOrHangsIsQuarantinedWhileTheOthersF
   f.child_start = GetParam();
   const std::string results = f.dir / "results";
   const auto out = run_command(f.sweep(results, "--max-attempts 2 --heartbeat-timeout 8",
-                               "MHIM_TEST_FAULT=abort:crash,hang:hang "));
+                                       "MHIM_TEST_FAULT=abort:crash,hang:hang "));
   EXPECT_EQ(out.exit_code, 3) << out.output;  // finished, with failures
-  EXPECT_NE(out.output.find("2 ok, 0 failed, 4 quarantined, 4 retried attempts"), std::string::npos) << out.output;
+  EXPECT_NE(out.output.find("2 ok, 0 failed, 4 quarantined, 4 retried attempts"), std::string::npos)
+      << out.output;
   const auto all = orch::ResultsStore(results).load_all();
   ASSERT_EQ(all.size(), 6u);
   for (const auto& r : all) {
@@ -243,17 +264,21 @@ TEST_P(SupervisedSweep, AJobThatAlwaysCrashesOrHangsIsQuarantinedWhileTheOthersF
   EXPECT_NE(board.find("4 quarantined"), std::string::npos) << board;
   EXPECT_NE(board.find("killed (signal 6, Aborted)"), std::string::npos) << board;
 
-  // A rerun leaves quarantined jobs alone; --retry-failed reruns them (here without the fault: they pass).
+  // A rerun leaves quarantined jobs alone; --retry-failed reruns them (here without the fault: they
+  // pass).
   const auto rerun = run_command(f.sweep(results));
   EXPECT_EQ(rerun.exit_code, 3) << rerun.output;
-  EXPECT_NE(rerun.output.find("4 quarantined earlier and not rerun"), std::string::npos) << rerun.output;
+  EXPECT_NE(rerun.output.find("4 quarantined earlier and not rerun"), std::string::npos)
+      << rerun.output;
   EXPECT_EQ(orch::ResultsStore(results).quarantined_ids().size(), 4u);
   const auto retried = run_command(f.sweep(results, "--retry-failed"));
   EXPECT_EQ(retried.exit_code, 0) << retried.output;
-  for (const auto& r : orch::ResultsStore(results).load_all()) EXPECT_TRUE(r.ok()) << r.job_id << ": " << r.error;
+  for (const auto& r : orch::ResultsStore(results).load_all())
+    EXPECT_TRUE(r.ok()) << r.job_id << ": " << r.error;
 }
 
-TEST_P(SupervisedSweep, KillingTheWholeMpirunThreeTimesThenRerunningGivesEveryJobOnceWithUninterruptedMetrics) {
+TEST_P(SupervisedSweep,
+       KillingTheWholeMpirunThreeTimesThenRerunningGivesEveryJobOnceWithUninterruptedMetrics) {
   Fixture f({"d"}, {1e-3, 5e-4}, /*epochs=*/6);
   f.child_start = GetParam();
   const auto start_time = Clock::now();
@@ -270,8 +295,10 @@ TEST_P(SupervisedSweep, KillingTheWholeMpirunThreeTimesThenRerunningGivesEveryJo
     kill(sweep, SIGKILL);  // mpirun itself, no warning; its ranks and their children must follow
     wait_exit(sweep);
     ASSERT_TRUE(all_gone(results, std::chrono::seconds(20)))
-        << "processes of the killed sweep are still running: " << processes_mentioning(results).size();
-    const std::size_t written = fs::exists(results + "/results") ? orch::ResultsStore(results).load_all().size() : 0;
+        << "processes of the killed sweep are still running: "
+        << processes_mentioning(results).size();
+    const std::size_t written =
+        fs::exists(results + "/results") ? orch::ResultsStore(results).load_all().size() : 0;
     if (k == 0) {
       EXPECT_LT(written, f.job_count()) << "the first kill came too late to interrupt anything";
     }
@@ -286,7 +313,8 @@ TEST_P(SupervisedSweep, KillingTheWholeMpirunThreeTimesThenRerunningGivesEveryJo
   for (std::size_t i = 0; i < expected.size(); ++i) {
     ASSERT_EQ(resumed[i].job_id, expected[i].job_id);
     EXPECT_TRUE(resumed[i].ok()) << resumed[i].error;
-    EXPECT_EQ(computed(resumed[i]), computed(expected[i])) << resumed[i].job_id << " differs after kills";
+    EXPECT_EQ(computed(resumed[i]), computed(expected[i]))
+        << resumed[i].job_id << " differs after kills";
   }
   for (const auto& [key, count] : journal_counts(results)) {
     if (key.second == "ok") {
@@ -300,14 +328,19 @@ TEST_P(SupervisedSweep, KillingOneWorkerRankAbortsTheSweepAndARerunLosesAndDupli
   f.child_start = GetParam();
   const std::string results = f.dir / "results";
   const pid_t sweep = start(f.sweep(results), f.dir / "sweep.log");
-  const auto beat = wait_for_heartbeat(results + "/work", [](const nlohmann::json& b) {
-    return b.at("stage") == "training" && b.at("epoch").get<int>() >= 1;
-  }, std::chrono::seconds(90));
+  const auto beat = wait_for_heartbeat(
+      results + "/work",
+      [](const nlohmann::json& b) {
+        return b.at("stage") == "training" && b.at("epoch").get<int>() >= 1;
+      },
+      std::chrono::seconds(90));
   ASSERT_FALSE(beat.is_null()) << read_text(f.dir / "sweep.log");
   ASSERT_EQ(kill(supervising_rank(beat), SIGKILL), 0);
-  // Open MPI has no fault tolerance here (no ULFM): mpirun sees a rank die and aborts the whole world.
+  // Open MPI has no fault tolerance here (no ULFM): mpirun sees a rank die and aborts the whole
+  // world.
   EXPECT_NE(wait_exit(sweep), 0) << read_text(f.dir / "sweep.log");
-  ASSERT_TRUE(all_gone(results, std::chrono::seconds(20))) << "a rank or job child outlived the aborted sweep";
+  ASSERT_TRUE(all_gone(results, std::chrono::seconds(20)))
+      << "a rank or job child outlived the aborted sweep";
   const std::size_t before = orch::ResultsStore(results).load_all().size();
   EXPECT_LT(before, f.job_count());
 
@@ -327,12 +360,16 @@ TEST(SupervisedSweepFork, KillingARanksZygoteFailsOnlyItsRunningAttemptAndLaterJ
   Fixture f({"d"}, {1e-3, 5e-4}, /*epochs=*/8);
   const std::string results = f.dir / "results";
   const pid_t sweep = start(f.sweep(results), f.dir / "sweep.log");
-  const auto beat = wait_for_heartbeat(results + "/work", [](const nlohmann::json& b) {
-    return b.at("stage") == "training" && b.at("epoch").get<int>() >= 1;
-  }, std::chrono::seconds(90));
+  const auto beat = wait_for_heartbeat(
+      results + "/work",
+      [](const nlohmann::json& b) {
+        return b.at("stage") == "training" && b.at("epoch").get<int>() >= 1;
+      },
+      std::chrono::seconds(90));
   ASSERT_FALSE(beat.is_null()) << read_text(f.dir / "sweep.log");
   const pid_t zygote = pid_t(beat.at("parent_pid").get<long>());
-  ASSERT_NE(read_text("/proc/" + std::to_string(zygote) + "/cmdline").find("zygote"), std::string::npos)
+  ASSERT_NE(read_text("/proc/" + std::to_string(zygote) + "/cmdline").find("zygote"),
+            std::string::npos)
       << "the job's parent should be its rank's zygote";
   const std::string victim = beat.at("job_id");
   ASSERT_EQ(kill(zygote, SIGKILL), 0);  // its job dies with it (PR_SET_PDEATHSIG)

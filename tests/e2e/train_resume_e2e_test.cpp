@@ -1,10 +1,10 @@
-// A real kill: `mhim train --work-dir` is killed with SIGKILL (or stopped with SIGTERM) mid-run, rerun
-// with the same command, and must end with exactly the metrics of an uninterrupted run.
+// A real kill: `mhim train --work-dir` is killed with SIGKILL (or stopped with SIGTERM) mid-run,
+// rerun with the same command, and must end with exactly the metrics of an uninterrupted run.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -22,9 +22,10 @@ namespace mil {
 namespace {
 
 std::vector<std::string> train_args(const testing::TempDir& dir, const std::string& name) {
-  return {MIL_MHIM_BINARY, "train",       "--dataset", dir / "data", "--epochs", "10", "--val-ratio", "0.25",
-          "--lr",          "5e-4",        "--threads", "1",          "--seed",   "3",  "--work-dir",  dir / name,
-          "--out",         dir / (name + ".json")};
+  return {
+      MIL_MHIM_BINARY, "train", "--dataset",  dir / "data", "--epochs",  "10",
+      "--val-ratio",   "0.25",  "--lr",       "5e-4",       "--threads", "1",
+      "--seed",        "3",     "--work-dir", dir / name,   "--out",     dir / (name + ".json")};
 }
 
 pid_t spawn(const std::vector<std::string>& args) {
@@ -71,11 +72,13 @@ nlohmann::json result_of(const std::string& path) {
   return nlohmann::json::parse(in);
 }
 
-/// What must not depend on interruptions: all metrics, and per epoch the loss, lr and validation metrics.
+/// What must not depend on interruptions: all metrics, and per epoch the loss, lr and validation
+/// metrics.
 nlohmann::json outcome(const nlohmann::json& result) {
   nlohmann::json out = {{"metrics", result.at("metrics")}, {"history", nlohmann::json::array()}};
   out["metrics"]["selection"].erase("resumed_from_epoch");
-  for (const auto& e : result.at("history")) out["history"].push_back({e.at("loss"), e.at("lr"), e.at("val")});
+  for (const auto& e : result.at("history"))
+    out["history"].push_back({e.at("loss"), e.at("lr"), e.at("val")});
   return out;
 }
 
@@ -83,8 +86,8 @@ struct ResumeFixture {
   testing::TempDir dir;
   nlohmann::json reference;
   ResumeFixture() {
-    EXPECT_EQ(run_to_end({MIL_MHIM_BINARY, "synth", "--out", dir / "data", "--bags", "60", "--dim", "64",
-                          "--min-instances", "150", "--max-instances", "300"}),
+    EXPECT_EQ(run_to_end({MIL_MHIM_BINARY, "synth", "--out", dir / "data", "--bags", "60", "--dim",
+                          "64", "--min-instances", "150", "--max-instances", "300"}),
               0);
     EXPECT_EQ(run_to_end(train_args(dir, "straight")), 0);
     reference = outcome(result_of(dir / "straight.json"));
@@ -101,14 +104,16 @@ TEST(TrainResume, SigkillThenRerunEndsWithTheUninterruptedMetrics) {
   std::this_thread::sleep_for(std::chrono::milliseconds(150));  // land inside a later epoch
   kill(pid, SIGKILL);
   EXPECT_EQ(wait_exit_code(pid), 128 + SIGKILL);
-  ASSERT_FALSE(std::filesystem::exists(f.dir / "killed.json")) << "the run finished before the kill";
+  ASSERT_FALSE(std::filesystem::exists(f.dir / "killed.json"))
+      << "the run finished before the kill";
   ASSERT_TRUE(std::filesystem::exists(f.dir / "killed/checkpoint.pt"));
 
   ASSERT_EQ(run_to_end(args), 0);
   const nlohmann::json resumed = result_of(f.dir / "killed.json");
   EXPECT_GE(resumed.at("metrics").at("selection").at("resumed_from_epoch").get<int>(), 3);
   EXPECT_EQ(outcome(resumed), f.reference);
-  EXPECT_FALSE(std::filesystem::exists(f.dir / "killed/checkpoint.pt")) << "a finished job drops its resume state";
+  EXPECT_FALSE(std::filesystem::exists(f.dir / "killed/checkpoint.pt"))
+      << "a finished job drops its resume state";
   EXPECT_TRUE(std::filesystem::exists(f.dir / "killed/model_best.pt"));
 }
 
@@ -131,8 +136,8 @@ namespace mil {
 TEST(Predict, RunsTheSavedBestModelOnEveryBagAndReproducesItsTestPredictions) {
   ResumeFixture f;
   const std::string out = f.dir / "pred.csv";
-  ASSERT_EQ(run_to_end({MIL_MHIM_BINARY, "predict", "--model", "abmil", "--weights", f.dir / "straight/model_best.pt",
-                        "--input", f.dir / "data", "--out", out}),
+  ASSERT_EQ(run_to_end({MIL_MHIM_BINARY, "predict", "--model", "abmil", "--weights",
+                        f.dir / "straight/model_best.pt", "--input", f.dir / "data", "--out", out}),
             0);
   std::ifstream bags(out);
   std::string line;
@@ -144,7 +149,8 @@ TEST(Predict, RunsTheSavedBestModelOnEveryBagAndReproducesItsTestPredictions) {
     std::vector<double> fields;
     std::stringstream row(line);
     std::string cell;
-    while (std::getline(row, cell, ',')) fields.push_back(cell.empty() ? 0.0 : std::atof(cell.c_str()));
+    while (std::getline(row, cell, ','))
+      fields.push_back(cell.empty() ? 0.0 : std::atof(cell.c_str()));
     ASSERT_EQ(fields.size(), 7u) << line;
     EXPECT_NEAR(fields[5] + fields[6], 1.0, 1e-6) << line;
     EXPECT_EQ(int(fields[2]), fields[6] > fields[5] ? 1 : 0) << line;

@@ -1,5 +1,5 @@
-// Runs under mpiexec -n 3 (ctest does this): rank 0 runs the real orchestrator loop, ranks 1-2 the real
-// worker loop, in-process. Expectations hold for any world size >= 2.
+// Runs under mpiexec -n 3 (ctest does this): rank 0 runs the real orchestrator loop, ranks 1-2 the
+// real worker loop, in-process. Expectations hold for any world size >= 2.
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
@@ -9,15 +9,15 @@
 #include <set>
 #include <thread>
 
+#include "comm/mpi_env.h"
+#include "comm/mpi_transport.h"
+#include "comm/protocol.h"
 #include "mil/synthetic/generator.h"
 #include "orchestrator/orchestrator_loop.h"
 #include "orchestrator/results/store.h"
 #include "orchestrator/status/board.h"
-#include "tests/support/temp_dir.h"
 #include "tests/support/mpi_gtest.h"
-#include "comm/mpi_env.h"
-#include "comm/mpi_transport.h"
-#include "comm/protocol.h"
+#include "tests/support/temp_dir.h"
 #include "worker/worker_loop.h"
 
 namespace mil::orch {
@@ -37,8 +37,8 @@ std::vector<JobSpec> jobs_for(const std::string& root, int count) {
   return jobs;
 }
 
-/// A scratch folder that rank 0 creates (and removes when this goes away) and shares with the workers
-/// (same node) through a broadcast of its path.
+/// A scratch folder that rank 0 creates (and removes when this goes away) and shares with the
+/// workers (same node) through a broadcast of its path.
 struct SharedScratch {
   std::unique_ptr<testing::TempDir> dir;  ///< Rank 0 only.
   std::string path;                       ///< Every rank.
@@ -129,8 +129,14 @@ TEST(OrchestratorLoop, TellsTheStatusBoardAboutJobsResultsAndWorkers) {
   const SweepOutcome outcome = run_orchestrator(g_comm, jobs, store, {}, nullptr, options);
   ASSERT_EQ(outcome.ran_ok, 3u);
   const nlohmann::json status = board.snapshot().json;
-  EXPECT_EQ(status.at("counts"), (nlohmann::json{{"total", 5}, {"pending", 0}, {"running", 0}, {"committing", 0},
-                                                 {"done", 3}, {"failed", 1}, {"quarantined", 0}, {"skipped", 1}}));
+  EXPECT_EQ(status.at("counts"), (nlohmann::json{{"total", 5},
+                                                 {"pending", 0},
+                                                 {"running", 0},
+                                                 {"committing", 0},
+                                                 {"done", 3},
+                                                 {"failed", 1},
+                                                 {"quarantined", 0},
+                                                 {"skipped", 1}}));
   EXPECT_EQ(status.at("failures")[0].at("job_id"), jobs[4].id());
   EXPECT_FALSE(status.at("failures")[0].at("error").get<std::string>().empty());
   ASSERT_EQ(status.at("workers").size(), std::size_t(size - 1));
@@ -152,7 +158,8 @@ TEST(OrchestratorLoop, SkipsJobsWithResultsAndStillStopsEveryWorker) {
     EXPECT_EQ(worker::run_worker(g_comm, {}, ""), 0) << "no job should reach a worker";
     return;
   }
-  const auto jobs = jobs_for(scratch + "/nowhere", 3);  // data that does not exist: running would fail
+  const auto jobs =
+      jobs_for(scratch + "/nowhere", 3);  // data that does not exist: running would fail
   ResultsStore store(scratch + "/results");
   for (const auto& spec : jobs) {
     JobResult done;
@@ -167,9 +174,10 @@ TEST(OrchestratorLoop, SkipsJobsWithResultsAndStillStopsEveryWorker) {
   EXPECT_EQ(outcome.ran_ok + outcome.failed, 0u);
 }
 
-/// Runs `count` jobs of `short_length` each on two workers, except fold kLongFold which runs 1.5 s, and
-/// checks on rank 0 that every job ran exactly once and the long one's worker did not keep the jobs it
-/// had taken ahead waiting behind it. Returns how many jobs were given back (0 on the workers).
+/// Runs `count` jobs of `short_length` each on two workers, except fold kLongFold which runs 1.5 s,
+/// and checks on rank 0 that every job ran exactly once and the long one's worker did not keep the
+/// jobs it had taken ahead waiting behind it. Returns how many jobs were given back (0 on the
+/// workers).
 constexpr int kLongFold = 8;
 std::size_t run_short_jobs_around_a_long_one(int count, std::chrono::microseconds short_length) {
   int rank = 0, size = 0;
@@ -180,11 +188,15 @@ std::size_t run_short_jobs_around_a_long_one(int count, std::chrono::microsecond
   const std::string& scratch = shared.path;
   auto jobs = jobs_for(scratch + "/nowhere", count);
   if (rank != 0) {
-    const worker::JobBody body = [&](const JobSpec& spec, const std::string&, const std::function<void()>& still_running) {
-      const auto length = spec.split.fold_index == kLongFold ? std::chrono::microseconds(1500000) : short_length;
+    const worker::JobBody body = [&](const JobSpec& spec, const std::string&,
+                                     const std::function<void()>& still_running) {
+      const auto length =
+          spec.split.fold_index == kLongFold ? std::chrono::microseconds(1500000) : short_length;
       const auto end = std::chrono::steady_clock::now() + length;
-      for (auto now = std::chrono::steady_clock::now(); now < end; now = std::chrono::steady_clock::now()) {
-        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(end - now, std::chrono::milliseconds(5)));
+      for (auto now = std::chrono::steady_clock::now(); now < end;
+           now = std::chrono::steady_clock::now()) {
+        std::this_thread::sleep_for(
+            std::min<std::chrono::steady_clock::duration>(end - now, std::chrono::milliseconds(5)));
         still_running();
       }
       std::ofstream(scratch + "/ran-" + spec.id(), std::ios::app) << rank << "\n";
@@ -210,8 +222,8 @@ std::size_t run_short_jobs_around_a_long_one(int count, std::chrono::microsecond
       for (const auto& job : running) {
         const double elapsed = job.at("elapsed_s").get<double>();
         if (job.at("job_id") != long_id || elapsed < 0.1 || elapsed > 0.45) continue;
-        // Jobs handed out after the long one: on its rank, only those taken ahead (jobs before it may
-        // still show as running until their results are durable).
+        // Jobs handed out after the long one: on its rank, only those taken ahead (jobs before it
+        // may still show as running until their results are durable).
         int beside = 0;
         for (const auto& other : running) {
           beside += other.at("rank") == job.at("rank") && other.at("fold").get<int>() > kLongFold;
@@ -243,23 +255,26 @@ std::size_t run_short_jobs_around_a_long_one(int count, std::chrono::microsecond
   std::ifstream journal(scratch + "/results/journal.jsonl");
   for (std::string line; std::getline(journal, line);) {
     const auto record = nlohmann::json::parse(line);
-    if (record.value("status", "") == "ok") finished.push_back(record.at("job_id").get<std::string>());
+    if (record.value("status", "") == "ok")
+      finished.push_back(record.at("job_id").get<std::string>());
   }
   EXPECT_EQ(finished.size(), jobs.size());
   const auto place = [&](int fold) {
     return std::find(finished.begin(), finished.end(), jobs[fold].id()) - finished.begin();
   };
   EXPECT_LT(place(kLongFold + 1), place(kLongFold));
-  EXPECT_EQ(place(kLongFold), static_cast<std::ptrdiff_t>(jobs.size()) - 1) << "every short job ends within 1.5 s";
+  EXPECT_EQ(place(kLongFold), static_cast<std::ptrdiff_t>(jobs.size()) - 1)
+      << "every short job ends within 1.5 s";
   // Results carry the id rank 0 sent and the spec it holds (workers send neither).
   for (const JobResult& result : store.load_all()) EXPECT_EQ(result.job_id, result.spec.id());
   return outcome.given_back;
 }
 
 TEST(OrchestratorLoop, AJobTakenAheadIsGivenBackWhenTheJobBeforeItRunsLongAndRunsElsewhereOnce) {
-  // 20 ms jobs make workers ask one job ahead; the long job's worker must give that one back after 0.5 s
-  // instead of making it wait 1.5 s while the other worker is idle.
-  const std::size_t given_back = run_short_jobs_around_a_long_one(40, std::chrono::milliseconds(20));
+  // 20 ms jobs make workers ask one job ahead; the long job's worker must give that one back after
+  // 0.5 s instead of making it wait 1.5 s while the other worker is idle.
+  const std::size_t given_back =
+      run_short_jobs_around_a_long_one(40, std::chrono::milliseconds(20));
   int rank = 0;
   MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
   if (rank == 0) {
@@ -270,13 +285,15 @@ TEST(OrchestratorLoop, AJobTakenAheadIsGivenBackWhenTheJobBeforeItRunsLongAndRun
 TEST(OrchestratorLoop, WorkersAskSeveralJobsAheadOfTinyJobsAndGiveThemAllBackBehindALongOne) {
   // 0.2 ms jobs make workers ask up to 10 jobs ahead (2 ms / 0.2 ms, under the cap of 16): the long
   // job's worker holds several and gives every one back, and each runs once, elsewhere. On a loaded
-  // machine a 0.2 ms sleep can last milliseconds, and the depth shrinks with it, so the scenario runs
-  // up to 3 times until one holds more than one ahead (with the depth capped at 1, none ever does).
+  // machine a 0.2 ms sleep can last milliseconds, and the depth shrinks with it, so the scenario
+  // runs up to 3 times until one holds more than one ahead (with the depth capped at 1, none ever
+  // does).
   int rank = 0;
   MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
   std::size_t most_given_back = 0;
   for (int run = 0; run < 3; ++run) {
-    const std::size_t given_back = run_short_jobs_around_a_long_one(120, std::chrono::microseconds(200));
+    const std::size_t given_back =
+        run_short_jobs_around_a_long_one(120, std::chrono::microseconds(200));
     if (rank == 0) {
       EXPECT_LE(given_back, 16u) << "never more than 16 ahead";
       most_given_back = std::max(most_given_back, given_back);
@@ -297,13 +314,16 @@ TEST(OrchestratorLoop, RetriesFailedAttemptsQuarantinesRepeatedFailuresAndRecord
   const std::string& scratch = shared.path;
   const auto jobs = jobs_for(scratch + "/nowhere", 3);
   if (rank != 0) {
-    // Fold 0 is killed on its first attempt only (a marker file remembers it across workers), fold 1
-    // fails the same way every time (paths and numbers differ), fold 2 succeeds. Every attempt beats
-    // once, and a malformed beat precedes it.
-    const worker::JobBody body = [&](const JobSpec& spec, const std::string&, const std::function<void()>&) {
+    // Fold 0 is killed on its first attempt only (a marker file remembers it across workers), fold
+    // 1 fails the same way every time (paths and numbers differ), fold 2 succeeds. Every attempt
+    // beats once, and a malformed beat precedes it.
+    const worker::JobBody body = [&](const JobSpec& spec, const std::string&,
+                                     const std::function<void()>&) {
       comm::send_message(g_comm, 0, comm::MsgTag::kHeartbeat, "not json");
-      comm::send_message(g_comm, 0, comm::MsgTag::kHeartbeat,
-                           nlohmann::json{{"job_id", spec.id()}, {"epoch", 1}, {"epochs", 2}, {"eta_s", 3.5}}.dump());
+      comm::send_message(
+          g_comm, 0, comm::MsgTag::kHeartbeat,
+          nlohmann::json{{"job_id", spec.id()}, {"epoch", 1}, {"epochs", 2}, {"eta_s", 3.5}}
+              .dump());
       JobResult r;
       r.spec = spec;
       r.job_id = spec.id();
@@ -316,8 +336,8 @@ TEST(OrchestratorLoop, RetriesFailedAttemptsQuarantinesRepeatedFailuresAndRecord
         r.error = "killed (signal 9; out of memory?)";
       } else if (spec.split.fold_index == 1) {
         r.status = "failed";
-        r.error = "loading data: " + scratch + "/rank" + std::to_string(rank) + "/x.pt: truncated at byte " +
-                  std::to_string(rank * 7);
+        r.error = "loading data: " + scratch + "/rank" + std::to_string(rank) +
+                  "/x.pt: truncated at byte " + std::to_string(rank * 7);
       }
       return r;
     };
@@ -328,7 +348,9 @@ TEST(OrchestratorLoop, RetriesFailedAttemptsQuarantinesRepeatedFailuresAndRecord
   OrchestratorOptions options;
   options.max_attempts = 2;
   std::vector<std::pair<int, nlohmann::json>> beats;
-  options.on_heartbeat = [&](int from, const nlohmann::json& beat) { beats.emplace_back(from, beat); };
+  options.on_heartbeat = [&](int from, const nlohmann::json& beat) {
+    beats.emplace_back(from, beat);
+  };
   const SweepOutcome outcome = run_orchestrator(g_comm, jobs, store, {}, nullptr, options);
   EXPECT_EQ(outcome.ran_ok, 2u);
   EXPECT_EQ(outcome.quarantined, 1u);

@@ -8,14 +8,14 @@
 #include <functional>
 #include <stdexcept>
 
-#include "mil/models/mil_model.h"
+#include "comm/mpi_env.h"
 #include "mil/data/splits.h"
+#include "mil/models/mil_model.h"
 #include "mil/synthetic/generator.h"
 #include "mil/train/trainer.h"
 #include "tests/support/mpi_gtest.h"
 #include "tests/support/temp_dir.h"
 #include "worker/job_runner.h"
-#include "comm/mpi_env.h"
 #include "worker/sync/mpi_gradient_sync.h"
 
 namespace mil::worker {
@@ -34,7 +34,8 @@ std::pair<double, double> range_over_ranks(double x) {
 double weight_fingerprint(MilModelImpl& model) {
   double f = 0.0;
   int64_t i = 0;
-  for (const auto& p : model.parameters()) f += p.detach().to(at::kDouble).mul(double(++i)).sum().item<double>() * 1e-3;
+  for (const auto& p : model.parameters())
+    f += p.detach().to(at::kDouble).mul(double(++i)).sum().item<double>() * 1e-3;
   return f;
 }
 
@@ -50,7 +51,8 @@ struct Fixture {
     o.max_instances = 30;
     write_synthetic_benchmark(dir / "s", o);
     data = load_dataset(DatasetSpec{"s", "bags", dir / "s", 2, false});
-    split = make_split(data.labels(), stratified_fold_assignment(data.labels(), 3, 1), 0, /*val_ratio=*/0.25, 1);
+    split = make_split(data.labels(), stratified_fold_assignment(data.labels(), 3, 1), 0,
+                       /*val_ratio=*/0.25, 1);
   }
 };
 
@@ -101,7 +103,8 @@ TEST(MpiGradientSync, AveragesGradientsAndSumsScalarsOverRanks) {
   sync.allreduce_gradients(params);
   const double mean_rank = (size + 1) / 2.0;  // mean of 1..size
   for (int i = 0; i < 5; ++i) {
-    EXPECT_TRUE(at::allclose(params[i].grad(), at::full({7 + i}, mean_rank * (i + 1)))) << "parameter " << i;
+    EXPECT_TRUE(at::allclose(params[i].grad(), at::full({7 + i}, mean_rank * (i + 1))))
+        << "parameter " << i;
   }
   EXPECT_GT(sync.buffer_collectives(), 1u);
   std::vector<double> values{1.0, double(rank)};
@@ -119,17 +122,21 @@ TEST(DataParallelFit, TwoRanksComputeWhatOneRankComputesWithAccumulationOverTheS
   FitOptions parallel_options;
   parallel_options.sync = &sync;
   auto parallel = abmil_without_dropout(f, 5);
-  const FitResult p = fit(*parallel, short_spec(3, 1), f.data.bags, f.split.train, f.split.val, 9, parallel_options);
+  const FitResult p = fit(*parallel, short_spec(3, 1), f.data.bags, f.split.train, f.split.val, 9,
+                          parallel_options);
 
-  auto single = abmil_without_dropout(f, 5);  // every rank also trains alone, accumulating 2 bags per step
+  auto single =
+      abmil_without_dropout(f, 5);  // every rank also trains alone, accumulating 2 bags per step
   const FitResult s = fit(*single, short_spec(3, 2), f.data.bags, f.split.train, f.split.val, 9);
 
   const auto pp = parallel->parameters(), sp = single->parameters();
   double max_error = 0.0;
-  for (std::size_t i = 0; i < pp.size(); ++i) max_error = std::max(max_error, (pp[i] - sp[i]).abs().max().item<double>());
+  for (std::size_t i = 0; i < pp.size(); ++i)
+    max_error = std::max(max_error, (pp[i] - sp[i]).abs().max().item<double>());
   EXPECT_LE(max_error, 1e-6);
   // Dividing by two ranks is exact and a two-term sum is order-free, so the bits match too.
-  for (std::size_t i = 0; i < pp.size(); ++i) EXPECT_TRUE(at::equal(pp[i], sp[i])) << "parameter " << i;
+  for (std::size_t i = 0; i < pp.size(); ++i)
+    EXPECT_TRUE(at::equal(pp[i], sp[i])) << "parameter " << i;
   ASSERT_EQ(p.history.size(), s.history.size());
   for (std::size_t e = 0; e < p.history.size(); ++e) {
     EXPECT_DOUBLE_EQ(p.history[e].val.at("auc"), s.history[e].val.at("auc")) << "epoch " << e;
@@ -170,7 +177,8 @@ TEST(DataParallelJob, ARankThatFailsWhilePreparingFailsTheJobOnEveryRankWithItsE
   o.feature_dim = 8;
   write_synthetic_benchmark(dir / "s", o);
   JobSpec spec;
-  // The last rank cannot load its data; the others could and would wait for it in the first collective.
+  // The last rank cannot load its data; the others could and would wait for it in the first
+  // collective.
   spec.dataset = DatasetSpec{"s", "bags", dir / (rank == size - 1 ? "missing" : "s"), 2, false};
   spec.train.epochs = 2;
   MpiGradientSync sync(g_comm);
@@ -179,7 +187,8 @@ TEST(DataParallelJob, ARankThatFailsWhilePreparingFailsTheJobOnEveryRankWithItsE
   DatasetCache cache;
   const JobResult r = run_job(spec, options, cache);  // an abort would end this process here
   EXPECT_EQ(r.status, "failed");
-  const std::string expected = "rank " + std::to_string(size - 1) + " of the job's " + std::to_string(size) +
+  const std::string expected = "rank " + std::to_string(size - 1) + " of the job's " +
+                               std::to_string(size) +
                                "-rank group failed while preparing: loading data";
   EXPECT_NE(r.error.find(expected), std::string::npos) << r.error;
   EXPECT_NE(r.error.find("missing"), std::string::npos) << r.error;
@@ -221,7 +230,8 @@ TEST(DataParallelJob, ARankThatFailsMidEpochFailsTheJobOnEveryRankWithItsErrorAn
     };
   });
   EXPECT_EQ(r.status, "failed");
-  // Rank 1 sees bag 3 of epoch 2 (its second bag there) and fails; the step ends at bag 4 (2 ranks).
+  // Rank 1 sees bag 3 of epoch 2 (its second bag there) and fails; the step ends at bag 4 (2
+  // ranks).
   const std::string expected = "rank 1 of the job's 2-rank group failed in epoch 2 at bag 4 of ";
   EXPECT_NE(r.error.find(expected), std::string::npos) << r.error;
   EXPECT_NE(r.error.find(": injected failure mid-epoch"), std::string::npos) << r.error;
@@ -235,11 +245,13 @@ TEST(DataParallelJob, ARankThatFailsAtTheEndOfAnEpochFailsTheJobOnEveryRank) {
   const JobResult r = run_small_group_job([&](int rank, RunOptions& options) {
     options.on_epoch = [&epochs_seen, rank](const EpochRecord& record, int) {
       ++epochs_seen;
-      if (rank == 0 && record.epoch == 1) throw std::runtime_error("injected failure in the epoch hook");
+      if (rank == 0 && record.epoch == 1)
+        throw std::runtime_error("injected failure in the epoch hook");
     };
   });
   EXPECT_EQ(r.status, "failed");
-  EXPECT_NE(r.error.find("rank 0 of the job's 2-rank group failed at the end of epoch 2: injected failure in the epoch hook"),
+  EXPECT_NE(r.error.find("rank 0 of the job's 2-rank group failed at the end of epoch 2: injected "
+                         "failure in the epoch hook"),
             std::string::npos)
       << r.error;
   EXPECT_EQ(epochs_seen, 2) << "no rank goes on into epoch 3";
@@ -259,13 +271,15 @@ TEST(DataParallelFit, ACheckpointTheFirstRankCannotWriteFailsTheFitOnEveryRank) 
     fit(*model, short_spec(2, 1), f.data.bags, f.split.train, f.split.val, 4, options);
     ADD_FAILURE() << "fit returned although rank 0 could not write its checkpoint";
   } catch (const GroupFailure& e) {
-    EXPECT_NE(std::string(e.what()).find("rank 0 of the job's 2-rank group failed while writing the checkpoint"),
+    EXPECT_NE(std::string(e.what()).find(
+                  "rank 0 of the job's 2-rank group failed while writing the checkpoint"),
               std::string::npos)
         << e.what();
   }
 }
 
-TEST(DataParallelFit, RanksThatWouldResumeAtDifferentStepsFailTogetherInsteadOfMismatchingCollectives) {
+TEST(DataParallelFit,
+     RanksThatWouldResumeAtDifferentStepsFailTogetherInsteadOfMismatchingCollectives) {
   int rank = 0;
   MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
   Fixture f;  // every rank has its own folder, as nodes without a shared results folder would
@@ -274,13 +288,15 @@ TEST(DataParallelFit, RanksThatWouldResumeAtDifferentStepsFailTogetherInsteadOfM
   options.sync = &sync;
   options.checkpoint_path = f.dir / "checkpoint.pt";
   auto model = abmil_without_dropout(f, 3);
-  fit(*model, short_spec(1, 1), f.data.bags, f.split.train, f.split.val, 4, options);  // rank 0 writes one
+  fit(*model, short_spec(1, 1), f.data.bags, f.split.train, f.split.val, 4,
+      options);  // rank 0 writes one
   EXPECT_EQ(std::filesystem::exists(options.checkpoint_path), rank == 0);
   try {
     fit(*model, short_spec(2, 1), f.data.bags, f.split.train, f.split.val, 4, options);
     ADD_FAILURE() << "fit returned although rank 0 would resume at epoch 1 and rank 1 at epoch 0";
   } catch (const GroupFailure& e) {
-    EXPECT_NE(std::string(e.what()).find("the job's 2 ranks would resume at different steps"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("the job's 2 ranks would resume at different steps"),
+              std::string::npos)
         << e.what();
   }
 }

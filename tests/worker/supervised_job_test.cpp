@@ -1,11 +1,11 @@
-// The supervision of a job's child process with stand-in children: small shell scripts that take the
-// `mhim train` arguments ($3 job, $5 result, $9 heartbeat) and misbehave on purpose. Real `mhim train`
-// children are exercised by tests/e2e/supervision_e2e_test.cpp.
+// The supervision of a job's child process with stand-in children: small shell scripts that take
+// the `mhim train` arguments ($3 job, $5 result, $9 heartbeat) and misbehave on purpose. Real `mhim
+// train` children are exercised by tests/e2e/supervision_e2e_test.cpp.
 #include "worker/supervise/supervised_job.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -15,9 +15,9 @@
 #include <set>
 #include <thread>
 
+#include "tests/support/temp_dir.h"
 #include "worker/supervise/child_process.h"
 #include "worker/supervise/heartbeat.h"
-#include "tests/support/temp_dir.h"
 
 namespace mil::worker {
 namespace {
@@ -86,12 +86,13 @@ TEST(SpawnInOwnGroup, ExtraEnvironmentReplacesInheritedValuesAndKeepsTheRest) {
   ::setenv("MHIM_TEST_SPAWN_KEPT", "kept", 1);
   const std::string out = dir / "env";
   pid_t pid = 0;
-  const int error = spawn_in_own_group(
-      {"/usr/bin/env"},
-      [&](posix_spawn_file_actions_t& actions) {
-        posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      },
-      pid, {"MHIM_TEST_SPAWN_REPLACED=set", "MHIM_TEST_SPAWN_NEW=1"});
+  const int error =
+      spawn_in_own_group({"/usr/bin/env"},
+                         [&](posix_spawn_file_actions_t& actions) {
+                           posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out.c_str(),
+                                                            O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                         },
+                         pid, {"MHIM_TEST_SPAWN_REPLACED=set", "MHIM_TEST_SPAWN_NEW=1"});
   ::unsetenv("MHIM_TEST_SPAWN_REPLACED");
   ::unsetenv("MHIM_TEST_SPAWN_KEPT");
   ASSERT_EQ(error, 0) << std::strerror(error);
@@ -103,7 +104,7 @@ TEST(SpawnInOwnGroup, ExtraEnvironmentReplacesInheritedValuesAndKeepsTheRest) {
     if (line.rfind("MHIM_TEST_SPAWN_", 0) == 0) ours.insert(line);
   }
   EXPECT_EQ(ours, (std::multiset<std::string>{"MHIM_TEST_SPAWN_KEPT=kept", "MHIM_TEST_SPAWN_NEW=1",
-                                                "MHIM_TEST_SPAWN_REPLACED=set"}));
+                                              "MHIM_TEST_SPAWN_REPLACED=set"}));
 }
 
 TEST(ChildProcess, DestroyingARunningChildKillsItsWholeProcessGroup) {
@@ -111,7 +112,8 @@ TEST(ChildProcess, DestroyingARunningChildKillsItsWholeProcessGroup) {
   const std::string pid_file = dir / "grandchild.pid";
   pid_t grandchild = 0;
   {
-    ChildProcess child({"/bin/sh", "-c", "sleep 30 & echo $! > " + pid_file + "; wait"}, dir / "log");
+    ChildProcess child({"/bin/sh", "-c", "sleep 30 & echo $! > " + pid_file + "; wait"},
+                       dir / "log");
     for (int i = 0; i < 500 && grandchild == 0; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       std::ifstream(pid_file) >> grandchild;
@@ -119,7 +121,8 @@ TEST(ChildProcess, DestroyingARunningChildKillsItsWholeProcessGroup) {
     ASSERT_GT(grandchild, 0);
     EXPECT_TRUE(alive(grandchild));
   }
-  for (int i = 0; i < 200 && alive(grandchild); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 200 && alive(grandchild); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_FALSE(alive(grandchild)) << "the grandchild (same process group) outlived the child";
 }
 
@@ -132,7 +135,8 @@ TEST(SupervisedJob, ReadsBackTheChildsResultAndRecordsTheRank) {
   written.spec = spec;
   written.status = "ok";
   std::ofstream(dir / "ok.json") << nlohmann::json(written).dump();
-  const std::string child = script(dir, "child.sh", "test \"$1\" = train && cp " + (dir / "ok.json") + " \"$5\"");
+  const std::string child =
+      script(dir, "child.sh", "test \"$1\" = train && cp " + (dir / "ok.json") + " \"$5\"");
   const JobResult r = run_supervised_job(spec, dir / "work", /*rank=*/3, quick(child), nullptr, {});
   EXPECT_EQ(r.status, "ok") << r.error;
   EXPECT_EQ(r.runtime.at("rank"), 3);
@@ -153,7 +157,8 @@ TEST(SupervisedJob, ANonZeroExitWithoutResultFailsWithTheStatusAndTheLastOutput)
 
 TEST(SupervisedJob, ASignalKillNamesTheSignal) {
   testing::TempDir dir;
-  const JobResult r = run_supervised_job(some_job(), dir / "work", 1, quick(script(dir, "c.sh", "kill -9 $$")), nullptr, {});
+  const JobResult r = run_supervised_job(some_job(), dir / "work", 1,
+                                         quick(script(dir, "c.sh", "kill -9 $$")), nullptr, {});
   EXPECT_EQ(r.status, "failed");
   EXPECT_EQ(r.error, "killed (signal 9; out of memory?)");
 }
@@ -161,16 +166,18 @@ TEST(SupervisedJob, ASignalKillNamesTheSignal) {
 TEST(SupervisedJob, AChildThatStopsBeatingIsKilledAsHungWithItsProcessGroup) {
   testing::TempDir dir;
   // Beats once (as a real child does when it starts), then hangs with a grandchild in its group.
-  const std::string child = script(dir, "c.sh",
-                                   "echo '{\"job_id\":\"x\",\"stage\":\"loading\",\"epoch\":0,\"epochs\":3,"
-                                   "\"bags_done\":0,\"bags_total\":0,\"eta_s\":-1,\"time\":0,\"beat\":1,"
-                                   "\"pid\":1,\"parent_pid\":1}' > \"$9\"; sleep 60 & echo $! > " +
-                                       (dir / "grandchild.pid") + "; wait");
+  const std::string child =
+      script(dir, "c.sh",
+             "echo '{\"job_id\":\"x\",\"stage\":\"loading\",\"epoch\":0,\"epochs\":3,"
+             "\"bags_done\":0,\"bags_total\":0,\"eta_s\":-1,\"time\":0,\"beat\":1,"
+             "\"pid\":1,\"parent_pid\":1}' > \"$9\"; sleep 60 & echo $! > " +
+                 (dir / "grandchild.pid") + "; wait");
   std::vector<Heartbeat> beats;
   const auto start = std::chrono::steady_clock::now();
   const JobResult r = run_supervised_job(some_job(), dir / "work", 1, quick(child), nullptr,
                                          [&](const Heartbeat& h) { beats.push_back(h); });
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(r.status, "failed");
   EXPECT_EQ(r.error, "hung: no heartbeat for 1 s");
   EXPECT_GE(seconds, 1.5);
@@ -180,14 +187,16 @@ TEST(SupervisedJob, AChildThatStopsBeatingIsKilledAsHungWithItsProcessGroup) {
   pid_t grandchild = 0;
   std::ifstream(dir / "grandchild.pid") >> grandchild;
   ASSERT_GT(grandchild, 0);
-  for (int i = 0; i < 200 && alive(grandchild); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 200 && alive(grandchild); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_FALSE(alive(grandchild));
 }
 
 TEST(SupervisedJob, AStopRequestIsForwardedAsSigterm) {
   testing::TempDir dir;
   // Exits 75 on SIGTERM, as `mhim train` does after checkpointing.
-  const std::string child = script(dir, "c.sh", "trap 'exit 75' TERM; while true; do sleep 0.05; done");
+  const std::string child =
+      script(dir, "c.sh", "trap 'exit 75' TERM; while true; do sleep 0.05; done");
   std::atomic<bool> stop{false};
   std::thread stopper([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -196,7 +205,8 @@ TEST(SupervisedJob, AStopRequestIsForwardedAsSigterm) {
   const JobResult r = run_supervised_job(some_job(), dir / "work", 1, quick(child), &stop, {});
   stopper.join();
   EXPECT_EQ(r.status, "interrupted") << "a stopped job is resumable, not failed";
-  EXPECT_EQ(r.error, "stopped on request before writing a result (exited with status 75); rerun to resume");
+  EXPECT_EQ(r.error,
+            "stopped on request before writing a result (exited with status 75); rerun to resume");
 }
 
 TEST(SupervisedJob, AChildKilledByTheForwardedStopBeforeItCouldCheckpointIsInterruptedNotFailed) {
@@ -206,7 +216,9 @@ TEST(SupervisedJob, AChildKilledByTheForwardedStopBeforeItCouldCheckpointIsInter
   std::atomic<bool> stop{true};
   const JobResult r = run_supervised_job(some_job(), dir / "work", 1, quick(child), &stop, {});
   EXPECT_EQ(r.status, "interrupted");
-  EXPECT_EQ(r.error, "stopped on request before writing a result (killed (signal 15, Terminated)); rerun to resume");
+  EXPECT_EQ(r.error,
+            "stopped on request before writing a result (killed (signal 15, Terminated)); rerun to "
+            "resume");
 }
 
 TEST(SupervisedJob, ASigtermFromOutsideIsAStopNotAFailureButSigkillIsAFailure) {
@@ -214,10 +226,14 @@ TEST(SupervisedJob, ASigtermFromOutsideIsAStopNotAFailureButSigkillIsAFailure) {
   // has seen its own stop request; the OOM killer sends SIGKILL.
   testing::TempDir dir;
   std::atomic<bool> stop{false};
-  const JobResult term = run_supervised_job(some_job(), dir / "a", 1, quick(script(dir, "t.sh", "kill -TERM $$; sleep 5")), &stop, {});
+  const JobResult term = run_supervised_job(
+      some_job(), dir / "a", 1, quick(script(dir, "t.sh", "kill -TERM $$; sleep 5")), &stop, {});
   EXPECT_EQ(term.status, "interrupted");
-  EXPECT_EQ(term.error, "stopped on request before writing a result (killed (signal 15, Terminated)); rerun to resume");
-  const JobResult kill = run_supervised_job(some_job(), dir / "b", 1, quick(script(dir, "k.sh", "kill -KILL $$; sleep 5")), &stop, {});
+  EXPECT_EQ(term.error,
+            "stopped on request before writing a result (killed (signal 15, Terminated)); rerun to "
+            "resume");
+  const JobResult kill = run_supervised_job(
+      some_job(), dir / "b", 1, quick(script(dir, "k.sh", "kill -KILL $$; sleep 5")), &stop, {});
   EXPECT_EQ(kill.status, "failed");
   EXPECT_EQ(kill.error, "killed (signal 9; out of memory?)");
 }

@@ -25,12 +25,13 @@ std::string describe_exit(const ChildExit& exit) {
   if (!exit.signaled) return "exited with status " + std::to_string(exit.code);
   if (exit.signal == SIGKILL) return "killed (signal 9; out of memory?)";
   const char* name = ::strsignal(exit.signal);
-  return "killed (signal " + std::to_string(exit.signal) + (name ? std::string(", ") + name : "") + ")";
+  return "killed (signal " + std::to_string(exit.signal) + (name ? std::string(", ") + name : "") +
+         ")";
 }
 
 int spawn_in_own_group(const std::vector<std::string>& argv,
-                       const std::function<void(posix_spawn_file_actions_t&)>& add_file_actions, pid_t& pid,
-                       const std::vector<std::string>& extra_environment) {
+                       const std::function<void(posix_spawn_file_actions_t&)>& add_file_actions,
+                       pid_t& pid, const std::vector<std::string>& extra_environment) {
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attributes;
   posix_spawn_file_actions_init(&actions);
@@ -44,7 +45,8 @@ int spawn_in_own_group(const std::vector<std::string>& argv,
   posix_spawnattr_setsigmask(&attributes, &empty);
   posix_spawnattr_setsigdefault(&attributes, &defaults);
   posix_spawnattr_setpgroup(&attributes, 0);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&attributes,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -52,35 +54,45 @@ int spawn_in_own_group(const std::vector<std::string>& argv,
   std::vector<char*> environment;
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string_view entry(*e);
-    const bool replaced = std::any_of(extra_environment.begin(), extra_environment.end(), [&](const std::string& extra) {
-      const auto name = extra.substr(0, extra.find('=') + 1);
-      return entry.substr(0, name.size()) == name;
-    });
+    const bool replaced = std::any_of(extra_environment.begin(), extra_environment.end(),
+                                      [&](const std::string& extra) {
+                                        const auto name = extra.substr(0, extra.find('=') + 1);
+                                        return entry.substr(0, name.size()) == name;
+                                      });
     if (!replaced) environment.push_back(*e);
   }
-  for (const auto& extra : extra_environment) environment.push_back(const_cast<char*>(extra.c_str()));
+  for (const auto& extra : extra_environment)
+    environment.push_back(const_cast<char*>(extra.c_str()));
   environment.push_back(nullptr);
-  const int error = posix_spawn(&pid, argv[0].c_str(), &actions, &attributes, args.data(), environment.data());
+  const int error =
+      posix_spawn(&pid, argv[0].c_str(), &actions, &attributes, args.data(), environment.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
   return error;
 }
 
-ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& log_path, ForkServer* fork_server) {
+ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& log_path,
+                           ForkServer* fork_server) {
   if (argv.empty()) throw std::runtime_error("spawning a child: empty command");
   if (fork_server != nullptr) {
-    if (const auto pid = fork_server->start(std::vector<std::string>(argv.begin() + 1, argv.end()), log_path)) {
+    if (const auto pid =
+            fork_server->start(std::vector<std::string>(argv.begin() + 1, argv.end()), log_path)) {
       pid_ = *pid;
       fork_server_ = fork_server;
       return;
     }
   }
-  const int error = spawn_in_own_group(argv, [&](posix_spawn_file_actions_t& actions) {
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  }, pid_);
+  const int error = spawn_in_own_group(
+      argv,
+      [&](posix_spawn_file_actions_t& actions) {
+        posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(),
+                                         O_WRONLY | O_CREAT | O_APPEND, 0644);
+        posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+      },
+      pid_);
   if (error != 0) {
-    throw std::runtime_error("cannot start '" + argv[0] + "' (output to '" + log_path + "'): " + std::strerror(error));
+    throw std::runtime_error("cannot start '" + argv[0] + "' (output to '" + log_path +
+                             "'): " + std::strerror(error));
   }
 #ifdef SYS_pidfd_open
   pidfd_ = int(::syscall(SYS_pidfd_open, pid_, 0));
@@ -126,7 +138,8 @@ std::optional<ChildExit> ChildProcess::wait_for(std::chrono::milliseconds timeou
   if (pidfd_ >= 0) {
     pollfd fd{pidfd_, POLLIN, 0};
     for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
       const int ready = ::poll(&fd, 1, int(std::max<long long>(0, left.count())));
       if (ready > 0 || left.count() <= 0) return try_reap();
       if (ready < 0 && errno != EINTR) break;  // fall back to polling below

@@ -60,12 +60,14 @@ json exit_report(pid_t pid, int status) {
 std::size_t thread_count() {
   std::error_code ec;
   std::size_t n = 0;
-  for (std::filesystem::directory_iterator it("/proc/self/task", ec), end; !ec && it != end; it.increment(ec)) ++n;
+  for (std::filesystem::directory_iterator it("/proc/self/task", ec), end; !ec && it != end;
+       it.increment(ec))
+    ++n;
   return ec ? 0 : n;
 }
 
-/// In a freshly forked job process: becomes what posix_spawn made of an exec'd child (ChildProcess),
-/// then runs the job and exits with its code. Never returns.
+/// In a freshly forked job process: becomes what posix_spawn made of an exec'd child
+/// (ChildProcess), then runs the job and exits with its code. Never returns.
 [[noreturn]] void become_job(const json& request, pid_t zygote,
                              const std::function<int(const std::vector<std::string>&)>& run_job) {
   ::setpgid(0, 0);  // its own group: the rank kills the whole group; terminal signals skip it
@@ -88,7 +90,8 @@ std::size_t thread_count() {
   const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   if (in < 0 || out < 0 || ::dup2(in, STDIN_FILENO) < 0 || ::dup2(out, STDOUT_FILENO) < 0 ||
       ::dup2(out, STDERR_FILENO) < 0) {
-    std::fprintf(stderr, "mhim zygote: cannot open the job's log '%s': %s\n", log.c_str(), std::strerror(errno));
+    std::fprintf(stderr, "mhim zygote: cannot open the job's log '%s': %s\n", log.c_str(),
+                 std::strerror(errno));
     std::_Exit(127);  // what a failed exec returns
   }
   ::close(in);
@@ -132,17 +135,22 @@ ForkServer::ForkServer(const std::string& executable, std::function<void(const s
     theirs = ::fcntl(fds[1], F_DUPFD_CLOEXEC, 10);
     ::close(fds[1]);
   }
-  std::vector<std::string> argv = {executable, "zygote", "--fd", "3", "--parent-pid", std::to_string(::getpid())};
+  std::vector<std::string> argv = {executable, "zygote",       "--fd",
+                                   "3",        "--parent-pid", std::to_string(::getpid())};
   if (!label.empty()) argv.insert(argv.end(), {"--label", label});
-  // LD_BIND_NOW: the zygote resolves every symbol once, at start (+0.0-0.1 s), instead of each forked
-  // job resolving again the ones the zygote never called (2 ranks, 40 no-op jobs: 0.62 -> 0.55 s).
-  const int error = spawn_in_own_group(
-      argv, [&](posix_spawn_file_actions_t& actions) { posix_spawn_file_actions_adddup2(&actions, theirs, 3); }, pid_,
-      {"LD_BIND_NOW=1"});
+  // LD_BIND_NOW: the zygote resolves every symbol once, at start (+0.0-0.1 s), instead of each
+  // forked job resolving again the ones the zygote never called (2 ranks, 40 no-op jobs: 0.62 ->
+  // 0.55 s).
+  const int error = spawn_in_own_group(argv,
+                                       [&](posix_spawn_file_actions_t& actions) {
+                                         posix_spawn_file_actions_adddup2(&actions, theirs, 3);
+                                       },
+                                       pid_, {"LD_BIND_NOW=1"});
   ::close(theirs);
   if (error != 0) {
     ::close(fds[0]);
-    throw std::runtime_error("fork server: cannot start '" + executable + " zygote': " + std::strerror(error));
+    throw std::runtime_error("fork server: cannot start '" + executable +
+                             " zygote': " + std::strerror(error));
   }
   socket_ = fds[0];
 }
@@ -168,7 +176,9 @@ ForkServer::~ForkServer() {
 void ForkServer::lost(const std::string& why) {
   if (!alive_) return;
   alive_ = false;
-  if (log_) log_("fork server (zygote, process " + std::to_string(pid_) + ") " + why + "; jobs start by exec from now on");
+  if (log_)
+    log_("fork server (zygote, process " + std::to_string(pid_) + ") " + why +
+         "; jobs start by exec from now on");
 }
 
 std::optional<std::string> ForkServer::receive(std::chrono::milliseconds timeout) {
@@ -210,7 +220,8 @@ bool ForkServer::absorb(const std::string& packet) {
 bool ForkServer::wait_until_ready() {
   const auto ready_by = Clock::now() + kReadyTimeout;
   while (alive_ && !ready_) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(ready_by - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(ready_by - Clock::now());
     const auto packet = receive(left);
     if (packet) {
       absorb(*packet);
@@ -222,7 +233,8 @@ bool ForkServer::wait_until_ready() {
   return alive_;
 }
 
-std::optional<pid_t> ForkServer::start(const std::vector<std::string>& args, const std::string& log_path) {
+std::optional<pid_t> ForkServer::start(const std::vector<std::string>& args,
+                                       const std::string& log_path) {
   if (!wait_until_ready()) return std::nullopt;
   if (!send_packet(socket_, json{{"argv", args}, {"log", log_path}}.dump())) {
     lost(std::string("cannot be written to: ") + std::strerror(errno));
@@ -230,7 +242,8 @@ std::optional<pid_t> ForkServer::start(const std::vector<std::string>& args, con
   }
   const auto reply_by = Clock::now() + kReplyTimeout;
   while (alive_) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(reply_by - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(reply_by - Clock::now());
     const auto packet = receive(left);
     if (!packet) {
       if (alive_ && Clock::now() >= reply_by) {
@@ -247,7 +260,9 @@ std::optional<pid_t> ForkServer::start(const std::vector<std::string>& args, con
       return job;
     }
     // It could not fork this once (e.g. EAGAIN): this job execs; the zygote stays.
-    if (log_) log_("fork server could not start a job (" + reply.value("error", *packet) + "); starting it by exec");
+    if (log_)
+      log_("fork server could not start a job (" + reply.value("error", *packet) +
+           "); starting it by exec");
     return std::nullopt;
   }
   return std::nullopt;
@@ -266,9 +281,11 @@ std::optional<ChildExit> ForkServer::wait_for(pid_t job, std::chrono::millisecon
   };
   for (;;) {
     if (const auto e = exits_.find(job); e != exits_.end()) return collect(e->second);
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (!alive_) {
-      // The zygote is gone, so its job was sent SIGKILL (PR_SET_PDEATHSIG): report that once it is gone.
+      // The zygote is gone, so its job was sent SIGKILL (PR_SET_PDEATHSIG): report that once it is
+      // gone.
       ChildExit killed;
       killed.signaled = true;
       killed.signal = SIGKILL;
@@ -293,14 +310,17 @@ std::optional<ChildExit> ForkServer::wait_for(pid_t job, std::chrono::millisecon
   }
 }
 
-int serve_forks(int socket, pid_t parent, const std::function<int(const std::vector<std::string>&)>& run_job) {
+int serve_forks(int socket, pid_t parent,
+                const std::function<int(const std::vector<std::string>&)>& run_job) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) return 1;  // the rank died before prctl
   const std::size_t threads = thread_count();
   if (threads != 1) {
     // fork() copies only the calling thread: a pool's locks could be held forever in the job.
-    std::fprintf(stderr, "mhim zygote: %zu threads exist before any fork; refusing to serve (jobs will exec)\n",
-                 threads);
+    std::fprintf(
+        stderr,
+        "mhim zygote: %zu threads exist before any fork; refusing to serve (jobs will exec)\n",
+        threads);
     return 1;
   }
   for (int s : {SIGTERM, SIGINT, SIGUSR1, SIGHUP, SIGPIPE}) ::signal(s, SIG_IGN);
@@ -334,7 +354,8 @@ int serve_forks(int socket, pid_t parent, const std::function<int(const std::vec
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       const ssize_t n = ::recv(socket, packet.data(), packet.size(), 0);
       if (n <= 0) break;  // the rank closed its end (or died)
-      const json request = json::parse(packet.substr(0, std::size_t(n)), nullptr, /*allow_exceptions=*/false);
+      const json request =
+          json::parse(packet.substr(0, std::size_t(n)), nullptr, /*allow_exceptions=*/false);
       std::fflush(nullptr);  // nothing buffered may be written twice
       const pid_t job = ::fork();
       if (job == 0) {
@@ -343,7 +364,9 @@ int serve_forks(int socket, pid_t parent, const std::function<int(const std::vec
         become_job(request, self, run_job);
       }
       if (job < 0) {
-        if (!send_packet(socket, json{{"error", std::string("fork: ") + std::strerror(errno)}}.dump())) break;
+        if (!send_packet(socket,
+                         json{{"error", std::string("fork: ") + std::strerror(errno)}}.dump()))
+          break;
         continue;
       }
       ::setpgid(job, job);  // also here, so the rank's killpg works as soon as it learns the pid

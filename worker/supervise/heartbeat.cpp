@@ -9,10 +9,17 @@
 namespace mil::worker {
 
 void to_json(nlohmann::json& j, const Heartbeat& h) {
-  j = nlohmann::json{{"job_id", h.job_id},     {"stage", h.stage},   {"epoch", h.epoch},
-                     {"epochs", h.epochs},     {"bags_done", h.bags_done}, {"bags_total", h.bags_total},
-                     {"eta_s", h.eta_s},       {"time", h.time},     {"beat", h.beat},
-                     {"pid", h.pid},           {"parent_pid", h.parent_pid}};
+  j = nlohmann::json{{"job_id", h.job_id},
+                     {"stage", h.stage},
+                     {"epoch", h.epoch},
+                     {"epochs", h.epochs},
+                     {"bags_done", h.bags_done},
+                     {"bags_total", h.bags_total},
+                     {"eta_s", h.eta_s},
+                     {"time", h.time},
+                     {"beat", h.beat},
+                     {"pid", h.pid},
+                     {"parent_pid", h.parent_pid}};
 }
 
 void from_json(const nlohmann::json& j, Heartbeat& h) {
@@ -55,7 +62,8 @@ double eta_seconds(const JobProgress& p, double start_fraction, double elapsed_s
   return elapsed_s * (1.0 - done) / (done - start_fraction);
 }
 
-HeartbeatWriter::HeartbeatWriter(std::string path, std::string job_id, std::chrono::milliseconds min_interval)
+HeartbeatWriter::HeartbeatWriter(std::string path, std::string job_id,
+                                 std::chrono::milliseconds min_interval)
     : path_(std::move(path)), job_id_(std::move(job_id)), min_interval_(min_interval) {}
 
 void HeartbeatWriter::update(const JobProgress& progress) {
@@ -74,8 +82,10 @@ void HeartbeatWriter::update(const JobProgress& progress) {
   h.epochs = progress.epochs;
   h.bags_done = progress.bags_done;
   h.bags_total = progress.bags_total;
-  h.eta_s = eta_seconds(progress, start_fraction_, std::chrono::duration<double>(now - timing_start_).count());
-  h.time = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  h.eta_s = eta_seconds(progress, start_fraction_,
+                        std::chrono::duration<double>(now - timing_start_).count());
+  h.time =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   h.beat = ++beat_;
   h.pid = long(::getpid());
   h.parent_pid = long(::getppid());

@@ -1,8 +1,8 @@
 #pragma once
-// The heartbeat file of a supervised job: `mhim train --heartbeat FILE` rewrites it from the training
-// loop (at most once a second, and at every stage change); the worker rank reads it to tell a slow
-// job from a hung one and to report progress to rank 0. A job that stops calling on_progress (a hung
-// computation) stops beating.
+// The heartbeat file of a supervised job: `mhim train --heartbeat FILE` rewrites it from the
+// training loop (at most once a second, and at every stage change); the worker rank reads it to
+// tell a slow job from a hung one and to report progress to rank 0. A job that stops calling
+// on_progress (a hung computation) stops beating.
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -26,7 +26,8 @@ struct Heartbeat {
   double time = 0;         ///< Unix time of the beat (seconds).
   std::uint64_t beat = 0;  ///< Increases with every write; a reader compares it to see progress.
   long pid = 0;            ///< The writing process.
-  long parent_pid = 0;     ///< Its parent: the supervising worker rank, or with --child-start fork its zygote.
+  long parent_pid =
+      0;  ///< Its parent: the supervising worker rank, or with --child-start fork its zygote.
 };
 
 void to_json(nlohmann::json& j, const Heartbeat& h);

@@ -4,7 +4,8 @@
 
 namespace mil::worker {
 
-OrphanGuard::OrphanGuard(std::function<void(const std::string&)> log, int exit_code, std::chrono::milliseconds period)
+OrphanGuard::OrphanGuard(std::function<void(const std::string&)> log, int exit_code,
+                         std::chrono::milliseconds period)
     : parent_(::getppid()) {
   thread_ = std::thread([this, log = std::move(log), exit_code, period] {
     while (!done_.load()) {

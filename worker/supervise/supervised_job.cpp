@@ -8,8 +8,8 @@
 #include <sstream>
 
 #include "mil/core/durable_file.h"
-#include "worker/supervise/child_process.h"
 #include "mil/core/runtime_info.h"
+#include "worker/supervise/child_process.h"
 
 namespace mil::worker {
 namespace {
@@ -37,7 +37,8 @@ std::string tail_of(const std::string& path, int max_lines) {
 }  // namespace
 
 JobResult run_supervised_job(const JobSpec& spec, const std::string& work_dir, int rank,
-                             const SupervisionOptions& options, const std::atomic<bool>* stop_requested,
+                             const SupervisionOptions& options,
+                             const std::atomic<bool>* stop_requested,
                              const std::function<void(const Heartbeat&)>& on_heartbeat,
                              const std::function<void()>& while_waiting) {
   JobResult failed;
@@ -55,7 +56,8 @@ JobResult run_supervised_job(const JobSpec& spec, const std::string& work_dir, i
   const auto fail = [&](const std::string& error) {
     failed.error = error;
     failed.runtime["finished_at"] = utc_timestamp();
-    failed.runtime["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    failed.runtime["seconds"] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     failed.runtime["log"] = log_path;
     const std::string last = tail_of(log_path, 5);
     if (!last.empty()) failed.runtime["last_output"] = last;
@@ -63,8 +65,8 @@ JobResult run_supervised_job(const JobSpec& spec, const std::string& work_dir, i
   };
   try {
     fs::create_directories(dir);
-    // A result or beat left by an earlier attempt (killed before its result reached rank 0) must not be
-    // mistaken for this attempt's.
+    // A result or beat left by an earlier attempt (killed before its result reached rank 0) must
+    // not be mistaken for this attempt's.
     fs::remove(result_path);
     fs::remove(heartbeat_path);
     write_file_atomic(job_path, nlohmann::json(spec).dump(2) + "\n");
@@ -76,10 +78,11 @@ JobResult run_supervised_job(const JobSpec& spec, const std::string& work_dir, i
   bool stop_forwarded = false;
   std::string child_start = "exec";
   try {
-    ChildProcess child({options.executable, "train", "--job", job_path, "--out", result_path, "--work-dir", work_dir,
-                        "--heartbeat", heartbeat_path, "--threads", std::to_string(options.threads),
-                        "--parent-pid", std::to_string(::getpid())},
-                       log_path, options.child_start == ChildStart::kFork ? options.fork_server : nullptr);
+    ChildProcess child(
+        {options.executable, "train", "--job", job_path, "--out", result_path, "--work-dir",
+         work_dir, "--heartbeat", heartbeat_path, "--threads", std::to_string(options.threads),
+         "--parent-pid", std::to_string(::getpid())},
+        log_path, options.child_start == ChildStart::kFork ? options.fork_server : nullptr);
     if (child.forked()) child_start = "fork";
     auto last_progress = std::chrono::steady_clock::now();
     auto next_report = last_progress + options.report_interval;
@@ -98,18 +101,24 @@ JobResult run_supervised_job(const JobSpec& spec, const std::string& work_dir, i
         if (now - last_progress > options.heartbeat_timeout) {
           child.signal_group(SIGKILL);
           exit = child.wait_for(std::chrono::seconds(10));
-          hung = "hung: no heartbeat for " +
-                 std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - last_progress).count()) + " s";
+          hung =
+              "hung: no heartbeat for " +
+              std::to_string(
+                  std::chrono::duration_cast<std::chrono::seconds>(now - last_progress).count()) +
+              " s";
           break;
         }
       }
       if (!stop_forwarded && stop_requested != nullptr && stop_requested->load()) {
-        child.signal_group(SIGTERM);  // the child finishes its bag, checkpoints and exits "interrupted"
+        child.signal_group(
+            SIGTERM);  // the child finishes its bag, checkpoints and exits "interrupted"
         stop_forwarded = true;
       }
       if (while_waiting) while_waiting();
-      const auto wait = std::min(next_report - now, std::chrono::steady_clock::duration(std::chrono::milliseconds(100)));
-      exit = child.wait_for(std::chrono::duration_cast<std::chrono::milliseconds>(wait) + std::chrono::milliseconds(1));
+      const auto wait = std::min(
+          next_report - now, std::chrono::steady_clock::duration(std::chrono::milliseconds(100)));
+      exit = child.wait_for(std::chrono::duration_cast<std::chrono::milliseconds>(wait) +
+                            std::chrono::milliseconds(1));
     }
   } catch (const std::exception& e) {
     return fail(std::string("supervising the child: ") + e.what());
@@ -127,17 +136,21 @@ JobResult run_supervised_job(const JobSpec& spec, const std::string& work_dir, i
       result.runtime["child_start"] = child_start;
       return result;
     } catch (const std::exception& e) {
-      return fail("`mhim train` " + describe_exit(*exit) + " with an unreadable result " + result_path + ": " + e.what());
+      return fail("`mhim train` " + describe_exit(*exit) + " with an unreadable result " +
+                  result_path + ": " + e.what());
     }
   }
-  const bool stopped_from_outside = exit->signaled && (exit->signal == SIGTERM || exit->signal == SIGINT);
-  if (stop_forwarded || (stop_requested != nullptr && stop_requested->load()) || stopped_from_outside) {
-    // Stopped on request before it could checkpoint (e.g. still starting up): resumable, not a failure.
-    // A TERM or INT that reached the child without us is a stop too: batch systems (Slurm's requeue,
-    // preemption, scancel) signal every process of a step at once, often before this rank's own handler
-    // has run; the OOM killer sends KILL, never TERM.
+  const bool stopped_from_outside =
+      exit->signaled && (exit->signal == SIGTERM || exit->signal == SIGINT);
+  if (stop_forwarded || (stop_requested != nullptr && stop_requested->load()) ||
+      stopped_from_outside) {
+    // Stopped on request before it could checkpoint (e.g. still starting up): resumable, not a
+    // failure. A TERM or INT that reached the child without us is a stop too: batch systems
+    // (Slurm's requeue, preemption, scancel) signal every process of a step at once, often before
+    // this rank's own handler has run; the OOM killer sends KILL, never TERM.
     failed.status = "interrupted";
-    return fail("stopped on request before writing a result (" + describe_exit(*exit) + "); rerun to resume");
+    return fail("stopped on request before writing a result (" + describe_exit(*exit) +
+                "); rerun to resume");
   }
   if (exit->signaled) return fail(describe_exit(*exit));
   return fail("`mhim train` " + describe_exit(*exit) + " without a result");

@@ -22,7 +22,8 @@ void inject_test_fault(const JobSpec& spec, const JobProgress& progress, int ran
       for (;;) ::pause();
     }
     if (kind == "throw" || kind == "throw@" + std::to_string(rank)) {
-      throw std::runtime_error("injected test fault (" + kind + ") in epoch " + std::to_string(progress.epoch + 1));
+      throw std::runtime_error("injected test fault (" + kind + ") in epoch " +
+                               std::to_string(progress.epoch + 1));
     }
   }
 }

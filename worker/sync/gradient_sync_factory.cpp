@@ -16,8 +16,8 @@ bool nccl_built() {
 #endif
 }
 
-std::unique_ptr<GradientSync> make_gradient_sync(MPI_Comm job_comm, c10::Device device,
-                                                 const std::function<void(const std::string&)>& log) {
+std::unique_ptr<GradientSync> make_gradient_sync(
+    MPI_Comm job_comm, c10::Device device, const std::function<void(const std::string&)>& log) {
   const auto say = [&log](const std::string& line) {
     if (log) log(line);
   };
@@ -30,14 +30,16 @@ std::unique_ptr<GradientSync> make_gradient_sync(MPI_Comm job_comm, c10::Device 
     if (rank == 0) id = NcclCommunicator::make_id();
     MIL_MPI_CHECK(MPI_Bcast(id.data(), int(id.size()), MPI_BYTE, 0, job_comm));
     const int index = device.has_index() ? device.index() : 0;
-    auto sync = std::make_unique<NcclGradientSync>(std::make_unique<NcclCommunicator>(id, rank, size, index));
-    say("gradient sync: nccl " + NcclCommunicator::version() + ", " + std::to_string(size) + " rank(s), cuda:" +
-        std::to_string(index));
+    auto sync = std::make_unique<NcclGradientSync>(
+        std::make_unique<NcclCommunicator>(id, rank, size, index));
+    say("gradient sync: nccl " + NcclCommunicator::version() + ", " + std::to_string(size) +
+        " rank(s), cuda:" + std::to_string(index));
     return sync;
 #else
     if (size > 1) {
-      throw std::runtime_error("data-parallel training on CUDA needs the NCCL backend, and this build has none "
-                               "(configure with NCCL and the CUDA toolkit present, -DMIL_WITH_NCCL=ON)");
+      throw std::runtime_error(
+          "data-parallel training on CUDA needs the NCCL backend, and this build has none "
+          "(configure with NCCL and the CUDA toolkit present, -DMIL_WITH_NCCL=ON)");
     }
 #endif
   }

@@ -1,6 +1,6 @@
 #pragma once
-// Picks the data-parallel backend of a job at run time: NCCL (CUDA tensors, when built with NCCL and
-// a GPU is visible) > MPI (CPU tensors, more than one rank) > local (one rank).
+// Picks the data-parallel backend of a job at run time: NCCL (CUDA tensors, when built with NCCL
+// and a GPU is visible) > MPI (CPU tensors, more than one rank) > local (one rank).
 #include <functional>
 #include <memory>
 #include <string>
@@ -16,9 +16,10 @@ namespace mil::worker {
 bool nccl_built();
 
 /// The backend for a job whose ranks form `job_comm` and whose model lives on `device`. The NCCL id
-/// is made on the group's rank 0 and broadcast over `job_comm`. `log` gets one line naming the choice
-/// and why. Throws when `device` is CUDA with several ranks and no NCCL (MPI reduces CPU tensors only).
-std::unique_ptr<GradientSync> make_gradient_sync(MPI_Comm job_comm, c10::Device device,
-                                                 const std::function<void(const std::string&)>& log);
+/// is made on the group's rank 0 and broadcast over `job_comm`. `log` gets one line naming the
+/// choice and why. Throws when `device` is CUDA with several ranks and no NCCL (MPI reduces CPU
+/// tensors only).
+std::unique_ptr<GradientSync> make_gradient_sync(
+    MPI_Comm job_comm, c10::Device device, const std::function<void(const std::string&)>& log);
 
 }  // namespace mil::worker

@@ -26,7 +26,8 @@ class MpiGradientSync final : public GradientSync {
   void broadcast_buffer(at::Tensor& flat) override;
 
  private:
-  /// MIL_MPI_CHECK that first aborts the group, so peers blocked in the same collective do not hang.
+  /// MIL_MPI_CHECK that first aborts the group, so peers blocked in the same collective do not
+  /// hang.
   void check(int code, const char* what);
 
   MPI_Comm comm_ = MPI_COMM_NULL;

@@ -12,10 +12,14 @@ namespace {
 
 ncclDataType_t nccl_type(NcclDataType type) {
   switch (type) {
-    case NcclDataType::kFloat32: return ncclFloat32;
-    case NcclDataType::kFloat64: return ncclFloat64;
-    case NcclDataType::kBFloat16: return ncclBfloat16;
-    case NcclDataType::kFloat16: return ncclFloat16;
+    case NcclDataType::kFloat32:
+      return ncclFloat32;
+    case NcclDataType::kFloat64:
+      return ncclFloat64;
+    case NcclDataType::kBFloat16:
+      return ncclBfloat16;
+    case NcclDataType::kFloat16:
+      return ncclFloat16;
   }
   throw std::invalid_argument("unknown NcclDataType");
 }
@@ -25,7 +29,8 @@ cudaStream_t as_stream(void* p) { return static_cast<cudaStream_t>(p); }
 
 /// Throws for a failure outside any communicator (id creation, device selection).
 void require_cuda(cudaError_t result, const char* what) {
-  if (result != cudaSuccess) throw std::runtime_error(std::string(what) + " failed: " + cudaGetErrorString(result));
+  if (result != cudaSuccess)
+    throw std::runtime_error(std::string(what) + " failed: " + cudaGetErrorString(result));
 }
 
 }  // namespace
@@ -33,7 +38,8 @@ void require_cuda(cudaError_t result, const char* what) {
 NcclId NcclCommunicator::make_id() {
   ncclUniqueId id;
   const ncclResult_t result = ncclGetUniqueId(&id);
-  if (result != ncclSuccess) throw std::runtime_error(std::string("ncclGetUniqueId failed: ") + ncclGetErrorString(result));
+  if (result != ncclSuccess)
+    throw std::runtime_error(std::string("ncclGetUniqueId failed: ") + ncclGetErrorString(result));
   NcclId out;
   static_assert(sizeof(id) == sizeof(out), "ncclUniqueId is 128 bytes");
   std::memcpy(out.data(), &id, sizeof id);
@@ -53,18 +59,20 @@ std::string NcclCommunicator::version() {
   int code = 0;
   if (ncclGetVersion(&code) != ncclSuccess) return "unknown";
   // Since 2.9 the code is major*10000 + minor*100 + patch.
-  return std::to_string(code / 10000) + "." + std::to_string(code / 100 % 100) + "." + std::to_string(code % 100);
+  return std::to_string(code / 10000) + "." + std::to_string(code / 100 % 100) + "." +
+         std::to_string(code % 100);
 }
 
 NcclCommunicator::NcclCommunicator(const NcclId& id, int rank, int size, int device)
     : rank_(rank), size_(size), device_(device) {
   if (size < 1 || rank < 0 || rank >= size) {
-    throw std::invalid_argument("NcclCommunicator: rank " + std::to_string(rank) + " is not in [0, " +
-                                std::to_string(size) + ")");
+    throw std::invalid_argument("NcclCommunicator: rank " + std::to_string(rank) +
+                                " is not in [0, " + std::to_string(size) + ")");
   }
   require_cuda(cudaSetDevice(device), ("cudaSetDevice(" + std::to_string(device) + ")").c_str());
   cudaStream_t stream = nullptr;
-  require_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+  require_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
+               "cudaStreamCreateWithFlags");
   stream_ = stream;
   ncclUniqueId unique;
   std::memcpy(&unique, id.data(), sizeof unique);
@@ -72,8 +80,9 @@ NcclCommunicator::NcclCommunicator(const NcclId& id, int rank, int size, int dev
   const ncclResult_t result = ncclCommInitRank(&comm, size, unique, rank);
   if (result != ncclSuccess) {
     cudaStreamDestroy(stream);
-    throw std::runtime_error("ncclCommInitRank(rank " + std::to_string(rank) + " of " + std::to_string(size) +
-                             ", device " + std::to_string(device) + ") failed: " + ncclGetErrorString(result));
+    throw std::runtime_error("ncclCommInitRank(rank " + std::to_string(rank) + " of " +
+                             std::to_string(size) + ", device " + std::to_string(device) +
+                             ") failed: " + ncclGetErrorString(result));
   }
   comm_ = comm;
 }
@@ -94,9 +103,11 @@ void NcclCommunicator::abort() noexcept {
 void NcclCommunicator::check_nccl(int result, const char* what) {
   if (result == ncclSuccess) return;
   std::string message = std::string(what) + " failed on rank " + std::to_string(rank_) + " of " +
-                        std::to_string(size_) + ": " + ncclGetErrorString(static_cast<ncclResult_t>(result));
+                        std::to_string(size_) + ": " +
+                        ncclGetErrorString(static_cast<ncclResult_t>(result));
   if (comm_ != nullptr) {
-    if (const char* last = ncclGetLastError(as_comm(comm_)); last != nullptr && *last != '\0') message += " (" + std::string(last) + ")";
+    if (const char* last = ncclGetLastError(as_comm(comm_)); last != nullptr && *last != '\0')
+      message += " (" + std::string(last) + ")";
   }
   std::fprintf(stderr, "gradient sync (nccl): %s; aborting the communicator\n", message.c_str());
   abort();
@@ -105,8 +116,8 @@ void NcclCommunicator::check_nccl(int result, const char* what) {
 
 void NcclCommunicator::check_cuda(int result, const char* what) {
   if (result == cudaSuccess) return;
-  const std::string message = std::string(what) + " failed on rank " + std::to_string(rank_) + ": " +
-                              cudaGetErrorString(static_cast<cudaError_t>(result));
+  const std::string message = std::string(what) + " failed on rank " + std::to_string(rank_) +
+                              ": " + cudaGetErrorString(static_cast<cudaError_t>(result));
   abort();
   throw std::runtime_error(message);
 }
@@ -116,20 +127,23 @@ void NcclCommunicator::allreduce_sum(void* device_buffer, std::size_t count, Ncc
   check_cuda(cudaSetDevice(device_), "cudaSetDevice");
   // The buffer may have been written on any stream (LibTorch's current one among them).
   check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize before ncclAllReduce");
-  check_nccl(ncclAllReduce(device_buffer, device_buffer, count, nccl_type(type), ncclSum, as_comm(comm_),
-                           as_stream(stream_)),
+  check_nccl(ncclAllReduce(device_buffer, device_buffer, count, nccl_type(type), ncclSum,
+                           as_comm(comm_), as_stream(stream_)),
              "ncclAllReduce");
-  check_cuda(cudaStreamSynchronize(as_stream(stream_)), "cudaStreamSynchronize after ncclAllReduce");
+  check_cuda(cudaStreamSynchronize(as_stream(stream_)),
+             "cudaStreamSynchronize after ncclAllReduce");
 }
 
-void NcclCommunicator::broadcast(void* device_buffer, std::size_t count, NcclDataType type, int root) {
+void NcclCommunicator::broadcast(void* device_buffer, std::size_t count, NcclDataType type,
+                                 int root) {
   if (comm_ == nullptr) throw std::runtime_error("NcclCommunicator: used after abort()");
   check_cuda(cudaSetDevice(device_), "cudaSetDevice");
   check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize before ncclBroadcast");
-  check_nccl(ncclBroadcast(device_buffer, device_buffer, count, nccl_type(type), root, as_comm(comm_),
-                           as_stream(stream_)),
+  check_nccl(ncclBroadcast(device_buffer, device_buffer, count, nccl_type(type), root,
+                           as_comm(comm_), as_stream(stream_)),
              "ncclBroadcast");
-  check_cuda(cudaStreamSynchronize(as_stream(stream_)), "cudaStreamSynchronize after ncclBroadcast");
+  check_cuda(cudaStreamSynchronize(as_stream(stream_)),
+             "cudaStreamSynchronize after ncclBroadcast");
 }
 
 void NcclCommunicator::allreduce_sum_host(double* values, std::size_t count) {
@@ -143,9 +157,11 @@ void NcclCommunicator::allreduce_sum_host(double* values, std::size_t count) {
     scratch_ = static_cast<double*>(p);
     scratch_count_ = count;
   }
-  check_cuda(cudaMemcpy(scratch_, values, count * sizeof(double), cudaMemcpyHostToDevice), "cudaMemcpy to device");
+  check_cuda(cudaMemcpy(scratch_, values, count * sizeof(double), cudaMemcpyHostToDevice),
+             "cudaMemcpy to device");
   allreduce_sum(scratch_, count, NcclDataType::kFloat64);
-  check_cuda(cudaMemcpy(values, scratch_, count * sizeof(double), cudaMemcpyDeviceToHost), "cudaMemcpy to host");
+  check_cuda(cudaMemcpy(values, scratch_, count * sizeof(double), cudaMemcpyDeviceToHost),
+             "cudaMemcpy to host");
 }
 
 }  // namespace mil::worker

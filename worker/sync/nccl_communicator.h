@@ -1,7 +1,7 @@
 #pragma once
-// One NCCL communicator over raw device pointers. Needs only NCCL and the CUDA runtime (no LibTorch,
-// no MPI), so it is compiled whenever they are found, also next to a CPU-only LibTorch; the id
-// exchange between ranks is the caller's (gradient_sync_factory.h does it over MPI).
+// One NCCL communicator over raw device pointers. Needs only NCCL and the CUDA runtime (no
+// LibTorch, no MPI), so it is compiled whenever they are found, also next to a CPU-only LibTorch;
+// the id exchange between ranks is the caller's (gradient_sync_factory.h does it over MPI).
 #include <array>
 #include <cstddef>
 #include <string>
@@ -29,14 +29,16 @@ class NcclCommunicator {
   NcclCommunicator(const NcclCommunicator&) = delete;
   NcclCommunicator& operator=(const NcclCommunicator&) = delete;
 
-  /// Sums `count` elements at `device_buffer` over the ranks, in place, and returns when done. Waits
-  /// for all work already queued on the device first, so buffers written by any stream are complete.
+  /// Sums `count` elements at `device_buffer` over the ranks, in place, and returns when done.
+  /// Waits for all work already queued on the device first, so buffers written by any stream are
+  /// complete.
   void allreduce_sum(void* device_buffer, std::size_t count, NcclDataType type);
   /// Overwrites `count` elements at `device_buffer` with `root`'s, in place, and returns when done.
   void broadcast(void* device_buffer, std::size_t count, NcclDataType type, int root);
   /// Sums host doubles over the ranks (through a device scratch buffer).
   void allreduce_sum_host(double* values, std::size_t count);
-  /// ncclCommAbort: peers blocked in a collective with this rank return an error instead of hanging.
+  /// ncclCommAbort: peers blocked in a collective with this rank return an error instead of
+  /// hanging.
   void abort() noexcept;
 
   int rank() const { return rank_; }
@@ -44,7 +46,8 @@ class NcclCommunicator {
   int device() const { return device_; }
 
  private:
-  /// Throws naming `what` and NCCL's error unless `result` is ncclSuccess; aborts the communicator first.
+  /// Throws naming `what` and NCCL's error unless `result` is ncclSuccess; aborts the communicator
+  /// first.
   void check_nccl(int result, const char* what);
   void check_cuda(int result, const char* what);
 

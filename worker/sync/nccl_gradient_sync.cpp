@@ -7,13 +7,17 @@ namespace {
 
 NcclDataType nccl_type_of(const at::Tensor& t) {
   switch (t.scalar_type()) {
-    case at::kFloat: return NcclDataType::kFloat32;
-    case at::kDouble: return NcclDataType::kFloat64;
-    case at::kBFloat16: return NcclDataType::kBFloat16;
-    case at::kHalf: return NcclDataType::kFloat16;
+    case at::kFloat:
+      return NcclDataType::kFloat32;
+    case at::kDouble:
+      return NcclDataType::kFloat64;
+    case at::kBFloat16:
+      return NcclDataType::kBFloat16;
+    case at::kHalf:
+      return NcclDataType::kFloat16;
     default:
-      throw std::invalid_argument(std::string("NcclGradientSync: no NCCL type for ") + c10::toString(t.scalar_type()) +
-                                  " tensors");
+      throw std::invalid_argument(std::string("NcclGradientSync: no NCCL type for ") +
+                                  c10::toString(t.scalar_type()) + " tensors");
   }
 }
 

@@ -1,6 +1,7 @@
 #pragma once
-// GradientSync over NCCL for CUDA tensors. Uses LibTorch only for tensor metadata and data pointers,
-// so it builds against a CPU-only LibTorch too (where no tensor can be on CUDA and it is never chosen).
+// GradientSync over NCCL for CUDA tensors. Uses LibTorch only for tensor metadata and data
+// pointers, so it builds against a CPU-only LibTorch too (where no tensor can be on CUDA and it is
+// never chosen).
 #include <memory>
 
 #include "mil/train/gradient_sync.h"

@@ -26,7 +26,8 @@ TEST(Sha256, GivesTheSameDigestWhateverTheChunking) {
     fed += chunk.size();
   }
   hasher.update(std::string(1000000 - fed, 'a'));
-  EXPECT_EQ(hasher.hex_digest(), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  EXPECT_EQ(hasher.hex_digest(),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
 TEST(Sha256, HashesFilesLikeTheirBytes) {

@@ -39,7 +39,8 @@ TEST(JobSpec, IdIsAContentHashThatChangesWithAnyField) {
 
 TEST(JobSpec, MethodLabelIsHashedOnlyWhenSet) {
   const JobSpec plain = sample_spec();
-  EXPECT_FALSE(nlohmann::json(plain).at("model").contains("method")) << "unset: ids of older specs stay";
+  EXPECT_FALSE(nlohmann::json(plain).at("model").contains("method"))
+      << "unset: ids of older specs stay";
   JobSpec labelled = sample_spec();
   labelled.model.method = "abmil+mhim";
   EXPECT_NE(labelled.id(), plain.id());
@@ -84,7 +85,8 @@ TEST(JobSpec, RejectsNumbersThatWouldBeSilentlyConverted) {
   MIL_EXPECT_THROW_WITH(j.get<JobSpec>(), "train.epochs: expected an integer, got 2.7");
   j = sample_spec();
   j["split"]["split_seed"] = -1;
-  MIL_EXPECT_THROW_WITH(j.get<JobSpec>(), "split.split_seed: expected a non-negative integer, got -1");
+  MIL_EXPECT_THROW_WITH(j.get<JobSpec>(),
+                        "split.split_seed: expected a non-negative integer, got -1");
   j = sample_spec();
   j["dataset"]["standardize"] = 1;
   MIL_EXPECT_THROW_WITH(j.get<JobSpec>(), "dataset.standardize: expected true or false, got 1");
@@ -109,8 +111,8 @@ TEST(JobResult, RoundTripsAndRejectsUnknownStatus) {
 namespace mil {
 
 TEST(JobSpec, IdsOfSpecsWrittenBeforeNewFieldsAreUnchanged) {
-  // Job 0 of sweeps/quickstart.json; its id was printed by `mhim sweep --dry-run` at commit 2c70181,
-  // before split.dir, the legacy protocol, packed features and ram_budget_gb existed.
+  // Job 0 of sweeps/quickstart.json; its id was printed by `mhim sweep --dry-run` at commit
+  // 2c70181, before split.dir, the legacy protocol, packed features and ram_budget_gb existed.
   JobSpec spec;
   spec.dataset = DatasetSpec{"synth-easy", "bags", "build/quickstart/data/synth-easy", 2, false};
   spec.model = ModelSpec{"abmil", {{"dropout", 0.0}}};

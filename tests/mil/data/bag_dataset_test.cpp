@@ -21,7 +21,9 @@ SyntheticOptions small_options() {
   o.max_instances = 9;
   return o;
 }
-DatasetSpec bags_spec(const std::string& root) { return DatasetSpec{"synth", "bags", root, 2, false}; }
+DatasetSpec bags_spec(const std::string& root) {
+  return DatasetSpec{"synth", "bags", root, 2, false};
+}
 }  // namespace
 
 TEST(FeatureIo, RoundTripsATensorThroughTorchSaveFormat) {
@@ -67,8 +69,8 @@ TEST(SyntheticBenchmark, IsReproducibleFromItsSeedAndHashedAsSuch) {
 }
 
 TEST(SyntheticBenchmark, PlantsWitnessesOnlyInPositiveBags) {
-  // The mean projection on the hidden direction is larger in positive bags; recover the direction as the
-  // difference of class means and check it separates the bags' max projections perfectly.
+  // The mean projection on the hidden direction is larger in positive bags; recover the direction
+  // as the difference of class means and check it separates the bags' max projections perfectly.
   testing::TempDir dir;
   SyntheticOptions o = small_options();
   o.bag_count = 40;
@@ -82,14 +84,18 @@ TEST(SyntheticBenchmark, PlantsWitnessesOnlyInPositiveBags) {
   double min_pos = 1e9, max_neg = -1e9;
   for (const Bag& b : data.bags) {
     const double top = b.features.matmul(direction).max().item<double>();
-    if (b.label) min_pos = std::min(min_pos, top); else max_neg = std::max(max_neg, top);
+    if (b.label)
+      min_pos = std::min(min_pos, top);
+    else
+      max_neg = std::max(max_neg, top);
   }
   EXPECT_GT(min_pos, max_neg);
 }
 
 TEST(SyntheticBenchmark, EasyWitnessesAreAddedToAShareOfPositiveBagsOfOtherwiseIdenticalData) {
-  // Spec 6.3's hard/easy setting: the same options plus easy witnesses give the same bags, except that
-  // some positive bags gain exactly easy_witnesses instances shifted by easy_signal along the direction.
+  // Spec 6.3's hard/easy setting: the same options plus easy witnesses give the same bags, except
+  // that some positive bags gain exactly easy_witnesses instances shifted by easy_signal along the
+  // direction.
   testing::TempDir dir;
   SyntheticOptions o = small_options();
   o.bag_count = 60;
@@ -108,7 +114,8 @@ TEST(SyntheticBenchmark, EasyWitnessesAreAddedToAShareOfPositiveBagsOfOtherwiseI
   for (std::size_t i = 0; i < hard.bags.size(); ++i) {
     ASSERT_EQ(hard.bags[i].label, easy.bags[i].label);
     ASSERT_TRUE(hard.bags[i].features.sizes().equals(easy.bags[i].features.sizes()));
-    const at::Tensor shift = (easy.bags[i].features - hard.bags[i].features).norm(2, 1);  // per instance
+    const at::Tensor shift =
+        (easy.bags[i].features - hard.bags[i].features).norm(2, 1);  // per instance
     const int64_t changed = shift.gt(1e-3).sum().item<int64_t>();
     if (hard.bags[i].label == 0) {
       EXPECT_EQ(changed, 0) << "negative bag " << i;
@@ -121,8 +128,8 @@ TEST(SyntheticBenchmark, EasyWitnessesAreAddedToAShareOfPositiveBagsOfOtherwiseI
       EXPECT_NEAR(shift.max().item<double>(), 40.0, 1e-3);
     }
   }
-  // Binomial(30, 0.5): 15 expected, 6 sigma = 16.4, so any share strictly inside (0, 30) would pass that;
-  // ask for the middle third at least.
+  // Binomial(30, 0.5): 15 expected, 6 sigma = 16.4, so any share strictly inside (0, 30) would pass
+  // that; ask for the middle third at least.
   EXPECT_EQ(positives, 30);
   EXPECT_GE(with_easy, 5);
   EXPECT_LE(with_easy, 25);
@@ -147,7 +154,8 @@ TEST(BagDataset, FailsNamingFileAndLineOfABadLabel) {
     std::ofstream csv(dir / "s/labels.csv");
     csv << "slide_id,label\nslide_0000,2\n";
   }
-  MIL_EXPECT_THROW_WITH(load_dataset(bags_spec(dir / "s")), "labels.csv:2: label 2 is outside [0, 2)");
+  MIL_EXPECT_THROW_WITH(load_dataset(bags_spec(dir / "s")),
+                        "labels.csv:2: label 2 is outside [0, 2)");
 }
 
 TEST(BagDataset, StandardizesWithStatisticsOfTheGivenBagsOnly) {

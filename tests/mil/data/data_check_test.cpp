@@ -1,5 +1,5 @@
-// mhim check-data's engine: every problem class is found, reported once with its place, and the rest
-// of the dataset is still checked.
+// mhim check-data's engine: every problem class is found, reported once with its place, and the
+// rest of the dataset is still checked.
 #include "mil/data/data_check.h"
 
 #include <ATen/ATen.h>
@@ -33,7 +33,8 @@ struct CleanDataset {
 /// The only problem found must be of `kind`, at a place containing `where`, saying `message`.
 void expect_single(const DataCheckReport& report, const std::string& kind, const std::string& where,
                    const std::string& message) {
-  ASSERT_EQ(report.problems.size(), 1u) << "first: " << (report.problems.empty() ? "none" : report.problems[0].message);
+  ASSERT_EQ(report.problems.size(), 1u)
+      << "first: " << (report.problems.empty() ? "none" : report.problems[0].message);
   const DataProblem& p = report.problems[0];
   EXPECT_EQ(p.kind, kind);
   EXPECT_NE(p.where.find(where), std::string::npos) << p.where;
@@ -68,7 +69,8 @@ TEST(CheckData, ListsEveryMissingFileAndKeepsCheckingTheRest) {
 TEST(CheckData, ReportsSlidesWhoseDimDiffersFromTheMostCommon) {
   CleanDataset d;
   write_feature_file(d.pt("b"), at::ones({3, 5}));
-  expect_single(check_dataset(d.spec()), "feature_dim", "b.pt", "feature dim 5, but 2 slide(s) have 4");
+  expect_single(check_dataset(d.spec()), "feature_dim", "b.pt",
+                "feature dim 5, but 2 slide(s) have 4");
 }
 
 TEST(CheckData, CountsNanAndInfAndNamesTheFirstInstance) {
@@ -77,7 +79,8 @@ TEST(CheckData, CountsNanAndInfAndNamesTheFirstInstance) {
   x[1][2] = std::numeric_limits<float>::quiet_NaN();
   x[2][0] = std::numeric_limits<float>::infinity();
   write_feature_file(d.pt("c"), x);
-  expect_single(check_dataset(d.spec()), "non_finite", "c.pt", "2 NaN or Inf value(s), the first in instance 1");
+  expect_single(check_dataset(d.spec()), "non_finite", "c.pt",
+                "2 NaN or Inf value(s), the first in instance 1");
 }
 
 TEST(CheckData, ReportsEmptyBags) {
@@ -89,13 +92,15 @@ TEST(CheckData, ReportsEmptyBags) {
 TEST(CheckData, ReportsAnIdListedTwiceWithBothLines) {
   CleanDataset d;
   d.labels("slide_id,label\na,0\nb,1\nc,0\nb,1\n");
-  expect_single(check_dataset(d.spec()), "duplicate_id", "labels.csv:5", "id 'b' is already listed at");
+  expect_single(check_dataset(d.spec()), "duplicate_id", "labels.csv:5",
+                "id 'b' is already listed at");
 }
 
 TEST(CheckData, ReportsACaseWithTwoLabels) {
   CleanDataset d;
   d.labels("case_id,slide_id,label\np1,a,0\np1,b,1\np2,c,0\n");
-  expect_single(check_dataset(d.spec()), "label_conflict", "labels.csv:3", "case 'p1' has label 1 here and 0 at");
+  expect_single(check_dataset(d.spec()), "label_conflict", "labels.csv:3",
+                "case 'p1' has label 1 here and 0 at");
 }
 
 TEST(CheckData, ReportsLabelsOutsideTheMapOrTheClassRange) {
@@ -103,9 +108,11 @@ TEST(CheckData, ReportsLabelsOutsideTheMapOrTheClassRange) {
   d.labels("a,LUAD\nb,LUSC\nc,BRCA\n");
   DatasetSpec spec = d.spec();
   spec.label_map = {{"LUAD", 0}, {"LUSC", 1}};
-  expect_single(check_dataset(spec), "unknown_label", "labels.csv:3", "label 'BRCA' is not in label_map (LUAD, LUSC)");
+  expect_single(check_dataset(spec), "unknown_label", "labels.csv:3",
+                "label 'BRCA' is not in label_map (LUAD, LUSC)");
   d.labels("a,0\nb,1\nc,2\n");
-  expect_single(check_dataset(d.spec()), "unknown_label", "labels.csv:3", "label 2 is outside [0, 2)");
+  expect_single(check_dataset(d.spec()), "unknown_label", "labels.csv:3",
+                "label 2 is outside [0, 2)");
 }
 
 TEST(CheckData, ReportsEveryRowWithTheWrongFieldCountByLine) {
@@ -122,14 +129,16 @@ TEST(CheckData, ReportsEveryRowWithTheWrongFieldCountByLine) {
 
 TEST(CheckData, ReportsBadSurvivalValuesByLine) {
   CleanDataset d;
-  std::ofstream(d.dir / "survival.csv") << "Study,ID,Event,Status,WSI\nx,p1,12.5,1,a\nx,p2,soon,0,b\nx,p3,3,2,c\n";
+  std::ofstream(d.dir / "survival.csv")
+      << "Study,ID,Event,Status,WSI\nx,p1,12.5,1,a\nx,p2,soon,0,b\nx,p3,3,2,c\n";
   DatasetSpec spec = d.spec();
   spec.kind = "survival";
   spec.class_count = 4;
   const DataCheckReport r = check_dataset(spec);
   ASSERT_EQ(r.problems.size(), 3u);
   EXPECT_EQ(r.problems[0].kind, "csv_value");
-  EXPECT_NE(r.problems[0].message.find("Event 'soon' is not a non-negative time"), std::string::npos);
+  EXPECT_NE(r.problems[0].message.find("Event 'soon' is not a non-negative time"),
+            std::string::npos);
   EXPECT_EQ(r.problems[1].kind, "csv_value");
   EXPECT_NE(r.problems[1].where.find("survival.csv:4"), std::string::npos);
   EXPECT_EQ(r.problems[2].kind, "dataset") << "one good case cannot be split";
@@ -138,19 +147,23 @@ TEST(CheckData, ReportsBadSurvivalValuesByLine) {
 TEST(CheckData, ReportsTruncatedAndLegacyPtFiles) {
   CleanDataset d;
   fs::resize_file(d.pt("a"), 100);
-  fs::copy_file(std::string(MIL_SOURCE_DIR) + "/tests/fixtures/pt/legacy.pt", d.pt("c"), fs::copy_options::overwrite_existing);
+  fs::copy_file(std::string(MIL_SOURCE_DIR) + "/tests/fixtures/pt/legacy.pt", d.pt("c"),
+                fs::copy_options::overwrite_existing);
   const DataCheckReport r = check_dataset(d.spec());
   ASSERT_EQ(r.problems.size(), 2u);
   EXPECT_EQ(r.problems[0].kind, "unreadable_pt");
-  EXPECT_NE(r.problems[0].message.find("truncated or corrupt torch.save archive (100 bytes)"), std::string::npos);
+  EXPECT_NE(r.problems[0].message.find("truncated or corrupt torch.save archive (100 bytes)"),
+            std::string::npos);
   EXPECT_EQ(r.problems[1].kind, "unreadable_pt");
   EXPECT_NE(r.problems[1].message.find("legacy (pre-1.6) torch.save format"), std::string::npos);
 }
 
 TEST(CheckData, ReportsFilesThatHoldNoFloatFeatureMatrix) {
   CleanDataset d;
-  write_feature_file(d.pt("b"), at::ones({3, 4}, at::kLong));  // e.g. coords saved in place of features
-  expect_single(check_dataset(d.spec()), "bad_content", "b.pt", "features are Long, expected floats");
+  write_feature_file(d.pt("b"),
+                     at::ones({3, 4}, at::kLong));  // e.g. coords saved in place of features
+  expect_single(check_dataset(d.spec()), "bad_content", "b.pt",
+                "features are Long, expected floats");
 }
 
 TEST(CheckData, ReportsUnreadableH5Files) {
@@ -158,7 +171,8 @@ TEST(CheckData, ReportsUnreadableH5Files) {
   CleanDataset d;
   fs::create_directories(d.dir.path() / "h5_files");
   for (const char* slide : {"a", "b", "c"}) {
-    write_h5_slide(d.dir / ("h5_files/" + std::string(slide) + ".h5"), at::ones({2, 4}), {}, /*float16=*/false);
+    write_h5_slide(d.dir / ("h5_files/" + std::string(slide) + ".h5"), at::ones({2, 4}), {},
+                   /*float16=*/false);
   }
   std::ofstream(d.dir / "h5_files/b.h5", std::ios::trunc) << "not hdf5";
   DatasetSpec spec = d.spec();
@@ -181,7 +195,8 @@ TEST(CheckData, VerifiesEverySlideOfAPackedCache) {
   }
   expect_single(check_dataset(spec), "packed_cache", ":b", "slide 'b' is corrupt");
   fs::resize_file(cache, b.offset);
-  expect_single(check_dataset(spec), "packed_cache", kPackedCacheName, "slide(s) 'b', 'c' lie past the end");
+  expect_single(check_dataset(spec), "packed_cache", kPackedCacheName,
+                "slide(s) 'b', 'c' lie past the end");
 }
 
 }  // namespace mil

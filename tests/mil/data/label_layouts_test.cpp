@@ -18,7 +18,8 @@ namespace fs = std::filesystem;
 void write_slides(const fs::path& root, const std::vector<std::string>& slides) {
   fs::create_directories(root / "pt_files");
   for (std::size_t i = 0; i < slides.size(); ++i) {
-    write_feature_file((root / "pt_files" / (slides[i] + ".pt")).string(), at::full({int64_t(i) + 1, 3}, float(i)));
+    write_feature_file((root / "pt_files" / (slides[i] + ".pt")).string(),
+                       at::full({int64_t(i) + 1, 3}, float(i)));
   }
 }
 
@@ -63,11 +64,13 @@ TEST(LabelLayouts, NameTheLineOfAWrongFieldCountOrAnUnknownLabel) {
   testing::TempDir dir;
   write_slides(dir.path(), {"s1", "s2"});
   std::ofstream(dir / "bad.csv") << "s1,0\ns2,1,extra\n";
-  MIL_EXPECT_THROW_WITH(load_dataset(spec_for(dir.path(), "bad.csv")), "bad.csv:2: 3 fields, the file has 2");
+  MIL_EXPECT_THROW_WITH(load_dataset(spec_for(dir.path(), "bad.csv")),
+                        "bad.csv:2: 3 fields, the file has 2");
   std::ofstream(dir / "unknown.csv") << "s1,LUAD\ns2,BRCA\n";
   DatasetSpec spec = spec_for(dir.path(), "unknown.csv");
   spec.label_map = {{"LUAD", 0}, {"LUSC", 1}};
-  MIL_EXPECT_THROW_WITH(load_dataset(spec), "unknown.csv:2: label 'BRCA' is not in label_map (LUAD, LUSC)");
+  MIL_EXPECT_THROW_WITH(load_dataset(spec),
+                        "unknown.csv:2: label 'BRCA' is not in label_map (LUAD, LUSC)");
 }
 
 TEST(SlideLookup, ListsEveryMissingFileAtOnce) {
@@ -80,14 +83,16 @@ TEST(SlideLookup, ListsEveryMissingFileAtOnce) {
 
 TEST(SlideLookup, SubstringMatchMakesOneBagPerSlideOfTheCase) {
   testing::TempDir dir;
-  write_slides(dir.path(), {"TCGA-05-4244-01Z-00-DX1", "TCGA-05-4244-01Z-00-DX2", "TCGA-05-4249-01Z-00-DX1"});
+  write_slides(dir.path(),
+               {"TCGA-05-4244-01Z-00-DX1", "TCGA-05-4244-01Z-00-DX2", "TCGA-05-4249-01Z-00-DX1"});
   std::ofstream(dir / "cases.csv") << "TCGA-05-4244,LUAD\nTCGA-05-4249,LUSC\n";
   DatasetSpec spec = spec_for(dir.path(), "cases.csv");
   spec.label_map = {{"LUAD", 0}, {"LUSC", 1}};
   spec.slide_match = "substring";
   const BagDataset data = load_dataset(spec);
   ASSERT_EQ(data.bags.size(), 3u);
-  EXPECT_EQ(data.groups(), (std::vector<std::string>{"TCGA-05-4244", "TCGA-05-4244", "TCGA-05-4249"}));
+  EXPECT_EQ(data.groups(),
+            (std::vector<std::string>{"TCGA-05-4244", "TCGA-05-4244", "TCGA-05-4249"}));
   EXPECT_EQ(data.labels(), (std::vector<int>{0, 0, 1}));
   spec.slide_match = "exact";
   MIL_EXPECT_THROW_WITH(load_dataset(spec), "TCGA-05-4244.pt");

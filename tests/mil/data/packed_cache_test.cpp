@@ -1,5 +1,5 @@
-// The packed feature cache (.milpack): exact round trips, zero-copy views, corruption reports, and the
-// RAM budget that points users to it.
+// The packed feature cache (.milpack): exact round trips, zero-copy views, corruption reports, and
+// the RAM budget that points users to it.
 #include "mil/data/packed_cache.h"
 
 #include <ATen/ATen.h>
@@ -22,7 +22,8 @@ namespace fs = std::filesystem;
 /// Three slides with values float16 cannot all hold exactly: large, tiny, negative zero, subnormal.
 std::vector<at::Tensor> awkward_slides() {
   at::manual_seed(3);
-  std::vector<at::Tensor> slides{at::randn({5, 7}) * 1000, at::randn({1, 7}) * 1e-6, at::randn({9, 7})};
+  std::vector<at::Tensor> slides{at::randn({5, 7}) * 1000, at::randn({1, 7}) * 1e-6,
+                                 at::randn({9, 7})};
   slides[2][0][0] = -0.0f;
   slides[2][0][1] = std::numeric_limits<float>::denorm_min();
   return slides;
@@ -41,7 +42,8 @@ void write_dataset(const fs::path& root, const std::vector<at::Tensor>& slides) 
 
 bool same_bits(const at::Tensor& a, const at::Tensor& b) {
   return a.sizes() == b.sizes() && a.scalar_type() == b.scalar_type() &&
-         std::memcmp(a.contiguous().data_ptr(), b.contiguous().data_ptr(), std::size_t(a.nbytes())) == 0;
+         std::memcmp(a.contiguous().data_ptr(), b.contiguous().data_ptr(),
+                     std::size_t(a.nbytes())) == 0;
 }
 
 DatasetSpec spec_for(const fs::path& root, const std::string& features) {
@@ -55,7 +57,8 @@ TEST(PackedCache, RoundTripsFloat32BitForBitAsZeroCopyViewsThatOutliveTheCache) 
   testing::TempDir dir;
   const auto slides = awkward_slides();
   write_dataset(dir.path(), slides);
-  const PackSummary summary = pack_feature_folder(dir / "pt_files", false, dir / "c.milpack", {"f32", true, {}});
+  const PackSummary summary =
+      pack_feature_folder(dir / "pt_files", false, dir / "c.milpack", {"f32", true, {}});
   EXPECT_TRUE(summary.verified);
   EXPECT_EQ(summary.slides, 3u);
   EXPECT_EQ(summary.instances, 15);
@@ -70,7 +73,8 @@ TEST(PackedCache, RoundTripsFloat32BitForBitAsZeroCopyViewsThatOutliveTheCache) 
       EXPECT_EQ(s.id, "s" + std::to_string(i));
       EXPECT_EQ(s.offset % 64, 0u) << "payload blocks are 64-byte aligned";
       views.push_back(cache->features(i));
-      EXPECT_EQ(views.back().data_ptr(), static_cast<const void*>(cache->raw(i))) << "a view, not a copy";
+      EXPECT_EQ(views.back().data_ptr(), static_cast<const void*>(cache->raw(i)))
+          << "a view, not a copy";
     }
   }  // the cache object is gone; the views keep the mapping alive
   for (std::size_t i = 0; i < 3; ++i) EXPECT_TRUE(same_bits(views[i], slides[i])) << "slide " << i;
@@ -107,7 +111,8 @@ TEST(PackedCache, LoadsAsTheSameDatasetAndRecordsTheSourceHashOfTheFiles) {
     EXPECT_EQ(packed.bags[i].label, files.bags[i].label);
   }
   const auto& p = packed.inputs.at("features");
-  EXPECT_EQ(p.at("source_sha256"), files.inputs.at("features").at("sha256")) << "same inputs, same hash";
+  EXPECT_EQ(p.at("source_sha256"), files.inputs.at("features").at("sha256"))
+      << "same inputs, same hash";
   EXPECT_EQ(p.at("cache"), dir / kPackedCacheName);
   EXPECT_EQ(p.at("dtype"), "f32");
 }
@@ -115,7 +120,8 @@ TEST(PackedCache, LoadsAsTheSameDatasetAndRecordsTheSourceHashOfTheFiles) {
 TEST(PackedCache, KeepsTheCoordsOfH5Sources) {
   testing::TempDir dir;
   fs::create_directories(dir.path() / "h5_files");
-  const at::Tensor x = at::arange(12, at::kFloat).reshape({4, 3}), coords = at::arange(8, at::kLong).reshape({4, 2}) * 256;
+  const at::Tensor x = at::arange(12, at::kFloat).reshape({4, 3}),
+                   coords = at::arange(8, at::kLong).reshape({4, 2}) * 256;
   write_h5_slide(dir / "h5_files/a.h5", x, coords, /*float16=*/true);
   write_h5_slide(dir / "h5_files/b.h5", x + 1, at::Tensor(), /*float16=*/false);
   pack_feature_folder(dir / "h5_files", true, dir / "c.milpack");
@@ -150,7 +156,8 @@ TEST(PackedCache, NamesTheFileAndTheSlideWhenTruncatedOrCorrupt) {
     f.put('#');
   }
   MIL_EXPECT_THROW_WITH(PackedCache::open(path), "the index is corrupt");
-  std::ofstream(dir / "other.milpack") << "not a cache, but long enough to hold a header. " << std::string(100, '.');
+  std::ofstream(dir / "other.milpack")
+      << "not a cache, but long enough to hold a header. " << std::string(100, '.');
   MIL_EXPECT_THROW_WITH(PackedCache::open(dir / "other.milpack"), "is not a packed cache");
 }
 
@@ -159,14 +166,17 @@ TEST(PackedCache, PackRefusesMixedDimsAndNonFiniteValuesNamingTheFile) {
   fs::create_directories(dir.path() / "mixed");
   write_feature_file(dir / "mixed/a.pt", at::zeros({2, 4}));
   write_feature_file(dir / "mixed/b.pt", at::zeros({2, 5}));
-  MIL_EXPECT_THROW_WITH(pack_feature_folder(dir / "mixed", false, dir / "m.milpack"), "b.pt': feature dim 5 differs from 4");
+  MIL_EXPECT_THROW_WITH(pack_feature_folder(dir / "mixed", false, dir / "m.milpack"),
+                        "b.pt': feature dim 5 differs from 4");
   fs::create_directories(dir.path() / "nan");
   write_feature_file(dir / "nan/a.pt", at::full({2, 4}, std::numeric_limits<float>::quiet_NaN()));
-  MIL_EXPECT_THROW_WITH(pack_feature_folder(dir / "nan", false, dir / "n.milpack"), "a.pt': features hold NaN or Inf");
+  MIL_EXPECT_THROW_WITH(pack_feature_folder(dir / "nan", false, dir / "n.milpack"),
+                        "a.pt': features hold NaN or Inf");
   fs::create_directories(dir.path() / "big");
   write_feature_file(dir / "big/a.pt", at::full({2, 4}, 1e6f));
-  MIL_EXPECT_THROW_WITH(pack_feature_folder(dir / "big", false, dir / "b.milpack", {"f16", false, {}}),
-                        "beyond float16's range");
+  MIL_EXPECT_THROW_WITH(
+      pack_feature_folder(dir / "big", false, dir / "b.milpack", {"f16", false, {}}),
+      "beyond float16's range");
   EXPECT_FALSE(fs::exists(dir / "m.milpack"));
   EXPECT_TRUE(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()) == 3)
       << "no temporary files are left behind";

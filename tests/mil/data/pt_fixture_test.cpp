@@ -1,4 +1,5 @@
-// .pt files written by Python's torch.save (tests/fixtures/pt/make_pt_fixtures.py) read back exactly.
+// .pt files written by Python's torch.save (tests/fixtures/pt/make_pt_fixtures.py) read back
+// exactly.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -23,12 +24,14 @@ at::Tensor expected(const std::string& file) {
   return at::tensor(values, at::kDouble).reshape(j.at("shape").get<std::vector<int64_t>>());
 }
 
-/// Bitwise equality after converting Python's doubles to float32 (exact: they were float32 or float16).
+/// Bitwise equality after converting Python's doubles to float32 (exact: they were float32 or
+/// float16).
 void expect_exact(const at::Tensor& actual, const std::string& file) {
   const at::Tensor want = expected(file).to(at::kFloat).contiguous();
   ASSERT_EQ(actual.sizes(), want.sizes()) << file;
   ASSERT_EQ(actual.scalar_type(), at::kFloat) << file;
-  EXPECT_EQ(std::memcmp(actual.data_ptr(), want.data_ptr(), std::size_t(want.nbytes())), 0) << file << " differs";
+  EXPECT_EQ(std::memcmp(actual.data_ptr(), want.data_ptr(), std::size_t(want.nbytes())), 0)
+      << file << " differs";
 }
 }  // namespace
 
@@ -40,7 +43,8 @@ TEST(PtFixtures, ReadFloat32TensorsExactlyIncludingANonContiguousView) {
   const at::Tensor view = read_feature_file(kFixtures + "view.pt");
   expect_exact(view, "view.pt");
   EXPECT_TRUE(view.is_contiguous());
-  // view.pt is base[2:6, 1:4] of base = arange(40).reshape(8, 5) / 7: element (i, j) is ((i+2)*5 + j+1) / 7.
+  // view.pt is base[2:6, 1:4] of base = arange(40).reshape(8, 5) / 7: element (i, j) is ((i+2)*5 +
+  // j+1) / 7.
   EXPECT_EQ(view[3][2].item<float>(), float(5 * 5 + 3) / 7.0f);
 }
 
@@ -48,11 +52,13 @@ TEST(PtFixtures, ReadTheFeaturesOfADictAndAFloat16TensorExactly) {
   expect_exact(read_feature_file(kFixtures + "dict.pt"), "dict.pt");
   const at::Tensor half = read_feature_file(kFixtures + "half.pt");
   expect_exact(half, "half.pt");
-  EXPECT_TRUE(at::equal(half, half.to(at::kHalf).to(at::kFloat))) << "float16 values, widened exactly";
+  EXPECT_TRUE(at::equal(half, half.to(at::kHalf).to(at::kFloat)))
+      << "float16 values, widened exactly";
 }
 
 TEST(PtFixtures, NameTheLegacyFormatInsteadOfFailingObscurely) {
-  MIL_EXPECT_THROW_WITH(read_feature_file(kFixtures + "legacy.pt"), "legacy.pt' is in the legacy (pre-1.6) torch.save format");
+  MIL_EXPECT_THROW_WITH(read_feature_file(kFixtures + "legacy.pt"),
+                        "legacy.pt' is in the legacy (pre-1.6) torch.save format");
 }
 
 }  // namespace mil

@@ -27,10 +27,11 @@ TEST(StratifiedFolds, BalanceFoldSizesAndClassesWithinOne) {
     ++per_class[{folds[i], labels[i]}];
   }
   for (int f = 0; f < 5; ++f) {
-    EXPECT_TRUE(size[f] == 7 || size[f] == 8) << "fold " << f << " has " << size[f];  // 37 = 7*5 + 2
+    EXPECT_TRUE(size[f] == 7 || size[f] == 8)
+        << "fold " << f << " has " << size[f];  // 37 = 7*5 + 2
     const int zeros = per_class[{f, 0}], ones = per_class[{f, 1}];
-    EXPECT_TRUE(zeros == 4 || zeros == 5);                  // 23 = 4*5 + 3
-    EXPECT_TRUE(ones == 2 || ones == 3);                     // 14 = 2*5 + 4
+    EXPECT_TRUE(zeros == 4 || zeros == 5);  // 23 = 4*5 + 3
+    EXPECT_TRUE(ones == 2 || ones == 3);    // 14 = 2*5 + 4
   }
 }
 
@@ -85,9 +86,11 @@ TEST(GroupFolds, KeepEveryCaseInOneFoldAndBalanceCasesPerClass) {
     folds_of_case[groups[i]].insert(folds[i]);
     cases_per_fold_class[{folds[i], labels[i]}].insert(groups[i]);
   }
-  for (const auto& [c, f] : folds_of_case) EXPECT_EQ(f.size(), 1u) << "case " << c << " is in two folds";
+  for (const auto& [c, f] : folds_of_case)
+    EXPECT_EQ(f.size(), 1u) << "case " << c << " is in two folds";
   for (int f = 0; f < 3; ++f) {
-    const std::size_t zeros = cases_per_fold_class[{f, 0}].size(), ones = cases_per_fold_class[{f, 1}].size();
+    const std::size_t zeros = cases_per_fold_class[{f, 0}].size(),
+                      ones = cases_per_fold_class[{f, 1}].size();
     EXPECT_EQ(zeros, 2u);  // 6 cases of each class over 3 folds
     EXPECT_EQ(ones, 2u);
   }
@@ -95,7 +98,8 @@ TEST(GroupFolds, KeepEveryCaseInOneFoldAndBalanceCasesPerClass) {
 }
 
 TEST(GroupFolds, RefuseACaseWithTwoLabels) {
-  EXPECT_THROW(stratified_group_fold_assignment({0, 1, 0, 1}, {"a", "a", "b", "c"}, 2, 1), std::invalid_argument);
+  EXPECT_THROW(stratified_group_fold_assignment({0, 1, 0, 1}, {"a", "a", "b", "c"}, 2, 1),
+               std::invalid_argument);
 }
 
 TEST(MakeSplit, HoldsOutWholeCasesForValidation) {
@@ -115,7 +119,8 @@ TEST(MakeSplit, HoldsOutWholeCasesForValidation) {
     return out;
   };
   const auto train = cases_of(s.train), val = cases_of(s.val), test = cases_of(s.test);
-  for (const auto& c : val) EXPECT_EQ(train.count(c) + test.count(c), 0u) << c << " leaks out of validation";
+  for (const auto& c : val)
+    EXPECT_EQ(train.count(c) + test.count(c), 0u) << c << " leaks out of validation";
   for (const auto& c : test) EXPECT_EQ(train.count(c), 0u) << c << " leaks out of test";
   // 15 training cases: 7 or 8 per class -> floor(n * 0.25) = 1 or 2 cases each, 3 slides per case.
   EXPECT_EQ(s.val.size() % 3, 0u);

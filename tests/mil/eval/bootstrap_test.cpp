@@ -25,7 +25,8 @@ nlohmann::json load_fixture() {
 }  // namespace
 
 TEST(BootstrapIndices, ReproducesTheReferenceResamplesDrawnByPythonTorch) {
-  // indices.json comes from tests/fixtures/bootstrap/make_bootstrap_fixture.py run under PyTorch 1.13.
+  // indices.json comes from tests/fixtures/bootstrap/make_bootstrap_fixture.py run under
+  // PyTorch 1.13.
   const nlohmann::json fixture = load_fixture();
   const int resample_count = fixture.at("resample_count").get<int>();
   ASSERT_EQ(fixture.at("seed_offset").get<uint64_t>(), kBootstrapSeedOffset);
@@ -60,7 +61,8 @@ TEST(BootstrapIndices, DrawsNIndicesInRangeForEveryResample) {
 TEST(BootstrapIndices, IsDeterministicPerFoldAndDiffersAcrossFolds) {
   EXPECT_EQ(bootstrap_indices(20, 5, 1), bootstrap_indices(20, 5, 1));
   EXPECT_NE(bootstrap_indices(20, 5, 1), bootstrap_indices(20, 5, 2));
-  // One generator runs through the resamples: they differ from each other, and a shorter run is a prefix.
+  // One generator runs through the resamples: they differ from each other, and a shorter run is a
+  // prefix.
   const auto longer = bootstrap_indices(20, 5, 1);
   EXPECT_NE(longer[0], longer[1]);
   const auto shorter = bootstrap_indices(20, 2, 1);
@@ -68,7 +70,8 @@ TEST(BootstrapIndices, IsDeterministicPerFoldAndDiffersAcrossFolds) {
 }
 
 TEST(BootstrapSummary, OfAConstantMetricHasZeroSpreadAndAPointInterval) {
-  const auto s = bootstrap_metric(bootstrap_indices(10, 100, 0), [](const std::vector<int64_t>&) { return 0.8; });
+  const auto s = bootstrap_metric(bootstrap_indices(10, 100, 0),
+                                  [](const std::vector<int64_t>&) { return 0.8; });
   EXPECT_DOUBLE_EQ(s.mean, 0.8);
   EXPECT_DOUBLE_EQ(s.std, 0.0);
   EXPECT_DOUBLE_EQ(s.ci_low, 0.8);
@@ -99,7 +102,8 @@ TEST(BootstrapSummary, SkipsAndCountsNaNResamples) {
 }
 
 TEST(BootstrapMetric, SkipsResamplesWhereAucIsUndefined) {
-  // Two items of different classes: a resample that draws the same item twice holds one class, AUC NaN.
+  // Two items of different classes: a resample that draws the same item twice holds one class, AUC
+  // NaN.
   const std::vector<double> scores{0.2, 0.9};
   const std::vector<int> labels{0, 1};
   const auto indices = bootstrap_indices(2, 200, 0);
@@ -116,7 +120,8 @@ TEST(BootstrapMetric, SkipsResamplesWhereAucIsUndefined) {
 }
 
 TEST(BootstrapClassificationMetrics, SummarisesEveryKeyOverTheSameResamples) {
-  const std::vector<std::vector<double>> p{{0.9, 0.1}, {0.6, 0.4}, {0.4, 0.6}, {0.2, 0.8}, {0.3, 0.7}};
+  const std::vector<std::vector<double>> p{
+      {0.9, 0.1}, {0.6, 0.4}, {0.4, 0.6}, {0.2, 0.8}, {0.3, 0.7}};
   const std::vector<int> labels{0, 0, 1, 1, 1};  // argmax is right for every item
   const auto indices = bootstrap_indices(5, 50, 0);
   const auto summary = bootstrap_classification_metrics(p, labels, indices);

@@ -34,7 +34,8 @@ TEST(MacroRocAuc, EqualsBinaryAucOfClassOneForTwoClasses) {
 }
 
 TEST(MacroRocAuc, AveragesOneVsRestOverThreeClasses) {
-  const std::vector<std::vector<double>> p{{0.8, 0.1, 0.1}, {0.1, 0.8, 0.1}, {0.3, 0.3, 0.0}, {0.2, 0.2, 0.6}};
+  const std::vector<std::vector<double>> p{
+      {0.8, 0.1, 0.1}, {0.1, 0.8, 0.1}, {0.3, 0.3, 0.0}, {0.2, 0.2, 0.6}};
   // Class 0: positives 0.8, 0.2 vs negatives 0.1, 0.3 -> 3 of 4 pairs = 0.75.
   // Class 1: positive 0.8 vs 0.1, 0.3, 0.2 -> 1.  Class 2: positive 0.0 vs 0.1, 0.1, 0.6 -> 0.
   EXPECT_NEAR(macro_roc_auc(p, {0, 1, 2, 0}), (0.75 + 1.0 + 0.0) / 3.0, 1e-12);
@@ -56,9 +57,12 @@ TEST(ClassificationMetrics, UsesArgmaxAndDropsUndefinedAuc) {
 }
 
 TEST(ClassificationMetrics, ReportsTheReferenceMetricSet) {
-  // Argmax predictions 0 0 1 1 against labels 0 1 0 1: half right in each class, chance-level agreement.
-  const auto m = classification_metrics({{0.9, 0.1}, {0.6, 0.4}, {0.4, 0.6}, {0.2, 0.8}}, {0, 1, 0, 1});
-  EXPECT_DOUBLE_EQ(m.at("auc"), 0.75);  // class-1 scores: positives .4 .8 vs negatives .1 .6, 3 of 4 pairs
+  // Argmax predictions 0 0 1 1 against labels 0 1 0 1: half right in each class, chance-level
+  // agreement.
+  const auto m =
+      classification_metrics({{0.9, 0.1}, {0.6, 0.4}, {0.4, 0.6}, {0.2, 0.8}}, {0, 1, 0, 1});
+  EXPECT_DOUBLE_EQ(m.at("auc"),
+                   0.75);  // class-1 scores: positives .4 .8 vs negatives .1 .6, 3 of 4 pairs
   EXPECT_DOUBLE_EQ(m.at("accuracy"), 0.5);
   EXPECT_DOUBLE_EQ(m.at("balanced_accuracy"), 0.5);
   EXPECT_DOUBLE_EQ(m.at("precision"), 0.5);
@@ -74,7 +78,8 @@ TEST(ClassificationMetrics, DropsKappaWhenOnlyOneClassIsSeenOrPredicted) {
 }
 
 TEST(ConfusionMatrix, CountsTrueClassByPredictedClass) {
-  const auto counts = confusion_matrix(/*predictions=*/{0, 1, 1, 2, 0, 2}, /*labels=*/{0, 0, 1, 2, 2, 2}, 3);
+  const auto counts =
+      confusion_matrix(/*predictions=*/{0, 1, 1, 2, 0, 2}, /*labels=*/{0, 0, 1, 2, 2, 2}, 3);
   const std::vector<std::vector<int64_t>> expected{{1, 1, 0}, {0, 1, 0}, {1, 0, 2}};
   EXPECT_EQ(counts, expected);
 }
@@ -101,13 +106,14 @@ TEST(MacroPrecisionRecallF1, MatchesAHandWorkedThreeClassCase) {
 }
 
 TEST(MacroPrecisionRecallF1, CountsAPredictedButAbsentClassAsZero) {
-  // Class 0 is predicted once but never a target: tp 0, fp 1, fn 0 -> P 0, R 0/0 = 0 (zero_division), F1 0.
-  // Class 1: tp 1, fp 0, fn 1 -> P 1, R 1/2, F1 2/3.
+  // Class 0 is predicted once but never a target: tp 0, fp 1, fn 0 -> P 0, R 0/0 = 0
+  // (zero_division), F1 0. Class 1: tp 1, fp 0, fn 1 -> P 1, R 1/2, F1 2/3.
   const MacroScores s = precision_recall_f1_macro({0, 1}, {1, 1}, 2);
   EXPECT_DOUBLE_EQ(s.precision, 0.5);
   EXPECT_DOUBLE_EQ(s.recall, 0.25);
   EXPECT_NEAR(s.f1, 1.0 / 3.0, 1e-12);
-  // balanced_accuracy keeps sklearn's rule (classes present in the labels only), so it differs here.
+  // balanced_accuracy keeps sklearn's rule (classes present in the labels only), so it differs
+  // here.
   EXPECT_DOUBLE_EQ(balanced_accuracy({0, 1}, {1, 1}), 0.5);
 }
 
@@ -127,7 +133,8 @@ TEST(CohenKappa, IsZeroForChanceLevelAgreement) {
 
 TEST(CohenKappa, MatchesAHandWorkedTable) {
   // Confusion [true][pred] = {{20, 5}, {10, 15}}, n = 50: p_o = 35/50 = 0.7;
-  // rows 25, 25 and columns 30, 20 give p_e = (25*30 + 25*20) / 2500 = 0.5; kappa = 0.2 / 0.5 = 0.4.
+  // rows 25, 25 and columns 30, 20 give p_e = (25*30 + 25*20) / 2500 = 0.5; kappa = 0.2 / 0.5 =
+  // 0.4.
   std::vector<int> labels, predictions;
   const auto add = [&](int t, int p, int count) {
     labels.insert(labels.end(), std::size_t(count), t);
@@ -148,7 +155,8 @@ TEST(CohenKappa, IsNaNWhenChanceAgreementIsCertain) {
 
 TEST(YoudenThreshold, PicksTheScoreThatMaximisesTprMinusFpr) {
   // Thresholds high to low (score >= t is positive), labels 0 1 0 1 1 at scores .2 .3 .6 .7 .9:
-  //   .9: TPR 1/3, FPR 0 -> 1/3;  .7: 2/3, 0 -> 2/3;  .6: 2/3, 1/2 -> 1/6;  .3: 1, 1/2 -> 1/2;  .2: 1, 1 -> 0.
+  //   .9: TPR 1/3, FPR 0 -> 1/3;  .7: 2/3, 0 -> 2/3;  .6: 2/3, 1/2 -> 1/6;
+  //   .3: 1, 1/2 -> 1/2;  .2: 1, 1 -> 0.
   const std::vector<double> scores{0.2, 0.3, 0.6, 0.7, 0.9};
   const double t = youden_threshold(scores, {0, 1, 0, 1, 1});
   EXPECT_DOUBLE_EQ(t, 0.7);
@@ -156,7 +164,8 @@ TEST(YoudenThreshold, PicksTheScoreThatMaximisesTprMinusFpr) {
 }
 
 TEST(YoudenThreshold, BreaksTiesTowardsTheHighestThreshold) {
-  // sklearn's example: .8: TPR 1/2, FPR 0 -> 1/2;  .4: 1/2, 1/2 -> 0;  .35: 1, 1/2 -> 1/2;  .1: 1, 1 -> 0.
+  // sklearn's example: .8: TPR 1/2, FPR 0 -> 1/2;  .4: 1/2, 1/2 -> 0;  .35: 1, 1/2 -> 1/2;  .1: 1,
+  // 1 -> 0.
   EXPECT_DOUBLE_EQ(youden_threshold({0.1, 0.4, 0.35, 0.8}, {0, 0, 1, 1}), 0.8);
 }
 
@@ -205,7 +214,8 @@ TEST(CIndex, MatchesAHandWorkedMixedCase) {
   // A's partners B C D E (all later): .9 beats .5 .7 .7 .8 -> 4 concordant.
   // C's partners: E (later) -> .7 < .8 discordant; D (same time, censored) -> tied risk, 1/2.
   // B and D are censored; E has no later partner. C = (4 + 0 + 1/2) / 6 = 3/4.
-  EXPECT_DOUBLE_EQ(harrell_c_index({0.9, 0.5, 0.7, 0.7, 0.8}, {1, 2, 3, 3, 4}, {1, 0, 1, 0, 1}), 0.75);
+  EXPECT_DOUBLE_EQ(harrell_c_index({0.9, 0.5, 0.7, 0.7, 0.8}, {1, 2, 3, 3, 4}, {1, 0, 1, 0, 1}),
+                   0.75);
 }
 
 TEST(CIndex, ThrowsWhenLengthsDiffer) {

@@ -2,8 +2,8 @@
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <torch/utils.h>
+#include <nlohmann/json.hpp>
 
 #include <cmath>
 
@@ -25,7 +25,8 @@ TEST(MhimSelfAttention, ReturnsEmbeddingAndOnRequestHeadAttentionAndContribution
   MhimSelfAttention aggregator(MhimSelfAttentionOptions(64));  // 8 heads of 8, 32 landmarks
   aggregator->eval();
   torch::NoGradGuard no_grad;
-  for (int64_t n : {1, 3, 49, 300}) {  // 1 and 3 take PPEG's 7 x 7 zero padding; 300 ten landmark groups
+  for (int64_t n :
+       {1, 3, 49, 300}) {  // 1 and 3 take PPEG's 7 x 7 zero padding; 300 ten landmark groups
     const AggregatorOutput plain = aggregator->forward(at::randn({n, 64}), /*want_scores=*/false);
     EXPECT_EQ(plain.embedding.sizes(), (std::vector<int64_t>{1, 64}));
     EXPECT_FALSE(plain.attention.defined());
@@ -41,12 +42,15 @@ TEST(MhimSelfAttention, ScoringDoesNotChangeTheEmbedding) {
   aggregator->eval();
   const at::Tensor x = at::randn({30, 16});
   torch::NoGradGuard no_grad;
-  EXPECT_TRUE(aggregator->forward(x, false).embedding.equal(aggregator->forward(x, true).embedding));
+  EXPECT_TRUE(
+      aggregator->forward(x, false).embedding.equal(aggregator->forward(x, true).embedding));
 }
 
 TEST(MhimSelfAttention, WithEmbeddingAndPredictorHasTheMhimSelfattnParameterCounts) {
-  // Spec §2.3, MHIM-selfattn row = embedding Linear(D, 512) + this aggregator + predictor Linear(512, C).
-  const int64_t aggregator = count_trainable_parameters(*MhimSelfAttention(MhimSelfAttentionOptions(512)));
+  // Spec §2.3, MHIM-selfattn row = embedding Linear(D, 512) + this aggregator + predictor
+  // Linear(512, C).
+  const int64_t aggregator =
+      count_trainable_parameters(*MhimSelfAttention(MhimSelfAttentionOptions(512)));
   const auto total = [&](int64_t d, int64_t c) { return d * 512 + 512 + aggregator + 512 * c + c; };
   EXPECT_EQ(total(1024, 2), 2672146);
   EXPECT_EQ(total(1024, 4), 2673172);
@@ -60,8 +64,9 @@ TEST(MhimSelfAttention, NamesParametersInTheReferenceStateDictOrder) {
   for (const auto& [name, tensor] : state_dict_of(*tiny_selfattn())) names.push_back(name);
   std::vector<std::string> expected{"cls_token", "norm.weight", "norm.bias"};
   for (const std::string layer : {"layer1", "layer2"}) {
-    for (const char* key : {".norm.weight", ".norm.bias", ".attn.to_qkv.weight", ".attn.to_out.0.weight",
-                            ".attn.to_out.0.bias", ".attn.res_conv.weight"}) {
+    for (const char* key :
+         {".norm.weight", ".norm.bias", ".attn.to_qkv.weight", ".attn.to_out.0.weight",
+          ".attn.to_out.0.bias", ".attn.res_conv.weight"}) {
       expected.push_back(layer + key);
     }
   }
@@ -76,11 +81,15 @@ TEST(MhimSelfAttention, InitialisesLikeMhim) {
   seed_torch(3);
   MhimSelfAttention aggregator(MhimSelfAttentionOptions(512));
   // Class token N(0, 1); Linear Xavier-normal with zero bias; convolutions at PyTorch's default
-  // (Kaiming-uniform a = √5: weights uniform in ±1/√fan_in, fan_in = 49 for the 7 x 7 depth-wise kernel).
+  // (Kaiming-uniform a = √5: weights uniform in ±1/√fan_in, fan_in = 49 for the 7 x 7 depth-wise
+  // kernel).
   EXPECT_NEAR(aggregator->cls_token.std().item<double>(), 1.0, 0.1);
   const double qkv_std = std::sqrt(2.0 / (512.0 + 1536.0));
-  EXPECT_NEAR(aggregator->layer1->attn->to_qkv->weight.std().item<double>(), qkv_std, 0.01 * qkv_std);
-  EXPECT_EQ(aggregator->layer1->attn->to_out[0]->as<torch::nn::Linear>()->bias.abs().sum().item<double>(), 0.0);
+  EXPECT_NEAR(aggregator->layer1->attn->to_qkv->weight.std().item<double>(), qkv_std,
+              0.01 * qkv_std);
+  EXPECT_EQ(
+      aggregator->layer1->attn->to_out[0]->as<torch::nn::Linear>()->bias.abs().sum().item<double>(),
+      0.0);
   const at::Tensor proj = aggregator->pos_embedding->proj->weight;
   EXPECT_LE(proj.abs().max().item<double>(), 1.0 / 7.0);
   EXPECT_NEAR(proj.std().item<double>(), 1.0 / 7.0 / std::sqrt(3.0), 0.02);
@@ -88,8 +97,8 @@ TEST(MhimSelfAttention, InitialisesLikeMhim) {
 }
 
 TEST(MhimSelfAttention, ToOutDropoutMovesContributionsButNotAttentionInTrainMode) {
-  // The reference's teacher scores in train mode: layer 1's attention has no dropout before it, while the
-  // contributions pass through to_out's Dropout(0.1) (spec §1.4, B12).
+  // The reference's teacher scores in train mode: layer 1's attention has no dropout before it,
+  // while the contributions pass through to_out's Dropout(0.1) (spec §1.4, B12).
   seed_torch(4);
   MhimSelfAttention aggregator = tiny_selfattn();
   const at::Tensor x = at::randn({20, 16});
@@ -99,12 +108,14 @@ TEST(MhimSelfAttention, ToOutDropoutMovesContributionsButNotAttentionInTrainMode
   EXPECT_TRUE(a.attention.equal(b.attention));
   EXPECT_FALSE(a.contributions.equal(b.contributions));
   aggregator->eval();
-  EXPECT_TRUE(aggregator->forward(x, true).contributions.equal(aggregator->forward(x, true).contributions));
+  EXPECT_TRUE(
+      aggregator->forward(x, true).contributions.equal(aggregator->forward(x, true).contributions));
 }
 
 TEST(MhimSelfAttention, ContributionsAreToOutOfAttentionWeightedValues) {
-  // With attention A and values V, the contributions are to_out(concat_h A[h,i]·V[h,i,:]); with a zero
-  // to_out weight they are its bias on every row, and with the identity they are the weighted values.
+  // With attention A and values V, the contributions are to_out(concat_h A[h,i]·V[h,i,:]); with a
+  // zero to_out weight they are its bias on every row, and with the identity they are the weighted
+  // values.
   seed_torch(5);
   MhimSelfAttention aggregator = tiny_selfattn();
   aggregator->eval();
@@ -114,11 +125,13 @@ TEST(MhimSelfAttention, ContributionsAreToOutOfAttentionWeightedValues) {
   to_out->bias.fill_(0.5);
   const at::Tensor x = at::randn({5, 16});
   const AggregatorOutput out = aggregator->forward(x, true);
-  // Recompute V of layer 1 by hand: v = (to_qkv(LayerNorm(cat(cls, x))))[:, 32:48], head h = columns 2h..2h+1.
+  // Recompute V of layer 1 by hand: v = (to_qkv(LayerNorm(cat(cls, x))))[:, 32:48], head h =
+  // columns 2h..2h+1.
   const at::Tensor tokens = at::cat({aggregator->cls_token.view({1, 16}), x});
-  const at::Tensor v = aggregator->layer1->attn->to_qkv->forward(aggregator->layer1->norm->forward(tokens))
-                           .slice(1, 32, 48)
-                           .slice(0, 1);  // [5, 16], head-major columns
+  const at::Tensor v =
+      aggregator->layer1->attn->to_qkv->forward(aggregator->layer1->norm->forward(tokens))
+          .slice(1, 32, 48)
+          .slice(0, 1);  // [5, 16], head-major columns
   const at::Tensor weights = out.attention.t().repeat_interleave(2, /*dim=*/1);  // [5, 16]
   EXPECT_TRUE(at::allclose(out.contributions, v * weights + 0.5, 1e-5, 1e-6));
 }
@@ -128,18 +141,22 @@ TEST(MhimSelfAttention, GradientsMatchCentralDifferences) {
   MhimSelfAttention aggregator = tiny_selfattn();
   aggregator->to(at::kDouble);
   aggregator->eval();
-  const at::Tensor x = at::randn({3, 16}, at::kDouble);  // 3 instances: square 2 x 2, then zeros to 7 x 7
+  const at::Tensor x =
+      at::randn({3, 16}, at::kDouble);  // 3 instances: square 2 x 2, then zeros to 7 x 7
   const at::Tensor direction = at::randn({1, 16}, at::kDouble);
-  const auto loss_tensor = [&] { return (aggregator->forward(x, false).embedding * direction).sum(); };
+  const auto loss_tensor = [&] {
+    return (aggregator->forward(x, false).embedding * direction).sum();
+  };
   aggregator->zero_grad();
   loss_tensor().backward();
   const auto params = aggregator->named_parameters();
-  for (const auto& [name, index] : std::vector<std::pair<std::string, int64_t>>{{"cls_token", 5},
-                                                                                {"layer1.attn.to_qkv.weight", 100},
-                                                                                {"layer1.attn.res_conv.weight", 20},
-                                                                                {"pos_embedding.proj1.weight", 60},
-                                                                                {"pos_embedding.proj.bias", 9},
-                                                                                {"layer2.attn.to_out.0.weight", 33}}) {
+  for (const auto& [name, index] :
+       std::vector<std::pair<std::string, int64_t>>{{"cls_token", 5},
+                                                    {"layer1.attn.to_qkv.weight", 100},
+                                                    {"layer1.attn.res_conv.weight", 20},
+                                                    {"pos_embedding.proj1.weight", 60},
+                                                    {"pos_embedding.proj.bias", 9},
+                                                    {"layer2.attn.to_out.0.weight", 33}}) {
     SCOPED_TRACE(name);
     at::Tensor p = params[name];
     const double analytic = p.grad().view({-1})[index].item<double>();
@@ -165,13 +182,15 @@ TEST(MhimSelfAttention, MakeMhimAggregatorBuildsSelfattnAndRejectsUnknownKeys) {
   ASSERT_NE(selfattn, nullptr);
   // Four heads, each still 64 / 8 = 8 wide (the reference's fixed head width): q, k, v of 3 x 32.
   EXPECT_EQ(selfattn->layer1->attn->to_qkv->weight.sizes(), (std::vector<int64_t>{96, 64}));
-  MIL_EXPECT_THROW_WITH(make_mhim_aggregator("selfattn", 64, 2, nlohmann::json{{"heads", 4}}), "heads");
+  MIL_EXPECT_THROW_WITH(make_mhim_aggregator("selfattn", 64, 2, nlohmann::json{{"heads", 4}}),
+                        "heads");
 }
 
 TEST(MhimSelfAttention, RejectsInstancesOfTheWrongWidthWithTheShapeInTheMessage) {
   MhimSelfAttention aggregator = tiny_selfattn();
-  MIL_EXPECT_THROW_WITH(aggregator->forward(at::randn({4, 15}), false),
-                        "selfattn aggregator expects [N, 16] instance embeddings with N >= 1, got [4, 15]");
+  MIL_EXPECT_THROW_WITH(
+      aggregator->forward(at::randn({4, 15}), false),
+      "selfattn aggregator expects [N, 16] instance embeddings with N >= 1, got [4, 15]");
 }
 
 }  // namespace mil

@@ -22,7 +22,8 @@ TEST(Abmil, ReturnsLogitsAttentionAndEmbeddingOfTheRightShapes) {
 }
 
 TEST(Abmil, HasTheReferenceParameterCounts) {
-  // Spec section 2.3, abmil row: D=1024,C=2 -> 591,619; D=1024,C=4 -> 592,645; D=512,C=2 -> 329,475.
+  // Spec section 2.3, abmil row: D=1024,C=2 -> 591,619; D=1024,C=4 -> 592,645; D=512,C=2 ->
+  // 329,475.
   EXPECT_EQ(count_trainable_parameters(*Abmil(AbmilOptions(1024, 2))), 591619);
   EXPECT_EQ(count_trainable_parameters(*Abmil(AbmilOptions(1024, 4))), 592645);
   EXPECT_EQ(count_trainable_parameters(*Abmil(AbmilOptions(512, 2))), 329475);
@@ -32,9 +33,9 @@ TEST(Abmil, NamesParametersLikeTheReferenceStateDict) {
   Abmil model(AbmilOptions(16, 2));
   std::set<std::string> names;
   for (const auto& item : model->named_parameters()) names.insert(item.key());
-  const std::set<std::string> expected{"feature.0.weight",   "feature.0.bias",   "attention.0.weight",
-                                       "attention.0.bias",   "attention.2.weight", "attention.2.bias",
-                                       "classifier.weight",  "classifier.bias"};
+  const std::set<std::string> expected{
+      "feature.0.weight",   "feature.0.bias",   "attention.0.weight", "attention.0.bias",
+      "attention.2.weight", "attention.2.bias", "classifier.weight",  "classifier.bias"};
   EXPECT_EQ(names, expected);
 }
 
@@ -44,12 +45,14 @@ TEST(Abmil, IsInvariantToInstanceOrderInEvalMode) {
   model->eval();
   const at::Tensor bag = at::randn({11, 8});
   const at::Tensor permuted = bag.index_select(0, at::randperm(11, at::kLong));
-  EXPECT_TRUE(at::allclose(model->forward(bag).logits, model->forward(permuted).logits, 1e-5, 1e-6));
+  EXPECT_TRUE(
+      at::allclose(model->forward(bag).logits, model->forward(permuted).logits, 1e-5, 1e-6));
 }
 
 TEST(Abmil, RejectsBagsOfTheWrongShapeWithTheShapeInTheMessage) {
   Abmil model(AbmilOptions(8, 2));
-  MIL_EXPECT_THROW_WITH(model->forward(at::randn({2, 3, 8})), "Abmil expects [N, D] bag features, got [2, 3, 8]");
+  MIL_EXPECT_THROW_WITH(model->forward(at::randn({2, 3, 8})),
+                        "Abmil expects [N, D] bag features, got [2, 3, 8]");
   MIL_EXPECT_THROW_WITH(model->forward(at::randn({4, 9})), "expects D = 8");
 }
 

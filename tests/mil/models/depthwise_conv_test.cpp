@@ -1,5 +1,6 @@
-// The direct depth-wise convolution against torch's grouped conv2d: values and the gradients of input,
-// weight and bias, over PPEG-like and residual-like shapes, odd sizes, and kernels wider than the plane.
+// The direct depth-wise convolution against torch's grouped conv2d: values and the gradients of
+// input, weight and bias, over PPEG-like and residual-like shapes, odd sizes, and kernels wider
+// than the plane.
 #include "mil/models/depthwise_conv.h"
 
 #include <ATen/ATen.h>
@@ -18,7 +19,8 @@ struct ConvCase {
   bool bias;
 };
 
-/// Values and gradients of ours and torch's conv2d for one case in `dtype` with one random upstream gradient.
+/// Values and gradients of ours and torch's conv2d for one case in `dtype` with one random upstream
+/// gradient.
 void expect_matches_conv2d(const ConvCase& c, at::ScalarType dtype, double tolerance) {
   const at::Tensor input = at::randn({c.batch, c.channels, c.h, c.w}, dtype);
   const at::Tensor weight = at::randn({c.channels, 1, c.kh, c.kw}, dtype);
@@ -29,19 +31,21 @@ void expect_matches_conv2d(const ConvCase& c, at::ScalarType dtype, double toler
   for (int which = 0; which < 2; ++which) {
     const at::Tensor x = input.clone().requires_grad_(), w = weight.clone().requires_grad_();
     const at::Tensor b = c.bias ? bias.clone().requires_grad_() : at::Tensor();
-    outputs[which] = which == 0 ? depthwise_conv2d(x, w, b)
-                                : at::conv2d(x, w, b, {1, 1}, {c.kh / 2, c.kw / 2}, {1, 1}, c.channels);
+    outputs[which] = which == 0
+                         ? depthwise_conv2d(x, w, b)
+                         : at::conv2d(x, w, b, {1, 1}, {c.kh / 2, c.kw / 2}, {1, 1}, c.channels);
     (outputs[which] * upstream).sum().backward();
     grads[which] = {x.grad(), w.grad()};
     if (c.bias) grads[which].push_back(b.grad());
   }
-  const std::string label = "case [" + std::to_string(c.batch) + ", " + std::to_string(c.channels) + ", " +
-                            std::to_string(c.h) + ", " + std::to_string(c.w) + "] kernel " + std::to_string(c.kh) +
-                            "x" + std::to_string(c.kw);
+  const std::string label = "case [" + std::to_string(c.batch) + ", " + std::to_string(c.channels) +
+                            ", " + std::to_string(c.h) + ", " + std::to_string(c.w) + "] kernel " +
+                            std::to_string(c.kh) + "x" + std::to_string(c.kw);
   EXPECT_TRUE(at::allclose(outputs[0], outputs[1], tolerance, tolerance)) << label;
   const char* names[] = {"input", "weight", "bias"};
   for (std::size_t i = 0; i < grads[0].size(); ++i) {
-    EXPECT_TRUE(at::allclose(grads[0][i], grads[1][i], tolerance, tolerance)) << label << " gradient of " << names[i];
+    EXPECT_TRUE(at::allclose(grads[0][i], grads[1][i], tolerance, tolerance))
+        << label << " gradient of " << names[i];
   }
 }
 
@@ -69,7 +73,8 @@ TEST(DepthwiseConv2d, MatchesGroupedConv2dValuesAndGradientsInFloat) {
 
 TEST(DepthwiseConv2d, GivesBitIdenticalResultsAtAnyThreadCount) {
   seed_torch(23);
-  const at::Tensor input = at::randn({1, 64, 20, 20}), weight = at::randn({64, 1, 7, 7}), bias = at::randn({64});
+  const at::Tensor input = at::randn({1, 64, 20, 20}), weight = at::randn({64, 1, 7, 7}),
+                   bias = at::randn({64});
   const int previous = at::get_num_threads();
   std::vector<at::Tensor> results[2];
   for (int threads : {1, 2}) {
@@ -81,14 +86,17 @@ TEST(DepthwiseConv2d, GivesBitIdenticalResultsAtAnyThreadCount) {
     results[threads - 1] = {out.detach(), x.grad(), w.grad(), b.grad()};
   }
   at::set_num_threads(previous);
-  for (std::size_t i = 0; i < results[0].size(); ++i) EXPECT_TRUE(at::equal(results[0][i], results[1][i])) << i;
+  for (std::size_t i = 0; i < results[0].size(); ++i)
+    EXPECT_TRUE(at::equal(results[0][i], results[1][i])) << i;
 }
 
 TEST(DepthwiseConv2d, RejectsWeightsThatAreNotOnePerChannel) {
-  MIL_EXPECT_THROW_WITH(depthwise_conv2d(at::randn({1, 4, 5, 5}), at::randn({4, 2, 3, 3}), at::Tensor()),
-                        "expects input [N, C, H, W] and weight [C, 1, kh, kw], got [1, 4, 5, 5] and [4, 2, 3, 3]");
-  MIL_EXPECT_THROW_WITH(depthwise_conv2d(at::randn({1, 4, 5, 5}), at::randn({4, 1, 2, 2}), at::Tensor()),
-                        "needs an odd kernel");
+  MIL_EXPECT_THROW_WITH(
+      depthwise_conv2d(at::randn({1, 4, 5, 5}), at::randn({4, 2, 3, 3}), at::Tensor()),
+      "expects input [N, C, H, W] and weight [C, 1, kh, kw], got [1, 4, 5, 5] and [4, 2, 3, 3]");
+  MIL_EXPECT_THROW_WITH(
+      depthwise_conv2d(at::randn({1, 4, 5, 5}), at::randn({4, 1, 2, 2}), at::Tensor()),
+      "needs an odd kernel");
 }
 
 }  // namespace mil

@@ -4,8 +4,8 @@
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <torch/nn/functional/loss.h>
+#include <nlohmann/json.hpp>
 
 #include <cmath>
 
@@ -27,11 +27,14 @@ TEST(Dsmil, AttentionColumnsAreSoftmaxesAndLogitsAreTheConv1dOfTheBagRepresentat
   EXPECT_EQ(out.class_attention.sizes(), (std::vector<int64_t>{3, 13}));
   EXPECT_TRUE(at::allclose(out.class_attention.sum(1), at::ones({3}), 1e-5, 1e-6));
   EXPECT_TRUE(at::allclose(out.instance_scores, out.class_attention.amax(0)));
-  // Spec 2.1.2: A[:, c] = softmax_i(q(h_i) · q(h_crit(c)) / √128), crit(c) = argmax_i of instance logit c.
+  // Spec 2.1.2: A[:, c] = softmax_i(q(h_i) · q(h_crit(c)) / √128), crit(c) = argmax_i of instance
+  // logit c.
   const at::Tensor q = model->b_classifier->q->forward(out.instance_embeddings);
   const at::Tensor critical = q.index_select(0, out.instance_logits.argmax(0));
-  EXPECT_TRUE(at::allclose(out.class_attention, (q.mm(critical.t()) / std::sqrt(128.0)).softmax(0).t(), 1e-5, 1e-6));
-  // B = Aᵀ v(h), and the Conv1d with kernel d is a dot product of each output class's filter with B.
+  EXPECT_TRUE(at::allclose(out.class_attention,
+                           (q.mm(critical.t()) / std::sqrt(128.0)).softmax(0).t(), 1e-5, 1e-6));
+  // B = Aᵀ v(h), and the Conv1d with kernel d is a dot product of each output class's filter with
+  // B.
   const at::Tensor h = out.instance_embeddings;
   const at::Tensor representation = out.class_attention.mm(model->b_classifier->v->forward(h));
   EXPECT_TRUE(at::allclose(out.embedding, representation.reshape({1, -1}), 1e-5, 1e-6));
@@ -59,21 +62,23 @@ TEST(Dsmil, AuxiliaryLossIsWeightedCrossEntropyOfTheMaxInstanceLogits) {
   const MilOutput out = model->forward(at::randn({10, 8}));
   const at::Tensor max_logits = std::get<0>(out.instance_logits.max(0)).unsqueeze(0);
   const double expected =
-      0.5 * torch::nn::functional::cross_entropy(max_logits, at::full({1}, 2, at::kLong)).item<double>();
+      0.5 *
+      torch::nn::functional::cross_entropy(max_logits, at::full({1}, 2, at::kLong)).item<double>();
   EXPECT_NEAR(model->auxiliary_loss(out, 2).item<double>(), expected, 1e-6);
   MIL_EXPECT_THROW_WITH(model->auxiliary_loss(out, 3), "label 3 is not in [0, 3)");
 }
 
 TEST(MhimDsmil, ParameterCountPlusFeatureAndPredictorIsTheReferenceTotal) {
-  // Spec section 2.3, MHIM-dsmil row: MHIM's feature Linear(D, 512) + this aggregator + MHIM's (unused)
-  // predictor Linear(512, C).
+  // Spec section 2.3, MHIM-dsmil row: MHIM's feature Linear(D, 512) + this aggregator + MHIM's
+  // (unused) predictor Linear(512, C).
   const std::vector<std::tuple<int64_t, int64_t, int64_t>> columns = {
       {1024, 2, 873734}, {1024, 4, 881932}, {1536, 2, 1135878}, {768, 2, 742662}, {512, 2, 611590}};
   for (const auto& [d, c, total] : columns) {
     const int64_t feature = d * 512 + 512;
     const int64_t predictor = 512 * c + c;
     MhimDsmil aggregator(MhimDsmilOptions(512, c));
-    EXPECT_EQ(feature + count_trainable_parameters(*aggregator) + predictor, total) << "D=" << d << " C=" << c;
+    EXPECT_EQ(feature + count_trainable_parameters(*aggregator) + predictor, total)
+        << "D=" << d << " C=" << c;
   }
 }
 
@@ -94,7 +99,8 @@ TEST(MhimDsmil, LogitsAverageBagAndMaxInstanceLogitsAndScoresComeOnRequest) {
   EXPECT_TRUE(at::allclose(scored.instance_logits, c));
   EXPECT_TRUE(at::allclose(scored.attention, bag.attention.amax(1)));
   EXPECT_TRUE(plain.logits.equal(scored.logits));
-  MIL_EXPECT_THROW_WITH(make_mhim_aggregator("dsmil", 32, 3, {{"da_act", "relu"}}), "unknown key 'da_act'");
+  MIL_EXPECT_THROW_WITH(make_mhim_aggregator("dsmil", 32, 3, {{"da_act", "relu"}}),
+                        "unknown key 'da_act'");
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// DTFD-MIL: contiguous array_split pseudo-bags, the tier-2 attention-weighted instance scores, and the
-// unused tier-1 classifier.
+// DTFD-MIL: contiguous array_split pseudo-bags, the tier-2 attention-weighted instance scores, and
+// the unused tier-1 classifier.
 #include "mil/models/dtfd.h"
 
 #include <ATen/ATen.h>
@@ -30,8 +30,10 @@ TEST(Dtfd, PoolsContiguousArraySplitPseudoBagsThenThePseudoFeatures) {
   const at::Tensor weights = model->u_classifier->attention->forward(features).softmax(0);
   const at::Tensor embedding = weights.unsqueeze(0).mm(features);
   EXPECT_TRUE(at::allclose(out.embedding, embedding, 1e-5, 1e-6));
-  EXPECT_TRUE(at::allclose(out.logits, model->u_classifier->classifier->fc->forward(embedding), 1e-5, 1e-6));
-  // Each instance's score is its weight in the tier-2 embedding: the scores pool h into the embedding.
+  EXPECT_TRUE(at::allclose(out.logits, model->u_classifier->classifier->fc->forward(embedding),
+                           1e-5, 1e-6));
+  // Each instance's score is its weight in the tier-2 embedding: the scores pool h into the
+  // embedding.
   EXPECT_NEAR(out.instance_scores.sum().item<double>(), 1.0, 1e-5);
   EXPECT_TRUE(at::allclose(out.instance_scores.unsqueeze(0).mm(h), out.embedding, 1e-5, 1e-6));
 }
@@ -43,7 +45,8 @@ TEST(Dtfd, BagsSmallerThanThePseudoBagCountGetZeroPseudoFeatures) {
   const MilOutput out = model->forward(at::randn({2, 6}));
   // Three of five pseudo-features are zero vectors that still take tier-2 attention mass.
   EXPECT_LT(out.instance_scores.sum().item<double>(), 1.0);
-  EXPECT_TRUE(at::allclose(out.instance_scores.unsqueeze(0).mm(out.instance_embeddings), out.embedding, 1e-5, 1e-6));
+  EXPECT_TRUE(at::allclose(out.instance_scores.unsqueeze(0).mm(out.instance_embeddings),
+                           out.embedding, 1e-5, 1e-6));
   EXPECT_TRUE(std::isfinite(out.logits.sum().item<double>()));
 }
 

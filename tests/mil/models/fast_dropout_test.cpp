@@ -24,14 +24,17 @@ TEST(FastDropout, KeepsOneMinusPOfTheElementsScaledByItsInverse) {
   const double kept_fraction = kept.to(torch::kDouble).mean().item<double>();
   EXPECT_NEAR(kept_fraction, 1.0 - p, six_sigma(1.0 - p, input.numel()));
   // Every kept element is exactly 1 / (1 - p); every other one is exactly zero.
-  EXPECT_TRUE(torch::all(output.masked_select(kept).eq(static_cast<float>(1.0 / (1.0 - p)))).item<bool>());
+  EXPECT_TRUE(
+      torch::all(output.masked_select(kept).eq(static_cast<float>(1.0 / (1.0 - p)))).item<bool>());
 }
 
 TEST(FastDropout, NeighbouringDecisionsAreIndependent) {
-  // A weak hash shows up as correlated keeps of consecutive elements or of the same column in adjacent rows.
+  // A weak hash shows up as correlated keeps of consecutive elements or of the same column in
+  // adjacent rows.
   torch::manual_seed(4);
   const double p = 0.5;
-  const at::Tensor kept = fast_dropout(torch::ones({2000, 512}), p, true).ne(0).to(torch::kDouble).flatten();
+  const at::Tensor kept =
+      fast_dropout(torch::ones({2000, 512}), p, true).ne(0).to(torch::kDouble).flatten();
   const int64_t n = kept.numel();
   for (int64_t lag : {int64_t{1}, int64_t{2}, int64_t{512}}) {
     const double both = (kept.slice(0, 0, n - lag) * kept.slice(0, lag, n)).mean().item<double>();
@@ -94,7 +97,8 @@ TEST(FastDropout, Bfloat16KeepsTheSameMaskAsFloat) {
   EXPECT_TRUE(torch::equal(as_float.ne(0), as_bf16.ne(0)));
 }
 
-// The seed fast_dropout draws after torch::manual_seed(seed): one random64() of the default CPU generator.
+// The seed fast_dropout draws after torch::manual_seed(seed): one random64() of the default CPU
+// generator.
 uint64_t first_draw_after(uint64_t seed) {
   torch::manual_seed(seed);
   at::Generator generator = at::detail::getDefaultCPUGenerator();
@@ -103,8 +107,9 @@ uint64_t first_draw_after(uint64_t seed) {
 }
 
 TEST(FastDropout, EveryElementIsTheScalarRuleInFloatAndBfloat16) {
-  // The element loops run as vectorised clones (AVX2, AVX-512) picked at load time; each must give exactly what
-  // the scalar rule gives: keep iff fast_dropout_keeps(seed, i, p), then x * (1 / (1 - p)) rounded to the dtype.
+  // The element loops run as vectorised clones (AVX2, AVX-512) picked at load time; each must give
+  // exactly what the scalar rule gives: keep iff fast_dropout_keeps(seed, i, p), then x * (1 / (1 -
+  // p)) rounded to the dtype.
   const double p = 0.3;
   const float scale = static_cast<float>(1.0 / (1.0 - p));
   const int64_t count = 4099;  // not a multiple of any vector width: the tails run too

@@ -21,7 +21,8 @@ const std::string kFixtures = std::string(MIL_SOURCE_DIR) + "/tests/fixtures/sta
 
 /// The module the fixture script saved: Sequential(Linear(3, 2), LayerNorm(2), BatchNorm1d(2)).
 torch::nn::Sequential fixture_module() {
-  return torch::nn::Sequential(torch::nn::Linear(3, 2), torch::nn::LayerNorm(torch::nn::LayerNormOptions({2})),
+  return torch::nn::Sequential(torch::nn::Linear(3, 2),
+                               torch::nn::LayerNorm(torch::nn::LayerNormOptions({2})),
                                torch::nn::BatchNorm1d(2));
 }
 
@@ -49,7 +50,8 @@ void expect_module_holds_fixture_values(const torch::nn::Module& module) {
     const at::Tensor flat = tensor.reshape({-1}).to(torch::kDouble);
     ASSERT_EQ(flat.numel(), static_cast<int64_t>(expected.at(name).size()));
     for (int64_t i = 0; i < flat.numel(); ++i) {
-      EXPECT_EQ(static_cast<float>(flat[i].item<double>()), static_cast<float>(expected.at(name)[i]));
+      EXPECT_EQ(static_cast<float>(flat[i].item<double>()),
+                static_cast<float>(expected.at(name)[i]));
     }
   }
 }
@@ -60,8 +62,9 @@ TEST(StateDict, NamesMatchPyTorchForNestedModulesAndBuffers) {
   auto module = fixture_module();
   std::vector<std::string> names;
   for (const auto& [name, tensor] : mil::state_dict_of(*module)) names.push_back(name);
-  EXPECT_EQ(names, (std::vector<std::string>{"0.weight", "0.bias", "1.weight", "1.bias", "2.weight", "2.bias",
-                                             "2.running_mean", "2.running_var", "2.num_batches_tracked"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"0.weight", "0.bias", "1.weight", "1.bias", "2.weight",
+                                             "2.bias", "2.running_mean", "2.running_var",
+                                             "2.num_batches_tracked"}));
 }
 
 TEST(StateDict, LoadsPythonStateDictExactly) {
@@ -78,28 +81,36 @@ TEST(StateDict, LoadsReferenceCheckpointWithModelKeyAndModulePrefix) {
 }
 
 TEST(StateDict, StrictLoadNamesEveryMissingUnexpectedAndMismatchedKey) {
-  torch::nn::Sequential wider(torch::nn::Linear(4, 2), torch::nn::LayerNorm(torch::nn::LayerNormOptions({2})));
+  torch::nn::Sequential wider(torch::nn::Linear(4, 2),
+                              torch::nn::LayerNorm(torch::nn::LayerNormOptions({2})));
   const at::Tensor before = wider[0]->as<torch::nn::Linear>()->weight.clone();
   try {
     mil::load_state_dict(*wider, mil::read_state_dict(kFixtures + "plain.pt"));
     FAIL() << "strict load of a mismatched state_dict did not throw";
   } catch (const std::exception& e) {
     const std::string message = e.what();
-    EXPECT_NE(message.find("0.weight: [2, 3] in the file vs [2, 4] in the model"), std::string::npos) << message;
-    EXPECT_NE(message.find("unexpected keys: 2.weight, 2.bias, 2.running_mean"), std::string::npos) << message;
+    EXPECT_NE(message.find("0.weight: [2, 3] in the file vs [2, 4] in the model"),
+              std::string::npos)
+        << message;
+    EXPECT_NE(message.find("unexpected keys: 2.weight, 2.bias, 2.running_mean"), std::string::npos)
+        << message;
     EXPECT_EQ(message.find("missing keys"), std::string::npos) << message;
   }
-  EXPECT_TRUE(wider[0]->as<torch::nn::Linear>()->weight.equal(before)) << "a failed strict load changed weights";
+  EXPECT_TRUE(wider[0]->as<torch::nn::Linear>()->weight.equal(before))
+      << "a failed strict load changed weights";
 }
 
 TEST(StateDict, NonStrictLoadCopiesMatchingKeysAndReportsTheRest) {
-  torch::nn::Sequential longer(torch::nn::Linear(3, 2), torch::nn::LayerNorm(torch::nn::LayerNormOptions({2})),
+  torch::nn::Sequential longer(torch::nn::Linear(3, 2),
+                               torch::nn::LayerNorm(torch::nn::LayerNormOptions({2})),
                                torch::nn::BatchNorm1d(2), torch::nn::Linear(2, 1));
-  const auto report = mil::load_state_dict(*longer, mil::read_state_dict(kFixtures + "plain.pt"), /*strict=*/false);
+  const auto report =
+      mil::load_state_dict(*longer, mil::read_state_dict(kFixtures + "plain.pt"), /*strict=*/false);
   EXPECT_EQ(report.missing, (std::vector<std::string>{"3.weight", "3.bias"}));
   EXPECT_TRUE(report.unexpected.empty());
   const auto expected = expected_values();
-  EXPECT_FLOAT_EQ(longer[0]->as<torch::nn::Linear>()->bias[1].item<float>(), expected.at("0.bias")[1]);
+  EXPECT_FLOAT_EQ(longer[0]->as<torch::nn::Linear>()->bias[1].item<float>(),
+                  expected.at("0.bias")[1]);
 }
 
 TEST(StateDict, WriteThenReadRoundTripsBitForBit) {
@@ -110,7 +121,8 @@ TEST(StateDict, WriteThenReadRoundTripsBitForBit) {
   mil::load_state_dict(*copy, mil::read_state_dict(dir / "ours.pt"));
   const auto a = mil::state_dict_of(*module);
   const auto b = mil::state_dict_of(*copy);
-  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(a[i].second.equal(b[i].second)) << a[i].first;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    EXPECT_TRUE(a[i].second.equal(b[i].second)) << a[i].first;
 }
 
 TEST(StateDict, PythonTorchLoadsOurFile) {
@@ -123,20 +135,27 @@ TEST(StateDict, PythonTorchLoadsOurFile) {
   mil::write_state_dict(mil::state_dict_of(*module), dir / "ours.pt");
   // Python loads our file into the same architecture strictly and compares with its own original.
   const std::string script =
-      "import torch; m = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.LayerNorm(2), torch.nn.BatchNorm1d(2)); "
-      "m.load_state_dict(torch.load('" + (dir / "ours.pt") + "'), strict=True); "
-      "ref = torch.load('" + kFixtures + "plain.pt'); "
+      "import torch; m = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.LayerNorm(2), "
+      "torch.nn.BatchNorm1d(2)); "
+      "m.load_state_dict(torch.load('" +
+      (dir / "ours.pt") +
+      "'), strict=True); "
+      "ref = torch.load('" +
+      kFixtures +
+      "plain.pt'); "
       "assert all(torch.equal(ref[k], v) for k, v in m.state_dict().items()), 'values differ'";
   EXPECT_EQ(std::system(("/usr/bin/python3 -c \"" + script + "\"").c_str()), 0);
 }
 
-// The reference's best checkpoint layout ({"model": student, "teacher": teacher}), which MHIM jobs write.
+// The reference's best checkpoint layout ({"model": student, "teacher": teacher}), which MHIM jobs
+// write.
 TEST(StateDict, ADictOfStateDictsReadsBackPartByPartAndAsAModelCheckpoint) {
   mil::testing::TempDir dir;
   auto student = fixture_module();
   auto teacher = fixture_module();  // other random weights
-  mil::write_state_dicts({{"model", mil::state_dict_of(*student)}, {"teacher", mil::state_dict_of(*teacher)}},
-                         dir / "best.pt");
+  mil::write_state_dicts(
+      {{"model", mil::state_dict_of(*student)}, {"teacher", mil::state_dict_of(*teacher)}},
+      dir / "best.pt");
   const auto expect_equal = [](const mil::StateDict& a, const mil::StateDict& b) {
     ASSERT_EQ(a.size(), b.size());
     for (std::size_t i = 0; i < a.size(); ++i) {
@@ -144,10 +163,13 @@ TEST(StateDict, ADictOfStateDictsReadsBackPartByPartAndAsAModelCheckpoint) {
       EXPECT_TRUE(a[i].second.equal(b[i].second)) << a[i].first;
     }
   };
-  expect_equal(mil::read_state_dict(dir / "best.pt"), mil::state_dict_of(*student));  // what predict reads
+  expect_equal(mil::read_state_dict(dir / "best.pt"),
+               mil::state_dict_of(*student));  // what predict reads
   expect_equal(mil::read_state_dict_part(dir / "best.pt", "teacher"), mil::state_dict_of(*teacher));
-  EXPECT_FALSE(mil::state_dict_of(*student)[0].second.equal(mil::state_dict_of(*teacher)[0].second));
-  MIL_EXPECT_THROW_WITH(mil::read_state_dict_part(dir / "best.pt", "optimizer"), "has no dict of tensors under key 'optimizer'");
+  EXPECT_FALSE(
+      mil::state_dict_of(*student)[0].second.equal(mil::state_dict_of(*teacher)[0].second));
+  MIL_EXPECT_THROW_WITH(mil::read_state_dict_part(dir / "best.pt", "optimizer"),
+                        "has no dict of tensors under key 'optimizer'");
 }
 
 TEST(StateDict, PythonTorchLoadsOurDictOfStateDicts) {
@@ -158,14 +180,19 @@ TEST(StateDict, PythonTorchLoadsOurDictOfStateDicts) {
   auto student = fixture_module();
   mil::load_state_dict(*student, mil::read_state_dict(kFixtures + "plain.pt"));
   auto teacher = fixture_module();
-  mil::write_state_dicts({{"model", mil::state_dict_of(*student)}, {"teacher", mil::state_dict_of(*teacher)}},
-                         dir / "best.pt");
+  mil::write_state_dicts(
+      {{"model", mil::state_dict_of(*student)}, {"teacher", mil::state_dict_of(*teacher)}},
+      dir / "best.pt");
   const std::string script =
-      "import torch; ck = torch.load('" + (dir / "best.pt") + "'); "
+      "import torch; ck = torch.load('" + (dir / "best.pt") +
+      "'); "
       "assert sorted(ck) == ['model', 'teacher'], sorted(ck); "
-      "m = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.LayerNorm(2), torch.nn.BatchNorm1d(2)); "
+      "m = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.LayerNorm(2), "
+      "torch.nn.BatchNorm1d(2)); "
       "m.load_state_dict(ck['model'], strict=True); m.load_state_dict(ck['teacher'], strict=True); "
-      "ref = torch.load('" + kFixtures + "plain.pt'); "
+      "ref = torch.load('" +
+      kFixtures +
+      "plain.pt'); "
       "assert all(torch.equal(ref[k], v) for k, v in ck['model'].items()), 'values differ'";
   EXPECT_EQ(std::system(("/usr/bin/python3 -c \"" + script + "\"").c_str()), 0);
 }

@@ -9,8 +9,9 @@
 namespace mil {
 namespace {
 
-/// A PPEG whose only non-zero weight is proj2's right-neighbour tap (row 1, column 2 of the 3 x 3 kernel):
-/// every token becomes itself plus the token to its right on the grid (zero past the edge).
+/// A PPEG whose only non-zero weight is proj2's right-neighbour tap (row 1, column 2 of the 3 x 3
+/// kernel): every token becomes itself plus the token to its right on the grid (zero past the
+/// edge).
 Ppeg right_neighbour_ppeg(int64_t dim) {
   Ppeg ppeg{PpegOptions(dim)};
   torch::NoGradGuard no_grad;
@@ -44,7 +45,8 @@ TEST(PadToSquareByRepeating, AppendsCopiesOfTheFirstTokens) {
 }
 
 TEST(Ppeg, MixesNeighboursOnTheRowMajorGrid) {
-  // TransMIL's PPEG on the exact 2 x 2 grid t0 t1 / t2 t3: right neighbours give t0+t1, t1, t2+t3, t3.
+  // TransMIL's PPEG on the exact 2 x 2 grid t0 t1 / t2 t3: right neighbours give t0+t1, t1, t2+t3,
+  // t3.
   Ppeg ppeg = right_neighbour_ppeg(2);
   const at::Tensor grid = at::arange(8, at::kFloat).view({4, 2});
   const at::Tensor expected = at::stack({grid[0] + grid[1], grid[1], grid[2] + grid[3], grid[3]});
@@ -52,17 +54,19 @@ TEST(Ppeg, MixesNeighboursOnTheRowMajorGrid) {
 }
 
 TEST(Ppeg, MhimPaddingLaysFewTokensOnASevenWideGrid) {
-  // MHIM's PPEG on 3 tokens: squared to t0 t1 t2 t0, then zero-padded to 7 x 7, so all four sit on the
-  // first row: t0+t1, t1+t2, t2+t0 (on a 2 x 2 grid t1 would have had no right neighbour).
+  // MHIM's PPEG on 3 tokens: squared to t0 t1 t2 t0, then zero-padded to 7 x 7, so all four sit on
+  // the first row: t0+t1, t1+t2, t2+t0 (on a 2 x 2 grid t1 would have had no right neighbour).
   Ppeg ppeg = right_neighbour_ppeg(2);
   const at::Tensor tokens = at::arange(1, 7, at::kFloat).view({3, 2});
-  const at::Tensor expected = at::stack({tokens[0] + tokens[1], tokens[1] + tokens[2], tokens[2] + tokens[0]});
+  const at::Tensor expected =
+      at::stack({tokens[0] + tokens[1], tokens[1] + tokens[2], tokens[2] + tokens[0]});
   EXPECT_TRUE(ppeg->forward_padded(tokens).equal(expected));
 }
 
 TEST(Ppeg, RejectsGridsThatAreNotSideSquared) {
   Ppeg ppeg(PpegOptions(4));
-  MIL_EXPECT_THROW_WITH(ppeg->forward(at::randn({5, 4}), 2), "Ppeg expects [4, 4] grid tokens for side 2, got [5, 4]");
+  MIL_EXPECT_THROW_WITH(ppeg->forward(at::randn({5, 4}), 2),
+                        "Ppeg expects [4, 4] grid tokens for side 2, got [5, 4]");
 }
 
 }  // namespace mil

@@ -8,7 +8,9 @@ namespace mil::testing {
 
 const std::string kModelFixtures = std::string(MIL_SOURCE_DIR) + "/tests/fixtures/models";
 
-TEST(TransMilParity, MatchesThePythonReferenceOnTheCommittedFixtures) { expect_transmil_parity(kModelFixtures); }
+TEST(TransMilParity, MatchesThePythonReferenceOnTheCommittedFixtures) {
+  expect_transmil_parity(kModelFixtures);
+}
 
 TEST(MhimSelfAttentionParity, MatchesThePythonReferenceOnTheCommittedFixtures) {
   expect_selfattn_parity(kModelFixtures);

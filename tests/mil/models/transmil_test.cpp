@@ -1,9 +1,9 @@
 #include "mil/models/transmil.h"
 
 #include <ATen/ATen.h>
-#include "mil/runtime/autocast.h"
 #include <gtest/gtest.h>
 #include <torch/utils.h>
+#include "mil/runtime/autocast.h"
 
 #include <cmath>
 #include <functional>
@@ -15,11 +15,13 @@
 namespace mil {
 namespace {
 
-/// The small TransMIL the behaviour tests use: D = 6, width 16 (2-wide heads, 8 landmarks), 2 classes.
+/// The small TransMIL the behaviour tests use: D = 6, width 16 (2-wide heads, 8 landmarks), 2
+/// classes.
 TransMil tiny_transmil() { return TransMil(TransMilOptions(6, 2).embed_dim(16)); }
 
 /// d loss / d p[index] by central differences, with p changed in place and restored.
-double central_difference(at::Tensor p, int64_t index, const std::function<double()>& loss, double step) {
+double central_difference(at::Tensor p, int64_t index, const std::function<double()>& loss,
+                          double step) {
   torch::NoGradGuard no_grad;
   at::Tensor flat = p.view({-1});
   const double original = flat[index].item<double>();
@@ -59,16 +61,24 @@ TEST(TransMil, HasTheReferenceParameterCountsForEveryColumn) {
 TEST(TransMil, NamesParametersInTheReferenceStateDictOrder) {
   std::vector<std::string> names;
   for (const auto& [name, tensor] : state_dict_of(*tiny_transmil())) names.push_back(name);
-  std::vector<std::string> expected{"cls_token",         "pos_layer.proj.weight",  "pos_layer.proj.bias",
-                                    "pos_layer.proj1.weight", "pos_layer.proj1.bias", "pos_layer.proj2.weight",
-                                    "pos_layer.proj2.bias", "feature.0.weight",    "feature.0.bias"};
+  std::vector<std::string> expected{"cls_token",
+                                    "pos_layer.proj.weight",
+                                    "pos_layer.proj.bias",
+                                    "pos_layer.proj1.weight",
+                                    "pos_layer.proj1.bias",
+                                    "pos_layer.proj2.weight",
+                                    "pos_layer.proj2.bias",
+                                    "feature.0.weight",
+                                    "feature.0.bias"};
   for (const std::string layer : {"layer1", "layer2"}) {
-    for (const char* key : {".norm.weight", ".norm.bias", ".attn.to_qkv.weight", ".attn.to_out.0.weight",
-                            ".attn.to_out.0.bias", ".attn.res_conv.weight"}) {
+    for (const char* key :
+         {".norm.weight", ".norm.bias", ".attn.to_qkv.weight", ".attn.to_out.0.weight",
+          ".attn.to_out.0.bias", ".attn.res_conv.weight"}) {
       expected.push_back(layer + key);
     }
   }
-  for (const char* key : {"norm.weight", "norm.bias", "classifier.weight", "classifier.bias"}) expected.push_back(key);
+  for (const char* key : {"norm.weight", "norm.bias", "classifier.weight", "classifier.bias"})
+    expected.push_back(key);
   EXPECT_EQ(names, expected);
 }
 
@@ -96,18 +106,20 @@ TEST(TransMil, GradientsMatchCentralDifferences) {
     torch::NoGradGuard no_grad;
     model->cls_token.normal_();  // off its ~0 init, so layer 1's class-token query matters
   }
-  const at::Tensor bag = at::randn({10, 6}, at::kDouble);  // 10 -> 16 tokens (+ class token), 8 landmarks
+  const at::Tensor bag =
+      at::randn({10, 6}, at::kDouble);  // 10 -> 16 tokens (+ class token), 8 landmarks
   const auto loss = [&] { return model->forward(bag).logits[0][1].item<double>(); };
   model->zero_grad();
   model->forward(bag).logits[0][1].backward();
   const auto params = model->named_parameters();
-  for (const auto& [name, index] : std::vector<std::pair<std::string, int64_t>>{{"cls_token", 3},
-                                                                                {"feature.0.weight", 7},
-                                                                                {"layer1.attn.to_qkv.weight", 40},
-                                                                                {"layer1.attn.res_conv.weight", 12},
-                                                                                {"pos_layer.proj.weight", 24},
-                                                                                {"layer2.attn.to_qkv.weight", 300},
-                                                                                {"layer2.norm.bias", 2}}) {
+  for (const auto& [name, index] :
+       std::vector<std::pair<std::string, int64_t>>{{"cls_token", 3},
+                                                    {"feature.0.weight", 7},
+                                                    {"layer1.attn.to_qkv.weight", 40},
+                                                    {"layer1.attn.res_conv.weight", 12},
+                                                    {"pos_layer.proj.weight", 24},
+                                                    {"layer2.attn.to_qkv.weight", 300},
+                                                    {"layer2.norm.bias", 2}}) {
     SCOPED_TRACE(name);
     const at::Tensor p = params[name];
     const double analytic = p.grad().view({-1})[index].item<double>();
@@ -151,8 +163,8 @@ TEST(TransMil, WithoutDropoutTrainAndEvalModesAgree) {
 }
 
 TEST(TransMil, TrainsUnderCpuBf16AutocastLikeTheTrainersBf16Precision) {
-  // The trainer's bf16 precision runs forward under CPU autocast, so bf16 matmul outputs meet the fp32
-  // class token, LayerNorms and residuals; the pseudo-inverse then iterates in bf16.
+  // The trainer's bf16 precision runs forward under CPU autocast, so bf16 matmul outputs meet the
+  // fp32 class token, LayerNorms and residuals; the pseudo-inverse then iterates in bf16.
   seed_torch(11);
   TransMil model = tiny_transmil();
   model->eval();
@@ -165,7 +177,8 @@ TEST(TransMil, TrainsUnderCpuBf16AutocastLikeTheTrainersBf16Precision) {
   }
   const at::Tensor logits = out.logits.to(at::kFloat);
   logits.sum().backward();
-  EXPECT_TRUE(at::allclose(logits, fp32_logits, /*rtol=*/0.05, /*atol=*/0.05)) << logits << fp32_logits;
+  EXPECT_TRUE(at::allclose(logits, fp32_logits, /*rtol=*/0.05, /*atol=*/0.05))
+      << logits << fp32_logits;
   for (const auto& item : model->named_parameters()) {
     ASSERT_TRUE(item.value().grad().defined()) << item.key();
     EXPECT_TRUE(item.value().grad().isfinite().all().item<bool>()) << item.key();
@@ -173,19 +186,22 @@ TEST(TransMil, TrainsUnderCpuBf16AutocastLikeTheTrainersBf16Precision) {
 }
 
 TEST(TransMil, MakeModelReadsOptionsAndRejectsUnknownKeys) {
-  auto model = make_model(ModelSpec{"transmil", {{"dropout", 0.0}, {"activation", "relu"}, {"embed_dim", 32}}}, 10, 2);
+  auto model = make_model(
+      ModelSpec{"transmil", {{"dropout", 0.0}, {"activation", "relu"}, {"embed_dim", 32}}}, 10, 2);
   auto* transmil = dynamic_cast<TransMilImpl*>(model.get());
   ASSERT_NE(transmil, nullptr);
   EXPECT_EQ(transmil->options.embed_dim(), 32);
   EXPECT_EQ(transmil->options.activation(), "relu");
   EXPECT_EQ(transmil->feature->size(), 2u) << "dropout 0 removes the embedding dropout";
   MIL_EXPECT_THROW_WITH(make_model(ModelSpec{"transmil", {{"dropuot", 0.1}}}, 10, 2), "dropuot");
-  MIL_EXPECT_THROW_WITH(make_model(ModelSpec{"transmil", {{"activation", "tanh"}}}, 10, 2), "activation");
+  MIL_EXPECT_THROW_WITH(make_model(ModelSpec{"transmil", {{"activation", "tanh"}}}, 10, 2),
+                        "activation");
 }
 
 TEST(TransMil, RejectsBagsOfTheWrongShapeWithTheShapeInTheMessage) {
   TransMil model = tiny_transmil();
-  MIL_EXPECT_THROW_WITH(model->forward(at::randn({2, 3, 6})), "TransMil expects [N, D] bag features, got [2, 3, 6]");
+  MIL_EXPECT_THROW_WITH(model->forward(at::randn({2, 3, 6})),
+                        "TransMil expects [N, D] bag features, got [2, 3, 6]");
   MIL_EXPECT_THROW_WITH(model->forward(at::randn({4, 7})), "expects D = 6");
   MIL_EXPECT_THROW_WITH(model->forward(at::randn({0, 6})), "at least one instance");
 }

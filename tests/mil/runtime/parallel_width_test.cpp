@@ -8,7 +8,9 @@ namespace {
 /// Sets LibTorch's thread count for one test and restores it.
 class ThreadCount {
  public:
-  explicit ThreadCount(int threads) : saved_(at::get_num_threads()) { at::set_num_threads(threads); }
+  explicit ThreadCount(int threads) : saved_(at::get_num_threads()) {
+    at::set_num_threads(threads);
+  }
   ~ThreadCount() { at::set_num_threads(saved_); }
 
  private:

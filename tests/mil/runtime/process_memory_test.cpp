@@ -31,7 +31,8 @@ TEST(ProcessTuning, RaisesTheOneDnnPrimitiveCacheUnlessTheUserSetIt) {
   // A user's setting under either name wins and is reported.
   ::unsetenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY");
   ::setenv("DNNL_PRIMITIVE_CACHE_CAPACITY", "64", 1);
-  EXPECT_EQ(keep_compiled_kernels_for_reuse(), "oneDNN primitive cache from DNNL_PRIMITIVE_CACHE_CAPACITY=64");
+  EXPECT_EQ(keep_compiled_kernels_for_reuse(),
+            "oneDNN primitive cache from DNNL_PRIMITIVE_CACHE_CAPACITY=64");
   EXPECT_EQ(std::getenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY"), nullptr);
 }
 

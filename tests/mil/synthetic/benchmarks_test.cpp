@@ -9,9 +9,9 @@
 #include <fstream>
 #include <map>
 
+#include "mil/core/sha256.h"
 #include "mil/data/bag_dataset.h"
 #include "mil/eval/metrics.h"
-#include "mil/core/sha256.h"
 #include "tests/support/temp_dir.h"
 
 namespace mil {
@@ -29,7 +29,8 @@ StandInOptions tiny(double scale = 0.02, int dim = 16) {
 std::map<std::string, std::string> file_hashes(const fs::path& root) {
   std::map<std::string, std::string> out;
   for (const auto& e : fs::recursive_directory_iterator(root)) {
-    if (e.is_regular_file()) out[fs::relative(e.path(), root).string()] = sha256_file(e.path().string());
+    if (e.is_regular_file())
+      out[fs::relative(e.path(), root).string()] = sha256_file(e.path().string());
   }
   return out;
 }
@@ -42,8 +43,9 @@ TEST(StandIns, HaveTheReferenceCohortSizesAtScaleOne) {
   const StandInOptions full;
   // Spec 5.2: bags and label-1 bags (tumor, LUSC, ILC) or events; BRCA is our ~1000 at 80/20.
   const std::map<std::string, std::pair<int, int>> expected = {
-      {"camelyon-r50", {398, 159}},        {"tcga-nsclc-uni", {956, 478}},     {"tcga-brca-r50", {1000, 200}},
-      {"tcga-blca-surv-uni", {376, 171}}, {"tcga-luad-surv-r50", {455, 159}}, {"tcga-lusc-surv-uni", {452, 190}}};
+      {"camelyon-r50", {398, 159}},       {"tcga-nsclc-uni", {956, 478}},
+      {"tcga-brca-r50", {1000, 200}},     {"tcga-blca-surv-uni", {376, 171}},
+      {"tcga-luad-surv-r50", {455, 159}}, {"tcga-lusc-surv-uni", {452, 190}}};
   for (const auto& [name, counts] : expected) {
     const nlohmann::json c = plan_benchmark_stand_in(name, full).at("counts");
     EXPECT_EQ(c.at("bags").get<int>(), counts.first) << name;
@@ -74,7 +76,8 @@ TEST(StandIns, HaveTheReferenceCohortSizesAtScaleOne) {
 
 TEST(StandIns, WriteTheReferenceLayoutsThatLoadThroughTheirDatasetEntries) {
   testing::TempDir dir;
-  const BagDataset camelyon = load_dataset(entry_of(write_benchmark_stand_in("camelyon-uni", dir / "c", tiny(0.05))));
+  const BagDataset camelyon =
+      load_dataset(entry_of(write_benchmark_stand_in("camelyon-uni", dir / "c", tiny(0.05))));
   EXPECT_EQ(camelyon.bags.size(), 20u);
   EXPECT_EQ(camelyon.feature_dim, 16);
   std::ifstream c16(dir / "c/label_c16.csv");
@@ -88,13 +91,16 @@ TEST(StandIns, WriteTheReferenceLayoutsThatLoadThroughTheirDatasetEntries) {
   EXPECT_GE(n.bags.size(), 48u);  // 956 * 0.05 cases, some with two slides
   std::ifstream nsclc_csv(dir / "n/label_tcga_nsclc.csv");
   std::getline(nsclc_csv, first);
-  EXPECT_TRUE(first.size() == 17 && first.rfind("TCGA-", 0) == 0 && (first.substr(12) == ",LUAD" || first.substr(12) == ",LUSC"))
+  EXPECT_TRUE(first.size() == 17 && first.rfind("TCGA-", 0) == 0 &&
+              (first.substr(12) == ",LUAD" || first.substr(12) == ",LUSC"))
       << first;
-  EXPECT_EQ(n.bags[0].slide_id.rfind(n.bags[0].case_id + "-01Z-00-DX", 0), 0u) << n.bags[0].slide_id;
+  EXPECT_EQ(n.bags[0].slide_id.rfind(n.bags[0].case_id + "-01Z-00-DX", 0), 0u)
+      << n.bags[0].slide_id;
 
   StandInOptions h5 = tiny();
   h5.format = "h5";
-  const BagDataset blca = load_dataset(entry_of(write_benchmark_stand_in("tcga-blca-surv-r50", dir / "b", h5)));
+  const BagDataset blca =
+      load_dataset(entry_of(write_benchmark_stand_in("tcga-blca-surv-r50", dir / "b", h5)));
   EXPECT_TRUE(blca.survival);
   EXPECT_TRUE(fs::is_directory(dir.path() / "b/h5_files"));
   EXPECT_TRUE(blca.bags[0].coords.defined());
@@ -122,7 +128,8 @@ TEST(StandIns, AreByteIdenticalFromASeedIncludingHdf5) {
       EXPECT_EQ(b.at(path), hash) << path;
     }
   }
-  EXPECT_NE(file_hashes(dir.path() / "other/c").at("pt_files/normal_001.pt"), a.at("c/pt_files/normal_001.pt"));
+  EXPECT_NE(file_hashes(dir.path() / "other/c").at("pt_files/normal_001.pt"),
+            a.at("c/pt_files/normal_001.pt"));
 }
 
 TEST(StandIns, PlantASignalThatUniShowsMoreClearlyThanR50) {
@@ -134,8 +141,10 @@ TEST(StandIns, PlantASignalThatUniShowsMoreClearlyThanR50) {
   std::map<std::string, double> auc, margin;
   for (const char* encoder : {"r50", "uni"}) {
     const std::string name = std::string("camelyon-") + encoder;
-    const BagDataset data = load_dataset(entry_of(write_benchmark_stand_in(name, dir / name, tiny(0.1, 128))));
-    at::Tensor scatter[2] = {at::zeros({128, 128}, at::kDouble), at::zeros({128, 128}, at::kDouble)};
+    const BagDataset data =
+        load_dataset(entry_of(write_benchmark_stand_in(name, dir / name, tiny(0.1, 128))));
+    at::Tensor scatter[2] = {at::zeros({128, 128}, at::kDouble),
+                             at::zeros({128, 128}, at::kDouble)};
     double count[2] = {0, 0};
     std::vector<at::Tensor> centred;
     for (const Bag& b : data.bags) {
@@ -147,12 +156,15 @@ TEST(StandIns, PlantASignalThatUniShowsMoreClearlyThanR50) {
     at::Tensor direction = std::get<1>(at::linalg_eigh(contrast)).select(1, 127);
     double skew = 0;
     for (const at::Tensor& c : centred) skew += c.matmul(direction).pow(3).sum().item<double>();
-    if (skew < 0) direction = -direction;  // an eigenvector's sign is arbitrary; witnesses lie on the + side
+    if (skew < 0)
+      direction = -direction;  // an eigenvector's sign is arbitrary; witnesses lie on the + side
     std::vector<double> scores;
     double sum[2] = {0, 0};
     for (std::size_t i = 0; i < centred.size(); ++i) {
       const at::Tensor projection = centred[i].matmul(direction);
-      scores.push_back(std::get<0>(projection.topk(std::max<int64_t>(1, projection.size(0) / 100))).mean().item<double>());
+      scores.push_back(std::get<0>(projection.topk(std::max<int64_t>(1, projection.size(0) / 100)))
+                           .mean()
+                           .item<double>());
       sum[data.bags[i].label] += scores.back();
     }
     const auto labels = data.labels();
@@ -162,7 +174,8 @@ TEST(StandIns, PlantASignalThatUniShowsMoreClearlyThanR50) {
   }
   EXPECT_GT(auc["r50"], 0.9);
   EXPECT_GE(auc["uni"], auc["r50"]);
-  EXPECT_GT(margin["uni"], 1.2 * margin["r50"]) << "uni " << margin["uni"] << ", r50 " << margin["r50"];
+  EXPECT_GT(margin["uni"], 1.2 * margin["r50"])
+      << "uni " << margin["uni"] << ", r50 " << margin["r50"];
 }
 
 }  // namespace mil

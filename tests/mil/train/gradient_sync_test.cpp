@@ -1,5 +1,5 @@
-// The bucketing and averaging every backend shares, against a fake two-rank backend whose peer holds
-// known gradients.
+// The bucketing and averaging every backend shares, against a fake two-rank backend whose peer
+// holds known gradients.
 #include "mil/train/gradient_sync.h"
 
 #include <ATen/ATen.h>
@@ -8,8 +8,8 @@
 namespace mil {
 namespace {
 
-/// Two ranks; the peer's buffers hold `peer_factor` times ours, so a sum is (1 + factor) x ours. Records
-/// every buffer it is handed.
+/// Two ranks; the peer's buffers hold `peer_factor` times ours, so a sum is (1 + factor) x ours.
+/// Records every buffer it is handed.
 class FakeTwoRankSync final : public GradientSync {
  public:
   explicit FakeTwoRankSync(double peer_factor) : peer_factor_(peer_factor) {}
@@ -47,7 +47,8 @@ at::Tensor parameter_with_grad(std::vector<int64_t> shape, double grad_value) {
 
 TEST(GradientSync, AveragesGradientsOverRanksInPlace) {
   FakeTwoRankSync sync(/*peer_factor=*/3.0);  // peer gradients 3 g: mean (g + 3 g) / 2 = 2 g
-  const std::vector<at::Tensor> params{parameter_with_grad({3, 4}, 0.5), parameter_with_grad({5}, -1.25)};
+  const std::vector<at::Tensor> params{parameter_with_grad({3, 4}, 0.5),
+                                       parameter_with_grad({5}, -1.25)};
   sync.allreduce_gradients(params);
   EXPECT_TRUE(at::allclose(params[0].grad(), at::full({3, 4}, 1.0)));
   EXPECT_TRUE(at::allclose(params[1].grad(), at::full({5}, -2.5)));
@@ -73,7 +74,8 @@ TEST(GradientSync, KeepsDtypesInSeparateBucketsAndTensorsLargerThanABucketWhole)
   FakeTwoRankSync sync(1.0);
   at::Tensor wide = at::zeros({10}, at::kDouble).set_requires_grad(true);
   wide.mutable_grad() = at::ones({10}, at::kDouble);
-  const std::vector<at::Tensor> params{parameter_with_grad({4}, 1.0), wide, parameter_with_grad({1000}, 1.0)};
+  const std::vector<at::Tensor> params{parameter_with_grad({4}, 1.0), wide,
+                                       parameter_with_grad({1000}, 1.0)};
   sync.set_bucket_bytes(64);
   sync.allreduce_gradients(params);
   ASSERT_EQ(sync.reduced.size(), 3u);
@@ -85,13 +87,14 @@ TEST(GradientSync, KeepsDtypesInSeparateBucketsAndTensorsLargerThanABucketWhole)
 TEST(GradientSync, AParameterWithoutGradientContributesZerosAndReceivesTheMean) {
   FakeTwoRankSync sync(1.0);
   at::Tensor untouched = at::zeros({3}).set_requires_grad(true);  // this rank saw no bag
-  at::Tensor frozen = at::zeros({3});                               // no gradient wanted at all
+  at::Tensor frozen = at::zeros({3});                             // no gradient wanted at all
   sync.allreduce_gradients({untouched, frozen, parameter_with_grad({2}, 1.0)});
   ASSERT_TRUE(untouched.grad().defined());
   EXPECT_TRUE(at::equal(untouched.grad(), at::zeros({3})));
   EXPECT_FALSE(frozen.grad().defined());
   ASSERT_EQ(sync.reduced.size(), 1u);
-  EXPECT_EQ(sync.reduced[0].second, 5);  // untouched (3) + the other (2); the frozen tensor is skipped
+  EXPECT_EQ(sync.reduced[0].second,
+            5);  // untouched (3) + the other (2); the frozen tensor is skipped
 }
 
 TEST(GradientSync, BroadcastOverwritesEveryTensorWithRootValues) {

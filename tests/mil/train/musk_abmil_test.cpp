@@ -1,5 +1,6 @@
-// Real-data check: ABMIL on MUSK1 (Dietterich et al. 1997) over the 10 published folds of repetition 0
-// (komartom/MIDatasets.jl indices). Published ABMIL: 0.892 ± 0.040 accuracy (Ilse et al. 2018, Table 1).
+// Real-data check: ABMIL on MUSK1 (Dietterich et al. 1997) over the 10 published folds of
+// repetition 0 (komartom/MIDatasets.jl indices). Published ABMIL: 0.892 ± 0.040 accuracy (Ilse et
+// al. 2018, Table 1).
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -32,8 +33,10 @@ TEST(MuskAbmil, ReachesPublishedAccuracyRangeOverTenFolds) {
     auc_sum += result.metrics.at("test").at("auc").get<double>();
   }
   const double mean_accuracy = accuracy_sum / 10.0;
-  std::printf("MUSK1 ABMIL, repetition 0, 10 folds: mean test accuracy %.3f, mean test AUC %.3f "
-              "(published ABMIL accuracy 0.892 ± 0.040)\n", mean_accuracy, auc_sum / 10.0);
+  std::printf(
+      "MUSK1 ABMIL, repetition 0, 10 folds: mean test accuracy %.3f, mean test AUC %.3f "
+      "(published ABMIL accuracy 0.892 ± 0.040)\n",
+      mean_accuracy, auc_sum / 10.0);
   EXPECT_GE(mean_accuracy, 0.80);
 }
 

@@ -45,13 +45,15 @@ TEST(SurvivalBins, UseOnlyEventTimesForQuartilesButAllTimesForOuterEdges) {
   // Interpolated quartiles: events 10, 20, 30, 40 -> q.25 at position 0.75 -> 17.5.
   const auto interpolated = survival_bin_edges({10, 20, 30, 40}, {1, 1, 1, 1});
   EXPECT_DOUBLE_EQ(interpolated[1], 17.5);
-  MIL_EXPECT_THROW_WITH(survival_bin_edges({1, 2, 3}, {1, 0, 0}), "need at least 2 cases with an event");
+  MIL_EXPECT_THROW_WITH(survival_bin_edges({1, 2, 3}, {1, 0, 0}),
+                        "need at least 2 cases with an event");
 }
 
 TEST(SurvivalNll, MatchesHandWorkedValuesAtZeroLogits) {
   // h = 0.5 in every bin: S = .5, .25, .125, .0625 and S~ = 1, .5, .25, .125, .0625.
   const at::Tensor logits = at::zeros({1, 4});
-  EXPECT_NEAR(survival_nll(logits, 1, /*censored=*/false).item<double>(), -(std::log(.5) + std::log(.5)), 1e-6);
+  EXPECT_NEAR(survival_nll(logits, 1, /*censored=*/false).item<double>(),
+              -(std::log(.5) + std::log(.5)), 1e-6);
   EXPECT_NEAR(survival_nll(logits, 1, /*censored=*/true).item<double>(), -std::log(.25), 1e-6);
   EXPECT_NEAR(survival_nll(logits, 0, /*censored=*/true).item<double>(), -std::log(.5), 1e-6);
   // alpha only reweights: censored bags have no uncensored term, so alpha 0.5 halves their loss.
@@ -100,7 +102,8 @@ TEST(SurvivalDataset, FailsNamingTheLineOfABadStatus) {
   o.bag_count = 6;
   o.feature_dim = 4;
   write_synthetic_benchmark(dir / "s", o);
-  std::ofstream(dir / "s/survival.csv") << "Study,ID,Event,Status,WSI\nx,case_0000,3.5,2,case_0000_s0\n";
+  std::ofstream(dir / "s/survival.csv")
+      << "Study,ID,Event,Status,WSI\nx,case_0000,3.5,2,case_0000_s0\n";
   MIL_EXPECT_THROW_WITH(load_dataset(DatasetSpec{"s", "survival", dir / "s", 4, false}),
                         "survival.csv:2: Status must be 0 or 1");
 }

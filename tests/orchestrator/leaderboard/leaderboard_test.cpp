@@ -57,7 +57,8 @@ std::string read_text(const std::string& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-const LeaderboardRow& selected_row(const Leaderboard& board, const std::string& dataset, const std::string& method) {
+const LeaderboardRow& selected_row(const Leaderboard& board, const std::string& dataset,
+                                   const std::string& method) {
   for (const auto& b : board.benchmarks) {
     for (const auto& m : b.methods) {
       if (b.dataset == dataset && m.method == method && m.row >= 0) return board.rows.at(m.row);
@@ -66,7 +67,8 @@ const LeaderboardRow& selected_row(const Leaderboard& board, const std::string& 
   throw std::runtime_error("no selected row for " + dataset + "/" + method);
 }
 
-const MethodResult& method_result(const Leaderboard& board, const std::string& dataset, const std::string& method) {
+const MethodResult& method_result(const Leaderboard& board, const std::string& dataset,
+                                  const std::string& method) {
   for (const auto& b : board.benchmarks) {
     for (const auto& m : b.methods) {
       if (b.dataset == dataset && m.method == method) return m;
@@ -133,8 +135,10 @@ TEST(Leaderboard, SelectsTheGridPointWithTheBestValidationNotTheBestTest) {
   // validation only, so the row shows test 0.70.
   std::vector<JobResult> results;
   for (int fold = 0; fold < 3; ++fold) {
-    results.push_back(ok_result(make_spec("synth", 1e-4, 1, fold), {{"auc", 0.70}}, {{"auc", 0.90}}));
-    results.push_back(ok_result(make_spec("synth", 2e-4, 1, fold), {{"auc", 0.95}}, {{"auc", 0.80}}));
+    results.push_back(
+        ok_result(make_spec("synth", 1e-4, 1, fold), {{"auc", 0.70}}, {{"auc", 0.90}}));
+    results.push_back(
+        ok_result(make_spec("synth", 2e-4, 1, fold), {{"auc", 0.95}}, {{"auc", 0.80}}));
   }
   const Leaderboard board = build_leaderboard(results, {});
   ASSERT_EQ(board.rows.size(), 2u);
@@ -147,15 +151,17 @@ TEST(Leaderboard, SelectsTheGridPointWithTheBestValidationNotTheBestTest) {
   for (const auto& r : board.rows) selected += r.selected;
   EXPECT_EQ(selected, 1);
   const std::string md = to_markdown(board, "t");
-  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "| abmil | train.lr=0.0001 | 3 | 0.700 ± 0.000 |", md);
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "| abmil | train.lr=0.0001 | 3 | 0.700 ± 0.000 |",
+                      md);
 }
 
 TEST(Leaderboard, SelectsOnTheMetricTheResultsNameAndUsesIt) {
   // Multi-class runs select on balanced accuracy (what metrics.selection says), not on AUC.
   std::vector<JobResult> results;
   for (double lr : {1e-4, 2e-4}) {
-    JobResult r = ok_result(make_spec("c3", lr, 1), {{"auc", 0.9}, {"balanced_accuracy", lr == 1e-4 ? 0.5 : 0.6}},
-                            {{"auc", lr == 1e-4 ? 0.99 : 0.7}, {"balanced_accuracy", lr == 1e-4 ? 0.4 : 0.8}});
+    JobResult r = ok_result(
+        make_spec("c3", lr, 1), {{"auc", 0.9}, {"balanced_accuracy", lr == 1e-4 ? 0.5 : 0.6}},
+        {{"auc", lr == 1e-4 ? 0.99 : 0.7}, {"balanced_accuracy", lr == 1e-4 ? 0.4 : 0.8}});
     r.metrics["selection"] = {{"metric", "balanced_accuracy"}};
     results.push_back(r);
   }
@@ -177,19 +183,27 @@ TEST(Leaderboard, WithoutValidationSeveralGridPointsAreNotSelectableAndAllShown)
   }
   const MethodResult& abmil = method_result(board, "synth", "abmil");
   EXPECT_EQ(abmil.row, -1) << "no validation: never fall back to test";
-  EXPECT_EQ(abmil.note, "none of 2 grid points is selectable (no validation: grid point not selectable)");
+  EXPECT_EQ(abmil.note,
+            "none of 2 grid points is selectable (no validation: grid point not selectable)");
   EXPECT_EQ(selected_row(board, "synth", "gabmil").selection, "only grid point");
   const std::string md = to_markdown(board, "t");
   EXPECT_PRED_FORMAT2(::testing::IsSubstring, "none of 2 grid points is selectable", md);
-  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "| abmil | train.lr=0.0002 | 1 | – | 0.900 ± 0.000 | | no validation: grid point not selectable |", md);
-  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "| abmil | train.lr=0.0001 | 1 | – | 0.700 ± 0.000 | | no validation: grid point not selectable |", md);
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring,
+                      "| abmil | train.lr=0.0002 | 1 | – | 0.900 ± 0.000 | | no validation: grid "
+                      "point not selectable |",
+                      md);
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring,
+                      "| abmil | train.lr=0.0001 | 1 | – | 0.700 ± 0.000 | | no validation: grid "
+                      "point not selectable |",
+                      md);
 }
 
 TEST(Leaderboard, ReadsProtocolFlagsTolerantlyAndDerivesValEqualsTestForLegacy) {
   JobResult tagged = ok_result(make_spec("synth", 1e-4, 1), {{"auc", 0.9}}, {{"auc", 0.9}});
   tagged.metrics["protocol_flags"] = {"val_equals_test", 7};  // a non-string is ignored
   tagged.runtime["protocol_flags"] = {"threads_changed"};
-  EXPECT_EQ(protocol_flags(tagged), (std::vector<std::string>{"threads_changed", "val_equals_test"}));
+  EXPECT_EQ(protocol_flags(tagged),
+            (std::vector<std::string>{"threads_changed", "val_equals_test"}));
   JobResult legacy = ok_result(make_spec("synth", 1e-4, 2), {{"auc", 0.9}});
   legacy.spec.split.protocol = "legacy";
   EXPECT_EQ(protocol_flags(legacy), (std::vector<std::string>{"val_equals_test"}));
@@ -201,14 +215,16 @@ TEST(Leaderboard, ReadsProtocolFlagsTolerantlyAndDerivesValEqualsTestForLegacy) 
 TEST(Leaderboard, FlaggedRowsAreMarkedAndValidationOnTheTestSetCannotSelect) {
   std::vector<JobResult> results;
   for (double lr : {1e-4, 2e-4}) {
-    JobResult r = ok_result(make_spec("synth", lr, 1), {{"auc", lr == 1e-4 ? 0.7 : 0.9}}, {{"auc", lr == 1e-4 ? 0.7 : 0.9}});
+    JobResult r = ok_result(make_spec("synth", lr, 1), {{"auc", lr == 1e-4 ? 0.7 : 0.9}},
+                            {{"auc", lr == 1e-4 ? 0.7 : 0.9}});
     r.metrics["protocol_flags"] = {"val_equals_test"};
     results.push_back(r);
   }
   const Leaderboard board = build_leaderboard(results, {});
   EXPECT_EQ(method_result(board, "synth", "abmil").row, -1);
   EXPECT_EQ(board.rows[0].protocol_flags, (std::vector<std::string>{"val_equals_test"}));
-  EXPECT_EQ(board.rows[0].not_selectable, "validation is the test set (val_equals_test): grid point not selectable");
+  EXPECT_EQ(board.rows[0].not_selectable,
+            "validation is the test set (val_equals_test): grid point not selectable");
   const std::string md = to_markdown(board, "t");
   EXPECT_PRED_FORMAT2(::testing::IsSubstring, "⚑ val_equals_test", md);
   EXPECT_PRED_FORMAT2(::testing::IsSubstring, "⚑ val_equals_test", to_html(board, "t"));
@@ -221,7 +237,8 @@ std::vector<JobResult> paired_results(bool record_split_sizes) {
   for (int fold = 0; fold < 4; ++fold) {
     for (const char* model : {"abmil", "gabmil"}) {
       const double auc = base[fold] + (std::string(model) == "gabmil" ? 0.02 * (fold + 1) : 0.0);
-      JobResult r = ok_result(make_spec("synth", 1e-4, 1, fold, model), {{"auc", auc}}, {{"auc", 0.5}});
+      JobResult r =
+          ok_result(make_spec("synth", 1e-4, 1, fold, model), {{"auc", auc}}, {{"auc", 0.5}});
       if (record_split_sizes) {
         r.metrics["test"]["bags"] = 20;
         r.metrics["train"] = {{"bags", 80}};
@@ -236,7 +253,8 @@ TEST(Leaderboard, ComparesEachMethodWithTheBaselineOnSharedFoldRuns) {
   // d = 0.02, 0.04, 0.06, 0.08 with n_test/n_train = 20/80: the corrected t-test of
   // LeaderboardStats.CorrectedResampledTTestByHandAndScipy, t = 2.7386, p = 0.07142 (scipy); the
   // exact Wilcoxon p of 4 positive differences is 2/16.
-  const Leaderboard board = build_leaderboard(paired_results(/*record_split_sizes=*/true), {}, {"abmil", {}});
+  const Leaderboard board =
+      build_leaderboard(paired_results(/*record_split_sizes=*/true), {}, {"abmil", {}});
   ASSERT_EQ(board.benchmarks.size(), 1u);
   EXPECT_EQ(board.benchmarks[0].baseline, "abmil");
   const MethodResult& g = method_result(board, "synth", "gabmil");
@@ -253,33 +271,42 @@ TEST(Leaderboard, ComparesEachMethodWithTheBaselineOnSharedFoldRuns) {
   EXPECT_FALSE(method_result(board, "synth", "abmil").compared);
   EXPECT_EQ(board.benchmarks[0].methods[0].method, "gabmil") << "best test AUC first";
 
-  // Without recorded split sizes, 4-fold... here fold_count 5 gives 1/(k-1) = 0.25: the same numbers.
-  const Leaderboard fallback = build_leaderboard(paired_results(/*record_split_sizes=*/false), {}, {"abmil", {}});
+  // Without recorded split sizes, 4-fold... here fold_count 5 gives 1/(k-1) = 0.25: the same
+  // numbers.
+  const Leaderboard fallback =
+      build_leaderboard(paired_results(/*record_split_sizes=*/false), {}, {"abmil", {}});
   const MethodResult& f = method_result(fallback, "synth", "gabmil");
   EXPECT_EQ(f.comparison.ratio_source, "1/(k-1)");
   EXPECT_NEAR(f.comparison.t_p, 0.07142153823145017, 1e-9);
 
   // A fold only one method ran is not a pair.
   std::vector<JobResult> partial = paired_results(true);
-  partial.push_back(ok_result(make_spec("synth", 1e-4, 1, 4, "gabmil"), {{"auc", 0.99}}, {{"auc", 0.5}}));
-  EXPECT_EQ(method_result(build_leaderboard(partial, {}, {"abmil", {}}), "synth", "gabmil").comparison.pairs, 4);
+  partial.push_back(
+      ok_result(make_spec("synth", 1e-4, 1, 4, "gabmil"), {{"auc", 0.99}}, {{"auc", 0.5}}));
+  EXPECT_EQ(method_result(build_leaderboard(partial, {}, {"abmil", {}}), "synth", "gabmil")
+                .comparison.pairs,
+            4);
 }
 
 TEST(Leaderboard, BaselineDefaultsToTheSweepsFirstModelAndMustExist) {
   const std::vector<JobResult> results = paired_results(true);
-  const std::vector<JobSpec> manifest = {make_spec("synth", 1e-4, 1, 0, "gabmil"), make_spec("synth", 1e-4, 1, 0, "abmil")};
+  const std::vector<JobSpec> manifest = {make_spec("synth", 1e-4, 1, 0, "gabmil"),
+                                         make_spec("synth", 1e-4, 1, 0, "abmil")};
   EXPECT_EQ(build_leaderboard(results, manifest).benchmarks[0].baseline, "gabmil");
-  EXPECT_EQ(build_leaderboard(results, {}).benchmarks[0].baseline, "abmil") << "no manifest: alphabetical";
-  MIL_EXPECT_THROW_WITH(build_leaderboard(results, {}, {"transmil", {}}),
-                        "baseline 'transmil' is not a method of these results (methods: abmil, gabmil)");
+  EXPECT_EQ(build_leaderboard(results, {}).benchmarks[0].baseline, "abmil")
+      << "no manifest: alphabetical";
+  MIL_EXPECT_THROW_WITH(
+      build_leaderboard(results, {}, {"transmil", {}}),
+      "baseline 'transmil' is not a method of these results (methods: abmil, gabmil)");
 }
 
 TEST(Leaderboard, MethodLabelsSeparateVariantsOfOneModel) {
   JobSpec plain = make_spec("synth", 1e-4, 1);
   JobSpec variant = plain;
   variant.model.method = "abmil+mhim";
-  const Leaderboard board = build_leaderboard(
-      {ok_result(plain, {{"auc", 0.8}}, {{"auc", 0.5}}), ok_result(variant, {{"auc", 0.9}}, {{"auc", 0.5}})}, {});
+  const Leaderboard board = build_leaderboard({ok_result(plain, {{"auc", 0.8}}, {{"auc", 0.5}}),
+                                               ok_result(variant, {{"auc", 0.9}}, {{"auc", 0.5}})},
+                                              {});
   ASSERT_EQ(board.benchmarks[0].methods.size(), 2u);
   EXPECT_EQ(board.benchmarks[0].methods[0].method, "abmil+mhim");
   EXPECT_EQ(selected_row(board, "synth", "abmil+mhim").model, "abmil");
@@ -287,7 +314,8 @@ TEST(Leaderboard, MethodLabelsSeparateVariantsOfOneModel) {
 
 TEST(Leaderboard, AverageRanksAndCriticalDifferenceAcrossBenchmarks) {
   // Test AUC of methods a, b, c on three benchmarks -> ranks:
-  //   d1: 0.9, 0.8, 0.7 -> 1, 2, 3;  d2: 0.8, 0.8, 0.9 -> 2.5, 2.5, 1;  d3: 0.6, 0.7, 0.5 -> 2, 1, 3.
+  //   d1: 0.9, 0.8, 0.7 -> 1, 2, 3;  d2: 0.8, 0.8, 0.9 -> 2.5, 2.5, 1;
+  //   d3: 0.6, 0.7, 0.5 -> 2, 1, 3.
   // Averages: a 5.5/3 = 1.833, b 5.5/3 = 1.833, c 7/3 = 2.333.
   // CD = q_0.05(3) sqrt(3 x 4 / (6 x 3)) = 2.343701 x 0.816497 = 1.913622.
   const double auc[3][3] = {{0.9, 0.8, 0.7}, {0.8, 0.8, 0.9}, {0.6, 0.7, 0.5}};
@@ -295,10 +323,12 @@ TEST(Leaderboard, AverageRanksAndCriticalDifferenceAcrossBenchmarks) {
   std::vector<JobResult> results;
   for (int d = 0; d < 3; ++d) {
     for (int m = 0; m < 3; ++m) {
-      results.push_back(ok_result(make_spec("d" + std::to_string(d + 1), 1e-4, 1, 0, methods[m]), {{"auc", auc[d][m]}}));
+      results.push_back(ok_result(make_spec("d" + std::to_string(d + 1), 1e-4, 1, 0, methods[m]),
+                                  {{"auc", auc[d][m]}}));
     }
   }
-  results.push_back(ok_result(make_spec("d4", 1e-4, 1, 0, "a"), {{"auc", 0.9}}));  // b and c never ran d4
+  results.push_back(
+      ok_result(make_spec("d4", 1e-4, 1, 0, "a"), {{"auc", 0.9}}));  // b and c never ran d4
   const Leaderboard board = build_leaderboard(results, {});
   const RankSummary& r = board.ranks;
   EXPECT_EQ(r.benchmarks, (std::vector<std::string>{"d1", "d2", "d3"}));
@@ -317,7 +347,8 @@ TEST(Leaderboard, AverageRanksAndCriticalDifferenceAcrossBenchmarks) {
 TEST(Leaderboard, ValidationCurveIsTheMeanOverRunsPerEpoch) {
   JobResult a = ok_result(make_spec("synth", 1e-4, 1, 0), {{"auc", 0.8}}, {{"auc", 0.7}});
   JobResult b = ok_result(make_spec("synth", 1e-4, 1, 1), {{"auc", 0.8}}, {{"auc", 0.7}});
-  a.history = json::array({{{"epoch", 0}, {"val", {{"auc", 0.6}}}}, {{"epoch", 1}, {"val", {{"auc", 0.8}}}}});
+  a.history = json::array(
+      {{{"epoch", 0}, {"val", {{"auc", 0.6}}}}, {{"epoch", 1}, {"val", {{"auc", 0.8}}}}});
   b.history = json::array({{{"epoch", 0}, {"val", {{"auc", 0.4}}}}});  // stopped after one epoch
   const Leaderboard board = build_leaderboard({a, b}, {});
   const LeaderboardRow& row = board.rows.at(0);
@@ -355,15 +386,14 @@ TEST(Leaderboard, MissingListsFailedQuarantinedAndNotRunJobs) {
   const JobSpec poisoned = make_spec("synth", 2e-4, 5);
   const JobSpec stray = make_spec("old", 2e-4, 9);  // failed in an earlier sweep, not expected now
   const std::vector<JobResult> results = {
-      ok_result(ran, {{"auc", 0.8}}),
-      failed_result(crashed, "fold 3: out of memory"),
-      ok_result(retried, {{"auc", 0.8}}),
-      failed_result(poisoned, "segfault"),
+      ok_result(ran, {{"auc", 0.8}}),     failed_result(crashed, "fold 3: out of memory"),
+      ok_result(retried, {{"auc", 0.8}}), failed_result(poisoned, "segfault"),
       failed_result(stray, "bad root"),
   };
   LeaderboardOptions options;
   options.quarantined[poisoned.id()] = "failed 3 times";
-  const Leaderboard board = build_leaderboard(results, {ran, crashed, never, retried, poisoned}, options);
+  const Leaderboard board =
+      build_leaderboard(results, {ran, crashed, never, retried, poisoned}, options);
   ASSERT_EQ(board.missing.size(), 4u);
   EXPECT_EQ(board.missing[0].job_id, crashed.id());
   EXPECT_EQ(board.missing[0].status, "failed");
@@ -381,7 +411,8 @@ TEST(Leaderboard, MissingListsFailedQuarantinedAndNotRunJobs) {
   EXPECT_EQ(board.rows[0].runs, 2);
   EXPECT_EQ(board.rows[0].expected_runs, 5) << "all five expected jobs share the config";
   const std::string md = to_markdown(board, "t");
-  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "2 ok results; 4 missing (2 failed, 1 quarantined, 1 not run).", md);
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring,
+                      "2 ok results; 4 missing (2 failed, 1 quarantined, 1 not run).", md);
   EXPECT_PRED_FORMAT2(::testing::IsSubstring, "| 2/5 |", md);
 }
 
@@ -390,37 +421,49 @@ TEST(Leaderboard, MissingShowsAQuarantinedResultWithItsError) {
   const JobSpec poisoned = make_spec("synth", 2e-4, 2);
   JobResult quarantined = failed_result(poisoned, "killed (signal 6, Aborted)");
   quarantined.status = "quarantined";
-  const Leaderboard board = build_leaderboard({ok_result(ran, {{"auc", 0.8}}), quarantined}, {ran, poisoned});
+  const Leaderboard board =
+      build_leaderboard({ok_result(ran, {{"auc", 0.8}}), quarantined}, {ran, poisoned});
   ASSERT_EQ(board.missing.size(), 1u);
   EXPECT_EQ(board.missing[0].status, "quarantined");
   EXPECT_EQ(board.missing[0].error, "killed (signal 6, Aborted)");
-  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "(0 failed, 1 quarantined, 0 not run)", to_markdown(board, "t"));
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "(0 failed, 1 quarantined, 0 not run)",
+                      to_markdown(board, "t"));
 }
 
 TEST(Leaderboard, ReadsQuarantinedJobsFromTheJournal) {
   testing::TempDir dir;
-  std::ofstream(dir / "journal.jsonl") << R"({"job_id": "a", "status": "failed"})" << "\n"
-                                       << R"({"job_id": "a", "status": "quarantined", "detail": "3 failures"})" << "\n"
-                                       << "not json\n"
-                                       << R"({"job_id": "b", "status": "quarantined"})" << "\n"
-                                       << R"({"job_id": "b", "status": "ok"})" << "\n"
-                                       << R"({"job_id": "c", "status": "quarantined"})" << "\n"
-                                       << R"({"job_id": "c", "status": "failed"})" << "\n";
+  std::ofstream(dir / "journal.jsonl")
+      << R"({"job_id": "a", "status": "failed"})"
+      << "\n"
+      << R"({"job_id": "a", "status": "quarantined", "detail": "3 failures"})"
+      << "\n"
+      << "not json\n"
+      << R"({"job_id": "b", "status": "quarantined"})"
+      << "\n"
+      << R"({"job_id": "b", "status": "ok"})"
+      << "\n"
+      << R"({"job_id": "c", "status": "quarantined"})"
+      << "\n"
+      << R"({"job_id": "c", "status": "failed"})"
+      << "\n";
   const auto quarantined = read_quarantined(dir / "journal.jsonl");
-  ASSERT_EQ(quarantined.size(), 1u) << "a later ok (b) or failed (c, rerun with --retry-failed) lifts it";
+  ASSERT_EQ(quarantined.size(), 1u)
+      << "a later ok (b) or failed (c, rerun with --retry-failed) lifts it";
   EXPECT_EQ(quarantined.at("a"), "3 failures");
   EXPECT_TRUE(read_quarantined(dir / "no-journal.jsonl").empty());
 }
 
 TEST(Leaderboard, MarkdownHasBenchmarkTablesRanksMissingAndNotes) {
   const std::vector<JobResult> results = paired_results(true);
-  const std::string md = to_markdown(build_leaderboard(results, {}, {"abmil", {}}), "Leaderboard: demo");
+  const std::string md =
+      to_markdown(build_leaderboard(results, {}, {"abmil", {}}), "Leaderboard: demo");
   EXPECT_EQ(md.rfind("# Leaderboard: demo\n", 0), 0u);
   EXPECT_PRED_FORMAT2(::testing::IsSubstring, "## synth\n", md);
-  EXPECT_PRED_FORMAT2(::testing::IsSubstring,
-                      "| Method | Config | Runs | Test AUC | 95% CI of mean | Val AUC | Test Acc | Test Bal.Acc | "
-                      "Δ vs baseline | Pairs | t-test p (corr.) | Wilcoxon p | Notes |",
-                      md);
+  EXPECT_PRED_FORMAT2(
+      ::testing::IsSubstring,
+      "| Method | Config | Runs | Test AUC | 95% CI of mean | Val AUC | Test Acc | Test Bal.Acc | "
+      "Δ vs baseline | Pairs | t-test p (corr.) | Wilcoxon p | Notes |",
+      md);
   EXPECT_PRED_FORMAT2(::testing::IsSubstring, "| +0.050 | 4 | 0.071 | 0.125 (exact) |", md);
   EXPECT_PRED_FORMAT2(::testing::IsSubstring, "| baseline | | | | only grid point |", md);
   EXPECT_PRED_FORMAT2(::testing::IsSubstring, "### Every grid point of synth", md);
@@ -430,9 +473,11 @@ TEST(Leaderboard, MarkdownHasBenchmarkTablesRanksMissingAndNotes) {
   EXPECT_PRED_FORMAT2(::testing::IsSubstring, "Nadeau & Bengio", md);
 
   const JobSpec crashed = make_spec("synth", 2e-4, 5);
-  const std::string with_missing = to_markdown(build_leaderboard({failed_result(crashed, "a|b\nc")}, {crashed}), "t");
+  const std::string with_missing =
+      to_markdown(build_leaderboard({failed_result(crashed, "a|b\nc")}, {crashed}), "t");
   EXPECT_PRED_FORMAT2(::testing::IsSubstring, "No ok results yet.", with_missing);
-  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "| " + crashed.id() + " | synth | abmil | 0 | 5 | failed | a\\|b c |",
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring,
+                      "| " + crashed.id() + " | synth | abmil | 0 | 5 | failed | a\\|b c |",
                       with_missing);
 }
 
@@ -458,7 +503,8 @@ std::vector<std::string> csv_fields(const std::string& line) {
 
 TEST(Leaderboard, CsvHasOneLinePerGridPointWithTheHeadersColumns) {
   std::vector<JobResult> results = paired_results(true);
-  results.push_back(ok_result(make_spec("synth", 5e-4, 1, 0), {{"auc", 0.5}}, {{"auc", 0.1}}));  // a worse abmil point
+  results.push_back(ok_result(make_spec("synth", 5e-4, 1, 0), {{"auc", 0.5}},
+                              {{"auc", 0.1}}));  // a worse abmil point
   const Leaderboard board = build_leaderboard(results, {}, {"abmil", {}});
   std::istringstream csv(to_csv(board));
   std::string line;
@@ -489,20 +535,28 @@ TEST(Leaderboard, CsvHasOneLinePerGridPointWithTheHeadersColumns) {
 TEST(Leaderboard, HtmlIsOnePageWithInlineSvgAndNothingFromElsewhere) {
   std::vector<JobResult> results = paired_results(true);
   for (int fold = 0; fold < 2; ++fold) {  // a second benchmark, so ranks and the CD diagram exist
-    results.push_back(ok_result(make_spec("other", 1e-4, 1, fold, "abmil"), {{"auc", 0.6}}, {{"auc", 0.5}}));
-    results.push_back(ok_result(make_spec("other", 1e-4, 1, fold, "gabmil"), {{"auc", 0.7}}, {{"auc", 0.5}}));
+    results.push_back(
+        ok_result(make_spec("other", 1e-4, 1, fold, "abmil"), {{"auc", 0.6}}, {{"auc", 0.5}}));
+    results.push_back(
+        ok_result(make_spec("other", 1e-4, 1, fold, "gabmil"), {{"auc", 0.7}}, {{"auc", 0.5}}));
   }
-  for (auto& r : results) r.history = json::array({{{"val", {{"auc", 0.6}}}}, {{"val", {{"auc", 0.7}}}}});
-  const std::string page = to_html(build_leaderboard(results, {}, {"abmil", {}}), "Leaderboard: <demo>");
+  for (auto& r : results)
+    r.history = json::array({{{"val", {{"auc", 0.6}}}}, {{"val", {{"auc", 0.7}}}}});
+  const std::string page =
+      to_html(build_leaderboard(results, {}, {"abmil", {}}), "Leaderboard: <demo>");
   EXPECT_EQ(page.rfind("<!DOCTYPE html>", 0), 0u);
   EXPECT_NE(page.find("</html>\n"), std::string::npos);
-  EXPECT_NE(page.find("<title>Leaderboard: &lt;demo&gt;</title>"), std::string::npos) << "text is escaped";
-  for (const char* external : {"http://", "https://", "<script", "<link", "<img", "src=", "url(", "@import"}) {
+  EXPECT_NE(page.find("<title>Leaderboard: &lt;demo&gt;</title>"), std::string::npos)
+      << "text is escaped";
+  for (const char* external :
+       {"http://", "https://", "<script", "<link", "<img", "src=", "url(", "@import"}) {
     EXPECT_EQ(page.find(external), std::string::npos) << "external resource: " << external;
   }
   std::size_t svgs = 0;
-  for (std::size_t at = page.find("<svg"); at != std::string::npos; at = page.find("<svg", at + 1)) ++svgs;
-  EXPECT_EQ(svgs, 2u * 2u + 1u) << "bars and curves per benchmark, and one critical-difference diagram";
+  for (std::size_t at = page.find("<svg"); at != std::string::npos; at = page.find("<svg", at + 1))
+    ++svgs;
+  EXPECT_EQ(svgs, 2u * 2u + 1u)
+      << "bars and curves per benchmark, and one critical-difference diagram";
   EXPECT_NE(page.find("aria-label=\"critical difference diagram\""), std::string::npos);
   EXPECT_NE(page.find("CD = "), std::string::npos);
   EXPECT_NE(page.find("Validation AUC per epoch"), std::string::npos);

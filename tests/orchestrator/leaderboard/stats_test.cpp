@@ -26,7 +26,8 @@ TEST(LeaderboardStats, IncompleteBetaMatchesClosedFormsAndScipy) {
   EXPECT_NEAR(regularized_incomplete_beta(2, 3, 0.4), 0.5248, 1e-14);
   EXPECT_NEAR(regularized_incomplete_beta(1, 1, 0.77), 0.77, 1e-14);  // the uniform CDF
   // I_x(1/2, 1/2) = (2/pi) asin(sqrt(x)), the arcsine distribution.
-  EXPECT_NEAR(regularized_incomplete_beta(0.5, 0.5, 0.3), 2 / M_PI * std::asin(std::sqrt(0.3)), 1e-13);
+  EXPECT_NEAR(regularized_incomplete_beta(0.5, 0.5, 0.3), 2 / M_PI * std::asin(std::sqrt(0.3)),
+              1e-13);
   EXPECT_NEAR(regularized_incomplete_beta(0.5, 0.5, 0.3), 0.3690101195655454, 1e-13);  // scipy
   EXPECT_NEAR(regularized_incomplete_beta(5, 0.5, 0.9), 0.316642915020012, 1e-13);     // scipy
   EXPECT_NEAR(regularized_incomplete_beta(10, 20, 0.35), 0.592386663663905, 1e-13);    // scipy
@@ -36,12 +37,12 @@ TEST(LeaderboardStats, IncompleteBetaMatchesClosedFormsAndScipy) {
 }
 
 TEST(LeaderboardStats, StudentTCdfMatchesClosedFormsAndScipy) {
-  EXPECT_NEAR(student_t_cdf(0.7, 1), 0.5 + std::atan(0.7) / M_PI, 1e-14);  // Cauchy
+  EXPECT_NEAR(student_t_cdf(0.7, 1), 0.5 + std::atan(0.7) / M_PI, 1e-14);                 // Cauchy
   EXPECT_NEAR(student_t_cdf(1.3, 2), 0.5 + 1.3 / (2 * std::sqrt(2 + 1.3 * 1.3)), 1e-14);  // df = 2
   EXPECT_EQ(student_t_cdf(0, 7), 0.5);
-  EXPECT_NEAR(student_t_cdf(2.0, 3), 0.9303370157205785, 1e-13);     // scipy
-  EXPECT_NEAR(student_t_cdf(-1.5, 9), 0.08392532802853743, 1e-13);   // scipy
-  EXPECT_NEAR(student_t_cdf(4.2, 24), 0.9998412474170293, 1e-13);    // scipy
+  EXPECT_NEAR(student_t_cdf(2.0, 3), 0.9303370157205785, 1e-13);       // scipy
+  EXPECT_NEAR(student_t_cdf(-1.5, 9), 0.08392532802853743, 1e-13);     // scipy
+  EXPECT_NEAR(student_t_cdf(4.2, 24), 0.9998412474170293, 1e-13);      // scipy
   EXPECT_NEAR(student_t_cdf(2.262157, 9), 0.9749999933477842, 1e-13);  // the 97.5% quantile, scipy
   EXPECT_NEAR(student_t_cdf(-3.0, 2.5), 0.036288047774515914, 1e-13);  // scipy
   EXPECT_NEAR(student_t_cdf(1e-3, 100), 0.5003979461199484, 1e-13);    // scipy
@@ -85,7 +86,8 @@ TEST(LeaderboardStats, CorrectedResampledTTestByHandAndScipy) {
   EXPECT_NEAR(t.t, 0.05 / std::sqrt(0.5 * 0.002 / 3), 1e-12);
   EXPECT_NEAR(t.t, 2.7386127875258306, 1e-12);
   EXPECT_NEAR(t.p_value, 0.07142153823145017, 1e-12);
-  // Ten differences, ratio 0.25 (scipy: mean / sqrt((1/10 + 0.25) * var(ddof=1)), 2 * t.sf(|t|, 9)).
+  // Ten differences, ratio 0.25 (scipy: mean / sqrt((1/10 + 0.25) * var(ddof=1)), 2 * t.sf(|t|,
+  // 9)).
   const TTest ten = corrected_resampled_t_test(
       {0.031, -0.012, 0.044, 0.027, 0.005, 0.019, -0.003, 0.038, 0.022, 0.016}, 0.25);
   EXPECT_NEAR(ten.t, 1.7756054311846428, 1e-12);
@@ -117,7 +119,8 @@ TEST(LeaderboardStats, WilcoxonExactByHand) {
 
 TEST(LeaderboardStats, WilcoxonMatchesScipyExactAndNormalWithTies) {
   // scipy.stats.wilcoxon(d, method='exact')
-  const Wilcoxon exact = wilcoxon_signed_rank({0.05, -0.02, 0.031, 0.04, 0.011, 0.06, -0.035, 0.07});
+  const Wilcoxon exact =
+      wilcoxon_signed_rank({0.05, -0.02, 0.031, 0.04, 0.011, 0.06, -0.035, 0.07});
   EXPECT_EQ(exact.method, "exact");
   EXPECT_EQ(exact.statistic, 6);
   EXPECT_NEAR(exact.p_value, 0.109375, 1e-15);
@@ -131,9 +134,10 @@ TEST(LeaderboardStats, WilcoxonMatchesScipyExactAndNormalWithTies) {
   EXPECT_NEAR(tied.p_value, 0.014751872538073401, 1e-12);
   // n = 30 > 25 without ties: normal approximation; scipy method='approx', correction=False.
   const Wilcoxon thirty = wilcoxon_signed_rank(
-      {0.010037, 0.018962, 0.001776, -0.016718, -0.00364, -0.019749, 0.011804, 0.050206, -0.004766, -0.008614,
-       0.024695, 0.020707, 0.013162, -0.017914, 0.009122, 0.030859, -0.030326, -0.003728, -0.047037, -0.028686,
-       -0.045252, 0.002947, -0.028023, 0.018138, 0.014703, 0.004392, -0.065503, -0.006161, 0.008545, 0.013399});
+      {0.010037,  0.018962,  0.001776,  -0.016718, -0.00364,  -0.019749, 0.011804,  0.050206,
+       -0.004766, -0.008614, 0.024695,  0.020707,  0.013162,  -0.017914, 0.009122,  0.030859,
+       -0.030326, -0.003728, -0.047037, -0.028686, -0.045252, 0.002947,  -0.028023, 0.018138,
+       0.014703,  0.004392,  -0.065503, -0.006161, 0.008545,  0.013399});
   EXPECT_EQ(thirty.method, "normal");
   EXPECT_EQ(thirty.statistic, 226);
   EXPECT_NEAR(thirty.p_value, 0.8936443871266052, 1e-12);
@@ -142,7 +146,8 @@ TEST(LeaderboardStats, WilcoxonMatchesScipyExactAndNormalWithTies) {
 TEST(LeaderboardStats, WilcoxonDropsZeroDifferencesBeforeRanking) {
   // Wilcox's method: the zeros go, the other 7 are ranked alone and, untied, tested exactly;
   // scipy.stats.wilcoxon of the 7 non-zero values with method='exact' gives 4.0, 0.109375.
-  const Wilcoxon w = wilcoxon_signed_rank({0.0, 0.125, 0.25, -0.0625, 0.0, 0.375, 0.5, -0.1875, 0.4375});
+  const Wilcoxon w =
+      wilcoxon_signed_rank({0.0, 0.125, 0.25, -0.0625, 0.0, 0.375, 0.5, -0.1875, 0.4375});
   EXPECT_EQ(w.zeros, 2);
   EXPECT_EQ(w.n, 7);
   EXPECT_EQ(w.method, "exact");
@@ -166,7 +171,8 @@ TEST(LeaderboardStats, NemenyiCriticalDifferenceMatchesDemsar) {
   EXPECT_NEAR(nemenyi_q05(5), 2.728, 5e-4);
   EXPECT_NEAR(nemenyi_q05(10), 3.164, 5e-4);
   EXPECT_NEAR(nemenyi_q05(20), 3.543799, 1e-6);
-  // Demšar (2006), section 3.2.4: k = 4 classifiers on N = 14 data sets give CD = 2.569 sqrt(20 / 84) = 1.25.
+  // Demšar (2006), section 3.2.4: k = 4 classifiers on N = 14 data sets give CD = 2.569 sqrt(20 /
+  // 84) = 1.25.
   EXPECT_NEAR(nemenyi_critical_difference(4, 14), 1.2536, 1e-4);
   EXPECT_THROW(nemenyi_q05(1), std::out_of_range);
   EXPECT_THROW(nemenyi_q05(51), std::out_of_range);

@@ -30,11 +30,13 @@ JobResult ok_result(std::uint64_t seed) {
 std::vector<std::string> journal_ids(const std::string& path) {
   std::ifstream in(path);
   std::vector<std::string> ids;
-  for (std::string line; std::getline(in, line);) ids.push_back(json::parse(line).at("job_id").get<std::string>());
+  for (std::string line; std::getline(in, line);)
+    ids.push_back(json::parse(line).at("job_id").get<std::string>());
   return ids;
 }
 
-/// A crash hook that holds the committer thread at the first kTempsWritten until release() is called.
+/// A crash hook that holds the committer thread at the first kTempsWritten until release() is
+/// called.
 class Gate {
  public:
   void hook(CommitStage stage) {
@@ -95,7 +97,8 @@ TEST(GroupCommitter, RecordsQueuedDuringASyncShareTheNextBatchUpToMaxBatch) {
   GroupCommitter committer(store, /*max_batch=*/10);
   committer.submit(StoreRecord::of_result(ok_result(0)));
   gate.wait_entered();  // the first batch (1 record) is being written
-  for (std::uint64_t seed = 1; seed <= 99; ++seed) committer.submit(StoreRecord::of_result(ok_result(seed)));
+  for (std::uint64_t seed = 1; seed <= 99; ++seed)
+    committer.submit(StoreRecord::of_result(ok_result(seed)));
   EXPECT_EQ(committer.committed(), 0u);  // held mid-batch: nothing durable, nothing reported
   gate.release();
   EXPECT_EQ(committer.wait_all(), 100u);
@@ -107,7 +110,8 @@ TEST(GroupCommitter, CountsABatchCommittedOnlyAfterItsJournalLinesAreSynced) {
   ResultsStore store(dir.path().string());
   std::mutex mutex;
   GroupCommitter* watched = nullptr;
-  std::vector<std::pair<std::size_t, std::size_t>> seen;  // (journal lines, committed()) at kJournaled
+  std::vector<std::pair<std::size_t, std::size_t>>
+      seen;  // (journal lines, committed()) at kJournaled
   store.set_crash_hook([&](CommitStage stage) {
     std::lock_guard<std::mutex> lock(mutex);
     if (watched != nullptr && stage == CommitStage::kJournaled) {
@@ -119,7 +123,8 @@ TEST(GroupCommitter, CountsABatchCommittedOnlyAfterItsJournalLinesAreSynced) {
     std::lock_guard<std::mutex> lock(mutex);
     watched = &committer;
   }
-  for (std::uint64_t seed = 0; seed < 20; ++seed) committer.submit(StoreRecord::of_result(ok_result(seed)));
+  for (std::uint64_t seed = 0; seed < 20; ++seed)
+    committer.submit(StoreRecord::of_result(ok_result(seed)));
   EXPECT_EQ(committer.wait_all(), 20u);
   // When a batch's lines are on disk, the count still excludes that batch (it is not durable until
   // write_batch returns), and includes every earlier one.

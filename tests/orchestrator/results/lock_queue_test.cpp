@@ -15,8 +15,8 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/support/temp_dir.h"
 #include "mil/core/runtime_info.h"
+#include "tests/support/temp_dir.h"
 
 namespace mil::orch {
 namespace {
@@ -122,11 +122,14 @@ TEST(ResultsStoreExclusive, TwoStoresRacingOnOneDirectoryWriteEachResultExactlyO
   const auto results = first.load_all();
   ASSERT_EQ(results.size(), static_cast<std::size_t>(kJobs));
   for (const auto& r : results) {
-    EXPECT_EQ(r.metrics.at("test").at("auc").get<double>(), winner_auc.at(r.job_id)) << "the loser overwrote it";
+    EXPECT_EQ(r.metrics.at("test").at("auc").get<double>(), winner_auc.at(r.job_id))
+        << "the loser overwrote it";
   }
-  EXPECT_EQ(journal(dir / "r").size(), static_cast<std::size_t>(kJobs)) << "one journal line per written result";
+  EXPECT_EQ(journal(dir / "r").size(), static_cast<std::size_t>(kJobs))
+      << "one journal line per written result";
   std::size_t leftovers = 0;
-  for (const auto& e : fs::directory_iterator(dir.path() / "r" / "results")) leftovers += e.path().filename().string()[0] == '.';
+  for (const auto& e : fs::directory_iterator(dir.path() / "r" / "results"))
+    leftovers += e.path().filename().string()[0] == '.';
   EXPECT_EQ(leftovers, 0u) << "temporary files must be removed";
 }
 
@@ -183,7 +186,8 @@ TEST(LockQueue, TwoQueuesRacingThroughOneSweepRunEveryJobExactlyOnce) {
   EXPECT_EQ(store_a.load_all().size(), static_cast<std::size_t>(kJobs));
   EXPECT_EQ(journal(dir / "r").size(), static_cast<std::size_t>(kJobs));
   std::size_t locks = 0;
-  for (const auto& e : fs::directory_iterator(dir.path() / "r" / "locks")) locks += e.path().extension() == ".lock";
+  for (const auto& e : fs::directory_iterator(dir.path() / "r" / "locks"))
+    locks += e.path().extension() == ".lock";
   EXPECT_EQ(locks, 0u) << "every lock is released";
 }
 
@@ -228,7 +232,8 @@ TEST(LockQueue, TakesOverALockOnlyOnceItsHeartbeatIsOlderThanTheTimeout) {
   *clock.seconds = 1000.0 + 299.0;
   EXPECT_EQ(other.try_claim().kind, Assignment::Kind::kWait) << "a live lock is not taken";
   *clock.seconds = 1000.0 + 301.0;
-  EXPECT_EQ(other.stale_reason(*other.read_lock(held.job->id)), "heartbeat 301 s old (timeout 300 s)");
+  EXPECT_EQ(other.stale_reason(*other.read_lock(held.job->id)),
+            "heartbeat 301 s old (timeout 300 s)");
   const Claim taken = other.try_claim();
   ASSERT_EQ(taken.kind, Assignment::Kind::kJob);
   EXPECT_TRUE(taken.taken_over);
@@ -236,7 +241,8 @@ TEST(LockQueue, TakesOverALockOnlyOnceItsHeartbeatIsOlderThanTheTimeout) {
   EXPECT_EQ(other.read_lock(held.job->id)->owner.token, "other");
   EXPECT_FALSE(holder.refresh(held.job->id)) << "the old holder learns it lost the lock";
   holder.release(held.job->id);
-  EXPECT_EQ(other.read_lock(held.job->id)->owner.token, "other") << "release must not remove another's lock";
+  EXPECT_EQ(other.read_lock(held.job->id)->owner.token, "other")
+      << "release must not remove another's lock";
 }
 
 TEST(LockQueue, ARefreshedLockIsNotStale) {
@@ -292,7 +298,8 @@ TEST(LockQueue, TakesOverTheLockOfAnEarlierRunOfTheSameSlurmJob) {
   LockOwner stranger = owner_named("stranger");
   stranger.slurm_job_id = "78";
   LockQueue other(store, independent_jobs(1), stranger, fast_options());
-  EXPECT_EQ(other.try_claim().kind, Assignment::Kind::kWait) << "another Slurm job's live lock stays";
+  EXPECT_EQ(other.try_claim().kind, Assignment::Kind::kWait)
+      << "another Slurm job's live lock stays";
 }
 
 TEST(LockQueue, ADependentJobIsClaimedOnlyAfterItsDependencyHasAnOkResult) {
@@ -304,7 +311,8 @@ TEST(LockQueue, ADependentJobIsClaimedOnlyAfterItsDependencyHasAnOkResult) {
   const Claim baseline = first.try_claim();
   ASSERT_EQ(baseline.kind, Assignment::Kind::kJob);
   EXPECT_EQ(baseline.job->id, jobs[0].id) << "only the baseline is ready";
-  EXPECT_EQ(second.try_claim().kind, Assignment::Kind::kWait) << "the dependent waits for its baseline";
+  EXPECT_EQ(second.try_claim().kind, Assignment::Kind::kWait)
+      << "the dependent waits for its baseline";
   ASSERT_TRUE(first.publish(make_result(jobs[0].spec, "ok")));
   first.release(jobs[0].id);
   const Claim dependent = second.try_claim();
@@ -332,9 +340,12 @@ TEST(LockQueue, AFailedDependencyFailsItsDependentOnceWithoutRunningIt) {
   const auto results = store.load_all();
   ASSERT_EQ(results.size(), 2u);
   for (const auto& r : results) EXPECT_FALSE(r.ok());
-  const auto dependent = std::find_if(results.begin(), results.end(), [&](const JobResult& r) { return r.job_id == jobs[1].id; });
+  const auto dependent = std::find_if(results.begin(), results.end(),
+                                      [&](const JobResult& r) { return r.job_id == jobs[1].id; });
   ASSERT_NE(dependent, results.end());
-  EXPECT_NE(dependent->error.find("not run: the job it depends on (" + jobs[0].id), std::string::npos) << dependent->error;
+  EXPECT_NE(dependent->error.find("not run: the job it depends on (" + jobs[0].id),
+            std::string::npos)
+      << dependent->error;
   EXPECT_EQ(journal(dir / "r").size(), 2u) << "scans must not rewrite the dependent's failure";
 }
 

@@ -114,7 +114,8 @@ TEST(ResultsStore, QuarantinedResultsAreListedJournaledWithTheirErrorAndReplacea
   EXPECT_EQ(line.at("detail"), "loading fold 0: boom");
   store.write(make_result(1, "ok"));  // a rerun with --retry-failed may succeed
   EXPECT_TRUE(store.quarantined_ids().empty());
-  MIL_EXPECT_THROW_WITH(store.write(make_result(3, "interrupted")), "is not one of ok, failed, quarantined");
+  MIL_EXPECT_THROW_WITH(store.write(make_result(3, "interrupted")),
+                        "is not one of ok, failed, quarantined");
 }
 
 TEST(ResultsStore, WriteBatchWritesEveryResultAndJournalsRecordsInOrder) {
@@ -125,7 +126,8 @@ TEST(ResultsStore, WriteBatchWritesEveryResultAndJournalsRecordsInOrder) {
                      StoreRecord::of_result(first), StoreRecord::of_result(second)});
   const std::vector<JobResult> loaded = store.load_all();
   ASSERT_EQ(loaded.size(), 2u);
-  for (const JobResult& r : loaded) EXPECT_EQ(json(r), json(r.job_id == first.job_id ? first : second));
+  for (const JobResult& r : loaded)
+    EXPECT_EQ(json(r), json(r.job_id == first.job_id ? first : second));
   const std::vector<std::string> lines = read_lines(dir / "journal.jsonl");
   ASSERT_EQ(lines.size(), 3u);
   EXPECT_EQ(json::parse(lines[0]).at("status"), "retry");
@@ -142,13 +144,14 @@ TEST(ResultsStore, WriteBatchWithABadRecordChangesNothing) {
   ResultsStore store(dir.path().string());
   const JobResult ok = make_result(1, "ok");
   store.write(ok);
-  // An ok result written again, a status that is not final, and a job twice in one batch: each fails the
-  // whole batch before any file is touched.
-  MIL_EXPECT_THROW_WITH(store.write_batch({StoreRecord::of_result(make_result(2, "ok")), StoreRecord::of_result(ok)}),
-                        "already has an ok result");
+  // An ok result written again, a status that is not final, and a job twice in one batch: each
+  // fails the whole batch before any file is touched.
   MIL_EXPECT_THROW_WITH(
-      store.write_batch({StoreRecord::of_result(make_result(2, "ok")), StoreRecord::of_result(make_result(3, "retry"))}),
-      "is not one of ok, failed, quarantined");
+      store.write_batch({StoreRecord::of_result(make_result(2, "ok")), StoreRecord::of_result(ok)}),
+      "already has an ok result");
+  MIL_EXPECT_THROW_WITH(store.write_batch({StoreRecord::of_result(make_result(2, "ok")),
+                                           StoreRecord::of_result(make_result(3, "retry"))}),
+                        "is not one of ok, failed, quarantined");
   MIL_EXPECT_THROW_WITH(store.write_batch({StoreRecord::of_result(make_result(2, "failed")),
                                            StoreRecord::of_result(make_result(2, "ok"))}),
                         "two results in one batch");
@@ -156,10 +159,10 @@ TEST(ResultsStore, WriteBatchWithABadRecordChangesNothing) {
   EXPECT_EQ(read_lines(dir / "journal.jsonl").size(), 1u);
 }
 
-/// What a crash at `stage` (the `occurrence`-th time it is reached) during a batch of `batch` leaves,
-/// run in a child process that _exits there, as a killed rank 0 would stop.
-void crash_during_batch(const std::string& root, const std::vector<JobResult>& batch, CommitStage stage,
-                        int occurrence) {
+/// What a crash at `stage` (the `occurrence`-th time it is reached) during a batch of `batch`
+/// leaves, run in a child process that _exits there, as a killed rank 0 would stop.
+void crash_during_batch(const std::string& root, const std::vector<JobResult>& batch,
+                        CommitStage stage, int occurrence) {
   const pid_t child = ::fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
@@ -190,9 +193,10 @@ TEST(ResultsStore, CrashAtAnyCommitStageLosesAtMostTheBatchAndTheRerunWritesEach
     std::size_t results_kept;  ///< Results of the batch a reader sees after the crash.
     bool journaled;            ///< Whether their journal lines are there.
   };
-  const std::vector<Point> points = {{CommitStage::kTempsWritten, 1, 0, false}, {CommitStage::kTempsSynced, 1, 0, false},
-                                     {CommitStage::kRenamed, 1, 1, false},      {CommitStage::kRenamed, 3, 3, false},
-                                     {CommitStage::kFolderSynced, 1, 4, false}, {CommitStage::kJournaled, 1, 4, true}};
+  const std::vector<Point> points = {
+      {CommitStage::kTempsWritten, 1, 0, false}, {CommitStage::kTempsSynced, 1, 0, false},
+      {CommitStage::kRenamed, 1, 1, false},      {CommitStage::kRenamed, 3, 3, false},
+      {CommitStage::kFolderSynced, 1, 4, false}, {CommitStage::kJournaled, 1, 4, true}};
   for (const Point& point : points) {
     SCOPED_TRACE("crash at stage " + std::to_string(static_cast<int>(point.stage)) + " #" +
                  std::to_string(point.occurrence));
@@ -201,7 +205,8 @@ TEST(ResultsStore, CrashAtAnyCommitStageLosesAtMostTheBatchAndTheRerunWritesEach
     const JobResult earlier = make_result(100, "ok", 0.25);
     ResultsStore(root).write(earlier);  // a batch committed before: must survive untouched
     std::vector<JobResult> batch;
-    for (std::uint64_t seed = 1; seed <= 4; ++seed) batch.push_back(make_result(seed, "ok", 0.5 + 0.1 * double(seed)));
+    for (std::uint64_t seed = 1; seed <= 4; ++seed)
+      batch.push_back(make_result(seed, "ok", 0.5 + 0.1 * double(seed)));
     crash_during_batch(root, batch, point.stage, point.occurrence);
 
     // Restart: the reader sees whole results only (temp files skipped), in rename order.
@@ -209,21 +214,25 @@ TEST(ResultsStore, CrashAtAnyCommitStageLosesAtMostTheBatchAndTheRerunWritesEach
     const std::set<std::string> done = store.completed_ids();
     EXPECT_EQ(done.size(), 1 + point.results_kept);
     EXPECT_EQ(done.count(earlier.job_id), 1u);
-    for (std::size_t i = 0; i < batch.size(); ++i) EXPECT_EQ(done.count(batch[i].job_id), i < point.results_kept ? 1u : 0u);
+    for (std::size_t i = 0; i < batch.size(); ++i)
+      EXPECT_EQ(done.count(batch[i].job_id), i < point.results_kept ? 1u : 0u);
     for (const JobResult& r : store.load_all()) {
-      EXPECT_EQ(json(r), json(r.job_id == earlier.job_id ? earlier : batch.at(std::size_t(r.spec.seed - 1))));
+      EXPECT_EQ(json(r), json(r.job_id == earlier.job_id ? earlier
+                                                         : batch.at(std::size_t(r.spec.seed - 1))));
     }
     const auto journal = replay_journal(root + "/journal.jsonl");
     for (const JobResult& r : batch) EXPECT_EQ(journal.count(r.job_id), point.journaled ? 1u : 0u);
 
-    // The rerun (as run_orchestrator: skip what is done) writes the rest once; nothing is duplicated.
+    // The rerun (as run_orchestrator: skip what is done) writes the rest once; nothing is
+    // duplicated.
     std::vector<StoreRecord> rerun;
     for (const JobResult& r : batch) {
       if (done.count(r.job_id) == 0) rerun.push_back(StoreRecord::of_result(r));
     }
     store.write_batch(rerun);
     EXPECT_EQ(store.completed_ids().size(), 1 + batch.size());
-    for (const auto& [id, entry] : replay_journal(root + "/journal.jsonl")) EXPECT_LE(entry.ok_lines, 1) << id;
+    for (const auto& [id, entry] : replay_journal(root + "/journal.jsonl"))
+      EXPECT_LE(entry.ok_lines, 1) << id;
   }
 }
 
@@ -235,7 +244,8 @@ TEST(ResultsStore, ReplayJournalKeepsEachJobsLastStatusAndCountsRetriesAndSkipsT
   store.write(a);
   store.note(b.job_id, "retry", "attempt 1 of 2 failed: loading fold 0: boom");
   store.write(b);
-  std::ofstream(dir / "journal.jsonl", std::ios::app) << "{\"job_id\": \"torn";  // a crash mid-append
+  std::ofstream(dir / "journal.jsonl", std::ios::app)
+      << "{\"job_id\": \"torn";                     // a crash mid-append
   store.note(a.job_id, "note", "after the crash");  // must not be glued to the torn line
   std::size_t skipped = 0;
   const auto entries = replay_journal(dir / "journal.jsonl", &skipped);
@@ -263,9 +273,11 @@ TEST(ResultsStore, ReplayJournalCountsHangsSinceTheJobsLastFinalFailure) {
   store.note(b.job_id, "hung", "hung: no heartbeat for 9 s (in worker rank 2)");
   store.note(b.job_id, "hung", "hung: no heartbeat for 8 s (in worker rank 1)");
   const auto entries = replay_journal(dir / "journal.jsonl");
-  EXPECT_EQ(entries.at(a.job_id).lost_attempts, std::vector<std::string>{"hung: no heartbeat for 700 s (in worker ranks 1,2)"});
-  EXPECT_EQ(entries.at(b.job_id).lost_attempts, (std::vector<std::string>{"hung: no heartbeat for 9 s (in worker rank 2)",
-                                                                  "hung: no heartbeat for 8 s (in worker rank 1)"}));
+  EXPECT_EQ(entries.at(a.job_id).lost_attempts,
+            std::vector<std::string>{"hung: no heartbeat for 700 s (in worker ranks 1,2)"});
+  EXPECT_EQ(entries.at(b.job_id).lost_attempts,
+            (std::vector<std::string>{"hung: no heartbeat for 9 s (in worker rank 2)",
+                                      "hung: no heartbeat for 8 s (in worker rank 1)"}));
 }
 
 TEST(ResultsStore, IgnoresTempFilesAndThrowsNamingCorruptFile) {

@@ -44,7 +44,8 @@ TEST(CostEstimate, ProbeCountsLabelRowsFeatureBytesAndSyntheticInstances) {
 
 TEST(CostEstimate, ProbeCountsMuskInstancesAndSurvivalCases) {
   testing::TempDir dir;
-  write_text(dir / "musk1.csv", "bag_id,bag_label,instance_index,f0\n0,1,0,1\n0,1,1,2\n0,1,2,3\n1,0,0,4\n");
+  write_text(dir / "musk1.csv",
+             "bag_id,bag_label,instance_index,f0\n0,1,0,1\n0,1,1,2\n0,1,2,3\n1,0,0,4\n");
   DatasetSpec musk;
   musk.kind = "musk";
   musk.root = dir / "musk1";
@@ -52,7 +53,8 @@ TEST(CostEstimate, ProbeCountsMuskInstancesAndSurvivalCases) {
   EXPECT_EQ(m.bags.value_or(-1), 2);
   EXPECT_EQ(m.instances_per_bag.value_or(-1), 2);  // 4 instances / 2 bags
 
-  write_text(dir / "s/survival.csv", "Study,ID,Event,Status,WSI\nx,c1,3,1,c1_a\nx,c1,3,1,c1_b\nx,c2,5,0,c2_a\n");
+  write_text(dir / "s/survival.csv",
+             "Study,ID,Event,Status,WSI\nx,c1,3,1,c1_a\nx,c1,3,1,c1_b\nx,c2,5,0,c2_a\n");
   DatasetSpec surv;
   surv.kind = "survival";
   surv.root = dir / "s";

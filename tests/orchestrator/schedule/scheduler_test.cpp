@@ -197,11 +197,14 @@ TEST(SchedulerRetries, ASuccessfulRetryEndsDoneWithTheFirstErrorKept) {
 TEST(SchedulerRetries, QuarantinesAJobThatFailsEveryAttemptTheSameWayUpToNumbersAndPaths) {
   Scheduler s(make_jobs(1), {}, /*max_attempts=*/3);
   EXPECT_EQ(take(s, 1), "j0");
-  EXPECT_EQ(s.complete(1, "j0", false, "loading data: /tmp/a/x.pt: truncated at byte 7"), Fate::kRetry);
+  EXPECT_EQ(s.complete(1, "j0", false, "loading data: /tmp/a/x.pt: truncated at byte 7"),
+            Fate::kRetry);
   EXPECT_EQ(take(s, 2), "j0");
-  EXPECT_EQ(s.complete(2, "j0", false, "loading data: /scratch/b/x.pt: truncated at byte 9"), Fate::kRetry);
+  EXPECT_EQ(s.complete(2, "j0", false, "loading data: /scratch/b/x.pt: truncated at byte 9"),
+            Fate::kRetry);
   EXPECT_EQ(take(s, 1), "j0");
-  EXPECT_EQ(s.complete(1, "j0", false, "loading data: /tmp/c/x.pt: truncated at byte 12"), Fate::kQuarantined);
+  EXPECT_EQ(s.complete(1, "j0", false, "loading data: /tmp/c/x.pt: truncated at byte 12"),
+            Fate::kQuarantined);
   EXPECT_EQ(s.attempt_errors("j0").size(), 3u);
   EXPECT_EQ(s.failed_ids(), std::vector<std::string>{"j0"});
   EXPECT_EQ(s.next(1).kind, Kind::kStop);
@@ -257,7 +260,8 @@ TEST(SchedulerRetries, RetriedJobsGoBackToTheFrontOfTheCostOrder) {
 }
 
 TEST(SchedulerRetries, HandsOutAHundredThousandJobsInLinearTime) {
-  // Linear: ~0.1 s. The former scan from the first job on every next() took ~5e9 steps (many seconds).
+  // Linear: ~0.1 s. The former scan from the first job on every next() took ~5e9 steps (many
+  // seconds).
   Scheduler s(make_jobs(100000), {});
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < 100000; ++i) {
@@ -273,8 +277,10 @@ TEST(SchedulerRetries, HandsOutAHundredThousandJobsInLinearTime) {
 TEST(ErrorSignature, ReplacesPathsAndDigitRunsOnly) {
   EXPECT_EQ(error_signature("loading data: /a/b/slide_0003.pt: truncated (7 bytes)"),
             "loading data: <path> truncated (# bytes)");
-  EXPECT_EQ(error_signature("killed (signal 9; out of memory?)"), "killed (signal #; out of memory?)");
-  EXPECT_NE(error_signature("killed (signal 6, Aborted)"), error_signature("hung: no heartbeat for 600 s"));
+  EXPECT_EQ(error_signature("killed (signal 9; out of memory?)"),
+            "killed (signal #; out of memory?)");
+  EXPECT_NE(error_signature("killed (signal 6, Aborted)"),
+            error_signature("hung: no heartbeat for 600 s"));
 }
 
 }  // namespace mil::orch
@@ -283,9 +289,11 @@ namespace mil::orch {
 namespace {
 
 /// Jobs named by `names` with the given ranks and costs (default specs).
-std::vector<ScheduledJob> group_jobs(const std::vector<std::tuple<std::string, int, double>>& jobs) {
+std::vector<ScheduledJob> group_jobs(
+    const std::vector<std::tuple<std::string, int, double>>& jobs) {
   std::vector<ScheduledJob> out;
-  for (const auto& [id, ranks, cost] : jobs) out.push_back(ScheduledJob{JobSpec{}, id, cost, {}, ranks});
+  for (const auto& [id, ranks, cost] : jobs)
+    out.push_back(ScheduledJob{JobSpec{}, id, cost, {}, ranks});
   return out;
 }
 
@@ -309,9 +317,11 @@ TEST(SchedulerGroups, AGroupJobHoldsIdleWorkersUntilItHasEnoughThenRunsOnAllOfTh
 }
 
 TEST(SchedulerGroups, HeldWorkersAreNotGivenSmallerJobsWhileTheGroupJobWaits) {
-  // Worker 1 runs the longest job; a 3-rank job comes next, then 1-rank jobs. Workers 2 and 3 free up
-  // first: were they handed the 1-rank jobs, the group job would wait for as long as they keep coming.
-  Scheduler scheduler(group_jobs({{"long", 1, 10.0}, {"g", 3, 5.0}, {"s1", 1, 1.0}, {"s2", 1, 1.0}}), {});
+  // Worker 1 runs the longest job; a 3-rank job comes next, then 1-rank jobs. Workers 2 and 3 free
+  // up first: were they handed the 1-rank jobs, the group job would wait for as long as they keep
+  // coming.
+  Scheduler scheduler(
+      group_jobs({{"long", 1, 10.0}, {"g", 3, 5.0}, {"s1", 1, 1.0}, {"s2", 1, 1.0}}), {});
   EXPECT_EQ(take(scheduler, 1), "long");
   EXPECT_EQ(scheduler.next(2).kind, Assignment::Kind::kHold);
   EXPECT_EQ(scheduler.next(3).kind, Assignment::Kind::kHold);
@@ -371,7 +381,8 @@ TEST(SchedulerGroups, AFailedMemberRetriesTheJobOnANewGroupAndTheSameFailureTwic
   ASSERT_EQ(again.kind, Assignment::Kind::kJob);
   EXPECT_EQ(again.group, (std::vector<int>{1, 2}));
   EXPECT_EQ(scheduler.attempts("g"), 2);
-  EXPECT_EQ(scheduler.complete(1, "g", false, "rank 1: out of memory at /tmp/b"), Fate::kQuarantined);
+  EXPECT_EQ(scheduler.complete(1, "g", false, "rank 1: out of memory at /tmp/b"),
+            Fate::kQuarantined);
   EXPECT_EQ(scheduler.complete(2, "g", false, "rank 2: out of memory at /tmp/c"), Fate::kMember);
   EXPECT_EQ(scheduler.failed_ids(), (std::vector<std::string>{"g"}));
   EXPECT_EQ(scheduler.attempt_errors("g").size(), 2u);
@@ -423,7 +434,8 @@ TEST(SchedulerGroups, AStoppedGroupJobIsRequeuedOnceWithoutUsingAnAttempt) {
   EXPECT_EQ(scheduler.running_count(), 0u);
 }
 
-TEST(SchedulerAhead, AnAheadRequestGetsTheHeadOfTheLineAndAReturnedJobIsHandedOutAgainWithoutUsingAnAttempt) {
+TEST(SchedulerAhead,
+     AnAheadRequestGetsTheHeadOfTheLineAndAReturnedJobIsHandedOutAgainWithoutUsingAnAttempt) {
   Scheduler scheduler(make_jobs(3, {3.0, 2.0, 1.0}), {}, /*max_attempts=*/1);
   EXPECT_EQ(take(scheduler, 10), "j0");
   // Holder 11 is the same worker asking ahead while it runs j0: it gets the next job in cost order.
@@ -432,8 +444,8 @@ TEST(SchedulerAhead, AnAheadRequestGetsTheHeadOfTheLineAndAReturnedJobIsHandedOu
   EXPECT_EQ(ahead.job->id, "j1");
   EXPECT_EQ(ahead.group, (std::vector<int>{11}));
   EXPECT_EQ(scheduler.running_count(), 2u);
-  // j0 runs long, so the worker hands j1 back unstarted: pending again, first in line, no attempt used
-  // (with max_attempts 1, a counted attempt would leave it none).
+  // j0 runs long, so the worker hands j1 back unstarted: pending again, first in line, no attempt
+  // used (with max_attempts 1, a counted attempt would leave it none).
   EXPECT_TRUE(scheduler.requeue(11, "j1"));
   EXPECT_EQ(scheduler.attempts("j1"), 0);
   EXPECT_EQ(take(scheduler, 12), "j1");
@@ -442,7 +454,8 @@ TEST(SchedulerAhead, AnAheadRequestGetsTheHeadOfTheLineAndAReturnedJobIsHandedOu
 }
 
 TEST(SchedulerAhead, AnAheadRequestNeverHoldsNeverStopsAndNeverOvertakesAGroupJob) {
-  // The head of the line needs two workers: an ahead request must not take the 1-rank job behind it.
+  // The head of the line needs two workers: an ahead request must not take the 1-rank job behind
+  // it.
   Scheduler scheduler(group_jobs({{"long", 1, 10.0}, {"g", 2, 5.0}, {"s", 1, 1.0}}), {});
   EXPECT_EQ(take(scheduler, 1), "long");
   EXPECT_EQ(scheduler.next_ahead(2).kind, Kind::kWait);
@@ -458,8 +471,8 @@ TEST(SchedulerAhead, AnAheadRequestNeverHoldsNeverStopsAndNeverOvertakesAGroupJo
   EXPECT_EQ(g.group, (std::vector<int>{3, 5}));
   EXPECT_EQ(scheduler.next_ahead(6).job->id, "s");
   EXPECT_EQ(scheduler.complete(6, "s", true), Fate::kDone);
-  // Nothing left to hand out while "g" runs: next() would answer kWait, and so does an ahead request;
-  // once everything is done, next() says stop but an ahead request still only waits.
+  // Nothing left to hand out while "g" runs: next() would answer kWait, and so does an ahead
+  // request; once everything is done, next() says stop but an ahead request still only waits.
   EXPECT_EQ(scheduler.next_ahead(7).kind, Kind::kWait);
   EXPECT_EQ(scheduler.complete(3, "g", true), Fate::kDone);
   EXPECT_EQ(scheduler.complete(5, "g", true), Fate::kMember);
@@ -486,7 +499,8 @@ TEST(SchedulerGroups, RejectsAJobOfFewerThanOneRankAndCopiesRanksFromTheSpec) {
 TEST(SchedulerGroups, FourWorkersFinishAMixOfOneAndTwoRankJobsEachExactlyOnce) {
   // Workers ask in a fixed rotation; a held worker waits for the kJob that names it.
   std::vector<std::tuple<std::string, int, double>> specs;
-  for (int i = 0; i < 12; ++i) specs.emplace_back("j" + std::to_string(i), i % 3 == 0 ? 2 : 1, double(i % 4));
+  for (int i = 0; i < 12; ++i)
+    specs.emplace_back("j" + std::to_string(i), i % 3 == 0 ? 2 : 1, double(i % 4));
   Scheduler scheduler(group_jobs(specs), {});
   std::map<int, std::string> busy;  // worker -> job
   std::set<int> held, stopped;
@@ -495,7 +509,8 @@ TEST(SchedulerGroups, FourWorkersFinishAMixOfOneAndTwoRankJobsEachExactlyOnce) {
     const int worker = 1 + round % 4;
     if (stopped.count(worker) > 0 || held.count(worker) > 0) continue;
     if (busy.count(worker) > 0) {
-      if (scheduler.complete(worker, busy[worker], true) == Fate::kDone) ++leaders_done[busy[worker]];
+      if (scheduler.complete(worker, busy[worker], true) == Fate::kDone)
+        ++leaders_done[busy[worker]];
       busy.erase(worker);
     }
     const Assignment a = scheduler.next(worker);

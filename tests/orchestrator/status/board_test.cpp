@@ -21,7 +21,8 @@ struct FakeClock {
 
 std::vector<StatusJobInfo> jobs(int count) {
   std::vector<StatusJobInfo> out;
-  for (int i = 0; i < count; ++i) out.push_back({"job" + std::to_string(i), "abmil", "synth", i % 5, 2021});
+  for (int i = 0; i < count; ++i)
+    out.push_back({"job" + std::to_string(i), "abmil", "synth", i % 5, 2021});
   return out;
 }
 
@@ -86,11 +87,13 @@ TEST(StatusBoard, InterruptedJobGoesBackToPendingAndRetryRunsAgain) {
   c = board.summary().counts;
   EXPECT_EQ(c.failed, 0u);
   EXPECT_EQ(c.running, 1u);
-  EXPECT_FALSE(board.summary().sweep_jobs_per_h.has_value()) << "neither an interruption nor a retry finishes a job";
+  EXPECT_FALSE(board.summary().sweep_jobs_per_h.has_value())
+      << "neither an interruption nor a retry finishes a job";
 }
 
 TEST(StatusBoard, AResultReportedAfterItsWorkerTookTheNextJobCountsForItAndKeepsItBusy) {
-  // Group commit: rank 0 reports a result once durable, when its worker may already run its next job.
+  // Group commit: rank 0 reports a result once durable, when its worker may already run its next
+  // job.
   FakeClock clock;
   StatusBoard board = make_board(clock);
   board.sweep_started(jobs(3), {});
@@ -144,7 +147,8 @@ TEST(StatusBoard, AReportedJobIsCommittingNotRunningAndItsWorkerIsFreeAndCountsI
   status = board.snapshot().json;
   EXPECT_EQ(status.at("counts").at("committing"), 0);
   EXPECT_EQ(status.at("counts").at("done"), 1);
-  EXPECT_EQ(status.at("workers")[0].at("job_id"), "job1") << "the durable result does not free the next job's worker";
+  EXPECT_EQ(status.at("workers")[0].at("job_id"), "job1")
+      << "the durable result does not free the next job's worker";
   EXPECT_EQ(status.at("workers")[0].at("jobs_finished"), 1);
 }
 
@@ -176,7 +180,7 @@ TEST(StatusBoard, ThroughputAndEtaFollowTheInjectedClock) {
   EXPECT_DOUBLE_EQ(s.uptime_s, 4500.0);
   EXPECT_DOUBLE_EQ(*s.sweep_jobs_per_h, 6 * 3600.0 / 4500.0);
   EXPECT_DOUBLE_EQ(*s.recent_jobs_per_h, 2 * 3600.0 / 900.0);  // job6 and job7 in the last 900 s
-  EXPECT_DOUBLE_EQ(*s.eta_s, 4 * 3600.0 / 8.0);                 // 4 pending at the recent 8 jobs/h
+  EXPECT_DOUBLE_EQ(*s.eta_s, 4 * 3600.0 / 8.0);                // 4 pending at the recent 8 jobs/h
 }
 
 TEST(StatusBoard, EtaFallsBackToSweepRateWhenRecentWindowIsEmpty) {
@@ -283,20 +287,28 @@ TEST(StatusBoard, SnapshotJsonHasDocumentedShape) {
   clock.advance(1800s);
   board.job_finished("job1", "failed", "loading fold 1: missing file x.pt");
   const nlohmann::json j = board.snapshot().json;
-  for (const char* key : {"sweep", "counts", "progress", "throughput", "eta_s", "running", "workers", "failures", "jobs"}) {
+  for (const char* key : {"sweep", "counts", "progress", "throughput", "eta_s", "running",
+                          "workers", "failures", "jobs"}) {
     EXPECT_TRUE(j.contains(key)) << key;
   }
   EXPECT_EQ(j.at("sweep").at("name"), "demo");
   EXPECT_EQ(j.at("sweep").at("started_at"), "2026-01-02T03:04:05Z");
   EXPECT_EQ(j.at("sweep").at("now"), "2026-01-02T03:34:05Z");
   EXPECT_DOUBLE_EQ(j.at("sweep").at("uptime_s").get<double>(), 1800.0);
-  EXPECT_EQ(j.at("counts"), (nlohmann::json{{"total", 4}, {"pending", 2}, {"running", 0}, {"committing", 0}, {"done", 0},
-                                            {"failed", 1}, {"quarantined", 0}, {"skipped", 1}}));
+  EXPECT_EQ(j.at("counts"), (nlohmann::json{{"total", 4},
+                                            {"pending", 2},
+                                            {"running", 0},
+                                            {"committing", 0},
+                                            {"done", 0},
+                                            {"failed", 1},
+                                            {"quarantined", 0},
+                                            {"skipped", 1}}));
   EXPECT_EQ(j.at("progress").at("finished"), 2);
   EXPECT_DOUBLE_EQ(j.at("progress").at("fraction").get<double>(), 0.5);
   EXPECT_DOUBLE_EQ(j.at("throughput").at("sweep_jobs_per_h").get<double>(), 2.0);
-  EXPECT_DOUBLE_EQ(j.at("throughput").at("recent_jobs_per_h").get<double>(), 4.0);  // 1 in min(900, 1800) s
-  EXPECT_DOUBLE_EQ(j.at("eta_s").get<double>(), 1800.0);                              // 2 left at 4 jobs/h
+  EXPECT_DOUBLE_EQ(j.at("throughput").at("recent_jobs_per_h").get<double>(),
+                   4.0);                                  // 1 in min(900, 1800) s
+  EXPECT_DOUBLE_EQ(j.at("eta_s").get<double>(), 1800.0);  // 2 left at 4 jobs/h
   ASSERT_EQ(j.at("failures").size(), 1u);
   EXPECT_EQ(j.at("failures")[0].at("job_id"), "job1");
   EXPECT_EQ(j.at("failures")[0].at("error"), "loading fold 1: missing file x.pt");
@@ -349,25 +361,34 @@ TEST(StatusBoard, ConcurrentWritersAndReadersKeepCountsConsistent) {
 
 TEST(ProgressLine, ShowsBarCountsRateAndEta) {
   StatusSummary s;
-  s.counts = {/*total=*/40, /*pending=*/25, /*running=*/2, /*done=*/10, /*failed=*/1, /*quarantined=*/0, /*skipped=*/2};
+  s.counts = {/*total=*/40, /*pending=*/25,    /*running=*/2, /*done=*/10,
+              /*failed=*/1, /*quarantined=*/0, /*skipped=*/2};
   s.recent_jobs_per_h = 30.0;
   s.eta_s = 330.0;
-  EXPECT_EQ(format_progress_line(s), "[###.......] 12/40 done \u00b7 2 running \u00b7 1 failed \u00b7 30 jobs/h \u00b7 ETA 5m");
+  EXPECT_EQ(
+      format_progress_line(s),
+      "[###.......] 12/40 done \u00b7 2 running \u00b7 1 failed \u00b7 30 jobs/h \u00b7 ETA 5m");
 }
 
 TEST(ProgressLine, OmitsZeroFailuresShowsQuarantineAndUnknowns) {
   StatusSummary s;
-  s.counts = {/*total=*/4, /*pending=*/1, /*running=*/0, /*done=*/2, /*failed=*/0, /*quarantined=*/1, /*skipped=*/0};
-  EXPECT_EQ(format_progress_line(s, 4), "[###.] 2/4 done \u00b7 0 running \u00b7 1 quarantined \u00b7 ? jobs/h \u00b7 ETA ?");
-  s.sweep_jobs_per_h = 2.54;  // below 10 jobs/h one decimal; the sweep rate stands in for a missing recent one
+  s.counts = {/*total=*/4,  /*pending=*/1,     /*running=*/0, /*done=*/2,
+              /*failed=*/0, /*quarantined=*/1, /*skipped=*/0};
+  EXPECT_EQ(format_progress_line(s, 4),
+            "[###.] 2/4 done \u00b7 0 running \u00b7 1 quarantined \u00b7 ? jobs/h \u00b7 ETA ?");
+  s.sweep_jobs_per_h =
+      2.54;  // below 10 jobs/h one decimal; the sweep rate stands in for a missing recent one
   s.eta_s = 2 * 3600 + 5 * 60 + 59;
-  EXPECT_EQ(format_progress_line(s, 4), "[###.] 2/4 done \u00b7 0 running \u00b7 1 quarantined \u00b7 2.5 jobs/h \u00b7 ETA 2h 05m");
+  EXPECT_EQ(
+      format_progress_line(s, 4),
+      "[###.] 2/4 done \u00b7 0 running \u00b7 1 quarantined \u00b7 2.5 jobs/h \u00b7 ETA 2h 05m");
 }
 
 TEST(ProgressLine, EmptySweepShowsFullBar) {
   StatusSummary s;
   s.eta_s = 0.0;
-  EXPECT_EQ(format_progress_line(s, 3), "[###] 0/0 done \u00b7 0 running \u00b7 ? jobs/h \u00b7 ETA 0s");
+  EXPECT_EQ(format_progress_line(s, 3),
+            "[###] 0/0 done \u00b7 0 running \u00b7 ? jobs/h \u00b7 ETA 0s");
 }
 
 TEST(FormatDuration, PicksUnitsByMagnitude) {
@@ -405,7 +426,8 @@ TEST(ProgressLine, PrintsLogLinesAboveTheLineAndLeavesTheFinalLineOnExit) {
   std::FILE* out = std::tmpfile();
   ASSERT_NE(out, nullptr);
   {
-    ProgressLine line(board, out, std::chrono::hours(1));  // draws once at start, then only when asked
+    ProgressLine line(board, out,
+                      std::chrono::hours(1));  // draws once at start, then only when asked
     line.print("12:00:00 [rank 0] hello");
     board.job_assigned("job1", 1);
     clock.advance(60s);
@@ -414,12 +436,14 @@ TEST(ProgressLine, PrintsLogLinesAboveTheLineAndLeavesTheFinalLineOnExit) {
   const std::string text = contents(out);
   std::fclose(out);
   const std::string first = "\r\033[K" + format_progress_line(StatusSummary{{4, 3, 0, 0, 0, 0, 1}});
-  // The first draw, the log line on a cleared line, the line again, then the final state and a newline.
+  // The first draw, the log line on a cleared line, the line again, then the final state and a
+  // newline.
   EXPECT_EQ(text.rfind(first, 0), 0u) << text;
   const std::size_t log = text.find("\r\033[K12:00:00 [rank 0] hello\n");
   ASSERT_NE(log, std::string::npos) << text;
   EXPECT_NE(text.find("\r\033[K[##.......", log), std::string::npos) << text;  // redrawn under it
-  const std::string last = "\r\033[K[#####.....] 2/4 done \u00b7 0 running \u00b7 60 jobs/h \u00b7 ETA 2m\n";
+  const std::string last =
+      "\r\033[K[#####.....] 2/4 done \u00b7 0 running \u00b7 60 jobs/h \u00b7 ETA 2m\n";
   ASSERT_GE(text.size(), last.size());
   EXPECT_EQ(text.substr(text.size() - last.size()), last) << text;
 }

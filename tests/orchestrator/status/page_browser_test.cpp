@@ -1,7 +1,7 @@
 // The status page in a real browser: headless Chromium loads "/" from a live StatusServer, runs the
-// page's script (which fetches /status.json) and dumps the resulting DOM; the counts of the board must
-// be in it. Skips when no Chromium is installed (Debian: apt-get install chromium; scripts/deps.sh
-// installs it). ctest label: browser.
+// page's script (which fetches /status.json) and dumps the resulting DOM; the counts of the board
+// must be in it. Skips when no Chromium is installed (Debian: apt-get install chromium;
+// scripts/deps.sh installs it). ctest label: browser.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -38,12 +38,15 @@ std::string run(const std::string& command) {
 
 TEST(StatusPageInBrowser, RenderedPageShowsTheBoardsCounts) {
   const std::string chromium = find_chromium();
-  if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (apt-get install chromium); the page was not rendered";
+  if (chromium.empty())
+    GTEST_SKIP()
+        << "chromium is not installed (apt-get install chromium); the page was not rendered";
   StatusBoardOptions o;
   o.sweep_name = "browser-demo";
   StatusBoard board(o);
   std::vector<StatusJobInfo> jobs;
-  for (int i = 0; i < 23; ++i) jobs.push_back({"job" + std::to_string(i), "abmil", "synth", i % 5, 2021});
+  for (int i = 0; i < 23; ++i)
+    jobs.push_back({"job" + std::to_string(i), "abmil", "synth", i % 5, 2021});
   std::set<std::string> done_before;
   for (int i = 0; i < 4; ++i) done_before.insert("job" + std::to_string(i));
   board.sweep_started(jobs, done_before);  // 4 skipped
@@ -51,7 +54,8 @@ TEST(StatusPageInBrowser, RenderedPageShowsTheBoardsCounts) {
   board.worker_seen(2, "node-b");
   for (int i = 4; i < 15; ++i) {  // 9 done, 2 failed
     board.job_assigned("job" + std::to_string(i), 1);
-    board.job_finished("job" + std::to_string(i), i < 13 ? "ok" : "failed", "<img src=x onerror=alert(1)> bad bag");
+    board.job_finished("job" + std::to_string(i), i < 13 ? "ok" : "failed",
+                       "<img src=x onerror=alert(1)> bad bag");
   }
   board.job_assigned("job15", 2);  // 1 running
   board.job_assigned("job16", 1);
@@ -59,12 +63,15 @@ TEST(StatusPageInBrowser, RenderedPageShowsTheBoardsCounts) {
   StatusServer server([&board] { return to_status_json(board.snapshot()); }, StatusServerOptions{});
 
   testing::TempDir profile;
-  const std::string command = "timeout 90 " + chromium +
-                              " --headless --disable-gpu --no-sandbox --no-first-run --disable-dev-shm-usage"
-                              " --user-data-dir=" + profile.path().string() +
-                              " --virtual-time-budget=5000 --dump-dom " + server.url() + " 2>/dev/null";
+  const std::string command =
+      "timeout 90 " + chromium +
+      " --headless --disable-gpu --no-sandbox --no-first-run --disable-dev-shm-usage"
+      " --user-data-dir=" +
+      profile.path().string() + " --virtual-time-budget=5000 --dump-dom " + server.url() +
+      " 2>/dev/null";
   const std::string dom = run(command);
-  ASSERT_NE(dom.find("</html>"), std::string::npos) << "chromium printed no DOM; command: " << command;
+  ASSERT_NE(dom.find("</html>"), std::string::npos)
+      << "chromium printed no DOM; command: " << command;
   // Filled in by the page's script from /status.json (the static page says "?").
   EXPECT_NE(dom.find("<span id=\"sweep-name\">browser-demo</span>"), std::string::npos);
   EXPECT_NE(dom.find("<b id=\"count-total\">23</b>"), std::string::npos);
@@ -74,7 +81,8 @@ TEST(StatusPageInBrowser, RenderedPageShowsTheBoardsCounts) {
   EXPECT_NE(dom.find("<b id=\"count-committing\">1</b>"), std::string::npos);
   EXPECT_NE(dom.find("<b id=\"count-pending\">6</b>"), std::string::npos);
   EXPECT_NE(dom.find("<b id=\"count-failed\">2</b>"), std::string::npos);
-  EXPECT_NE(dom.find("<span id=\"progress-text\">13/23 done (65% finished)</span>"), std::string::npos);
+  EXPECT_NE(dom.find("<span id=\"progress-text\">13/23 done (65% finished)</span>"),
+            std::string::npos);
   EXPECT_NE(dom.find("<td>node-b</td>"), std::string::npos);  // the running job's host
   // A failure's error is shown as text, never as markup.
   EXPECT_NE(dom.find("&lt;img src=x onerror=alert(1)&gt; bad bag"), std::string::npos);

@@ -50,8 +50,8 @@ class Client {
       sent += std::size_t(n);
     }
   }
-  /// Reads one response: headers, then Content-Length bytes of body (none when `head`), or until EOF.
-  /// Gives up after `timeout`; returns what it has.
+  /// Reads one response: headers, then Content-Length bytes of body (none when `head`), or until
+  /// EOF. Gives up after `timeout`; returns what it has.
   std::string read_response(bool head = false, std::chrono::milliseconds timeout = 5000ms) {
     std::string data;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -87,7 +87,8 @@ class Client {
     return s;
   }
   bool wait_readable(std::chrono::steady_clock::time_point deadline) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return false;
     pollfd p{fd_, POLLIN, 0};
     return ::poll(&p, 1, int(left.count())) > 0;
@@ -139,13 +140,15 @@ std::unique_ptr<StatusBoard> known_board(const std::string& name = "server-test"
   o.sweep_name = name;
   auto board = std::make_unique<StatusBoard>(o);
   std::vector<StatusJobInfo> jobs;
-  for (int i = 0; i < 7; ++i) jobs.push_back({"job" + std::to_string(i), "abmil", "synth", i % 5, 7});
+  for (int i = 0; i < 7; ++i)
+    jobs.push_back({"job" + std::to_string(i), "abmil", "synth", i % 5, 7});
   board->sweep_started(jobs, {"job0"});
   board->worker_seen(1, "node-a");
   board->worker_seen(2, "node-b");
   for (const char* id : {"job1", "job2", "job3"}) {
     board->job_assigned(id, 1);
-    board->job_finished(id, std::string(id) == "job3" ? "failed" : "ok", "loading fold 3: <b>missing</b> x.pt");
+    board->job_finished(id, std::string(id) == "job3" ? "failed" : "ok",
+                        "loading fold 3: <b>missing</b> x.pt");
   }
   board->job_assigned("job4", 2);
   return board;
@@ -172,8 +175,14 @@ TEST(StatusServer, ServesStatusJsonWithJsonContentTypeAndTheBoardsCounts) {
   EXPECT_EQ(std::stoul(r.headers.at("content-length")), r.body.size());
   const nlohmann::json j = nlohmann::json::parse(r.body);
   EXPECT_EQ(j.at("sweep").at("name"), "server-test");
-  EXPECT_EQ(j.at("counts"), (nlohmann::json{{"total", 7}, {"pending", 2}, {"running", 1}, {"committing", 0}, {"done", 2},
-                                            {"failed", 1}, {"quarantined", 0}, {"skipped", 1}}));
+  EXPECT_EQ(j.at("counts"), (nlohmann::json{{"total", 7},
+                                            {"pending", 2},
+                                            {"running", 1},
+                                            {"committing", 0},
+                                            {"done", 2},
+                                            {"failed", 1},
+                                            {"quarantined", 0},
+                                            {"skipped", 1}}));
   EXPECT_EQ(j.at("running")[0].at("host"), "node-b");
 }
 
@@ -220,8 +229,9 @@ TEST(StatusServer, UnknownTargetIs404) {
 
 TEST(StatusServer, PostAndDeleteAre405WithAllowHeader) {
   Served s;
-  const Reply post = exchange(s.server.port(),
-                              "POST /status.json HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+  const Reply post = exchange(
+      s.server.port(),
+      "POST /status.json HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
   EXPECT_EQ(post.status, 405);
   EXPECT_EQ(post.headers.at("allow"), "GET, HEAD");
   EXPECT_EQ(exchange(s.server.port(), get("/", "DELETE")).status, 405);
@@ -235,19 +245,22 @@ TEST(StatusServer, GarbageIs400AndClosesTheConnection) {
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(r.headers.at("connection"), "close");
   EXPECT_TRUE(client.closed_by_server(3000ms));
-  EXPECT_EQ(exchange(s.server.port(), "GET / HTTP/1.1\r\nHost x\r\n\r\n").status, 400);  // a header without ':' 
+  EXPECT_EQ(exchange(s.server.port(), "GET / HTTP/1.1\r\nHost x\r\n\r\n").status,
+            400);  // a header without ':'
 }
 
 TEST(StatusServer, OversizeHeaderIs431) {
   Served s;
   const std::string big(20000, 'a');
-  const Reply r = exchange(s.server.port(), "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + big + "\r\n\r\n");
+  const Reply r =
+      exchange(s.server.port(), "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + big + "\r\n\r\n");
   EXPECT_EQ(r.status, 431);
 }
 
 TEST(StatusServer, OversizeBodyIs413BeforeTheBodyIsSent) {
   Served s;
-  const Reply r = exchange(s.server.port(), "POST /status.json HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n");
+  const Reply r = exchange(
+      s.server.port(), "POST /status.json HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n");
   EXPECT_EQ(r.status, 413);
 }
 
@@ -282,7 +295,8 @@ TEST(StatusServer, KeepsServingWhileAndAfterBadClientsMisbehave) {
     Client rude(s.server.port());  // connects and leaves at once
   }
   EXPECT_EQ(exchange(s.server.port(), "NOT HTTP AT ALL\r\n\r\n").status, 400);
-  EXPECT_EQ(exchange(s.server.port(), get("/status.json")).status, 200);  // while idle and half wait
+  EXPECT_EQ(exchange(s.server.port(), get("/status.json")).status,
+            200);  // while idle and half wait
   EXPECT_TRUE(idle.closed_by_server(3000ms));
   EXPECT_EQ(exchange(s.server.port(), get("/")).status, 200);
 }
@@ -320,7 +334,8 @@ TEST(StatusServer, BindsToLoopbackOnlyByDefault) {
     ++checked;
   }
   ::freeifaddrs(list);
-  if (checked == 0) std::printf("no non-loopback IPv4 address here; only the bind address was checked\n");
+  if (checked == 0)
+    std::printf("no non-loopback IPv4 address here; only the bind address was checked\n");
 }
 
 TEST(StatusServer, PortInUseThrowsNamingTheAddress) {
@@ -331,7 +346,8 @@ TEST(StatusServer, PortInUseThrowsNamingTheAddress) {
     StatusServer second([] { return std::string("{}"); }, o);
     FAIL() << "expected a bind error";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("127.0.0.1:" + std::to_string(o.port)), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("127.0.0.1:" + std::to_string(o.port)), std::string::npos)
+        << e.what();
   }
 }
 
@@ -356,16 +372,19 @@ TEST(StatusServer, AnswersManySequentialRequestsAndReportsRate) {
   // Bounded load on loopback: 300 requests, one connection each, against a 1,000-job board.
   StatusBoard board;
   std::vector<StatusJobInfo> jobs;
-  for (int i = 0; i < 1000; ++i) jobs.push_back({"job" + std::to_string(i), "mhim", "camelyon", i % 5, 2021});
+  for (int i = 0; i < 1000; ++i)
+    jobs.push_back({"job" + std::to_string(i), "mhim", "camelyon", i % 5, 2021});
   board.sweep_started(jobs, {});
   StatusServer server([&board] { return to_status_json(board.snapshot()); }, quick_options());
   const int n = 300;
   int ok = 0;
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < n; ++i) ok += exchange(server.port(), get("/status.json")).status == 200;
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(ok, n);
-  std::printf("%d GET /status.json (1,000 jobs) in %.2f s: %.0f requests/s\n", n, seconds, n / seconds);
+  std::printf("%d GET /status.json (1,000 jobs) in %.2f s: %.0f requests/s\n", n, seconds,
+              n / seconds);
   RecordProperty("requests_per_s", int(n / seconds));
 }
 

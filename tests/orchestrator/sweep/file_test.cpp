@@ -26,7 +26,8 @@ off: False
 nothing: ~
 empty:
 text: /data/x y
-)", "t.yaml");
+)",
+                                             "t.yaml");
   const json& v = doc.value;
   EXPECT_TRUE(v.at("unsigned").is_number_unsigned());  // like JSON: seeds must be unsigned
   EXPECT_EQ(v.at("unsigned"), 2021);
@@ -47,7 +48,9 @@ text: /data/x y
 }
 
 TEST(SweepFile, RecordsTheLineOfEveryKeyAndElement) {
-  const SweepDocument doc = parse_yaml_sweep("name: x\ndatasets:\n  - name: a\n    root: /a\n  - {name: b}\ngrid:\n  train.lr: [1, 2]\n", "t.yaml");
+  const SweepDocument doc = parse_yaml_sweep(
+      "name: x\ndatasets:\n  - name: a\n    root: /a\n  - {name: b}\ngrid:\n  train.lr: [1, 2]\n",
+      "t.yaml");
   EXPECT_EQ(doc.lines.at("/name"), 1);
   EXPECT_EQ(doc.lines.at("/datasets/0"), 3);
   EXPECT_EQ(doc.lines.at("/datasets/0/root"), 4);
@@ -62,16 +65,21 @@ TEST(SweepFile, PointerTokensAreEscaped) {
 }
 
 TEST(SweepFile, YamlErrorsNameFileAndLine) {
-  MIL_EXPECT_THROW_WITH(parse_yaml_sweep("name: x\ndatasets: [\n  {name: a\n", "bad.yaml"), "bad.yaml:");
-  MIL_EXPECT_THROW_WITH(parse_yaml_sweep("name: x\ndatasets: [\n  {name: a\n", "bad.yaml"), "invalid YAML");
+  MIL_EXPECT_THROW_WITH(parse_yaml_sweep("name: x\ndatasets: [\n  {name: a\n", "bad.yaml"),
+                        "bad.yaml:");
+  MIL_EXPECT_THROW_WITH(parse_yaml_sweep("name: x\ndatasets: [\n  {name: a\n", "bad.yaml"),
+                        "invalid YAML");
   MIL_EXPECT_THROW_WITH(parse_yaml_sweep("name: x\nseeds: [1]\nname: y\n", "dup.yaml"),
                         "dup.yaml:3: duplicate key 'name' (first on line 1)");
-  MIL_EXPECT_THROW_WITH(parse_yaml_sweep("train:\n  lr: .inf\n", "inf.yaml"), "inf.yaml:2: .inf is not a number");
-  MIL_EXPECT_THROW_WITH(parse_yaml_sweep("train:\n  lr: !!float 1\n", "tag.yaml"), "tag.yaml:2: tag");
+  MIL_EXPECT_THROW_WITH(parse_yaml_sweep("train:\n  lr: .inf\n", "inf.yaml"),
+                        "inf.yaml:2: .inf is not a number");
+  MIL_EXPECT_THROW_WITH(parse_yaml_sweep("train:\n  lr: !!float 1\n", "tag.yaml"),
+                        "tag.yaml:2: tag");
 }
 
 TEST(SweepFile, JsonValuesComeFromTheJsonParserWithLinesFromYaml) {
-  const SweepDocument doc = parse_json_sweep("{\n  \"name\": \"x\",\n  \"seeds\": [1, 2]\n}\n", "s.json");
+  const SweepDocument doc =
+      parse_json_sweep("{\n  \"name\": \"x\",\n  \"seeds\": [1, 2]\n}\n", "s.json");
   EXPECT_EQ(doc.value, json::parse(R"({"name": "x", "seeds": [1, 2]})"));
   EXPECT_EQ(doc.lines.at("/seeds"), 3);
   EXPECT_EQ(doc.lines.at("/seeds/1"), 3);

@@ -183,7 +183,6 @@ TEST(Sweep, LoadSweepAppliesOverridesBeforeValidation) {
   MIL_EXPECT_THROW_WITH(load_sweep(path, {"train.epochs=0"}), "epochs must be >= 1");
 }
 
-
 /// Count, first id, last id and SHA-256 of all ids (one per line) of a sweep file's jobs.
 struct IdDigest {
   std::size_t count;
@@ -198,8 +197,8 @@ IdDigest id_digest(const std::string& path) {
 }
 
 // The digests below were printed by the expansion code as it was before YAML, zip and random axes
-// were added (commit 2c70181), from sweeps/quickstart.json (now .yaml) and sweeps/musk.json. A changed id would
-// make every earlier results directory look unrun, so these must never change.
+// were added (commit 2c70181), from sweeps/quickstart.json (now .yaml) and sweeps/musk.json. A
+// changed id would make every earlier results directory look unrun, so these must never change.
 TEST(Sweep, ShippedSweepFilesKeepTheirJobIdsAndOrder) {
   // quickstart.json became quickstart.yaml with the same content: same jobs, same ids.
   const IdDigest quickstart = id_digest(std::string(MIL_SOURCE_DIR) + "/sweeps/quickstart.yaml");
@@ -221,7 +220,7 @@ TEST(Sweep, ZipVariesItsKeysTogetherInsideTheGrid) {
   j["grid"] = {{"model.options.dropout", {0, 0.5}}};
   j["zip"] = {{"train.lr", {1e-4, 2e-4, 3e-4}}, {"train.epochs", {5, 10, 15}}};
   const std::vector<JobSpec> jobs = expand(parse_sweep(j, "z.json"));
-  ASSERT_EQ(jobs.size(), 2u * 3u);  // grid 2 x zip 3, not 2 x 3 x 3
+  ASSERT_EQ(jobs.size(), 2u * 3u);                     // grid 2 x zip 3, not 2 x 3 x 3
   const double dropouts[] = {0, 0, 0, 0.5, 0.5, 0.5};  // the grid is the outer axis
   const double lrs[] = {1e-4, 2e-4, 3e-4, 1e-4, 2e-4, 3e-4};
   const int epochs[] = {5, 10, 15, 5, 10, 15};
@@ -252,9 +251,10 @@ TEST(Sweep, ZipRejectsListsOfDifferentLengthsNamingBothKeys) {
   json j = grid_sweep();
   j["zip"] = {{"train.lr", {1e-4, 2e-4, 3e-4}}, {"train.epochs", {5, 10}}};
   // Keys are read in sorted order: train.epochs (2 values) first, then train.lr (3 values).
-  MIL_EXPECT_THROW_WITH(parse_sweep(j, "z.json"),
-                        "z.json: zip: lists must have equal lengths, but 'train.epochs' has 2 values "
-                        "and 'train.lr' has 3");
+  MIL_EXPECT_THROW_WITH(
+      parse_sweep(j, "z.json"),
+      "z.json: zip: lists must have equal lengths, but 'train.epochs' has 2 values "
+      "and 'train.lr' has 3");
 }
 
 TEST(Sweep, RejectsAKeyVariedOnTwoAxesAndZipValuesNamingTheEntry) {
@@ -325,12 +325,15 @@ TEST(Sweep, RandomSamplesAreDistinctInRangeAndReproducible) {
 TEST(Sweep, RandomRejectsSpacesTooSmallMissingSeedAndBadDistributions) {
   json j = grid_sweep();
   j["grid"] = json::object();
-  j["random"] = {{"samples", 3}, {"seed", 1}, {"space", {{"model.options.dropout", {{"choice", {0, 0.25}}}}}}};
+  j["random"] = {
+      {"samples", 3}, {"seed", 1}, {"space", {{"model.options.dropout", {{"choice", {0, 0.25}}}}}}};
   MIL_EXPECT_THROW_WITH(parse_sweep(j, "r.json"), "only 2 distinct points");
   j["random"].erase("seed");
   MIL_EXPECT_THROW_WITH(parse_sweep(j, "r.json"), "random: 'seed' is required");
-  j["random"] = {{"samples", 1}, {"seed", 1}, {"space", {{"train.lr", {{"log_uniform", {0, 1e-3}}}}}}};
-  MIL_EXPECT_THROW_WITH(parse_sweep(j, "r.json"), "random key 'train.lr': log_uniform needs low > 0");
+  j["random"] = {
+      {"samples", 1}, {"seed", 1}, {"space", {{"train.lr", {{"log_uniform", {0, 1e-3}}}}}}};
+  MIL_EXPECT_THROW_WITH(parse_sweep(j, "r.json"),
+                        "random key 'train.lr': log_uniform needs low > 0");
   j["random"] = {{"samples", 1}, {"seed", 1}, {"space", {{"train.lr", {{"normal", {0, 1}}}}}}};
   MIL_EXPECT_THROW_WITH(parse_sweep(j, "r.json"), "expected one of");
   j["random"] = {{"samples", 1}, {"seed", 1}, {"space", {{"seed", {{"choice", {1, 2}}}}}}};
@@ -357,7 +360,8 @@ seeds: [7, 8]
   const std::vector<JobSpec> from_json = expand(load_sweep(json_path));
   const std::vector<JobSpec> from_yaml = expand(load_sweep(yaml_path));
   ASSERT_EQ(from_yaml.size(), from_json.size());
-  for (std::size_t k = 0; k < from_json.size(); ++k) EXPECT_EQ(from_yaml[k].id(), from_json[k].id());
+  for (std::size_t k = 0; k < from_json.size(); ++k)
+    EXPECT_EQ(from_yaml[k].id(), from_json[k].id());
 }
 
 TEST(Sweep, YamlUnknownKeysAndBadValuesNameTheFileAndLine) {
@@ -372,12 +376,19 @@ datasets:
 models: [{name: abmil}]
 )");
   MIL_EXPECT_THROW_WITH(load_sweep(path), path + ":7: datasets[1]: unknown key 'rot'");
-  const std::string top = write_text(dir / "top.yaml", "name: x\ndatasets: [{name: a, root: /a}]\nmodels: [{}]\n\nsedes: [1]\n");
+  const std::string top = write_text(
+      dir / "top.yaml", "name: x\ndatasets: [{name: a, root: /a}]\nmodels: [{}]\n\nsedes: [1]\n");
   MIL_EXPECT_THROW_WITH(load_sweep(top), top + ":5: unknown key 'sedes'");
-  const std::string value = write_text(dir / "value.yaml", "name: x\ndatasets: [{name: a, root: /a}]\nmodels: [{}]\ngrid:\n  train.lr: [1e-4, -1]\n");
+  const std::string value = write_text(
+      dir / "value.yaml",
+      "name: x\ndatasets: [{name: a, root: /a}]\nmodels: [{}]\ngrid:\n  train.lr: [1e-4, -1]\n");
   MIL_EXPECT_THROW_WITH(load_sweep(value), value + ":5: grid key 'train.lr' = -1");
-  const std::string zip = write_text(dir / "zip.yaml", "name: x\ndatasets: [{name: a, root: /a}]\nmodels: [{}]\nzip:\n  train.lr: [1e-4]\n  train.epochs: [1, 2]\n");
-  MIL_EXPECT_THROW_WITH(load_sweep(zip), zip + ":5: zip: lists must have equal lengths");  // at train.lr, read after train.epochs
+  const std::string zip = write_text(dir / "zip.yaml",
+                                     "name: x\ndatasets: [{name: a, root: /a}]\nmodels: "
+                                     "[{}]\nzip:\n  train.lr: [1e-4]\n  train.epochs: [1, 2]\n");
+  MIL_EXPECT_THROW_WITH(
+      load_sweep(zip),
+      zip + ":5: zip: lists must have equal lengths");  // at train.lr, read after train.epochs
 }
 
 TEST(Sweep, JsonUnknownKeysNameTheLineToo) {
@@ -394,7 +405,8 @@ TEST(Sweep, JsonUnknownKeysNameTheLineToo) {
     if (line.find("\"epocs\"") != std::string::npos) expected = number;
   }
   ASSERT_GT(expected, 0);
-  MIL_EXPECT_THROW_WITH(load_sweep(path), path + ":" + std::to_string(expected) + ": train: unknown key 'epocs'");
+  MIL_EXPECT_THROW_WITH(load_sweep(path),
+                        path + ":" + std::to_string(expected) + ": train: unknown key 'epocs'");
 }
 
 }  // namespace
@@ -403,7 +415,8 @@ TEST(Sweep, JsonUnknownKeysNameTheLineToo) {
 namespace mil::orch {
 
 TEST(SweepModelGrid, CrossesAModelsOwnGridOnlyForThatModel) {
-  // The MHIM v2 README grid (3 x 2 x 3 = 18 points) beside a plain baseline that must not see its keys.
+  // The MHIM v2 README grid (3 x 2 x 3 = 18 points) beside a plain baseline that must not see its
+  // keys.
   const json j = json::parse(R"({
     "name": "g", "datasets": [{"name": "d", "root": "/x"}],
     "models": [{"name": "abmil"},
@@ -465,7 +478,8 @@ TEST(SweepRanks, TrainRanksAndOverridesSetEveryJobAndTheModelsRanksWins) {
   const std::string path = write_text(dir / "r.json", R"({
     "name": "r", "datasets": [{"name": "d", "root": "/x"}],
     "models": [{"name": "abmil"}, {"name": "transmil"}], "split": {"fold_count": 2}})");
-  for (const JobSpec& job : expand(load_sweep(path, {"train.ranks=3", "models.transmil.ranks=2"}))) {
+  for (const JobSpec& job :
+       expand(load_sweep(path, {"train.ranks=3", "models.transmil.ranks=2"}))) {
     EXPECT_EQ(job.train.ranks, job.model.name == "transmil" ? 2 : 3) << job.model.name;
   }
   // A grid over ranks is just another swept key.
@@ -474,7 +488,8 @@ TEST(SweepRanks, TrainRanksAndOverridesSetEveryJobAndTheModelsRanksWins) {
 }
 
 TEST(SweepRanks, OneRankIsNotWrittenSoPinnedIdsHoldAndOtherCountsRoundTrip) {
-  // The spec of JobSpec.IdsOfSpecsWrittenBeforeNewFieldsAreUnchanged (tests/mil/core/specs_test.cpp).
+  // The spec of JobSpec.IdsOfSpecsWrittenBeforeNewFieldsAreUnchanged
+  // (tests/mil/core/specs_test.cpp).
   JobSpec spec;
   spec.dataset = DatasetSpec{"synth-easy", "bags", "build/quickstart/data/synth-easy", 2, false};
   spec.model = ModelSpec{"abmil", {{"dropout", 0.0}}};
@@ -495,7 +510,8 @@ TEST(SweepRanks, RejectsRanksBelowOneNamingTheField) {
     "name": "r", "datasets": [{"name": "d", "root": "/x"}], "models": [{"name": "abmil"}]})");
   json model_zero = base;
   model_zero["models"][0]["ranks"] = 0;
-  MIL_EXPECT_THROW_WITH(parse_sweep(model_zero, "r.json"), "models[0].ranks: expected an integer >= 1");
+  MIL_EXPECT_THROW_WITH(parse_sweep(model_zero, "r.json"),
+                        "models[0].ranks: expected an integer >= 1");
   json model_text = base;
   model_text["models"][0]["ranks"] = "two";
   MIL_EXPECT_THROW_WITH(parse_sweep(model_text, "r.json"), "models[0].ranks");
