@@ -1,5 +1,6 @@
-// mhim predict: a trained model (ours or a PyTorch state_dict) on one bag or a folder of bags, writing
-// bag logits and probabilities and per-instance scores (with patch coordinates from .h5) for heatmaps.
+// mhim predict: a trained model (ours or a PyTorch state_dict) on one bag or a folder of bags,
+// writing bag logits and probabilities and per-instance scores (with patch coordinates from .h5)
+// for heatmaps.
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -9,8 +10,8 @@
 #include <vector>
 
 #include <ATen/ATen.h>
-#include <nlohmann/json.hpp>
 #include <torch/utils.h>
+#include <nlohmann/json.hpp>
 
 #include "app/args.h"
 #include "app/commands.h"
@@ -23,7 +24,8 @@ namespace mil::app {
 namespace {
 namespace fs = std::filesystem;
 
-constexpr const char* kHelp = R"(usage: mhim predict --model NAME --weights FILE --input PATH --out FILE [options]
+constexpr const char* kHelp =
+    R"(usage: mhim predict --model NAME --weights FILE --input PATH --out FILE [options]
 
 Runs a trained model in eval mode on one bag (a .pt or .h5 feature file) or on every bag of a folder
 (its pt_files/ and h5_files/, or the .pt/.h5 files in it) and writes, per bag, the logits, the class
@@ -51,7 +53,8 @@ example:
 /// pt_files/ and h5_files/), sorted by name.
 std::vector<fs::path> feature_files(const fs::path& input) {
   if (fs::is_regular_file(input)) return {input};
-  if (!fs::is_directory(input)) throw std::runtime_error("--input '" + input.string() + "' does not exist");
+  if (!fs::is_directory(input))
+    throw std::runtime_error("--input '" + input.string() + "' does not exist");
   std::vector<fs::path> files;
   for (const fs::path& dir : {input, input / "pt_files", input / "h5_files"}) {
     if (!fs::is_directory(dir)) continue;
@@ -61,7 +64,8 @@ std::vector<fs::path> feature_files(const fs::path& input) {
     }
   }
   std::sort(files.begin(), files.end());
-  if (files.empty()) throw std::runtime_error("no .pt or .h5 feature files under '" + input.string() + "'");
+  if (files.empty())
+    throw std::runtime_error("no .pt or .h5 feature files under '" + input.string() + "'");
   return files;
 }
 
@@ -80,8 +84,10 @@ int cmd_predict(const Tokens& tokens) {
     const Args args(tokens, {"model", "model-options", "classes", "weights", "input", "out"}, {});
     const std::string out_path = args.require("out");
     const bool csv = fs::path(out_path).extension() == ".csv";
-    if (!csv && fs::path(out_path).extension() != ".json") throw UsageError("--out must end in .json or .csv");
-    const ModelSpec spec{args.require("model"), nlohmann::json::parse(args.get("model-options", "{}"))};
+    if (!csv && fs::path(out_path).extension() != ".json")
+      throw UsageError("--out must end in .json or .csv");
+    const ModelSpec spec{args.require("model"),
+                         nlohmann::json::parse(args.get("model-options", "{}"))};
     const int classes = args.get_int("classes", 2);
     const StateDict weights = read_state_dict(args.require("weights"));
     const std::vector<fs::path> files = feature_files(args.require("input"));
@@ -102,12 +108,14 @@ int cmd_predict(const Tokens& tokens) {
       if (!model) {
         input_dim = features.size(1);
         model = make_model(spec, input_dim, classes);
-        // Strict: throws naming every bad key. MHIM networks also take the reference's v1 and v2 names.
+        // Strict: throws naming every bad key. MHIM networks also take the reference's v1 and v2
+        // names.
         const bool mhim = spec.name == "mhim" || spec.name == "mhim_pure";
         load_state_dict(*model, mhim ? from_reference_names(weights) : weights);
         model->eval();
       } else if (features.size(1) != input_dim) {
-        throw std::runtime_error("'" + file.string() + "' has D = " + std::to_string(features.size(1)) +
+        throw std::runtime_error("'" + file.string() +
+                                 "' has D = " + std::to_string(features.size(1)) +
                                  ", the first bag had " + std::to_string(input_dim));
       }
       const MilOutput out = model->forward(features);
@@ -122,15 +130,18 @@ int cmd_predict(const Tokens& tokens) {
       if (coords.defined()) {
         const at::Tensor c = coords.to(at::kLong).contiguous();
         std::vector<std::array<int64_t, 2>> xy;
-        for (int64_t i = 0; i < c.size(0); ++i) xy.push_back({c[i][0].item<int64_t>(), c[i][1].item<int64_t>()});
+        for (int64_t i = 0; i < c.size(0); ++i)
+          xy.push_back({c[i][0].item<int64_t>(), c[i][1].item<int64_t>()});
         bag["coords"] = xy;
       }
       bags.push_back(std::move(bag));
     }
 
     if (!csv) {
-      std::ofstream(out_path) << nlohmann::json{{"model", spec.name}, {"options", spec.options},
-                                                {"weights", args.require("weights")}, {"bags", bags}}
+      std::ofstream(out_path) << nlohmann::json{{"model", spec.name},
+                                                {"options", spec.options},
+                                                {"weights", args.require("weights")},
+                                                {"bags", bags}}
                                      .dump(1)
                               << "\n";
     } else {
@@ -139,12 +150,14 @@ int cmd_predict(const Tokens& tokens) {
       for (int c = 0; c < classes; ++c) bag_csv << ",logit_" << c;
       for (int c = 0; c < classes; ++c) bag_csv << ",prob_" << c;
       bag_csv << "\n";
-      const std::string instances_path = (fs::path(out_path).replace_extension(".instances.csv")).string();
+      const std::string instances_path =
+          (fs::path(out_path).replace_extension(".instances.csv")).string();
       std::ofstream instance_csv(instances_path);
       instance_csv << "slide_id,index,x,y,score\n";
       char number[32];
       for (const auto& bag : bags) {
-        bag_csv << bag.at("slide_id").get<std::string>() << ',' << bag.at("instances") << ',' << bag.at("predicted");
+        bag_csv << bag.at("slide_id").get<std::string>() << ',' << bag.at("instances") << ','
+                << bag.at("predicted");
         for (const char* key : {"logits", "probabilities"}) {
           for (double v : bag.at(key)) {
             std::snprintf(number, sizeof number, "%.9g", v);
@@ -157,13 +170,16 @@ int cmd_predict(const Tokens& tokens) {
         for (std::size_t i = 0; i < scores.size(); ++i) {
           std::snprintf(number, sizeof number, "%.9g", scores[i].get<double>());
           instance_csv << bag.at("slide_id").get<std::string>() << ',' << i << ',';
-          if (bag.contains("coords")) instance_csv << bag["coords"][i][0] << ',' << bag["coords"][i][1];
-          else instance_csv << ',';
+          if (bag.contains("coords"))
+            instance_csv << bag["coords"][i][0] << ',' << bag["coords"][i][1];
+          else
+            instance_csv << ',';
           instance_csv << ',' << number << "\n";
         }
       }
     }
-    std::printf("predicted %zu bags with %s; wrote %s\n", bags.size(), spec.name.c_str(), out_path.c_str());
+    std::printf("predicted %zu bags with %s; wrote %s\n", bags.size(), spec.name.c_str(),
+                out_path.c_str());
     return 0;
   } catch (const UsageError& e) {
     return usage_failure("predict", e.what());

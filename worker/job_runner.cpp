@@ -1,9 +1,9 @@
 #include "worker/job_runner.h"
 
+#include "mil/core/sha256.h"
 #include "mil/mhim/mhim_jobs.h"
 #include "mil/mhim/mhim_objective.h"
 #include "mil/models/state_dict.h"
-#include "mil/core/sha256.h"
 
 #include <ATen/Parallel.h>
 #include <torch/serialize/output-archive.h>
@@ -17,17 +17,18 @@
 #include <fstream>
 #include <stdexcept>
 
-#include "mil/eval/bootstrap.h"
 #include "mil/core/durable_file.h"
+#include "mil/core/runtime_info.h"
+#include "mil/data/split_protocol.h"
+#include "mil/eval/bootstrap.h"
 #include "mil/eval/metrics.h"
 #include "mil/models/mil_model.h"
-#include "mil/data/split_protocol.h"
-#include "mil/core/runtime_info.h"
 
 namespace mil::worker {
 namespace {
 
-/// Runs `fn`, prefixing any exception with the stage name ("loading data: "); a GroupFailure stays one.
+/// Runs `fn`, prefixing any exception with the stage name ("loading data: "); a GroupFailure stays
+/// one.
 template <typename Fn>
 auto stage(const char* name, Fn&& fn) -> decltype(fn()) {
   try {
@@ -45,21 +46,25 @@ nlohmann::json metrics_json(const Predictions& predictions, bool survival) {
   return j;
 }
 
-/// The reference's test bootstrap (spec 4.2): 1,000 resamples seeded by the fold index; mean, unbiased
-/// std and a 95% percentile interval per metric.
+/// The reference's test bootstrap (spec 4.2): 1,000 resamples seeded by the fold index; mean,
+/// unbiased std and a 95% percentile interval per metric.
 nlohmann::json bootstrap_json(const Predictions& p, int fold_index, bool survival) {
   const auto indices = bootstrap_indices(int64_t(p.labels.size()), kBootstrapResamples, fold_index);
   std::map<std::string, BootstrapSummary> summaries;
   if (survival) {
     summaries["c_index"] = bootstrap_metric(indices, [&](const std::vector<int64_t>& rows) {
-      return harrell_c_index(take_rows(p.risks, rows), take_rows(p.event_times, rows), take_rows(p.event_observed, rows));
+      return harrell_c_index(take_rows(p.risks, rows), take_rows(p.event_times, rows),
+                             take_rows(p.event_observed, rows));
     });
   } else {
     summaries = bootstrap_classification_metrics(p.probabilities, p.labels, indices);
   }
   nlohmann::json out = nlohmann::json::object();
   for (const auto& [name, s] : summaries) {
-    out[name] = {{"mean", s.mean},     {"std", s.std},  {"ci_low", s.ci_low}, {"ci_high", s.ci_high},
+    out[name] = {{"mean", s.mean},
+                 {"std", s.std},
+                 {"ci_low", s.ci_low},
+                 {"ci_high", s.ci_high},
                  {"resamples_used", s.resamples_used}};
   }
   return out;
@@ -121,44 +126,55 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
   const auto log = [&](const std::string& line) {
     if (options.log) options.log("[" + result.job_id + "] " + line);
   };
-  // A job with train.ranks > 1 computes what R ranks compute together, so it runs on exactly R. Every
-  // rank of a group sees the same sizes, so all of them return here and none waits in a collective.
+  // A job with train.ranks > 1 computes what R ranks compute together, so it runs on exactly R.
+  // Every rank of a group sees the same sizes, so all of them return here and none waits in a
+  // collective.
   const int group_size = options.sync != nullptr ? options.sync->size() : 1;
   if (spec.train.ranks > 1 && spec.train.ranks != group_size) {
     result.status = "failed";
     result.error = "train.ranks is " + std::to_string(spec.train.ranks) + " but the job runs on " +
-                   std::to_string(group_size) + " rank(s); run it on exactly that many (a sweep does; by hand: mpirun -n " +
+                   std::to_string(group_size) +
+                   " rank(s); run it on exactly that many (a sweep does; by hand: mpirun -n " +
                    std::to_string(spec.train.ranks) + " mhim train --job FILE --data-parallel)";
     log("failed: " + result.error);
     result.runtime["finished_at"] = utc_timestamp();
     return result;
   }
   // Only the group's first rank writes the job's files; every rank reads its checkpoint to resume.
-  const bool writes_files = !options.work_dir.empty() && (options.sync == nullptr || options.sync->rank() == 0);
+  const bool writes_files =
+      !options.work_dir.empty() && (options.sync == nullptr || options.sync->rank() == 0);
   const bool grouped = options.sync != nullptr && options.sync->size() > 1;
-  // Where a group's ranks stand. Outside training, a rank that fails brings its error to the agreement
-  // (agree_on_failure) that its peers enter at the end of that phase, so none is left waiting and nothing
-  // is aborted; inside training, fit() shares failures the same way between its collectives.
+  // Where a group's ranks stand. Outside training, a rank that fails brings its error to the
+  // agreement (agree_on_failure) that its peers enter at the end of that phase, so none is left
+  // waiting and nothing is aborted; inside training, fit() shares failures the same way between its
+  // collectives.
   enum class GroupPhase { kPreparing, kTraining, kEvaluating, kAgreed };
   GroupPhase phase = GroupPhase::kPreparing;
-  const auto phase_name = [&] { return phase == GroupPhase::kPreparing ? "while preparing" : "while evaluating"; };
+  const auto phase_name = [&] {
+    return phase == GroupPhase::kPreparing ? "while preparing" : "while evaluating";
+  };
   try {
     if (writes_files) {
       // The resolved spec beside the job's checkpoints, readable before (or without) a result.
       stage("writing config.json", [&] {
         std::filesystem::create_directories(options.work_dir);
-        const nlohmann::json config = {{"job_id", result.job_id}, {"config_id", result.config_id}, {"spec", spec}};
-        write_file_atomic((std::filesystem::path(options.work_dir) / "config.json").string(), config.dump(2) + "\n");
+        const nlohmann::json config = {
+            {"job_id", result.job_id}, {"config_id", result.config_id}, {"spec", spec}};
+        write_file_atomic((std::filesystem::path(options.work_dir) / "config.json").string(),
+                          config.dump(2) + "\n");
         return 0;
       });
     }
     const auto progress = [&](const char* name, int epoch, int bags_done, int bags_total) {
-      if (options.on_progress) options.on_progress(JobProgress{name, epoch, spec.train.epochs, bags_done, bags_total});
+      if (options.on_progress)
+        options.on_progress(JobProgress{name, epoch, spec.train.epochs, bags_done, bags_total});
     };
     progress("loading", 0, 0, 0);
-    const auto data = stage("loading data", [&] { return cache.get(spec.dataset, spec.split.repetition); });
+    const auto data =
+        stage("loading data", [&] { return cache.get(spec.dataset, spec.split.repetition); });
     result.inputs = data->inputs;
-    const ResolvedSplit resolved = stage("splitting", [&] { return resolve_split(*data, spec.dataset, spec.split); });
+    const ResolvedSplit resolved =
+        stage("splitting", [&] { return resolve_split(*data, spec.dataset, spec.split); });
     const Split& split = resolved.split;
     // What was split, by content: the same bags in the same parts hash the same under any protocol.
     result.inputs["split"] = {{"sha256", resolved.sha256},
@@ -180,8 +196,9 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
     const std::vector<Bag> standardized =
         spec.dataset.standardize ? standardize_with(data->bags, split.train) : std::vector<Bag>{};
     const std::vector<Bag>& bags = spec.dataset.standardize ? standardized : data->bags;
-    log("fold " + std::to_string(spec.split.fold_index) + ": " + std::to_string(split.train.size()) + " train, " +
-        std::to_string(split.val.size()) + " val, " + std::to_string(split.test.size()) + " test bags");
+    log("fold " + std::to_string(spec.split.fold_index) + ": " +
+        std::to_string(split.train.size()) + " train, " + std::to_string(split.val.size()) +
+        " val, " + std::to_string(split.test.size()) + " test bags");
 
     seed_torch(spec.seed);
     const auto model = stage("building model", [&] {
@@ -194,7 +211,8 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
     TrainSpec train_spec = spec.train;  // the loss resolved for this dataset
     if (train_spec.loss == "auto") train_spec.loss = survival ? "nll_surv" : "ce";
     if ((train_spec.loss == "nll_surv") != survival) {
-      throw std::runtime_error("train.loss '" + train_spec.loss + "' does not fit dataset kind '" + spec.dataset.kind + "'");
+      throw std::runtime_error("train.loss '" + train_spec.loss + "' does not fit dataset kind '" +
+                               spec.dataset.kind + "'");
     }
     FitOptions fit_options;
     fit_options.run_fingerprint = result.job_id;
@@ -209,20 +227,25 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
         if (!network) throw std::runtime_error("model 'mhim' did not build an MHIM network");
         MhimOptions mhim_options = mhim_options_from_json(spec.model.options);
         if (const auto baseline = mhim_teacher_job(spec)) {
-          if (options.work_dir.empty()) throw std::runtime_error("teacher_init 'baseline' needs a results folder");
+          if (options.work_dir.empty())
+            throw std::runtime_error("teacher_init 'baseline' needs a results folder");
           mhim_options.teacher_init =
-              (fs::path(options.work_dir).parent_path() / baseline->id() / "model_best.pt").string();
+              (fs::path(options.work_dir).parent_path() / baseline->id() / "model_best.pt")
+                  .string();
           if (!fs::exists(mhim_options.teacher_init)) {
-            throw std::runtime_error("the teacher baseline job " + baseline->id() + " has no model at '" +
-                                     mhim_options.teacher_init + "'; run it first (sweeps do)");
+            throw std::runtime_error("the teacher baseline job " + baseline->id() +
+                                     " has no model at '" + mhim_options.teacher_init +
+                                     "'; run it first (sweeps do)");
           }
         }
         if (mhim_options.teacher_init != "random") {
-          const std::string path = teacher_checkpoint_path(mhim_options.teacher_init, spec.split.fold_index);
+          const std::string path =
+              teacher_checkpoint_path(mhim_options.teacher_init, spec.split.fold_index);
           result.inputs["teacher_checkpoint"] = {{"path", path}, {"sha256", sha256_file(path)}};
         }
         const int64_t steps = int64_t(train_spec.epochs) * int64_t(split.train.size());
-        return std::make_unique<MhimObjective>(*network, mhim_options, spec.split.fold_index, steps);
+        return std::make_unique<MhimObjective>(*network, mhim_options, spec.split.fold_index,
+                                               steps);
       });
       fit_options.objective = mhim.get();
     }
@@ -244,9 +267,12 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
         log(std::string(text) + (r.val.empty() ? "" : " val " + nlohmann::json(r.val).dump()));
       }
     };
-    fit_options.on_bag = [&](int epoch, int bags_done, int bags_total) { progress("training", epoch, bags_done, bags_total); };
+    fit_options.on_bag = [&](int epoch, int bags_done, int bags_total) {
+      progress("training", epoch, bags_done, bags_total);
+    };
     if (grouped) {
-      phase = GroupPhase::kTraining;  // set first: a rank failing in this agreement must not enter it again
+      phase = GroupPhase::kTraining;  // set first: a rank failing in this agreement must not enter
+                                      // it again
       const std::string peer_error = agree_on_failure(*options.sync, "", "while preparing");
       if (!peer_error.empty()) throw GroupFailure(peer_error);
     }
@@ -271,32 +297,35 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
                                      {"resumed_from_epoch", fitted.resumed_from_epoch}};
       progress("evaluating", int(fitted.history.size()), 0, int(split.train.size()));
       stage("evaluating", [&] {
-        result.metrics["train"] = metrics_json(predict(*model, bags, split.train, options.device), survival);
+        result.metrics["train"] =
+            metrics_json(predict(*model, bags, split.train, options.device), survival);
         const Predictions test = predict(*model, bags, split.test, options.device);
         result.metrics["test"] = metrics_json(test, survival);
         result.metrics["test_bootstrap"] = bootstrap_json(test, spec.split.fold_index, survival);
         if (!split.val.empty()) {
           const Predictions val = predict(*model, bags, split.val, options.device);
           result.metrics["val"] = metrics_json(val, survival);
-          if (!survival && data->class_count == 2) result.metrics["test_at_val_threshold"] = at_val_threshold(val, test);
+          if (!survival && data->class_count == 2)
+            result.metrics["test_at_val_threshold"] = at_val_threshold(val, test);
         }
         return 0;
       });
       if (mhim) {
-        // Spec 1.10: the teacher is tested too, at its own best epoch; only the student's metrics are the
-        // job's (the leaderboard reads metrics.test).
+        // Spec 1.10: the teacher is tested too, at its own best epoch; only the student's metrics
+        // are the job's (the leaderboard reads metrics.test).
         stage("evaluating the teacher", [&] {
           result.metrics["teacher_selection"] = {{"metric", fitted.selection_metric},
                                                  {"best_epoch", fitted.teacher_best_epoch},
                                                  {"best_score", fitted.teacher_best_score}};
-          result.metrics["teacher_test"] = metrics_json(predict(mhim->teacher(), bags, split.test, options.device), survival);
+          result.metrics["teacher_test"] =
+              metrics_json(predict(mhim->teacher(), bags, split.test, options.device), survival);
           return 0;
         });
       }
     }
     if (grouped) {
-      // Every rank evaluated the same weights; a rank that could not says so before the first rank saves
-      // the model and drops the checkpoint, so a retry still resumes from it.
+      // Every rank evaluated the same weights; a rank that could not says so before the first rank
+      // saves the model and drops the checkpoint, so a retry still resumes from it.
       phase = GroupPhase::kAgreed;
       const std::string peer_error = agree_on_failure(*options.sync, "", "while evaluating");
       if (!peer_error.empty()) throw GroupFailure(peer_error);
@@ -308,14 +337,18 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
           if (mhim) {
             write_state_dict(with_reference_aliases(state_dict_of(mhim->teacher())),
                              (fs::path(options.work_dir) / "teacher_best.pt").string());
-            // The reference's best checkpoint, {"model", "teacher", "epoch"}: the student (what `mhim
-            // predict` and a teacher_init read), the teacher as it was at the student's best epoch, and
-            // that epoch; with the GRN query's alias, so the reference's strict load takes both.
-            const int epoch = fitted.best_epoch >= 0 ? fitted.best_epoch : int(fitted.history.size()) - 1;
+            // The reference's best checkpoint, {"model", "teacher", "epoch"}: the student (what
+            // `mhim predict` and a teacher_init read), the teacher as it was at the student's best
+            // epoch, and that epoch; with the GRN query's alias, so the reference's strict load
+            // takes both.
+            const int epoch =
+                fitted.best_epoch >= 0 ? fitted.best_epoch : int(fitted.history.size()) - 1;
             write_best_checkpoint(with_reference_aliases(state_dict_of(*model)),
-                                  with_reference_aliases(fitted.teacher_at_best_epoch), epoch, model_best);
+                                  with_reference_aliases(fitted.teacher_at_best_epoch), epoch,
+                                  model_best);
           } else {
-            // A PyTorch state_dict: Python's torch.load reads it, and MHIM jobs load it as their teacher.
+            // A PyTorch state_dict: Python's torch.load reads it, and MHIM jobs load it as their
+            // teacher.
             write_state_dict(state_dict_of(*model), model_best);
           }
           fs::remove(fit_options.checkpoint_path);  // done: the resume state is no longer needed
@@ -351,7 +384,8 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
     }
   }
   result.runtime["finished_at"] = utc_timestamp();
-  result.runtime["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.runtime["seconds"] =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
 

@@ -1,15 +1,15 @@
 #pragma once
-// The Global Recycle Network (spec §1.7, the reference's `Merge`): of the instances that survive hard
-// masking, a random share is kept as is and the rest are compressed by cross-attention from k global
-// queries into k tokens, so randomly dropped instances still inform the student. Keys: norm.*,
-// attn.to_kv.weight, attn.to_q.weight, attn.to_out.0.*, global_q_mm.
+// The Global Recycle Network (spec §1.7, the reference's `Merge`): of the instances that survive
+// hard masking, a random share is kept as is and the rest are compressed by cross-attention from k
+// global queries into k tokens, so randomly dropped instances still inform the student. Keys:
+// norm.*, attn.to_kv.weight, attn.to_q.weight, attn.to_out.0.*, global_q_mm.
 #include <torch/arg.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/dropout.h>
 
-#include "mil/models/fast_dropout.h"
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
+#include "mil/models/fast_dropout.h"
 
 namespace mil {
 
@@ -21,7 +21,8 @@ struct GlobalRecycleOptions {
   TORCH_ARG(int64_t, tokens) = 1;
   /// Share of the survivors KEPT as they are (`merge_ratio`, B17; README grid 0.8, 0.9); in (0, 1).
   TORCH_ARG(double, keep_ratio) = 0.2;
-  /// Momentum of the global queries' EMA toward the recycled tokens (`merge_mm`); 1 = zero queries, no EMA.
+  /// Momentum of the global queries' EMA toward the recycled tokens (`merge_mm`); 1 = zero queries,
+  /// no EMA.
   TORCH_ARG(double, momentum) = 0.9998;
   /// Attention heads × head width = inner width of the cross-attention.
   TORCH_ARG(int64_t, heads) = 8;
@@ -50,18 +51,21 @@ class GlobalRecycleImpl : public torch::nn::Module {
  public:
   explicit GlobalRecycleImpl(GlobalRecycleOptions options);
   /// Training: survivors [L, d] -> [floor(L·keep_ratio) + k, d]: a random keep followed by the k
-  /// recycled tokens; updates the queries' EMA. The keep follows `order`, a permutation of 0..L-1 whose
-  /// first floor(L·keep_ratio) entries are kept (a replay passes a recorded one); undefined: a random
-  /// order from LibTorch's default generator. Eval: [L + k, d], every instance plus k summary tokens,
-  /// no update, `order` unused. L must exceed floor(L·keep_ratio) (it does for ratio < 1).
+  /// recycled tokens; updates the queries' EMA. The keep follows `order`, a permutation of 0..L-1
+  /// whose first floor(L·keep_ratio) entries are kept (a replay passes a recorded one); undefined:
+  /// a random order from LibTorch's default generator. Eval: [L + k, d], every instance plus k
+  /// summary tokens, no update, `order` unused. L must exceed floor(L·keep_ratio) (it does for
+  /// ratio < 1).
   at::Tensor forward(const at::Tensor& survivors, const at::Tensor& order = {});
-  /// Kept count for L survivors: floor(L · keep_ratio) in double arithmetic, as the reference's int().
+  /// Kept count for L survivors: floor(L · keep_ratio) in double arithmetic, as the reference's
+  /// int().
   int64_t kept_count(int64_t survivors) const;
 
   GlobalRecycleOptions options;
   torch::nn::LayerNorm norm{nullptr};
   CrossAttention attn{nullptr};
-  at::Tensor global_q_mm;  ///< [1, k, d] non-trainable queries (a parameter without grad, as the reference).
+  at::Tensor global_q_mm;  ///< [1, k, d] non-trainable queries (a parameter without grad, as the
+                           ///< reference).
 };
 TORCH_MODULE(GlobalRecycle);
 

@@ -10,7 +10,8 @@
 namespace mil {
 
 MaskCount mask_count(int64_t n, double ratio, double random_ratio) {
-  if (!(random_ratio > 0.0)) throw std::invalid_argument("mask random ratio must be > 0 (B4: the reference divides by it)");
+  if (!(random_ratio > 0.0))
+    throw std::invalid_argument("mask random ratio must be > 0 (B4: the reference divides by it)");
   MaskCount count;
   double r = ratio / random_ratio;
   count.random_ratio = random_ratio;
@@ -20,22 +21,24 @@ MaskCount mask_count(int64_t n, double ratio, double random_ratio) {
   }
   count.candidates = static_cast<int64_t>(std::ceil(static_cast<double>(n) * r));
   count.masked = count.random_ratio < 1.0
-                     ? static_cast<int64_t>(std::ceil(static_cast<double>(count.candidates) * count.random_ratio))
+                     ? static_cast<int64_t>(
+                           std::ceil(static_cast<double>(count.candidates) * count.random_ratio))
                      : count.candidates;
   return count;
 }
 
 MaskSelection select_mask(const at::Tensor& scores, bool largest, double ratio, double random_ratio,
                           const MaskSelection* previous, const SubsetDraw& draw) {
-  TORCH_CHECK(scores.dim() == 1 || scores.dim() == 2, "select_mask expects scores [N] or [H, N], got ", scores.sizes());
+  TORCH_CHECK(scores.dim() == 1 || scores.dim() == 2,
+              "select_mask expects scores [N] or [H, N], got ", scores.sizes());
   const int64_t n = scores.size(-1);
   std::set<int64_t> masked;
   if (previous) masked.insert(previous->masked.begin(), previous->masked.end());
   if (ratio > 0.0 && n > 0) {
     const MaskCount count = mask_count(n, ratio, random_ratio);
     const int64_t k = std::min(count.candidates, n);
-    // On the CPU whatever the scores' device: N floats, and the random subset then draws from the CPU
-    // generator, as on a CPU run.
+    // On the CPU whatever the scores' device: N floats, and the random subset then draws from the
+    // CPU generator, as on a CPU run.
     const at::Tensor s = scores.detach().to(at::kCPU, at::kFloat);
     at::Tensor candidates;
     if (s.dim() == 1) {
@@ -53,7 +56,8 @@ MaskSelection select_mask(const at::Tensor& scores, bool largest, double ratio, 
         TORCH_CHECK(candidates.numel() == wanted, "mask subset draw returned ", candidates.numel(),
                     " instances, wanted ", wanted);
       } else {
-        candidates = candidates.index_select(0, at::randperm(candidates.size(0), at::kLong).narrow(0, 0, wanted));
+        candidates = candidates.index_select(
+            0, at::randperm(candidates.size(0), at::kLong).narrow(0, 0, wanted));
       }
     }
     const at::Tensor c = candidates.to(at::kLong).contiguous();
@@ -73,11 +77,13 @@ MaskSelection select_mask(const at::Tensor& scores, bool largest, double ratio, 
   return out;
 }
 
-MaskSelection apply_mask_plan(const at::Tensor& scores, const MaskPlan& plan, const SubsetDraw& draw) {
-  MaskSelection selection =
-      select_mask(scores, /*largest=*/false, plan.random_ratio, /*random_ratio=*/0.001, nullptr, draw);
+MaskSelection apply_mask_plan(const at::Tensor& scores, const MaskPlan& plan,
+                              const SubsetDraw& draw) {
+  MaskSelection selection = select_mask(scores, /*largest=*/false, plan.random_ratio,
+                                        /*random_ratio=*/0.001, nullptr, draw);
   selection = select_mask(scores, /*largest=*/false, plan.low_ratio, 1.0, &selection, draw);
-  selection = select_mask(scores, /*largest=*/true, plan.high_ratio, plan.high_random_ratio, &selection, draw);
+  selection = select_mask(scores, /*largest=*/true, plan.high_ratio, plan.high_random_ratio,
+                          &selection, draw);
   if (selection.kept.empty() && !selection.masked.empty()) {
     // Give back the lowest-scored masked instance, the least "hard" one.
     const at::Tensor cpu = scores.detach().to(at::kCPU, at::kFloat);
@@ -95,7 +101,8 @@ MaskSelection apply_mask_plan(const at::Tensor& scores, const MaskPlan& plan, co
 double cosine_schedule(double base, double final_value, int64_t step, int64_t total) {
   constexpr double kPi = 3.14159265358979323846;
   if (total <= 0) return base;
-  return final_value + 0.5 * (base - final_value) * (1.0 + std::cos(kPi * static_cast<double>(step) / total));
+  return final_value +
+         0.5 * (base - final_value) * (1.0 + std::cos(kPi * static_cast<double>(step) / total));
 }
 
 }  // namespace mil

@@ -1,27 +1,28 @@
 #pragma once
-// The MHIM network (spec §1.1): instance embedding Linear(D, 512) + activation, Dropout, an optional
-// Global Recycle Network, a baseline aggregator (`attn`, `selfattn`, `dsmil`) and a Linear(512, C)
-// predictor. The same class is the student, the teacher, and the `mhim_pure` baseline that trains teacher
-// checkpoints; parameter names match the reference's MHIM (feature.0.*, merge.*, online_encoder.*,
-// predictor.*) so checkpoints move both ways.
+// The MHIM network (spec §1.1): instance embedding Linear(D, 512) + activation, Dropout, an
+// optional Global Recycle Network, a baseline aggregator (`attn`, `selfattn`, `dsmil`) and a
+// Linear(512, C) predictor. The same class is the student, the teacher, and the `mhim_pure`
+// baseline that trains teacher checkpoints; parameter names match the reference's MHIM
+// (feature.0.*, merge.*, online_encoder.*, predictor.*) so checkpoints move both ways.
 #include <string>
 
-#include <nlohmann/json.hpp>
 #include <torch/arg.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/linear.h>
+#include <nlohmann/json.hpp>
 
-#include "mil/models/fast_dropout.h"
 #include "mil/mhim/aggregator.h"
 #include "mil/mhim/grn.h"
+#include "mil/models/fast_dropout.h"
 #include "mil/models/mil_model.h"
 #include "mil/models/state_dict.h"
 
 namespace mil {
 
 struct MhimNetworkOptions {
-  MhimNetworkOptions(int64_t input_dim, int64_t class_count) : input_dim_(input_dim), class_count_(class_count) {}
+  MhimNetworkOptions(int64_t input_dim, int64_t class_count)
+      : input_dim_(input_dim), class_count_(class_count) {}
   /// D, the input feature width.
   TORCH_ARG(int64_t, input_dim);
   /// C, classes (or survival time bins).
@@ -50,20 +51,20 @@ class MhimNetworkImpl : public MilModelImpl {
  public:
   explicit MhimNetworkImpl(MhimNetworkOptions options);
   /// Plain forward (inference, and `mhim_pure` training): full bag, no masking; the GRN only with
-  /// merge_test. In eval mode instance_scores holds the aggregator's attention ([N]; TransMIL: mean over
-  /// heads); training forwards leave it undefined.
+  /// merge_test. In eval mode instance_scores holds the aggregator's attention ([N]; TransMIL: mean
+  /// over heads); training forwards leave it undefined.
   MilOutput forward(const at::Tensor& bag) override;
   /// Instance embeddings after activation and dropout: bag [N, D] -> [N, d].
   at::Tensor embed(const at::Tensor& bag);
   /// Logits of an aggregator output: its own (DSMIL) or predictor(embedding).
   at::Tensor logits_of(const AggregatorOutput& output);
   /// Per-instance scores the teacher masks by (spec §1.4) from an output computed with want_scores.
-  /// class_aware (`--attn2score`): softmax over classes of W·contribution_i + b_0 (B11: class 0's bias
-  /// for every class), max over classes; DSMIL: max raw instance logit. Otherwise the attention ([N] or
-  /// TransMIL's [H, N]).
+  /// class_aware (`--attn2score`): softmax over classes of W·contribution_i + b_0 (B11: class 0's
+  /// bias for every class), max over classes; DSMIL: max raw instance logit. Otherwise the
+  /// attention ([N] or TransMIL's [H, N]).
   at::Tensor instance_scores(const AggregatorOutput& output, bool class_aware);
-  /// Xavier-normal Linear weights and zero biases everywhere; LayerNorms (1/0) and convs keep LibTorch's
-  /// default init, which is the reference's.
+  /// Xavier-normal Linear weights and zero biases everywhere; LayerNorms (1/0) and convs keep
+  /// LibTorch's default init, which is the reference's.
   void reset_parameters();
 
   MhimNetworkOptions options;
@@ -76,18 +77,20 @@ class MhimNetworkImpl : public MilModelImpl {
 TORCH_MODULE(MhimNetwork);
 
 /// `state` (an MHIM network's, ours or a teacher's) named as the reference's MHIM names it: the GRN
-/// query also under its alias merge.global_q, right after merge.global_q_mm. The reference registers
-/// the query twice, so PyTorch's strict load_state_dict wants both keys.
+/// query also under its alias merge.global_q, right after merge.global_q_mm. The reference
+/// registers the query twice, so PyTorch's strict load_state_dict wants both keys.
 StateDict with_reference_aliases(StateDict state);
 
-/// A reference MHIM state_dict (v2, or v1 with its patch_to_emb.* embedding keys) named as ours: v1's
-/// patch_to_emb.* become feature.*, and the GRN query's alias merge.global_q is dropped (it must equal
-/// merge.global_q_mm when both are present).
+/// A reference MHIM state_dict (v2, or v1 with its patch_to_emb.* embedding keys) named as ours:
+/// v1's patch_to_emb.* become feature.*, and the GRN query's alias merge.global_q is dropped (it
+/// must equal merge.global_q_mm when both are present).
 StateDict from_reference_names(StateDict state);
 
 /// Reads the network keys of a `mhim`/`mhim_pure` model's options (embed_dim, activation, dropout,
-/// baseline, da_act, merge, merge_k, merge_ratio, merge_mm, merge_test); other keys are left to the caller.
-MhimNetworkOptions mhim_network_options_from_json(const nlohmann::json& options, int64_t input_dim, int64_t class_count);
+/// baseline, da_act, merge, merge_k, merge_ratio, merge_mm, merge_test); other keys are left to the
+/// caller.
+MhimNetworkOptions mhim_network_options_from_json(const nlohmann::json& options, int64_t input_dim,
+                                                  int64_t class_count);
 
 /// The option keys mhim_network_options_from_json reads.
 const std::vector<std::string>& mhim_network_option_keys();

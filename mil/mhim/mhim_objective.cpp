@@ -5,19 +5,19 @@
 #include <stdexcept>
 
 #include <ATen/ATen.h>
-#include <nlohmann/json.hpp>
 #include <torch/utils.h>
+#include <nlohmann/json.hpp>
 
-#include "mil/models/state_dict.h"
 #include "mil/core/specs.h"
+#include "mil/models/state_dict.h"
 
 namespace mil {
 
 MhimOptions mhim_options_from_json(const nlohmann::json& j) {
   std::vector<std::string> allowed = mhim_network_option_keys();
-  for (const char* key : {"mask_ratio", "mask_ratio_l", "mask_ratio_h", "mask_ratio_hr", "mrh_sche", "attn2score",
-                          "temp_t", "main_alpha", "aux_alpha", "mm", "mm_sche", "teacher_init", "teacher_train_mode",
-                          "student_init"}) {
+  for (const char* key : {"mask_ratio", "mask_ratio_l", "mask_ratio_h", "mask_ratio_hr", "mrh_sche",
+                          "attn2score", "temp_t", "main_alpha", "aux_alpha", "mm", "mm_sche",
+                          "teacher_init", "teacher_train_mode", "student_init"}) {
     allowed.emplace_back(key);
   }
   require_known_keys(j, allowed, "model 'mhim'.options");
@@ -25,7 +25,8 @@ MhimOptions mhim_options_from_json(const nlohmann::json& j) {
   const auto ratio = [&](const char* key, double& value) {
     if (!j.contains(key)) return;
     value = j.at(key).get<double>();
-    if (!(value >= 0.0 && value < 1.0)) throw std::runtime_error(std::string("model 'mhim'.options.") + key + " must be in [0, 1)");
+    if (!(value >= 0.0 && value < 1.0))
+      throw std::runtime_error(std::string("model 'mhim'.options.") + key + " must be in [0, 1)");
   };
   ratio("mask_ratio", o.mask.random_ratio);
   ratio("mask_ratio_l", o.mask.low_ratio);
@@ -40,57 +41,71 @@ MhimOptions mhim_options_from_json(const nlohmann::json& j) {
   if (!(o.temp_t > 0.0)) throw std::runtime_error("model 'mhim'.options.temp_t must be > 0");
   if (j.contains("main_alpha")) o.main_alpha = j.at("main_alpha").get<double>();
   if (j.contains("aux_alpha")) o.aux_alpha = j.at("aux_alpha").get<double>();
-  if (o.main_alpha < 0.0 || o.aux_alpha < 0.0) throw std::runtime_error("model 'mhim'.options: loss weights must be >= 0");
+  if (o.main_alpha < 0.0 || o.aux_alpha < 0.0)
+    throw std::runtime_error("model 'mhim'.options: loss weights must be >= 0");
   if (j.contains("mm")) o.momentum = j.at("mm").get<double>();
-  if (!(o.momentum >= 0.0 && o.momentum <= 1.0)) throw std::runtime_error("model 'mhim'.options.mm must be in [0, 1]");
+  if (!(o.momentum >= 0.0 && o.momentum <= 1.0))
+    throw std::runtime_error("model 'mhim'.options.mm must be in [0, 1]");
   if (j.contains("mm_sche")) o.momentum_ramp = j.at("mm_sche").get<bool>();
   if (j.contains("teacher_init")) o.teacher_init = j.at("teacher_init").get<std::string>();
-  if (j.contains("teacher_train_mode")) o.teacher_train_mode = j.at("teacher_train_mode").get<bool>();
+  if (j.contains("teacher_train_mode"))
+    o.teacher_train_mode = j.at("teacher_train_mode").get<bool>();
   if (j.contains("student_init")) o.student_init = j.at("student_init").get<std::string>();
   if (o.student_init != "none" && o.student_init != "fc") {
-    throw std::runtime_error("model 'mhim'.options.student_init: '" + o.student_init + "' is not one of none, fc");
+    throw std::runtime_error("model 'mhim'.options.student_init: '" + o.student_init +
+                             "' is not one of none, fc");
   }
   if (o.student_init == "fc" && o.teacher_init == "random") {
-    throw std::runtime_error("model 'mhim'.options.student_init 'fc' needs a teacher_init checkpoint");
+    throw std::runtime_error(
+        "model 'mhim'.options.student_init 'fc' needs a teacher_init checkpoint");
   }
   return o;
 }
 
 std::string teacher_checkpoint_path(const std::string& teacher_init, int fold_index) {
-  if (teacher_init.size() >= 3 && teacher_init.compare(teacher_init.size() - 3, 3, ".pt") == 0) return teacher_init;
+  if (teacher_init.size() >= 3 && teacher_init.compare(teacher_init.size() - 3, 3, ".pt") == 0)
+    return teacher_init;
   const std::filesystem::path folder(teacher_init);
   const std::string fold = "fold_" + std::to_string(fold_index);
-  const std::filesystem::path v2 = folder / (fold + "_model_best.pt"), v1 = folder / (fold + "_model_best_auc.pt");
+  const std::filesystem::path v2 = folder / (fold + "_model_best.pt"),
+                              v1 = folder / (fold + "_model_best_auc.pt");
   return (!std::filesystem::exists(v2) && std::filesystem::exists(v1) ? v1 : v2).string();
 }
 
 void load_mhim_checkpoint(MhimNetworkImpl& network, const std::string& path) {
-  if (!std::filesystem::exists(path)) throw std::runtime_error("MHIM checkpoint '" + path + "' does not exist");
+  if (!std::filesystem::exists(path))
+    throw std::runtime_error("MHIM checkpoint '" + path + "' does not exist");
   const StateDict state = from_reference_names(read_state_dict(path));
   StateDictReport report = load_state_dict(network, state, /*strict=*/false);
-  report.missing.erase(std::remove_if(report.missing.begin(), report.missing.end(),
-                                      [](const std::string& k) { return k.rfind("merge.", 0) == 0; }),
-                       report.missing.end());
+  report.missing.erase(
+      std::remove_if(report.missing.begin(), report.missing.end(),
+                     [](const std::string& k) { return k.rfind("merge.", 0) == 0; }),
+      report.missing.end());
   if (!report.clean()) {
-    throw std::runtime_error("MHIM checkpoint '" + path + "' does not fit the network (" + network.options.baseline() +
-                             " aggregator): " + report.describe());
+    throw std::runtime_error("MHIM checkpoint '" + path + "' does not fit the network (" +
+                             network.options.baseline() + " aggregator): " + report.describe());
   }
 }
 
-at::Tensor soft_target_cross_entropy(const at::Tensor& student, const at::Tensor& target, double temp_t, double temp_s) {
+at::Tensor soft_target_cross_entropy(const at::Tensor& student, const at::Tensor& target,
+                                     double temp_t, double temp_s) {
   const int64_t width = student.size(-1);
   const at::Tensor s = student.reshape({-1, width}).to(at::kFloat);
   const at::Tensor t = target.detach().reshape({-1, width}).to(at::kFloat);
-  TORCH_CHECK(s.size(0) == t.size(0), "consistency loss: student rows ", s.size(0), " vs teacher rows ", t.size(0));
+  TORCH_CHECK(s.size(0) == t.size(0), "consistency loss: student rows ", s.size(0),
+              " vs teacher rows ", t.size(0));
   return (-(t / temp_t).softmax(-1) * (s / temp_s).log_softmax(-1)).sum(-1).mean();
 }
 
-MhimObjective::MhimObjective(MhimNetworkImpl& student, MhimOptions options, int fold_index, int64_t total_steps)
+MhimObjective::MhimObjective(MhimNetworkImpl& student, MhimOptions options, int fold_index,
+                             int64_t total_steps)
     : student_(student), options_(std::move(options)), total_steps_(total_steps) {
   if (options_.teacher_init.empty()) {
     throw std::runtime_error(
-        "MHIM needs a teacher: set model option teacher_init to a baseline checkpoint (a .pt file or a folder of "
-        "fold_{k}_model_best.pt), or to \"random\" to start the teacher from the student's init on purpose");
+        "MHIM needs a teacher: set model option teacher_init to a baseline checkpoint (a .pt file "
+        "or a folder of "
+        "fold_{k}_model_best.pt), or to \"random\" to start the teacher from the student's init on "
+        "purpose");
   }
   MhimNetworkOptions teacher_options = student.options;
   teacher_options.merge_test(false);
@@ -118,21 +133,25 @@ MhimObjective::MhimObjective(MhimNetworkImpl& student, MhimOptions options, int 
 }
 
 double MhimObjective::high_mask_ratio_at(int64_t step) const {
-  return options_.mask_ratio_decay ? cosine_schedule(options_.mask.high_ratio, 0.0, step, total_steps_)
-                                   : options_.mask.high_ratio;
+  return options_.mask_ratio_decay
+             ? cosine_schedule(options_.mask.high_ratio, 0.0, step, total_steps_)
+             : options_.mask.high_ratio;
 }
 
 double MhimObjective::momentum_at(int64_t step) const {
-  return options_.momentum_ramp ? cosine_schedule(options_.momentum, 1.0, step, total_steps_) : options_.momentum;
+  return options_.momentum_ramp ? cosine_schedule(options_.momentum, 1.0, step, total_steps_)
+                                : options_.momentum;
 }
 
-at::Tensor MhimObjective::loss(const Bag& bag, int64_t step, const std::function<at::Tensor(const at::Tensor&)>& task_loss) {
+at::Tensor MhimObjective::loss(const Bag& bag, int64_t step,
+                               const std::function<at::Tensor(const at::Tensor&)>& task_loss) {
   // Teacher: full bag, no gradient, train mode by default (B7), so its dropout is active.
   at::Tensor teacher_embedding, scores;
   {
     torch::NoGradGuard no_grad;
     teacher_->train(options_.teacher_train_mode);
-    const AggregatorOutput t = teacher_->online_encoder->forward(teacher_->embed(bag.features), /*want_scores=*/true);
+    const AggregatorOutput t =
+        teacher_->online_encoder->forward(teacher_->embed(bag.features), /*want_scores=*/true);
     teacher_embedding = t.embedding;
     scores = teacher_->instance_scores(t, options_.class_aware_scores);
   }
@@ -143,13 +162,15 @@ at::Tensor MhimObjective::loss(const Bag& bag, int64_t step, const std::function
   if (!selection.masked.empty()) {
     h = h.index_select(0, torch::tensor(selection.kept, torch::dtype(torch::kLong)).to(h.device()));
   }
-  if (student_.merge) h = student_.merge->forward(h, draws_.grn_order ? draws_.grn_order(h.size(0)) : at::Tensor());
+  if (student_.merge)
+    h = student_.merge->forward(h, draws_.grn_order ? draws_.grn_order(h.size(0)) : at::Tensor());
   const AggregatorOutput s = student_.online_encoder->forward(h, /*want_scores=*/false);
   const at::Tensor task = task_loss(student_.logits_of(s));
   at::Tensor total = options_.main_alpha * task;
   double consistency = 0.0;
   if (options_.aux_alpha > 0.0) {
-    const at::Tensor c = soft_target_cross_entropy(s.embedding, teacher_embedding, options_.temp_t, options_.temp_s);
+    const at::Tensor c =
+        soft_target_cross_entropy(s.embedding, teacher_embedding, options_.temp_t, options_.temp_s);
     total = total + options_.aux_alpha * c;
     consistency = c.item<double>();
   }
@@ -172,13 +193,16 @@ void MhimObjective::after_optimizer_step(int64_t step) {
   const auto student = student_.parameters();
   auto teacher = teacher_->parameters();
   TORCH_CHECK(student.size() == teacher.size(), "teacher and student parameter lists differ");
-  for (std::size_t i = 0; i < teacher.size(); ++i) teacher[i].mul_(m).add_(student[i].detach(), 1.0 - m);
+  for (std::size_t i = 0; i < teacher.size(); ++i)
+    teacher[i].mul_(m).add_(student[i].detach(), 1.0 - m);
 }
 
 std::vector<std::pair<std::string, at::Tensor>> MhimObjective::extra_state() {
   std::vector<std::pair<std::string, at::Tensor>> state;
-  for (const auto& p : teacher_->named_parameters()) state.emplace_back("teacher." + p.key(), p.value());
-  for (const auto& b : teacher_->named_buffers()) state.emplace_back("teacher." + b.key(), b.value());
+  for (const auto& p : teacher_->named_parameters())
+    state.emplace_back("teacher." + p.key(), p.value());
+  for (const auto& b : teacher_->named_buffers())
+    state.emplace_back("teacher." + b.key(), b.value());
   return state;
 }
 

@@ -1,7 +1,7 @@
 #pragma once
-// MHIM training (spec §1.2-1.9): a momentum teacher scores every instance of the full bag, the student
-// trains on the bag without its most salient instances (plus the GRN's recycled
-// tokens), and a consistency loss pulls the student's bag embedding toward the teacher's.
+// MHIM training (spec §1.2-1.9): a momentum teacher scores every instance of the full bag, the
+// student trains on the bag without its most salient instances (plus the GRN's recycled tokens),
+// and a consistency loss pulls the student's bag embedding toward the teacher's.
 #include <functional>
 #include <memory>
 #include <string>
@@ -14,37 +14,43 @@
 
 namespace mil {
 
-/// MHIM's training options (the reference's CLI names in parentheses). Defaults follow the v2 README.
+/// MHIM's training options (the reference's CLI names in parentheses). Defaults follow the v2
+/// README.
 struct MhimOptions {
-  MaskPlan mask;                    ///< mask_ratio (v1 random), mask_ratio_l (v1 low), mask_ratio_h, mask_ratio_hr.
-  bool mask_ratio_decay = false;    ///< (mrh_sche) cosine decay of mask_ratio_h to 0 over the nominal run.
-  bool class_aware_scores = true;   ///< (attn2score) class-aware instance probability; false: raw attention (v1).
-  double temp_t = 0.1;              ///< Teacher temperature of the consistency loss.
-  double temp_s = 1.0;              ///< Student temperature (hard-coded 1 in the reference).
-  double main_alpha = 1.0;          ///< Weight of the task loss.
-  double aux_alpha = 0.5;           ///< Weight of the consistency loss (README 0.5; CLI default 0).
-  double momentum = 0.9997;         ///< (mm) teacher EMA momentum.
-  bool momentum_ramp = false;       ///< (mm_sche) cosine ramp of the momentum to 1 over the nominal run.
-  /// (teacher_init) baseline checkpoint: a .pt file, or a folder holding fold_{k}_model_best.pt; "random"
-  /// starts the teacher from the student's init on purpose (the reference's silent fallback, B-fixed).
+  MaskPlan mask;  ///< mask_ratio (v1 random), mask_ratio_l (v1 low), mask_ratio_h, mask_ratio_hr.
+  bool mask_ratio_decay =
+      false;  ///< (mrh_sche) cosine decay of mask_ratio_h to 0 over the nominal run.
+  bool class_aware_scores =
+      true;  ///< (attn2score) class-aware instance probability; false: raw attention (v1).
+  double temp_t = 0.1;         ///< Teacher temperature of the consistency loss.
+  double temp_s = 1.0;         ///< Student temperature (hard-coded 1 in the reference).
+  double main_alpha = 1.0;     ///< Weight of the task loss.
+  double aux_alpha = 0.5;      ///< Weight of the consistency loss (README 0.5; CLI default 0).
+  double momentum = 0.9997;    ///< (mm) teacher EMA momentum.
+  bool momentum_ramp = false;  ///< (mm_sche) cosine ramp of the momentum to 1 over the nominal run.
+  /// (teacher_init) baseline checkpoint: a .pt file, or a folder holding fold_{k}_model_best.pt;
+  /// "random" starts the teacher from the student's init on purpose (the reference's silent
+  /// fallback, B-fixed).
   std::string teacher_init;
-  bool teacher_train_mode = true;   ///< B7: the teacher's passes run in train mode (dropout on), as the reference.
-  std::string student_init = "none";///< "fc": copy the embedding layer from the teacher checkpoint (v1).
+  bool teacher_train_mode =
+      true;  ///< B7: the teacher's passes run in train mode (dropout on), as the reference.
+  std::string student_init =
+      "none";  ///< "fc": copy the embedding layer from the teacher checkpoint (v1).
 };
 
-/// Reads MhimOptions from a `mhim` model's options; network keys (mhim_network_option_keys) are skipped,
-/// any other key is an error naming it.
+/// Reads MhimOptions from a `mhim` model's options; network keys (mhim_network_option_keys) are
+/// skipped, any other key is an error naming it.
 MhimOptions mhim_options_from_json(const nlohmann::json& options);
 
-/// The checkpoint file `teacher_init` names for `fold_index`: the path itself when it ends in ".pt",
-/// else `<teacher_init>/fold_{fold_index}_model_best.pt`, or v1's `fold_{fold_index}_model_best_auc.pt`
-/// when only that one exists.
+/// The checkpoint file `teacher_init` names for `fold_index`: the path itself when it ends in
+/// ".pt", else `<teacher_init>/fold_{fold_index}_model_best.pt`, or v1's
+/// `fold_{fold_index}_model_best_auc.pt` when only that one exists.
 std::string teacher_checkpoint_path(const std::string& teacher_init, int fold_index);
 
-/// Loads a baseline checkpoint into an MHIM network (teacher or student), ours or the reference's (v2, or
-/// v1 with patch_to_emb.* keys; see from_reference_names): every feature, aggregator and predictor key
-/// must be present with its shape; GRN keys (merge.*) may be absent, as in `mhim_pure` checkpoints.
-/// Errors name every offending key and the file.
+/// Loads a baseline checkpoint into an MHIM network (teacher or student), ours or the reference's
+/// (v2, or v1 with patch_to_emb.* keys; see from_reference_names): every feature, aggregator and
+/// predictor key must be present with its shape; GRN keys (merge.*) may be absent, as in
+/// `mhim_pure` checkpoints. Errors name every offending key and the file.
 void load_mhim_checkpoint(MhimNetworkImpl& network, const std::string& path);
 
 /// MHIM's random draws in a training step. A null member draws from LibTorch's default generator; a
@@ -71,7 +77,8 @@ class MhimObjective : public TrainingObjective {
   /// mask-ratio and momentum schedules (B15: the nominal run, whatever early stopping does).
   MhimObjective(MhimNetworkImpl& student, MhimOptions options, int fold_index, int64_t total_steps);
 
-  at::Tensor loss(const Bag& bag, int64_t step, const std::function<at::Tensor(const at::Tensor&)>& task_loss) override;
+  at::Tensor loss(const Bag& bag, int64_t step,
+                  const std::function<at::Tensor(const at::Tensor&)>& task_loss) override;
   /// θ_T ← m·θ_T + (1 − m)·θ_S for every parameter pair in registration order (§1.9).
   void after_optimizer_step(int64_t step) override;
   std::vector<std::pair<std::string, at::Tensor>> extra_state() override;
@@ -105,7 +112,9 @@ class MhimObjective : public TrainingObjective {
 };
 
 /// Soft-target cross-entropy of §1.8: mean over rows of Σ_j −softmax(target/temp_t)_j ·
-/// log_softmax(student/temp_s)_j, rows being the last axis (the 512 embedding channels); target detached.
-at::Tensor soft_target_cross_entropy(const at::Tensor& student, const at::Tensor& target, double temp_t, double temp_s);
+/// log_softmax(student/temp_s)_j, rows being the last axis (the 512 embedding channels); target
+/// detached.
+at::Tensor soft_target_cross_entropy(const at::Tensor& student, const at::Tensor& target,
+                                     double temp_t, double temp_s);
 
 }  // namespace mil

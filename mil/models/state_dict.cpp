@@ -25,11 +25,12 @@ std::string shape_string(const at::Tensor& t) {
 StateDict tensors_of_dict(const c10::impl::GenericDict& dict, const std::string& path) {
   StateDict state;
   for (const auto& entry : dict) {
-    if (!entry.key().isString()) throw std::runtime_error("'" + path + "': state_dict key is not a string");
+    if (!entry.key().isString())
+      throw std::runtime_error("'" + path + "': state_dict key is not a string");
     std::string name = entry.key().toStringRef();
     if (!entry.value().isTensor()) {
-      throw std::runtime_error("'" + path + "': state_dict entry '" + name + "' is a " + entry.value().tagKind() +
-                               ", not a tensor");
+      throw std::runtime_error("'" + path + "': state_dict entry '" + name + "' is a " +
+                               entry.value().tagKind() + ", not a tensor");
     }
     if (name.rfind("module.", 0) == 0) name = name.substr(7);
     state.emplace_back(std::move(name), entry.value().toTensor());
@@ -66,7 +67,8 @@ c10::impl::GenericDict saved_dict(const std::string& path, const std::string& ex
     throw std::runtime_error("'" + path + "' is not a torch.save zip archive: " + e.what());
   }
   if (!value.isGenericDict()) {
-    throw std::runtime_error("'" + path + "' holds a " + value.tagKind() + ", expected " + expected);
+    throw std::runtime_error("'" + path + "' holds a " + value.tagKind() + ", expected " +
+                             expected);
   }
   return value.toGenericDict();
 }
@@ -74,7 +76,8 @@ c10::impl::GenericDict saved_dict(const std::string& path, const std::string& ex
 /// `state` as the {name: tensor} dict Python's state_dicts are, on the CPU.
 c10::Dict<std::string, at::Tensor> tensor_dict(const StateDict& state) {
   c10::Dict<std::string, at::Tensor> dict;
-  for (const auto& [name, tensor] : state) dict.insert(name, tensor.detach().to(at::kCPU).contiguous());
+  for (const auto& [name, tensor] : state)
+    dict.insert(name, tensor.detach().to(at::kCPU).contiguous());
   return dict;
 }
 
@@ -91,7 +94,8 @@ StateDict read_state_dict(const std::string& path) {
     auto it = dict.find(c10::IValue(std::string(nested)));
     if (it != dict.end()) {
       if (!it->value().isGenericDict()) {
-        throw std::runtime_error("'" + path + "': checkpoint key '" + nested + "' is not a dict of tensors");
+        throw std::runtime_error("'" + path + "': checkpoint key '" + nested +
+                                 "' is not a dict of tensors");
       }
       return tensors_of_dict(it->value().toGenericDict(), path);
     }
@@ -99,18 +103,23 @@ StateDict read_state_dict(const std::string& path) {
   return tensors_of_dict(dict, path);
 }
 
-void write_state_dict(const StateDict& state, const std::string& path) { write_pickled(c10::IValue(tensor_dict(state)), path); }
+void write_state_dict(const StateDict& state, const std::string& path) {
+  write_pickled(c10::IValue(tensor_dict(state)), path);
+}
 
-void write_state_dicts(const std::vector<std::pair<std::string, StateDict>>& parts, const std::string& path) {
+void write_state_dicts(const std::vector<std::pair<std::string, StateDict>>& parts,
+                       const std::string& path) {
   c10::Dict<std::string, c10::Dict<std::string, at::Tensor>> outer;
   for (const auto& [key, state] : parts) outer.insert(key, tensor_dict(state));
   write_pickled(c10::IValue(outer), path);
 }
 
-void write_best_checkpoint(const StateDict& model, const StateDict& teacher, int64_t epoch, const std::string& path) {
+void write_best_checkpoint(const StateDict& model, const StateDict& teacher, int64_t epoch,
+                           const std::string& path) {
   c10::impl::GenericDict checkpoint(c10::StringType::get(), c10::AnyType::get());
   checkpoint.insert(std::string("model"), c10::IValue(tensor_dict(model)));
-  checkpoint.insert(std::string("teacher"), teacher.empty() ? c10::IValue() : c10::IValue(tensor_dict(teacher)));
+  checkpoint.insert(std::string("teacher"),
+                    teacher.empty() ? c10::IValue() : c10::IValue(tensor_dict(teacher)));
   checkpoint.insert(std::string("epoch"), c10::IValue(epoch));
   write_pickled(c10::IValue(checkpoint), path);
 }
@@ -126,8 +135,10 @@ StateDict read_state_dict_part(const std::string& path, const std::string& key) 
 
 StateDict state_dict_of(const torch::nn::Module& module) {
   StateDict state;
-  for (const auto& item : module.named_parameters(/*recurse=*/true)) state.emplace_back(item.key(), item.value());
-  for (const auto& item : module.named_buffers(/*recurse=*/true)) state.emplace_back(item.key(), item.value());
+  for (const auto& item : module.named_parameters(/*recurse=*/true))
+    state.emplace_back(item.key(), item.value());
+  for (const auto& item : module.named_buffers(/*recurse=*/true))
+    state.emplace_back(item.key(), item.value());
   return state;
 }
 
@@ -141,19 +152,21 @@ StateDictReport load_state_dict(torch::nn::Module& module, const StateDict& stat
     if (it == targets.end()) {
       report.unexpected.push_back(name);
     } else if (it->second.sizes() != tensor.sizes()) {
-      report.mismatched.push_back(name + ": " + shape_string(tensor) + " in the file vs " + shape_string(it->second) +
-                                  " in the model");
+      report.mismatched.push_back(name + ": " + shape_string(tensor) + " in the file vs " +
+                                  shape_string(it->second) + " in the model");
     } else {
       sources[name] = &tensor;
     }
   }
   for (const auto& [name, tensor] : state_dict_of(module)) {
-    const bool seen = sources.count(name) != 0 ||
-                      std::any_of(report.mismatched.begin(), report.mismatched.end(),
-                                  [&](const std::string& m) { return m.rfind(name + ":", 0) == 0; });
+    const bool seen =
+        sources.count(name) != 0 ||
+        std::any_of(report.mismatched.begin(), report.mismatched.end(),
+                    [&](const std::string& m) { return m.rfind(name + ":", 0) == 0; });
     if (!seen) report.missing.push_back(name);
   }
-  if (strict && !report.clean()) throw std::runtime_error("state_dict does not match the model: " + report.describe());
+  if (strict && !report.clean())
+    throw std::runtime_error("state_dict does not match the model: " + report.describe());
   torch::NoGradGuard no_grad;
   for (const auto& [name, source] : sources) {
     at::Tensor& target = targets.at(name);

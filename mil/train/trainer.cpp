@@ -17,12 +17,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "mil/runtime/autocast.h"
 #include "mil/core/durable_file.h"
-#include "mil/train/gradient_sync.h"
+#include "mil/data/splits.h"
 #include "mil/eval/metrics.h"
 #include "mil/models/mil_model.h"
-#include "mil/data/splits.h"
+#include "mil/runtime/autocast.h"
+#include "mil/train/gradient_sync.h"
 #include "mil/train/survival.h"
 
 namespace mil {
@@ -34,22 +34,22 @@ constexpr double kPi = 3.14159265358979323846;
 
 /// Everything besides tensors that a resumed run needs to continue exactly where it stopped.
 struct LoopState {
-  int epoch = 0;               ///< Epoch in progress, or the next to start.
-  std::size_t position = 0;    ///< Bags of `order` already trained in this epoch.
-  std::vector<int> order;      ///< This epoch's bag order once shuffled; the last epoch's before.
-  std::mt19937_64 order_rng;   ///< Draws each epoch's shuffle.
-  double loss_sum = 0.0;       ///< Partial sums of the epoch in progress.
+  int epoch = 0;              ///< Epoch in progress, or the next to start.
+  std::size_t position = 0;   ///< Bags of `order` already trained in this epoch.
+  std::vector<int> order;     ///< This epoch's bag order once shuffled; the last epoch's before.
+  std::mt19937_64 order_rng;  ///< Draws each epoch's shuffle.
+  double loss_sum = 0.0;      ///< Partial sums of the epoch in progress.
   int finite_steps = 0;
   int skipped_steps = 0;
   int64_t instances = 0;
   double train_seconds = 0.0;
   int best_epoch = -1;
-  double best_score = 0.0;     ///< The reference starts from 0 and saves on strict improvement.
+  double best_score = 0.0;  ///< The reference starts from 0 and saves on strict improvement.
   bool stopped_early = false;
-  int stopper_counter = 0;     ///< EarlyStopping state.
+  int stopper_counter = 0;  ///< EarlyStopping state.
   double stopper_best = -1e300;
   std::string selection_metric;
-  int teacher_best_epoch = -1;       ///< The objective's teacher model, selected as the student is.
+  int teacher_best_epoch = -1;  ///< The objective's teacher model, selected as the student is.
   double teacher_best_score = 0.0;
 };
 
@@ -63,7 +63,8 @@ using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
 NamedTensors snapshot_state(const MilModelImpl& model) {
   NamedTensors out;
-  for (const auto& p : model.named_parameters()) out.emplace_back(p.key(), p.value().detach().clone());
+  for (const auto& p : model.named_parameters())
+    out.emplace_back(p.key(), p.value().detach().clone());
   for (const auto& b : model.named_buffers()) out.emplace_back(b.key(), b.value().detach().clone());
   return out;
 }
@@ -84,7 +85,8 @@ void restore_state(MilModelImpl& model, const NamedTensors& state) {
 }
 
 /// Named tensors as one sub-archive of a checkpoint, and back in the order written.
-void write_named_tensors(torch::serialize::OutputArchive& archive, const std::string& key, const NamedTensors& tensors) {
+void write_named_tensors(torch::serialize::OutputArchive& archive, const std::string& key,
+                         const NamedTensors& tensors) {
   torch::serialize::OutputArchive part;
   for (const auto& [name, value] : tensors) part.write(name, value);
   archive.write(key, part);
@@ -102,8 +104,8 @@ NamedTensors read_named_tensors(torch::serialize::InputArchive& archive, const s
   return tensors;
 }
 
-/// Writes the checkpoint to a temporary file, syncs it and renames it over `path`, so a crash leaves
-/// either the previous checkpoint or the new one, never a torn file.
+/// Writes the checkpoint to a temporary file, syncs it and renames it over `path`, so a crash
+/// leaves either the previous checkpoint or the new one, never a torn file.
 void write_checkpoint(const std::string& path, const MilModelImpl& model, const NamedTensors& best,
                       const torch::optim::Optimizer& optimizer, const LoopState& state,
                       const std::vector<EpochRecord>& history, const std::string& fingerprint,
@@ -155,8 +157,9 @@ void write_checkpoint(const std::string& path, const MilModelImpl& model, const 
 
 /// Loads a checkpoint written by write_checkpoint into model, optimizer, generator and state.
 json read_checkpoint(const std::string& path, MilModelImpl& model, NamedTensors& best,
-                     torch::optim::Optimizer& optimizer, LoopState& state, std::vector<EpochRecord>& history,
-                     const std::string& fingerprint, const NamedTensors& extra, NamedTensors& teacher_best,
+                     torch::optim::Optimizer& optimizer, LoopState& state,
+                     std::vector<EpochRecord>& history, const std::string& fingerprint,
+                     const NamedTensors& extra, NamedTensors& teacher_best,
                      NamedTensors& teacher_at_best) {
   torch::serialize::InputArchive archive;
   archive.load_from(path);
@@ -164,12 +167,14 @@ json read_checkpoint(const std::string& path, MilModelImpl& model, NamedTensors&
   archive.read("meta", meta_value);
   const json meta = json::parse(meta_value.toStringRef());
   if (meta.at("version").get<int>() != kCheckpointVersion) {
-    throw std::runtime_error("checkpoint '" + path + "' has layout version " + meta.at("version").dump() +
-                             ", this build reads " + std::to_string(kCheckpointVersion));
+    throw std::runtime_error("checkpoint '" + path + "' has layout version " +
+                             meta.at("version").dump() + ", this build reads " +
+                             std::to_string(kCheckpointVersion));
   }
   if (meta.at("fingerprint").get<std::string>() != fingerprint) {
-    throw std::runtime_error("checkpoint '" + path + "' belongs to run '" + meta.at("fingerprint").get<std::string>() +
-                             "', not '" + fingerprint + "'; remove it to start over");
+    throw std::runtime_error("checkpoint '" + path + "' belongs to run '" +
+                             meta.at("fingerprint").get<std::string>() + "', not '" + fingerprint +
+                             "'; remove it to start over");
   }
   torch::serialize::InputArchive model_archive, optimizer_archive;
   archive.read("model", model_archive);
@@ -187,11 +192,14 @@ json read_checkpoint(const std::string& path, MilModelImpl& model, NamedTensors&
       const_cast<at::Tensor&>(target).copy_(value);
     }
   }
-  teacher_best = meta.value("teacher_best_epoch", -1) >= 0 ? read_named_tensors(archive, "teacher_best") : NamedTensors{};
-  // Checkpoints written before the teacher was kept at the student's best lack it: it is then taken at
-  // the student's next improvement.
-  teacher_at_best =
-      meta.value("has_teacher_at_best", false) ? read_named_tensors(archive, "teacher_at_best") : NamedTensors{};
+  teacher_best = meta.value("teacher_best_epoch", -1) >= 0
+                     ? read_named_tensors(archive, "teacher_best")
+                     : NamedTensors{};
+  // Checkpoints written before the teacher was kept at the student's best lack it: it is then taken
+  // at the student's next improvement.
+  teacher_at_best = meta.value("has_teacher_at_best", false)
+                        ? read_named_tensors(archive, "teacher_at_best")
+                        : NamedTensors{};
   at::Tensor rng_state;
   archive.read("torch_rng", rng_state);
   {
@@ -223,7 +231,8 @@ json read_checkpoint(const std::string& path, MilModelImpl& model, NamedTensors&
 }
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+  for (auto& group : optimizer.param_groups())
+    static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
 }
 
 }  // namespace
@@ -253,8 +262,10 @@ void from_json(const json& j, EpochRecord& r) {
   r.skipped_steps = j.at("skipped_steps").get<int>();
   r.val = j.at("val").get<std::map<std::string, double>>();
   r.improved = j.at("improved").get<bool>();
-  if (j.contains("train_stats")) r.train_stats = j.at("train_stats").get<std::map<std::string, double>>();
-  if (j.contains("teacher_val")) r.teacher_val = j.at("teacher_val").get<std::map<std::string, double>>();
+  if (j.contains("train_stats"))
+    r.train_stats = j.at("train_stats").get<std::map<std::string, double>>();
+  if (j.contains("teacher_val"))
+    r.teacher_val = j.at("teacher_val").get<std::map<std::string, double>>();
   r.teacher_improved = j.value("teacher_improved", false);
 }
 
@@ -302,10 +313,11 @@ const Bag& bag_on(const Bag& bag, c10::Device device, Bag& scratch) {
   return scratch;
 }
 
-/// In a group, local work between two collectives (a forward pass, a callback, a file write) must not
-/// throw past the next collective, or the peers would wait in it forever and only an abort of the whole
-/// MPI world would free them. So run_local keeps this rank's first failure in `error` for the group's
-/// next agreement (agree) and skips further local work until then. Without a group it just runs `local`.
+/// In a group, local work between two collectives (a forward pass, a callback, a file write) must
+/// not throw past the next collective, or the peers would wait in it forever and only an abort of
+/// the whole MPI world would free them. So run_local keeps this rank's first failure in `error` for
+/// the group's next agreement (agree) and skips further local work until then. Without a group it
+/// just runs `local`.
 template <typename Fn>
 void run_local(GradientSync* sync, std::string& error, Fn&& local) {
   if (sync == nullptr) {
@@ -324,7 +336,8 @@ void run_local(GradientSync* sync, std::string& error, Fn&& local) {
 
 /// The group's verdict on the local work since its last agreement: true on every rank when any rank
 /// asked to stop (so the group stops at the same step); throws GroupFailure, with the failed rank's
-/// error, on every rank when any rank failed. `during` names the place for the message. Alone: `stop`.
+/// error, on every rank when any rank failed. `during` names the place for the message. Alone:
+/// `stop`.
 template <typename During>
 bool agree(GradientSync* sync, bool stop, std::string& error, During&& during) {
   if (sync == nullptr) return stop;
@@ -335,7 +348,8 @@ bool agree(GradientSync* sync, bool stop, std::string& error, During&& during) {
 }
 
 /// `order` when it is a permutation of `train_indices`; otherwise an error naming the epoch.
-std::vector<int> checked_epoch_order(std::vector<int> order, const std::vector<int>& train_indices, int epoch) {
+std::vector<int> checked_epoch_order(std::vector<int> order, const std::vector<int>& train_indices,
+                                     int epoch) {
   std::vector<int> sorted_order = order, sorted_indices = train_indices;
   std::sort(sorted_order.begin(), sorted_order.end());
   std::sort(sorted_indices.begin(), sorted_indices.end());
@@ -349,7 +363,8 @@ std::vector<int> checked_epoch_order(std::vector<int> order, const std::vector<i
 /// Sums the epoch's partial counters over the group (each rank trained its own share of the bags).
 void reduce_epoch_counters(LoopState& state, GradientSync* sync) {
   if (!sync) return;
-  std::vector<double> v{state.loss_sum, double(state.finite_steps), double(state.skipped_steps), double(state.instances)};
+  std::vector<double> v{state.loss_sum, double(state.finite_steps), double(state.skipped_steps),
+                        double(state.instances)};
   sync->allreduce_sum(v);
   state.loss_sum = v[0];
   state.finite_steps = int(v[1]);
@@ -360,34 +375,40 @@ void reduce_epoch_counters(LoopState& state, GradientSync* sync) {
 }  // namespace
 
 FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>& bags,
-              const std::vector<int>& train_indices, const std::vector<int>& val_indices, std::uint64_t seed,
-              const FitOptions& options) {
+              const std::vector<int>& train_indices, const std::vector<int>& val_indices,
+              std::uint64_t seed, const FitOptions& options) {
   TORCH_CHECK(!train_indices.empty(), "fit: no training bags");
   TORCH_CHECK(spec.accumulation >= 1, "fit: accumulation must be >= 1, got ", spec.accumulation);
   const bool survival = spec.loss == "nll_surv";
   const bool bf16 = spec.precision == "bf16";
   const c10::Device device = options.device;
-  GradientSync* const sync = options.sync != nullptr && options.sync->size() > 1 ? options.sync : nullptr;
+  GradientSync* const sync =
+      options.sync != nullptr && options.sync->size() > 1 ? options.sync : nullptr;
   const int ranks = sync ? sync->size() : 1;
   const int my_rank = sync ? sync->rank() : 0;
   const bool writes_checkpoints = !options.checkpoint_path.empty() && my_rank == 0;
-  // Bags per optimizer step over the whole group; bag at position p belongs to rank (p mod group) mod S.
+  // Bags per optimizer step over the whole group; bag at position p belongs to rank (p mod group)
+  // mod S.
   const std::size_t group = std::size_t(spec.accumulation) * std::size_t(ranks);
-  torch::optim::Adam optimizer(model.parameters(), torch::optim::AdamOptions(spec.lr).weight_decay(spec.weight_decay));
+  torch::optim::Adam optimizer(model.parameters(),
+                               torch::optim::AdamOptions(spec.lr).weight_decay(spec.weight_decay));
   FitResult result;
   LoopState state;
   state.order = train_indices;
   state.order_rng.seed(seed ^ 0x5851f42d4c957f2dULL);
   NamedTensors best, teacher_best, teacher_at_best;
-  const NamedTensors extra_state = options.objective ? options.objective->extra_state() : NamedTensors{};
+  const NamedTensors extra_state =
+      options.objective ? options.objective->extra_state() : NamedTensors{};
   MilModelImpl* const teacher = options.objective ? options.objective->teacher_model() : nullptr;
   std::string local_error;  // this rank's failure since the group's last agreement (run_local)
   run_local(sync, local_error, [&] {
-    if (options.checkpoint_path.empty() || !std::filesystem::exists(options.checkpoint_path)) return;
-    read_checkpoint(options.checkpoint_path, model, best, optimizer, state, result.history, options.run_fingerprint,
-                    extra_state, teacher_best, teacher_at_best);
+    if (options.checkpoint_path.empty() || !std::filesystem::exists(options.checkpoint_path))
+      return;
+    read_checkpoint(options.checkpoint_path, model, best, optimizer, state, result.history,
+                    options.run_fingerprint, extra_state, teacher_best, teacher_at_best);
     result.resumed_from_epoch = state.epoch;
-    if (my_rank != 0) {  // rank 0's checkpoint holds the group's reduced partial counters: count them once
+    if (my_rank !=
+        0) {  // rank 0's checkpoint holds the group's reduced partial counters: count them once
       state.loss_sum = 0.0;
       state.finite_steps = state.skipped_steps = 0;
       state.instances = 0;
@@ -395,14 +416,16 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
   });
   if (sync) {
     agree(sync, false, local_error, [] { return std::string("while reading the checkpoint"); });
-    // Every rank must resume at the same step, or their collectives would not pair up: a rank that found
-    // no checkpoint (a results folder that is not shared between nodes) would start over alone.
-    // Equal on every rank exactly when (sum x)^2 == R * sum x^2; integers this small sum exactly.
+    // Every rank must resume at the same step, or their collectives would not pair up: a rank that
+    // found no checkpoint (a results folder that is not shared between nodes) would start over
+    // alone. Equal on every rank exactly when (sum x)^2 == R * sum x^2; integers this small sum
+    // exactly.
     const double epoch = state.epoch, position = double(state.position);
     std::vector<double> sums{epoch, epoch * epoch, position, position * position};
     sync->allreduce_sum(sums);
     if (sums[0] * sums[0] != ranks * sums[1] || sums[2] * sums[2] != ranks * sums[3]) {
-      throw GroupFailure("the job's " + std::to_string(ranks) + " ranks would resume at different steps (this rank: epoch " +
+      throw GroupFailure("the job's " + std::to_string(ranks) +
+                         " ranks would resume at different steps (this rank: epoch " +
                          std::to_string(state.epoch) + ", bag " + std::to_string(state.position) +
                          " of its checkpoint '" + options.checkpoint_path +
                          "'): every rank must see the same results folder");
@@ -419,14 +442,15 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     state.stopper_counter = stopper.counter();
     state.stopper_best = stopper.best();
     if (writes_checkpoints) {
-      write_checkpoint(options.checkpoint_path, model, best, optimizer, state, result.history, options.run_fingerprint,
-                       extra_state, teacher_best, teacher_at_best);
+      write_checkpoint(options.checkpoint_path, model, best, optimizer, state, result.history,
+                       options.run_fingerprint, extra_state, teacher_best, teacher_at_best);
     }
   };
   const auto stop_now = [&] { return options.stop_requested && options.stop_requested->load(); };
   const std::vector<at::Tensor> parameters = model.parameters();
   const auto checkpoint_together = [&] {
-    run_local(sync, local_error, checkpoint);  // only the first rank writes: the others learn how it went
+    run_local(sync, local_error,
+              checkpoint);  // only the first rank writes: the others learn how it went
     agree(sync, false, local_error, [] { return std::string("while writing the checkpoint"); });
   };
 
@@ -439,53 +463,63 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     set_learning_rate(optimizer, lr);
     if (state.position == 0) {
       if (options.epoch_order) {
-        state.order = checked_epoch_order(options.epoch_order(state.epoch), train_indices, state.epoch);
+        state.order =
+            checked_epoch_order(options.epoch_order(state.epoch), train_indices, state.epoch);
       } else {
         deterministic_shuffle(state.order, state.order_rng);
       }
     }
     const auto start = std::chrono::steady_clock::now();
     while (state.position < state.order.size()) {
-      const int64_t step = int64_t(state.epoch) * int64_t(state.order.size()) + int64_t(state.position);
-      const bool mine = sync == nullptr || int((state.position % group) % std::size_t(ranks)) == my_rank;
-      if (mine) run_local(sync, local_error, [&] {
-        const Bag& bag = bag_on(bags.at(state.order[state.position]), device, scratch);
-        const auto task_loss = [&](const at::Tensor& raw_logits) {
-          const at::Tensor logits = raw_logits.to(at::kFloat);  // losses in fp32, as the reference computes them outside autocast
-          return survival ? survival_nll(logits, bag.label, bag.censored, spec.surv_alpha)
-                          : torch::nn::functional::cross_entropy(
-                                logits, torch::full({1}, bag.label, torch::dtype(torch::kLong).device(logits.device())));
-        };
-        at::Tensor loss;
-        last_step = StepReport{};
-        {
-          AutocastGuard autocast(device.type(), bf16);
-          if (options.objective) {
-            loss = options.objective->loss(bag, step, task_loss);
-          } else {
-            const MilOutput output = model.forward(bag.features);
-            loss = task_loss(output.logits);
-            if (options.on_step) last_step.task_loss = loss.item<double>();
-            if (const at::Tensor extra = model.auxiliary_loss(output, bag.label); extra.defined()) {
-              loss = loss + extra.to(at::kFloat);
-              if (options.on_step) last_step.auxiliary_loss = extra.item<double>();
+      const int64_t step =
+          int64_t(state.epoch) * int64_t(state.order.size()) + int64_t(state.position);
+      const bool mine =
+          sync == nullptr || int((state.position % group) % std::size_t(ranks)) == my_rank;
+      if (mine)
+        run_local(sync, local_error, [&] {
+          const Bag& bag = bag_on(bags.at(state.order[state.position]), device, scratch);
+          const auto task_loss = [&](const at::Tensor& raw_logits) {
+            const at::Tensor logits = raw_logits.to(
+                at::kFloat);  // losses in fp32, as the reference computes them outside autocast
+            return survival ? survival_nll(logits, bag.label, bag.censored, spec.surv_alpha)
+                            : torch::nn::functional::cross_entropy(
+                                  logits,
+                                  torch::full({1}, bag.label,
+                                              torch::dtype(torch::kLong).device(logits.device())));
+          };
+          at::Tensor loss;
+          last_step = StepReport{};
+          {
+            AutocastGuard autocast(device.type(), bf16);
+            if (options.objective) {
+              loss = options.objective->loss(bag, step, task_loss);
+            } else {
+              const MilOutput output = model.forward(bag.features);
+              loss = task_loss(output.logits);
+              if (options.on_step) last_step.task_loss = loss.item<double>();
+              if (const at::Tensor extra = model.auxiliary_loss(output, bag.label);
+                  extra.defined()) {
+                loss = loss + extra.to(at::kFloat);
+                if (options.on_step) last_step.auxiliary_loss = extra.item<double>();
+              }
             }
           }
-        }
-        const double value = loss.item<double>();
-        last_step.loss = value;
-        state.instances += bag.features.size(0);
-        if (std::isfinite(value)) {
-          (spec.accumulation > 1 ? loss / spec.accumulation : loss).backward();
-          state.loss_sum += value;
-          ++state.finite_steps;
-        } else {
-          ++state.skipped_steps;
-        }
-      });
+          const double value = loss.item<double>();
+          last_step.loss = value;
+          state.instances += bag.features.size(0);
+          if (std::isfinite(value)) {
+            (spec.accumulation > 1 ? loss / spec.accumulation : loss).backward();
+            state.loss_sum += value;
+            ++state.finite_steps;
+          } else {
+            ++state.skipped_steps;
+          }
+        });
       ++state.position;
       if (options.on_bag) {
-        run_local(sync, local_error, [&] { options.on_bag(state.epoch, int(state.position), int(state.order.size())); });
+        run_local(sync, local_error, [&] {
+          options.on_bag(state.epoch, int(state.position), int(state.order.size()));
+        });
       }
       const bool group_done = state.position % group == 0 || state.position == state.order.size();
       if (group_done) {
@@ -503,11 +537,12 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
           }
         });
         const bool stop = agree(sync, stop_now(), local_error, [&] {
-          return "in epoch " + std::to_string(state.epoch + 1) + " at bag " + std::to_string(state.position) + " of " +
-                 std::to_string(state.order.size());
+          return "in epoch " + std::to_string(state.epoch + 1) + " at bag " +
+                 std::to_string(state.position) + " of " + std::to_string(state.order.size());
         });
         if (state.position < state.order.size() && stop) {
-          state.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          state.train_seconds +=
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
           reduce_epoch_counters(state, sync);
           checkpoint_together();
           result.interrupted = true;
@@ -523,30 +558,36 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     record.mean_loss = state.finite_steps ? state.loss_sum / state.finite_steps : NAN;
     record.lr = lr;
     record.skipped_steps = state.skipped_steps;
-    if (options.objective) run_local(sync, local_error, [&] { record.train_stats = options.objective->take_epoch_stats(); });
-    state.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    record.instances_per_second = state.train_seconds > 0 ? double(state.instances) / state.train_seconds : 0.0;
+    if (options.objective)
+      run_local(sync, local_error,
+                [&] { record.train_stats = options.objective->take_epoch_stats(); });
+    state.train_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    record.instances_per_second =
+        state.train_seconds > 0 ? double(state.instances) / state.train_seconds : 0.0;
     if (!val_indices.empty()) {
       // Every rank predicts and decides (the same weights and predictions give the same decisions);
       // its local work is kept for the agreement at the end of the epoch.
       const Predictions p = predict_sharded(model, bags, val_indices, device, sync);
       run_local(sync, local_error, [&] {
         record.val = evaluate(p, survival);
-        state.selection_metric = selection_metric_for(int(p.probabilities.front().size()), survival);
+        state.selection_metric =
+            selection_metric_for(int(p.probabilities.front().size()), survival);
         auto it = record.val.find(state.selection_metric);
         const double score = it == record.val.end() ? 0.0 : it->second;
         if (score > state.best_score) {  // strict, from 0, as the reference
           state.best_score = score;
           state.best_epoch = state.epoch;
           best = snapshot_state(model);
-          if (teacher) teacher_at_best = snapshot_state(*teacher);  // its weights now, not at its own best
+          if (teacher)
+            teacher_at_best = snapshot_state(*teacher);  // its weights now, not at its own best
           record.improved = true;
         }
         state.stopped_early = spec.early_stopping && stopper.update(state.epoch, score);
       });
       if (teacher) {
-        // Validated like the student, after it (predict draws nothing from the generator), and selected by
-        // its own metric; it never drives early stopping.
+        // Validated like the student, after it (predict draws nothing from the generator), and
+        // selected by its own metric; it never drives early stopping.
         const Predictions t = predict_sharded(*teacher, bags, val_indices, device, sync);
         run_local(sync, local_error, [&] {
           record.teacher_val = evaluate(t, survival);
@@ -561,7 +602,8 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
         });
       }
     }
-    record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    record.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     result.history.push_back(record);
     if (options.on_epoch) run_local(sync, local_error, [&] { options.on_epoch(record); });
 
@@ -573,8 +615,10 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     state.train_seconds = 0.0;
     const bool last = state.epoch == spec.epochs || state.stopped_early;
     const bool stop = agree(sync, stop_now(), local_error,
-                            [&] { return "at the end of epoch " + std::to_string(state.epoch); }) && !last;
-    if (last || stop || state.epoch % std::max(1, options.checkpoint_every) == 0) checkpoint_together();
+                            [&] { return "at the end of epoch " + std::to_string(state.epoch); }) &&
+                      !last;
+    if (last || stop || state.epoch % std::max(1, options.checkpoint_every) == 0)
+      checkpoint_together();
     if (stop) {
       result.interrupted = true;
       break;
@@ -587,17 +631,19 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
   result.teacher_best_epoch = state.teacher_best_epoch;
   result.teacher_best_score = state.teacher_best_score;
   if (!result.interrupted && teacher) {
-    // Taken before the teacher's own best is restored below: without a best epoch the student keeps its
-    // last weights, and the teacher's match them as they are now.
-    result.teacher_at_best_epoch = state.best_epoch >= 0 ? std::move(teacher_at_best) : snapshot_state(*teacher);
+    // Taken before the teacher's own best is restored below: without a best epoch the student keeps
+    // its last weights, and the teacher's match them as they are now.
+    result.teacher_at_best_epoch =
+        state.best_epoch >= 0 ? std::move(teacher_at_best) : snapshot_state(*teacher);
   }
   if (!result.interrupted && state.best_epoch >= 0) restore_state(model, best);
-  if (!result.interrupted && teacher && state.teacher_best_epoch >= 0) restore_state(*teacher, teacher_best);
+  if (!result.interrupted && teacher && state.teacher_best_epoch >= 0)
+    restore_state(*teacher, teacher_best);
   return result;
 }
 
-Predictions predict(MilModelImpl& model, const std::vector<Bag>& bags, const std::vector<int>& indices,
-                    c10::Device device) {
+Predictions predict(MilModelImpl& model, const std::vector<Bag>& bags,
+                    const std::vector<int>& indices, c10::Device device) {
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
@@ -605,7 +651,8 @@ Predictions predict(MilModelImpl& model, const std::vector<Bag>& bags, const std
   Bag scratch;
   for (int index : indices) {
     const Bag& bag = bags.at(index);
-    const at::Tensor logits = model.forward(bag_on(bag, device, scratch).features).logits.to(at::kCPU);
+    const at::Tensor logits =
+        model.forward(bag_on(bag, device, scratch).features).logits.to(at::kCPU);
     const at::Tensor probabilities = logits.softmax(1).to(torch::kDouble).contiguous();
     const double* p = probabilities.data_ptr<double>();
     out.probabilities.emplace_back(p, p + probabilities.size(1));
@@ -618,9 +665,11 @@ Predictions predict(MilModelImpl& model, const std::vector<Bag>& bags, const std
   return out;
 }
 
-Predictions predict_sharded(MilModelImpl& model, const std::vector<Bag>& bags, const std::vector<int>& indices,
-                            c10::Device device, GradientSync* sync) {
-  if (sync == nullptr || sync->size() == 1 || indices.empty()) return predict(model, bags, indices, device);
+Predictions predict_sharded(MilModelImpl& model, const std::vector<Bag>& bags,
+                            const std::vector<int>& indices, c10::Device device,
+                            GradientSync* sync) {
+  if (sync == nullptr || sync->size() == 1 || indices.empty())
+    return predict(model, bags, indices, device);
   const std::size_t n = indices.size();
   const auto ranks = std::size_t(sync->size());
   std::vector<int> mine;
@@ -630,15 +679,17 @@ Predictions predict_sharded(MilModelImpl& model, const std::vector<Bag>& bags, c
   run_local(sync, error, [&] { part = predict(model, bags, mine, device); });
   agree(sync, false, error, [] { return std::string("while predicting"); });
   // A rank may hold no bag: learn the class count from the ranks that do.
-  std::vector<double> width{part.probabilities.empty() ? 0.0 : double(part.probabilities.front().size()),
-                            part.probabilities.empty() ? 0.0 : 1.0};
+  std::vector<double> width{
+      part.probabilities.empty() ? 0.0 : double(part.probabilities.front().size()),
+      part.probabilities.empty() ? 0.0 : 1.0};
   sync->allreduce_sum(width);
   const auto classes = std::size_t(width[0] / width[1] + 0.5);
   const std::size_t row = classes + 1;  // probabilities, then the survival risk
   std::vector<double> table(n * row, 0.0);
   for (std::size_t j = 0; j < mine.size(); ++j) {
     const std::size_t i = std::size_t(sync->rank()) + j * ranks;
-    std::copy(part.probabilities[j].begin(), part.probabilities[j].end(), table.begin() + std::ptrdiff_t(i * row));
+    std::copy(part.probabilities[j].begin(), part.probabilities[j].end(),
+              table.begin() + std::ptrdiff_t(i * row));
     table[i * row + classes] = part.risks[j];
   }
   sync->allreduce_sum(table);

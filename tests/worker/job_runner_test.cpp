@@ -7,9 +7,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "mil/models/state_dict.h"
 #include "mil/core/sha256.h"
 #include "mil/data/split_protocol.h"
+#include "mil/models/state_dict.h"
 #include "mil/synthetic/generator.h"
 #include "tests/support/temp_dir.h"
 
@@ -45,21 +45,24 @@ TEST(JobRunner, ReportsMetricsHashesAndTheResolvedSpec) {
   EXPECT_EQ(r.config_id, spec.config_id());
   EXPECT_EQ(nlohmann::json(r.spec), nlohmann::json(spec));
   EXPECT_EQ(r.history.size(), 2u);
-  // 24 bags, 3 folds -> 8 test bags; 16 training bags, 8 per class -> floor(8 * 0.25) = 2 per class in val.
+  // 24 bags, 3 folds -> 8 test bags; 16 training bags, 8 per class -> floor(8 * 0.25) = 2 per class
+  // in val.
   EXPECT_EQ(r.metrics.at("test").at("bags").get<int>(), 8);
   EXPECT_EQ(r.metrics.at("val").at("bags").get<int>(), 4);
   EXPECT_EQ(r.metrics.at("train").at("bags").get<int>(), 12);
   const double auc = r.metrics.at("test").at("auc").get<double>();
   EXPECT_GE(auc, 0.0);
   EXPECT_LE(auc, 1.0);
-  EXPECT_EQ(r.inputs.at("labels").at("sha256").get<std::string>(), sha256_file(dir / "s/labels.csv"));
+  EXPECT_EQ(r.inputs.at("labels").at("sha256").get<std::string>(),
+            sha256_file(dir / "s/labels.csv"));
   EXPECT_EQ(r.inputs.at("features").at("files").get<int>(), 24);
 }
 
 TEST(JobRunner, WritesTheResolvedSpecAsConfigJsonInItsWorkDir) {
   testing::TempDir dir;
   write_small(dir / "s");
-  std::filesystem::resize_file(dir.path() / "s/pt_files/slide_0005.pt", 10);  // fails, after config.json
+  std::filesystem::resize_file(dir.path() / "s/pt_files/slide_0005.pt",
+                               10);  // fails, after config.json
   const JobSpec spec = synthetic_job(dir / "s");
   RunOptions options;
   options.work_dir = dir / ("work/" + spec.id());
@@ -70,18 +73,20 @@ TEST(JobRunner, WritesTheResolvedSpecAsConfigJsonInItsWorkDir) {
   const nlohmann::json config = nlohmann::json::parse(in);
   EXPECT_EQ(config.at("job_id"), spec.id());
   EXPECT_EQ(config.at("config_id"), spec.config_id());
-  EXPECT_EQ(config.at("spec").get<JobSpec>().id(), spec.id()) << "the spec reproduces the job exactly";
+  EXPECT_EQ(config.at("spec").get<JobSpec>().id(), spec.id())
+      << "the spec reproduces the job exactly";
 }
 
-// An MHIM job's best checkpoint holds the student and the teacher at the student's best epoch, as the
-// reference's {"model", "teacher", "epoch"} dict; a baseline job's is a plain state_dict.
+// An MHIM job's best checkpoint holds the student and the teacher at the student's best epoch, as
+// the reference's {"model", "teacher", "epoch"} dict; a baseline job's is a plain state_dict.
 TEST(JobRunner, AnMhimJobsBestCheckpointHoldsTheStudentAndTheTeacherLikeTheReferences) {
   testing::TempDir dir;
   write_small(dir / "s");
   JobSpec baseline = synthetic_job(dir / "s");
   JobSpec mhim = baseline;
   mhim.model.name = "mhim";
-  mhim.model.options = {{"teacher_init", "random"}, {"mask_ratio_h", 0.1}, {"merge", true}, {"merge_k", 2}};
+  mhim.model.options = {
+      {"teacher_init", "random"}, {"mask_ratio_h", 0.1}, {"merge", true}, {"merge_k", 2}};
   DatasetCache cache;
   for (const JobSpec* spec : {&baseline, &mhim}) {
     RunOptions options;
@@ -97,9 +102,11 @@ TEST(JobRunner, AnMhimJobsBestCheckpointHoldsTheStudentAndTheTeacherLikeTheRefer
     }
     const StateDict model_part = read_state_dict_part(best, "model");
     ASSERT_EQ(model_part.size(), student.size());
-    for (std::size_t i = 0; i < student.size(); ++i) EXPECT_TRUE(model_part[i].second.equal(student[i].second));
-    EXPECT_TRUE(std::any_of(model_part.begin(), model_part.end(), [](const auto& e) { return e.first == "merge.global_q"; }))
-        << "the reference's alias of the GRN query, which its strict load needs";
+    for (std::size_t i = 0; i < student.size(); ++i)
+      EXPECT_TRUE(model_part[i].second.equal(student[i].second));
+    EXPECT_TRUE(std::any_of(model_part.begin(), model_part.end(), [](const auto& e) {
+      return e.first == "merge.global_q";
+    })) << "the reference's alias of the GRN query, which its strict load needs";
     const StateDict teacher = read_state_dict_part(best, "teacher");
     EXPECT_EQ(teacher.size(), read_state_dict(options.work_dir + "/teacher_best.pt").size());
     EXPECT_FALSE(teacher.empty());
@@ -151,8 +158,9 @@ TEST(JobRunner, TrainsSurvivalWithTheNllAndSelectsOnCIndex) {
   o.feature_dim = 16;
   o.min_instances = 10;
   o.max_instances = 40;
-  // Survival labels carry less information per case than classes, so the witnesses are made plainer:
-  // with hazard ratio 10 between two groups, a perfect group score reaches a C-index of about 0.7.
+  // Survival labels carry less information per case than classes, so the witnesses are made
+  // plainer: with hazard ratio 10 between two groups, a perfect group score reaches a C-index of
+  // about 0.7.
   o.signal_strength = 5.0;
   o.witness_fraction_min = 0.2;
   o.witness_fraction_max = 0.4;
@@ -163,9 +171,9 @@ TEST(JobRunner, TrainsSurvivalWithTheNllAndSelectsOnCIndex) {
   spec.split.val_ratio = 0.2;
   spec.train.epochs = 15;
   spec.train.lr = 5e-4;
-  // One fold's 50 test cases give a C-index that varies a lot between training seeds (seeds 1-4 give
-  // 0.70-0.78 on this data, seed 2021 gives 0.46: an early best epoch on 20 validation cases); the median
-  // over three seeds is the property that holds.
+  // One fold's 50 test cases give a C-index that varies a lot between training seeds (seeds 1-4
+  // give 0.70-0.78 on this data, seed 2021 gives 0.46: an early best epoch on 20 validation cases);
+  // the median over three seeds is the property that holds.
   DatasetCache cache;
   std::vector<double> c_indices;
   for (std::uint64_t seed : {2021, 1, 2}) {
@@ -176,8 +184,8 @@ TEST(JobRunner, TrainsSurvivalWithTheNllAndSelectsOnCIndex) {
     EXPECT_EQ(r.metrics.at("selection").at("loss"), "nll_surv");
     EXPECT_TRUE(r.metrics.at("test_bootstrap").contains("c_index"));
     c_indices.push_back(r.metrics.at("test").at("c_index").get<double>());
-    std::printf("synthetic survival, seed %llu: test C-index %.3f\n", static_cast<unsigned long long>(seed),
-                c_indices.back());
+    std::printf("synthetic survival, seed %llu: test C-index %.3f\n",
+                static_cast<unsigned long long>(seed), c_indices.back());
   }
   std::sort(c_indices.begin(), c_indices.end());
   EXPECT_GT(c_indices[1], 0.6) << "cases with witnesses have 10x the hazard";
@@ -203,7 +211,8 @@ TEST(JobRunner, WritesItsSplitToTheWorkDirHashesItAndFlagsLegacyRuns) {
   const nlohmann::json record = nlohmann::json::parse(in);
   EXPECT_EQ(record.at("val"), record.at("test"));
   EXPECT_EQ(record.at("test").size(), 8u);  // 24 bags, 3 folds
-  const nlohmann::json parts = {{"train", record.at("train")}, {"val", record.at("val")}, {"test", record.at("test")}};
+  const nlohmann::json parts = {
+      {"train", record.at("train")}, {"val", record.at("val")}, {"test", record.at("test")}};
   EXPECT_EQ(r.inputs.at("split").at("sha256"), sha256_hex(parts.dump()));
   EXPECT_EQ(r.inputs.at("split").at("path"), dir / "work/split.json");
   EXPECT_EQ(r.metrics.at("val").at("bags").get<int>(), 8) << "legacy validates on the test fold";

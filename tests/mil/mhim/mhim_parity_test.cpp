@@ -1,7 +1,7 @@
 // The MHIM network against our own plain-torch rewrite (tests/fixtures/mhim/make_mhim_fixtures.py,
-// written from the specification, not the reference): same state_dict, same bags, eval mode; logits,
-// class-aware instance scores and the GRN's eval branch. Training against the unchanged reference is in
-// tests/mil/train/reference_replay_test.cpp.
+// written from the specification, not the reference): same state_dict, same bags, eval mode;
+// logits, class-aware instance scores and the GRN's eval branch. Training against the unchanged
+// reference is in tests/mil/train/reference_replay_test.cpp.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -41,7 +41,8 @@ std::shared_ptr<MhimNetworkImpl> reference_network(bool merge_test) {
 void expect_close(const at::Tensor& actual, const std::vector<double>& wanted) {
   const at::Tensor flat = actual.reshape({-1}).to(at::kDouble);
   ASSERT_EQ(flat.numel(), static_cast<int64_t>(wanted.size()));
-  for (int64_t i = 0; i < flat.numel(); ++i) EXPECT_NEAR(flat[i].item<double>(), wanted[i], 1e-5) << "element " << i;
+  for (int64_t i = 0; i < flat.numel(); ++i)
+    EXPECT_NEAR(flat[i].item<double>(), wanted[i], 1e-5) << "element " << i;
 }
 
 }  // namespace
@@ -55,7 +56,8 @@ TEST(MhimRewriteParity, MatchesOurPythonRewriteOnLogitsScoresAndTheGrnEvalBranch
     const at::Tensor bag = read_feature_file(kFixtures + "bag_" + std::to_string(n) + ".pt");
     const auto want = expected(n);
     expect_close(plain->forward(bag).logits, want.at("logits"));
-    const AggregatorOutput out = plain->online_encoder->forward(plain->embed(bag), /*want_scores=*/true);
+    const AggregatorOutput out =
+        plain->online_encoder->forward(plain->embed(bag), /*want_scores=*/true);
     expect_close(plain->instance_scores(out, /*class_aware=*/true), want.at("scores"));
     expect_close(merged->forward(bag).logits, want.at("merged"));
   }

@@ -1,5 +1,5 @@
-// MHIM-MIL: the spec §9 reference vectors, masking and EMA properties, the GRN, teacher loading, and
-// training through the trainer with exact resume.
+// MHIM-MIL: the spec §9 reference vectors, masking and EMA properties, the GRN, teacher loading,
+// and training through the trainer with exact resume.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/nn/functional/loss.h>
@@ -8,13 +8,13 @@
 #include <filesystem>
 #include <set>
 
+#include "mil/data/splits.h"
 #include "mil/mhim/grn.h"
 #include "mil/mhim/masking.h"
 #include "mil/mhim/mhim_network.h"
 #include "mil/mhim/mhim_objective.h"
 #include "mil/models/mil_model.h"
 #include "mil/models/state_dict.h"
-#include "mil/data/splits.h"
 #include "mil/synthetic/generator.h"
 #include "mil/train/trainer.h"
 #include "tests/support/expect_throw.h"
@@ -23,9 +23,11 @@
 namespace mil {
 namespace {
 
-std::shared_ptr<MhimNetworkImpl> network(int64_t input_dim, int64_t classes, nlohmann::json options = {}) {
+std::shared_ptr<MhimNetworkImpl> network(int64_t input_dim, int64_t classes,
+                                         nlohmann::json options = {}) {
   if (options.is_null()) options = nlohmann::json::object();
-  return std::make_shared<MhimNetworkImpl>(mhim_network_options_from_json(options, input_dim, classes));
+  return std::make_shared<MhimNetworkImpl>(
+      mhim_network_options_from_json(options, input_dim, classes));
 }
 
 MhimOptions random_teacher(nlohmann::json extra = nlohmann::json::object()) {
@@ -89,8 +91,8 @@ TEST(MhimMasking, V1CombinationUnitesOverlappingStrategies) {
 }
 
 TEST(MhimMasking, MultiHeadScoresAreFusedByVotes) {
-  // Three heads over 6 instances, k = ceil(6·0.34) = 3: instances 0 and 1 are nominated by every head,
-  // 2 by two heads, everything else by at most one.
+  // Three heads over 6 instances, k = ceil(6·0.34) = 3: instances 0 and 1 are nominated by every
+  // head, 2 by two heads, everything else by at most one.
   const at::Tensor scores = at::tensor({9.f, 8.f, 7.f, 0.f, 0.f, 0.f,  //
                                         9.f, 8.f, 0.f, 7.f, 0.f, 0.f,  //
                                         9.f, 8.f, 7.f, 0.f, 0.f, 6.f})
@@ -107,10 +109,10 @@ TEST(MhimMasking, AlwaysLeavesTheStudentAtLeastOneInstance) {
 }
 
 TEST(MhimSchedules, ReproduceTheReferenceMaskDecayAndMomentumRamp) {
-  const std::vector<double> decay = {0.03,    0.02949, 0.02799, 0.02561, 0.0225,  0.01888,
-                                     0.015,   0.01112, 0.0075,  0.00439, 0.00201, 0.00051};
-  const std::vector<double> ramp = {0.9997,   0.999705, 0.99972,  0.999744, 0.999775, 0.999811,
-                                    0.99985,  0.999889, 0.999925, 0.999956, 0.99998,  0.999995};
+  const std::vector<double> decay = {0.03,  0.02949, 0.02799, 0.02561, 0.0225,  0.01888,
+                                     0.015, 0.01112, 0.0075,  0.00439, 0.00201, 0.00051};
+  const std::vector<double> ramp = {0.9997,  0.999705, 0.99972,  0.999744, 0.999775, 0.999811,
+                                    0.99985, 0.999889, 0.999925, 0.999956, 0.99998,  0.999995};
   for (int i = 0; i < 12; ++i) {
     EXPECT_NEAR(cosine_schedule(0.03, 0.0, i, 12), decay[i], 5e-6) << i;
     EXPECT_NEAR(cosine_schedule(0.9997, 1.0, i, 12), ramp[i], 5e-7) << i;
@@ -155,7 +157,8 @@ TEST(MhimGrn, KeptTokensAreUnchangedSurvivorsAndQueriesMoveOnlyInTraining) {
   EXPECT_FALSE(grn->global_q_mm.equal(queries));
   for (int64_t i = 0; i < 5; ++i) {
     const at::Tensor row = out[i];
-    EXPECT_TRUE((x - row).abs().sum(1).min().item<double>() == 0.0) << "kept row " << i << " is not a survivor";
+    EXPECT_TRUE((x - row).abs().sum(1).min().item<double>() == 0.0)
+        << "kept row " << i << " is not a survivor";
   }
 }
 
@@ -166,18 +169,24 @@ TEST(MhimNetwork, AttnParameterCountsMatchTheReferenceTable) {
       {1024, 2, 591490}, {1024, 4, 592516}, {1536, 2, 853634}, {768, 2, 460418}, {512, 2, 329346}};
   for (const auto& [d, c, expected] : table) {
     EXPECT_EQ(count_trainable_parameters(*network(d, c)), expected) << d << "x" << c;
-    EXPECT_EQ(count_trainable_parameters(*network(d, c, {{"merge", true}, {"merge_k", 5}})), expected + 1050112);
+    EXPECT_EQ(count_trainable_parameters(*network(d, c, {{"merge", true}, {"merge_k", 5}})),
+              expected + 1050112);
   }
 }
 
 TEST(MhimNetwork, SelfattnAndDsmilParameterCountsMatchTheReferenceTable) {
   const std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>> table = {
       // D, C, selfattn, dsmil (spec §2.3)
-      {1024, 2, 2672146, 873734}, {1024, 4, 2673172, 881932}, {1536, 2, 2934290, 1135878},
-      {768, 2, 2541074, 742662},  {512, 2, 2410002, 611590}};
+      {1024, 2, 2672146, 873734},
+      {1024, 4, 2673172, 881932},
+      {1536, 2, 2934290, 1135878},
+      {768, 2, 2541074, 742662},
+      {512, 2, 2410002, 611590}};
   for (const auto& [d, c, selfattn, dsmil] : table) {
-    EXPECT_EQ(count_trainable_parameters(*network(d, c, {{"baseline", "selfattn"}})), selfattn) << d << "x" << c;
-    EXPECT_EQ(count_trainable_parameters(*network(d, c, {{"baseline", "dsmil"}})), dsmil) << d << "x" << c;
+    EXPECT_EQ(count_trainable_parameters(*network(d, c, {{"baseline", "selfattn"}})), selfattn)
+        << d << "x" << c;
+    EXPECT_EQ(count_trainable_parameters(*network(d, c, {{"baseline", "dsmil"}})), dsmil)
+        << d << "x" << c;
   }
 }
 
@@ -187,7 +196,8 @@ TEST(MhimObjective, TrainsEveryAggregatorWithMaskingAndTheGrn) {
   for (const char* baseline : {"attn", "selfattn", "dsmil"}) {
     SCOPED_TRACE(baseline);
     at::manual_seed(12);
-    auto student = network(16, 2, {{"baseline", baseline}, {"merge", true}, {"merge_k", 2}, {"merge_ratio", 0.8}});
+    auto student = network(
+        16, 2, {{"baseline", baseline}, {"merge", true}, {"merge_k", 2}, {"merge_ratio", 0.8}});
     MhimObjective objective(*student, random_teacher({{"mask_ratio_h", 0.05}}), 0, 10);
     student->train();
     Bag bag;
@@ -200,18 +210,21 @@ TEST(MhimObjective, TrainsEveryAggregatorWithMaskingAndTheGrn) {
     EXPECT_TRUE(std::isfinite(loss.item<double>()));
     EXPECT_TRUE(student->predictor->weight.grad().defined() || std::string(baseline) == "dsmil");
     const auto stats = objective.take_epoch_stats();
-    EXPECT_DOUBLE_EQ(stats.at("student_tokens"), std::floor((60 - 3) * 0.8) + 2);  // ceil(60·0.05) = 3 masked
+    EXPECT_DOUBLE_EQ(stats.at("student_tokens"),
+                     std::floor((60 - 3) * 0.8) + 2);  // ceil(60·0.05) = 3 masked
     EXPECT_GT(stats.at("consistency_loss"), 0.0);
   }
 }
 
 TEST(MhimNetwork, KeysMatchTheReferenceNames) {
   std::vector<std::string> names;
-  for (const auto& [name, tensor] : state_dict_of(*network(16, 2, {{"merge", true}}))) names.push_back(name);
-  for (const char* key : {"feature.0.weight", "feature.0.bias", "online_encoder.attention.attention.0.weight",
-                          "online_encoder.attention.attention.2.weight", "predictor.weight", "predictor.bias",
-                          "merge.norm.weight", "merge.attn.to_kv.weight", "merge.attn.to_q.weight",
-                          "merge.attn.to_out.0.weight", "merge.global_q_mm"}) {
+  for (const auto& [name, tensor] : state_dict_of(*network(16, 2, {{"merge", true}})))
+    names.push_back(name);
+  for (const char* key :
+       {"feature.0.weight", "feature.0.bias", "online_encoder.attention.attention.0.weight",
+        "online_encoder.attention.attention.2.weight", "predictor.weight", "predictor.bias",
+        "merge.norm.weight", "merge.attn.to_kv.weight", "merge.attn.to_q.weight",
+        "merge.attn.to_out.0.weight", "merge.global_q_mm"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), key), names.end()) << key;
   }
 }
@@ -227,15 +240,17 @@ TEST(MhimNetwork, ClassAwareScoreIsTheMaxClassProbabilityOfEachContribution) {
   for (int64_t i = 0; i < 7; ++i) {
     const at::Tensor contribution = out.attention[i] * h[i];
     // b_0 added to every class (B11) cancels in the softmax, leaving the weight difference.
-    const double diff = ((net->predictor->weight[1] - net->predictor->weight[0]) * contribution).sum().item<double>();
+    const double diff = ((net->predictor->weight[1] - net->predictor->weight[0]) * contribution)
+                            .sum()
+                            .item<double>();
     const double p1 = 1.0 / (1.0 + std::exp(-diff));
     EXPECT_NEAR(scores[i].item<double>(), std::max(p1, 1.0 - p1), 1e-5);
   }
   // Without attn2score the score is ABMIL's softmax attention, computed here from the aggregator's
   // weights: a = softmax_i(w2 · relu(W1 h_i)) (da_act relu, no biases).
   const auto weights = net->online_encoder->named_parameters();
-  const at::Tensor logits =
-      at::relu(h.matmul(weights["attention.attention.0.weight"].t())).matmul(weights["attention.attention.2.weight"].t());
+  const at::Tensor logits = at::relu(h.matmul(weights["attention.attention.0.weight"].t()))
+                                .matmul(weights["attention.attention.2.weight"].t());
   const at::Tensor attention = logits.reshape({-1}).softmax(0);
   EXPECT_TRUE(net->instance_scores(out, false).allclose(attention, 1e-6, 1e-7));
 }
@@ -257,8 +272,8 @@ TEST(MhimObjective, StudentSeesTheReferenceTokenCount) {
 }
 
 TEST(MhimObjective, InitialConsistencyLossIsNearLn512) {
-  // Spec §1.8/§9: with a random teacher equal to the student the 512-channel soft cross-entropy starts
-  // near ln 512 ≈ 6.24 (the reference measured 6.22).
+  // Spec §1.8/§9: with a random teacher equal to the student the 512-channel soft cross-entropy
+  // starts near ln 512 ≈ 6.24 (the reference measured 6.22).
   at::manual_seed(7);
   auto student = network(64, 2);
   MhimObjective objective(*student, random_teacher({{"mask_ratio_h", 0.03}}), 0, 100);
@@ -291,17 +306,20 @@ TEST(MhimObjective, TeacherFollowsTheClosedFormEmaOfAFixedStudent) {
 
 TEST(MhimObjective, RampedMomentumAndDecayedRatioFollowTheNominalRun) {
   auto student = network(16, 2);
-  MhimObjective objective(*student, random_teacher({{"mm", 0.9997}, {"mm_sche", true}, {"mask_ratio_h", 0.03},
-                                                    {"mrh_sche", true}}),
-                          0, 12);
+  MhimObjective objective(
+      *student,
+      random_teacher(
+          {{"mm", 0.9997}, {"mm_sche", true}, {"mask_ratio_h", 0.03}, {"mrh_sche", true}}),
+      0, 12);
   EXPECT_NEAR(objective.momentum_at(4), 0.999775, 5e-7);
   EXPECT_NEAR(objective.high_mask_ratio_at(6), 0.015, 1e-9);
 }
 
 TEST(MhimObjective, RefusesToStartWithoutATeacherChoice) {
   auto student = network(16, 2);
-  MIL_EXPECT_THROW_WITH(MhimObjective(*student, mhim_options_from_json({{"mask_ratio_h", 0.03}}), 0, 10),
-                        "MHIM needs a teacher");
+  MIL_EXPECT_THROW_WITH(
+      MhimObjective(*student, mhim_options_from_json({{"mask_ratio_h", 0.03}}), 0, 10),
+      "MHIM needs a teacher");
 }
 
 TEST(MhimObjective, LoadsTheFoldsBaselineCheckpointIntoTheTeacher) {
@@ -311,11 +329,13 @@ TEST(MhimObjective, LoadsTheFoldsBaselineCheckpointIntoTheTeacher) {
   write_state_dict(state_dict_of(*baseline), dir / "fold_3_model_best.pt");
   at::manual_seed(10);
   auto student = network(16, 2, {{"merge", true}});
-  MhimObjective objective(*student, mhim_options_from_json({{"teacher_init", dir.path().string()}}), 3, 10);
+  MhimObjective objective(*student, mhim_options_from_json({{"teacher_init", dir.path().string()}}),
+                          3, 10);
   EXPECT_TRUE(objective.teacher().predictor->weight.equal(baseline->predictor->weight));
   EXPECT_TRUE(objective.teacher().feature->named_parameters()["0.weight"].equal(
       baseline->feature->named_parameters()["0.weight"]));
-  EXPECT_FALSE(student->predictor->weight.equal(baseline->predictor->weight)) << "v2 leaves the student at its init";
+  EXPECT_FALSE(student->predictor->weight.equal(baseline->predictor->weight))
+      << "v2 leaves the student at its init";
 }
 
 TEST(MhimObjective, NamesEveryKeyOfAMismatchedTeacherCheckpoint) {
@@ -325,18 +345,22 @@ TEST(MhimObjective, NamesEveryKeyOfAMismatchedTeacherCheckpoint) {
   state.erase(state.begin() + 2);  // drop one aggregator key
   write_state_dict(state, dir / "t.pt");
   auto student = network(16, 2);
-  MIL_EXPECT_THROW_WITH(MhimObjective(*student, mhim_options_from_json({{"teacher_init", dir / "t.pt"}}), 0, 10),
-                        "feature.0.weight: [512, 32] in the file vs [512, 16] in the model");
-  MIL_EXPECT_THROW_WITH(MhimObjective(*student, mhim_options_from_json({{"teacher_init", dir / "t.pt"}}), 0, 10),
-                        "missing keys: online_encoder.attention.attention.0.weight");
-  MIL_EXPECT_THROW_WITH(MhimObjective(*student, mhim_options_from_json({{"teacher_init", dir / "none.pt"}}), 0, 10),
-                        "does not exist");
+  MIL_EXPECT_THROW_WITH(
+      MhimObjective(*student, mhim_options_from_json({{"teacher_init", dir / "t.pt"}}), 0, 10),
+      "feature.0.weight: [512, 32] in the file vs [512, 16] in the model");
+  MIL_EXPECT_THROW_WITH(
+      MhimObjective(*student, mhim_options_from_json({{"teacher_init", dir / "t.pt"}}), 0, 10),
+      "missing keys: online_encoder.attention.attention.0.weight");
+  MIL_EXPECT_THROW_WITH(
+      MhimObjective(*student, mhim_options_from_json({{"teacher_init", dir / "none.pt"}}), 0, 10),
+      "does not exist");
 }
 
 TEST(MhimOptions, RejectUnknownKeysAndImpossibleRatios) {
   MIL_EXPECT_THROW_WITH(mhim_options_from_json({{"mask_ratio_hh", 0.1}}), "mask_ratio_hh");
   MIL_EXPECT_THROW_WITH(mhim_options_from_json({{"mask_ratio_hr", 0.0}}), "mask_ratio_hr");
-  MIL_EXPECT_THROW_WITH(mhim_options_from_json({{"mask_ratio_h", 1.0}}), "mask_ratio_h must be in [0, 1)");
+  MIL_EXPECT_THROW_WITH(mhim_options_from_json({{"mask_ratio_h", 1.0}}),
+                        "mask_ratio_h must be in [0, 1)");
 }
 
 // ---- training through the trainer ----
@@ -384,7 +408,8 @@ MhimRun run_mhim(const MhimFixture& f, int epochs, const FitOptions& base = {}) 
 TEST(MhimTraining, RecordsConsistencyLossAndMovesTheTeacher) {
   MhimFixture f;
   seed_torch(11);
-  const at::Tensor initial = network(16, 2, {{"merge", true}, {"merge_k", 2}, {"merge_ratio", 0.8}})->predictor->weight.clone();
+  const at::Tensor initial = network(16, 2, {{"merge", true}, {"merge_k", 2}, {"merge_ratio", 0.8}})
+                                 ->predictor->weight.clone();
   MhimRun run = run_mhim(f, 3);
   ASSERT_EQ(run.result.history.size(), 3u);
   for (const auto& r : run.result.history) {
@@ -401,7 +426,8 @@ TEST(MhimTraining, ValidatesTheTeacherEveryEpochAndReturnsItAtItsOwnBestEpoch) {
   MhimRun run;
   run.student = network(16, 2, {{"merge", true}, {"merge_k", 2}, {"merge_ratio", 0.8}});
   run.objective = std::make_unique<MhimObjective>(
-      *run.student, random_teacher({{"mask_ratio_h", 0.1}, {"mm", 0.99}, {"mrh_sche", true}}), 0, int64_t(5) * int64_t(f.split.train.size()));
+      *run.student, random_teacher({{"mask_ratio_h", 0.1}, {"mm", 0.99}, {"mrh_sche", true}}), 0,
+      int64_t(5) * int64_t(f.split.train.size()));
   // The teacher's weights after each epoch (on_epoch runs after the epoch's validation).
   std::vector<std::vector<at::Tensor>> teacher_after;
   FitOptions options;
@@ -416,7 +442,8 @@ TEST(MhimTraining, ValidatesTheTeacherEveryEpochAndReturnsItAtItsOwnBestEpoch) {
   spec.lr = 5e-4;
   run.result = fit(*run.student, spec, f.data.bags, f.split.train, f.split.val, 11, options);
   ASSERT_EQ(run.result.history.size(), 5u);
-  // Spec 1.10: the teacher's best epoch is the first strict maximum of its own validation AUC, from 0.
+  // Spec 1.10: the teacher's best epoch is the first strict maximum of its own validation AUC, from
+  // 0.
   int expected_epoch = -1;
   double expected_score = 0.0;
   for (const auto& r : run.result.history) {
@@ -428,12 +455,13 @@ TEST(MhimTraining, ValidatesTheTeacherEveryEpochAndReturnsItAtItsOwnBestEpoch) {
   ASSERT_GE(expected_epoch, 0);
   EXPECT_EQ(run.result.teacher_best_epoch, expected_epoch);
   EXPECT_DOUBLE_EQ(run.result.teacher_best_score, expected_score);
-  // On return the teacher holds that epoch's weights (this seed's teacher peaks before the last epoch),
-  // and validating it again gives that epoch's score.
+  // On return the teacher holds that epoch's weights (this seed's teacher peaks before the last
+  // epoch), and validating it again gives that epoch's score.
   ASSERT_LT(expected_epoch, 4);
   const auto returned = run.objective->teacher().parameters();
   for (std::size_t i = 0; i < returned.size(); ++i) {
-    EXPECT_TRUE(returned[i].equal(teacher_after.at(std::size_t(expected_epoch))[i])) << "teacher parameter " << i;
+    EXPECT_TRUE(returned[i].equal(teacher_after.at(std::size_t(expected_epoch))[i]))
+        << "teacher parameter " << i;
   }
   const Predictions again = predict(run.objective->teacher(), f.data.bags, f.split.val);
   EXPECT_DOUBLE_EQ(evaluate(again, false).at("auc"), expected_score);
@@ -461,8 +489,10 @@ TEST(MhimTraining, KeepsTheTeacherAsItWasAtTheStudentsBestEpoch) {
   options.objective = run.objective.get();
   options.on_epoch = [&](const EpochRecord&) {
     std::vector<at::Tensor> copy;
-    for (const auto& p : run.objective->teacher().named_parameters()) copy.push_back(p.value().detach().clone());
-    for (const auto& b : run.objective->teacher().named_buffers()) copy.push_back(b.value().detach().clone());
+    for (const auto& p : run.objective->teacher().named_parameters())
+      copy.push_back(p.value().detach().clone());
+    for (const auto& b : run.objective->teacher().named_buffers())
+      copy.push_back(b.value().detach().clone());
     teacher_after.push_back(std::move(copy));
   };
   TrainSpec spec;
@@ -481,23 +511,27 @@ TEST(MhimTraining, KeepsTheTeacherAsItWasAtTheStudentsBestEpoch) {
   // Not trivially so: this seed's student peaks before the last epoch, and the teacher moved since.
   ASSERT_LT(run.result.best_epoch, 5);
   EXPECT_FALSE(teacher_after.back()[0].equal(expected[0]));
-  EXPECT_NE(run.result.best_epoch, run.result.teacher_best_epoch) << "nor is it the teacher's own best here";
+  EXPECT_NE(run.result.best_epoch, run.result.teacher_best_epoch)
+      << "nor is it the teacher's own best here";
 }
 
 TEST(MhimTraining, TrainsEveryAggregatorUnderCpuBf16Autocast) {
-  // LibTorch 1.13's CPU LayerNorm rejects bf16 input with fp32 weights; the GRN and the self-attention
-  // aggregator normalise in fp32, as CUDA autocast does.
+  // LibTorch 1.13's CPU LayerNorm rejects bf16 input with fp32 weights; the GRN and the
+  // self-attention aggregator normalise in fp32, as CUDA autocast does.
   MhimFixture f;
   for (const char* baseline : {"attn", "selfattn", "dsmil"}) {
     seed_torch(11);
-    auto student = network(16, 2, {{"baseline", baseline}, {"merge", true}, {"merge_k", 2}, {"merge_ratio", 0.8}});
-    MhimObjective objective(*student, random_teacher({{"mask_ratio_h", 0.1}}), 0, int64_t(f.split.train.size()));
+    auto student = network(
+        16, 2, {{"baseline", baseline}, {"merge", true}, {"merge_k", 2}, {"merge_ratio", 0.8}});
+    MhimObjective objective(*student, random_teacher({{"mask_ratio_h", 0.1}}), 0,
+                            int64_t(f.split.train.size()));
     FitOptions options;
     options.objective = &objective;
     TrainSpec spec;
     spec.epochs = 1;
     spec.precision = "bf16";
-    const FitResult result = fit(*student, spec, f.data.bags, f.split.train, f.split.val, 11, options);
+    const FitResult result =
+        fit(*student, spec, f.data.bags, f.split.train, f.split.val, 11, options);
     ASSERT_EQ(result.history.size(), 1u) << baseline;
     EXPECT_TRUE(std::isfinite(result.history[0].train_stats.at("consistency_loss"))) << baseline;
     EXPECT_TRUE(std::isfinite(result.history[0].mean_loss)) << baseline;
@@ -524,17 +558,23 @@ TEST(MhimTraining, ResumesFromAStoppedRunWithBitIdenticalStudentAndTeacher) {
   const MhimRun resumed = run_mhim(f, 3, options);
   ASSERT_FALSE(resumed.result.interrupted);
   const auto a = straight.student->parameters(), b = resumed.student->parameters();
-  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(a[i].equal(b[i])) << "student parameter " << i;
-  // The teacher's own best epoch survives the resume: both runs return it at the same epoch's weights.
+  for (std::size_t i = 0; i < a.size(); ++i)
+    EXPECT_TRUE(a[i].equal(b[i])) << "student parameter " << i;
+  // The teacher's own best epoch survives the resume: both runs return it at the same epoch's
+  // weights.
   EXPECT_EQ(resumed.result.teacher_best_epoch, straight.result.teacher_best_epoch);
   EXPECT_EQ(resumed.result.teacher_best_score, straight.result.teacher_best_score);
-  const auto ta = straight.objective->teacher().parameters(), tb = resumed.objective->teacher().parameters();
-  for (std::size_t i = 0; i < ta.size(); ++i) EXPECT_TRUE(ta[i].equal(tb[i])) << "teacher parameter " << i;
+  const auto ta = straight.objective->teacher().parameters(),
+             tb = resumed.objective->teacher().parameters();
+  for (std::size_t i = 0; i < ta.size(); ++i)
+    EXPECT_TRUE(ta[i].equal(tb[i])) << "teacher parameter " << i;
   // So does the teacher kept at the student's best epoch (it is in the checkpoint).
-  ASSERT_EQ(resumed.result.teacher_at_best_epoch.size(), straight.result.teacher_at_best_epoch.size());
+  ASSERT_EQ(resumed.result.teacher_at_best_epoch.size(),
+            straight.result.teacher_at_best_epoch.size());
   ASSERT_FALSE(straight.result.teacher_at_best_epoch.empty());
   for (std::size_t i = 0; i < straight.result.teacher_at_best_epoch.size(); ++i) {
-    EXPECT_TRUE(straight.result.teacher_at_best_epoch[i].second.equal(resumed.result.teacher_at_best_epoch[i].second))
+    EXPECT_TRUE(straight.result.teacher_at_best_epoch[i].second.equal(
+        resumed.result.teacher_at_best_epoch[i].second))
         << straight.result.teacher_at_best_epoch[i].first;
   }
 }

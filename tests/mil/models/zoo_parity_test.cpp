@@ -1,9 +1,9 @@
 // The model zoo against our own plain-torch rewrite: tests/fixtures/models/make_zoo_fixtures.py
-// re-implements the reference modules (not the reference: check_against_reference.py, which ctest does
-// not run, compared them with the reference's classes when added; training against the unchanged
-// reference is in tests/mil/train/reference_replay_test.cpp),
-// saves their state_dicts and their float64 eval-mode outputs for bags of N = 1, 7, 100, 1000. Each test
-// loads a state_dict strictly (key sets identical) and matches every output to 1e-5 absolute.
+// re-implements the reference modules (not the reference: check_against_reference.py, which ctest
+// does not run, compared them with the reference's classes when added; training against the
+// unchanged reference is in tests/mil/train/reference_replay_test.cpp), saves their state_dicts and
+// their float64 eval-mode outputs for bags of N = 1, 7, 100, 1000. Each test loads a state_dict
+// strictly (key sets identical) and matches every output to 1e-5 absolute.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -24,7 +24,8 @@ namespace {
 
 const std::string kFixtures = std::string(MIL_SOURCE_DIR) + "/tests/fixtures/models/";
 constexpr double kTolerance = 1e-5;  ///< Absolute: our float32 forward against float64 references.
-constexpr int64_t kInputDim = 16, kClasses = 3, kEmbed = 32, kHidden = 16;  ///< The script's widths.
+constexpr int64_t kInputDim = 16, kClasses = 3, kEmbed = 32,
+                  kHidden = 16;  ///< The script's widths.
 
 std::map<std::string, at::Tensor> read_tensors(const std::string& path) {
   std::map<std::string, at::Tensor> out;
@@ -39,10 +40,11 @@ const std::map<std::string, at::Tensor>& bags() {
 
 int64_t fixture_label() { return bags().at("label").item<int64_t>(); }
 
-/// Compares `actual` with expected[key] when the fixture has it, printing the max abs error; returns
-/// whether the fixture had the key (so callers can check that every expected output was compared).
-bool expect_close(const std::map<std::string, at::Tensor>& expected, const std::string& key, const at::Tensor& actual,
-                  const std::string& model) {
+/// Compares `actual` with expected[key] when the fixture has it, printing the max abs error;
+/// returns whether the fixture had the key (so callers can check that every expected output was
+/// compared).
+bool expect_close(const std::map<std::string, at::Tensor>& expected, const std::string& key,
+                  const at::Tensor& actual, const std::string& model) {
   const auto it = expected.find(key);
   if (it == expected.end()) return false;
   EXPECT_TRUE(actual.defined()) << model << " " << key << " is undefined";
@@ -55,10 +57,12 @@ bool expect_close(const std::map<std::string, at::Tensor>& expected, const std::
   return true;
 }
 
-/// Loads <name>_state.pt strictly into `model`, then checks every fixture output for every bag size.
+/// Loads <name>_state.pt strictly into `model`, then checks every fixture output for every bag
+/// size.
 void expect_model_matches_fixture(const std::string& name, MilModelImpl& model) {
   SCOPED_TRACE(name);
-  const auto report = load_state_dict(model, read_state_dict(kFixtures + name + "_state.pt"), /*strict=*/true);
+  const auto report =
+      load_state_dict(model, read_state_dict(kFixtures + name + "_state.pt"), /*strict=*/true);
   ASSERT_TRUE(report.clean()) << report.describe();
   model.eval();
   const auto expected = read_tensors(kFixtures + name + "_expected.pt");
@@ -78,18 +82,24 @@ void expect_model_matches_fixture(const std::string& name, MilModelImpl& model) 
       compared += expect_close(expected, "aux_loss" + suffix, aux.reshape({1}), name);
     }
   }
-  EXPECT_EQ(compared, expected.size()) << "some fixture outputs of " << name << " were never compared";
+  EXPECT_EQ(compared, expected.size())
+      << "some fixture outputs of " << name << " were never compared";
 }
 
 TEST(ZooParity, StandAloneModelsMatchPyTorchForBagsOf1To1000Instances) {
-  // dsmil and clam_* with aux_alpha 1 so the fixtures' unweighted auxiliary losses are compared too;
-  // clam_mb's fixture has both smooth and hard SVM rows.
-  Dsmil dsmil(DsmilOptions(kInputDim, kClasses).embed_dim(kEmbed).query_dim(kHidden).aux_alpha(1.0));
+  // dsmil and clam_* with aux_alpha 1 so the fixtures' unweighted auxiliary losses are compared
+  // too; clam_mb's fixture has both smooth and hard SVM rows.
+  Dsmil dsmil(
+      DsmilOptions(kInputDim, kClasses).embed_dim(kEmbed).query_dim(kHidden).aux_alpha(1.0));
   expect_model_matches_fixture("dsmil", *dsmil);
-  Clam clam_sb(ClamOptions(kInputDim, kClasses).embed_dim(kEmbed).attention_dim(kHidden).aux_alpha(1.0));
+  Clam clam_sb(
+      ClamOptions(kInputDim, kClasses).embed_dim(kEmbed).attention_dim(kHidden).aux_alpha(1.0));
   expect_model_matches_fixture("clam_sb", *clam_sb);
-  Clam clam_mb(
-      ClamOptions(kInputDim, kClasses).multi_branch(true).embed_dim(kEmbed).attention_dim(kHidden).aux_alpha(1.0));
+  Clam clam_mb(ClamOptions(kInputDim, kClasses)
+                   .multi_branch(true)
+                   .embed_dim(kEmbed)
+                   .attention_dim(kHidden)
+                   .aux_alpha(1.0));
   expect_model_matches_fixture("clam_mb", *clam_mb);
   Dtfd dtfd(DtfdOptions(kInputDim, kClasses).embed_dim(kEmbed).attention_dim(kHidden));
   expect_model_matches_fixture("dtfd", *dtfd);
@@ -102,13 +112,15 @@ TEST(ZooParity, StandAloneModelsMatchPyTorchForBagsOf1To1000Instances) {
 TEST(ZooParity, AbmilAndGatedAbmilMatchPyTorchForBagsOf1To1000Instances) {
   Abmil abmil(AbmilOptions(kInputDim, kClasses).embed_dim(kEmbed).attention_dim(kHidden));
   expect_model_matches_fixture("abmil", *abmil);
-  GatedAbmil gabmil(GatedAbmilOptions(kInputDim, kClasses).embed_dim(kEmbed).attention_dim(kHidden));
+  GatedAbmil gabmil(
+      GatedAbmilOptions(kInputDim, kClasses).embed_dim(kEmbed).attention_dim(kHidden));
   expect_model_matches_fixture("gabmil", *gabmil);
 }
 
 TEST(ZooParity, MhimDsmilAggregatorMatchesPyTorch) {
   MhimDsmil aggregator(MhimDsmilOptions(kInputDim, kClasses));
-  const auto report = load_state_dict(*aggregator, read_state_dict(kFixtures + "mhim_dsmil_state.pt"));
+  const auto report =
+      load_state_dict(*aggregator, read_state_dict(kFixtures + "mhim_dsmil_state.pt"));
   ASSERT_TRUE(report.clean()) << report.describe();
   aggregator->eval();
   const auto expected = read_tensors(kFixtures + "mhim_dsmil_expected.pt");
@@ -116,11 +128,13 @@ TEST(ZooParity, MhimDsmilAggregatorMatchesPyTorch) {
     SCOPED_TRACE("N = " + std::to_string(n));
     const std::string suffix = "_n" + std::to_string(n);
     torch::NoGradGuard no_grad;
-    const AggregatorOutput out = aggregator->forward(bags().at("n" + std::to_string(n)), /*want_scores=*/true);
+    const AggregatorOutput out =
+        aggregator->forward(bags().at("n" + std::to_string(n)), /*want_scores=*/true);
     EXPECT_TRUE(expect_close(expected, "logits" + suffix, out.logits, "mhim_dsmil"));
     EXPECT_TRUE(expect_close(expected, "embedding" + suffix, out.embedding, "mhim_dsmil"));
     EXPECT_TRUE(expect_close(expected, "instance_scores" + suffix, out.attention, "mhim_dsmil"));
-    EXPECT_TRUE(expect_close(expected, "instance_logits" + suffix, out.instance_logits, "mhim_dsmil"));
+    EXPECT_TRUE(
+        expect_close(expected, "instance_logits" + suffix, out.instance_logits, "mhim_dsmil"));
   }
 }
 

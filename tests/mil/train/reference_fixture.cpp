@@ -22,7 +22,8 @@ nlohmann::json read_json(const std::string& path) {
 c10::IValue read_torch_save(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot open fixture '" + path + "'");
-  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
+                                std::istreambuf_iterator<char>());
   return load_torch_save_bytes(bytes);
 }
 
@@ -67,7 +68,8 @@ StateDict hashed_state(const nlohmann::json& table, std::uint64_t seed,
     float* out = values.data_ptr<float>();
     const std::uint64_t base = fnv1a64(name) ^ (seed * kGolden);
     for (int64_t i = 0; i < values.numel(); ++i) {
-      out[i] = static_cast<float>(offset + scale * hash_uniform(base, static_cast<std::uint64_t>(i)));
+      out[i] =
+          static_cast<float>(offset + scale * hash_uniform(base, static_cast<std::uint64_t>(i)));
     }
     state.emplace_back(name, values);
   }
@@ -100,13 +102,14 @@ ModelSpec our_model_spec(const ReferenceCase& c, const std::string& teacher_init
   spec.name = c.option("model").get<std::string>();
   nlohmann::json& o = spec.options = nlohmann::json::object();
   o["activation"] = c.option("act");
-  if (spec.name == "dsmil" || spec.name == "clam_sb" || spec.name == "clam_mb") o["aux_alpha"] = c.option("aux_alpha");
+  if (spec.name == "dsmil" || spec.name == "clam_sb" || spec.name == "clam_mb")
+    o["aux_alpha"] = c.option("aux_alpha");
   if (spec.name == "dtfd") o.erase("activation");  // the builder never passes --act to DTFD (ReLU)
   if (!c.mhim) return spec;
   o["dropout"] = c.option("dropout");
-  for (const char* key : {"baseline", "merge_k", "merge_ratio", "merge_mm", "mask_ratio", "mask_ratio_l", "mask_ratio_h",
-                          "mask_ratio_hr", "mrh_sche", "attn2score", "temp_t", "main_alpha", "aux_alpha", "mm",
-                          "mm_sche"}) {
+  for (const char* key : {"baseline", "merge_k", "merge_ratio", "merge_mm", "mask_ratio",
+                          "mask_ratio_l", "mask_ratio_h", "mask_ratio_hr", "mrh_sche", "attn2score",
+                          "temp_t", "main_alpha", "aux_alpha", "mm", "mm_sche"}) {
     o[key] = c.option(key);
   }
   if (o["baseline"] == "attn") o["da_act"] = c.option("da_act");

@@ -1,6 +1,6 @@
 #pragma once
-// Reading tests/fixtures/reference (make_reference_fixtures.py): what the unchanged reference computed
-// while training each case, and the inputs to hand our trainer to replay the same steps.
+// Reading tests/fixtures/reference (make_reference_fixtures.py): what the unchanged reference
+// computed while training each case, and the inputs to hand our trainer to replay the same steps.
 #include <string>
 #include <vector>
 
@@ -16,11 +16,11 @@ namespace mil::testing {
 /// One recorded training run of the reference.
 struct ReferenceCase {
   std::string name;
-  nlohmann::json meta;          ///< <case>.json: options, bags, init table, per-step records.
-  c10::IValue samples;          ///< <case>.pt: {"sample_index": {...}, "steps": [...]}.
-  std::vector<Bag> bags;        ///< The case's bags with their labels (and censorship).
-  bool mhim = false;            ///< Trained with the MHIM objective.
-  bool survival = false;        ///< Trained with the survival NLL.
+  nlohmann::json meta;    ///< <case>.json: options, bags, init table, per-step records.
+  c10::IValue samples;    ///< <case>.pt: {"sample_index": {...}, "steps": [...]}.
+  std::vector<Bag> bags;  ///< The case's bags with their labels (and censorship).
+  bool mhim = false;      ///< Trained with the MHIM objective.
+  bool survival = false;  ///< Trained with the survival NLL.
 
   /// The reference option `key` (after its parser and config file).
   const nlohmann::json& option(const std::string& key) const { return meta.at("options").at(key); }
@@ -33,8 +33,8 @@ struct ReferenceCase {
 ReferenceCase load_reference_case(const std::string& name);
 
 /// The generator's hashed initial weights: for each row {name, shape, offset, scale} of `table`,
-/// float32(offset + scale·u_i) with u_i from splitmix64 over fnv1a64(name) and `seed`. Rows for which
-/// `keep(name)` is false are left out.
+/// float32(offset + scale·u_i) with u_i from splitmix64 over fnv1a64(name) and `seed`. Rows for
+/// which `keep(name)` is false are left out.
 StateDict hashed_state(const nlohmann::json& table, std::uint64_t seed,
                        const std::function<bool(const std::string&)>& keep = nullptr);
 

@@ -6,9 +6,9 @@
 
 #include <filesystem>
 
+#include "mil/data/splits.h"
 #include "mil/eval/metrics.h"
 #include "mil/models/mil_model.h"
-#include "mil/data/splits.h"
 #include "mil/synthetic/generator.h"
 #include "tests/support/expect_throw.h"
 #include "tests/support/temp_dir.h"
@@ -27,7 +27,8 @@ struct Fixture {
     o.max_instances = 40;
     write_synthetic_benchmark(dir / "s", o);
     data = load_dataset(DatasetSpec{"s", "bags", dir / "s", 2, false});
-    split = make_split(data.labels(), stratified_fold_assignment(data.labels(), 3, 1), 0, val_ratio, 1);
+    split =
+        make_split(data.labels(), stratified_fold_assignment(data.labels(), 3, 1), 0, val_ratio, 1);
   }
 };
 
@@ -52,7 +53,8 @@ std::shared_ptr<MilModelImpl> trained(const Fixture& f, std::uint64_t seed, int 
 void expect_same_weights(MilModelImpl& a, MilModelImpl& b) {
   const auto pa = a.parameters(), pb = b.parameters();
   ASSERT_EQ(pa.size(), pb.size());
-  for (std::size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(at::equal(pa[i], pb[i])) << "parameter " << i;
+  for (std::size_t i = 0; i < pa.size(); ++i)
+    EXPECT_TRUE(at::equal(pa[i], pb[i])) << "parameter " << i;
 }
 }  // namespace
 
@@ -62,7 +64,8 @@ TEST(LearningRate, ReproducesTheReferenceCosineVector) {
   spec.epochs = 200;
   const std::vector<std::pair<int, double>> expected{
       {0, 2e-4}, {50, 1.707253e-4}, {100, 1.000500e-4}, {150, 2.937468e-5}, {199, 1.123306e-7}};
-  for (const auto& [epoch, lr] : expected) EXPECT_NEAR(learning_rate_at(spec, epoch), lr, lr * 1e-6) << epoch;
+  for (const auto& [epoch, lr] : expected)
+    EXPECT_NEAR(learning_rate_at(spec, epoch), lr, lr * 1e-6) << epoch;
 }
 
 TEST(LearningRate, WarmsUpLinearlyAndStepsByAFifthAtHalfway) {
@@ -107,7 +110,8 @@ TEST(Trainer, LearnsUnderBf16AutocastAndKeepsFp32Weights) {
   spec.precision = "bf16";
   const FitResult result = fit(*model, spec, f.data.bags, f.split.train, {}, 11);
   for (const auto& r : result.history) EXPECT_TRUE(std::isfinite(r.mean_loss));
-  for (const auto& p : model->parameters()) EXPECT_EQ(p.scalar_type(), at::kFloat) << "autocast must not recast weights";
+  for (const auto& p : model->parameters())
+    EXPECT_EQ(p.scalar_type(), at::kFloat) << "autocast must not recast weights";
   const Predictions p = predict(*model, f.data.bags, f.split.test);
   EXPECT_GT(classification_metrics(p.probabilities, p.labels).at("auc"), 0.9);
 }
@@ -118,7 +122,8 @@ TEST(Trainer, GivesBitIdenticalWeightsForTheSameSeed) {
   expect_same_weights(*a, *b);
   bool any_difference_with_other_seed = false;
   const auto pa = a->parameters(), pc = c->parameters();
-  for (std::size_t i = 0; i < pa.size(); ++i) any_difference_with_other_seed |= !at::equal(pa[i], pc[i]);
+  for (std::size_t i = 0; i < pa.size(); ++i)
+    any_difference_with_other_seed |= !at::equal(pa[i], pc[i]);
   EXPECT_TRUE(any_difference_with_other_seed);
 }
 
@@ -180,7 +185,8 @@ TEST(Trainer, StopsExactlyWhereTheEarlyStoppingRuleSays) {
   spec.lr = 1e-2;  // large steps make the validation AUC fall at some point
   const FitResult result = fit(*model, spec, f.data.bags, f.split.train, f.split.val, 4);
   ASSERT_TRUE(result.stopped_early);
-  // Replaying the recorded scores through the rule must stop at the last recorded epoch, not before.
+  // Replaying the recorded scores through the rule must stop at the last recorded epoch, not
+  // before.
   EarlyStopping replay(spec.patience, spec.stop_epoch);
   for (std::size_t i = 0; i < result.history.size(); ++i) {
     const bool stop = replay.update(result.history[i].epoch, result.history[i].val.at("auc"));
@@ -205,7 +211,8 @@ TEST(Trainer, ResumesFromAnEpochCheckpointWithBitIdenticalWeights) {
   EXPECT_TRUE(part.interrupted);
   EXPECT_EQ(part.history.size(), 2u);
 
-  // A new process would start from scratch: other seed, other weights, then the checkpoint restores all.
+  // A new process would start from scratch: other seed, other weights, then the checkpoint restores
+  // all.
   stop = false;
   options.on_epoch = nullptr;
   auto resumed = fresh_model(f, 12345);
