@@ -16,6 +16,7 @@
 #include "app/args.h"
 #include "app/commands.h"
 #include "mil/data/feature_io.h"
+#include "mil/mhim/mhim_network.h"
 #include "mil/models/mil_model.h"
 #include "mil/models/state_dict.h"
 
@@ -107,7 +108,10 @@ int cmd_predict(const Tokens& tokens) {
       if (!model) {
         input_dim = features.size(1);
         model = make_model(spec, input_dim, classes);
-        load_state_dict(*model, weights);  // strict: throws naming every bad key
+        // Strict: throws naming every bad key. MHIM networks also take the reference's v1 and v2
+        // names.
+        const bool mhim = spec.name == "mhim" || spec.name == "mhim_pure";
+        load_state_dict(*model, mhim ? from_reference_names(weights) : weights);
         model->eval();
       } else if (features.size(1) != input_dim) {
         throw std::runtime_error("'" + file.string() +

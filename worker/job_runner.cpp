@@ -335,15 +335,17 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
         stage("saving the model", [&] {
           const std::string model_best = (fs::path(options.work_dir) / "model_best.pt").string();
           if (mhim) {
-            write_state_dict(state_dict_of(mhim->teacher()),
+            write_state_dict(with_reference_aliases(state_dict_of(mhim->teacher())),
                              (fs::path(options.work_dir) / "teacher_best.pt").string());
-            // As the reference's best checkpoint: the student under "model" (what `mhim predict`
-            // and a teacher_init read) and the teacher as it was at the student's best epoch under
-            // "teacher".
-            std::vector<std::pair<std::string, StateDict>> parts{{"model", state_dict_of(*model)}};
-            if (!fitted.teacher_at_best_epoch.empty())
-              parts.emplace_back("teacher", fitted.teacher_at_best_epoch);
-            write_state_dicts(parts, model_best);
+            // The reference's best checkpoint, {"model", "teacher", "epoch"}: the student (what
+            // `mhim predict` and a teacher_init read), the teacher as it was at the student's best
+            // epoch, and that epoch; with the GRN query's alias, so the reference's strict load
+            // takes both.
+            const int epoch =
+                fitted.best_epoch >= 0 ? fitted.best_epoch : int(fitted.history.size()) - 1;
+            write_best_checkpoint(with_reference_aliases(state_dict_of(*model)),
+                                  with_reference_aliases(fitted.teacher_at_best_epoch), epoch,
+                                  model_best);
           } else {
             // A PyTorch state_dict: Python's torch.load reads it, and MHIM jobs load it as their
             // teacher.

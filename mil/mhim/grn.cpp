@@ -63,7 +63,7 @@ int64_t GlobalRecycleImpl::kept_count(int64_t survivors) const {
   return static_cast<int64_t>(static_cast<double>(survivors) * options.keep_ratio());
 }
 
-at::Tensor GlobalRecycleImpl::forward(const at::Tensor& survivors) {
+at::Tensor GlobalRecycleImpl::forward(const at::Tensor& survivors, const at::Tensor& given_order) {
   TORCH_CHECK(survivors.dim() == 2 && survivors.size(1) == options.dim(),
               "GlobalRecycle expects [L, ", options.dim(), "] survivors, got ", survivors.sizes());
   // A copy, so the in-place EMA below cannot alter what the backward pass saved. (The reference
@@ -76,8 +76,15 @@ at::Tensor GlobalRecycleImpl::forward(const at::Tensor& survivors) {
   const int64_t length = survivors.size(0);
   const int64_t keep = kept_count(length);
   TORCH_CHECK(keep < length, "GlobalRecycle: nothing left to recycle from ", length, " survivors");
-  const at::Tensor order =
-      torch::rand({length}, survivors.options().dtype(at::kFloat)).argsort(/*dim=*/int64_t{0});
+  at::Tensor order;
+  if (given_order.defined()) {
+    TORCH_CHECK(given_order.dim() == 1 && given_order.size(0) == length, "GlobalRecycle: order of ",
+                given_order.sizes(), " for ", length, " survivors");
+    order = given_order.to(survivors.device(), at::kLong);
+  } else {
+    order =
+        torch::rand({length}, survivors.options().dtype(at::kFloat)).argsort(/*dim=*/int64_t{0});
+  }
   const at::Tensor kept = survivors.index_select(0, order.narrow(0, 0, keep));
   const at::Tensor dropped = survivors.index_select(0, order.narrow(0, keep, length - keep));
   const at::Tensor tokens = attn->forward(layer_norm_fp32(*norm, dropped), queries);  // [k, d]

@@ -50,11 +50,13 @@ TORCH_MODULE(CrossAttention);
 class GlobalRecycleImpl : public torch::nn::Module {
  public:
   explicit GlobalRecycleImpl(GlobalRecycleOptions options);
-  /// Training: survivors [L, d] -> [floor(L·keep_ratio) + k, d]: a random keep (LibTorch's default
-  /// generator) followed by the k recycled tokens; updates the queries' EMA. Eval: [L + k, d],
-  /// every instance plus k summary tokens, no update. L must exceed floor(L·keep_ratio) (it does
-  /// for ratio < 1).
-  at::Tensor forward(const at::Tensor& survivors);
+  /// Training: survivors [L, d] -> [floor(L·keep_ratio) + k, d]: a random keep followed by the k
+  /// recycled tokens; updates the queries' EMA. The keep follows `order`, a permutation of 0..L-1
+  /// whose first floor(L·keep_ratio) entries are kept (a replay passes a recorded one); undefined:
+  /// a random order from LibTorch's default generator. Eval: [L + k, d], every instance plus k
+  /// summary tokens, no update, `order` unused. L must exceed floor(L·keep_ratio) (it does for
+  /// ratio < 1).
+  at::Tensor forward(const at::Tensor& survivors, const at::Tensor& order = {});
   /// Kept count for L survivors: floor(L · keep_ratio) in double arithmetic, as the reference's
   /// int().
   int64_t kept_count(int64_t survivors) const;

@@ -28,7 +28,7 @@ MaskCount mask_count(int64_t n, double ratio, double random_ratio) {
 }
 
 MaskSelection select_mask(const at::Tensor& scores, bool largest, double ratio, double random_ratio,
-                          const MaskSelection* previous) {
+                          const MaskSelection* previous, const SubsetDraw& draw) {
   TORCH_CHECK(scores.dim() == 1 || scores.dim() == 2,
               "select_mask expects scores [N] or [H, N], got ", scores.sizes());
   const int64_t n = scores.size(-1);
@@ -50,9 +50,15 @@ MaskSelection select_mask(const at::Tensor& scores, bool largest, double ratio, 
       candidates = std::get<1>(votes.topk(k, 0, /*largest=*/true));
     }
     if (count.random_ratio < 1.0) {
-      const at::Tensor pick =
-          at::randperm(candidates.size(0), at::kLong).narrow(0, 0, std::min(count.masked, k));
-      candidates = candidates.index_select(0, pick);
+      const int64_t wanted = std::min(count.masked, k);
+      if (draw) {
+        candidates = draw(candidates, wanted);
+        TORCH_CHECK(candidates.numel() == wanted, "mask subset draw returned ", candidates.numel(),
+                    " instances, wanted ", wanted);
+      } else {
+        candidates = candidates.index_select(
+            0, at::randperm(candidates.size(0), at::kLong).narrow(0, 0, wanted));
+      }
     }
     const at::Tensor c = candidates.to(at::kLong).contiguous();
     masked.insert(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
@@ -71,12 +77,13 @@ MaskSelection select_mask(const at::Tensor& scores, bool largest, double ratio, 
   return out;
 }
 
-MaskSelection apply_mask_plan(const at::Tensor& scores, const MaskPlan& plan) {
-  MaskSelection selection =
-      select_mask(scores, /*largest=*/false, plan.random_ratio, /*random_ratio=*/0.001);
-  selection = select_mask(scores, /*largest=*/false, plan.low_ratio, 1.0, &selection);
-  selection =
-      select_mask(scores, /*largest=*/true, plan.high_ratio, plan.high_random_ratio, &selection);
+MaskSelection apply_mask_plan(const at::Tensor& scores, const MaskPlan& plan,
+                              const SubsetDraw& draw) {
+  MaskSelection selection = select_mask(scores, /*largest=*/false, plan.random_ratio,
+                                        /*random_ratio=*/0.001, nullptr, draw);
+  selection = select_mask(scores, /*largest=*/false, plan.low_ratio, 1.0, &selection, draw);
+  selection = select_mask(scores, /*largest=*/true, plan.high_ratio, plan.high_random_ratio,
+                          &selection, draw);
   if (selection.kept.empty() && !selection.masked.empty()) {
     // Give back the lowest-scored masked instance, the least "hard" one.
     const at::Tensor cpu = scores.detach().to(at::kCPU, at::kFloat);

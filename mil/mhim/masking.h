@@ -3,6 +3,7 @@
 // teacher's scores with the reference's exact counting rule, and the schedules of the mask ratio
 // and of the teacher's momentum (§1.5.4, §1.9).
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
@@ -27,6 +28,11 @@ struct MaskSelection {
   std::vector<int64_t> masked;  ///< Masked instances, ascending.
 };
 
+/// Chooses `count` of `candidates` ([k] instance ids) at random: the random part of a selection
+/// (v1's random masking, R-HAM). Null means a uniform subset drawn from LibTorch's default
+/// generator; a replay passes the subset a recorded run drew.
+using SubsetDraw = std::function<at::Tensor(const at::Tensor& candidates, int64_t count)>;
+
 /// One selection step (spec §1.5.1): the `ratio`-share of instances with the largest (or smallest)
 /// `scores` ([N], or [H, N] fused by the per-head vote of §1.5.3), optionally a random subset of
 /// them
@@ -34,7 +40,8 @@ struct MaskSelection {
 /// (candidates are chosen among all N, so successive strategies overlap). A ratio of 0 masks
 /// nothing.
 MaskSelection select_mask(const at::Tensor& scores, bool largest, double ratio, double random_ratio,
-                          const MaskSelection* previous = nullptr);
+                          const MaskSelection* previous = nullptr,
+                          const SubsetDraw& draw = nullptr);
 
 /// The MHIM mask strategies, applied in the reference's order: random (v1 "RM"), low-score (v1
 /// "L-HAM"), high-score ("HAM", v2's only one; "R-HAM" with high_random_ratio < 1).
@@ -48,7 +55,8 @@ struct MaskPlan {
 
 /// Applies `plan` to a bag with teacher `scores` ([N] or [H, N]). At least one instance is always
 /// kept (the reference would crash on an empty student bag); a plan of zeros keeps everything.
-MaskSelection apply_mask_plan(const at::Tensor& scores, const MaskPlan& plan);
+MaskSelection apply_mask_plan(const at::Tensor& scores, const MaskPlan& plan,
+                              const SubsetDraw& draw = nullptr);
 
 /// Cosine decay of a value from `base` to `final_value` over `total` steps (the reference's sched
 /// helper): final + ½(base − final)(1 + cos(π·step/total)). Used for the high-mask ratio (final 0)

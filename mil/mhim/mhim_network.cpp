@@ -1,5 +1,7 @@
 #include "mil/mhim/mhim_network.h"
 
+#include <algorithm>
+#include <iterator>
 #include <stdexcept>
 
 #include "mil/models/model_init.h"
@@ -73,6 +75,33 @@ at::Tensor MhimNetworkImpl::instance_scores(const AggregatorOutput& output, bool
   // u_i = W c_i + b_0 for every class (B11), p_i = softmax_c(u_i), score_i = max_c p_i.
   const at::Tensor u = output.contributions.matmul(predictor->weight.t()) + predictor->bias[0];
   return std::get<0>(u.softmax(1).max(1));
+}
+
+StateDict with_reference_aliases(StateDict state) {
+  const auto query = std::find_if(state.begin(), state.end(),
+                                  [](const auto& e) { return e.first == "merge.global_q_mm"; });
+  if (query != state.end()) state.insert(std::next(query), {"merge.global_q", query->second});
+  return state;
+}
+
+StateDict from_reference_names(StateDict state) {
+  const auto named = [&](const std::string& key) {
+    return std::find_if(state.begin(), state.end(), [&](const auto& e) { return e.first == key; });
+  };
+  const auto alias = named("merge.global_q");
+  if (alias != state.end()) {
+    const auto query = named("merge.global_q_mm");
+    if (query != state.end() && !query->second.equal(alias->second)) {
+      throw std::runtime_error(
+          "merge.global_q differs from merge.global_q_mm: not the reference's alias");
+    }
+    state.erase(alias);
+  }
+  const std::string v1_embedding = "patch_to_emb.";  // v1's name of the instance embedding
+  for (auto& [name, tensor] : state) {
+    if (name.rfind(v1_embedding, 0) == 0) name = "feature." + name.substr(v1_embedding.size());
+  }
+  return state;
 }
 
 const std::vector<std::string>& mhim_network_option_keys() {

@@ -16,6 +16,7 @@
 #include "mil/mhim/grn.h"
 #include "mil/models/fast_dropout.h"
 #include "mil/models/mil_model.h"
+#include "mil/models/state_dict.h"
 
 namespace mil {
 
@@ -74,6 +75,16 @@ class MhimNetworkImpl : public MilModelImpl {
   torch::nn::Linear predictor{nullptr};
 };
 TORCH_MODULE(MhimNetwork);
+
+/// `state` (an MHIM network's, ours or a teacher's) named as the reference's MHIM names it: the GRN
+/// query also under its alias merge.global_q, right after merge.global_q_mm. The reference
+/// registers the query twice, so PyTorch's strict load_state_dict wants both keys.
+StateDict with_reference_aliases(StateDict state);
+
+/// A reference MHIM state_dict (v2, or v1 with its patch_to_emb.* embedding keys) named as ours:
+/// v1's patch_to_emb.* become feature.*, and the GRN query's alias merge.global_q is dropped (it
+/// must equal merge.global_q_mm when both are present).
+StateDict from_reference_names(StateDict state);
 
 /// Reads the network keys of a `mhim`/`mhim_pure` model's options (embed_dim, activation, dropout,
 /// baseline, da_act, merge, merge_k, merge_ratio, merge_mm, merge_test); other keys are left to the

@@ -65,20 +65,17 @@ MhimOptions mhim_options_from_json(const nlohmann::json& j) {
 std::string teacher_checkpoint_path(const std::string& teacher_init, int fold_index) {
   if (teacher_init.size() >= 3 && teacher_init.compare(teacher_init.size() - 3, 3, ".pt") == 0)
     return teacher_init;
-  return (std::filesystem::path(teacher_init) /
-          ("fold_" + std::to_string(fold_index) + "_model_best.pt"))
-      .string();
+  const std::filesystem::path folder(teacher_init);
+  const std::string fold = "fold_" + std::to_string(fold_index);
+  const std::filesystem::path v2 = folder / (fold + "_model_best.pt"),
+                              v1 = folder / (fold + "_model_best_auc.pt");
+  return (!std::filesystem::exists(v2) && std::filesystem::exists(v1) ? v1 : v2).string();
 }
 
 void load_mhim_checkpoint(MhimNetworkImpl& network, const std::string& path) {
   if (!std::filesystem::exists(path))
     throw std::runtime_error("MHIM checkpoint '" + path + "' does not exist");
-  StateDict state = read_state_dict(path);
-  // The reference registers the GRN queries twice (global_q_mm and its alias global_q); we keep
-  // one.
-  state.erase(std::remove_if(state.begin(), state.end(),
-                             [](const auto& e) { return e.first == "merge.global_q"; }),
-              state.end());
+  const StateDict state = from_reference_names(read_state_dict(path));
   StateDictReport report = load_state_dict(network, state, /*strict=*/false);
   report.missing.erase(
       std::remove_if(report.missing.begin(), report.missing.end(),
@@ -161,11 +158,12 @@ at::Tensor MhimObjective::loss(const Bag& bag, int64_t step,
   at::Tensor h = student_.embed(bag.features);
   MaskPlan plan = options_.mask;
   plan.high_ratio = high_mask_ratio_at(step);
-  const MaskSelection selection = apply_mask_plan(scores, plan);
+  const MaskSelection selection = apply_mask_plan(scores, plan, draws_.mask_subset);
   if (!selection.masked.empty()) {
     h = h.index_select(0, torch::tensor(selection.kept, torch::dtype(torch::kLong)).to(h.device()));
   }
-  if (student_.merge) h = student_.merge->forward(h);
+  if (student_.merge)
+    h = student_.merge->forward(h, draws_.grn_order ? draws_.grn_order(h.size(0)) : at::Tensor());
   const AggregatorOutput s = student_.online_encoder->forward(h, /*want_scores=*/false);
   const at::Tensor task = task_loss(student_.logits_of(s));
   at::Tensor total = options_.main_alpha * task;
@@ -176,8 +174,13 @@ at::Tensor MhimObjective::loss(const Bag& bag, int64_t step,
     total = total + options_.aux_alpha * c;
     consistency = c.item<double>();
   }
+  last_step_.task_loss = task.item<double>();
+  last_step_.consistency_loss = consistency;
+  last_step_.instances = bag.features.size(0);
+  last_step_.student_tokens = h.size(0);
+  last_step_.masked = selection.masked;
   consistency_sum_ += consistency;
-  task_sum_ += task.item<double>();
+  task_sum_ += last_step_.task_loss;
   kept_sum_ += static_cast<double>(h.size(0));
   instance_sum_ += static_cast<double>(bag.features.size(0));
   ++bags_;

@@ -2,6 +2,7 @@
 // MHIM training (spec §1.2-1.9): a momentum teacher scores every instance of the full bag, the
 // student trains on the bag without its most salient instances (plus the GRN's recycled tokens),
 // and a consistency loss pulls the student's bag embedding toward the teacher's.
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -42,13 +43,32 @@ struct MhimOptions {
 MhimOptions mhim_options_from_json(const nlohmann::json& options);
 
 /// The checkpoint file `teacher_init` names for `fold_index`: the path itself when it ends in
-/// ".pt", else `<teacher_init>/fold_{fold_index}_model_best.pt`.
+/// ".pt", else `<teacher_init>/fold_{fold_index}_model_best.pt`, or v1's
+/// `fold_{fold_index}_model_best_auc.pt` when only that one exists.
 std::string teacher_checkpoint_path(const std::string& teacher_init, int fold_index);
 
-/// Loads a baseline checkpoint into an MHIM network (teacher or student): every feature, aggregator
-/// and predictor key must be present with its shape; GRN keys (merge.*) may be absent, as in
+/// Loads a baseline checkpoint into an MHIM network (teacher or student), ours or the reference's
+/// (v2, or v1 with patch_to_emb.* keys; see from_reference_names): every feature, aggregator and
+/// predictor key must be present with its shape; GRN keys (merge.*) may be absent, as in
 /// `mhim_pure` checkpoints. Errors name every offending key and the file.
 void load_mhim_checkpoint(MhimNetworkImpl& network, const std::string& path);
+
+/// MHIM's random draws in a training step. A null member draws from LibTorch's default generator; a
+/// replay of a recorded run sets both.
+struct MhimDraws {
+  SubsetDraw mask_subset;  ///< The random part of the mask plan (v1 random masking, R-HAM).
+  /// The GRN's order of `survivors` instances: a permutation whose leading share is kept.
+  std::function<at::Tensor(int64_t survivors)> grn_order;
+};
+
+/// What the last loss() call computed.
+struct MhimStepRecord {
+  double task_loss = 0.0;         ///< Unweighted task loss (cross-entropy or survival NLL).
+  double consistency_loss = 0.0;  ///< Unweighted consistency loss; 0 when aux_alpha is 0.
+  int64_t instances = 0;          ///< Instances in the bag.
+  int64_t student_tokens = 0;     ///< Tokens the student's aggregator saw (survivors, GRN applied).
+  std::vector<int64_t> masked;    ///< Masked instance ids, ascending.
+};
 
 class MhimObjective : public TrainingObjective {
  public:
@@ -68,6 +88,10 @@ class MhimObjective : public TrainingObjective {
 
   /// The momentum teacher.
   MhimNetworkImpl& teacher() { return *teacher_; }
+  /// Replaces the random draws of later steps (e.g. to replay a recorded run).
+  void set_draws(MhimDraws draws) { draws_ = std::move(draws); }
+  /// What the last loss() call computed.
+  const MhimStepRecord& last_step() const { return last_step_; }
   /// High-mask ratio at `step` (after the optional decay).
   double high_mask_ratio_at(int64_t step) const;
   /// Teacher momentum at `step` (after the optional ramp).
@@ -78,6 +102,8 @@ class MhimObjective : public TrainingObjective {
   MhimOptions options_;
   int64_t total_steps_;
   std::shared_ptr<MhimNetworkImpl> teacher_;
+  MhimDraws draws_;
+  MhimStepRecord last_step_;
   double consistency_sum_ = 0.0;
   double task_sum_ = 0.0;
   double kept_sum_ = 0.0;

@@ -114,6 +114,16 @@ void write_state_dicts(const std::vector<std::pair<std::string, StateDict>>& par
   write_pickled(c10::IValue(outer), path);
 }
 
+void write_best_checkpoint(const StateDict& model, const StateDict& teacher, int64_t epoch,
+                           const std::string& path) {
+  c10::impl::GenericDict checkpoint(c10::StringType::get(), c10::AnyType::get());
+  checkpoint.insert(std::string("model"), c10::IValue(tensor_dict(model)));
+  checkpoint.insert(std::string("teacher"),
+                    teacher.empty() ? c10::IValue() : c10::IValue(tensor_dict(teacher)));
+  checkpoint.insert(std::string("epoch"), c10::IValue(epoch));
+  write_pickled(c10::IValue(checkpoint), path);
+}
+
 StateDict read_state_dict_part(const std::string& path, const std::string& key) {
   const auto dict = saved_dict(path, "a dict with key '" + key + "'");
   const auto it = dict.find(c10::IValue(key));

@@ -34,6 +34,13 @@ void write_state_dict(const StateDict& state, const std::string& path);
 void write_state_dicts(const std::vector<std::pair<std::string, StateDict>>& parts,
                        const std::string& path);
 
+/// Writes the reference's best-checkpoint layout, {"model": model, "teacher": teacher, "epoch":
+/// epoch} (what its training loop saves as fold_{k}_model_best.pt); an empty `teacher` is written
+/// as None, as the reference does for models without one. read_state_dict reads its "model" part.
+/// Atomic as above.
+void write_best_checkpoint(const StateDict& model, const StateDict& teacher, int64_t epoch,
+                           const std::string& path);
+
 /// Reads part `key` of a dict of state_dicts (write_state_dicts, or a reference checkpoint's
 /// "teacher"). Throws naming the file when the key is missing or not a dict of tensors.
 StateDict read_state_dict_part(const std::string& path, const std::string& key);

@@ -8,6 +8,7 @@
 #include <torch/serialize/output-archive.h>
 #include <torch/utils.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -346,6 +347,19 @@ bool agree(GradientSync* sync, bool stop, std::string& error, During&& during) {
   return stop;
 }
 
+/// `order` when it is a permutation of `train_indices`; otherwise an error naming the epoch.
+std::vector<int> checked_epoch_order(std::vector<int> order, const std::vector<int>& train_indices,
+                                     int epoch) {
+  std::vector<int> sorted_order = order, sorted_indices = train_indices;
+  std::sort(sorted_order.begin(), sorted_order.end());
+  std::sort(sorted_indices.begin(), sorted_indices.end());
+  if (sorted_order != sorted_indices) {
+    throw std::invalid_argument("fit: epoch_order(" + std::to_string(epoch) +
+                                ") is not a permutation of the training bags");
+  }
+  return order;
+}
+
 /// Sums the epoch's partial counters over the group (each rank trained its own share of the bags).
 void reduce_epoch_counters(LoopState& state, GradientSync* sync) {
   if (!sync) return;
@@ -443,10 +457,18 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
   model.train();
   optimizer.zero_grad();
   Bag scratch;
+  StepReport last_step;  // what on_step reports: the last bag's losses
   while (state.epoch < spec.epochs && !state.stopped_early) {
     const double lr = learning_rate_at(spec, state.epoch);
     set_learning_rate(optimizer, lr);
-    if (state.position == 0) deterministic_shuffle(state.order, state.order_rng);
+    if (state.position == 0) {
+      if (options.epoch_order) {
+        state.order =
+            checked_epoch_order(options.epoch_order(state.epoch), train_indices, state.epoch);
+      } else {
+        deterministic_shuffle(state.order, state.order_rng);
+      }
+    }
     const auto start = std::chrono::steady_clock::now();
     while (state.position < state.order.size()) {
       const int64_t step =
@@ -466,6 +488,7 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
                                               torch::dtype(torch::kLong).device(logits.device())));
           };
           at::Tensor loss;
+          last_step = StepReport{};
           {
             AutocastGuard autocast(device.type(), bf16);
             if (options.objective) {
@@ -473,13 +496,16 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
             } else {
               const MilOutput output = model.forward(bag.features);
               loss = task_loss(output.logits);
+              if (options.on_step) last_step.task_loss = loss.item<double>();
               if (const at::Tensor extra = model.auxiliary_loss(output, bag.label);
                   extra.defined()) {
                 loss = loss + extra.to(at::kFloat);
+                if (options.on_step) last_step.auxiliary_loss = extra.item<double>();
               }
             }
           }
           const double value = loss.item<double>();
+          last_step.loss = value;
           state.instances += bag.features.size(0);
           if (std::isfinite(value)) {
             (spec.accumulation > 1 ? loss / spec.accumulation : loss).backward();
@@ -503,6 +529,12 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
           optimizer.step();
           optimizer.zero_grad();
           if (options.objective) options.objective->after_optimizer_step(step);
+          if (options.on_step) {
+            last_step.epoch = state.epoch;
+            last_step.bags_done = int(state.position);
+            last_step.step = step;
+            options.on_step(last_step);
+          }
         });
         const bool stop = agree(sync, stop_now(), local_error, [&] {
           return "in epoch " + std::to_string(state.epoch + 1) + " at bag " +

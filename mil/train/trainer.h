@@ -3,6 +3,7 @@
 // per-epoch learning-rate schedule, one bag per step, early stopping and best-checkpoint selection
 // on the validation metric, and atomic checkpoints from which a killed run resumes bit-identically.
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -78,7 +79,19 @@ struct Predictions {
 /// Metrics of a prediction set: classification_metrics, or {"c_index"} when `survival`.
 std::map<std::string, double> evaluate(const Predictions& predictions, bool survival);
 
-/// How fit() runs; none of it changes what it computes.
+/// One optimizer step as FitOptions::on_step sees it.
+struct StepReport {
+  int epoch = 0;           ///< 0-based.
+  int bags_done = 0;       ///< Bags of the epoch trained so far, this step's included.
+  int64_t step = 0;        ///< Step index of the step's last bag, as objectives see it.
+  double loss = 0.0;       ///< Training loss of the step's last bag (non-finite: skipped).
+  double task_loss = NAN;  ///< Its task loss; NaN when an objective computed the loss.
+  double auxiliary_loss =
+      NAN;  ///< Its model auxiliary_loss (weighted); NaN when none or objective.
+};
+
+/// How fit() runs; none of it changes what it computes, except epoch_order, which replaces the
+/// seeded shuffle.
 struct FitOptions {
   /// Checkpoint file; empty = no checkpoints. An existing checkpoint of the same run is resumed.
   std::string checkpoint_path;
@@ -92,6 +105,12 @@ struct FitOptions {
   /// Identifies the run inside the checkpoint (e.g. the job id); a checkpoint of another run is an
   /// error.
   std::string run_fingerprint;
+  /// After every optimizer step, once the objective's after_optimizer_step ran (e.g. to record the
+  /// weights a step produced). Gradients are read in on_bag, before the step.
+  std::function<void(const StepReport&)> on_step;
+  /// The order of the training bags in `epoch` (a permutation of train_indices); null: the seeded
+  /// shuffle. For replaying a recorded run.
+  std::function<std::vector<int>(int epoch)> epoch_order;
   /// Computes training losses instead of the plain task loss (and the model's auxiliary loss); not
   /// owned.
   TrainingObjective* objective = nullptr;

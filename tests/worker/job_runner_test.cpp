@@ -77,8 +77,8 @@ TEST(JobRunner, WritesTheResolvedSpecAsConfigJsonInItsWorkDir) {
       << "the spec reproduces the job exactly";
 }
 
-// Spec 1.10: an MHIM job's best checkpoint holds the student and the teacher at the student's best
-// epoch, as the reference's {"model", "teacher"} dict; a baseline job's is a plain state_dict.
+// An MHIM job's best checkpoint holds the student and the teacher at the student's best epoch, as
+// the reference's {"model", "teacher", "epoch"} dict; a baseline job's is a plain state_dict.
 TEST(JobRunner, AnMhimJobsBestCheckpointHoldsTheStudentAndTheTeacherLikeTheReferences) {
   testing::TempDir dir;
   write_small(dir / "s");
@@ -104,6 +104,9 @@ TEST(JobRunner, AnMhimJobsBestCheckpointHoldsTheStudentAndTheTeacherLikeTheRefer
     ASSERT_EQ(model_part.size(), student.size());
     for (std::size_t i = 0; i < student.size(); ++i)
       EXPECT_TRUE(model_part[i].second.equal(student[i].second));
+    EXPECT_TRUE(std::any_of(model_part.begin(), model_part.end(), [](const auto& e) {
+      return e.first == "merge.global_q";
+    })) << "the reference's alias of the GRN query, which its strict load needs";
     const StateDict teacher = read_state_dict_part(best, "teacher");
     EXPECT_EQ(teacher.size(), read_state_dict(options.work_dir + "/teacher_best.pt").size());
     EXPECT_FALSE(teacher.empty());

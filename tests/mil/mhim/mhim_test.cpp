@@ -246,7 +246,13 @@ TEST(MhimNetwork, ClassAwareScoreIsTheMaxClassProbabilityOfEachContribution) {
     const double p1 = 1.0 / (1.0 + std::exp(-diff));
     EXPECT_NEAR(scores[i].item<double>(), std::max(p1, 1.0 - p1), 1e-5);
   }
-  EXPECT_TRUE(net->instance_scores(out, false).equal(out.attention));
+  // Without attn2score the score is ABMIL's softmax attention, computed here from the aggregator's
+  // weights: a = softmax_i(w2 · relu(W1 h_i)) (da_act relu, no biases).
+  const auto weights = net->online_encoder->named_parameters();
+  const at::Tensor logits = at::relu(h.matmul(weights["attention.attention.0.weight"].t()))
+                                .matmul(weights["attention.attention.2.weight"].t());
+  const at::Tensor attention = logits.reshape({-1}).softmax(0);
+  EXPECT_TRUE(net->instance_scores(out, false).allclose(attention, 1e-6, 1e-7));
 }
 
 // ---- objective ----

@@ -1,5 +1,7 @@
-// TransMIL and MHIM's selfattn aggregator against the Python re-implementation of the reference
-// (tests/fixtures/models/make_transmil_fixtures.py): same state_dict keys, same outputs to 1e-5.
+// TransMIL and MHIM's selfattn aggregator against our own plain-torch rewrite of the reference
+// (tests/fixtures/models/make_transmil_fixtures.py, not the reference): same state_dict keys, same
+// outputs to 1e-5. Training against the unchanged reference:
+// tests/mil/train/reference_replay_test.cpp.
 #include "tests/mil/models/transmil_parity.h"
 
 #include <gtest/gtest.h>
@@ -8,7 +10,7 @@ namespace mil::testing {
 
 const std::string kModelFixtures = std::string(MIL_SOURCE_DIR) + "/tests/fixtures/models";
 
-TEST(TransMilParity, MatchesThePythonReferenceOnTheCommittedFixtures) {
+TEST(TransMilRewriteParity, MatchesOurPythonRewriteOnTheCommittedFixtures) {
   expect_transmil_parity(kModelFixtures);
 }
 

@@ -1,7 +1,7 @@
 // TransMIL and MHIM's selfattn aggregator at the reference's own width (512: 8 heads of 64, 256
-// landmarks) against the Python re-implementation, generated at test time (about 17 MB, too large
-// to commit). Needs Debian's python3-torch; labelled slow because starting Python torch takes
-// seconds on a busy machine.
+// landmarks) against our own Python rewrite of the reference (not the reference), generated at test
+// time (about 17 MB, too large to commit). Needs Debian's python3-torch; labelled slow because
+// starting Python torch takes seconds on a busy machine.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -11,7 +11,7 @@
 
 namespace mil::testing {
 
-TEST(TransMilParity, MatchesThePythonReferenceAtWidth512) {
+TEST(TransMilRewriteParity, MatchesOurPythonRewriteAtWidth512) {
   if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
     GTEST_SKIP() << "Debian python3-torch is not installed (scripts/deps.sh installs it)";
   }

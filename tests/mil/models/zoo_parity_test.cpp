@@ -1,8 +1,9 @@
-// Parity of the model zoo with PyTorch: tests/fixtures/models/make_zoo_fixtures.py re-implements
-// the reference modules in plain torch (check_against_reference.py compares them with the
-// reference's classes), saves their state_dicts and their float64 eval-mode outputs for bags of N =
-// 1, 7, 100, 1000. Each test loads a state_dict strictly (key sets identical) and matches every
-// output to 1e-5 absolute.
+// The model zoo against our own plain-torch rewrite: tests/fixtures/models/make_zoo_fixtures.py
+// re-implements the reference modules (not the reference: check_against_reference.py, which ctest
+// does not run, compared them with the reference's classes when added; training against the
+// unchanged reference is in tests/mil/train/reference_replay_test.cpp), saves their state_dicts and
+// their float64 eval-mode outputs for bags of N = 1, 7, 100, 1000. Each test loads a state_dict
+// strictly (key sets identical) and matches every output to 1e-5 absolute.
 #include <gtest/gtest.h>
 
 #include <cstdio>
