@@ -17,6 +17,7 @@
 #include "app/commands.h"
 #include "mil/data/feature_io.h"
 #include "mil/models/mil_model.h"
+#include "mil/models/model_registry.h"
 #include "mil/models/state_dict.h"
 
 namespace mil::app {
