@@ -18,6 +18,7 @@
 #include "mil/data/feature_io.h"
 #include "mil/mhim/mhim_network.h"
 #include "mil/models/mil_model.h"
+#include "mil/models/model_registry.h"
 #include "mil/models/state_dict.h"
 
 namespace mil::app {
@@ -35,8 +36,9 @@ The weights are a state_dict: a job's model_best.pt, or a PyTorch torch.save(mod
 (also a checkpoint dict holding it under "model"); loading is strict and names every bad key.
 
 options:
-  --model NAME          model name as in a sweep (abmil, gabmil, transmil, dsmil, clam_sb, ...,
-                        mhim_pure; for an MHIM student use mhim_pure with the same network options)
+  --model NAME          model name as in a sweep (for an MHIM student use mhim_pure with the same
+                        network options), one of:
+                          @MODELS@
   --model-options JSON  the model's options as in the sweep (default {})
   --classes C           number of classes the model was trained with (default 2)
   --weights FILE        the state_dict
@@ -77,7 +79,7 @@ std::vector<double> to_vector(const at::Tensor& t) {
 
 int cmd_predict(const Tokens& tokens) {
   if (!tokens.empty() && tokens[0] == "--help") {
-    std::fputs(kHelp, stdout);
+    std::fputs(with_model_list(kHelp).c_str(), stdout);
     return 0;
   }
   try {

@@ -38,7 +38,8 @@ or build one from flags:
   --name NAME           benchmark name (default: the folder name)
   --classes C           number of classes (default 2)
   --standardize         z-score features with training-fold statistics
-  --model M             abmil (default), gabmil, dsmil, clam_sb, clam_mb, dtfd, meanmil, maxmil
+  --model M             the model (default abmil), one of:
+                          @MODELS@
   --model-options JSON  e.g. '{"dropout": 0.0}'
   --protocol P          kfold | file | legacy (default kfold; file = the dataset's own folds or
                         --split-dir; legacy = the reference's validation on the test fold, flagged)
@@ -151,7 +152,8 @@ JobSpec spec_from_flags(const Args& args) {
 }  // namespace
 
 int cmd_train(const Tokens& tokens) {
-  if (!tokens.empty() && tokens[0] == "--help") return std::fputs(kHelp, stdout), 0;
+  if (!tokens.empty() && tokens[0] == "--help")
+    return std::fputs(with_model_list(kHelp).c_str(), stdout), 0;
   JobSpec spec;
   std::string out_path;
   worker::RunOptions options;

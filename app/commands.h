@@ -42,6 +42,10 @@ constexpr int kExitInterrupted = 75;
 /// can finish its bag and checkpoint. The flag lives for the whole process.
 const std::atomic<bool>* install_stop_handlers();
 
+/// `help` with the line holding "@MODELS@" replaced by one line per model of the catalogue
+/// (mil/core/model_catalog.h): its name and summary, indented as that line was.
+std::string with_model_list(const char* help);
+
 /// Prints "mhim <cmd>: <message>" and a --help hint to stderr; returns exit code 2.
 int usage_failure(const std::string& command, const std::string& message);
 

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "app/commands.h"
+#include "mil/core/model_catalog.h"
 
 namespace mil::app {
 
@@ -33,6 +34,24 @@ const std::atomic<bool>* install_stop_handlers() {
   sigaction(SIGUSR1, &action,
             nullptr);  // what mpirun forwards to every rank, and Slurm sends before a deadline
   return &g_stop_requested;
+}
+
+std::string with_model_list(const char* help) {
+  std::string text = help;
+  const std::size_t at = text.find("@MODELS@");
+  if (at == std::string::npos) return text;
+  const std::size_t line_start = text.rfind('\n', at) + 1;  // npos + 1 = 0 on the first line
+  const std::string indent(at - line_start, ' ');
+  std::string list;
+  for (const ModelInfo& info : model_catalog()) {
+    char row[200];
+    std::snprintf(row, sizeof row, "%s%-10s %s\n", indent.c_str(), info.name.c_str(),
+                  info.summary.c_str());
+    list += row;
+  }
+  const std::size_t line_end = text.find('\n', at);
+  return text.substr(0, line_start) + list +
+         (line_end == std::string::npos ? "" : text.substr(line_end + 1));
 }
 
 int usage_failure(const std::string& command, const std::string& message) {

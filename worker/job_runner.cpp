@@ -1,8 +1,7 @@
 #include "worker/job_runner.h"
 
+#include "mil/core/mhim_jobs.h"
 #include "mil/core/sha256.h"
-#include "mil/mhim/mhim_jobs.h"
-#include "mil/mhim/mhim_objective.h"
 #include "mil/models/state_dict.h"
 
 #include <ATen/Parallel.h>
@@ -22,7 +21,9 @@
 #include "mil/data/split_protocol.h"
 #include "mil/eval/bootstrap.h"
 #include "mil/eval/metrics.h"
+#include "mil/mhim/mhim_network.h"
 #include "mil/models/mil_model.h"
+#include "mil/models/model_registry.h"
 
 namespace mil::worker {
 namespace {
@@ -38,6 +39,23 @@ auto stage(const char* name, Fn&& fn) -> decltype(fn()) {
   } catch (const std::exception& e) {
     throw std::runtime_error(std::string(name) + ": " + e.what());
   }
+}
+
+/// The teacher checkpoint of a job whose teacher is its sweep's baseline job
+/// (mil/core/mhim_jobs.h): that job's model_best.pt beside this job's work folder; empty for every
+/// other job. Throws when there is no results folder or the baseline has not written its model.
+std::string baseline_teacher_checkpoint(const JobSpec& spec, const std::string& work_dir) {
+  namespace fs = std::filesystem;
+  const auto baseline = mhim_teacher_job(spec);
+  if (!baseline) return {};
+  if (work_dir.empty()) throw std::runtime_error("teacher_init 'baseline' needs a results folder");
+  const std::string path =
+      (fs::path(work_dir).parent_path() / baseline->id() / "model_best.pt").string();
+  if (!fs::exists(path)) {
+    throw std::runtime_error("the teacher baseline job " + baseline->id() + " has no model at '" +
+                             path + "'; run it first (sweeps do)");
+  }
+  return path;
 }
 
 nlohmann::json metrics_json(const Predictions& predictions, bool survival) {
@@ -220,35 +238,19 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
     fit_options.checkpoint_every = options.checkpoint_every;
     fit_options.device = options.device;
     fit_options.sync = options.sync;
-    std::unique_ptr<MhimObjective> mhim;
-    if (spec.model.name == "mhim") {
-      mhim = stage("building the MHIM teacher", [&] {
-        auto* network = dynamic_cast<MhimNetworkImpl*>(model.get());
-        if (!network) throw std::runtime_error("model 'mhim' did not build an MHIM network");
-        MhimOptions mhim_options = mhim_options_from_json(spec.model.options);
-        if (const auto baseline = mhim_teacher_job(spec)) {
-          if (options.work_dir.empty())
-            throw std::runtime_error("teacher_init 'baseline' needs a results folder");
-          mhim_options.teacher_init =
-              (fs::path(options.work_dir).parent_path() / baseline->id() / "model_best.pt")
-                  .string();
-          if (!fs::exists(mhim_options.teacher_init)) {
-            throw std::runtime_error("the teacher baseline job " + baseline->id() +
-                                     " has no model at '" + mhim_options.teacher_init +
-                                     "'; run it first (sweeps do)");
-          }
-        }
-        if (mhim_options.teacher_init != "random") {
-          const std::string path =
-              teacher_checkpoint_path(mhim_options.teacher_init, spec.split.fold_index);
-          result.inputs["teacher_checkpoint"] = {{"path", path}, {"sha256", sha256_file(path)}};
-        }
-        const int64_t steps = int64_t(train_spec.epochs) * int64_t(split.train.size());
-        return std::make_unique<MhimObjective>(*network, mhim_options, spec.split.fold_index,
-                                               steps);
-      });
-      fit_options.objective = mhim.get();
+    const auto objective = stage("building the training objective", [&] {
+      ObjectiveSetup setup;
+      setup.fold_index = spec.split.fold_index;
+      setup.total_steps = int64_t(train_spec.epochs) * int64_t(split.train.size());
+      setup.teacher_init = baseline_teacher_checkpoint(spec, options.work_dir);
+      return make_training_objective(spec.model, *model, setup);
+    });
+    if (objective) {
+      for (const auto& [name, path] : objective->input_files())
+        result.inputs[name] = {{"path", path}, {"sha256", sha256_file(path)}};
     }
+    fit_options.objective = objective.get();
+    MilModelImpl* const teacher = objective ? objective->teacher_model() : nullptr;
     std::ofstream epoch_log;
     if (!options.work_dir.empty()) {
       fs::create_directories(options.work_dir);
@@ -310,15 +312,15 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
         }
         return 0;
       });
-      if (mhim) {
-        // Spec 1.10: the teacher is tested too, at its own best epoch; only the student's metrics
-        // are the job's (the leaderboard reads metrics.test).
+      if (teacher != nullptr) {
+        // As the reference does for MHIM, the teacher is tested too, at its own best epoch; only
+        // the student's metrics are the job's (the leaderboard reads metrics.test).
         stage("evaluating the teacher", [&] {
           result.metrics["teacher_selection"] = {{"metric", fitted.selection_metric},
                                                  {"best_epoch", fitted.teacher_best_epoch},
                                                  {"best_score", fitted.teacher_best_score}};
           result.metrics["teacher_test"] =
-              metrics_json(predict(mhim->teacher(), bags, split.test, options.device), survival);
+              metrics_json(predict(*teacher, bags, split.test, options.device), survival);
           return 0;
         });
       }
@@ -334,8 +336,8 @@ JobResult run_job(const JobSpec& spec, const RunOptions& options, DatasetCache& 
       if (writes_files) {
         stage("saving the model", [&] {
           const std::string model_best = (fs::path(options.work_dir) / "model_best.pt").string();
-          if (mhim) {
-            write_state_dict(with_reference_aliases(state_dict_of(mhim->teacher())),
+          if (teacher != nullptr) {
+            write_state_dict(with_reference_aliases(state_dict_of(*teacher)),
                              (fs::path(options.work_dir) / "teacher_best.pt").string());
             // The reference's best checkpoint, {"model", "teacher", "epoch"}: the student (what
             // `mhim predict` and a teacher_init read), the teacher as it was at the student's best

@@ -15,7 +15,9 @@
 #include "app/args.h"
 #include "app/bench/common.h"
 #include "app/commands.h"
+#include "mil/core/model_catalog.h"
 #include "mil/models/mil_model.h"
+#include "mil/models/model_registry.h"
 #include "mil/runtime/allocation_meter.h"
 #include "mil/train/trainer.h"
 
@@ -45,7 +47,7 @@ options:
   --sizes LIST     bag sizes N (default 1000,10000,50000)
   --dim D          feature dimension (default 1024)
   --classes C      classes (default 2)
-  --models LIST    comma-separated (default: every reference model name make_model knows)
+  --models LIST    comma-separated (default: the reference's stand-alone models)
   --repeats R      timed repeats per measurement (default 5)
   --threads T      LibTorch threads (default 2)
   --model-options J  JSON options for every model, e.g. '{"dropout": 0}'
@@ -54,39 +56,23 @@ example:
   mhim bench models --sizes 1000,10000 --models abmil,transmil --repeats 3
 )";
 
-/// The reference zoo's model names (spec §2.2); the default run benchmarks those make_model builds.
-const std::vector<std::string> kReferenceModels{"abmil",   "gabmil",  "transmil", "dsmil",
-                                                "clam_sb", "clam_mb", "dtfd",     "rrtmil",
-                                                "meanmil", "maxmil"};
-
-/// Width of the instance embedding of every reference model.
+/// Width of the instance embedding of every reference model (the matmul peak's shape).
 constexpr double kWidth = 512;
 
-/// Forward FLOPs of one bag of n instances for the models whose arithmetic we wrote down; nullopt
-/// otherwise.
-std::optional<double> forward_flops(const std::string& model, int64_t n, int64_t dim) {
-  const double N = double(n), D = double(dim), E = kWidth;
-  const double embed = 2 * N * D * E;
-  if (model == "abmil") return embed + 2 * N * E * 128 + 2 * N * 128 + 2 * N * E;
-  if (model == "gabmil") return embed + 2 * (2 * N * E * 384) + N * 384 + 2 * N * 384 + 2 * N * E;
-  if (model == "transmil") {
-    const double H = 8, dh = 64, m = 256, iterations = 6, kernel = 33;
-    const int64_t side = static_cast<int64_t>(std::ceil(std::sqrt(double(n))));
-    const double grid = double(side * side), seq = grid + 1;
-    const double padded = std::ceil(seq / m) * m;
-    const double layer = 2 * padded * E * 3 * E                // q, k, v
-                         + 2 * H * seq * m * dh                // kernel 1 (real rows)
-                         + 2 * H * m * m * dh                  // kernel 2
-                         + 2 * H * m * padded * dh             // kernel 3
-                         + iterations * 4 * 2 * H * m * m * m  // pseudo-inverse
-                         + 2 * H * seq * m * m                 // kernel 1 · pinv
-                         + 2 * H * m * padded * dh             // kernel 3 · v
-                         + 2 * H * seq * m * dh                // (..) · (..)
-                         + 2 * H * padded * dh * kernel        // residual convolution
-                         + 2 * seq * E * E;                    // output projection
-    return embed + 2 * layer + 2 * grid * E * (49 + 25 + 9);
+/// The catalogue's stand-alone reference models (ModelInfo::reference_zoo).
+std::vector<std::string> reference_models() {
+  std::vector<std::string> names;
+  for (const ModelInfo& info : model_catalog()) {
+    if (info.reference_zoo) names.push_back(info.name);
   }
-  return std::nullopt;
+  return names;
+}
+
+/// Forward FLOPs of one bag from the catalogue's formula; nullopt where it has none.
+std::optional<double> forward_flops(const std::string& model, int64_t n, int64_t dim) {
+  const ModelInfo* info = find_model(model);
+  if (info == nullptr || info->forward_flops == nullptr) return std::nullopt;
+  return info->forward_flops(n, dim);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -173,9 +159,8 @@ int cmd_bench_models(const Tokens& tokens) {
       if (sizes.back() < 1) throw UsageError("bag sizes must be >= 1, got " + s);
     }
     const nlohmann::json model_options = nlohmann::json::parse(args.get("model-options", "{}"));
-    const bool explicit_models = args.has("models");
     const std::vector<std::string> names =
-        explicit_models ? split_list(args.get("models", "")) : kReferenceModels;
+        args.has("models") ? split_list(args.get("models", "")) : reference_models();
 
     const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
     std::printf(
@@ -198,8 +183,7 @@ int cmd_bench_models(const Tokens& tokens) {
         seed_torch(1);
         model = make_model(ModelSpec{name, model_options}, dim, classes);
       } catch (const std::exception& e) {
-        if (explicit_models) throw UsageError(e.what());
-        continue;  // a reference model this build does not have yet
+        throw UsageError(e.what());
       }
       for (std::size_t s = 0; s < sizes.size(); ++s) {
         const int64_t n = sizes[s];

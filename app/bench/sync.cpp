@@ -12,6 +12,7 @@
 #include "app/commands.h"
 #include "comm/mpi_env.h"
 #include "mil/models/mil_model.h"
+#include "mil/models/model_registry.h"
 #include "mil/train/trainer.h"
 #include "worker/sync/gradient_sync_factory.h"
 #include "worker/sync/mpi_gradient_sync.h"

@@ -18,8 +18,8 @@
 #include "app/bench/common.h"
 #include "app/commands.h"
 
-#include "mil/mhim/mhim_objective.h"
 #include "mil/models/mil_model.h"
+#include "mil/models/model_registry.h"
 #include "mil/runtime/process_memory.h"
 #include "mil/train/trainer.h"
 
@@ -213,13 +213,11 @@ int cmd_bench(const Tokens& tokens) {
             if (!model_options.contains(key)) model_options[key] = value;
           }
         }
-        auto model = make_model(ModelSpec{model_name, model_options}, dim, 2);
-        std::unique_ptr<MhimObjective> objective;
-        if (mhim) {
-          objective = std::make_unique<MhimObjective>(dynamic_cast<MhimNetworkImpl&>(*model),
-                                                      mhim_options_from_json(model_options), 0,
-                                                      int64_t(epochs) * bag_count);
-        }
+        const ModelSpec model_spec{model_name, model_options};
+        auto model = make_model(model_spec, dim, 2);
+        ObjectiveSetup setup;
+        setup.total_steps = int64_t(epochs) * bag_count;
+        const auto objective = make_training_objective(model_spec, *model, setup);
         TrainSpec spec;
         spec.epochs = epochs;
         spec.early_stopping = false;

@@ -104,13 +104,6 @@ StateDict from_reference_names(StateDict state) {
   return state;
 }
 
-const std::vector<std::string>& mhim_network_option_keys() {
-  static const std::vector<std::string> kKeys = {
-      "embed_dim", "activation", "dropout",     "baseline", "da_act",
-      "merge",     "merge_k",    "merge_ratio", "merge_mm", "merge_test"};
-  return kKeys;
-}
-
 MhimNetworkOptions mhim_network_options_from_json(const nlohmann::json& j, int64_t input_dim,
                                                   int64_t class_count) {
   MhimNetworkOptions o(input_dim, class_count);

@@ -92,7 +92,4 @@ StateDict from_reference_names(StateDict state);
 MhimNetworkOptions mhim_network_options_from_json(const nlohmann::json& options, int64_t input_dim,
                                                   int64_t class_count);
 
-/// The option keys mhim_network_options_from_json reads.
-const std::vector<std::string>& mhim_network_option_keys();
-
 }  // namespace mil

@@ -8,19 +8,14 @@
 #include <torch/utils.h>
 #include <nlohmann/json.hpp>
 
+#include "mil/core/model_catalog.h"
 #include "mil/core/specs.h"
 #include "mil/models/state_dict.h"
 
 namespace mil {
 
 MhimOptions mhim_options_from_json(const nlohmann::json& j) {
-  std::vector<std::string> allowed = mhim_network_option_keys();
-  for (const char* key : {"mask_ratio", "mask_ratio_l", "mask_ratio_h", "mask_ratio_hr", "mrh_sche",
-                          "attn2score", "temp_t", "main_alpha", "aux_alpha", "mm", "mm_sche",
-                          "teacher_init", "teacher_train_mode", "student_init"}) {
-    allowed.emplace_back(key);
-  }
-  require_known_keys(j, allowed, "model 'mhim'.options");
+  require_known_keys(j, model_info("mhim").option_keys, "model 'mhim'.options");
   MhimOptions o;
   const auto ratio = [&](const char* key, double& value) {
     if (!j.contains(key)) return;
@@ -118,8 +113,8 @@ MhimObjective::MhimObjective(MhimNetworkImpl& student, MhimOptions options, int 
     for (auto& b : teacher_->named_buffers()) b.value().copy_(*from_buffers.find(b.key()));
   }
   if (options_.teacher_init != "random") {
-    const std::string path = teacher_checkpoint_path(options_.teacher_init, fold_index);
-    load_mhim_checkpoint(*teacher_, path);
+    teacher_checkpoint_ = teacher_checkpoint_path(options_.teacher_init, fold_index);
+    load_mhim_checkpoint(*teacher_, teacher_checkpoint_);
     if (options_.student_init == "fc") {
       torch::NoGradGuard no_grad;
       const auto from = teacher_->feature->named_parameters();
@@ -130,6 +125,11 @@ MhimObjective::MhimObjective(MhimNetworkImpl& student, MhimOptions options, int 
   // The teacher lives where the student does (a CUDA run moves the student before building this).
   const auto student_parameters = student.parameters();
   if (!student_parameters.empty()) teacher_->to(student_parameters.front().device());
+}
+
+std::vector<std::pair<std::string, std::string>> MhimObjective::input_files() const {
+  if (teacher_checkpoint_.empty()) return {};
+  return {{"teacher_checkpoint", teacher_checkpoint_}};
 }
 
 double MhimObjective::high_mask_ratio_at(int64_t step) const {

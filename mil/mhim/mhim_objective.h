@@ -38,8 +38,8 @@ struct MhimOptions {
       "none";  ///< "fc": copy the embedding layer from the teacher checkpoint (v1).
 };
 
-/// Reads MhimOptions from a `mhim` model's options; network keys (mhim_network_option_keys) are
-/// skipped, any other key is an error naming it.
+/// Reads MhimOptions from a `mhim` model's options; network keys (those of `mhim_pure` in the
+/// model catalogue) are skipped, a key outside the catalogue entry of `mhim` is an error naming it.
 MhimOptions mhim_options_from_json(const nlohmann::json& options);
 
 /// The checkpoint file `teacher_init` names for `fold_index`: the path itself when it ends in
@@ -85,6 +85,8 @@ class MhimObjective : public TrainingObjective {
   std::map<std::string, double> take_epoch_stats() override;
   /// The teacher, validated every epoch with its own best checkpoint (spec 1.10).
   MilModelImpl* teacher_model() override { return teacher_.get(); }
+  /// {"teacher_checkpoint", path} when the teacher was loaded from a checkpoint.
+  std::vector<std::pair<std::string, std::string>> input_files() const override;
 
   /// The momentum teacher.
   MhimNetworkImpl& teacher() { return *teacher_; }
@@ -104,6 +106,7 @@ class MhimObjective : public TrainingObjective {
   std::shared_ptr<MhimNetworkImpl> teacher_;
   MhimDraws draws_;
   MhimStepRecord last_step_;
+  std::string teacher_checkpoint_;  ///< The file the teacher was loaded from; empty for "random".
   double consistency_sum_ = 0.0;
   double task_sum_ = 0.0;
   double kept_sum_ = 0.0;

@@ -8,6 +8,7 @@
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/dropout.h>
 
+#include "mil/core/model_catalog.h"
 #include "mil/models/fast_dropout.h"
 #include "mil/models/model_init.h"
 #include "mil/models/model_options.h"
@@ -160,8 +161,7 @@ ClamOptions clam_options_from_json(const nlohmann::json& j, int64_t input_dim, i
                                    bool multi_branch) {
   const std::string ctx =
       std::string("model '") + (multi_branch ? "clam_mb" : "clam_sb") + "'.options";
-  require_known_keys(
-      j, {"embed_dim", "attention_dim", "dropout", "activation", "k_sample", "aux_alpha"}, ctx);
+  require_known_keys(j, model_info(multi_branch ? "clam_mb" : "clam_sb").option_keys, ctx);
   ClamOptions o(input_dim, class_count);
   o.multi_branch(multi_branch);
   if (auto x = model_option<int64_t>(j, "embed_dim", ctx)) o.embed_dim(*x);

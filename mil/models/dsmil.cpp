@@ -5,6 +5,7 @@
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/modules/activation.h>
 
+#include "mil/core/model_catalog.h"
 #include "mil/models/model_init.h"
 #include "mil/models/model_options.h"
 
@@ -103,7 +104,7 @@ at::Tensor DsmilImpl::auxiliary_loss(const MilOutput& output, int64_t label) {
 DsmilOptions dsmil_options_from_json(const nlohmann::json& j, int64_t input_dim,
                                      int64_t class_count) {
   const std::string ctx = "model 'dsmil'.options";
-  require_known_keys(j, {"embed_dim", "query_dim", "dropout", "activation", "aux_alpha"}, ctx);
+  require_known_keys(j, model_info("dsmil").option_keys, ctx);
   DsmilOptions o(input_dim, class_count);
   if (auto x = model_option<int64_t>(j, "embed_dim", ctx)) o.embed_dim(*x);
   if (auto x = model_option<int64_t>(j, "query_dim", ctx)) o.query_dim(*x);

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <torch/nn/modules/activation.h>
 
+#include "mil/core/model_catalog.h"
 #include "mil/models/model_init.h"
 #include "mil/models/model_options.h"
 
@@ -126,8 +127,7 @@ MilOutput DtfdImpl::forward(const at::Tensor& bag) {
 DtfdOptions dtfd_options_from_json(const nlohmann::json& j, int64_t input_dim,
                                    int64_t class_count) {
   const std::string ctx = "model 'dtfd'.options";
-  require_known_keys(j, {"embed_dim", "attention_dim", "pseudo_bag_count", "dropout", "activation"},
-                     ctx);
+  require_known_keys(j, model_info("dtfd").option_keys, ctx);
   DtfdOptions o(input_dim, class_count);
   if (auto x = model_option<int64_t>(j, "embed_dim", ctx)) o.embed_dim(*x);
   if (auto x = model_option<int64_t>(j, "attention_dim", ctx)) o.attention_dim(*x);

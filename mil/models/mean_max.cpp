@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <torch/nn/modules/linear.h>
 
+#include "mil/core/model_catalog.h"
 #include "mil/models/model_init.h"
 #include "mil/models/model_options.h"
 
@@ -56,7 +57,7 @@ MilOutput MeanMaxMilImpl::forward(const at::Tensor& bag) {
 MeanMaxMilOptions mean_max_mil_options_from_json(const nlohmann::json& j, int64_t input_dim,
                                                  int64_t class_count, const std::string& pooling) {
   const std::string ctx = "model '" + pooling + "mil'.options";
-  require_known_keys(j, {"hidden_dim", "dropout", "activation"}, ctx);
+  require_known_keys(j, model_info(pooling + "mil").option_keys, ctx);
   MeanMaxMilOptions o(input_dim, class_count);
   o.pooling(pooling);
   if (auto x = model_option<int64_t>(j, "hidden_dim", ctx)) o.hidden_dim(*x);

@@ -1,5 +1,5 @@
 #pragma once
-// The one interface every aggregator implements, and the factory that builds one from a ModelSpec.
+// The one interface every aggregator implements. Models are built by mil/models/model_registry.h.
 #include <memory>
 
 #include <torch/nn/module.h>
@@ -36,11 +36,6 @@ class MilModelImpl : public torch::nn::Module {
   /// (survival: its time bin).
   virtual at::Tensor auxiliary_loss(const MilOutput& output, int64_t label) { return {}; }
 };
-
-/// Builds the model `spec.name` for inputs of `input_dim` and `class_count` outputs. Unknown names
-/// or options are errors naming them.
-std::shared_ptr<MilModelImpl> make_model(const ModelSpec& spec, int64_t input_dim,
-                                         int64_t class_count);
 
 /// Number of trainable parameters (elements), for checks against the reference's counts.
 int64_t count_trainable_parameters(const torch::nn::Module& module);

@@ -7,6 +7,7 @@
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/normalization.h>
 
+#include "mil/core/model_catalog.h"
 #include "mil/core/specs.h"
 
 namespace mil {
@@ -19,13 +20,12 @@ torch::nn::Sequential embedding_block(int64_t input_dim, int64_t embed_dim,
                                       const char* model);
 
 /// Reads the options every attention aggregator shares (embed_dim, attention_dim, dropout,
-/// activation) into `options` (an XxxOptions with those TORCH_ARG setters); other keys are errors
-/// naming `model`.
+/// activation) into `options` (an XxxOptions with those TORCH_ARG setters); keys outside the
+/// catalogue entry of `model` are errors naming it.
 template <typename Options>
 Options attention_options_from_json(const nlohmann::json& j, Options options,
                                     const std::string& model) {
-  require_known_keys(j, {"embed_dim", "attention_dim", "dropout", "activation"},
-                     "model '" + model + "'.options");
+  require_known_keys(j, model_info(model).option_keys, "model '" + model + "'.options");
   if (j.contains("embed_dim")) options.embed_dim(j.at("embed_dim").get<int64_t>());
   if (j.contains("attention_dim")) options.attention_dim(j.at("attention_dim").get<int64_t>());
   if (j.contains("dropout")) options.dropout(j.at("dropout").get<double>());

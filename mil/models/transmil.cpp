@@ -4,6 +4,7 @@
 #include <torch/nn/init.h>
 #include <torch/utils.h>
 
+#include "mil/core/model_catalog.h"
 #include "mil/models/model_init.h"
 
 namespace mil {
@@ -83,8 +84,7 @@ MilOutput TransMilImpl::forward(const at::Tensor& bag) {
 
 TransMilOptions transmil_options_from_json(const nlohmann::json& j, int64_t input_dim,
                                            int64_t class_count) {
-  require_known_keys(j, {"embed_dim", "heads", "dropout", "attention_dropout", "activation"},
-                     "model 'transmil'.options");
+  require_known_keys(j, model_info("transmil").option_keys, "model 'transmil'.options");
   TransMilOptions options(input_dim, class_count);
   if (j.contains("embed_dim")) options.embed_dim(j.at("embed_dim").get<int64_t>());
   if (j.contains("heads")) options.heads(j.at("heads").get<int64_t>());

@@ -44,6 +44,9 @@ class TrainingObjective {
   /// metric (strict improvement, spec 1.10), checkpoints that best state and leaves the model
   /// holding it on return. Its tensors must also be in extra_state() so a resume continues it.
   virtual MilModelImpl* teacher_model() { return nullptr; }
+  /// Files the objective read besides the data (MHIM: the teacher's checkpoint) as (name, path),
+  /// so that a result can record their hashes.
+  virtual std::vector<std::pair<std::string, std::string>> input_files() const { return {}; }
 };
 
 /// What one training epoch did.

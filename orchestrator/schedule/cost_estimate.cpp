@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mil/core/model_catalog.h"
+
 namespace mil::orch {
 namespace {
 
@@ -136,12 +138,10 @@ DatasetSize probe_dataset(const DatasetSpec& spec) {
 }
 
 double model_cost_factor(const std::string& model, bool* known) {
-  // Multiply-adds per instance at D = 1024: ABMIL 512·D + 512·128 + 128 = 589,952; gated ABMIL
-  // (attention_dim 384, two branches) 512·D + 2·512·384 + 384 = 917,888 -> 1.56.
-  static const std::map<std::string, double> kFactors = {{"abmil", 1.0}, {"gabmil", 1.56}};
-  const auto it = kFactors.find(model);
-  if (known != nullptr) *known = it != kFactors.end();
-  return it == kFactors.end() ? 1.0 : it->second;
+  const ModelInfo* info = find_model(model);
+  const bool has_factor = info != nullptr && info->cost_factor > 0;
+  if (known != nullptr) *known = has_factor;
+  return has_factor ? info->cost_factor : 1.0;
 }
 
 CostEstimate estimate_cost(const std::vector<JobSpec>& jobs,

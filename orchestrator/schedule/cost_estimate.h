@@ -24,9 +24,8 @@ struct DatasetSize {
 /// Counts what it can for `spec`; never throws (problems go to `error`).
 DatasetSize probe_dataset(const DatasetSpec& spec);
 
-/// Relative cost of one instance through `model` (abmil = 1), from the per-instance multiply-adds
-/// of the layers each model adds to the shared D -> 512 embedding; 1 with *known = false for
-/// others.
+/// Relative cost of one instance through `model` (abmil = 1): the catalogue's cost_factor
+/// (mil/core/model_catalog.h); 1 with *known = false where it has none.
 double model_cost_factor(const std::string& model, bool* known = nullptr);
 
 /// The estimate for the jobs of one (dataset, method).

@@ -2,7 +2,7 @@
 
 #include <set>
 
-#include "mil/mhim/mhim_jobs.h"
+#include "mil/core/mhim_jobs.h"
 
 namespace mil::orch {
 

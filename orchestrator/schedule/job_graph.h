@@ -1,6 +1,6 @@
 #pragma once
 // Jobs that need other jobs: an MHIM job with teacher_init "baseline" needs the `mhim_pure` job of
-// its fold and seed (mil/mhim/mhim_jobs.h). These functions add the missing baselines to a sweep
+// its fold and seed (mil/core/mhim_jobs.h). These functions add the missing baselines to a sweep
 // and give the scheduler the dependency edges.
 #include <vector>
 

@@ -13,6 +13,7 @@
 #include "mil/mhim/mhim_network.h"
 #include "mil/mhim/mhim_objective.h"
 #include "mil/models/mil_model.h"
+#include "mil/models/model_registry.h"
 #include "mil/runtime/autocast.h"
 #include "mil/synthetic/generator.h"
 #include "mil/train/trainer.h"

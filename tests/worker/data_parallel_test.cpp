@@ -11,6 +11,7 @@
 #include "comm/mpi_env.h"
 #include "mil/data/splits.h"
 #include "mil/models/mil_model.h"
+#include "mil/models/model_registry.h"
 #include "mil/synthetic/generator.h"
 #include "mil/train/trainer.h"
 #include "tests/support/mpi_gtest.h"

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <functional>
 
+#include "mil/models/model_registry.h"
 #include "mil/models/state_dict.h"
 #include "mil/train/trainer.h"
 #include "tests/support/expect_throw.h"

@@ -12,6 +12,7 @@
 #include "mil/data/bag_dataset.h"
 #include "mil/mhim/aggregator.h"
 #include "mil/models/mil_model.h"
+#include "mil/models/model_registry.h"
 #include "mil/models/state_dict.h"
 #include "mil/train/trainer.h"
 #include "tests/support/expect_throw.h"

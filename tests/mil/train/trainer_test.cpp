@@ -9,6 +9,7 @@
 #include "mil/data/splits.h"
 #include "mil/eval/metrics.h"
 #include "mil/models/mil_model.h"
+#include "mil/models/model_registry.h"
 #include "mil/synthetic/generator.h"
 #include "tests/support/expect_throw.h"
 #include "tests/support/temp_dir.h"

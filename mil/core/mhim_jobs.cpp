@@ -1,8 +1,8 @@
-#include "mil/mhim/mhim_jobs.h"
+#include "mil/core/mhim_jobs.h"
 
 #include <algorithm>
 
-#include "mil/mhim/mhim_network.h"
+#include "mil/core/model_catalog.h"
 
 namespace mil {
 
@@ -21,7 +21,7 @@ std::optional<JobSpec> mhim_teacher_job(const JobSpec& job) {
   baseline.model.method =
       "mhim_pure-" + (aggregator != job.model.options.end() ? aggregator->get<std::string>()
                                                             : std::string("attn"));
-  const auto& keys = mhim_network_option_keys();
+  const auto& keys = model_info("mhim_pure").option_keys;
   for (const auto& [key, value] : job.model.options.items()) {
     const bool network_key = std::find(keys.begin(), keys.end(), key) != keys.end();
     if (network_key && key.rfind("merge", 0) != 0) baseline.model.options[key] = value;
