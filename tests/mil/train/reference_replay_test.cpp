@@ -16,6 +16,7 @@
 #include "mil/mhim/mhim_objective.h"
 #include "mil/models/fast_dropout.h"
 #include "mil/models/mil_model.h"
+#include "mil/models/model_registry.h"
 #include "mil/train/trainer.h"
 #include "tests/mil/train/reference_fixture.h"
 #include "tests/support/temp_dir.h"
