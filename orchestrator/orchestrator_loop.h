@@ -1,5 +1,7 @@
 #pragma once
 // Rank 0 during a sweep: feeds the pure Scheduler from MPI messages and writes every result once.
+// run_orchestrator is the whole interface; its state and steps are the class RankZero, private to
+// orchestrator_loop.cpp.
 #include <atomic>
 #include <chrono>
 #include <functional>

@@ -1,6 +1,8 @@
 #pragma once
 // The loop a worker rank runs during a sweep: ask rank 0 for a job, run it, send the result, repeat
 // until told to stop (protocol.h).
+// run_worker is the whole interface; its stages are the methods of the class WorkerLoop, private
+// to worker_loop.cpp.
 #include <atomic>
 #include <functional>
 #include <string>

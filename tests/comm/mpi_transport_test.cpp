@@ -161,6 +161,6 @@ TEST(JobGroupComm, OnlyTheMembersBuildIt) {
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   mil::comm::MpiEnvironment mpi(argc, argv);
-  mil::worker::g_comm = mpi.comm();
+  mil::comm::g_comm = mpi.comm();
   return mil::testing::run_all_tests_on_every_rank(mpi);
 }
