@@ -54,7 +54,8 @@ example:
   mhim bench models --sizes 1000,10000 --models abmil,transmil --repeats 3
 )";
 
-/// The reference zoo's model names (spec §2.2); the default run benchmarks those make_model builds.
+/// The reference zoo's model names (its `--model` choices); the default run benchmarks those
+/// make_model builds.
 const std::vector<std::string> kReferenceModels{"abmil",   "gabmil",  "transmil", "dsmil",
                                                 "clam_sb", "clam_mb", "dtfd",     "rrtmil",
                                                 "meanmil", "maxmil"};
