@@ -35,7 +35,7 @@ int cmd_check_data(const Tokens& tokens) {
         "\nexamples:\n  mhim check-data --root data/tcga-nsclc-uni --label-map '{\"LUAD\": 0, "
         "\"LUSC\": 1}' "
         "--labels label_tcga_nsclc.csv --slide-match substring\n"
-        "  mhim check-data --sweep sweeps/quickstart.json --dataset synth-easy\n",
+        "  mhim check-data --sweep sweeps/quickstart.yaml --dataset synth-easy\n",
         stdout);
     return 0;
   }

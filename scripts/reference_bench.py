@@ -6,16 +6,17 @@ Run with Debian's python3-torch (1.13, the same LibTorch the C++ build links), e
 or through scripts/bench_vs_reference.sh, which prints both engines' epoch times and their ratios.
 
 The issues quote the reference's epoch times measured on another machine; seconds do not travel between
-machines, ratios measured side by side on one machine do. The models are the reference's, re-written in
-plain torch from ../shared/spec/mhim.md (no einops or timm, which Debian does not package): `abmil`
-(§2.2 DAttention), `transmil` (§2.2 TransMIL with the §2.1.3 Nyström attention, from
-tests/fixtures/models/make_transmil_fixtures.py), `mhim_pure` (§1.1 MHIM with the `attn` aggregator, GRN
-off) and `mhim` (one §1.3 v2 iteration: train-mode teacher without gradient, class-aware scores,
-top-ceil(N·0.03) masking, GRN with merge_ratio 0.8, merge_k 5, merge_mm 0.9999, CE + 0.5 · consistency,
-teacher EMA 0.9999) -- the settings `mhim bench train` uses. The engine is the reference's: batch of one
-bag, Adam(lr 2e-4, weight decay 1e-5), autocast for bf16 (the reference's GradScaler disables itself
-without CUDA). Bags and sizes come from the same seeded generator calls as `mhim bench train`, so both
-engines see identical bags.
+machines, ratios measured side by side on one machine do. This script is not the reference's own code:
+its models re-implement the reference's in plain torch (no einops or timm, which Debian does not
+package): `abmil` (modules/abmil.py DAttention), `transmil` (modules/transmil.py TransMIL with
+modules/nystrom_attention.py, from tests/fixtures/models/make_transmil_fixtures.py), `mhim_pure`
+(modules/mhim.py MHIM with the `attn` aggregator, GRN off) and `mhim` (one v2 training iteration as the
+reference's engine runs it: train-mode teacher without gradient, class-aware scores, top-ceil(N·0.03)
+masking, GRN with merge_ratio 0.8, merge_k 5, merge_mm 0.9999, CE + 0.5 · consistency, teacher EMA
+0.9999) -- the settings `mhim bench train` uses. Its training loop follows the reference's engine: batch
+of one bag, Adam(lr 2e-4, weight decay 1e-5), autocast for bf16 (the reference's GradScaler disables
+itself without CUDA). Bags and sizes come from the same seeded generator calls as `mhim bench train`, so
+both engines see identical bags.
 """
 import argparse
 import copy
@@ -81,7 +82,7 @@ class Abmil(nn.Module):
 
 
 class CrossAttention(nn.Module):
-    """The GRN's multi-head cross-attention (spec §1.7): 8 heads of 64, dropout 0.1."""
+    """The GRN's multi-head cross-attention (the reference's merge.py): 8 heads of 64, dropout 0.1."""
 
     def __init__(self, dim=512, heads=8, head_dim=64):
         super().__init__()
@@ -101,7 +102,7 @@ class CrossAttention(nn.Module):
 
 
 class Merge(nn.Module):
-    """The Global Recycle Network (spec §1.7), training branch."""
+    """The Global Recycle Network (modules/mhim_modules/merge.py `Merge`), training branch."""
 
     def __init__(self, dim=512, tokens=5, keep_ratio=0.8, momentum=0.9999):
         super().__init__()
@@ -124,7 +125,8 @@ class Merge(nn.Module):
 
 
 class Mhim(nn.Module):
-    """§1.1 with the `attn` aggregator (no-bias Linear(512,128)+ReLU+Linear(128,1), softmax pooling)."""
+    """modules/mhim.py's MHIM with the `attn` aggregator (no-bias Linear(512,128)+ReLU+Linear(128,1),
+    softmax pooling)."""
 
     def __init__(self, dim, classes, merge=True):
         super().__init__()

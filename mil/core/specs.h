@@ -61,7 +61,8 @@ struct ModelSpec {
   std::string method;
 };
 
-/// Optimisation settings (the reference engine's names and defaults where it has them, spec 3.2).
+/// Optimisation settings (the reference engine's names and defaults where it has them: its
+/// config/feat_cls.yaml and train_utils.py).
 struct TrainSpec {
   int epochs = 20;                  ///< Full passes over the training bags (batch size is one bag).
   double lr = 2e-4;                 ///< Adam learning rate (peak of the schedule).

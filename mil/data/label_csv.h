@@ -1,8 +1,8 @@
 #pragma once
-// The label CSVs of the reference's layouts (spec 5.2): classification files with or without a
-// header, and survival files `Study,ID,Event,Status,WSI`. Every problem names the file and line;
-// with a ProblemLog the readers collect all of them and skip the bad rows instead of throwing the
-// first.
+// The label CSVs of the reference's layouts (its datasets/dataset_csv/): classification files with
+// or without a header, and survival files `Study,ID,Event,Status,WSI`. Every problem names the file
+// and line; with a ProblemLog the readers collect all of them and skip the bad rows instead of
+// throwing the first.
 #include <functional>
 #include <string>
 #include <vector>

@@ -5,8 +5,9 @@
 //   kfold   stratified group K-fold from split_seed; validation carved from the training folds.
 //   file    the dataset's own fold file (MUSK), or split.dir's CLAM splits_{k}.csv / reference
 //           fold_{k}.csv; validation from the file, else carved from train when val_ratio > 0.
-//   legacy  the reference's protocol (spec 5.3, B6): kfold folds (or split.dir's files) with
-//           validation := test when no validation is given. Results carry protocol flags.
+//   legacy  the reference's protocol (datasets/dataloader.py): kfold folds (or split.dir's files)
+//           with validation := test when no validation is given, so early stopping and model
+//           selection see the test fold. Results carry protocol flags.
 //
 // Outside legacy, a split where validation equals test, a bag in two parts, or a case (patient)
 // with bags in two parts is refused.

@@ -1,5 +1,5 @@
 #pragma once
-// The reference's test-split bootstrap (spec 4.2, engines/metrics.py DeterministicBootStrapper):
+// The reference's test-split bootstrap (engines/metrics.py DeterministicBootStrapper):
 // every metric is recomputed on resamples of the test items and the fold reports the mean over
 // resamples.
 #include <cstdint>

@@ -1,8 +1,8 @@
 #pragma once
 // Classification and survival metrics on plain vectors (no tensors), so they are cheap to test and
 // reuse. Semantics follow the reference's evaluation (torchmetrics for classification,
-// scikit-survival for the C-index; spec 4.1-4.5); where they differ from the textbook definition
-// the function's comment says so.
+// scikit-survival for the C-index; engines/metrics.py); where they differ from the textbook
+// definition the function's comment says so.
 #include <cstdint>
 #include <map>
 #include <string>

@@ -1,7 +1,9 @@
 #pragma once
-// The aggregators MHIM wraps (the reference's `online_encoder`, spec §2.1): each pools a sequence
-// of 512-d instance embeddings into a bag embedding and, on request, says how much each instance
-// mattered, in the two forms MHIM scores instances by (spec §1.4).
+// The aggregators MHIM wraps (the reference's `online_encoder`, from
+// modules/mhim_modules/baseline.py): each pools a sequence of 512-d instance embeddings into a bag
+// embedding and, on request, says how much each instance mattered, in the two forms MHIM scores
+// instances by (raw attention, or the per-instance contributions that the class-aware score of
+// modules/mhim_modules/scoring.py classifies).
 #include <memory>
 #include <string>
 

@@ -1,7 +1,8 @@
 #pragma once
-// MHIM's `attn` aggregator (spec §2.1.1, the reference's DAttention wrapping Attention): bias-free
-// Linear(d, 128) + activation + Linear(128, 1), softmax over instances, attention pooling. Keys:
-// attention.attention.0.weight, attention.attention.2.weight.
+// MHIM's `attn` aggregator (the reference's DAttention wrapping Attention, in
+// modules/mhim_modules/baseline.py): bias-free Linear(d, 128) + activation + Linear(128, 1),
+// softmax over instances, attention pooling. Keys: attention.attention.0.weight,
+// attention.attention.2.weight.
 #include <string>
 
 #include <torch/arg.h>

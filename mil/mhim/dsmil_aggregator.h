@@ -1,10 +1,11 @@
 #pragma once
-// MHIM's `dsmil` aggregator (spec §2.1.2, the reference's baseline.py::DSMIL): an instance
+// MHIM's `dsmil` aggregator (the reference's modules/mhim_modules/baseline.py::DSMIL): an instance
 // classifier Linear(d, C) and DSMIL's critical-instance bag classifier (DsmilBClassifier). It
 // classifies by itself: logits = 0.5·bag logits + 0.5·max-instance logits, the average the
-// reference's engine trains on (spec §1.3); the embedding MHIM's consistency loss compares is B [1,
-// C, d]. With scores it returns the v1 score max_c A[i, c] as `attention` and the instance logits c
-// [N, C], whose max over classes is MHIM's class-aware DSMIL score (raw logits, spec §1.4 / B11).
+// reference's engine (engines/common_mil.py) trains on; the embedding MHIM's consistency loss
+// compares is B [1, C, d]. With scores it returns the v1 score max_c A[i, c] as `attention` and the
+// instance logits c [N, C], whose max over classes is MHIM's class-aware DSMIL score (raw logits,
+// no softmax, as the reference).
 // Keys: i_classifier.0.*, b_classifier.q.{0,2}.*, b_classifier.v.1.*, b_classifier.fcc.*.
 #include <torch/arg.h>
 #include <torch/nn/modules/container/sequential.h>

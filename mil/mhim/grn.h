@@ -1,8 +1,8 @@
 #pragma once
-// The Global Recycle Network (spec §1.7, the reference's `Merge`): of the instances that survive
-// hard masking, a random share is kept as is and the rest are compressed by cross-attention from k
-// global queries into k tokens, so randomly dropped instances still inform the student. Keys:
-// norm.*, attn.to_kv.weight, attn.to_q.weight, attn.to_out.0.*, global_q_mm.
+// The Global Recycle Network (the reference's `Merge`, modules/mhim_modules/merge.py): of the
+// instances that survive hard masking, a random share is kept as is and the rest are compressed by
+// cross-attention from k global queries into k tokens, so randomly dropped instances still inform
+// the student. Keys: norm.*, attn.to_kv.weight, attn.to_q.weight, attn.to_out.0.*, global_q_mm.
 #include <torch/arg.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/dropout.h>
@@ -19,7 +19,8 @@ struct GlobalRecycleOptions {
   TORCH_ARG(int64_t, dim);
   /// k, the number of global queries and of recycled tokens (`merge_k`; README grid 1, 5, 10).
   TORCH_ARG(int64_t, tokens) = 1;
-  /// Share of the survivors KEPT as they are (`merge_ratio`, B17; README grid 0.8, 0.9); in (0, 1).
+  /// Share of the survivors KEPT as they are (`merge_ratio`: the kept, not the merged share; README
+  /// grid 0.8, 0.9); in (0, 1).
   TORCH_ARG(double, keep_ratio) = 0.2;
   /// Momentum of the global queries' EMA toward the recycled tokens (`merge_mm`); 1 = zero queries,
   /// no EMA.

@@ -11,7 +11,7 @@ namespace mil {
 
 MaskCount mask_count(int64_t n, double ratio, double random_ratio) {
   if (!(random_ratio > 0.0))
-    throw std::invalid_argument("mask random ratio must be > 0 (B4: the reference divides by it)");
+    throw std::invalid_argument("mask random ratio must be > 0 (the reference divides by it)");
   MaskCount count;
   double r = ratio / random_ratio;
   count.random_ratio = random_ratio;
@@ -44,7 +44,8 @@ MaskSelection select_mask(const at::Tensor& scores, bool largest, double ratio, 
     if (s.dim() == 1) {
       candidates = std::get<1>(s.topk(k, 0, largest));
     } else {
-      // Vote (§1.5.3): each head nominates its top-k; the k instances with most nominations win.
+      // Vote (the reference's multi-head fusion): each head nominates its top-k; the k instances
+      // with most nominations win.
       const at::Tensor nominated = std::get<1>(s.topk(k, 1, largest));  // [H, k]
       const at::Tensor votes = at::zeros_like(s).scatter_(1, nominated, 1.0).sum(0);
       candidates = std::get<1>(votes.topk(k, 0, /*largest=*/true));

@@ -1,7 +1,8 @@
 #pragma once
-// MHIM's instance masking (spec §1.5): which instances the student does not see, chosen from the
-// teacher's scores with the reference's exact counting rule, and the schedules of the mask ratio
-// and of the teacher's momentum (§1.5.4, §1.9).
+// MHIM's instance masking (the reference's modules/mhim_modules/masking.py): which instances the
+// student does not see, chosen from the teacher's scores with the reference's exact counting rule,
+// and the cosine schedules of the mask ratio (decay to 0) and of the teacher's momentum (ramp to 1)
+// over the nominal run.
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -10,7 +11,7 @@
 
 namespace mil {
 
-/// Candidate count and final masked count of one selection (spec §1.5.1 steps 1, 2 and 4):
+/// Candidate count and final masked count of one selection, as the reference counts them:
 /// r' = ratio / random_ratio in IEEE double; when r' > 1, random_ratio := ratio and r' := 1;
 /// candidates = ceil(n · r'); masked = ceil(candidates · random_ratio) when random_ratio < 1.
 /// So n = 100, ratio = 0.07 gives 8 (100 · 0.07 = 7.000000000000001), as the reference.
@@ -24,7 +25,8 @@ MaskCount mask_count(int64_t n, double ratio, double random_ratio);
 /// The outcome of masking a bag of n instances.
 struct MaskSelection {
   std::vector<int64_t>
-      kept;  ///< Instances the student sees, in ascending original order (B14 fixed).
+      kept;  ///< Instances the student sees, in ascending original order (the reference's
+             ///< follow Python set iteration, which is ascending except after heavy masking).
   std::vector<int64_t> masked;  ///< Masked instances, ascending.
 };
 
@@ -33,12 +35,11 @@ struct MaskSelection {
 /// generator; a replay passes the subset a recorded run drew.
 using SubsetDraw = std::function<at::Tensor(const at::Tensor& candidates, int64_t count)>;
 
-/// One selection step (spec §1.5.1): the `ratio`-share of instances with the largest (or smallest)
-/// `scores` ([N], or [H, N] fused by the per-head vote of §1.5.3), optionally a random subset of
-/// them
-/// (`random_ratio` < 1, drawn from LibTorch's default generator), united with `previous`
-/// (candidates are chosen among all N, so successive strategies overlap). A ratio of 0 masks
-/// nothing.
+/// One selection step: the `ratio`-share of instances with the largest (or smallest) `scores` ([N],
+/// or [H, N] fused by a per-head vote: each head nominates its top-k, the k most nominated win),
+/// optionally a random subset of them (`random_ratio` < 1, drawn from LibTorch's default
+/// generator), united with `previous` (candidates are chosen among all N, so successive strategies
+/// overlap). A ratio of 0 masks nothing.
 MaskSelection select_mask(const at::Tensor& scores, bool largest, double ratio, double random_ratio,
                           const MaskSelection* previous = nullptr,
                           const SubsetDraw& draw = nullptr);

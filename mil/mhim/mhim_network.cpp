@@ -72,7 +72,8 @@ at::Tensor MhimNetworkImpl::instance_scores(const AggregatorOutput& output, bool
     return std::get<0>(output.instance_logits.max(1));  // DSMIL: raw logits
   TORCH_CHECK(output.contributions.defined(),
               "class-aware MHIM scores need the aggregator's contributions");
-  // u_i = W c_i + b_0 for every class (B11), p_i = softmax_c(u_i), score_i = max_c p_i.
+  // u_i = W c_i + b_0 for every class (the reference adds class 0's bias to all: it cancels in
+  // the softmax), p_i = softmax_c(u_i), score_i = max_c p_i.
   const at::Tensor u = output.contributions.matmul(predictor->weight.t()) + predictor->bias[0];
   return std::get<0>(u.softmax(1).max(1));
 }

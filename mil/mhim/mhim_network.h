@@ -1,9 +1,10 @@
 #pragma once
-// The MHIM network (spec §1.1): instance embedding Linear(D, 512) + activation, Dropout, an
-// optional Global Recycle Network, a baseline aggregator (`attn`, `selfattn`, `dsmil`) and a
-// Linear(512, C) predictor. The same class is the student, the teacher, and the `mhim_pure`
-// baseline that trains teacher checkpoints; parameter names match the reference's MHIM
-// (feature.0.*, merge.*, online_encoder.*, predictor.*) so checkpoints move both ways.
+// The MHIM network (the reference's modules/mhim.py): instance embedding Linear(D, 512) +
+// activation, Dropout, an optional Global Recycle Network, a baseline aggregator (`attn`,
+// `selfattn`, `dsmil`) and a Linear(512, C) predictor. The same class is the student, the teacher,
+// and the `mhim_pure` baseline that trains teacher checkpoints; parameter names match the
+// reference's MHIM (feature.0.*, merge.*, online_encoder.*, predictor.*) so checkpoints move both
+// ways.
 #include <string>
 
 #include <torch/arg.h>
@@ -58,10 +59,10 @@ class MhimNetworkImpl : public MilModelImpl {
   at::Tensor embed(const at::Tensor& bag);
   /// Logits of an aggregator output: its own (DSMIL) or predictor(embedding).
   at::Tensor logits_of(const AggregatorOutput& output);
-  /// Per-instance scores the teacher masks by (spec §1.4) from an output computed with want_scores.
-  /// class_aware (`--attn2score`): softmax over classes of W·contribution_i + b_0 (B11: class 0's
-  /// bias for every class), max over classes; DSMIL: max raw instance logit. Otherwise the
-  /// attention ([N] or TransMIL's [H, N]).
+  /// Per-instance scores the teacher masks by (modules/mhim_modules/scoring.py), from an output
+  /// computed with want_scores. class_aware (`--attn2score`): softmax over classes of
+  /// W·contribution_i + b_0 (the reference adds class 0's bias to every class), max over classes;
+  /// DSMIL: max raw instance logit. Otherwise the attention ([N] or TransMIL's [H, N]).
   at::Tensor instance_scores(const AggregatorOutput& output, bool class_aware);
   /// Xavier-normal Linear weights and zero biases everywhere; LayerNorms (1/0) and convs keep
   /// LibTorch's default init, which is the reference's.

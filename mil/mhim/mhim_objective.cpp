@@ -28,7 +28,8 @@ MhimOptions mhim_options_from_json(const nlohmann::json& j) {
   ratio("mask_ratio_h", o.mask.high_ratio);
   if (j.contains("mask_ratio_hr")) o.mask.high_random_ratio = j.at("mask_ratio_hr").get<double>();
   if (!(o.mask.high_random_ratio > 0.0 && o.mask.high_random_ratio <= 1.0)) {
-    throw std::runtime_error("model 'mhim'.options.mask_ratio_hr must be in (0, 1] (B4)");
+    throw std::runtime_error(
+        "model 'mhim'.options.mask_ratio_hr must be in (0, 1] (the mask ratio is divided by it)");
   }
   if (j.contains("mrh_sche")) o.mask_ratio_decay = j.at("mrh_sche").get<bool>();
   if (j.contains("attn2score")) o.class_aware_scores = j.at("attn2score").get<bool>();
@@ -145,7 +146,8 @@ double MhimObjective::momentum_at(int64_t step) const {
 
 at::Tensor MhimObjective::loss(const Bag& bag, int64_t step,
                                const std::function<at::Tensor(const at::Tensor&)>& task_loss) {
-  // Teacher: full bag, no gradient, train mode by default (B7), so its dropout is active.
+  // Teacher: full bag, no gradient, train mode by default (a reference quirk we keep), so its
+  // dropout is active.
   at::Tensor teacher_embedding, scores;
   {
     torch::NoGradGuard no_grad;

@@ -1,7 +1,8 @@
 #pragma once
-// MHIM training (spec §1.2-1.9): a momentum teacher scores every instance of the full bag, the
-// student trains on the bag without its most salient instances (plus the GRN's recycled tokens),
-// and a consistency loss pulls the student's bag embedding toward the teacher's.
+// MHIM training (the reference's modules/mhim.py and its `mhim` branch of engines/common_mil.py): a
+// momentum teacher scores every instance of the full bag, the student trains on the bag without its
+// most salient instances (plus the GRN's recycled tokens), and a consistency loss pulls the
+// student's bag embedding toward the teacher's.
 #include <functional>
 #include <memory>
 #include <string>
@@ -29,11 +30,11 @@ struct MhimOptions {
   double momentum = 0.9997;    ///< (mm) teacher EMA momentum.
   bool momentum_ramp = false;  ///< (mm_sche) cosine ramp of the momentum to 1 over the nominal run.
   /// (teacher_init) baseline checkpoint: a .pt file, or a folder holding fold_{k}_model_best.pt;
-  /// "random" starts the teacher from the student's init on purpose (the reference's silent
-  /// fallback, B-fixed).
+  /// "random" starts the teacher from the student's init on purpose (the reference falls back to
+  /// that silently when loading fails; we fail instead).
   std::string teacher_init;
   bool teacher_train_mode =
-      true;  ///< B7: the teacher's passes run in train mode (dropout on), as the reference.
+      true;  ///< The teacher's passes run in train mode (dropout on): a reference quirk we keep.
   std::string student_init =
       "none";  ///< "fc": copy the embedding layer from the teacher checkpoint (v1).
 };
@@ -74,16 +75,18 @@ class MhimObjective : public TrainingObjective {
  public:
   /// Builds the teacher as a copy of `student` (same init), then loads options.teacher_init for
   /// `fold_index` unless it is "random". `total_steps` = epochs × training bags: the horizon of the
-  /// mask-ratio and momentum schedules (B15: the nominal run, whatever early stopping does).
+  /// mask-ratio and momentum schedules (the nominal run, whatever early stopping does, as the
+  /// reference).
   MhimObjective(MhimNetworkImpl& student, MhimOptions options, int fold_index, int64_t total_steps);
 
   at::Tensor loss(const Bag& bag, int64_t step,
                   const std::function<at::Tensor(const at::Tensor&)>& task_loss) override;
-  /// θ_T ← m·θ_T + (1 − m)·θ_S for every parameter pair in registration order (§1.9).
+  /// θ_T ← m·θ_T + (1 − m)·θ_S for every parameter pair in registration order (parameters only,
+  /// not buffers, as the reference).
   void after_optimizer_step(int64_t step) override;
   std::vector<std::pair<std::string, at::Tensor>> extra_state() override;
   std::map<std::string, double> take_epoch_stats() override;
-  /// The teacher, validated every epoch with its own best checkpoint (spec 1.10).
+  /// The teacher, validated every epoch with its own best checkpoint (as the reference's main.py).
   MilModelImpl* teacher_model() override { return teacher_.get(); }
   /// {"teacher_checkpoint", path} when the teacher was loaded from a checkpoint.
   std::vector<std::pair<std::string, std::string>> input_files() const override;
@@ -114,9 +117,9 @@ class MhimObjective : public TrainingObjective {
   int64_t bags_ = 0;
 };
 
-/// Soft-target cross-entropy of §1.8: mean over rows of Σ_j −softmax(target/temp_t)_j ·
-/// log_softmax(student/temp_s)_j, rows being the last axis (the 512 embedding channels); target
-/// detached.
+/// Soft-target cross-entropy (modules/mhim_modules/losses.py): mean over rows of
+/// Σ_j −softmax(target/temp_t)_j · log_softmax(student/temp_s)_j, rows being the last axis (the 512
+/// embedding channels); target detached.
 at::Tensor soft_target_cross_entropy(const at::Tensor& student, const at::Tensor& target,
                                      double temp_t, double temp_s);
 

@@ -1,10 +1,10 @@
 #pragma once
-// MHIM's `selfattn` aggregator (spec §2.1.3, the reference's
-// modules/mhim_modules/baseline.py::SAttention): a class token in front of the unpadded instance
-// sequence, TransLayer, MHIM's PPEG on the instance tokens only (square padding by repetition and
-// at least 7 x 7 with zeros, both dropped afterwards), TransLayer, LayerNorm, the class token as
-// the bag embedding. Keys: cls_token, norm.*, layer{1,2}.norm.*,
-// layer{1,2}.attn.{to_qkv,to_out.0,res_conv}.*, pos_embedding.proj{,1,2}.*.
+// MHIM's `selfattn` aggregator (the reference's modules/mhim_modules/baseline.py::SAttention): a
+// class token in front of the unpadded instance sequence, TransLayer, MHIM's PPEG on the instance
+// tokens only (square padding by repetition and at least 7 x 7 with zeros, both dropped
+// afterwards), TransLayer, LayerNorm, the class token as the bag embedding. Keys: cls_token,
+// norm.*, layer{1,2}.norm.*, layer{1,2}.attn.{to_qkv,to_out.0,res_conv}.*,
+// pos_embedding.proj{,1,2}.*.
 //
 // Initialisation is MHIM's `initialize_weights` applied to this module: Xavier-normal Linear
 // weights and zero biases, LayerNorm (1, 0), convolutions at LibTorch's default (as PyTorch's),
@@ -32,9 +32,9 @@ class MhimSelfAttentionImpl : public MhimAggregatorImpl {
  public:
   explicit MhimSelfAttentionImpl(MhimSelfAttentionOptions options);
   /// instances [N, d] -> embedding [1, d]. With scores: `attention` [H, N] is layer 1's class-token
-  /// row (not normalised: padding and class-token leakage kept, spec B12/B19) and `contributions`
-  /// [N, d] is layer1.attn.to_out(concat over heads of attention[h, i]·V[h, i, :]), including
-  /// to_out's dropout (active in train mode, as the reference's teacher).
+  /// row (not normalised: the reference's leakage to padding and the class token is kept) and
+  /// `contributions` [N, d] is layer1.attn.to_out(concat over heads of attention[h, i]·V[h, i, :]),
+  /// including to_out's dropout (active in train mode, as the reference's teacher).
   AggregatorOutput forward(const at::Tensor& instances, bool want_scores) override;
   /// MHIM's init for this module (see the file comment).
   void reset_parameters();

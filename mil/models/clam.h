@@ -1,10 +1,10 @@
 #pragma once
-// CLAM (Lu et al. 2021) as the reference's `modules/clam.py` (`--model clam_sb` / `clam_mb`, spec
-// §2.2): instance embedding Linear(D, 512) + activation + Dropout, gated attention (L = 512, D =
-// 256: tanh branch and sigmoid branch, each with Dropout(0.25) when dropout is on, then Linear(256,
-// K)), softmax over instances, attention pooling. CLAM_SB has K = 1 and one Linear(512, C); CLAM_MB
-// has K = C attention branches and one Linear(512, 1) per class fed that class's pooled vector.
-// Both carry C instance classifiers Linear(512, 2) trained by the instance loss (auxiliary_loss).
+// CLAM (Lu et al. 2021) as the reference's `modules/clam.py` (`--model clam_sb` / `clam_mb`):
+// instance embedding Linear(D, 512) + activation + Dropout, gated attention (L = 512, D = 256: tanh
+// branch and sigmoid branch, each with Dropout(0.25) when dropout is on, then Linear(256, K)),
+// softmax over instances, attention pooling. CLAM_SB has K = 1 and one Linear(512, C); CLAM_MB has
+// K = C attention branches and one Linear(512, 1) per class fed that class's pooled vector. Both
+// carry C instance classifiers Linear(512, 2) trained by the instance loss (auxiliary_loss).
 // Parameter names match the reference: attention_net.0.*, attention_net.3.attention_{a,b}.0.*,
 // attention_net.3.attention_c.* (index 2 without dropout), classifiers.* (MB: classifiers.<c>.*),
 // instance_classifiers.<c>.*, and the loss module's buffer instance_loss_fn.labels.
@@ -79,8 +79,9 @@ struct ClamOptions {
   /// reference's k_sample). Bags with fewer instances use all of them at both ends (the reference
   /// crashes there).
   TORCH_ARG(int64_t, k_sample) = 8;
-  /// Weight of the instance loss added by auxiliary_loss. The reference's default is 0 (spec B21);
-  /// the original CLAM weighs bag and instance losses 0.7 / 0.3.
+  /// Weight of the instance loss added by auxiliary_loss. The reference's default is 0 (its
+  /// --aux_alpha defaults to 0, so its instance classifiers never train); the original CLAM weighs
+  /// bag and instance losses 0.7 / 0.3.
   TORCH_ARG(double, aux_alpha) = 0.0;
 };
 

@@ -1,10 +1,10 @@
 #pragma once
-// DSMIL (Li et al. 2021) as the reference's `modules/dsmil.py::MILNet` (`--model dsmil`, spec
-// §2.2): instance embedding Linear(D, 512) + activation, Dropout, an instance classifier
-// Linear(512, C) and the critical-instance bag classifier (§2.1.2): for each class the instance
-// with the highest instance logit is its critical instance; every instance attends to it through a
-// query net, the attention-pooled values B [C, 512] go through Conv1d(C, C, kernel 512) to the bag
-// logits. Parameter names match the reference: feature.0.*, i_classifier.*, b_classifier.q.{0,2}.*,
+// DSMIL (Li et al. 2021) as the reference's `modules/dsmil.py::MILNet` (`--model dsmil`): instance
+// embedding Linear(D, 512) + activation, Dropout, an instance classifier Linear(512, C) and the
+// critical-instance bag classifier (`BClassifier`): for each class the instance with the highest
+// instance logit is its critical instance; every instance attends to it through a query net, the
+// attention-pooled values B [C, 512] go through Conv1d(C, C, kernel 512) to the bag logits.
+// Parameter names match the reference: feature.0.*, i_classifier.*, b_classifier.q.{0,2}.*,
 // b_classifier.v.1.*, b_classifier.fcc.*.
 #include <string>
 
@@ -63,8 +63,8 @@ struct DsmilOptions {
   /// Embedding activation: "gelu" (the reference YAML's choice) or "relu".
   TORCH_ARG(std::string, activation) = "gelu";
   /// Weight of the max-instance cross-entropy added by auxiliary_loss. The reference's default is 0
-  /// (spec B21: the instance classifier then trains only through the critical-instance choice); the
-  /// original DSMIL paper weighs bag and max-instance losses 0.5 / 0.5.
+  /// (its --aux_alpha defaults to 0: the instance classifier then trains only through the
+  /// critical-instance choice); the original DSMIL paper weighs the two losses 0.5 / 0.5.
   TORCH_ARG(double, aux_alpha) = 0.0;
 };
 

@@ -1,12 +1,12 @@
 #pragma once
 // DTFD-MIL (Zhang et al. 2022) as the reference's `modules/dtfd.py::DTFD` with AFS distillation
-// (`--model dtfd`, spec §2.2): DimReduction (bias-free Linear(D, 512) + ReLU + Dropout(0.25)); the
-// bag is cut into 5 pseudo-bags; tier 1 pools each pseudo-bag with gated attention (V: Linear(512,
-// 128) + Tanh, U: Linear(512, 128) + Sigmoid, w: Linear(128, 1)) into one pseudo-feature ("AFS");
-// tier 2 pools the 5 pseudo-features with its own gated attention and classifies them
-// (Dropout(0.25) + Linear(512, C)). The logits are tier 2's. The tier-1 classifier (`classifier.*`)
-// exists, is counted and is saved, but as in the reference it never influences the output or the
-// loss (the reference's pseudo-bag loss is commented out), so it receives no gradient.
+// (`--model dtfd`): DimReduction (bias-free Linear(D, 512) + ReLU + Dropout(0.25)); the bag is cut
+// into 5 pseudo-bags; tier 1 pools each pseudo-bag with gated attention (V: Linear(512, 128) +
+// Tanh, U: Linear(512, 128) + Sigmoid, w: Linear(128, 1)) into one pseudo-feature ("AFS"); tier 2
+// pools the 5 pseudo-features with its own gated attention and classifies them (Dropout(0.25) +
+// Linear(512, C)). The logits are tier 2's. The tier-1 classifier (`classifier.*`) exists, is
+// counted and is saved, but as in the reference it never influences the output or the loss (the
+// reference's pseudo-bag loss is commented out), so it receives no gradient.
 //
 // Pseudo-bags are contiguous index ranges as numpy's array_split makes them (the first N mod 5 get
 // one extra instance), in training and in evaluation. The reference uses the same split in training

@@ -1,9 +1,8 @@
 #pragma once
-// Instance-level baselines as the reference's `modules/mean_max.py` (`--model meanmil` / `maxmil`,
-// spec §2.2): every instance goes through Linear(D, 512) + activation + Dropout + Linear(512, C),
-// and the bag logits are the mean (MeanMIL) or the element-wise max (MaxMIL) of the instance logits
-// over the bag. Parameter names match the reference: head.0.* and head.3.* (head.2.* without
-// dropout).
+// Instance-level baselines as the reference's `modules/mean_max.py` (`--model meanmil` / `maxmil`):
+// every instance goes through Linear(D, 512) + activation + Dropout + Linear(512, C), and the bag
+// logits are the mean (MeanMIL) or the element-wise max (MaxMIL) of the instance logits over the
+// bag. Parameter names match the reference: head.0.* and head.3.* (head.2.* without dropout).
 #include <string>
 
 #include <torch/arg.h>

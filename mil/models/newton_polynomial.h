@@ -1,6 +1,7 @@
 #pragma once
-// The Newton-Schulz pseudo-inverse of Nyström attention (spec §2.1.3), evaluated through an
-// eigendecomposition instead of 24 matmuls forward and 48 backward per call.
+// The Newton-Schulz pseudo-inverse of Nyström attention (modules/nystrom_attention.py's
+// `moore_penrose_iter_pinv`), evaluated through an eigendecomposition instead of 24 matmuls forward
+// and 48 backward per call.
 //
 // The reference iterates Z <- ¼ Z (13I - XZ(15I - XZ(7I - XZ))) from Z0. Every X·Z_k is then a
 // polynomial in M = X·Z0, and Z_k = Z0 · r_k(M), where the scalar polynomials follow

@@ -1,10 +1,9 @@
 #pragma once
 // Nyström self-attention (Xiong et al. 2021) exactly as the reference's
-// `modules/nystrom_attention.py` (spec §2.1.3): front zero-padding to a multiple of the landmark
-// count, landmark means, three softmaxes, a Newton-iteration pseudo-inverse with global
-// normalisers, and a depth-wise convolution residual on the values. Memory is O(n·m): no n x n
-// matrix is ever formed. Parameter names match the reference: to_qkv.weight,
-// to_out.0.{weight,bias}, res_conv.weight.
+// `modules/nystrom_attention.py`: front zero-padding to a multiple of the landmark count, landmark
+// means, three softmaxes, a Newton-iteration pseudo-inverse with global normalisers, and a
+// depth-wise convolution residual on the values. Memory is O(n·m): no n x n matrix is ever formed.
+// Parameter names match the reference: to_qkv.weight, to_out.0.{weight,bias}, res_conv.weight.
 #include <torch/arg.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
@@ -43,8 +42,8 @@ class NystromAttentionImpl : public torch::nn::Module {
  public:
   explicit NystromAttentionImpl(NystromAttentionOptions options);
   /// x [n, dim] -> output [n, dim]; with `want_attention` also token 0's attention row and the
-  /// values of the other tokens (spec §2.1.3 step 8: these rows do not sum to 1, mass leaks to
-  /// padding and token 0).
+  /// values of the other tokens, as the reference's `return_attn` computes them (these rows do not
+  /// sum to 1: mass leaks to padding and token 0).
   NystromAttentionOutput forward(const at::Tensor& x, bool want_attention = false);
 
   NystromAttentionOptions options;

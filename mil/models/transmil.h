@@ -1,11 +1,11 @@
 #pragma once
 // TransMIL (Shao et al. 2021) as the reference's `modules/transmil.py::TransMIL` (`--model
-// transmil`, spec §2.2): instance embedding Linear(D, 512) + activation + Dropout, the bag padded
-// to side² tokens (side = ceil(√N)) by repeating its first instances, a class token in front,
-// TransLayer (pre-norm Nyström attention), PPEG on the side x side grid (class token passed
-// through), TransLayer, LayerNorm, the class token through Linear(512, C). The padded duplicates
-// take part in attention, as in the reference. Parameter names match the reference's state_dict:
-// cls_token, pos_layer.proj{,1,2}.*, feature.0.*, layer{1,2}.norm.*,
+// transmil`): instance embedding Linear(D, 512) + activation + Dropout, the bag padded to side²
+// tokens (side = ceil(√N)) by repeating its first instances, a class token in front, TransLayer
+// (pre-norm Nyström attention), PPEG on the side x side grid (class token passed through),
+// TransLayer, LayerNorm, the class token through Linear(512, C). The padded duplicates take part in
+// attention, as in the reference. Parameter names match the reference's state_dict: cls_token,
+// pos_layer.proj{,1,2}.*, feature.0.*, layer{1,2}.norm.*,
 // layer{1,2}.attn.{to_qkv,to_out.0,res_conv}.*, norm.*, classifier.*.
 #include <string>
 

@@ -21,7 +21,7 @@ namespace {
 
 enum class Task { kDiagnosis, kSubtyping, kSurvival };
 
-/// A benchmark's cohort as the reference ships it (spec 5.2), at scale 1.
+/// A benchmark's cohort as the reference's label CSVs have it (datasets/dataset_csv/), at scale 1.
 struct TaskProfile {
   const char* name;
   Task task;
@@ -497,7 +497,7 @@ nlohmann::json write_benchmark_stand_in(const std::string& name, const std::stri
         {"aggressive", encoder->aggressive},
         {"slide_offset", encoder->slide_offset}}},
       {"note",
-       "synthetic stand-in with a planted signal; counts follow the reference cohorts (spec 5.2), "
+       "synthetic stand-in with a planted signal; counts follow the reference's label CSVs, "
        "features are Gaussian, not real encoder outputs"}};
   std::ofstream(fs::path(root) / "synthetic.json") << provenance.dump(2) << '\n';
   std::ofstream(fs::path(root) / "truth.json") << truth.dump() << '\n';

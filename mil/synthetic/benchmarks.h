@@ -1,9 +1,10 @@
 #pragma once
-// Synthetic stand-ins for the 12 benchmarks of MHIM-MIL v2 (our reading of spec 6.1: 6 tasks x 2
-// encoders), in the real on-disk layout: pt_files/ (or h5_files/) named like the real slides, and
-// the reference's label CSVs. Counts follow spec 5.2 (CAMELYON16 398 slides 239/159, TCGA-NSCLC 956
-// cases 478/478, BLCA/LUAD/LUSC survival cohorts with their event counts; BRCA about 1000 cases,
-// 80/20 IDC/ILC); instance counts are log-normal around the reference's means (CAMELYON ~9,000).
+// Synthetic stand-ins for the 12 benchmarks of MHIM-MIL v2 (our reading of the paper's "12
+// benchmarks": 6 tasks x 2 encoders), in the real on-disk layout: pt_files/ (or h5_files/) named
+// like the real slides, and the reference's label CSVs. Counts follow those CSVs
+// (datasets/dataset_csv/: CAMELYON16 398 slides 239/159, TCGA-NSCLC 956 cases 478/478,
+// BLCA/LUAD/LUSC survival cohorts with their event counts; BRCA about 1000 cases, 80/20 IDC/ILC);
+// instance counts are log-normal around the reference's means (CAMELYON ~9,000).
 //
 // The signal is planted and learnable: positive (label 1) bags hold a few rare, weak "hard"
 // instances, and most also hold a share of strong "easy" ones; subtypes shift their tumour

@@ -20,11 +20,11 @@ struct SyntheticOptions {
   double witness_fraction_max =
       0.20;                      ///< Largest share (uniform between the two; at least one witness).
   double signal_strength = 3.0;  ///< Witness shift along the hidden unit direction, in noise stds.
-  /// Hard and easy witnesses (spec 6.3, the setting MHIM is built for): in a share
-  /// easy_bag_fraction of the positive bags, easy_witnesses more instances (beyond the witnesses
-  /// above, which are then the "hard" ones) are shifted by easy_signal along the same direction;
-  /// the other positive bags hold only the hard ones. 0 easy witnesses (the default) draws exactly
-  /// what earlier versions drew.
+  /// Hard and easy witnesses (the setting MHIM is built for, and on which the reference was also
+  /// run): in a share easy_bag_fraction of the positive bags, easy_witnesses more instances (beyond
+  /// the witnesses above, which are then the "hard" ones) are shifted by easy_signal along the same
+  /// direction; the other positive bags hold only the hard ones. 0 easy witnesses (the default)
+  /// draws exactly what earlier versions drew.
   int easy_witnesses = 0;
   double easy_signal = 8.0;        ///< Shift of an easy witness, in noise stds.
   double easy_bag_fraction = 0.5;  ///< Share of positive bags that also hold easy witnesses.

@@ -1,7 +1,8 @@
 #pragma once
-// Discrete-time survival as the reference does it (spec 3.3, 4.3, 5.4): event times cut into 4 bins
-// at the quartiles of the uncensored times, a per-bin hazard head trained with the negative
-// log-likelihood, and risk = -sum of the survival curve for Harrell's C-index.
+// Discrete-time survival as the reference does it (its `--loss nll_surv`, its quartile time bins
+// and its C-index): event times cut into 4 bins at the quartiles of the uncensored times, a per-bin
+// hazard head trained with the negative log-likelihood, and risk = -sum of the survival curve for
+// Harrell's C-index.
 #include <vector>
 
 #include <ATen/core/Tensor.h>

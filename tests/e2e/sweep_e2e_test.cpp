@@ -236,8 +236,8 @@ TEST(SweepEndToEnd, MhimJobsRunAfterTheirTeacherBaselinesAndLoadThem) {
     ASSERT_TRUE(model_of.count(baseline_id)) << teacher;
     EXPECT_EQ(model_of.at(baseline_id), "mhim_pure");
     EXPECT_TRUE(r.history.at(0).at("train_stats").contains("consistency_loss"));
-    // Spec 1.10: the teacher is validated every epoch and tested at its own best epoch, beside the
-    // student.
+    // As the reference's main.py: the teacher is validated every epoch and tested at its own best
+    // epoch, beside the student.
     EXPECT_TRUE(r.history.at(0).at("teacher_val").contains("auc"));
     EXPECT_TRUE(r.metrics.at("teacher_test").contains("auc"));
     EXPECT_EQ(r.metrics.at("teacher_selection").at("metric"), "auc");

@@ -1,5 +1,5 @@
-# Sourced by the Slurm tests: a real one-node Slurm (munge + slurmctld + slurmd) on this machine, after
-# /work/shared/notes/slurm-one-node.md (proctrack/linuxproc, task/none, no cgroups, no systemd).
+# Sourced by the Slurm tests: a real one-node Slurm (munge + slurmctld + slurmd) on this machine, set
+# up for a Debian 12 box without systemd (proctrack/linuxproc, task/none, no cgroups).
 # Everything of this cluster lives under $SLURM_TEST_DIR (its own slurm.conf, ports, spool, logs, pid
 # files), so it never touches a site's Slurm; munge uses the system key and socket, and is stopped at
 # the end only when this script started it.

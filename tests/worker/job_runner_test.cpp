@@ -77,8 +77,9 @@ TEST(JobRunner, WritesTheResolvedSpecAsConfigJsonInItsWorkDir) {
       << "the spec reproduces the job exactly";
 }
 
-// An MHIM job's best checkpoint holds the student and the teacher at the student's best epoch, as
-// the reference's {"model", "teacher", "epoch"} dict; a baseline job's is a plain state_dict.
+// As the reference's main.py: an MHIM job's best checkpoint holds the student and the teacher at
+// the student's best epoch, as the reference's {"model", "teacher", "epoch"} dict; a baseline job's is a
+// plain state_dict.
 TEST(JobRunner, AnMhimJobsBestCheckpointHoldsTheStudentAndTheTeacherLikeTheReferences) {
   testing::TempDir dir;
   write_small(dir / "s");

@@ -111,8 +111,9 @@ TEST(JobResult, RoundTripsAndRejectsUnknownStatus) {
 namespace mil {
 
 TEST(JobSpec, IdsOfSpecsWrittenBeforeNewFieldsAreUnchanged) {
-  // Job 0 of sweeps/quickstart.json; its id was printed by `mhim sweep --dry-run` at commit
-  // 2c70181, before split.dir, the legacy protocol, packed features and ram_budget_gb existed.
+  // Job 0 of sweeps/quickstart.json (now .yaml, same ids); its id was printed by `mhim sweep
+  // --dry-run` at commit 2c70181, before split.dir, the legacy protocol, packed features and
+  // ram_budget_gb existed.
   JobSpec spec;
   spec.dataset = DatasetSpec{"synth-easy", "bags", "build/quickstart/data/synth-easy", 2, false};
   spec.model = ModelSpec{"abmil", {{"dropout", 0.0}}};

@@ -93,9 +93,9 @@ TEST(SyntheticBenchmark, PlantsWitnessesOnlyInPositiveBags) {
 }
 
 TEST(SyntheticBenchmark, EasyWitnessesAreAddedToAShareOfPositiveBagsOfOtherwiseIdenticalData) {
-  // Spec 6.3's hard/easy setting: the same options plus easy witnesses give the same bags, except
-  // that some positive bags gain exactly easy_witnesses instances shifted by easy_signal along the
-  // direction.
+  // The hard/easy-witness setting MHIM is built for: the same options plus easy witnesses give the
+  // same bags, except that some positive bags gain exactly easy_witnesses instances shifted by
+  // easy_signal along the direction.
   testing::TempDir dir;
   SyntheticOptions o = small_options();
   o.bag_count = 60;

@@ -1,4 +1,4 @@
-// The reference's label CSV layouts (spec 5.2), slide lookup, and .h5 features.
+// The reference's label CSV layouts (its datasets/dataset_csv/), slide lookup, and .h5 features.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 

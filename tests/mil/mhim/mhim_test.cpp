@@ -1,5 +1,5 @@
-// MHIM-MIL: the spec §9 reference vectors, masking and EMA properties, the GRN, teacher loading,
-// and training through the trainer with exact resume.
+// MHIM-MIL: values computed by running the reference (counts, schedules), masking and EMA
+// properties, the GRN, teacher loading, and training through the trainer with exact resume.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/nn/functional/loss.h>
@@ -37,7 +37,7 @@ MhimOptions random_teacher(nlohmann::json extra = nlohmann::json::object()) {
 
 }  // namespace
 
-// ---- §9 counting vectors ----
+// ---- mask counts computed by running the reference ----
 
 TEST(MhimMaskCount, ReproducesTheReferenceVectors) {
   EXPECT_EQ(mask_count(1000, 0.03, 1.0).masked, 30);
@@ -71,7 +71,7 @@ TEST(MhimMasking, MasksExactlyTheTopScoredInstancesAndKeepsTheRestInOrder) {
 }
 
 TEST(MhimMasking, V1CombinationUnitesOverlappingStrategies) {
-  // Spec §9: N = 1000, random 0.5 then low 0.2 then high 0.02 -> 500 -> about 403 -> about 388.
+  // Run by the reference: N = 1000, random 0.5, low 0.2, high 0.02 -> 500 -> ~403 -> ~388 kept.
   at::manual_seed(5);
   const at::Tensor scores = at::rand({1000});
   const MaskSelection random_only = select_mask(scores, false, 0.5, 0.001);
@@ -176,7 +176,7 @@ TEST(MhimNetwork, AttnParameterCountsMatchTheReferenceTable) {
 
 TEST(MhimNetwork, SelfattnAndDsmilParameterCountsMatchTheReferenceTable) {
   const std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>> table = {
-      // D, C, selfattn, dsmil (spec §2.3)
+      // D, C, selfattn, dsmil: the reference's counts (instantiating its classes)
       {1024, 2, 2672146, 873734},
       {1024, 4, 2673172, 881932},
       {1536, 2, 2934290, 1135878},
@@ -239,7 +239,8 @@ TEST(MhimNetwork, ClassAwareScoreIsTheMaxClassProbabilityOfEachContribution) {
   ASSERT_EQ(scores.sizes(), (std::vector<int64_t>{7}));
   for (int64_t i = 0; i < 7; ++i) {
     const at::Tensor contribution = out.attention[i] * h[i];
-    // b_0 added to every class (B11) cancels in the softmax, leaving the weight difference.
+    // b_0 added to every class (as the reference does) cancels in the softmax, leaving the weight
+    // difference.
     const double diff = ((net->predictor->weight[1] - net->predictor->weight[0]) * contribution)
                             .sum()
                             .item<double>();
@@ -258,7 +259,8 @@ TEST(MhimNetwork, ClassAwareScoreIsTheMaxClassProbabilityOfEachContribution) {
 // ---- objective ----
 
 TEST(MhimObjective, StudentSeesTheReferenceTokenCount) {
-  // Spec §9: N = 1000, r_h = 0.03, merge_ratio 0.8, k = 5 -> 970 survivors -> 776 + 5 = 781 tokens.
+  // Run by the reference: N = 1000, r_h 0.03, merge_ratio 0.8, k = 5 -> 970 survivors -> 776 + 5
+  // = 781 tokens.
   at::manual_seed(6);
   auto student = network(32, 2, {{"merge", true}, {"merge_k", 5}, {"merge_ratio", 0.8}});
   MhimObjective objective(*student, random_teacher({{"mask_ratio_h", 0.03}}), 0, 100);
@@ -272,8 +274,8 @@ TEST(MhimObjective, StudentSeesTheReferenceTokenCount) {
 }
 
 TEST(MhimObjective, InitialConsistencyLossIsNearLn512) {
-  // Spec §1.8/§9: with a random teacher equal to the student the 512-channel soft cross-entropy
-  // starts near ln 512 ≈ 6.24 (the reference measured 6.22).
+  // With a random teacher equal to the student the 512-channel soft cross-entropy starts near
+  // ln 512 ≈ 6.24 (the reference measured 6.22).
   at::manual_seed(7);
   auto student = network(64, 2);
   MhimObjective objective(*student, random_teacher({{"mask_ratio_h", 0.03}}), 0, 100);
@@ -442,8 +444,8 @@ TEST(MhimTraining, ValidatesTheTeacherEveryEpochAndReturnsItAtItsOwnBestEpoch) {
   spec.lr = 5e-4;
   run.result = fit(*run.student, spec, f.data.bags, f.split.train, f.split.val, 11, options);
   ASSERT_EQ(run.result.history.size(), 5u);
-  // Spec 1.10: the teacher's best epoch is the first strict maximum of its own validation AUC, from
-  // 0.
+  // As the reference: the teacher's best epoch is the first strict maximum of its own validation
+  // AUC, from 0.
   int expected_epoch = -1;
   double expected_score = 0.0;
   for (const auto& r : run.result.history) {
@@ -474,8 +476,8 @@ TEST(MhimTraining, ValidatesTheTeacherEveryEpochAndReturnsItAtItsOwnBestEpoch) {
   EXPECT_EQ(run.result.best_epoch, student_epoch);
 }
 
-// Spec 1.10: the student's best checkpoint also holds the teacher as it was at the student's best
-// epoch, which is not the teacher's own best (returned in the teacher) nor its final weights.
+// As the reference: the student's best checkpoint also holds the teacher as it was at the student's
+// best epoch, which is not the teacher's own best (returned in the teacher) nor its final weights.
 TEST(MhimTraining, KeepsTheTeacherAsItWasAtTheStudentsBestEpoch) {
   MhimFixture f;
   seed_torch(11);

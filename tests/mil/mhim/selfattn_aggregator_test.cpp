@@ -47,8 +47,8 @@ TEST(MhimSelfAttention, ScoringDoesNotChangeTheEmbedding) {
 }
 
 TEST(MhimSelfAttention, WithEmbeddingAndPredictorHasTheMhimSelfattnParameterCounts) {
-  // Spec §2.3, MHIM-selfattn row = embedding Linear(D, 512) + this aggregator + predictor
-  // Linear(512, C).
+  // The reference's MHIM-selfattn counts (instantiating its MHIM) = embedding Linear(D, 512) + this
+  // aggregator + predictor Linear(512, C).
   const int64_t aggregator =
       count_trainable_parameters(*MhimSelfAttention(MhimSelfAttentionOptions(512)));
   const auto total = [&](int64_t d, int64_t c) { return d * 512 + 512 + aggregator + 512 * c + c; };
@@ -98,7 +98,7 @@ TEST(MhimSelfAttention, InitialisesLikeMhim) {
 
 TEST(MhimSelfAttention, ToOutDropoutMovesContributionsButNotAttentionInTrainMode) {
   // The reference's teacher scores in train mode: layer 1's attention has no dropout before it,
-  // while the contributions pass through to_out's Dropout(0.1) (spec §1.4, B12).
+  // while the contributions pass through to_out's Dropout(0.1), as in the reference's scores.
   seed_torch(4);
   MhimSelfAttention aggregator = tiny_selfattn();
   const at::Tensor x = at::randn({20, 16});

@@ -22,8 +22,8 @@ TEST(Abmil, ReturnsLogitsAttentionAndEmbeddingOfTheRightShapes) {
 }
 
 TEST(Abmil, HasTheReferenceParameterCounts) {
-  // Spec section 2.3, abmil row: D=1024,C=2 -> 591,619; D=1024,C=4 -> 592,645; D=512,C=2 ->
-  // 329,475.
+  // The reference's counts (instantiating its DAttention): D=1024,C=2 -> 591,619; D=1024,C=4 ->
+  // 592,645; D=512,C=2 -> 329,475.
   EXPECT_EQ(count_trainable_parameters(*Abmil(AbmilOptions(1024, 2))), 591619);
   EXPECT_EQ(count_trainable_parameters(*Abmil(AbmilOptions(1024, 4))), 592645);
   EXPECT_EQ(count_trainable_parameters(*Abmil(AbmilOptions(512, 2))), 329475);

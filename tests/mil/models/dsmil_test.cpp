@@ -27,8 +27,8 @@ TEST(Dsmil, AttentionColumnsAreSoftmaxesAndLogitsAreTheConv1dOfTheBagRepresentat
   EXPECT_EQ(out.class_attention.sizes(), (std::vector<int64_t>{3, 13}));
   EXPECT_TRUE(at::allclose(out.class_attention.sum(1), at::ones({3}), 1e-5, 1e-6));
   EXPECT_TRUE(at::allclose(out.instance_scores, out.class_attention.amax(0)));
-  // Spec 2.1.2: A[:, c] = softmax_i(q(h_i) · q(h_crit(c)) / √128), crit(c) = argmax_i of instance
-  // logit c.
+  // As the reference's BClassifier: A[:, c] = softmax_i(q(h_i) · q(h_crit(c)) / √128), crit(c) =
+  // argmax_i of instance logit c.
   const at::Tensor q = model->b_classifier->q->forward(out.instance_embeddings);
   const at::Tensor critical = q.index_select(0, out.instance_logits.argmax(0));
   EXPECT_TRUE(at::allclose(out.class_attention,
@@ -69,8 +69,8 @@ TEST(Dsmil, AuxiliaryLossIsWeightedCrossEntropyOfTheMaxInstanceLogits) {
 }
 
 TEST(MhimDsmil, ParameterCountPlusFeatureAndPredictorIsTheReferenceTotal) {
-  // Spec section 2.3, MHIM-dsmil row: MHIM's feature Linear(D, 512) + this aggregator + MHIM's
-  // (unused) predictor Linear(512, C).
+  // The reference's MHIM-dsmil count (instantiating its MHIM): MHIM's feature Linear(D, 512) + this
+  // aggregator + MHIM's (unused) predictor Linear(512, C).
   const std::vector<std::tuple<int64_t, int64_t, int64_t>> columns = {
       {1024, 2, 873734}, {1024, 4, 881932}, {1536, 2, 1135878}, {768, 2, 742662}, {512, 2, 611590}};
   for (const auto& [d, c, total] : columns) {

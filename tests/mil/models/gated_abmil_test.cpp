@@ -11,8 +11,8 @@
 namespace mil {
 
 TEST(GatedAbmil, HasTheReferenceParameterCounts) {
-  // Spec section 2.3, gabmil row: D=1024,C=2 -> 920,195; D=1024,C=4 -> 921,221; D=512,C=2 ->
-  // 658,051.
+  // The reference's counts (instantiating its AttentionGated): D=1024,C=2 -> 920,195; D=1024,C=4 ->
+  // 921,221; D=512,C=2 -> 658,051.
   EXPECT_EQ(count_trainable_parameters(*GatedAbmil(GatedAbmilOptions(1024, 2))), 920195);
   EXPECT_EQ(count_trainable_parameters(*GatedAbmil(GatedAbmilOptions(1024, 4))), 921221);
   EXPECT_EQ(count_trainable_parameters(*GatedAbmil(GatedAbmilOptions(512, 2))), 658051);

@@ -103,7 +103,8 @@ TEST(NystromAttention, NamesParametersLikeTheReference) {
 }
 
 TEST(NystromAttention, ReturnsTokenZeroAttentionAndValuesOverTheOtherTokens) {
-  // Spec §9: n = 100 / 300 / 1000 tokens -> attention [8, n-1], values [8, n-1, 64].
+  // As the reference (return_attn): n = 100/300/1000 tokens -> attention [8, n-1], values
+  // [8, n-1, 64].
   seed_torch(4);
   NystromAttention attention(NystromAttentionOptions(512));
   torch::NoGradGuard no_grad;

@@ -51,7 +51,7 @@ TEST(TransMil, ReturnsLogitsEmbeddingAndOneScorePerRealInstance) {
 }
 
 TEST(TransMil, HasTheReferenceParameterCountsForEveryColumn) {
-  // Spec §2.3, transmil row.
+  // The reference's counts (instantiating its TransMIL) for every column.
   EXPECT_EQ(count_trainable_parameters(*TransMil(TransMilOptions(1024, 2))), 2672146);
   EXPECT_EQ(count_trainable_parameters(*TransMil(TransMilOptions(1024, 4))), 2673172);
   EXPECT_EQ(count_trainable_parameters(*TransMil(TransMilOptions(1536, 2))), 2934290);

@@ -42,7 +42,8 @@ nlohmann::json small_options(const std::string& name, double aux_alpha) {
 }
 
 TEST(Zoo, HasTheReferenceParameterCountsForEveryFeatureWidthAndClassCount) {
-  // Spec section 2.3, columns (D, C) = (1024, 2), (1024, 4), (1536, 2), (768, 2), (512, 2).
+  // The reference's counts (instantiating its classes), columns (D, C) = (1024, 2), (1024, 4),
+  // (1536, 2), (768, 2), (512, 2).
   const std::vector<std::pair<int64_t, int64_t>> columns = {
       {1024, 2}, {1024, 4}, {1536, 2}, {768, 2}, {512, 2}};
   const std::map<std::string, std::vector<int64_t>> rows = {

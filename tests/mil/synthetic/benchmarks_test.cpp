@@ -41,7 +41,8 @@ DatasetSpec entry_of(const nlohmann::json& entry) { return entry.get<DatasetSpec
 TEST(StandIns, HaveTheReferenceCohortSizesAtScaleOne) {
   ASSERT_EQ(benchmark_stand_in_names().size(), 12u);
   const StandInOptions full;
-  // Spec 5.2: bags and label-1 bags (tumor, LUSC, ILC) or events; BRCA is our ~1000 at 80/20.
+  // The reference's label CSVs: bags and label-1 bags (tumor, LUSC, ILC) or events; BRCA is our
+  // ~1000 at 80/20.
   const std::map<std::string, std::pair<int, int>> expected = {
       {"camelyon-r50", {398, 159}},       {"tcga-nsclc-uni", {956, 478}},
       {"tcga-brca-r50", {1000, 200}},     {"tcga-blca-surv-uni", {376, 171}},
@@ -53,7 +54,7 @@ TEST(StandIns, HaveTheReferenceCohortSizesAtScaleOne) {
   }
   const nlohmann::json camelyon = plan_benchmark_stand_in("camelyon-uni", full);
   const double mean = camelyon.at("counts").at("instances").get<double>() / 398;
-  EXPECT_GT(mean, 8000);  // log-normal around 9,000 (spec 5.1: 9,075 for CAMELYON16 training bags)
+  EXPECT_GT(mean, 8000);  // log-normal around 9,000 (reference v1 logs: 9,075 per C16 train bag)
   EXPECT_LT(mean, 10000);
   int tests = 0;
   for (const auto& c : camelyon.at("cases")) {

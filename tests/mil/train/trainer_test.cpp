@@ -60,7 +60,7 @@ void expect_same_weights(MilModelImpl& a, MilModelImpl& b) {
 }  // namespace
 
 TEST(LearningRate, ReproducesTheReferenceCosineVector) {
-  // Spec section 9: lr 2e-4, 200 epochs, lr_min 1e-7, timm cosine stepped per epoch.
+  // Computed with the reference's timm cosine: lr 2e-4, 200 epochs, lr_min 1e-7, stepped per epoch.
   TrainSpec spec;
   spec.epochs = 200;
   const std::vector<std::pair<int, double>> expected{
