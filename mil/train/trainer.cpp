@@ -1,11 +1,8 @@
 #include "mil/train/trainer.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adam.h>
-#include <torch/serialize/input-archive.h>
-#include <torch/serialize/output-archive.h>
 #include <torch/utils.h>
 
 #include <algorithm>
@@ -13,15 +10,14 @@
 #include <cmath>
 #include <filesystem>
 #include <random>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
-#include "mil/core/durable_file.h"
 #include "mil/data/splits.h"
 #include "mil/eval/metrics.h"
 #include "mil/models/mil_model.h"
 #include "mil/runtime/autocast.h"
+#include "mil/train/checkpoint.h"
 #include "mil/train/gradient_sync.h"
 #include "mil/train/survival.h"
 
@@ -29,47 +25,17 @@ namespace mil {
 namespace {
 
 using nlohmann::json;
-constexpr int kCheckpointVersion = 1;  ///< Bumped when the checkpoint layout changes.
 constexpr double kPi = 3.14159265358979323846;
 
-/// Everything besides tensors that a resumed run needs to continue exactly where it stopped.
-struct LoopState {
-  int epoch = 0;              ///< Epoch in progress, or the next to start.
-  std::size_t position = 0;   ///< Bags of `order` already trained in this epoch.
-  std::vector<int> order;     ///< This epoch's bag order once shuffled; the last epoch's before.
-  std::mt19937_64 order_rng;  ///< Draws each epoch's shuffle.
-  double loss_sum = 0.0;      ///< Partial sums of the epoch in progress.
-  int finite_steps = 0;
-  int skipped_steps = 0;
-  int64_t instances = 0;
-  double train_seconds = 0.0;
-  int best_epoch = -1;
-  double best_score = 0.0;  ///< The reference starts from 0 and saves on strict improvement.
-  bool stopped_early = false;
-  int stopper_counter = 0;  ///< EarlyStopping state.
-  double stopper_best = -1e300;
-  std::string selection_metric;
-  int teacher_best_epoch = -1;  ///< The objective's teacher model, selected as the student is.
-  double teacher_best_score = 0.0;
-};
-
-std::string rng_to_string(const std::mt19937_64& rng) {
-  std::ostringstream out;
-  out << rng;
-  return out.str();
-}
-
-using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
-
-NamedTensors snapshot_state(const MilModelImpl& model) {
-  NamedTensors out;
+StateDict snapshot_state(const MilModelImpl& model) {
+  StateDict out;
   for (const auto& p : model.named_parameters())
     out.emplace_back(p.key(), p.value().detach().clone());
   for (const auto& b : model.named_buffers()) out.emplace_back(b.key(), b.value().detach().clone());
   return out;
 }
 
-void restore_state(MilModelImpl& model, const NamedTensors& state) {
+void restore_state(MilModelImpl& model, const StateDict& state) {
   torch::NoGradGuard no_grad;
   auto params = model.named_parameters();
   auto buffers = model.named_buffers();
@@ -82,152 +48,6 @@ void restore_state(MilModelImpl& model, const NamedTensors& state) {
       throw std::runtime_error("best weights name '" + name + "', which the model does not have");
     }
   }
-}
-
-/// Named tensors as one sub-archive of a checkpoint, and back in the order written.
-void write_named_tensors(torch::serialize::OutputArchive& archive, const std::string& key,
-                         const NamedTensors& tensors) {
-  torch::serialize::OutputArchive part;
-  for (const auto& [name, value] : tensors) part.write(name, value);
-  archive.write(key, part);
-}
-
-NamedTensors read_named_tensors(torch::serialize::InputArchive& archive, const std::string& key) {
-  torch::serialize::InputArchive part;
-  archive.read(key, part);
-  NamedTensors tensors;
-  for (const auto& name : part.keys()) {
-    at::Tensor value;
-    part.read(name, value);
-    tensors.emplace_back(name, value);
-  }
-  return tensors;
-}
-
-/// Writes the checkpoint to a temporary file, syncs it and renames it over `path`, so a crash
-/// leaves either the previous checkpoint or the new one, never a torn file.
-void write_checkpoint(const std::string& path, const MilModelImpl& model, const NamedTensors& best,
-                      const torch::optim::Optimizer& optimizer, const LoopState& state,
-                      const std::vector<EpochRecord>& history, const std::string& fingerprint,
-                      const NamedTensors& extra, const NamedTensors& teacher_best,
-                      const NamedTensors& teacher_at_best) {
-  torch::serialize::OutputArchive archive;
-  torch::serialize::OutputArchive model_archive, optimizer_archive;
-  model.save(model_archive);
-  write_named_tensors(archive, "extra", extra);
-  write_named_tensors(archive, "teacher_best", teacher_best);
-  write_named_tensors(archive, "teacher_at_best", teacher_at_best);
-  optimizer.save(optimizer_archive);
-  archive.write("model", model_archive);
-  write_named_tensors(archive, "best_model", best);
-  archive.write("optimizer", optimizer_archive);
-  {
-    auto generator = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    archive.write("torch_rng", generator.get_state());
-  }
-  json history_json = json::array();
-  for (const auto& r : history) history_json.push_back(r);
-  const json meta = {{"version", kCheckpointVersion},
-                     {"fingerprint", fingerprint},
-                     {"epoch", state.epoch},
-                     {"position", state.position},
-                     {"order", state.order},
-                     {"order_rng", rng_to_string(state.order_rng)},
-                     {"loss_sum", state.loss_sum},
-                     {"finite_steps", state.finite_steps},
-                     {"skipped_steps", state.skipped_steps},
-                     {"instances", state.instances},
-                     {"train_seconds", state.train_seconds},
-                     {"best_epoch", state.best_epoch},
-                     {"best_score", state.best_score},
-                     {"stopped_early", state.stopped_early},
-                     {"stopper_counter", state.stopper_counter},
-                     {"stopper_best", state.stopper_best},
-                     {"selection_metric", state.selection_metric},
-                     {"teacher_best_epoch", state.teacher_best_epoch},
-                     {"teacher_best_score", state.teacher_best_score},
-                     {"has_teacher_at_best", !teacher_at_best.empty()},
-                     {"history", history_json}};
-  archive.write("meta", c10::IValue(meta.dump()));
-  const std::string temporary = temporary_path_for(path);
-  archive.save_to(temporary);
-  replace_file_atomic(temporary, path);
-}
-
-/// Loads a checkpoint written by write_checkpoint into model, optimizer, generator and state.
-json read_checkpoint(const std::string& path, MilModelImpl& model, NamedTensors& best,
-                     torch::optim::Optimizer& optimizer, LoopState& state,
-                     std::vector<EpochRecord>& history, const std::string& fingerprint,
-                     const NamedTensors& extra, NamedTensors& teacher_best,
-                     NamedTensors& teacher_at_best) {
-  torch::serialize::InputArchive archive;
-  archive.load_from(path);
-  c10::IValue meta_value;
-  archive.read("meta", meta_value);
-  const json meta = json::parse(meta_value.toStringRef());
-  if (meta.at("version").get<int>() != kCheckpointVersion) {
-    throw std::runtime_error("checkpoint '" + path + "' has layout version " +
-                             meta.at("version").dump() + ", this build reads " +
-                             std::to_string(kCheckpointVersion));
-  }
-  if (meta.at("fingerprint").get<std::string>() != fingerprint) {
-    throw std::runtime_error("checkpoint '" + path + "' belongs to run '" +
-                             meta.at("fingerprint").get<std::string>() + "', not '" + fingerprint +
-                             "'; remove it to start over");
-  }
-  torch::serialize::InputArchive model_archive, optimizer_archive;
-  archive.read("model", model_archive);
-  archive.read("optimizer", optimizer_archive);
-  model.load(model_archive);
-  optimizer.load(optimizer_archive);
-  best = read_named_tensors(archive, "best_model");
-  if (!extra.empty()) {
-    torch::serialize::InputArchive extra_archive;
-    archive.read("extra", extra_archive);
-    torch::NoGradGuard no_grad;
-    for (const auto& [name, target] : extra) {
-      at::Tensor value;
-      extra_archive.read(name, value);
-      const_cast<at::Tensor&>(target).copy_(value);
-    }
-  }
-  teacher_best = meta.value("teacher_best_epoch", -1) >= 0
-                     ? read_named_tensors(archive, "teacher_best")
-                     : NamedTensors{};
-  // Checkpoints written before the teacher was kept at the student's best lack it: it is then taken
-  // at the student's next improvement.
-  teacher_at_best = meta.value("has_teacher_at_best", false)
-                        ? read_named_tensors(archive, "teacher_at_best")
-                        : NamedTensors{};
-  at::Tensor rng_state;
-  archive.read("torch_rng", rng_state);
-  {
-    auto generator = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    generator.set_state(rng_state);
-  }
-  state.epoch = meta.at("epoch").get<int>();
-  state.position = meta.at("position").get<std::size_t>();
-  state.order = meta.at("order").get<std::vector<int>>();
-  std::istringstream(meta.at("order_rng").get<std::string>()) >> state.order_rng;
-  state.loss_sum = meta.at("loss_sum").get<double>();
-  state.finite_steps = meta.at("finite_steps").get<int>();
-  state.skipped_steps = meta.at("skipped_steps").get<int>();
-  state.instances = meta.at("instances").get<int64_t>();
-  state.train_seconds = meta.at("train_seconds").get<double>();
-  state.best_epoch = meta.at("best_epoch").get<int>();
-  state.best_score = meta.at("best_score").get<double>();
-  state.stopped_early = meta.at("stopped_early").get<bool>();
-  state.stopper_counter = meta.at("stopper_counter").get<int>();
-  state.stopper_best = meta.at("stopper_best").get<double>();
-  state.selection_metric = meta.at("selection_metric").get<std::string>();
-  // Absent from checkpoints written before the teacher was validated: it starts unselected then.
-  state.teacher_best_epoch = meta.value("teacher_best_epoch", -1);
-  state.teacher_best_score = meta.value("teacher_best_score", 0.0);
-  history.clear();
-  for (const auto& r : meta.at("history")) history.push_back(r.get<EpochRecord>());
-  return meta;
 }
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
@@ -361,7 +181,7 @@ std::vector<int> checked_epoch_order(std::vector<int> order, const std::vector<i
 }
 
 /// Sums the epoch's partial counters over the group (each rank trained its own share of the bags).
-void reduce_epoch_counters(LoopState& state, GradientSync* sync) {
+void reduce_epoch_counters(TrainingState& state, GradientSync* sync) {
   if (!sync) return;
   std::vector<double> v{state.loss_sum, double(state.finite_steps), double(state.skipped_steps),
                         double(state.instances)};
@@ -393,19 +213,17 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
   torch::optim::Adam optimizer(model.parameters(),
                                torch::optim::AdamOptions(spec.lr).weight_decay(spec.weight_decay));
   FitResult result;
-  LoopState state;
+  TrainingState state;
   state.order = train_indices;
   state.order_rng.seed(seed ^ 0x5851f42d4c957f2dULL);
-  NamedTensors best, teacher_best, teacher_at_best;
-  const NamedTensors extra_state =
-      options.objective ? options.objective->extra_state() : NamedTensors{};
+  const StateDict extra_state = options.objective ? options.objective->extra_state() : StateDict{};
   MilModelImpl* const teacher = options.objective ? options.objective->teacher_model() : nullptr;
   std::string local_error;  // this rank's failure since the group's last agreement (run_local)
   run_local(sync, local_error, [&] {
     if (options.checkpoint_path.empty() || !std::filesystem::exists(options.checkpoint_path))
       return;
-    read_checkpoint(options.checkpoint_path, model, best, optimizer, state, result.history,
-                    options.run_fingerprint, extra_state, teacher_best, teacher_at_best);
+    state = read_checkpoint(options.checkpoint_path, options.run_fingerprint, model, optimizer,
+                            extra_state);
     result.resumed_from_epoch = state.epoch;
     if (my_rank !=
         0) {  // rank 0's checkpoint holds the group's reduced partial counters: count them once
@@ -442,8 +260,8 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     state.stopper_counter = stopper.counter();
     state.stopper_best = stopper.best();
     if (writes_checkpoints) {
-      write_checkpoint(options.checkpoint_path, model, best, optimizer, state, result.history,
-                       options.run_fingerprint, extra_state, teacher_best, teacher_at_best);
+      write_checkpoint(options.checkpoint_path, options.run_fingerprint, state, model, optimizer,
+                       extra_state);
     }
   };
   const auto stop_now = [&] { return options.stop_requested && options.stop_requested->load(); };
@@ -578,9 +396,10 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
         if (score > state.best_score) {  // strict, from 0, as the reference
           state.best_score = score;
           state.best_epoch = state.epoch;
-          best = snapshot_state(model);
+          state.best_model = snapshot_state(model);
           if (teacher)
-            teacher_at_best = snapshot_state(*teacher);  // its weights now, not at its own best
+            state.teacher_at_best =
+                snapshot_state(*teacher);  // its weights now, not at its own best
           record.improved = true;
         }
         state.stopped_early = spec.early_stopping && stopper.update(state.epoch, score);
@@ -596,7 +415,7 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
           if (teacher_score > state.teacher_best_score) {
             state.teacher_best_score = teacher_score;
             state.teacher_best_epoch = state.epoch;
-            teacher_best = snapshot_state(*teacher);
+            state.teacher_best = snapshot_state(*teacher);
             record.teacher_improved = true;
           }
         });
@@ -604,7 +423,7 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     }
     record.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    result.history.push_back(record);
+    state.history.push_back(record);
     if (options.on_epoch) run_local(sync, local_error, [&] { options.on_epoch(record); });
 
     ++state.epoch;
@@ -624,6 +443,7 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
       break;
     }
   }
+  result.history = std::move(state.history);
   result.stopped_early = state.stopped_early;
   result.selection_metric = state.selection_metric;
   result.best_epoch = state.best_epoch;
@@ -634,11 +454,11 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
     // Taken before the teacher's own best is restored below: without a best epoch the student keeps
     // its last weights, and the teacher's match them as they are now.
     result.teacher_at_best_epoch =
-        state.best_epoch >= 0 ? std::move(teacher_at_best) : snapshot_state(*teacher);
+        state.best_epoch >= 0 ? std::move(state.teacher_at_best) : snapshot_state(*teacher);
   }
-  if (!result.interrupted && state.best_epoch >= 0) restore_state(model, best);
+  if (!result.interrupted && state.best_epoch >= 0) restore_state(model, state.best_model);
   if (!result.interrupted && teacher && state.teacher_best_epoch >= 0)
-    restore_state(*teacher, teacher_best);
+    restore_state(*teacher, state.teacher_best);
   return result;
 }
 
