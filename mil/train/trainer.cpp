@@ -1,11 +1,8 @@
 #include "mil/train/trainer.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adam.h>
-#include <torch/serialize/input-archive.h>
-#include <torch/serialize/output-archive.h>
 #include <torch/utils.h>
 
 #include <algorithm>
@@ -13,15 +10,14 @@
 #include <cmath>
 #include <filesystem>
 #include <random>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
-#include "mil/core/durable_file.h"
 #include "mil/data/splits.h"
 #include "mil/eval/metrics.h"
 #include "mil/models/mil_model.h"
 #include "mil/runtime/autocast.h"
+#include "mil/train/checkpoint.h"
 #include "mil/train/gradient_sync.h"
 #include "mil/train/survival.h"
 
@@ -29,47 +25,17 @@ namespace mil {
 namespace {
 
 using nlohmann::json;
-constexpr int kCheckpointVersion = 1;  ///< Bumped when the checkpoint layout changes.
 constexpr double kPi = 3.14159265358979323846;
 
-/// Everything besides tensors that a resumed run needs to continue exactly where it stopped.
-struct LoopState {
-  int epoch = 0;              ///< Epoch in progress, or the next to start.
-  std::size_t position = 0;   ///< Bags of `order` already trained in this epoch.
-  std::vector<int> order;     ///< This epoch's bag order once shuffled; the last epoch's before.
-  std::mt19937_64 order_rng;  ///< Draws each epoch's shuffle.
-  double loss_sum = 0.0;      ///< Partial sums of the epoch in progress.
-  int finite_steps = 0;
-  int skipped_steps = 0;
-  int64_t instances = 0;
-  double train_seconds = 0.0;
-  int best_epoch = -1;
-  double best_score = 0.0;  ///< The reference starts from 0 and saves on strict improvement.
-  bool stopped_early = false;
-  int stopper_counter = 0;  ///< EarlyStopping state.
-  double stopper_best = -1e300;
-  std::string selection_metric;
-  int teacher_best_epoch = -1;  ///< The objective's teacher model, selected as the student is.
-  double teacher_best_score = 0.0;
-};
-
-std::string rng_to_string(const std::mt19937_64& rng) {
-  std::ostringstream out;
-  out << rng;
-  return out.str();
-}
-
-using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
-
-NamedTensors snapshot_state(const MilModelImpl& model) {
-  NamedTensors out;
+StateDict snapshot_state(const MilModelImpl& model) {
+  StateDict out;
   for (const auto& p : model.named_parameters())
     out.emplace_back(p.key(), p.value().detach().clone());
   for (const auto& b : model.named_buffers()) out.emplace_back(b.key(), b.value().detach().clone());
   return out;
 }
 
-void restore_state(MilModelImpl& model, const NamedTensors& state) {
+void restore_state(MilModelImpl& model, const StateDict& state) {
   torch::NoGradGuard no_grad;
   auto params = model.named_parameters();
   auto buffers = model.named_buffers();
@@ -82,152 +48,6 @@ void restore_state(MilModelImpl& model, const NamedTensors& state) {
       throw std::runtime_error("best weights name '" + name + "', which the model does not have");
     }
   }
-}
-
-/// Named tensors as one sub-archive of a checkpoint, and back in the order written.
-void write_named_tensors(torch::serialize::OutputArchive& archive, const std::string& key,
-                         const NamedTensors& tensors) {
-  torch::serialize::OutputArchive part;
-  for (const auto& [name, value] : tensors) part.write(name, value);
-  archive.write(key, part);
-}
-
-NamedTensors read_named_tensors(torch::serialize::InputArchive& archive, const std::string& key) {
-  torch::serialize::InputArchive part;
-  archive.read(key, part);
-  NamedTensors tensors;
-  for (const auto& name : part.keys()) {
-    at::Tensor value;
-    part.read(name, value);
-    tensors.emplace_back(name, value);
-  }
-  return tensors;
-}
-
-/// Writes the checkpoint to a temporary file, syncs it and renames it over `path`, so a crash
-/// leaves either the previous checkpoint or the new one, never a torn file.
-void write_checkpoint(const std::string& path, const MilModelImpl& model, const NamedTensors& best,
-                      const torch::optim::Optimizer& optimizer, const LoopState& state,
-                      const std::vector<EpochRecord>& history, const std::string& fingerprint,
-                      const NamedTensors& extra, const NamedTensors& teacher_best,
-                      const NamedTensors& teacher_at_best) {
-  torch::serialize::OutputArchive archive;
-  torch::serialize::OutputArchive model_archive, optimizer_archive;
-  model.save(model_archive);
-  write_named_tensors(archive, "extra", extra);
-  write_named_tensors(archive, "teacher_best", teacher_best);
-  write_named_tensors(archive, "teacher_at_best", teacher_at_best);
-  optimizer.save(optimizer_archive);
-  archive.write("model", model_archive);
-  write_named_tensors(archive, "best_model", best);
-  archive.write("optimizer", optimizer_archive);
-  {
-    auto generator = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    archive.write("torch_rng", generator.get_state());
-  }
-  json history_json = json::array();
-  for (const auto& r : history) history_json.push_back(r);
-  const json meta = {{"version", kCheckpointVersion},
-                     {"fingerprint", fingerprint},
-                     {"epoch", state.epoch},
-                     {"position", state.position},
-                     {"order", state.order},
-                     {"order_rng", rng_to_string(state.order_rng)},
-                     {"loss_sum", state.loss_sum},
-                     {"finite_steps", state.finite_steps},
-                     {"skipped_steps", state.skipped_steps},
-                     {"instances", state.instances},
-                     {"train_seconds", state.train_seconds},
-                     {"best_epoch", state.best_epoch},
-                     {"best_score", state.best_score},
-                     {"stopped_early", state.stopped_early},
-                     {"stopper_counter", state.stopper_counter},
-                     {"stopper_best", state.stopper_best},
-                     {"selection_metric", state.selection_metric},
-                     {"teacher_best_epoch", state.teacher_best_epoch},
-                     {"teacher_best_score", state.teacher_best_score},
-                     {"has_teacher_at_best", !teacher_at_best.empty()},
-                     {"history", history_json}};
-  archive.write("meta", c10::IValue(meta.dump()));
-  const std::string temporary = temporary_path_for(path);
-  archive.save_to(temporary);
-  replace_file_atomic(temporary, path);
-}
-
-/// Loads a checkpoint written by write_checkpoint into model, optimizer, generator and state.
-json read_checkpoint(const std::string& path, MilModelImpl& model, NamedTensors& best,
-                     torch::optim::Optimizer& optimizer, LoopState& state,
-                     std::vector<EpochRecord>& history, const std::string& fingerprint,
-                     const NamedTensors& extra, NamedTensors& teacher_best,
-                     NamedTensors& teacher_at_best) {
-  torch::serialize::InputArchive archive;
-  archive.load_from(path);
-  c10::IValue meta_value;
-  archive.read("meta", meta_value);
-  const json meta = json::parse(meta_value.toStringRef());
-  if (meta.at("version").get<int>() != kCheckpointVersion) {
-    throw std::runtime_error("checkpoint '" + path + "' has layout version " +
-                             meta.at("version").dump() + ", this build reads " +
-                             std::to_string(kCheckpointVersion));
-  }
-  if (meta.at("fingerprint").get<std::string>() != fingerprint) {
-    throw std::runtime_error("checkpoint '" + path + "' belongs to run '" +
-                             meta.at("fingerprint").get<std::string>() + "', not '" + fingerprint +
-                             "'; remove it to start over");
-  }
-  torch::serialize::InputArchive model_archive, optimizer_archive;
-  archive.read("model", model_archive);
-  archive.read("optimizer", optimizer_archive);
-  model.load(model_archive);
-  optimizer.load(optimizer_archive);
-  best = read_named_tensors(archive, "best_model");
-  if (!extra.empty()) {
-    torch::serialize::InputArchive extra_archive;
-    archive.read("extra", extra_archive);
-    torch::NoGradGuard no_grad;
-    for (const auto& [name, target] : extra) {
-      at::Tensor value;
-      extra_archive.read(name, value);
-      const_cast<at::Tensor&>(target).copy_(value);
-    }
-  }
-  teacher_best = meta.value("teacher_best_epoch", -1) >= 0
-                     ? read_named_tensors(archive, "teacher_best")
-                     : NamedTensors{};
-  // Checkpoints written before the teacher was kept at the student's best lack it: it is then taken
-  // at the student's next improvement.
-  teacher_at_best = meta.value("has_teacher_at_best", false)
-                        ? read_named_tensors(archive, "teacher_at_best")
-                        : NamedTensors{};
-  at::Tensor rng_state;
-  archive.read("torch_rng", rng_state);
-  {
-    auto generator = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    generator.set_state(rng_state);
-  }
-  state.epoch = meta.at("epoch").get<int>();
-  state.position = meta.at("position").get<std::size_t>();
-  state.order = meta.at("order").get<std::vector<int>>();
-  std::istringstream(meta.at("order_rng").get<std::string>()) >> state.order_rng;
-  state.loss_sum = meta.at("loss_sum").get<double>();
-  state.finite_steps = meta.at("finite_steps").get<int>();
-  state.skipped_steps = meta.at("skipped_steps").get<int>();
-  state.instances = meta.at("instances").get<int64_t>();
-  state.train_seconds = meta.at("train_seconds").get<double>();
-  state.best_epoch = meta.at("best_epoch").get<int>();
-  state.best_score = meta.at("best_score").get<double>();
-  state.stopped_early = meta.at("stopped_early").get<bool>();
-  state.stopper_counter = meta.at("stopper_counter").get<int>();
-  state.stopper_best = meta.at("stopper_best").get<double>();
-  state.selection_metric = meta.at("selection_metric").get<std::string>();
-  // Absent from checkpoints written before the teacher was validated: it starts unselected then.
-  state.teacher_best_epoch = meta.value("teacher_best_epoch", -1);
-  state.teacher_best_score = meta.value("teacher_best_score", 0.0);
-  history.clear();
-  for (const auto& r : meta.at("history")) history.push_back(r.get<EpochRecord>());
-  return meta;
 }
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
@@ -302,7 +122,6 @@ bool EarlyStopping::update(int epoch, double score) {
   }
   return counter_ >= patience_ && epoch > stop_epoch_;
 }
-
 namespace {
 
 /// A bag whose features live on `device` (the same bag when they already do).
@@ -361,7 +180,7 @@ std::vector<int> checked_epoch_order(std::vector<int> order, const std::vector<i
 }
 
 /// Sums the epoch's partial counters over the group (each rank trained its own share of the bags).
-void reduce_epoch_counters(LoopState& state, GradientSync* sync) {
+void reduce_epoch_counters(TrainingState& state, GradientSync* sync) {
   if (!sync) return;
   std::vector<double> v{state.loss_sum, double(state.finite_steps), double(state.skipped_steps),
                         double(state.instances)};
@@ -372,6 +191,407 @@ void reduce_epoch_counters(LoopState& state, GradientSync* sync) {
   state.instances = int64_t(v[3]);
 }
 
+/// Clears the epoch's partial counters that reduce_epoch_counters sums over the group.
+void clear_epoch_counters(TrainingState& state) {
+  state.loss_sum = 0.0;
+  state.finite_steps = state.skipped_steps = 0;
+  state.instances = 0;
+}
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+/// `metrics[name]`, or 0 (the reference's starting best score) when it was not computed.
+double metric_or_zero(const std::map<std::string, double>& metrics, const std::string& name) {
+  const auto found = metrics.find(name);
+  return found == metrics.end() ? 0.0 : found->second;
+}
+
+/// One call of fit(): the run's settings, its TrainingState (what a checkpoint holds) and this
+/// rank's place in its group, with one method per stage of the reference's epoch loop: train an
+/// epoch, validate and keep the best weights, stop early, checkpoint. The state lets a resumed run
+/// re-enter the loop at any bag. In a group, every method runs on every rank in the same order, so
+/// their collectives pair up; local work goes through run_local and meets the group in agree.
+class FitRun {
+ public:
+  FitRun(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>& bags,
+         const std::vector<int>& train_indices, const std::vector<int>& val_indices,
+         std::uint64_t seed, const FitOptions& options);
+  /// Resumes from the checkpoint when there is one, trains to the end (or to a stop request) and
+  /// returns what happened.
+  FitResult run();
+
+ private:
+  void resume();
+  void check_ranks_resume_at_one_step();
+  void broadcast_resumed_state();
+  bool run_epoch();
+  void start_epoch_order();
+  bool train_epoch(Clock::time_point start);
+  void train_bag(const Bag& stored, int64_t step);
+  at::Tensor bag_loss(const Bag& bag, int64_t step);
+  bool step_optimizer(int64_t step);
+  EpochRecord close_training(double lr, Clock::time_point start);
+  void validate(EpochRecord& record);
+  void keep_best_student(double score);
+  void validate_teacher(EpochRecord& record);
+  bool end_epoch();
+  void checkpoint();
+  bool stop_requested() const;
+  FitResult finish();
+
+  MilModelImpl& model_;
+  const TrainSpec& spec_;
+  const std::vector<Bag>& bags_;
+  const std::vector<int>& train_indices_;
+  const std::vector<int>& val_indices_;
+  const FitOptions& options_;
+  const bool survival_;
+  const bool bf16_;
+  const c10::Device device_;
+  GradientSync* const sync_;  ///< options.sync when it has peers, else null.
+  const int ranks_;
+  const int my_rank_;
+  const bool writes_checkpoints_;  ///< Only the group's first rank writes the checkpoint.
+  /// Bags per optimizer step over the whole group; the bag at position p belongs to rank
+  /// (p mod group_) mod ranks_.
+  const std::size_t group_;
+  torch::optim::Adam optimizer_;
+  const StateDict extra_state_;  ///< The objective's tensors, checkpointed and resumed in place.
+  MilModelImpl* const teacher_;  ///< The objective's teacher model, or null.
+  EarlyStopping stopper_;
+  TrainingState state_;
+  FitResult result_;
+  std::vector<at::Tensor> parameters_;  ///< The model's, once resumed.
+  std::string local_error_;  ///< This rank's failure since the group's last agreement (run_local).
+  Bag scratch_;              ///< The bag in training when it had to be copied to device_.
+  StepReport last_step_;     ///< What on_step reports: the losses of the step's last bag.
+};
+
+FitRun::FitRun(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>& bags,
+               const std::vector<int>& train_indices, const std::vector<int>& val_indices,
+               std::uint64_t seed, const FitOptions& options)
+    : model_(model),
+      spec_(spec),
+      bags_(bags),
+      train_indices_(train_indices),
+      val_indices_(val_indices),
+      options_(options),
+      survival_(spec.loss == "nll_surv"),
+      bf16_(spec.precision == "bf16"),
+      device_(options.device),
+      sync_(options.sync != nullptr && options.sync->size() > 1 ? options.sync : nullptr),
+      ranks_(sync_ ? sync_->size() : 1),
+      my_rank_(sync_ ? sync_->rank() : 0),
+      writes_checkpoints_(!options.checkpoint_path.empty() && my_rank_ == 0),
+      group_(std::size_t(spec.accumulation) * std::size_t(ranks_)),
+      optimizer_(model.parameters(),
+                 torch::optim::AdamOptions(spec.lr).weight_decay(spec.weight_decay)),
+      extra_state_(options.objective ? options.objective->extra_state() : StateDict{}),
+      teacher_(options.objective ? options.objective->teacher_model() : nullptr),
+      stopper_(spec.patience, spec.stop_epoch) {
+  state_.order = train_indices;
+  state_.order_rng.seed(seed ^ 0x5851f42d4c957f2dULL);
+}
+
+FitResult FitRun::run() {
+  resume();
+  stopper_.restore(state_.stopper_counter, state_.stopper_best);
+  parameters_ = model_.parameters();
+  model_.train();
+  optimizer_.zero_grad();
+  while (state_.epoch < spec_.epochs && !state_.stopped_early) {
+    if (run_epoch()) {
+      result_.interrupted = true;
+      break;
+    }
+  }
+  return finish();
+}
+
+/// Reads the checkpoint, when there is one, on every rank; in a group, checks that all ranks resume
+/// at the same step and gives them rank 0's weights.
+void FitRun::resume() {
+  run_local(sync_, local_error_, [&] {
+    if (options_.checkpoint_path.empty() || !std::filesystem::exists(options_.checkpoint_path))
+      return;
+    state_ = read_checkpoint(options_.checkpoint_path, options_.run_fingerprint, model_, optimizer_,
+                             extra_state_);
+    result_.resumed_from_epoch = state_.epoch;
+    // Rank 0's checkpoint holds the group's reduced partial counters: count them once.
+    if (my_rank_ != 0) clear_epoch_counters(state_);
+  });
+  if (sync_) {
+    agree(sync_, false, local_error_, [] { return std::string("while reading the checkpoint"); });
+    check_ranks_resume_at_one_step();
+    broadcast_resumed_state();
+  }
+}
+
+/// Every rank must resume at the same step, or their collectives would not pair up: a rank that
+/// found no checkpoint (a results folder that is not shared between nodes) would start over alone.
+void FitRun::check_ranks_resume_at_one_step() {
+  // Equal on every rank exactly when (sum x)^2 == R * sum x^2; integers this small sum exactly.
+  const double epoch = state_.epoch, position = double(state_.position);
+  std::vector<double> sums{epoch, epoch * epoch, position, position * position};
+  sync_->allreduce_sum(sums);
+  if (sums[0] * sums[0] != ranks_ * sums[1] || sums[2] * sums[2] != ranks_ * sums[3]) {
+    throw GroupFailure("the job's " + std::to_string(ranks_) +
+                       " ranks would resume at different steps (this rank: epoch " +
+                       std::to_string(state_.epoch) + ", bag " + std::to_string(state_.position) +
+                       " of its checkpoint '" + options_.checkpoint_path +
+                       "'): every rank must see the same results folder");
+  }
+}
+
+void FitRun::broadcast_resumed_state() {
+  std::vector<at::Tensor> shared;
+  for (const auto& p : model_.parameters()) shared.push_back(p);
+  for (const auto& b : model_.buffers()) shared.push_back(b);
+  for (const auto& [name, t] : extra_state_) shared.push_back(t);
+  sync_->broadcast_parameters(shared);
+}
+
+/// Trains epoch state_.epoch from state_.position on, validates it and checkpoints when due. True
+/// when a stop request ended the run, inside the epoch or at its end.
+bool FitRun::run_epoch() {
+  const double lr = learning_rate_at(spec_, state_.epoch);
+  set_learning_rate(optimizer_, lr);
+  if (state_.position == 0) start_epoch_order();
+  const auto start = Clock::now();
+  if (train_epoch(start)) return true;
+  EpochRecord record = close_training(lr, start);
+  if (!val_indices_.empty()) validate(record);
+  record.seconds = seconds_since(start);
+  state_.history.push_back(record);
+  if (options_.on_epoch) run_local(sync_, local_error_, [&] { options_.on_epoch(record); });
+  return end_epoch();
+}
+
+/// The new epoch's bag order: options.epoch_order's when given (replaying a recorded run), else the
+/// seeded shuffle of the last one.
+void FitRun::start_epoch_order() {
+  if (options_.epoch_order) {
+    state_.order =
+        checked_epoch_order(options_.epoch_order(state_.epoch), train_indices_, state_.epoch);
+  } else {
+    deterministic_shuffle(state_.order, state_.order_rng);
+  }
+}
+
+/// Trains the epoch's remaining bags, each rank its share. True when the group stopped on request
+/// before the epoch's last bag; the checkpoint then holds the state to resume from.
+bool FitRun::train_epoch(Clock::time_point start) {
+  while (state_.position < state_.order.size()) {
+    const int64_t step =
+        int64_t(state_.epoch) * int64_t(state_.order.size()) + int64_t(state_.position);
+    const bool mine =
+        sync_ == nullptr || int((state_.position % group_) % std::size_t(ranks_)) == my_rank_;
+    if (mine) {
+      run_local(sync_, local_error_,
+                [&] { train_bag(bags_.at(state_.order[state_.position]), step); });
+    }
+    ++state_.position;
+    if (options_.on_bag) {
+      run_local(sync_, local_error_, [&] {
+        options_.on_bag(state_.epoch, int(state_.position), int(state_.order.size()));
+      });
+    }
+    const bool group_done = state_.position % group_ == 0 || state_.position == state_.order.size();
+    if (!group_done) continue;
+    const bool stop = step_optimizer(step);
+    if (stop && state_.position < state_.order.size()) {
+      state_.train_seconds += seconds_since(start);
+      reduce_epoch_counters(state_, sync_);
+      checkpoint();
+      return true;
+    }
+  }
+  return false;
+}
+
+/// Forward and backward of one bag; its gradient accumulates until the optimizer step. A bag whose
+/// loss is not finite is counted and gives no gradient.
+void FitRun::train_bag(const Bag& stored, int64_t step) {
+  const Bag& bag = bag_on(stored, device_, scratch_);
+  last_step_ = StepReport{};
+  const at::Tensor loss = bag_loss(bag, step);
+  const double value = loss.item<double>();
+  last_step_.loss = value;
+  state_.instances += bag.features.size(0);
+  if (std::isfinite(value)) {
+    (spec_.accumulation > 1 ? loss / spec_.accumulation : loss).backward();
+    state_.loss_sum += value;
+    ++state_.finite_steps;
+  } else {
+    ++state_.skipped_steps;
+  }
+}
+
+/// The bag's training loss under autocast: the objective's when there is one, else the task loss
+/// plus the model's auxiliary loss.
+at::Tensor FitRun::bag_loss(const Bag& bag, int64_t step) {
+  const auto task_loss = [&](const at::Tensor& raw_logits) {
+    const at::Tensor logits = raw_logits.to(
+        at::kFloat);  // losses in fp32, as the reference computes them outside autocast
+    return survival_ ? survival_nll(logits, bag.label, bag.censored, spec_.surv_alpha)
+                     : torch::nn::functional::cross_entropy(
+                           logits, torch::full({1}, bag.label,
+                                               torch::dtype(torch::kLong).device(logits.device())));
+  };
+  AutocastGuard autocast(device_.type(), bf16_);
+  if (options_.objective) return options_.objective->loss(bag, step, task_loss);
+  const MilOutput output = model_.forward(bag.features);
+  at::Tensor loss = task_loss(output.logits);
+  if (options_.on_step) last_step_.task_loss = loss.item<double>();
+  if (const at::Tensor extra = model_.auxiliary_loss(output, bag.label); extra.defined()) {
+    loss = loss + extra.to(at::kFloat);
+    if (options_.on_step) last_step_.auxiliary_loss = extra.item<double>();
+  }
+  return loss;
+}
+
+/// Sums the group's gradients and takes the optimizer step (then the objective's, e.g. the teacher
+/// EMA, then on_step). Returns the group's verdict on a stop request.
+bool FitRun::step_optimizer(int64_t step) {
+  if (sync_) sync_->allreduce_gradients(parameters_);  // every rank takes part, a failed one too
+  run_local(sync_, local_error_, [&] {
+    if (spec_.clip_grad > 0.0) torch::nn::utils::clip_grad_norm_(parameters_, spec_.clip_grad);
+    optimizer_.step();
+    optimizer_.zero_grad();
+    if (options_.objective) options_.objective->after_optimizer_step(step);
+    if (options_.on_step) {
+      last_step_.epoch = state_.epoch;
+      last_step_.bags_done = int(state_.position);
+      last_step_.step = step;
+      options_.on_step(last_step_);
+    }
+  });
+  return agree(sync_, stop_requested(), local_error_, [&] {
+    return "in epoch " + std::to_string(state_.epoch + 1) + " at bag " +
+           std::to_string(state_.position) + " of " + std::to_string(state_.order.size());
+  });
+}
+
+/// The epoch's record of its training: the group's summed counters, the objective's statistics and
+/// the throughput.
+EpochRecord FitRun::close_training(double lr, Clock::time_point start) {
+  reduce_epoch_counters(state_, sync_);
+  EpochRecord record;
+  record.epoch = state_.epoch;
+  record.mean_loss = state_.finite_steps ? state_.loss_sum / state_.finite_steps : NAN;
+  record.lr = lr;
+  record.skipped_steps = state_.skipped_steps;
+  if (options_.objective) {
+    run_local(sync_, local_error_,
+              [&] { record.train_stats = options_.objective->take_epoch_stats(); });
+  }
+  state_.train_seconds += seconds_since(start);
+  record.instances_per_second =
+      state_.train_seconds > 0 ? double(state_.instances) / state_.train_seconds : 0.0;
+  return record;
+}
+
+/// Validates the student, keeps its weights on a strict improvement of the selection metric (from
+/// 0, as the reference), updates early stopping, then validates the teacher.
+void FitRun::validate(EpochRecord& record) {
+  // Every rank predicts and decides (the same weights and predictions give the same decisions);
+  // its local work is kept for the agreement at the end of the epoch.
+  const Predictions p = predict_sharded(model_, bags_, val_indices_, device_, sync_);
+  run_local(sync_, local_error_, [&] {
+    record.val = evaluate(p, survival_);
+    state_.selection_metric = selection_metric_for(int(p.probabilities.front().size()), survival_);
+    const double score = metric_or_zero(record.val, state_.selection_metric);
+    if (score > state_.best_score) {
+      keep_best_student(score);
+      record.improved = true;
+    }
+    state_.stopped_early = spec_.early_stopping && stopper_.update(state_.epoch, score);
+  });
+  if (teacher_) validate_teacher(record);
+}
+
+void FitRun::keep_best_student(double score) {
+  state_.best_score = score;
+  state_.best_epoch = state_.epoch;
+  state_.best_model = snapshot_state(model_);
+  // The teacher's weights now, not at its own best: the reference's best student checkpoint holds
+  // the teacher of the same epoch.
+  if (teacher_) state_.teacher_at_best = snapshot_state(*teacher_);
+}
+
+/// The teacher is validated like the student, after it (predict draws nothing from the generator),
+/// and selected by its own metric; it never drives early stopping.
+void FitRun::validate_teacher(EpochRecord& record) {
+  const Predictions t = predict_sharded(*teacher_, bags_, val_indices_, device_, sync_);
+  run_local(sync_, local_error_, [&] {
+    record.teacher_val = evaluate(t, survival_);
+    const double score = metric_or_zero(record.teacher_val, state_.selection_metric);
+    if (score > state_.teacher_best_score) {
+      state_.teacher_best_score = score;
+      state_.teacher_best_epoch = state_.epoch;
+      state_.teacher_best = snapshot_state(*teacher_);
+      record.teacher_improved = true;
+    }
+  });
+}
+
+/// Moves the state to the next epoch and checkpoints when due (every checkpoint_every epochs, at
+/// the end, and on a stop request). True when the group stops on request before the last epoch.
+bool FitRun::end_epoch() {
+  ++state_.epoch;
+  state_.position = 0;
+  clear_epoch_counters(state_);
+  state_.train_seconds = 0.0;
+  const bool last = state_.epoch == spec_.epochs || state_.stopped_early;
+  const bool stop = agree(sync_, stop_requested(), local_error_,
+                          [&] { return "at the end of epoch " + std::to_string(state_.epoch); }) &&
+                    !last;
+  if (last || stop || state_.epoch % std::max(1, options_.checkpoint_every) == 0) checkpoint();
+  return stop;
+}
+
+/// Writes the checkpoint on the first rank; the others learn how it went.
+void FitRun::checkpoint() {
+  run_local(sync_, local_error_, [&] {
+    state_.stopper_counter = stopper_.counter();
+    state_.stopper_best = stopper_.best();
+    if (writes_checkpoints_) {
+      write_checkpoint(options_.checkpoint_path, options_.run_fingerprint, state_, model_,
+                       optimizer_, extra_state_);
+    }
+  });
+  agree(sync_, false, local_error_, [] { return std::string("while writing the checkpoint"); });
+}
+
+bool FitRun::stop_requested() const {
+  return options_.stop_requested && options_.stop_requested->load();
+}
+
+/// The result; unless interrupted, the model (and the teacher) then hold their best weights.
+FitResult FitRun::finish() {
+  result_.history = std::move(state_.history);
+  result_.stopped_early = state_.stopped_early;
+  result_.selection_metric = state_.selection_metric;
+  result_.best_epoch = state_.best_epoch;
+  result_.best_score = state_.best_score;
+  result_.teacher_best_epoch = state_.teacher_best_epoch;
+  result_.teacher_best_score = state_.teacher_best_score;
+  if (result_.interrupted) return std::move(result_);
+  if (teacher_) {
+    // Taken before the teacher's own best is restored below: without a best epoch the student keeps
+    // its last weights, and the teacher's match them as they are now.
+    result_.teacher_at_best_epoch =
+        state_.best_epoch >= 0 ? std::move(state_.teacher_at_best) : snapshot_state(*teacher_);
+  }
+  if (state_.best_epoch >= 0) restore_state(model_, state_.best_model);
+  if (teacher_ && state_.teacher_best_epoch >= 0) restore_state(*teacher_, state_.teacher_best);
+  return std::move(result_);
+}
+
 }  // namespace
 
 FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>& bags,
@@ -379,267 +599,7 @@ FitResult fit(MilModelImpl& model, const TrainSpec& spec, const std::vector<Bag>
               std::uint64_t seed, const FitOptions& options) {
   TORCH_CHECK(!train_indices.empty(), "fit: no training bags");
   TORCH_CHECK(spec.accumulation >= 1, "fit: accumulation must be >= 1, got ", spec.accumulation);
-  const bool survival = spec.loss == "nll_surv";
-  const bool bf16 = spec.precision == "bf16";
-  const c10::Device device = options.device;
-  GradientSync* const sync =
-      options.sync != nullptr && options.sync->size() > 1 ? options.sync : nullptr;
-  const int ranks = sync ? sync->size() : 1;
-  const int my_rank = sync ? sync->rank() : 0;
-  const bool writes_checkpoints = !options.checkpoint_path.empty() && my_rank == 0;
-  // Bags per optimizer step over the whole group; bag at position p belongs to rank (p mod group)
-  // mod S.
-  const std::size_t group = std::size_t(spec.accumulation) * std::size_t(ranks);
-  torch::optim::Adam optimizer(model.parameters(),
-                               torch::optim::AdamOptions(spec.lr).weight_decay(spec.weight_decay));
-  FitResult result;
-  LoopState state;
-  state.order = train_indices;
-  state.order_rng.seed(seed ^ 0x5851f42d4c957f2dULL);
-  NamedTensors best, teacher_best, teacher_at_best;
-  const NamedTensors extra_state =
-      options.objective ? options.objective->extra_state() : NamedTensors{};
-  MilModelImpl* const teacher = options.objective ? options.objective->teacher_model() : nullptr;
-  std::string local_error;  // this rank's failure since the group's last agreement (run_local)
-  run_local(sync, local_error, [&] {
-    if (options.checkpoint_path.empty() || !std::filesystem::exists(options.checkpoint_path))
-      return;
-    read_checkpoint(options.checkpoint_path, model, best, optimizer, state, result.history,
-                    options.run_fingerprint, extra_state, teacher_best, teacher_at_best);
-    result.resumed_from_epoch = state.epoch;
-    if (my_rank !=
-        0) {  // rank 0's checkpoint holds the group's reduced partial counters: count them once
-      state.loss_sum = 0.0;
-      state.finite_steps = state.skipped_steps = 0;
-      state.instances = 0;
-    }
-  });
-  if (sync) {
-    agree(sync, false, local_error, [] { return std::string("while reading the checkpoint"); });
-    // Every rank must resume at the same step, or their collectives would not pair up: a rank that
-    // found no checkpoint (a results folder that is not shared between nodes) would start over
-    // alone. Equal on every rank exactly when (sum x)^2 == R * sum x^2; integers this small sum
-    // exactly.
-    const double epoch = state.epoch, position = double(state.position);
-    std::vector<double> sums{epoch, epoch * epoch, position, position * position};
-    sync->allreduce_sum(sums);
-    if (sums[0] * sums[0] != ranks * sums[1] || sums[2] * sums[2] != ranks * sums[3]) {
-      throw GroupFailure("the job's " + std::to_string(ranks) +
-                         " ranks would resume at different steps (this rank: epoch " +
-                         std::to_string(state.epoch) + ", bag " + std::to_string(state.position) +
-                         " of its checkpoint '" + options.checkpoint_path +
-                         "'): every rank must see the same results folder");
-    }
-    std::vector<at::Tensor> shared;
-    for (const auto& p : model.parameters()) shared.push_back(p);
-    for (const auto& b : model.buffers()) shared.push_back(b);
-    for (const auto& [name, t] : extra_state) shared.push_back(t);
-    sync->broadcast_parameters(shared);
-  }
-  EarlyStopping stopper(spec.patience, spec.stop_epoch);
-  stopper.restore(state.stopper_counter, state.stopper_best);
-  const auto checkpoint = [&] {
-    state.stopper_counter = stopper.counter();
-    state.stopper_best = stopper.best();
-    if (writes_checkpoints) {
-      write_checkpoint(options.checkpoint_path, model, best, optimizer, state, result.history,
-                       options.run_fingerprint, extra_state, teacher_best, teacher_at_best);
-    }
-  };
-  const auto stop_now = [&] { return options.stop_requested && options.stop_requested->load(); };
-  const std::vector<at::Tensor> parameters = model.parameters();
-  const auto checkpoint_together = [&] {
-    run_local(sync, local_error,
-              checkpoint);  // only the first rank writes: the others learn how it went
-    agree(sync, false, local_error, [] { return std::string("while writing the checkpoint"); });
-  };
-
-  model.train();
-  optimizer.zero_grad();
-  Bag scratch;
-  StepReport last_step;  // what on_step reports: the last bag's losses
-  while (state.epoch < spec.epochs && !state.stopped_early) {
-    const double lr = learning_rate_at(spec, state.epoch);
-    set_learning_rate(optimizer, lr);
-    if (state.position == 0) {
-      if (options.epoch_order) {
-        state.order =
-            checked_epoch_order(options.epoch_order(state.epoch), train_indices, state.epoch);
-      } else {
-        deterministic_shuffle(state.order, state.order_rng);
-      }
-    }
-    const auto start = std::chrono::steady_clock::now();
-    while (state.position < state.order.size()) {
-      const int64_t step =
-          int64_t(state.epoch) * int64_t(state.order.size()) + int64_t(state.position);
-      const bool mine =
-          sync == nullptr || int((state.position % group) % std::size_t(ranks)) == my_rank;
-      if (mine)
-        run_local(sync, local_error, [&] {
-          const Bag& bag = bag_on(bags.at(state.order[state.position]), device, scratch);
-          const auto task_loss = [&](const at::Tensor& raw_logits) {
-            const at::Tensor logits = raw_logits.to(
-                at::kFloat);  // losses in fp32, as the reference computes them outside autocast
-            return survival ? survival_nll(logits, bag.label, bag.censored, spec.surv_alpha)
-                            : torch::nn::functional::cross_entropy(
-                                  logits,
-                                  torch::full({1}, bag.label,
-                                              torch::dtype(torch::kLong).device(logits.device())));
-          };
-          at::Tensor loss;
-          last_step = StepReport{};
-          {
-            AutocastGuard autocast(device.type(), bf16);
-            if (options.objective) {
-              loss = options.objective->loss(bag, step, task_loss);
-            } else {
-              const MilOutput output = model.forward(bag.features);
-              loss = task_loss(output.logits);
-              if (options.on_step) last_step.task_loss = loss.item<double>();
-              if (const at::Tensor extra = model.auxiliary_loss(output, bag.label);
-                  extra.defined()) {
-                loss = loss + extra.to(at::kFloat);
-                if (options.on_step) last_step.auxiliary_loss = extra.item<double>();
-              }
-            }
-          }
-          const double value = loss.item<double>();
-          last_step.loss = value;
-          state.instances += bag.features.size(0);
-          if (std::isfinite(value)) {
-            (spec.accumulation > 1 ? loss / spec.accumulation : loss).backward();
-            state.loss_sum += value;
-            ++state.finite_steps;
-          } else {
-            ++state.skipped_steps;
-          }
-        });
-      ++state.position;
-      if (options.on_bag) {
-        run_local(sync, local_error, [&] {
-          options.on_bag(state.epoch, int(state.position), int(state.order.size()));
-        });
-      }
-      const bool group_done = state.position % group == 0 || state.position == state.order.size();
-      if (group_done) {
-        if (sync) sync->allreduce_gradients(parameters);  // every rank takes part, a failed one too
-        run_local(sync, local_error, [&] {
-          if (spec.clip_grad > 0.0) torch::nn::utils::clip_grad_norm_(parameters, spec.clip_grad);
-          optimizer.step();
-          optimizer.zero_grad();
-          if (options.objective) options.objective->after_optimizer_step(step);
-          if (options.on_step) {
-            last_step.epoch = state.epoch;
-            last_step.bags_done = int(state.position);
-            last_step.step = step;
-            options.on_step(last_step);
-          }
-        });
-        const bool stop = agree(sync, stop_now(), local_error, [&] {
-          return "in epoch " + std::to_string(state.epoch + 1) + " at bag " +
-                 std::to_string(state.position) + " of " + std::to_string(state.order.size());
-        });
-        if (state.position < state.order.size() && stop) {
-          state.train_seconds +=
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-          reduce_epoch_counters(state, sync);
-          checkpoint_together();
-          result.interrupted = true;
-          break;
-        }
-      }
-    }
-    if (result.interrupted) break;
-
-    reduce_epoch_counters(state, sync);
-    EpochRecord record;
-    record.epoch = state.epoch;
-    record.mean_loss = state.finite_steps ? state.loss_sum / state.finite_steps : NAN;
-    record.lr = lr;
-    record.skipped_steps = state.skipped_steps;
-    if (options.objective)
-      run_local(sync, local_error,
-                [&] { record.train_stats = options.objective->take_epoch_stats(); });
-    state.train_seconds +=
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    record.instances_per_second =
-        state.train_seconds > 0 ? double(state.instances) / state.train_seconds : 0.0;
-    if (!val_indices.empty()) {
-      // Every rank predicts and decides (the same weights and predictions give the same decisions);
-      // its local work is kept for the agreement at the end of the epoch.
-      const Predictions p = predict_sharded(model, bags, val_indices, device, sync);
-      run_local(sync, local_error, [&] {
-        record.val = evaluate(p, survival);
-        state.selection_metric =
-            selection_metric_for(int(p.probabilities.front().size()), survival);
-        auto it = record.val.find(state.selection_metric);
-        const double score = it == record.val.end() ? 0.0 : it->second;
-        if (score > state.best_score) {  // strict, from 0, as the reference
-          state.best_score = score;
-          state.best_epoch = state.epoch;
-          best = snapshot_state(model);
-          if (teacher)
-            teacher_at_best = snapshot_state(*teacher);  // its weights now, not at its own best
-          record.improved = true;
-        }
-        state.stopped_early = spec.early_stopping && stopper.update(state.epoch, score);
-      });
-      if (teacher) {
-        // Validated like the student, after it (predict draws nothing from the generator), and
-        // selected by its own metric; it never drives early stopping.
-        const Predictions t = predict_sharded(*teacher, bags, val_indices, device, sync);
-        run_local(sync, local_error, [&] {
-          record.teacher_val = evaluate(t, survival);
-          const auto found = record.teacher_val.find(state.selection_metric);
-          const double teacher_score = found == record.teacher_val.end() ? 0.0 : found->second;
-          if (teacher_score > state.teacher_best_score) {
-            state.teacher_best_score = teacher_score;
-            state.teacher_best_epoch = state.epoch;
-            teacher_best = snapshot_state(*teacher);
-            record.teacher_improved = true;
-          }
-        });
-      }
-    }
-    record.seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    result.history.push_back(record);
-    if (options.on_epoch) run_local(sync, local_error, [&] { options.on_epoch(record); });
-
-    ++state.epoch;
-    state.position = 0;
-    state.loss_sum = 0.0;
-    state.finite_steps = state.skipped_steps = 0;
-    state.instances = 0;
-    state.train_seconds = 0.0;
-    const bool last = state.epoch == spec.epochs || state.stopped_early;
-    const bool stop = agree(sync, stop_now(), local_error,
-                            [&] { return "at the end of epoch " + std::to_string(state.epoch); }) &&
-                      !last;
-    if (last || stop || state.epoch % std::max(1, options.checkpoint_every) == 0)
-      checkpoint_together();
-    if (stop) {
-      result.interrupted = true;
-      break;
-    }
-  }
-  result.stopped_early = state.stopped_early;
-  result.selection_metric = state.selection_metric;
-  result.best_epoch = state.best_epoch;
-  result.best_score = state.best_score;
-  result.teacher_best_epoch = state.teacher_best_epoch;
-  result.teacher_best_score = state.teacher_best_score;
-  if (!result.interrupted && teacher) {
-    // Taken before the teacher's own best is restored below: without a best epoch the student keeps
-    // its last weights, and the teacher's match them as they are now.
-    result.teacher_at_best_epoch =
-        state.best_epoch >= 0 ? std::move(teacher_at_best) : snapshot_state(*teacher);
-  }
-  if (!result.interrupted && state.best_epoch >= 0) restore_state(model, best);
-  if (!result.interrupted && teacher && state.teacher_best_epoch >= 0)
-    restore_state(*teacher, teacher_best);
-  return result;
+  return FitRun(model, spec, bags, train_indices, val_indices, seed, options).run();
 }
 
 Predictions predict(MilModelImpl& model, const std::vector<Bag>& bags,

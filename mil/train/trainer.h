@@ -1,7 +1,7 @@
 #pragma once
-// Trains one aggregator on one split as the reference engine does (spec 3): Adam with coupled L2, a
-// per-epoch learning-rate schedule, one bag per step, early stopping and best-checkpoint selection
-// on the validation metric, and atomic checkpoints from which a killed run resumes bit-identically.
+// Trains one aggregator on one split as the reference's engines/common_mil.py does: Adam with
+// coupled L2, a per-epoch learning-rate schedule, one bag per step, early stopping, best-epoch
+// selection on the validation metric, atomic checkpoints (checkpoint.h) for a bit-identical resume.
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -41,7 +41,7 @@ class TrainingObjective {
   virtual std::map<std::string, double> take_epoch_stats() { return {}; }
   /// A second model the objective trains alongside (MHIM: the momentum teacher), or null. fit()
   /// validates it after the student every epoch, keeps its own best epoch by its own validation
-  /// metric (strict improvement, spec 1.10), checkpoints that best state and leaves the model
+  /// metric (strictly better, as the reference), checkpoints that best state and leaves the model
   /// holding it on return. Its tensors must also be in extra_state() so a resume continues it.
   virtual MilModelImpl* teacher_model() { return nullptr; }
   /// Files the objective read besides the data (MHIM: the teacher's checkpoint) as (name, path),
@@ -145,18 +145,18 @@ struct FitResult {
                                 ///< on return (-1 = no teacher, no validation, or never above 0).
   double teacher_best_score = 0.0;  ///< Its validation selection metric there.
   /// The teacher's parameters and buffers (PyTorch names) at the epoch whose student weights the
-  /// model holds (best_epoch, else the last): spec 1.10, the student's best checkpoint holds them
+  /// model holds (best_epoch, else the last), as the reference's best student checkpoint holds them
   /// too. Empty without a teacher, when interrupted, or after resuming from a checkpoint written
   /// before this existed with no improvement since.
   std::vector<std::pair<std::string, at::Tensor>> teacher_at_best_epoch;
 };
 
-/// Learning rate of 0-based `epoch` (spec 3.2): cosine lr_min + (lr - lr_min)(1 + cos(pi e /
-/// epochs)) / 2, linear warm-up from warmup_lr over warmup_epochs, "step" x0.2 from epochs/2,
-/// "const" lr.
+/// Learning rate of 0-based `epoch`, as the reference's timm scheduler stepped once per epoch:
+/// cosine lr_min + (lr - lr_min)(1 + cos(pi e / epochs)) / 2, linear warm-up from warmup_lr over
+/// warmup_epochs, "step" x0.2 from epochs/2, "const" lr.
 double learning_rate_at(const TrainSpec& spec, int epoch);
 
-/// Reference early stopping (spec 3.2): the counter resets when score >= best and grows otherwise;
+/// The reference's utils.EarlyStopping: the counter resets when score >= best and grows otherwise;
 /// it fires when counter >= patience and the 0-based epoch index > stop_epoch.
 class EarlyStopping {
  public:
