@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mil/models/mil_model.h"
+#include "mil/models/model_registry.h"
 #include "tests/support/expect_throw.h"
 #include "tests/support/temp_dir.h"
 
