@@ -2,7 +2,9 @@
 # Seconds per epoch (train + validation) of the unchanged reference's own training script
 # (DearCaat/MHIM-MIL main.py, with its engine, data loader, timm scheduler and masking code) beside
 # `mhim train`, on the same files, the same threads and the same settings, run alternately; writes a
-# markdown table with each side's median, their ratio and each process's peak memory.
+# markdown table with each side's median, their ratio, each process's peak memory and CPU seconds.
+# OUT/runs.jsonl keeps every run and a rerun into the same OUT adds to it (and to the table);
+# OUT/logs/ holds each process's output and /usr/bin/time report, OUT/notes.txt the uptime.
 #
 #   scripts/bench_reference_engine.sh [--out DIR] [--data DIR] [--models LIST] [--precision LIST]
 #       [--epochs E] [--repeats R] [--threads T] [--nice N] [--ref DIR] [--deps DIR]
@@ -133,11 +135,12 @@ run_reference() {  # model precision repeat
   local title=$1-$2-$3 amp=()
   [[ $2 == bf16 ]] && amp=(--amp)
   rm -rf "$out/ref-out" && mkdir -p "$out/ref-out"
-  (cd "$ref" && env MHIM_BENCH_SHIM=1 PYTHONPATH="$pythonpath" PYTHONUNBUFFERED=1 \
-    MHIM_BENCH_REF_AUTOCAST=$([[ $2 == bf16 ]] && echo cpu-bf16 || echo off) \
-    /usr/bin/python3 "$repo/scripts/reference_engine/epoch_clock.py" --record "$record" \
+  # The shim's variables reach only the reference's process, not the clock's interpreter.
+  (cd "$ref" && /usr/bin/python3 "$repo/scripts/reference_engine/epoch_clock.py" --record "$record" \
     --log "$out/logs/reference-$title.log" --nice "$niceness" --stdout-pattern 'Epoch \[[0-9]+/[0-9]+\]' \
     --label side=reference --label model="$1" --label precision="$2" --label repeat="$3" -- \
+    env MHIM_BENCH_SHIM=1 PYTHONPATH="$pythonpath" PYTHONUNBUFFERED=1 \
+    MHIM_BENCH_REF_AUTOCAST=$([[ $2 == bf16 ]] && echo cpu-bf16 || echo off) \
     /usr/bin/python3 main.py --project=bench --datasets=call --dataset_root="$data" \
     --csv_path="$data/splits" --output_path="$out/ref-out" -c="$ref/config/feat_cls.yaml" \
     --title="$title" --cv_fold=1 --val_ratio=0.2 --num_workers=0 --no_prefetch \

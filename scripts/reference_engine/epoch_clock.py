@@ -13,9 +13,10 @@ outside: an epoch ends when the process reports it, after the epoch's validation
 
 The process runs under `nice -n NICE /usr/bin/time -v`; peak memory is time's "Maximum resident set
 size", the largest resident set of the process (and of any child it waited for, as wait4 reports
-it). /proc/loadavg is read just before the start and just after the end. One JSON object is
+it); its CPU seconds are time's user + system time of the whole process (start-up and the final
+test included). /proc/loadavg is read just before the start and just after the end. One JSON object is
 appended to --record: the labels given with --label KEY=VALUE, the exit status, the epoch-end times
-in seconds since the start, the peak RSS in KiB and the two load readings.
+in seconds since the start, the peak RSS in KiB, the CPU seconds and the two load readings.
 """
 import argparse
 import json
@@ -31,12 +32,18 @@ def load_average():
         return [float(x) for x in f.read().split()[:3]]
 
 
-def peak_rss_kib(time_report):
+def time_report_fields(time_report):
+    """Peak RSS (KiB) and CPU seconds (user + system) from /usr/bin/time -v's report."""
+    fields = {}
     with open(time_report) as f:
         for line in f:
-            if "Maximum resident set size" in line:
-                return int(line.rsplit(":", 1)[1])
-    raise RuntimeError(time_report + ": no 'Maximum resident set size' line")
+            key, _, value = line.strip().rpartition(": ")
+            fields[key] = value
+    try:
+        return (int(fields["Maximum resident set size (kbytes)"]),
+                float(fields["User time (seconds)"]) + float(fields["System time (seconds)"]))
+    except KeyError as missing:
+        raise RuntimeError("%s: no %s line" % (time_report, missing)) from None
 
 
 def watch_stdout(proc, pattern, log, start):
@@ -96,8 +103,9 @@ def main():
             proc = subprocess.Popen(wrapped, stdout=log, stderr=subprocess.STDOUT)
             ends = watch_file(proc, args.watch_file, args.poll, start)
         wall = time.monotonic() - start
+    rss, cpu = time_report_fields(time_report)
     record.update(load_after=load_average(), exit_status=proc.returncode, wall_seconds=wall,
-                  epoch_ends=ends, peak_rss_kib=peak_rss_kib(time_report))
+                  epoch_ends=ends, peak_rss_kib=rss, cpu_seconds=cpu)
     with open(args.record, "a") as f:
         f.write(json.dumps(record) + "\n")
     print("%s %s %s: exit %d, %d epochs, epoch ends %s s, peak RSS %.2f GB, load %s -> %s"

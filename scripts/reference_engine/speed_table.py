@@ -5,8 +5,9 @@ Per model and precision and per side: the seconds of every epoch but each proces
 between consecutive epoch ends; the first epoch has no preceding end and is the warm-up), pooled over
 the side's processes, and their median; the ratio reference / ours of the medians (2.00x: ours takes
 half the reference's time); the largest peak resident set of the side's processes; the first epoch
-end after the start (start-up, data loading and the warm-up epoch); the 1-minute load average read
-before and after each process.
+end after the start (start-up, data loading and the warm-up epoch); the median CPU seconds (user +
+system) of a whole process, less sensitive to the load than wall time; the 1-minute load average
+read before and after each process.
 
   speed_table.py RUNS.jsonl [--threads T] [--nice N]
 """
@@ -30,13 +31,15 @@ def summarise(runs):
     table = {}
     for run in runs:
         side = table.setdefault((run["model"], run["precision"]), {}).setdefault(
-            run["side"], {"epochs": [], "rss": [], "first": [], "load": [], "failed": 0})
+            run["side"], {"epochs": [], "rss": [], "first": [], "cpu": [], "load": [], "failed": 0})
         if run["exit_status"] != 0:
             side["failed"] += 1
             continue
         side["epochs"] += epoch_seconds(run)
         side["rss"].append(run["peak_rss_kib"] / 1024 ** 2)
         side["first"].append(run["epoch_ends"][0] if run["epoch_ends"] else float("nan"))
+        if "cpu_seconds" in run:
+            side["cpu"].append(run["cpu_seconds"])
         side["load"] += [run["load_before"][0], run["load_after"][0]]
     return table
 
@@ -60,8 +63,8 @@ def main():
         runs = [json.loads(line) for line in f if line.strip()]
     print("| model | precision | reference s/epoch (epochs: range) | ours s/epoch (epochs: range) "
           "| reference / ours | peak RSS reference / ours | start-up + epoch 1, reference / ours "
-          "| load (1 min) |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| CPU s per process, reference / ours | load (1 min) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     loads = []
     for (model, precision), sides in summarise(runs).items():
         ref, ours = sides.get("reference"), sides.get("ours")
@@ -71,12 +74,14 @@ def main():
         rss = " / ".join("%.2f GiB" % max(s["rss"]) if s and s["rss"] else "-" for s in (ref, ours))
         first = " / ".join("%.1f s" % statistics.median(s["first"]) if s and s["first"] else "-"
                            for s in (ref, ours))
+        cpu = " / ".join("%.0f" % statistics.median(s["cpu"]) if s and s["cpu"] else "-"
+                         for s in (ref, ours))
         load = [x for s in (ref, ours) if s for x in s["load"]]
         loads += load
         failed = sum(s["failed"] for s in (ref, ours) if s)
         note = " (%d failed runs)" % failed if failed else ""
-        print("| %s | %s | %s | %s | %s | %s | %s | %s%s |"
-              % (NAMES.get(model, model), precision, ref_text, our_text, ratio, rss, first,
+        print("| %s | %s | %s | %s | %s | %s | %s | %s | %s%s |"
+              % (NAMES.get(model, model), precision, ref_text, our_text, ratio, rss, first, cpu,
                  "%.1f-%.1f" % (min(load), max(load)) if load else "-", note))
     print()
     print("%d processes, %d intra-op threads each, nice %d; 1-minute load average %s across them."
