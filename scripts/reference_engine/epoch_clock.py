@@ -108,7 +108,7 @@ def main():
                   epoch_ends=ends, peak_rss_kib=rss, cpu_seconds=cpu)
     with open(args.record, "a") as f:
         f.write(json.dumps(record) + "\n")
-    print("%s %s %s: exit %d, %d epochs, epoch ends %s s, peak RSS %.2f GB, load %s -> %s"
+    print("%s %s %s: exit %d, %d epochs, epoch ends %s s, peak RSS %.2f GiB, load %s -> %s"
           % (record.get("side"), record.get("model"), record.get("precision"), proc.returncode,
              len(ends), " ".join("%.1f" % t for t in ends), record["peak_rss_kib"] / 1024 ** 2,
              record["load_before"][0], record["load_after"][0]), file=sys.stderr)
