@@ -12,6 +12,7 @@
 #include "mil/core/durable_file.h"
 #include "orchestrator/leaderboard/html.h"
 #include "orchestrator/leaderboard/report.h"
+#include "orchestrator/leaderboard/run_time.h"
 #include "orchestrator/leaderboard/stats.h"
 #include "orchestrator/results/store.h"
 
@@ -515,19 +516,23 @@ std::string write_leaderboard(const std::string& results_dir, const LeaderboardO
        read_quarantined((fs::path(results_dir) / "journal.jsonl").string())) {
     resolved.quarantined.emplace(id, detail);
   }
-  const Leaderboard board = build_leaderboard(store.load_all(), store.load_manifest(), resolved);
+  const std::vector<JobResult> results = store.load_all();
+  const Leaderboard board = build_leaderboard(results, store.load_manifest(), resolved);
+  const std::vector<RunTimeLine> run_time = run_time_lines(results);
   std::string name = fs::path(results_dir).lexically_normal().filename().string();
   if (name.empty())
     name = fs::path(results_dir).lexically_normal().parent_path().filename().string();
   const std::string title = "Leaderboard: " + name;
   const fs::path dir(results_dir);
   const std::string md_path = (dir / "leaderboard.md").string();
-  mil::write_file_atomic(md_path, to_markdown(board, title));
+  mil::write_file_atomic(md_path, to_markdown(board, title) + run_time_markdown(run_time));
   mil::write_file_atomic((dir / "leaderboard.csv").string(), to_csv(board));
   mil::write_file_atomic((dir / "leaderboard.html").string(), to_html(board, title));
+  json everything = board;
+  everything["run_time"] = run_time;  // predicted vs actual seconds per (dataset, method)
   mil::write_file_atomic(
       (dir / "leaderboard.json").string(),
-      json(board).dump(2, ' ', /*ensure_ascii=*/false, json::error_handler_t::replace) + "\n");
+      everything.dump(2, ' ', /*ensure_ascii=*/false, json::error_handler_t::replace) + "\n");
   return md_path;
 }
 

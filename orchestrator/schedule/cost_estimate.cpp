@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -65,18 +66,31 @@ double distinct(const std::vector<std::vector<std::string>>& rows, std::size_t f
   return double(values.size());
 }
 
-std::optional<double> folder_bytes(const fs::path& folder) {
-  std::error_code ec;
-  if (!fs::is_directory(folder, ec)) return std::nullopt;
-  double bytes = 0;
-  for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
-    if (it->is_regular_file(ec)) bytes += double(it->file_size(ec));
-  }
-  return bytes;
+std::string human(double value) {
+  char text[32];
+  const char* units[] = {"", "k", "M", "G", "T", "P"};
+  int u = 0;
+  while (value >= 1000 && u < 5) value /= 1000, ++u;
+  std::snprintf(text, sizeof text, value < 10 && u > 0 ? "%.2f%s" : "%.3g%s", value, units[u]);
+  return text;
 }
 
-/// Mean instances per bag from a `mhim synth` provenance file (instances are uniform in [min,
-/// max]).
+/// Total and largest regular-file size in `folder`; nullopt when it is not a folder.
+std::optional<std::pair<double, double>> folder_bytes(const fs::path& folder) {
+  std::error_code ec;
+  if (!fs::is_directory(folder, ec)) return std::nullopt;
+  double bytes = 0, largest = 0;
+  for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    const double file = double(it->file_size(ec));
+    bytes += file;
+    largest = std::max(largest, file);
+  }
+  return std::make_pair(bytes, largest);
+}
+
+/// Instances per bag from a `mhim synth` provenance file: a stand-in's counts ("mhim synth
+/// --benchmark": log-normal bags clamped at 4x the mean), or a generator's uniform [min, max].
 void read_synthetic(const fs::path& root, DatasetSize& size) {
   std::ifstream in(root / "synthetic.json");
   if (!in) {
@@ -85,23 +99,77 @@ void read_synthetic(const fs::path& root, DatasetSize& size) {
   }
   try {
     const nlohmann::json j = nlohmann::json::parse(in);
+    if (j.contains("counts")) {
+      const double instances = j.at("counts").at("instances").get<double>();
+      const double bags = j.at("counts").at("bags").get<double>();
+      size.instances_per_bag = instances / std::max(1.0, bags);
+      size.largest_bag = 4 * *size.instances_per_bag;
+      size.feature_dim = j.at("options").value("feature_dim", 0);
+      size.instances_source = "synthetic.json counts (" + human(instances) + " instances)";
+      return;
+    }
     const double low = j.at("min_instances").get<double>(),
                  high = j.at("max_instances").get<double>();
     size.instances_per_bag = (low + high) / 2;
+    size.largest_bag = high;
+    size.feature_dim = j.value("dim", 0);
     size.instances_source =
         "synthetic.json (" + std::to_string(int(low)) + "-" + std::to_string(int(high)) + ")";
   } catch (const std::exception&) {
-    size.instances_source = "unknown: synthetic.json has no min/max_instances";
+    size.instances_source = "unknown: synthetic.json has no instance counts";
   }
 }
 
-std::string human(double value) {
-  char text[32];
-  const char* units[] = {"", "k", "M", "G", "T", "P"};
-  int u = 0;
-  while (value >= 1000 && u < 5) value /= 1000, ++u;
-  std::snprintf(text, sizeof text, value < 10 && u > 0 ? "%.2f%s" : "%.3g%s", value, units[u]);
-  return text;
+/// Instances per slide from a packed cache's index (mil/data/packed_cache.h: a 128-byte header
+/// whose u64 at 16 is D, at 32 the index offset and at 40 its length; the index is JSON). Reads the
+/// header and the index only, never a feature. False when there is no readable cache.
+bool read_packed_index(const fs::path& path, double bags, DatasetSize& size) {
+  std::ifstream in(path, std::ios::binary);
+  char header[128];
+  if (!in.read(header, sizeof header) || std::string(header, 7) != "MILPACK") return false;
+  const auto u64 = [&](int at) {
+    std::uint64_t value = 0;
+    std::memcpy(&value, header + at, sizeof value);
+    return value;
+  };
+  const std::uint64_t index_offset = u64(32), index_bytes = u64(40);
+  if (index_bytes == 0 || index_bytes > (std::uint64_t(1) << 32)) return false;
+  std::string text(index_bytes, '\0');
+  if (!in.seekg(std::streamoff(index_offset)) ||
+      !in.read(text.data(), std::streamsize(index_bytes))) {
+    return false;
+  }
+  try {
+    double instances = 0, largest = 0;
+    for (const auto& slide : nlohmann::json::parse(text).at("slides")) {
+      const double n = slide.at("instances").get<double>();
+      instances += n;
+      largest = std::max(largest, n);
+    }
+    size.instances_per_bag = instances / std::max(1.0, bags);
+    size.largest_bag = largest;
+    size.feature_dim = int(u64(16));
+    size.instances_source = "packed cache index (" + human(instances) + " instances)";
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+/// D assumed for feature files when no file names it: the ResNet-50 (trunc.) and UNI features of
+/// the 12 benchmarks are both 1024 wide.
+constexpr int kAssumedFeatureDim = 1024;
+
+/// Instances from feature file sizes: a .pt or .h5 file of N instances holds about N x D float32s
+/// (.h5 also N x 2 int64 coordinates); the files' small headers are ignored.
+void instances_from_bytes(double bags, double total_bytes, double largest_file, bool h5,
+                          DatasetSize& size) {
+  const int dim = size.feature_dim > 0 ? size.feature_dim : kAssumedFeatureDim;
+  const double per_instance = 4.0 * dim + (h5 ? 16.0 : 0.0);
+  size.instances_per_bag = total_bytes / per_instance / std::max(1.0, bags);
+  size.largest_bag = largest_file / per_instance;
+  size.instances_source = std::string("feature file sizes (f32, D=") + std::to_string(dim) +
+                          (size.feature_dim > 0 ? ")" : " assumed)");
 }
 
 }  // namespace
@@ -131,9 +199,17 @@ DatasetSize probe_dataset(const DatasetSpec& spec) {
   } else {
     size.bags = double(rows->size() - (is_header(rows->front()) ? 1 : 0));
   }
-  size.feature_bytes = folder_bytes(root / "pt_files");
-  if (!size.feature_bytes) size.feature_bytes = folder_bytes(root / "h5_files");
   read_synthetic(root, size);
+  if (size.bags && read_packed_index(root / "packed.milpack", *size.bags, size)) {
+    return size;  // exact counts; feature files, if any, are what was packed
+  }
+  bool h5 = false;
+  auto bytes = folder_bytes(root / "pt_files");
+  if (!bytes) bytes = folder_bytes(root / "h5_files"), h5 = true;
+  if (bytes) size.feature_bytes = bytes->first;
+  if (size.bags && bytes && bytes->first > 0 && !size.instances_per_bag) {
+    instances_from_bytes(*size.bags, bytes->first, bytes->second, h5, size);
+  }
   return size;
 }
 

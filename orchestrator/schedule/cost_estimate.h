@@ -18,7 +18,11 @@ struct DatasetSize {
   std::optional<double> instances_per_bag;  ///< Mean instances per bag, when some file says.
   std::string instances_source;  ///< Where instances_per_bag came from, or why it is unknown.
   std::optional<double> feature_bytes;  ///< Total size of pt_files/ or h5_files/, when present.
-  std::string error;                    ///< Why `bags` is unknown; empty when known.
+  /// Instances of the largest bag, when some file says (the packed cache's index, the largest
+  /// feature file) or bounds it (a stand-in's profile); what a job's device memory is sized for.
+  std::optional<double> largest_bag;
+  int feature_dim = 0;  ///< D, when some file says; 0 = unknown.
+  std::string error;    ///< Why `bags` is unknown; empty when known.
 };
 
 /// Counts what it can for `spec`; never throws (problems go to `error`).

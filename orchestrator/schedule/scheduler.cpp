@@ -81,16 +81,35 @@ Scheduler::Scheduler(std::vector<ScheduledJob> jobs, const std::set<std::string>
       }
     }
   }
+  sort_order();
+  for (std::size_t i = 0; i < jobs_.size(); ++i) {
+    if (held_back.count(jobs_[i].id) > 0 && already_done.count(jobs_[i].id) == 0)
+      block_dependents(i);
+  }
+}
+
+void Scheduler::sort_order() {
   order_.resize(jobs_.size());
   std::iota(order_.begin(), order_.end(), std::size_t{0});
   std::stable_sort(order_.begin(), order_.end(),
                    [this](std::size_t a, std::size_t b) { return jobs_[a].cost > jobs_[b].cost; });
   position_.resize(jobs_.size());
   for (std::size_t p = 0; p < order_.size(); ++p) position_[order_[p]] = p;
-  for (std::size_t i = 0; i < jobs_.size(); ++i) {
-    if (held_back.count(jobs_[i].id) > 0 && already_done.count(jobs_[i].id) == 0)
-      block_dependents(i);
+  cursor_ = 0;
+}
+
+void Scheduler::set_costs(const std::vector<double>& costs) {
+  if (costs.size() != jobs_.size()) {
+    throw std::runtime_error("scheduler: " + std::to_string(costs.size()) + " costs for " +
+                             std::to_string(jobs_.size()) + " jobs");
   }
+  for (std::size_t i = 0; i < jobs_.size(); ++i) {
+    if (!std::isfinite(costs[i])) {
+      throw std::runtime_error("scheduler: job '" + jobs_[i].id + "' has a non-finite cost");
+    }
+  }
+  for (std::size_t i = 0; i < jobs_.size(); ++i) jobs_[i].cost = costs[i];
+  sort_order();
 }
 
 void Scheduler::set_state(std::size_t index, State state) {
@@ -153,6 +172,23 @@ Assignment Scheduler::next(int worker) {
     if (attempts_[index] < max_attempts_) return Assignment{Assignment::Kind::kWait, nullptr, {}};
   }
   return Assignment{Assignment::Kind::kStop, nullptr, {}};
+}
+
+Assignment Scheduler::next(int worker, const Fits& fits) {
+  if (!fits) return next(worker);
+  check_free(worker);
+  const std::size_t head = first_ready();
+  if (head == order_.size() || jobs_[head].ranks > 1 || !held_.empty()) return next(worker);
+  // The head of the line needs one worker: give this worker the first ready one-rank job that fits.
+  bool passed_over = false;
+  for (std::size_t p = position_[head]; p < order_.size(); ++p) {
+    const std::size_t index = order_[p];
+    if (states_[index] != State::kPending || !ready(index) || jobs_[index].ranks > 1) continue;
+    if (fits(jobs_[index])) return start(index, {worker});
+    passed_over = true;
+  }
+  if (passed_over) return Assignment{Assignment::Kind::kWait, nullptr, {}};
+  return next(worker);
 }
 
 Assignment Scheduler::next_ahead(int worker) {

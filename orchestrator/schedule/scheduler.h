@@ -15,6 +15,7 @@
 // cost puts it ahead of the group job while workers are held (a retry, a freed dependent) is served
 // first, by the asking worker with as many held workers as it needs.
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -89,6 +90,21 @@ class Scheduler {
   /// when none is ready but a running job may still finish or be requeued; else kStop.
   /// Throws if `worker` already holds a job or is held.
   Assignment next(int worker);
+  /// Whether a one-rank job may start on the asking worker now (e.g. its predicted device memory
+  /// fits beside the jobs running on the worker's GPU); see next(worker, fits).
+  using Fits = std::function<bool(const ScheduledJob& job)>;
+  /// next(worker), except that a ready one-rank job for which `fits` is false is passed over for
+  /// this worker (it waits, keeping its place, until it fits; another worker may take it): kJob
+  /// with the first ready job that fits, kWait when ready jobs exist but none fits. A job needing
+  /// several workers is placed as by next(worker) (`fits` is not asked). An empty `fits` is
+  /// next(worker).
+  Assignment next(int worker, const Fits& fits);
+  /// Replaces every job's cost (parallel to the jobs given to the constructor) and re-sorts the
+  /// order in which ready jobs go out, e.g. after the calibrator learnt from finished jobs. Running
+  /// and finished jobs are unaffected. Throws on a size mismatch or a non-finite cost. O(n log n).
+  void set_costs(const std::vector<double>& costs);
+  /// The jobs in the order given to the constructor (their current costs).
+  const std::vector<ScheduledJob>& jobs() const { return jobs_; }
   /// For a worker that asks ahead, while it still runs another job (a different holder id), so that
   /// its next job is in hand when the current one ends: kJob with the job next() would hand out
   /// when that job needs one worker and no worker is held for a group; else kWait. Never holds,
@@ -141,6 +157,8 @@ class Scheduler {
   void check_free(int worker) const;
   /// The ready pending job that comes first in cost order, or jobs_.size() when none is ready.
   std::size_t first_ready();
+  /// Sorts order_ by cost, descending and stable, and rebuilds position_.
+  void sort_order();
   /// Job `index` now runs on `group` (any order; stored ascending).
   Assignment start(std::size_t index, std::vector<int> group);
   /// Moves job `index` to `state`, keeping counts_ and cursor_ current.

@@ -1,5 +1,6 @@
 #include "orchestrator/schedule/cost_estimate.h"
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -59,6 +60,53 @@ TEST(CostEstimate, ProbeCountsMuskInstancesAndSurvivalCases) {
   surv.kind = "survival";
   surv.root = dir / "s";
   EXPECT_EQ(probe_dataset(surv).bags.value_or(-1), 2) << "a case's slides form one bag";
+}
+
+TEST(CostEstimate, ProbeReadsAStandInsCountsAndBoundsItsLargestBag) {
+  testing::TempDir dir;
+  write_text(dir / "d/labels.csv", "a,0\nb,1\nc,0\nd,1\n");
+  write_text(
+      dir / "d/synthetic.json",
+      R"({"options": {"feature_dim": 64}, "counts": {"bags": 4, "slides": 4, "instances": 1000}})");
+  DatasetSpec spec;
+  spec.root = dir / "d";
+  const DatasetSize size = probe_dataset(spec);
+  EXPECT_EQ(size.instances_per_bag.value_or(-1), 250);
+  EXPECT_EQ(size.largest_bag.value_or(-1), 1000) << "stand-in bags are clamped at 4x the mean";
+  EXPECT_EQ(size.feature_dim, 64);
+}
+
+TEST(CostEstimate, ProbeCountsInstancesFromFeatureFileSizesAtAnAssumedWidth) {
+  testing::TempDir dir;
+  write_text(dir / "d/labels.csv", "a,0\nb,1\n");
+  write_text(dir / "d/pt_files/a.pt", std::string(4096 * 10, 'x'));  // 10 instances at D = 1024
+  write_text(dir / "d/pt_files/b.pt", std::string(4096 * 30, 'x'));
+  DatasetSpec spec;
+  spec.root = dir / "d";
+  const DatasetSize size = probe_dataset(spec);
+  EXPECT_EQ(size.instances_per_bag.value_or(-1), 20);
+  EXPECT_EQ(size.largest_bag.value_or(-1), 30);
+  EXPECT_NE(size.instances_source.find("assumed"), std::string::npos) << size.instances_source;
+}
+
+TEST(CostEstimate, ProbeReadsExactCountsFromAPackedCachesIndexWithoutItsFeatures) {
+  testing::TempDir dir;
+  write_text(dir / "d/labels.csv", "a,0\nb,1\n");
+  const std::string index =
+      R"({"slides": [{"id": "a", "instances": 7}, {"id": "b", "instances": 13}]})";
+  std::string header(128, '\0');
+  header.replace(0, 8, std::string("MILPACK\0", 8));
+  const auto put = [&](int at, std::uint64_t value) { std::memcpy(&header[at], &value, 8); };
+  put(16, 512);           // D
+  put(32, 128);           // index offset
+  put(40, index.size());  // index bytes
+  write_text(dir / "d/packed.milpack", header + index);
+  DatasetSpec spec;
+  spec.root = dir / "d";
+  const DatasetSize size = probe_dataset(spec);
+  EXPECT_EQ(size.instances_per_bag.value_or(-1), 10);
+  EXPECT_EQ(size.largest_bag.value_or(-1), 13);
+  EXPECT_EQ(size.feature_dim, 512);
 }
 
 TEST(CostEstimate, SumsEpochsTimesNonTestBagsTimesInstancesTimesModelFactor) {

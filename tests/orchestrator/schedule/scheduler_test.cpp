@@ -536,5 +536,26 @@ TEST(SchedulerGroups, FourWorkersFinishAMixOfOneAndTwoRankJobsEachExactlyOnce) {
   EXPECT_EQ(scheduler.done_count(), 12u);
 }
 
+TEST(Scheduler, AJobThatDoesNotFitWaitsWhileASmallerOneThatFitsGoesOut) {
+  Scheduler scheduler(make_jobs(3, {3, 2, 1}), /*already_done=*/{});
+  // Worker 1's device has room for jobs of cost <= 2 only.
+  const auto small = [](const ScheduledJob& job) { return job.cost <= 2; };
+  EXPECT_EQ(scheduler.next(1, small).job->id, "j1");
+  EXPECT_EQ(scheduler.next(2).job->id, "j0") << "the passed-over job keeps its place";
+  const auto none = [](const ScheduledJob&) { return false; };
+  EXPECT_EQ(scheduler.next(3, none).kind, Kind::kWait);
+  EXPECT_EQ(scheduler.pending_count(), 1u);
+}
+
+TEST(Scheduler, NewCostsReorderThePendingJobs) {
+  Scheduler scheduler(make_jobs(3, {3, 2, 1}), /*already_done=*/{});
+  EXPECT_EQ(take(scheduler, 1), "j0");
+  scheduler.set_costs({3, 1, 5});
+  EXPECT_EQ(take(scheduler, 2), "j2");
+  EXPECT_EQ(take(scheduler, 3), "j1");
+  EXPECT_DOUBLE_EQ(scheduler.jobs()[2].cost, 5);
+  EXPECT_THROW(scheduler.set_costs({1, 2}), std::runtime_error);
+}
+
 }  // namespace
 }  // namespace mil::orch
