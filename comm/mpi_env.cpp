@@ -31,6 +31,9 @@ MpiEnvironment::MpiEnvironment(int& argc, char**& argv) {
   MIL_MPI_CHECK(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
   MIL_MPI_CHECK(MPI_Comm_size(node, &local_size_));
   MIL_MPI_CHECK(MPI_Comm_rank(node, &local_rank_));
+  // Where world rank 0 (the orchestrator) sits: its local rank on this node, or -1 elsewhere.
+  const int mine = rank_ == 0 ? local_rank_ : -1;
+  MIL_MPI_CHECK(MPI_Allreduce(&mine, &rank0_local_rank_, 1, MPI_INT, MPI_MAX, node));
   MIL_MPI_CHECK(MPI_Comm_free(&node));
 }
 

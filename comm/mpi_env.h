@@ -33,6 +33,9 @@ class MpiEnvironment {
   int local_size() const { return local_size_; }
   /// This rank's index among the job's ranks on this node (picks its GPU).
   int local_rank() const { return local_rank_; }
+  /// The local rank of world rank 0 when it runs on this node, else -1 (a sweep's orchestrator
+  /// takes no GPU slot: mil/core/device_slots.h).
+  int rank0_local_rank() const { return rank0_local_rank_; }
   /// Kills every rank of the job; for errors after which peers would otherwise wait forever.
   [[noreturn]] void abort_all(int exit_code) const;
 
@@ -43,6 +46,7 @@ class MpiEnvironment {
   int size_ = 1;
   int local_size_ = 1;
   int local_rank_ = 0;
+  int rank0_local_rank_ = -1;
 };
 
 }  // namespace mil::comm

@@ -8,6 +8,9 @@
 //                                 "pid": p, ["stopping": true]}     it was told to stop and wants kStop
 //                                                                   (pid: rank 0 checks on a stop whether
 //                                                                   the rank died, orchestrator_loop.cpp)
+//                                 ["device": "host:gpu",            a GPU-packed sweep (--jobs-per-gpu): the
+//                                  "device_memory": bytes]          worker's GPU and its memory, for rank 0's
+//                                                                   memory guard (schedule/device_memory.h)
 //   2. 0 -> worker   kJob         {"job_id": id, "spec": JobSpec}   run it (JobTicket, job_messages.h)
 //                                 or {"spec": JobSpec, "group_      run it on a group of R > 1 workers
 //                                 ranks": [r...], "group_tag": t}   (job_messages.h): every member builds the

@@ -69,9 +69,15 @@ int checked_rank(MPI_Comm comm, const std::string& work_root,
 
 /// The kRequestJob payload (protocol.h step 1) with `extra` added ("stopping" or "ahead").
 /// The pid lets rank 0 see, on a stop, whether this rank died (orchestrator_loop.cpp).
-std::string job_request(int rank, const std::string& host, long pid, const char* extra = nullptr) {
+/// `device` (a GPU-packed sweep's, named in an idle worker's request) adds its key and memory.
+std::string job_request(int rank, const std::string& host, long pid, const char* extra = nullptr,
+                        const WorkerDevice* device = nullptr) {
   nlohmann::json request{{"rank", rank}, {"host", host}, {"pid", pid}};
   if (extra != nullptr) request[extra] = true;
+  if (device != nullptr && !device->key.empty()) {
+    request["device"] = device->key;
+    request["device_memory"] = device->memory_bytes;
+  }
   return request.dump();
 }
 
@@ -83,7 +89,7 @@ class WorkerLoop {
   /// supervised children fork.
   WorkerLoop(MPI_Comm comm, const Logger& log, const std::string& work_root,
              const std::atomic<bool>* stop_requested, const SupervisionOptions* supervision,
-             const JobBody& body);
+             const JobBody& body, const WorkerDevice& device);
   WorkerLoop(const WorkerLoop&) = delete;  // supervised_ points into zygote_
   WorkerLoop& operator=(const WorkerLoop&) = delete;
 
@@ -160,7 +166,8 @@ class WorkerLoop {
 
 WorkerLoop::WorkerLoop(MPI_Comm comm, const Logger& log, const std::string& work_root,
                        const std::atomic<bool>* stop_requested,
-                       const SupervisionOptions* supervision, const JobBody& body)
+                       const SupervisionOptions* supervision, const JobBody& body,
+                       const WorkerDevice& device)
     : comm_(comm),
       log_(log),
       work_root_(work_root),
@@ -170,13 +177,14 @@ WorkerLoop::WorkerLoop(MPI_Comm comm, const Logger& log, const std::string& work
       rank_(checked_rank(comm, work_root, supervision)),
       host_(host_name()),
       pid_(static_cast<long>(::getpid())),
-      hello_(job_request(rank_, host_, pid_)),
+      hello_(job_request(rank_, host_, pid_, /*extra=*/nullptr, &device)),
       goodbye_(job_request(rank_, host_, pid_, "stopping")),
       ahead_request_(job_request(rank_, host_, pid_, "ahead")),
       report_interval_(supervision ? supervision->report_interval
                                    : std::chrono::milliseconds(2000)) {
   if (supervision_ != nullptr) {
     supervised_ = *supervision_;
+    supervised_.device = device.slot.device_name();
     if (supervised_.child_start == ChildStart::kFork && supervised_.fork_server == nullptr &&
         !body_) {
       zygote_.emplace(supervised_.executable, log_, work_root_);
@@ -186,6 +194,7 @@ WorkerLoop::WorkerLoop(MPI_Comm comm, const Logger& log, const std::string& work
   options_.rank = rank_;
   options_.log = log_;
   options_.stop_requested = stop_requested_;
+  options_.device = c10::Device(device.slot.device_name());
 }
 
 int WorkerLoop::run() {
@@ -352,8 +361,9 @@ void WorkerLoop::report(JobResult result) {
 
 int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log,
                const std::string& work_root, const std::atomic<bool>* stop_requested,
-               const SupervisionOptions* supervision, const JobBody& body) {
-  return WorkerLoop(comm, log, work_root, stop_requested, supervision, body).run();
+               const SupervisionOptions* supervision, const JobBody& body,
+               const WorkerDevice& device) {
+  return WorkerLoop(comm, log, work_root, stop_requested, supervision, body, device).run();
 }
 
 }  // namespace mil::worker

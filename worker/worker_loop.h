@@ -10,6 +10,7 @@
 #include <mpi.h>
 
 #include "mil/core/specs.h"
+#include "worker/device_placement.h"
 #include "worker/supervise/supervised_job.h"
 
 namespace mil::worker {
@@ -31,8 +32,11 @@ namespace mil::worker {
 using JobBody = std::function<JobResult(const JobSpec& spec, const std::string& work_dir,
                                         const std::function<void()>& still_running)>;
 
+/// `device`: the GPU this rank's jobs train on (device_placement.h; default the CPU), named in its
+/// requests to rank 0 (protocol.h step 1) and given to every job (in a child: `--device`).
 int run_worker(MPI_Comm comm, const std::function<void(const std::string&)>& log,
                const std::string& work_root, const std::atomic<bool>* stop_requested = nullptr,
-               const SupervisionOptions* supervision = nullptr, const JobBody& body = {});
+               const SupervisionOptions* supervision = nullptr, const JobBody& body = {},
+               const WorkerDevice& device = {});
 
 }  // namespace mil::worker

@@ -81,7 +81,7 @@ JobResult run_supervised_job(const JobSpec& spec, const std::string& work_dir, i
     ChildProcess child(
         {options.executable, "train", "--job", job_path, "--out", result_path, "--work-dir",
          work_dir, "--heartbeat", heartbeat_path, "--threads", std::to_string(options.threads),
-         "--parent-pid", std::to_string(::getpid())},
+         "--device", options.device, "--parent-pid", std::to_string(::getpid())},
         log_path, options.child_start == ChildStart::kFork ? options.fork_server : nullptr);
     if (child.forked()) child_start = "fork";
     auto last_progress = std::chrono::steady_clock::now();

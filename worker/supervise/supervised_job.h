@@ -17,8 +17,9 @@ namespace mil::worker {
 /// How a worker rank runs jobs in child processes. Plain data; the defaults suit real sweeps.
 struct SupervisionOptions {
   std::string executable =
-      "/proc/self/exe";  ///< The mhim binary (its `train` command runs the job).
-  int threads = 1;       ///< LibTorch threads of the child (--threads).
+      "/proc/self/exe";        ///< The mhim binary (its `train` command runs the job).
+  int threads = 1;             ///< LibTorch threads of the child (--threads).
+  std::string device = "cpu";  ///< Where the child trains (--device): "cpu" or "cuda:N".
   /// No new heartbeat for this long = hung: the child's process group is killed. Loading a large
   /// dataset beats only once, at its start, so keep this above the longest load.
   std::chrono::milliseconds heartbeat_timeout{std::chrono::minutes(10)};

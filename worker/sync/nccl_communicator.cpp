@@ -55,6 +55,15 @@ int NcclCommunicator::visible_devices() noexcept {
   return count;
 }
 
+double NcclCommunicator::device_memory_bytes(int device) noexcept {
+  cudaDeviceProp properties{};
+  if (cudaGetDeviceProperties(&properties, device) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return double(properties.totalGlobalMem);
+}
+
 std::string NcclCommunicator::version() {
   int code = 0;
   if (ncclGetVersion(&code) != ncclSuccess) return "unknown";

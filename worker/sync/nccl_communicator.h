@@ -19,6 +19,8 @@ class NcclCommunicator {
   static NcclId make_id();
   /// CUDA devices this process can use; 0 when there is no GPU or no driver (never throws).
   static int visible_devices() noexcept;
+  /// Total memory of CUDA device `device` in bytes (cudaGetDeviceProperties); 0 when unknown.
+  static double device_memory_bytes(int device) noexcept;
   /// "2.28.9": the NCCL library loaded at run time.
   static std::string version();
 
