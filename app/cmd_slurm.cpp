@@ -1,6 +1,7 @@
 // `mhim slurm submit`: writes a batch script for a sweep into its results directory and submits it.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -31,9 +32,11 @@ options:
   --results DIR        results directory (created); Slurm's output goes to DIR/slurm-<job id>.out
   --set KEY=VALUE      sweep override, passed on to mhim sweep; repeatable
   --nodes N            nodes (default 1)
-  --gpus-per-node G    GPUs per node, one rank per GPU (default 0: CPU nodes)
-  --ntasks N           MPI ranks in all, rank 0 included (default: nodes x G on GPUs, else 3)
-  --cpus-per-task C    CPUs per rank, also its LibTorch threads (default 8 with GPUs, else 1)
+  --gpus-per-node G    GPUs per node (default 0: CPU nodes)
+  --jobs-per-gpu K     worker ranks per GPU (default 1): the script asks for nodes x G x K worker
+                       ranks plus rank 0, which holds no GPU, and runs mhim sweep --jobs-per-gpu K
+  --ntasks N           MPI ranks in all, rank 0 included (default: nodes x G x K + 1 on GPUs, else 3)
+  --cpus-per-task C    CPUs per rank, also its LibTorch threads (default 8 / K with GPUs, else 1)
   --time T             time limit in a form sbatch takes, e.g. 04:00:00 or 2-00:00:00 (default 04:00:00)
   --partition P        Slurm partition (default: the cluster's default)
   --account A          Slurm account (default: yours)
@@ -44,6 +47,7 @@ options:
 examples:
   mhim slurm submit sweeps/quickstart.yaml --results results/qs --ntasks 9 --cpus-per-task 4 --dry-run
   mhim slurm submit sweeps/benchmarks.yaml --results results/bench --nodes 2 --gpus-per-node 4 --time 1-00:00:00
+  mhim slurm submit sweeps/mhim_v2_grid.yaml --results results/v2 --nodes 4 --gpus-per-node 8 --jobs-per-gpu 4
   mhim slurm submit sweeps/benchmarks.yaml --results results/bench --array 16 --cpus-per-task 4
   sbatch results/bench/mhim-sweep.sbatch     (resubmit later; finished jobs are skipped)
 )";
@@ -53,6 +57,7 @@ struct BatchSettings {
   std::string job_name;   ///< "mhim-<sweep name>".
   int nodes = 1;          ///< --nodes.
   int gpus_per_node = 0;  ///< 0 = CPU nodes.
+  int jobs_per_gpu = 1;   ///< Worker ranks per GPU (mhim sweep --jobs-per-gpu).
   int ntasks = 0;         ///< 0 = derived (see the help).
   int cpus_per_task = 0;  ///< 0 = derived.
   std::string time = "04:00:00";
@@ -72,7 +77,8 @@ std::string batch_script(const BatchSettings& s, const std::string& mhim,
                          const std::vector<std::string>& args, const std::string& results) {
   std::ostringstream out;
   const bool gpus = s.gpus_per_node > 0;
-  const int cpus = s.cpus_per_task > 0 ? s.cpus_per_task : (gpus ? 8 : 1);
+  const int cpus =
+      s.cpus_per_task > 0 ? s.cpus_per_task : (gpus ? std::max(1, 8 / s.jobs_per_gpu) : 1);
   out << "#!/bin/bash\n"
       << "# Written by `mhim slurm submit`. Resubmit with: sbatch " << results
       << "/mhim-sweep.sbatch\n"
@@ -87,14 +93,12 @@ std::string batch_script(const BatchSettings& s, const std::string& mhim,
     if (gpus) out << "#SBATCH --gpus-per-task=1\n";
   } else if (gpus) {
     out << "#SBATCH --nodes=" << s.nodes << "\n";
-    if (s.ntasks > 0) {
-      out << "#SBATCH --ntasks=" << s.ntasks << "\n#SBATCH --gpus-per-node=" << s.gpus_per_node
-          << "\n";
-    } else {
-      out << "#SBATCH --ntasks-per-node=" << s.gpus_per_node
-          << "   # one rank per GPU; rank 0 holds one too\n"
-          << "#SBATCH --gpus-per-task=1\n";
-    }
+    // Every rank of a node sees all its GPUs; mhim sweep maps the node's worker ranks onto them, K
+    // per GPU, and leaves rank 0 (one extra task, on the first node) without one.
+    const int ntasks = s.ntasks > 0 ? s.ntasks : s.nodes * s.gpus_per_node * s.jobs_per_gpu + 1;
+    out << "#SBATCH --ntasks=" << ntasks << "   # " << s.nodes << " x " << s.gpus_per_node
+        << " GPUs x " << s.jobs_per_gpu << " worker(s) per GPU + rank 0 (no GPU)\n"
+        << "#SBATCH --gpus-per-node=" << s.gpus_per_node << "\n";
   } else {
     out << "#SBATCH --nodes=" << s.nodes << "\n#SBATCH --ntasks=" << (s.ntasks > 0 ? s.ntasks : 3)
         << "\n";
@@ -158,8 +162,8 @@ int cmd_slurm(const Tokens& tokens) {
   bool dry = false;
   try {
     const Args args(rest,
-                    {"results", "set", "nodes", "gpus-per-node", "ntasks", "cpus-per-task", "time",
-                     "partition", "account", "array"},
+                    {"results", "set", "nodes", "gpus-per-node", "jobs-per-gpu", "ntasks",
+                     "cpus-per-task", "time", "partition", "account", "array"},
                     {"dry-run"});
     if (args.positional().size() != 1) throw UsageError("expected exactly one sweep file");
     sweep_path = args.positional()[0];
@@ -167,12 +171,19 @@ int cmd_slurm(const Tokens& tokens) {
     overrides = args.get_all("set");
     settings.nodes = args.get_int("nodes", 1);
     settings.gpus_per_node = args.get_int("gpus-per-node", 0);
+    settings.jobs_per_gpu = args.get_int("jobs-per-gpu", 1);
+    if (settings.jobs_per_gpu < 1) throw UsageError("--jobs-per-gpu must be >= 1");
     settings.ntasks = args.get_int("ntasks", 0);
     settings.cpus_per_task = args.get_int("cpus-per-task", 0);
     settings.time = args.get("time", settings.time);
     settings.partition = args.get("partition", "");
     settings.account = args.get("account", "");
     settings.array = args.get_int("array", 0);
+    if (args.has("jobs-per-gpu") && (settings.gpus_per_node == 0 || settings.array > 0)) {
+      throw UsageError(
+          "--jobs-per-gpu packs the worker ranks of an MPI job onto GPUs: give --gpus-per-node, "
+          "not --array");
+    }
     dry = args.has("dry-run");
     if (settings.nodes < 1) throw UsageError("--nodes must be >= 1");
     if (settings.gpus_per_node < 0 || settings.ntasks < 0 || settings.cpus_per_task < 0 ||
@@ -198,6 +209,10 @@ int cmd_slurm(const Tokens& tokens) {
   for (const auto& o : overrides) {
     args.push_back("--set");
     args.push_back(o);
+  }
+  if (settings.gpus_per_node > 0 && settings.array == 0) {
+    args.push_back("--jobs-per-gpu");
+    args.push_back(std::to_string(settings.jobs_per_gpu));
   }
   std::error_code ec;
   const std::string mhim = fs::read_symlink("/proc/self/exe", ec).string();

@@ -12,9 +12,11 @@
 
 #include "app/args.h"
 #include "app/commands.h"
+#include "app/cost_setup.h"
 #include "comm/mpi_env.h"
 #include "comm/protocol.h"
 #include "mil/core/durable_file.h"
+#include "mil/core/runtime_info.h"
 #include "orchestrator/leaderboard/leaderboard.h"
 #include "orchestrator/orchestrator_loop.h"
 #include "orchestrator/results/store.h"
@@ -24,6 +26,7 @@
 #include "orchestrator/status/progress_line.h"
 #include "orchestrator/status/server.h"
 #include "orchestrator/sweep/sweep.h"
+#include "worker/device_placement.h"
 #include "worker/supervise/orphan_guard.h"
 #include "worker/worker_loop.h"
 
@@ -50,6 +53,9 @@ until R workers are idle and runs on all of them, inside the worker ranks (not i
 A job inside worker ranks (a group job, or any job with --in-process) that stops beating cannot be
 killed alone: rank 0 journals the hung attempt and ends the sweep (exit 75, resumable); a rerun retries
 it, and a job that hung --max-attempts times is quarantined when the next run starts.
+Jobs go out longest-predicted-first (the cost model: docs/scheduling-and-planning.md), teacher
+baselines ahead of the jobs they gate; each finished job calibrates the predictions of its model and
+dataset, and a rerun starts from what the results folder's finished jobs taught.
 Exit status: 0 all ok, 3 some jobs failed or are quarantined, 75 stopped on request or by a hung
 job inside worker ranks (rerun to resume).
 
@@ -72,8 +78,18 @@ options:
   --child-start HOW   fork (default): each rank starts one `mhim zygote` that forks every job's child,
                       so LibTorch's start-up (~1 s) is paid once per rank, not per job; exec: posix_spawn
                       and exec `mhim train` per job. fork falls back to exec when the zygote is lost
-  --dry-run           print the job count, an estimated cost (from label CSV rows and file sizes;
-                      no feature is read) and the first jobs, then exit (no MPI needed)
+  --dry-run           print the job count, the predicted seconds per (dataset, method) and in all
+                      (from label CSV rows and file sizes, no feature is read, and the cost table;
+                      with --results, calibrated by its finished jobs) and the first jobs, then exit
+                      (no MPI needed; predictions assume --threads, default 1)
+  --order O           cost (default): longest predicted job first, baselines ahead of the jobs they
+                      gate, calibrated as jobs finish; file: the sweep file's order (every job cost 1;
+                      no predictions recorded), for comparisons
+  --device D          where jobs train: auto (default: a GPU when the worker rank sees one), cpu, cuda
+  --jobs-per-gpu K    worker ranks per GPU (default: the sweep's jobs_per_gpu, else 1): the workers of a
+                      node take its GPUs in order, K each (CUDA_VISIBLE_DEVICES respected; rank 0 takes
+                      none), and a job waits while its predicted memory does not fit beside the jobs on
+                      its worker's GPU
   --status-port P     MPI mode: serve the live status over HTTP on port P: a page at / and JSON at
                       /status.json (read-only). Default 0: a free port, logged and written to
                       DIR/status.url; "off": no server
@@ -177,10 +193,32 @@ std::unique_ptr<orch::StatusServer> start_status_server(
   }
 }
 
-int dry_run(const orch::SweepSpec& sweep, const std::vector<JobSpec>& jobs) {
+int dry_run(const orch::SweepSpec& sweep, const std::vector<JobSpec>& jobs,
+            const orch::RunContext& context, const std::string& results_dir) {
   std::printf("sweep '%s': %zu jobs (dry run: nothing is run)\n\n", sweep.name.c_str(),
               jobs.size());
   std::fputs(orch::format_cost(orch::estimate_cost(jobs)).c_str(), stdout);
+  std::vector<JobResult> finished;
+  if (!results_dir.empty() && std::filesystem::is_directory(results_dir)) {
+    finished = orch::ResultsStore(results_dir).load_all();
+  }
+  std::unique_ptr<orch::SweepCosts> costs;
+  const std::vector<orch::ScheduledJob> scheduled =
+      costed_jobs(jobs, make_cost_model(context), finished, costs);
+  std::printf(
+      "\npredicted seconds (cost table x instances x expected epochs, %s, %d thread(s) per "
+      "job%s):\n",
+      context.device.c_str(), context.threads,
+      costs->calibrator().count() > 0
+          ? (", calibrated by " + std::to_string(costs->calibrator().count()) + " finished jobs")
+                .c_str()
+          : "");
+  std::fputs(orch::format_predicted_groups(orch::predicted_groups(scheduled, *costs)).c_str(),
+             stdout);
+  std::printf(
+      "  jobs go out longest first (teacher baselines ahead of their jobs); `mhim plan` predicts "
+      "the\n"
+      "  wall time on a cluster\n");
   const std::size_t shown = std::min<std::size_t>(jobs.size(), 10);
   std::printf("\nfirst %zu jobs (job id, config id, dataset, method, fold, seed):\n", shown);
   for (std::size_t i = 0; i < shown; ++i) {
@@ -192,6 +230,40 @@ int dry_run(const orch::SweepSpec& sweep, const std::vector<JobSpec>& jobs) {
   }
   if (shown < jobs.size()) std::printf("  ... %zu more\n", jobs.size() - shown);
   return 0;
+}
+double sum(const std::vector<double>& values) {
+  double total = 0;
+  for (double v : values) total += v;
+  return total;
+}
+
+/// True when jobs train on GPUs: --device cuda, or auto on a machine whose ranks see a GPU.
+bool uses_gpus(const std::string& device) {
+  return device == "cuda" || (device == "auto" && worker::visible_cuda_devices() > 0);
+}
+
+/// The GPU of this worker rank (K per GPU: --jobs-per-gpu, else the sweep's key, else 1), or the
+/// CPU.
+worker::WorkerDevice place_worker_rank(const comm::MpiEnvironment& mpi,
+                                       const std::string& sweep_path,
+                                       const std::vector<std::string>& overrides,
+                                       const std::string& device, int jobs_per_gpu,
+                                       const std::function<void(const std::string&)>& log) {
+  const int devices = device == "cpu" ? 0 : worker::visible_cuda_devices();
+  if (device == "cuda" && devices == 0) {
+    throw std::runtime_error(
+        "--device cuda: this rank sees no CUDA device (driver, CUDA_VISIBLE_DEVICES?)");
+  }
+  if (devices == 0) return {};
+  const int k = jobs_per_gpu > 0
+                    ? jobs_per_gpu
+                    : std::max(1, orch::load_sweep(sweep_path, overrides).jobs_per_gpu);
+  const worker::WorkerDevice placed =
+      worker::place_worker(mpi.local_rank(), mpi.rank0_local_rank(), k, devices, mil::host_name());
+  log("trains on " + placed.slot.device_name() + " (GPU " + placed.slot.physical + ", " +
+      std::to_string(k) + " worker(s) per GPU" +
+      (placed.slot.oversubscribed ? "; this node has more workers than GPU slots" : "") + ")");
+  return placed;
 }
 }  // namespace
 
@@ -207,10 +279,14 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
   double heartbeat_timeout_s = 600;
   worker::ChildStart child_start = worker::ChildStart::kFork;
   WatchOptions watch;
+  std::string device = "auto";
+  int jobs_per_gpu = 0;  // 0: the sweep's jobs_per_gpu, else 1
+  bool cost_order = true;
   try {
     const Args args(tokens,
                     {"results", "set", "threads", "lock-timeout", "max-attempts",
-                     "heartbeat-timeout", "status-port", "status-bind", "progress", "child-start"},
+                     "heartbeat-timeout", "status-port", "status-bind", "progress", "child-start",
+                     "device", "jobs-per-gpu", "order"},
                     {"dry-run", "array", "retry-failed", "in-process"});
     if (args.positional().size() != 1) throw UsageError("expected exactly one sweep file");
     sweep_path = args.positional()[0];
@@ -233,13 +309,28 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
     if (!(heartbeat_timeout_s > 0))
       throw UsageError("--heartbeat-timeout must be a positive number of seconds");
     watch = parse_watch_options(args);
+    device = args.get("device", device);
+    if (device != "auto" && device != "cpu" && device != "cuda") {
+      throw UsageError("--device must be auto, cpu or cuda, not '" + device + "'");
+    }
+    const std::string order = args.get("order", "cost");
+    if (order != "cost" && order != "file")
+      throw UsageError("--order must be cost or file, not '" + order + "'");
+    cost_order = order == "cost";
+    jobs_per_gpu = args.get_int("jobs-per-gpu", 0);
+    if (args.has("jobs-per-gpu") && jobs_per_gpu < 1)
+      throw UsageError("--jobs-per-gpu must be >= 1");
     if (!dry) results_dir = args.require("results");
+    if (dry) results_dir = args.get("results", "");
   } catch (const UsageError& e) {
     return usage_failure("sweep", e.what());
   }
   if (dry) {
     const orch::SweepSpec sweep = orch::load_sweep(sweep_path, overrides);
-    return dry_run(sweep, orch::with_teacher_baselines(orch::expand(sweep)));
+    orch::RunContext context;
+    context.device = device == "cuda" ? "cuda" : "cpu";
+    context.threads = std::max(1, requested_threads);
+    return dry_run(sweep, orch::with_teacher_baselines(orch::expand(sweep)), context, results_dir);
   }
   if (array)
     return run_sweep_array(sweep_path, overrides, results_dir, requested_threads, lock_timeout);
@@ -264,8 +355,10 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
           (in_process                                 ? "in this process"
            : child_start == worker::ChildStart::kFork ? "in child processes forked by a zygote"
                                                       : "in exec'd child processes"));
+      const worker::WorkerDevice placed =
+          place_worker_rank(mpi, sweep_path, overrides, device, jobs_per_gpu, log);
       const int jobs = worker::run_worker(mpi.comm(), log, results_dir + "/work", stop_requested,
-                                          in_process ? nullptr : &supervision);
+                                          in_process ? nullptr : &supervision, {}, placed);
       log("worker done after " + std::to_string(jobs) + " jobs");
       return 0;
     } catch (const std::exception& e) {
@@ -295,6 +388,20 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
     orchestrator_options.hang_timeout =
         std::chrono::milliseconds(static_cast<long long>(heartbeat_timeout_s * 1000));
     orchestrator_options.jobs_in_worker_ranks = in_process;
+    orch::RunContext context;
+    context.device = uses_gpus(device) ? "cuda" : "cpu";
+    context.threads =
+        requested_threads > 0 ? requested_threads : default_worker_threads(mpi.local_size());
+    std::unique_ptr<orch::SweepCosts> costs;
+    costed_jobs(jobs, make_cost_model(context), store.load_all(), costs);
+    if (cost_order) orchestrator_options.costs = costs.get();
+    orch::DeviceMemoryGuard guard;
+    if (context.device == "cuda") orchestrator_options.device_memory = &guard;
+    log0(std::string(cost_order ? "cost order" : "file order (--order file)") + ": " +
+         std::to_string(int(sum(costs->all_seconds()))) + " s of job time predicted (" +
+         context.device + ", " + std::to_string(context.threads) +
+         " thread(s) per job), calibrated by " + std::to_string(costs->calibrator().count()) +
+         " finished job(s)");
     const orch::SweepOutcome outcome =
         orch::run_orchestrator(mpi.comm(), jobs, store, log0, stop_requested, orchestrator_options);
     if (server) {

@@ -22,6 +22,7 @@ commands:
   pack         pack a dataset's feature files into one memory-mapped cache
   check-data   list every problem of a dataset (missing/truncated files, dims, NaN, labels) at once
   slurm        submit a sweep to Slurm (slurm submit): writes the batch script into the results dir
+  plan         predict how long a sweep takes on N nodes x G GPUs (or R CPU ranks), before submitting
   bench        measure performance (bench train: training vs the matmul peak; bench load: cache vs files;
                bench orchestrator: jobs/s of the MPI loop, child-process overhead, journal replay)
 
@@ -35,6 +36,7 @@ examples:
   mpirun -n 3 mhim sweep sweeps/quickstart.yaml --results results/quickstart \
       --set datasets.synth-easy.root=data/synth
   mhim slurm submit sweeps/quickstart.yaml --results results/quickstart --dry-run
+  mhim plan sweeps/mhim_v2_grid.yaml --nodes 4 --gpus-per-node 8 --stand-ins 1
   mhim leaderboard results/quickstart --baseline abmil
 )";
 }  // namespace
@@ -63,6 +65,7 @@ int main(int argc, char** argv) {
     if (command == "pack") return mil::app::cmd_pack(tokens);
     if (command == "check-data") return mil::app::cmd_check_data(tokens);
     if (command == "slurm") return mil::app::cmd_slurm(tokens);
+    if (command == "plan") return mil::app::cmd_plan(tokens);
     if (command == "zygote") return mil::app::cmd_zygote(tokens);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mhim %s: error: %s\n", command.c_str(), e.what());

@@ -9,15 +9,18 @@
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include "app/commands.h"
+#include "app/cost_setup.h"
 #include "mil/core/durable_file.h"
 #include "orchestrator/leaderboard/leaderboard.h"
 #include "orchestrator/results/lock_queue.h"
 #include "orchestrator/results/store.h"
 #include "orchestrator/schedule/job_graph.h"
 #include "orchestrator/sweep/sweep.h"
+#include "worker/device_placement.h"
 #include "worker/job_runner.h"
 
 namespace mil::app {
@@ -81,18 +84,27 @@ int run_sweep_array(const std::string& sweep_path, const std::vector<std::string
   options.lock_timeout_s = lock_timeout_s;
   options.heartbeat_interval_s = std::min(30.0, lock_timeout_s / 4);
   options.run_id = orch::run_id_from_environment();
-  orch::LockQueue queue(store, orch::schedule_with_dependencies(jobs), owner, options);
-
   const int threads = configure_threads(requested_threads, 1);
+  // The same order as an MPI sweep's: longest predicted first, calibrated by the results on disk.
+  orch::RunContext context;
+  context.device = worker::visible_cuda_devices() > 0 ? "cuda" : "cpu";
+  context.threads = threads;
+  std::unique_ptr<orch::SweepCosts> costs;
+  orch::LockQueue queue(store, costed_jobs(jobs, make_cost_model(context), store.load_all(), costs),
+                        owner, options);
+
   log("array worker ready: sweep '" + sweep.name + "', " + std::to_string(jobs.size()) + " jobs, " +
       std::to_string(threads) + " LibTorch threads, results in " + results_dir);
   worker::DatasetCache cache;
   worker::RunOptions run_options;
   run_options.log = log;
   run_options.stop_requested = stop_requested;
+  if (context.device == "cuda") run_options.device = c10::Device(c10::kCUDA, 0);  // its one GPU
   const auto run = [&](const JobSpec& spec) {
     run_options.work_dir = results_dir + "/work/" + spec.id();
-    return worker::run_job(spec, run_options, cache);
+    JobResult result = worker::run_job(spec, run_options, cache);
+    result.runtime["predicted_s"] = costs->seconds_of(spec.id());
+    return result;
   };
   const orch::LockQueueOutcome outcome =
       orch::run_lock_queue(queue, store, run, log, stop_requested);

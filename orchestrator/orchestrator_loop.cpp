@@ -11,6 +11,7 @@
 #include "comm/mpi_transport.h"
 #include "mil/core/runtime_info.h"
 #include "orchestrator/results/group_commit.h"
+#include "orchestrator/schedule/cost_calibrator.h"
 #include "orchestrator/schedule/job_graph.h"
 #include "orchestrator/schedule/scheduler.h"
 
@@ -116,6 +117,12 @@ SweepStart read_sweep_start(const std::vector<JobSpec>& jobs, ResultsStore& stor
                             const OrchestratorOptions& options) {
   SweepStart start;
   start.scheduled = schedule_with_dependencies(jobs);
+  if (options.costs != nullptr) {
+    const std::vector<double> priorities = options.costs->priorities_for(start.scheduled);
+    for (std::size_t i = 0; i < start.scheduled.size(); ++i) {
+      start.scheduled[i].cost = priorities[i];
+    }
+  }
   for (const auto& r : store.load_all()) {
     if (r.ok()) start.done.insert(r.job_id);
     if (r.status == "quarantined" && !options.retry_quarantined) start.held_back.insert(r.job_id);
@@ -180,6 +187,11 @@ class RankZero {
 
   /// Answers a kRequestJob (protocol.h step 1): a job, kWait, kStop, or no answer yet (held).
   void answer_request(int source, const std::string& payload);
+  /// Declares the GPU a worker names in its request to the memory guard, once (protocol.h step 1).
+  void note_device(int source, const nlohmann::json& request);
+  /// The scheduler's answer to idle worker `source` (as `holder`): with a memory guard, only a job
+  /// whose predicted device memory fits beside those on the worker's GPU.
+  Assignment next_for(int holder, int source);
   /// Sends the assigned job to every member of its group (step 2).
   void send_job(const Assignment& assignment);
   /// Tells `rank` the sweep is over for it.
@@ -195,6 +207,9 @@ class RankZero {
   void read_results();
   /// Decides what `unread`'s result does to its job, and submits what must be recorded.
   void read_result(const UnreadResult& unread);
+  /// Teaches the cost model what the ok job `job_id` took; the pending jobs go out in the order
+  /// that makes (the scheduler is re-sorted when SweepCosts::refresh_due()).
+  void calibrate(const std::string& job_id, const JobResult& result);
   /// `unread`'s result as a JobResult of the job the worker held, whatever the worker sent.
   JobResult parse_result(const UnreadResult& unread) const;
   /// A job stopped on request: requeued, and journaled "interrupted" unless already requeued.
@@ -387,6 +402,7 @@ void RankZero::answer_request(int source, const std::string& payload) {
   const std::string host = request.value("host", std::string());
   if (board_) board_->worker_seen(source, host);
   if (const long pid = request.value("pid", 0L); pid > 0) process_of_rank_[source] = {host, pid};
+  note_device(source, request);
   if (ahead && (stopping() || outcome_.stopped)) {
     // It is told to stop when it asks again as an idle worker, after reporting what it runs.
     outbox_.send(source, MsgTag::kWait, R"({"retry_ms":0})");
@@ -397,9 +413,14 @@ void RankZero::answer_request(int source, const std::string& payload) {
     stop_worker(source);
     return;
   }
+  if (ahead && options_.device_memory != nullptr) {
+    // A job taken ahead would hold device memory before it runs: not in a packed sweep.
+    outbox_.send(source, MsgTag::kWait, R"({"retry_ms":0})");
+    return;
+  }
   const int holder = next_holder_++;
   rank_of_holder_[holder] = source;
-  const Assignment assignment = ahead ? scheduler_.next_ahead(holder) : scheduler_.next(holder);
+  const Assignment assignment = ahead ? scheduler_.next_ahead(holder) : next_for(holder, source);
   switch (assignment.kind) {
     case Assignment::Kind::kJob:
       send_job(assignment);
@@ -423,6 +444,24 @@ void RankZero::answer_request(int source, const std::string& payload) {
       stop_worker(source);
       break;
   }
+}
+
+void RankZero::note_device(int source, const nlohmann::json& request) {
+  DeviceMemoryGuard* const guard = options_.device_memory;
+  if (guard == nullptr || !request.contains("device") || !guard->device_of(source).empty()) return;
+  const std::string device = request.at("device").get<std::string>();
+  guard->add_device(device, request.value("device_memory", 0.0));
+  guard->assign(source, device);
+  log("rank " + std::to_string(source) + " trains on GPU " + device);
+}
+
+Assignment RankZero::next_for(int holder, int source) {
+  DeviceMemoryGuard* const guard = options_.device_memory;
+  if (guard == nullptr) return scheduler_.next(holder);
+  return scheduler_.next(holder, [&](const ScheduledJob& job) {
+    return guard->fits(source,
+                       options_.costs != nullptr ? options_.costs->device_bytes_of(job.id) : 0.0);
+  });
 }
 
 void RankZero::send_job(const Assignment& assignment) {
@@ -449,6 +488,10 @@ void RankZero::send_job(const Assignment& assignment) {
     rank_of_holder_.erase(assignment.group[i]);
     outbox_.send(ranks[i], MsgTag::kJob, payload);
   }
+  if (options_.device_memory != nullptr && options_.costs != nullptr) {
+    for (int rank : ranks)
+      options_.device_memory->start(rank, options_.costs->device_bytes_of(job.id));
+  }
 }
 
 void RankZero::stop_worker(int rank) {
@@ -467,6 +510,8 @@ void RankZero::take_result(int source, std::string payload) {
   // follows this frame); reading and recording the result waits until no frame is waiting, so the
   // reply to that request is not held up by it.
   watched_.erase(held->second.front().job->id);
+  // Its device memory is free now, before its next request is answered.
+  if (options_.device_memory != nullptr) options_.device_memory->finish(source);
   unread_.push_back(UnreadResult{source, held->second.front(), std::move(payload)});
   held->second.pop_front();
   if (held->second.empty()) {
@@ -552,6 +597,7 @@ void RankZero::read_result(const UnreadResult& unread) {
   const int attempt = scheduler_.attempts(job_id) + lost_before(job_id);
   if (!result.runtime.is_object()) result.runtime = nlohmann::json::object();
   result.runtime["attempt"] = attempt;
+  if (options_.costs != nullptr) result.runtime["predicted_s"] = options_.costs->seconds_of(job_id);
   if (result.status == "interrupted") {
     record_interrupted(unread, result);
   } else if (result.ok() && !unread.held.leader) {
@@ -564,6 +610,7 @@ void RankZero::read_result(const UnreadResult& unread) {
   } else if (result.ok()) {
     // Stays held until durable: counted done, and its dependents released, only then.
     if (board_) board_->job_reported(job_id);
+    calibrate(job_id, result);
     AwaitingCommit then{AwaitingCommit::Kind::kOk, holder, source, job_id, result.status, ""};
     commit(StoreRecord::of_result(std::move(result)), std::move(then));
   } else {
@@ -571,6 +618,14 @@ void RankZero::read_result(const UnreadResult& unread) {
   }
   if (board_) board_->worker_seen(source, "");
   write_blocked();
+}
+
+void RankZero::calibrate(const std::string& job_id, const JobResult& result) {
+  if (options_.costs == nullptr) return;
+  options_.costs->observe(job_id, actual_seconds(result));
+  if (options_.costs->refresh_due()) {
+    scheduler_.set_costs(options_.costs->priorities_for(scheduler_.jobs()));
+  }
 }
 
 JobResult RankZero::parse_result(const UnreadResult& unread) const {

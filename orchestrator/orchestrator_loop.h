@@ -14,6 +14,8 @@
 
 #include "mil/core/specs.h"
 #include "orchestrator/results/store.h"
+#include "orchestrator/schedule/device_memory.h"
+#include "orchestrator/schedule/sweep_costs.h"
 #include "orchestrator/status/board.h"
 
 namespace mil::orch {
@@ -71,6 +73,15 @@ struct OrchestratorOptions {
   std::chrono::milliseconds hang_timeout{0};
   bool jobs_in_worker_ranks =
       false;  ///< Workers run one-rank jobs in-process too (`mhim sweep --in-process`).
+  /// Predicted seconds of `jobs` and their teacher baselines (schedule/sweep_costs.h): jobs go out
+  /// by its critical-path priorities, each ok result calibrates it (the scheduler is re-sorted when
+  /// refresh_due()), and every result written records its prediction as runtime.predicted_s. Null:
+  /// every job costs 1 (file order). Not owned.
+  SweepCosts* costs = nullptr;
+  /// Keeps a one-rank job waiting while its predicted device memory does not fit beside the jobs on
+  /// the asking worker's GPU (workers name their GPU in their requests, protocol.h step 1); workers
+  /// of such a sweep are not given jobs ahead. Null: no guard. Not owned.
+  DeviceMemoryGuard* device_memory = nullptr;
 };
 
 /// Serves `jobs` to the worker ranks of `comm` (every rank but 0) until all are done or failed,

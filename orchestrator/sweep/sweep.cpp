@@ -14,8 +14,9 @@ namespace {
 using nlohmann::json;
 
 /// Top-level keys a sweep file may contain.
-const std::vector<std::string> kSweepKeys = {"name", "datasets", "models", "train", "split",
-                                             "grid", "zip",      "random", "seeds", "folds"};
+const std::vector<std::string> kSweepKeys = {"name",  "datasets", "models",      "train",
+                                             "split", "grid",     "zip",         "random",
+                                             "seeds", "folds",    "jobs_per_gpu"};
 
 std::vector<std::string> split_key(const std::string& key) {
   std::vector<std::string> segments;
@@ -279,6 +280,13 @@ SweepSpec parse_body(const json& j) {
       }
       sweep.folds.push_back(fold.get<int>());
     }
+  }
+  if (j.contains("jobs_per_gpu")) {
+    const json& k = j.at("jobs_per_gpu");
+    if (!k.is_number_integer() || k.get<int>() < 1) {
+      throw SweepError("/jobs_per_gpu", "jobs_per_gpu: " + k.dump() + " is not an integer >= 1");
+    }
+    sweep.jobs_per_gpu = k.get<int>();
   }
   // A parsed sweep always expands: bad grid values and folds are reported with the file name.
   expand(sweep);

@@ -37,6 +37,9 @@ struct SweepSpec {
   nlohmann::json random;
   std::vector<std::uint64_t> seeds{2021};  ///< >= 1, unique.
   std::vector<int> folds;  ///< Test folds to run, unique; empty = 0..split.fold_count-1.
+  /// Worker ranks that share one GPU (`mhim sweep --jobs-per-gpu` overrides it); 0 = unset (1).
+  /// Where jobs run, never what they compute: not part of any job id.
+  int jobs_per_gpu = 0;
 };
 
 /// Parses and validates a sweep JSON object; every error message starts with `source` (the file
