@@ -114,7 +114,7 @@ class Merge(nn.Module):
 
     def forward(self, x):
         keep = int(x.shape[0] * self.keep_ratio)
-        order = torch.rand(x.shape[0]).argsort()
+        order = torch.rand(x.shape[0], device=x.device).argsort()
         kept, dropped = x[order[:keep]], x[order[keep:]]
         # float() because torch 1.13's CPU autocast leaves layer_norm with a bf16 input and float32 weights,
         # which fails; a no-op in fp32.
@@ -156,7 +156,7 @@ def mhim_loss(student, teacher, bag, label, mask_ratio=0.03, aux_alpha=0.5, temp
         logits = contributions @ teacher.predictor.weight.t() + teacher.predictor.bias[0]
         scores = torch.softmax(logits.float(), dim=-1).max(dim=-1).values
         masked = scores.topk(math.ceil(bag.shape[0] * mask_ratio)).indices
-        keep = torch.ones(bag.shape[0], dtype=torch.bool)
+        keep = torch.ones(bag.shape[0], dtype=torch.bool, device=bag.device)
         keep[masked] = False
     h = student.merge(student.embed(bag)[keep])
     z_s, _ = student.pool(h)
@@ -186,11 +186,13 @@ def main():
     parser.add_argument("--max-instances", type=int, default=3000)
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]: bags are copied there one per step")
     args = parser.parse_args()
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     bags = make_bags(args.bags, args.min_instances, args.max_instances, args.dim, args.seed)
     print(f"reference bench: torch {torch.__version__}, {args.threads} threads, {len(bags)} bags, "
-          f"mean {sum(b.shape[0] for b, _ in bags) // len(bags)} instances, D={args.dim}", flush=True)
+          f"mean {sum(b.shape[0] for b, _ in bags) // len(bags)} instances, D={args.dim}, {device}", flush=True)
     for name in args.models.split(","):
         for precision in args.precision.split(","):
             torch.manual_seed(1)
@@ -202,6 +204,7 @@ def main():
                 model = Mhim(args.dim, 2, merge=name == "mhim")
             else:
                 raise SystemExit(f"unknown model '{name}'")
+            model.to(device)
             teacher = None
             if name == "mhim":
                 teacher = copy.deepcopy(model)
@@ -215,7 +218,8 @@ def main():
                 start = time.perf_counter()
                 for index in torch.randperm(len(bags)).tolist():
                     bag, label = bags[index]
-                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    bag, label = bag.to(device), label.to(device)
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                         if teacher is not None:
                             loss = mhim_loss(model, teacher, bag, label)
                         else:
@@ -228,6 +232,8 @@ def main():
                         with torch.no_grad():
                             for t, s in zip(teacher.parameters(), model.parameters()):
                                 t.mul_(0.9999).add_(s.detach(), alpha=1 - 0.9999)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
                 seconds.append(time.perf_counter() - start)
             timed = seconds[1:] if len(seconds) >= 2 else seconds
             print(f"{name:<10} {precision:<5} {statistics.median(timed):9.3f} s/epoch", flush=True)
