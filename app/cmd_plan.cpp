@@ -125,7 +125,7 @@ PlanRequest parse_request(const Tokens& tokens) {
   if (!(c.gpu_busy > 0 && c.gpu_busy <= 1)) throw UsageError("--gpu-busy must be in (0, 1]");
   r.context.device = c.gpus_per_node > 0 ? "cuda" : "cpu";
   r.context.threads = c.threads_per_job;
-  r.context.cuda_speedup = args.get_double("gpu-speedup", 100);
+  r.context.cuda_speedup = args.get_double("gpu-speedup", orch::kAssumedCudaSpeedup);
   if (!(r.context.cuda_speedup > 0)) throw UsageError("--gpu-speedup must be > 0");
   r.sizes.stand_in_scale = args.get_double("stand-ins", 0);
   r.results_dir = args.get("results", "");
@@ -250,8 +250,9 @@ int run_plan(const PlanRequest& request) {
               sweep.name.c_str(), jobs.size(), all.size() - jobs.size(),
               cluster_line(cluster).c_str());
   print_table_used(model, all);
-  std::printf("calibration: %d finished job(s)%s\n\n", costs->calibrator().count(),
-              costs->calibrator().count() == 0 ? " (the table only)" : " (--results, --calibrate-from)");
+  std::printf(
+      "calibration: %d finished job(s)%s\n\n", costs->calibrator().count(),
+      costs->calibrator().count() == 0 ? " (the table only)" : " (--results, --calibrate-from)");
   std::fputs(orch::format_predicted_groups(orch::predicted_groups(all, *costs)).c_str(), stdout);
   std::printf("\n");
   const orch::PlanResult plan = orch::simulate_plan(jobs, seconds, bytes, cluster);

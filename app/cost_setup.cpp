@@ -46,7 +46,11 @@ orch::CostModel make_cost_model(const orch::RunContext& context, const SizeSourc
       return stand_in_size(spec.name, scale);
     };
   }
-  return orch::CostModel(orch::builtin_cost_table(), context, probe);
+  orch::RunContext assumed = context;
+  if (assumed.device == "cuda" && assumed.cuda_speedup <= 0) {
+    assumed.cuda_speedup = orch::kAssumedCudaSpeedup;
+  }
+  return orch::CostModel(orch::builtin_cost_table(), assumed, probe);
 }
 
 std::vector<orch::ScheduledJob> costed_jobs(const std::vector<JobSpec>& jobs,

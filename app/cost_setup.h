@@ -20,7 +20,8 @@ struct SizeSource {
   double stand_in_scale = 0;
 };
 
-/// The cost model for jobs on `context.device` with `context.threads` threads.
+/// The cost model for jobs on `context.device` with `context.threads` threads; a cuda context
+/// without a speed-up gets orch::kAssumedCudaSpeedup.
 orch::CostModel make_cost_model(const orch::RunContext& context, const SizeSource& sizes = {});
 
 /// The sweep's jobs with dependencies (teacher baselines) and costs = critical-path priorities of

@@ -63,49 +63,52 @@ std::vector<std::string> mhim_keys() {
 }
 
 std::vector<ModelInfo> build_catalog() {
-  // Cost factors: multiply-adds per instance at D = 1024 relative to ABMIL's 512·D + 512·128 + 128
-  // = 589,952; gated ABMIL (attention_dim 384, two branches) 512·D + 2·512·384 + 384 = 917,888.
+  // Cost factors, measured: CPU seconds of one training epoch on one thread, fp32, over abmil's
+  // 0.871 s (`mhim bench train --threads 1`, 4 bags of 2,000-6,000 instances, D = 1024:
+  // scripts/cost_table_bench.sh, AMD EPYC, 2026-12-07). mhim and mhim_pure: on their default
+  // aggregator, attn; orchestrator/schedule/cost_estimate.h derives the others. For comparison,
+  // the multiply-adds per instance give gabmil 917,888 / 589,952 = 1.56 (forward_flops).
   std::vector<ModelInfo> c;
   c.push_back({"abmil", "attention-based MIL", kAttentionKeys, ObjectiveKind::kTaskLoss, true, 1.0,
-               abmil_flops});
+               abmil_flops});  // 0.871 s
   c.push_back({"gabmil", "gated attention-based MIL", kAttentionKeys, ObjectiveKind::kTaskLoss,
-               true, 1.56, gabmil_flops});
+               true, 1.95, gabmil_flops});  // 1.699 s
   c.push_back({"transmil",
                "TransMIL: Nystrom self-attention with PPEG",
                {"embed_dim", "heads", "dropout", "attention_dropout", "activation"},
                ObjectiveKind::kTaskLoss,
                true,
-               0,
-               transmil_flops});
+               11.52,
+               transmil_flops});  // 10.030 s
   c.push_back({"dsmil",
                "DSMIL: max-instance and critical-instance attention streams",
                {"embed_dim", "query_dim", "dropout", "activation", "aux_alpha"},
                ObjectiveKind::kTaskLoss,
                true,
-               0,
-               nullptr});
+               1.58,
+               nullptr});  // 1.373 s
   const std::vector<std::string> clam_keys = {"embed_dim",  "attention_dim", "dropout",
                                               "activation", "k_sample",      "aux_alpha"};
   c.push_back({"clam_sb", "CLAM, one attention branch, with the instance clustering loss",
-               clam_keys, ObjectiveKind::kTaskLoss, true, 0, nullptr});
+               clam_keys, ObjectiveKind::kTaskLoss, true, 1.64, nullptr});  // 1.427 s
   c.push_back({"clam_mb", "CLAM, one attention branch per class", clam_keys,
-               ObjectiveKind::kTaskLoss, true, 0, nullptr});
+               ObjectiveKind::kTaskLoss, true, 1.55, nullptr});  // 1.351 s
   c.push_back({"dtfd",
                "DTFD-MIL: double-tier feature distillation over pseudo-bags",
                {"embed_dim", "attention_dim", "pseudo_bag_count", "dropout", "activation"},
                ObjectiveKind::kTaskLoss,
                true,
-               0,
-               nullptr});
+               1.12,
+               nullptr});  // 0.979 s
   const std::vector<std::string> pooling_keys = {"hidden_dim", "dropout", "activation"};
   c.push_back({"meanmil", "mean pooling of instance logits", pooling_keys, ObjectiveKind::kTaskLoss,
-               true, 0, nullptr});
+               true, 0.75, nullptr});  // 0.656 s
   c.push_back({"maxmil", "max pooling of instance logits", pooling_keys, ObjectiveKind::kTaskLoss,
-               true, 0, nullptr});
+               true, 0.79, nullptr});  // 0.685 s
   c.push_back({"mhim_pure", "the MHIM network alone (the teacher baseline)", kMhimNetworkKeys,
-               ObjectiveKind::kTaskLoss, false, 0, nullptr});
+               ObjectiveKind::kTaskLoss, false, 0.84, nullptr});  // 0.730 s
   c.push_back({"mhim", "MHIM-MIL: a momentum teacher masks hard instances for the student",
-               mhim_keys(), ObjectiveKind::kMhim, false, 0, nullptr});
+               mhim_keys(), ObjectiveKind::kMhim, false, 1.66, nullptr});  // 1.444 s
   return c;
 }
 

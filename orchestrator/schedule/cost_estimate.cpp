@@ -213,11 +213,35 @@ DatasetSize probe_dataset(const DatasetSpec& spec) {
   return size;
 }
 
-double model_cost_factor(const std::string& model, bool* known) {
-  const ModelInfo* info = find_model(model);
-  const bool has_factor = info != nullptr && info->cost_factor > 0;
-  if (known != nullptr) *known = has_factor;
-  return has_factor ? info->cost_factor : 1.0;
+std::string model_aggregator(const ModelSpec& model) {
+  if (model.name != "mhim" && model.name != "mhim_pure") return "";
+  const auto it = model.options.find("baseline");
+  return it != model.options.end() && it->is_string() ? it->get<std::string>() : "attn";
+}
+
+const std::vector<std::pair<std::string, std::string>>& mhim_aggregator_models() {
+  static const std::vector<std::pair<std::string, std::string>> models = {
+      {"attn", "abmil"}, {"selfattn", "transmil"}, {"dsmil", "dsmil"}};
+  return models;
+}
+
+double model_cost_factor(const std::string& model, bool* known, const std::string& aggregator) {
+  const auto factor_of = [](const std::string& name) {
+    const ModelInfo* info = find_model(name);
+    return info != nullptr ? info->cost_factor : 0.0;
+  };
+  double factor = factor_of(model);
+  if (factor > 0 && (model == "mhim" || model == "mhim_pure") && !aggregator.empty() &&
+      aggregator != "attn") {
+    const auto& pairs = mhim_aggregator_models();
+    const auto it = std::find_if(pairs.begin(), pairs.end(),
+                                 [&](const auto& p) { return p.first == aggregator; });
+    const double own = it == pairs.end() ? 0 : factor_of(it->second);
+    const double abmil = factor_of("abmil");
+    factor = own > 0 && abmil > 0 ? factor + own - abmil : 0;
+  }
+  if (known != nullptr) *known = factor > 0;
+  return factor > 0 ? factor : 1.0;
 }
 
 CostEstimate estimate_cost(const std::vector<JobSpec>& jobs,
@@ -237,7 +261,8 @@ CostEstimate estimate_cost(const std::vector<JobSpec>& jobs,
       line.dataset = job.dataset.name;
       line.method = method;
       line.size = size;
-      line.factor = model_cost_factor(job.model.name, &line.factor_known);
+      line.factor =
+          model_cost_factor(job.model.name, &line.factor_known, model_aggregator(job.model));
       if (size.bags) line.bag_epochs = 0.0;
       if (size.bags && size.instances_per_bag) line.instance_epochs = 0.0;
       estimate.lines.push_back(line);

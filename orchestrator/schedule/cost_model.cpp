@@ -31,11 +31,8 @@ std::optional<JobWork> job_work(const JobSpec& job, const DatasetSize& size) {
 }
 
 std::string cost_key(const ModelSpec& model) {
-  if (model.name != "mhim" && model.name != "mhim_pure") return model.name;
-  const auto it = model.options.find("baseline");
-  const std::string aggregator =
-      it != model.options.end() && it->is_string() ? it->get<std::string>() : "attn";
-  return model.name + ":" + aggregator;
+  const std::string aggregator = model_aggregator(model);
+  return aggregator.empty() ? model.name : model.name + ":" + aggregator;
 }
 
 CostModel::CostModel(std::vector<InstanceCost> table, RunContext context, Probe probe)

@@ -111,6 +111,11 @@ class CostModel {
   mutable std::map<std::string, DatasetSize> sizes_;  ///< By dataset JSON.
 };
 
+/// GPU speed-up over one CPU thread assumed where no cuda row is measured (RunContext::
+/// cuda_speedup): it orders a GPU sweep's jobs like the cpu rows do, and the calibrator replaces
+/// the absolute scale with what the sweep's first jobs took. Not measured (no GPU was available).
+constexpr double kAssumedCudaSpeedup = 100;
+
 /// Seconds assumed for a job the table cannot predict: one hour, so that unknown jobs go first (a
 /// wrong guess that they are long costs less at the end of a sweep than one that they are short).
 constexpr double kUnknownJobSeconds = 3600.0;

@@ -112,7 +112,7 @@ TEST(CostEstimate, ProbeReadsExactCountsFromAPackedCachesIndexWithoutItsFeatures
 TEST(CostEstimate, SumsEpochsTimesNonTestBagsTimesInstancesTimesModelFactor) {
   JobSpec job;
   job.dataset.name = "d";
-  job.model.name = "gabmil";
+  job.model.name = "abmil";  // factor 1 by definition
   job.train.epochs = 10;
   job.split.fold_count = 5;
   std::vector<JobSpec> jobs = {job, job};
@@ -128,15 +128,15 @@ TEST(CostEstimate, SumsEpochsTimesNonTestBagsTimesInstancesTimesModelFactor) {
   const CostEstimate e = estimate_cost(jobs, probe);
   ASSERT_EQ(e.lines.size(), 2u);
   EXPECT_EQ(e.lines[0].jobs, 2);
-  // Per job: 10 epochs x (100 x 4/5) bags x 1.56 = 1,248 bag-epochs; x 50 instances = 62,400.
-  EXPECT_NEAR(e.lines[0].bag_epochs.value(), 2 * 1248.0, 1e-9);
-  EXPECT_NEAR(e.lines[0].instance_epochs.value(), 2 * 62400.0, 1e-6);
+  // Per job: 10 epochs x (100 x 4/5) bags x 1 = 800 bag-epochs; x 50 instances = 40,000.
+  EXPECT_NEAR(e.lines[0].bag_epochs.value(), 2 * 800.0, 1e-9);
+  EXPECT_NEAR(e.lines[0].instance_epochs.value(), 2 * 40000.0, 1e-6);
   EXPECT_FALSE(e.lines[1].bag_epochs.has_value());
   EXPECT_FALSE(e.complete);
-  EXPECT_NEAR(e.instance_epochs, 124800.0, 1e-6);
+  EXPECT_NEAR(e.instance_epochs, 80000.0, 1e-6);
   const std::string text = format_cost(e);
   EXPECT_NE(text.find("an estimate"), std::string::npos) << text;
-  EXPECT_NE(text.find("125k instance-epochs"), std::string::npos) << text;
+  EXPECT_NE(text.find("80k instance-epochs"), std::string::npos) << text;
 }
 
 TEST(CostEstimate, ModelFactorsAreRelativeToAbmil) {
@@ -145,6 +145,27 @@ TEST(CostEstimate, ModelFactorsAreRelativeToAbmil) {
   EXPECT_TRUE(known);
   EXPECT_EQ(model_cost_factor("future_model", &known), 1.0);
   EXPECT_FALSE(known);
+}
+
+TEST(CostEstimate, MhimFactorsAddWhatMhimCostsBeyondAbmilToTheAggregatorsOwnModel) {
+  // Catalogue factors: abmil 1, transmil 11.52, dsmil 1.58, mhim 1.66, mhim_pure 0.84 (on attn).
+  bool known = false;
+  EXPECT_DOUBLE_EQ(model_cost_factor("transmil", &known), 11.52);
+  EXPECT_DOUBLE_EQ(model_cost_factor("mhim", &known, "attn"), 1.66);
+  EXPECT_DOUBLE_EQ(model_cost_factor("mhim", &known), 1.66) << "attn by default";
+  EXPECT_DOUBLE_EQ(model_cost_factor("mhim", &known, "selfattn"), 1.66 + 11.52 - 1);
+  EXPECT_TRUE(known);
+  EXPECT_DOUBLE_EQ(model_cost_factor("mhim_pure", &known, "dsmil"), 0.84 + 1.58 - 1);
+  EXPECT_DOUBLE_EQ(model_cost_factor("transmil", &known, "dsmil"), 11.52) << "not an MHIM model";
+  model_cost_factor("mhim", &known, "no_such_aggregator");
+  EXPECT_FALSE(known);
+  ModelSpec mhim;
+  mhim.name = "mhim";
+  EXPECT_EQ(model_aggregator(mhim), "attn");
+  mhim.options["baseline"] = "dsmil";
+  EXPECT_EQ(model_aggregator(mhim), "dsmil");
+  mhim.name = "abmil";
+  EXPECT_EQ(model_aggregator(mhim), "") << "only the MHIM models have an aggregator";
 }
 
 }  // namespace
