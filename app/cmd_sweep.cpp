@@ -53,7 +53,7 @@ until R workers are idle and runs on all of them, inside the worker ranks (not i
 A job inside worker ranks (a group job, or any job with --in-process) that stops beating cannot be
 killed alone: rank 0 journals the hung attempt and ends the sweep (exit 75, resumable); a rerun retries
 it, and a job that hung --max-attempts times is quarantined when the next run starts.
-Jobs go out longest-predicted-first (the cost model: docs/scheduling-and-planning.md), teacher
+Jobs go out longest-predicted-first (the cost model: docs/scheduling.md), teacher
 baselines ahead of the jobs they gate; each finished job calibrates the predictions of its model and
 dataset, and a rerun starts from what the results folder's finished jobs taught.
 Exit status: 0 all ok, 3 some jobs failed or are quarantined, 75 stopped on request or by a hung
@@ -231,6 +231,7 @@ int dry_run(const orch::SweepSpec& sweep, const std::vector<JobSpec>& jobs,
   if (shown < jobs.size()) std::printf("  ... %zu more\n", jobs.size() - shown);
   return 0;
 }
+
 double sum(const std::vector<double>& values) {
   double total = 0;
   for (double v : values) total += v;

@@ -17,7 +17,8 @@ WorkerDevice place_worker(int local_rank, int rank0_local_rank, int jobs_per_gpu
   std::vector<std::string> visible = device_indices(device_count);
   if (const auto listed = parse_visible_devices(std::getenv("CUDA_VISIBLE_DEVICES"))) {
     // The runtime's count wins when the list names devices that do not exist.
-    if (int(listed->size()) >= device_count) visible.assign(listed->begin(), listed->begin() + device_count);
+    if (int(listed->size()) >= device_count)
+      visible.assign(listed->begin(), listed->begin() + device_count);
   }
   const int index = worker_index_on_node(local_rank, rank0_local_rank >= 0, rank0_local_rank);
   placed.slot = device_slot(index, jobs_per_gpu, visible);

@@ -12,8 +12,8 @@ namespace mil::worker {
 
 /// Where one worker rank runs its jobs.
 struct WorkerDevice {
-  DeviceSlot slot;          ///< Its device (-1: the CPU).
-  std::string key;          ///< "<host>:<physical id>": the device's name across the sweep; "" on CPU.
+  DeviceSlot slot;  ///< Its device (-1: the CPU).
+  std::string key;  ///< "<host>:<physical id>": the device's name across the sweep; "" on CPU.
   double memory_bytes = 0;  ///< The device's memory; 0 = unknown.
 };
 

@@ -12,7 +12,8 @@ std::vector<RunTimeLine> run_time_lines(const std::vector<JobResult>& results) {
   for (const JobResult& r : results) {
     const double actual = actual_seconds(r);
     if (!r.ok() || !(actual > 0)) continue;
-    const std::string method = r.spec.model.method.empty() ? r.spec.model.name : r.spec.model.method;
+    const std::string method =
+        r.spec.model.method.empty() ? r.spec.model.name : r.spec.model.method;
     RunTimeLine& line = lines[{r.spec.dataset.name, method}];
     line.dataset = r.spec.dataset.name;
     line.method = method;
@@ -34,7 +35,8 @@ std::string run_time_markdown(const std::vector<RunTimeLine>& lines) {
   if (lines.empty()) return "";
   std::string out =
       "\n## Run time: predicted vs actual\n\n"
-      "Seconds per job group: what the scheduler predicted for each job when it ran (the cost model,\n"
+      "Seconds per job group: what the scheduler predicted for each job when it ran (the cost "
+      "model,\n"
       "calibrated by the jobs finished before it) against what the job took. Ratio = actual /\n"
       "predicted over the jobs that have a prediction.\n\n"
       "| Dataset | Method | Jobs | Predicted s | Actual s | Ratio |\n"
@@ -42,9 +44,10 @@ std::string run_time_markdown(const std::vector<RunTimeLine>& lines) {
   RunTimeLine total;
   char row[512];
   for (const RunTimeLine& l : lines) {
-    const std::string ratio = l.predicted_s > 0 ? std::to_string(l.actual_s / l.predicted_s).substr(0, 4) : "–";
-    std::snprintf(row, sizeof row, "| %s | %s | %d | %.0f | %.0f | %s |\n", l.dataset.c_str(), l.method.c_str(),
-                  l.jobs, l.predicted_s, l.all_actual_s, ratio.c_str());
+    const std::string ratio =
+        l.predicted_s > 0 ? std::to_string(l.actual_s / l.predicted_s).substr(0, 4) : "–";
+    std::snprintf(row, sizeof row, "| %s | %s | %d | %.0f | %.0f | %s |\n", l.dataset.c_str(),
+                  l.method.c_str(), l.jobs, l.predicted_s, l.all_actual_s, ratio.c_str());
     out += row;
     total.jobs += l.jobs;
     total.predicted_s += l.predicted_s;
@@ -53,14 +56,18 @@ std::string run_time_markdown(const std::vector<RunTimeLine>& lines) {
   }
   const std::string ratio =
       total.predicted_s > 0 ? std::to_string(total.actual_s / total.predicted_s).substr(0, 4) : "–";
-  std::snprintf(row, sizeof row, "| **all** | | %d | %.0f | %.0f | %s |\n", total.jobs, total.predicted_s,
-                total.all_actual_s, ratio.c_str());
+  std::snprintf(row, sizeof row, "| **all** | | %d | %.0f | %.0f | %s |\n", total.jobs,
+                total.predicted_s, total.all_actual_s, ratio.c_str());
   return out + row;
 }
 
 void to_json(nlohmann::json& j, const RunTimeLine& l) {
-  j = {{"dataset", l.dataset},          {"method", l.method},     {"jobs", l.jobs},
-       {"predicted_jobs", l.predicted_jobs}, {"predicted_s", l.predicted_s}, {"actual_s", l.actual_s},
+  j = {{"dataset", l.dataset},
+       {"method", l.method},
+       {"jobs", l.jobs},
+       {"predicted_jobs", l.predicted_jobs},
+       {"predicted_s", l.predicted_s},
+       {"actual_s", l.actual_s},
        {"all_actual_s", l.all_actual_s}};
 }
 

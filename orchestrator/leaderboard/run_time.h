@@ -1,9 +1,9 @@
 #pragma once
-// How long a sweep's jobs took against what the scheduler predicted for them: per (dataset, method),
-// the sum of runtime.predicted_s (recorded by rank 0 or the array worker when the job finished; see
-// orchestrator/schedule/sweep_costs.h) beside the sum of the time each job took (actual_seconds). The
-// leaderboard shows it below the results, so a user sees whether `mhim plan` can be trusted for
-// the next sweep on the same machines.
+// How long a sweep's jobs took against what the scheduler predicted for them: per (dataset,
+// method), the sum of runtime.predicted_s (recorded by rank 0 or the array worker when the job
+// finished; see orchestrator/schedule/sweep_costs.h) beside the sum of the time each job took
+// (actual_seconds). The leaderboard shows it below the results, so a user sees whether `mhim plan`
+// can be trusted for the next sweep on the same machines.
 #include <string>
 #include <vector>
 
@@ -15,12 +15,12 @@ namespace mil::orch {
 
 /// One (dataset, method) group's ok jobs.
 struct RunTimeLine {
-  std::string dataset;     ///< Dataset name.
-  std::string method;      ///< Method label (model name unless the sweep set one).
-  int jobs = 0;            ///< Ok jobs with a measured time.
-  int predicted_jobs = 0;  ///< Of those, jobs with a recorded prediction.
-  double predicted_s = 0;  ///< Sum of the predictions of the predicted jobs.
-  double actual_s = 0;     ///< Sum of the measured seconds of the predicted jobs.
+  std::string dataset;      ///< Dataset name.
+  std::string method;       ///< Method label (model name unless the sweep set one).
+  int jobs = 0;             ///< Ok jobs with a measured time.
+  int predicted_jobs = 0;   ///< Of those, jobs with a recorded prediction.
+  double predicted_s = 0;   ///< Sum of the predictions of the predicted jobs.
+  double actual_s = 0;      ///< Sum of the measured seconds of the predicted jobs.
   double all_actual_s = 0;  ///< Sum of the measured seconds of every job of the group.
 };
 

@@ -1,7 +1,7 @@
-// mhim_gpu_jobs: runs training jobs on one device without MPI, for scripts/gpu_packing_bench.sh, which
-// starts K of these processes on one GPU at once to measure jobs per hour with K jobs per GPU (what
-// `mhim sweep --jobs-per-gpu K` does with worker ranks). Built in every configuration, MIL_CORE_ONLY
-// included: a GPU machine with a CUDA LibTorch but no MPI builds it too.
+// mhim_gpu_jobs: runs training jobs on one device without MPI, for scripts/gpu_packing_bench.sh,
+// which starts K of these processes on one GPU at once to measure jobs per hour with K jobs per GPU
+// (what `mhim sweep --jobs-per-gpu K` does with worker ranks). Built in every configuration,
+// MIL_CORE_ONLY included: a GPU machine with a CUDA LibTorch but no MPI builds it too.
 #include <ATen/Parallel.h>
 
 #include <chrono>
@@ -19,7 +19,8 @@
 
 namespace {
 
-constexpr const char* kHelp = R"(usage: mhim_gpu_jobs synth --out DIR [--bags 270] [--min-instances 7000] [--max-instances 9000] [--dim 1024]
+constexpr const char* kHelp =
+    R"(usage: mhim_gpu_jobs synth --out DIR [--bags 270] [--min-instances 7000] [--max-instances 9000] [--dim 1024]
        mhim_gpu_jobs run --dataset DIR --model NAME [--options JSON] [--epochs 3] [--device cuda:0]
                          [--jobs 1] [--seed 1] [--threads 4]
 
@@ -35,13 +36,15 @@ std::map<std::string, std::string> parse(int argc, char** argv) {
   std::map<std::string, std::string> values;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string key = argv[i];
-    if (key.rfind("--", 0) != 0) throw std::runtime_error("expected --name value, got '" + key + "'");
+    if (key.rfind("--", 0) != 0)
+      throw std::runtime_error("expected --name value, got '" + key + "'");
     values[key.substr(2)] = argv[i + 1];
   }
   return values;
 }
 
-std::string get(const std::map<std::string, std::string>& v, const std::string& key, const std::string& fallback) {
+std::string get(const std::map<std::string, std::string>& v, const std::string& key,
+                const std::string& fallback) {
   const auto it = v.find(key);
   return it == v.end() ? fallback : it->second;
 }
@@ -57,7 +60,8 @@ int synth(const std::map<std::string, std::string>& v) {
   mil::write_synthetic_benchmark(out, o);
   mil::PackOptions pack;
   pack.dtype = "f16";
-  const mil::PackSummary s = mil::pack_feature_folder(out + "/pt_files", /*h5=*/false, out + "/packed.milpack", pack);
+  const mil::PackSummary s =
+      mil::pack_feature_folder(out + "/pt_files", /*h5=*/false, out + "/packed.milpack", pack);
   std::printf("{\"slides\": %zu, \"instances\": %lld, \"file_bytes\": %llu}\n", s.slides,
               static_cast<long long>(s.instances), static_cast<unsigned long long>(s.file_bytes));
   return 0;
@@ -83,7 +87,8 @@ int run(const std::map<std::string, std::string>& v) {
     spec.seed = std::uint64_t(seed + j);
     const auto start = std::chrono::steady_clock::now();
     const mil::JobResult r = mil::worker::run_job(spec, options, cache);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     nlohmann::json epochs = nlohmann::json::array();
     for (const auto& e : r.history) epochs.push_back(e.value("seconds", 0.0));
     std::printf("%s\n", nlohmann::json{{"model", spec.model.name},
@@ -103,7 +108,8 @@ int run(const std::map<std::string, std::string>& v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || std::string(argv[1]) == "--help") return std::fputs(kHelp, stdout), argc < 2 ? 2 : 0;
+  if (argc < 2 || std::string(argv[1]) == "--help")
+    return std::fputs(kHelp, stdout), argc < 2 ? 2 : 0;
   try {
     const auto values = parse(argc, argv);
     if (std::string(argv[1]) == "synth") return synth(values);

@@ -5,7 +5,8 @@
 namespace mil::orch {
 namespace {
 
-JobResult finished(const std::string& dataset, const std::string& model, double actual, double predicted) {
+JobResult finished(const std::string& dataset, const std::string& model, double actual,
+                   double predicted) {
   JobResult r;
   r.status = "ok";
   r.spec.dataset.name = dataset;
@@ -18,9 +19,9 @@ JobResult finished(const std::string& dataset, const std::string& model, double 
 TEST(RunTime, SumsPredictedAndActualSecondsPerDatasetAndMethod) {
   JobResult failed = finished("d", "abmil", 100, 100);
   failed.status = "failed";
-  const std::vector<RunTimeLine> lines = run_time_lines({finished("d", "transmil", 30, 20), finished("d", "abmil", 4, 5),
-                                                         finished("d", "abmil", 6, 5), failed,
-                                                         finished("e", "abmil", 9, 0)});
+  const std::vector<RunTimeLine> lines =
+      run_time_lines({finished("d", "transmil", 30, 20), finished("d", "abmil", 4, 5),
+                      finished("d", "abmil", 6, 5), failed, finished("e", "abmil", 9, 0)});
   ASSERT_EQ(lines.size(), 3u);
   EXPECT_EQ(lines[0].method, "abmil");  // by dataset, then method
   EXPECT_EQ(lines[0].jobs, 2);
@@ -28,7 +29,8 @@ TEST(RunTime, SumsPredictedAndActualSecondsPerDatasetAndMethod) {
   EXPECT_DOUBLE_EQ(lines[0].actual_s, 10);
   EXPECT_EQ(lines[1].method, "transmil");
   EXPECT_EQ(lines[2].dataset, "e");
-  EXPECT_EQ(lines[2].predicted_jobs, 0) << "a job without a prediction counts only as measured time";
+  EXPECT_EQ(lines[2].predicted_jobs, 0)
+      << "a job without a prediction counts only as measured time";
   EXPECT_DOUBLE_EQ(lines[2].all_actual_s, 9);
 }
 
