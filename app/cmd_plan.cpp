@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "app/args.h"
-#include "app/commands.h"
+#include "app/cmd_plan.h"
 #include "app/cost_setup.h"
 #include "orchestrator/results/store.h"
 #include "orchestrator/schedule/plan.h"

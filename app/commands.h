@@ -23,8 +23,6 @@ int cmd_bench_orchestrator(const Tokens& tokens, int& argc, char**& argv);
 int cmd_pack(const Tokens& tokens);
 int cmd_check_data(const Tokens& tokens);
 int cmd_slurm(const Tokens& tokens);
-/// `mhim plan`: predicted makespan of a sweep on a cluster (app/cmd_plan.cpp).
-int cmd_plan(const Tokens& tokens);
 /// `mhim zygote --fd N --parent-pid P`: a worker rank's fork server
 /// (worker/supervise/fork_server.h); not for people.
 int cmd_zygote(const Tokens& tokens);
