@@ -13,6 +13,7 @@
 #include "app/cmd_plan.h"
 #include "app/cost_setup.h"
 #include "orchestrator/results/store.h"
+#include "orchestrator/schedule/job_graph.h"
 #include "orchestrator/schedule/plan.h"
 #include "orchestrator/schedule/priority.h"
 #include "orchestrator/sweep/sweep.h"

@@ -10,6 +10,7 @@
 #
 #   scripts/cost_order_bench.sh [REPETITIONS]      (default 3; prints a table of medians at the end)
 # Env: MIL_MHIM (default build/app/mhim), MIL_BENCH_DIR (default /tmp/mhim-cost-order-bench).
+# Everything runs under nice -n 10 (a shared machine); the load average is logged around each run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/mpi_env.sh
@@ -31,7 +32,7 @@ run() {  # rep ranks order
   if [[ $order == cost && -d $previous ]]; then
     # The plan for this run, calibrated by the previous cost-order run at the same rank count; its
     # jobs' seconds already include sharing the cores, so the plan does not model sharing (--cpus 0).
-    "$mhim" plan "$sweep" "${sets[@]}" --ranks "$ranks" --cpus 0 --threads 1 --calibrate-from "$previous" \
+    nice -n 10 "$mhim" plan "$sweep" "${sets[@]}" --ranks "$ranks" --cpus 0 --threads 1 --calibrate-from "$previous" \
       --json "$work/plan-$ranks-$rep.json" >"$work/plan-$ranks-$rep.txt"
     planned=$(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['makespan_s'], 1))" \
       "$work/plan-$ranks-$rep.json")
@@ -39,7 +40,7 @@ run() {  # rep ranks order
   local load_before load_after start end
   load_before=$(cut -d' ' -f1 /proc/loadavg)
   start=$(date +%s.%N)
-  mpirun -n "$ranks" "${MIL_MPIRUN_FLAGS[@]}" "$mhim" sweep "$sweep" "${sets[@]}" --results "$dir" \
+  nice -n 10 mpirun -n "$ranks" "${MIL_MPIRUN_FLAGS[@]}" "$mhim" sweep "$sweep" "${sets[@]}" --results "$dir" \
     --order "$order" --threads 1 --progress plain --status-port off >"$dir.log" 2>&1 || {
     echo "run $rep, $ranks ranks, $order order failed: see $dir.log" >&2; exit 1; }
   end=$(date +%s.%N)

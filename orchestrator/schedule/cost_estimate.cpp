@@ -141,7 +141,8 @@ bool read_packed_index(const fs::path& path, double bags, DatasetSize& size) {
   }
   try {
     double instances = 0, largest = 0;
-    for (const auto& slide : nlohmann::json::parse(text).at("slides")) {
+    const nlohmann::json index = nlohmann::json::parse(text);  // outlives the loop over its slides
+    for (const auto& slide : index.at("slides")) {
       const double n = slide.at("instances").get<double>();
       instances += n;
       largest = std::max(largest, n);
