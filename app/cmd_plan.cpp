@@ -156,6 +156,11 @@ std::string cluster_line(const orch::PlanCluster& c) {
 void print_table_used(const orch::CostModel& model, const std::vector<orch::ScheduledJob>& jobs) {
   std::set<std::string> shown;
   std::printf("cost table rows used (seconds per instance, one thread for cpu rows):\n");
+  if (model.context().device == "cuda") {
+    std::printf(
+        "  (GPU jobs: the cpu row / %g, an assumed GPU speed-up, not measured: --gpu-speedup)\n",
+        model.context().cuda_speedup);
+  }
   for (const auto& job : jobs) {
     const std::string key = orch::cost_key(job.spec.model) + " " + job.spec.train.precision;
     if (!shown.insert(key).second) continue;
