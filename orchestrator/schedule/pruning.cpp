@@ -455,4 +455,30 @@ std::vector<PrunedJob> Pruner::pruned_jobs() const {
   return out;
 }
 
+HalvingReplay replay_halving(const PrunePlan& plan, const std::map<std::string, JobOutcome>& full) {
+  Pruner pruner(plan, {});
+  std::set<std::string> recorded;
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (const std::string& id : plan.job_ids) {
+      const auto outcome = full.find(id);
+      if (outcome == full.end() || recorded.count(id) > 0 || pruner.gate(id) != JobGate::kOpen)
+        continue;
+      recorded.insert(id);
+      pruner.record(id, outcome->second);
+      changed = true;
+    }
+  }
+  HalvingReplay replay;
+  replay.pruned = pruner.pruned_jobs();
+  for (const std::string& id : plan.job_ids) {
+    if (recorded.count(id) > 0) {
+      replay.ran.push_back(id);
+    } else if (pruner.gate(id) != JobGate::kPruned) {
+      replay.waiting.push_back(id);
+    }
+  }
+  return replay;
+}
+
 }  // namespace mil::orch

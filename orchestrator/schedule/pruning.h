@@ -172,4 +172,19 @@ class Pruner {
   PruneDecisions decisions_;
 };
 
+/// What a pruning sweep would do, replayed on the outcomes of a sweep that ran every job.
+struct HalvingReplay {
+  std::vector<std::string> ran;   ///< Jobs it runs, in sweep order.
+  std::vector<PrunedJob> pruned;  ///< Jobs it prunes, in sweep order.
+  std::vector<std::string>
+      waiting;  ///< Jobs still gated: a rung before them has a job without outcome.
+};
+
+/// Replays halving on `full` (job id -> outcome of a sweep that ran every job), recording each
+/// job's outcome once its gate opens, until nothing changes. Jobs are deterministic (JobSpec::id()
+/// hashes everything a result depends on), so a pruning sweep of the same jobs runs exactly `ran`,
+/// with the same results: this is how `mhim bench prune` and plans price pruning without running it
+/// twice.
+HalvingReplay replay_halving(const PrunePlan& plan, const std::map<std::string, JobOutcome>& full);
+
 }  // namespace mil::orch

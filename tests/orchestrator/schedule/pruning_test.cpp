@@ -286,6 +286,31 @@ TEST(Halving, EighteenPointsWithEtaThreeRunTwentyEightOfNinetyFoldJobs) {
     EXPECT_EQ(ran.count(id_of(17, f)), 1u);  // the best point ran every fold
 }
 
+TEST(Halving, AReplayOnAFullSweepRunsWhatAPruningSweepRunsAndNothingElse) {
+  // Four points x three folds, eta 2: validation 0.6, 0.9, 0.7, 0.8 at fold 0; then points 1 and 3
+  // go on, and fold 1 (0.5 and 0.9) leaves point 3: 4 + 2 + 1 = 7 jobs run, 5 pruned.
+  const std::vector<ScheduledJob> jobs = grid(4, 3);
+  const double fold0[] = {0.6, 0.9, 0.7, 0.8};
+  std::map<std::string, JobOutcome> full;
+  for (int p = 0; p < 4; ++p) {
+    full[id_of(p, 0, 2021, 3)] = ok(fold0[p]);
+    full[id_of(p, 1, 2021, 3)] = ok(p == 1 ? 0.5 : 0.9);
+    full[id_of(p, 2, 2021, 3)] = ok(0.5);
+  }
+  const HalvingReplay replay = replay_halving(make_prune_plan(jobs, halving(2)), full);
+  EXPECT_EQ(replay.ran, (std::vector<std::string>{id_of(0, 0, 2021, 3), id_of(1, 0, 2021, 3),
+                                                  id_of(1, 1, 2021, 3), id_of(2, 0, 2021, 3),
+                                                  id_of(3, 0, 2021, 3), id_of(3, 1, 2021, 3),
+                                                  id_of(3, 2, 2021, 3)}));
+  EXPECT_EQ(replay.pruned.size(), 5u);
+  EXPECT_TRUE(replay.waiting.empty());
+  full.erase(
+      id_of(2, 0, 2021, 3));  // a job the full sweep did not finish: its rung is never decided
+  const HalvingReplay partial = replay_halving(make_prune_plan(jobs, halving(2)), full);
+  EXPECT_EQ(partial.ran.size(), 3u);
+  EXPECT_EQ(partial.waiting.size(), 12u - 3u);
+}
+
 TEST(Halving, TiesGoToTheEarlierPointAndTheSameOutcomesGiveTheSameDecisions) {
   const PrunePlan plan = make_prune_plan(grid(4, 3), halving(2));
   const std::map<std::string, JobOutcome> outcomes{{id_of(0, 0, 2021, 3), ok(0.6)},
