@@ -274,7 +274,8 @@ void LockQueue::scan_results() {
     entry.validation = NAN;
     const auto place = plan_.place[plan_.index_of.at(id)];
     if (entry.ok && place.first < plan_.points.size() && j.contains("metrics")) {
-      entry.validation = validation_value(j.at("metrics"), plan_.brackets[plan_.bracket_of_point[place.first]].metric);
+      entry.validation = validation_value(
+          j.at("metrics"), plan_.brackets[plan_.bracket_of_point[place.first]].metric);
     }
     if (!entry.ok && j.contains("runtime") && j.at("runtime").contains("queue")) {
       const json& q = j.at("runtime").at("queue");

@@ -461,15 +461,19 @@ TEST(Leaderboard, APrunedGridPointShowsItsPartialValidationButIsNeverSelectedCom
   for (double lr : {1e-4, 2e-4}) {
     for (int fold = 0; fold < 3; ++fold) expected.push_back(make_spec("synth", lr, 1, fold));
   }
-  for (int fold = 0; fold < 3; ++fold) expected.push_back(make_spec("synth", 3e-4, 1, fold, "gabmil"));
+  for (int fold = 0; fold < 3; ++fold)
+    expected.push_back(make_spec("synth", 3e-4, 1, fold, "gabmil"));
   std::vector<JobResult> results = {ok_result(expected[0], {{"auc", 0.99}}, {{"auc", 0.95}})};
-  for (int i = 3; i < 9; ++i) results.push_back(ok_result(expected[i], {{"auc", 0.6 + 0.01 * i}}, {{"auc", 0.7}}));
+  for (int i = 3; i < 9; ++i)
+    results.push_back(ok_result(expected[i], {{"auc", 0.6 + 0.01 * i}}, {{"auc", 0.7}}));
   LeaderboardOptions options;
   options.baseline = "gabmil";
-  options.pruned = {{expected[1].id(), "pruned after rung 1 of 3"}, {expected[2].id(), "pruned after rung 1 of 3"}};
+  options.pruned = {{expected[1].id(), "pruned after rung 1 of 3"},
+                    {expected[2].id(), "pruned after rung 1 of 3"}};
   const Leaderboard board = build_leaderboard(results, expected, options);
-  const auto pruned_row = std::find_if(board.rows.begin(), board.rows.end(),
-                                       [&](const LeaderboardRow& r) { return r.config_id == expected[0].config_id(); });
+  const auto pruned_row =
+      std::find_if(board.rows.begin(), board.rows.end(),
+                   [&](const LeaderboardRow& r) { return r.config_id == expected[0].config_id(); });
   ASSERT_NE(pruned_row, board.rows.end());
   EXPECT_TRUE(pruned_row->pruned);
   EXPECT_FALSE(pruned_row->selectable);
@@ -485,16 +489,20 @@ TEST(Leaderboard, APrunedGridPointShowsItsPartialValidationButIsNeverSelectedCom
   EXPECT_EQ(board.pruned_jobs, 2);
   EXPECT_TRUE(board.missing.empty()) << "pruned jobs are not missing";
   const std::string md = to_markdown(board, "t");
-  EXPECT_NE(md.find("7 ok results; 0 missing (0 failed, 0 quarantined, 0 not run); 2 pruned"), std::string::npos) << md;
+  EXPECT_NE(md.find("7 ok results; 0 missing (0 failed, 0 quarantined, 0 not run); 2 pruned"),
+            std::string::npos)
+      << md;
   EXPECT_NE(md.find("pruned: pruned after rung 1 of 3"), std::string::npos);
   EXPECT_EQ(md.find("0.990"), std::string::npos) << "a pruned point's test metric is not shown";
 }
 
 TEST(Leaderboard, ALonePrunedGridPointIsNotItsMethodsPick) {
-  const std::vector<JobSpec> expected = {make_spec("synth", 1e-4, 1, 0), make_spec("synth", 1e-4, 1, 1)};
+  const std::vector<JobSpec> expected = {make_spec("synth", 1e-4, 1, 0),
+                                         make_spec("synth", 1e-4, 1, 1)};
   LeaderboardOptions options;
   options.pruned = {{expected[1].id(), "pruned after rung 1 of 2"}};
-  const Leaderboard board = build_leaderboard({ok_result(expected[0], {{"auc", 0.9}}, {{"auc", 0.8}})}, expected, options);
+  const Leaderboard board = build_leaderboard(
+      {ok_result(expected[0], {{"auc", 0.9}}, {{"auc", 0.8}})}, expected, options);
   ASSERT_EQ(board.rows.size(), 1u);
   EXPECT_FALSE(board.rows[0].selected);
   EXPECT_EQ(method_result(board, "synth", "abmil").row, -1);
@@ -502,9 +510,13 @@ TEST(Leaderboard, ALonePrunedGridPointIsNotItsMethodsPick) {
 
 TEST(Leaderboard, ReadsPrunedJobsFromTheJournalUnlessALaterOkLineNamesThem) {
   testing::TempDir dir;
-  std::ofstream(dir / "journal.jsonl") << R"({"job_id": "a", "status": "pruned", "detail": "rung 1"})" << "\n"
-                                       << R"({"job_id": "b", "status": "pruned", "detail": "rung 1"})" << "\n"
-                                       << R"({"job_id": "b", "status": "ok"})" << "\n";
+  std::ofstream(dir / "journal.jsonl")
+      << R"({"job_id": "a", "status": "pruned", "detail": "rung 1"})"
+      << "\n"
+      << R"({"job_id": "b", "status": "pruned", "detail": "rung 1"})"
+      << "\n"
+      << R"({"job_id": "b", "status": "ok"})"
+      << "\n";
   const auto pruned = read_pruned(dir / "journal.jsonl");
   ASSERT_EQ(pruned.size(), 1u);
   EXPECT_EQ(pruned.at("a"), "rung 1");
