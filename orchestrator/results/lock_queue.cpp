@@ -272,10 +272,9 @@ void LockQueue::scan_results() {
     entry.stamp = stamp;
     entry.ok = j.value("status", "") == "ok";
     entry.validation = NAN;
-    const auto place = plan_.place[plan_.index_of.at(id)];
-    if (entry.ok && place.first < plan_.points.size() && j.contains("metrics")) {
-      entry.validation = validation_value(
-          j.at("metrics"), plan_.brackets[plan_.bracket_of_point[place.first]].metric);
+    const std::string metric = prune_metric_of(plan_, id);
+    if (entry.ok && !metric.empty() && j.contains("metrics")) {
+      entry.validation = validation_value(j.at("metrics"), metric);
     }
     if (!entry.ok && j.contains("runtime") && j.at("runtime").contains("queue")) {
       const json& q = j.at("runtime").at("queue");

@@ -365,6 +365,17 @@ double validation_value(const json& metrics, const std::string& metric) {
   return value != val->end() && value->is_number() ? value->get<double>() : NAN;
 }
 
+std::string prune_metric_of(const PrunePlan& plan, const std::string& job_id) {
+  const auto index = plan.index_of.find(job_id);
+  if (index == plan.index_of.end()) return "";
+  const std::size_t point = plan.place[index->second].first;
+  return point < plan.points.size() ? plan.brackets[plan.bracket_of_point[point]].metric : "";
+}
+
+JobOutcome plan_outcome(const PrunePlan& plan, const JobResult& result) {
+  return job_outcome(result, prune_metric_of(plan, result.job_id));
+}
+
 JobOutcome job_outcome(const JobResult& result, const std::string& metric) {
   return JobOutcome{result.ok(), result.ok() ? validation_value(result.metrics, metric) : NAN};
 }

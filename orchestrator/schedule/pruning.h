@@ -101,6 +101,11 @@ JobOutcome job_outcome(const JobResult& result, const std::string& metric);
 /// metrics.val[metric] of a result's `metrics` object when it is a number, else NaN; the one place
 /// halving reads a result's metrics.
 double validation_value(const nlohmann::json& metrics, const std::string& metric);
+/// The validation metric halving reads for job `job_id` under `plan` (its bracket's), or "" for a
+/// job it never ranks (outside every bracket, or unknown).
+std::string prune_metric_of(const PrunePlan& plan, const std::string& job_id);
+/// job_outcome(result, prune_metric_of(plan, result.job_id)).
+JobOutcome plan_outcome(const PrunePlan& plan, const JobResult& result);
 
 /// Where halving left one point.
 struct PointDecision {
@@ -152,6 +157,8 @@ class Pruner {
  public:
   /// Decides from `outcomes` (the committed results' outcomes).
   Pruner(PrunePlan plan, std::map<std::string, JobOutcome> outcomes);
+  /// A pruner of a sweep without pruning: every job is open, nothing is ever pruned.
+  Pruner() : Pruner(PrunePlan{}, {}) {}
 
   /// The job settled (durably): returns the jobs its bracket opened or pruned because of it. An
   /// outcome for a job outside the plan, or one already recorded, changes nothing.
