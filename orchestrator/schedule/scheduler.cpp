@@ -284,9 +284,9 @@ void Scheduler::open(const std::string& job_id) {
   if (states_[index] == State::kPending) cursor_ = std::min(cursor_, position_[index]);
 }
 
-void Scheduler::prune(const std::string& job_id) {
+bool Scheduler::prune(const std::string& job_id) {
   const std::size_t index = index_of(job_id);
-  if (states_[index] != State::kPending && states_[index] != State::kRunning) return;
+  if (states_[index] != State::kPending && states_[index] != State::kRunning) return false;
   if (states_[index] == State::kRunning) {
     throw std::logic_error("scheduler: job '" + job_id + "' cannot be pruned: it runs");
   }
@@ -297,6 +297,7 @@ void Scheduler::prune(const std::string& job_id) {
     }
   }
   set_state(index, State::kPruned);
+  return true;
 }
 
 bool Scheduler::gated_pending() const {

@@ -138,10 +138,10 @@ class Scheduler {
   /// dependencies are done. No-op for a job that is not gated; throws for an unknown id.
   void open(const std::string& job_id);
   /// Pending job `job_id` will never run (halving stopped its grid point): it leaves the sweep
-  /// without counting as done or failed. No-op for a job that is done, failed or pruned already;
-  /// throws for an unknown id, a job that runs, or one that a job neither done nor pruned depends
-  /// on.
-  void prune(const std::string& job_id);
+  /// without counting as done or failed, and true. No-op and false for a job that is done, failed
+  /// or pruned already; throws for an unknown id, a job that runs, or one that a job neither done
+  /// nor pruned depends on.
+  bool prune(const std::string& job_id);
   /// Jobs pruned.
   std::size_t pruned_count() const;
   /// Jobs failed because a dependency failed, since the last call: (job, the failed dependency).
