@@ -21,61 +21,20 @@
 #include "comm/protocol.h"
 #include "orchestrator/orchestrator_loop.h"
 #include "orchestrator/results/store.h"
+#include "tests/support/halving_sweep.h"
 #include "tests/support/mpi_gtest.h"
-#include "tests/support/temp_dir.h"
+#include "tests/support/shared_scratch.h"
 
 namespace mil::orch {
 namespace {
 
 MPI_Comm g_comm = MPI_COMM_NULL;  // set in main() from the MpiEnvironment; tests only read it
 
-/// Four grid points x three folds of one (dataset, method), halved with eta 2. Validation AUC of
-/// point p on fold f below (test AUC: 1 - validation). Fold 0 keeps points 1 and 3; their means
-/// over folds 0-1 are 0.75 and 0.85, so point 3 alone runs fold 2: 7 jobs run, 5 are pruned.
-constexpr int kPoints = 4;
-constexpr int kFolds = 3;
-constexpr double kValidation[kPoints][kFolds] = {
-    {0.60, 0.95, 0.95}, {0.90, 0.60, 0.50}, {0.70, 0.95, 0.95}, {0.80, 0.90, 0.50}};
-
-JobSpec job_spec(int point, int fold) {
-  JobSpec spec;
-  spec.dataset.name = "d";
-  spec.dataset.root = "/data/d";
-  spec.model.method = "abmil";
-  spec.train.lr = 1e-4 * (point + 1);
-  spec.split.fold_count = kFolds;
-  spec.split.fold_index = fold;
-  spec.split.val_ratio = 0.15;
-  return spec;
-}
-
-std::vector<JobSpec> sweep_jobs() {
-  std::vector<JobSpec> jobs;
-  for (int p = 0; p < kPoints; ++p) {
-    for (int f = 0; f < kFolds; ++f) jobs.push_back(job_spec(p, f));
-  }
-  return jobs;
-}
-
-/// What a job of the sweep reports: ok, validation AUC from kValidation, test AUC its reverse.
-JobResult result_of(const JobSpec& spec) {
-  const int point = static_cast<int>(std::lround(spec.train.lr * 1e4)) - 1;
-  const double val = kValidation[point][spec.split.fold_index];
-  JobResult result;
-  result.job_id = spec.id();
-  result.config_id = spec.config_id();
-  result.spec = spec;
-  result.status = "ok";
-  result.metrics = {{"val", {{"auc", val}}}, {"test", {{"auc", 1.0 - val}}}};
-  result.runtime = nlohmann::json::object();
-  return result;
-}
-
-/// The jobs the sweep must prune (see kValidation).
-std::set<std::string> expected_pruned() {
-  return {job_spec(0, 1).id(), job_spec(0, 2).id(), job_spec(2, 1).id(), job_spec(2, 2).id(),
-          job_spec(1, 2).id()};
-}
+using testing::halving::expected_pruned;
+using testing::halving::job_spec;
+using testing::halving::kPoints;
+using testing::halving::result_of;
+using testing::halving::sweep_jobs;
 
 /// A worker rank that asks for jobs (protocol.h step 1) and reports each at once (step 4) until it
 /// is told to stop; returns how many it ran.
@@ -145,30 +104,8 @@ SweepOutcome run_sweep(const std::string& results, const OrchestratorOptions& op
 
 OrchestratorOptions halving_options() {
   OrchestratorOptions options;
-  options.prune.enabled = true;
-  options.prune.eta = 2;
+  options.prune = testing::halving::prune_spec();
   return options;
-}
-
-/// A scratch folder made by rank 0 and named to every rank.
-struct SharedScratch {
-  std::unique_ptr<testing::TempDir> dir;  ///< Rank 0 only.
-  std::string path;                       ///< Every rank.
-};
-
-SharedScratch shared_scratch() {
-  int rank = 0;
-  MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
-  SharedScratch scratch;
-  if (rank == 0) {
-    scratch.dir = std::make_unique<testing::TempDir>();
-    scratch.path = scratch.dir->path().string();
-  }
-  int length = int(scratch.path.size());
-  MIL_MPI_CHECK(MPI_Bcast(&length, 1, MPI_INT, 0, g_comm));
-  scratch.path.resize(length);
-  MIL_MPI_CHECK(MPI_Bcast(scratch.path.data(), length, MPI_CHAR, 0, g_comm));
-  return scratch;
 }
 
 bool is_rank_zero() {
@@ -180,7 +117,7 @@ bool is_rank_zero() {
 }  // namespace
 
 TEST(OrchestratorPruning, RunsSevenJobsPrunesFiveOnValidationAndCountsThemFinished) {
-  const SharedScratch scratch = shared_scratch();
+  const testing::SharedScratch scratch = testing::shared_scratch(g_comm);
   const std::string results = scratch.path + "/results";
   const SweepOutcome outcome = run_sweep(results, halving_options());
   if (!is_rank_zero()) return;
@@ -192,7 +129,7 @@ TEST(OrchestratorPruning, RunsSevenJobsPrunesFiveOnValidationAndCountsThemFinish
 }
 
 TEST(OrchestratorPruning, ARestartAfterARungsLastResultDecidesFromTheResultsAndJournalsOnce) {
-  const SharedScratch scratch = shared_scratch();
+  const testing::SharedScratch scratch = testing::shared_scratch(g_comm);
   const std::string results = scratch.path + "/results";
   if (is_rank_zero()) {
     // What a kill -9 between the first rung's last durable result and its decision leaves: the
@@ -216,10 +153,10 @@ TEST(OrchestratorPruning, ARestartAfterARungsLastResultDecidesFromTheResultsAndJ
 }
 
 TEST(OrchestratorPruning, ASweepWithoutPruneRunsEveryJob) {
-  const SharedScratch scratch = shared_scratch();
+  const testing::SharedScratch scratch = testing::shared_scratch(g_comm);
   const SweepOutcome outcome = run_sweep(scratch.path + "/results", OrchestratorOptions{});
   if (!is_rank_zero()) return;
-  EXPECT_EQ(outcome.ran_ok, std::size_t(kPoints * kFolds));
+  EXPECT_EQ(outcome.ran_ok, sweep_jobs().size());
   EXPECT_EQ(outcome.pruned, 0u);
 }
 

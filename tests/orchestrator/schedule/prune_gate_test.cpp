@@ -9,69 +9,27 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/halving_sweep.h"
+
 namespace mil::orch {
 namespace {
 
-/// Successive halving with `eta`, one fold per rung.
-PruneSpec halving(int eta) {
-  PruneSpec spec;
-  spec.enabled = true;
-  spec.eta = eta;
-  return spec;
-}
+using testing::halving::expected_pruned;
+using testing::halving::job_spec;
+using testing::halving::kFolds;
+using testing::halving::kPoints;
+using testing::halving::prune_spec;
+using testing::halving::result_of;
 
-/// Grid point `point` of one (dataset, method) (its learning rate is 1e-4 * (point + 1)) on fold
-/// `fold` of `folds`, with a validation split.
-JobSpec job_spec(int point, int fold, int folds) {
-  JobSpec spec;
-  spec.dataset.name = "d";
-  spec.dataset.root = "/data/d";
-  spec.model.method = "abmil";
-  spec.train.lr = 1e-4 * (point + 1);
-  spec.split.fold_count = folds;
-  spec.split.fold_index = fold;
-  spec.split.val_ratio = 0.15;
-  spec.seed = 2021;
-  return spec;
-}
-
-/// `points` x `folds` jobs, points outermost (sweep order).
-std::vector<ScheduledJob> grid(int points, int folds) {
+/// The sweep of halving_sweep.h as the scheduler takes it.
+std::vector<ScheduledJob> grid() {
   std::vector<ScheduledJob> jobs;
-  for (int p = 0; p < points; ++p) {
-    for (int f = 0; f < folds; ++f) {
-      const JobSpec spec = job_spec(p, f, folds);
-      jobs.push_back(ScheduledJob{spec, spec.id()});
-    }
-  }
+  for (const JobSpec& spec : testing::halving::sweep_jobs())
+    jobs.push_back(ScheduledJob{spec, spec.id()});
   return jobs;
 }
 
-std::string id_of(int point, int fold, int folds) { return job_spec(point, fold, folds).id(); }
-
-/// An ok result of `job_id` with validation AUC `val` and test AUC `test`.
-JobResult ok_result(const std::string& job_id, double val, double test) {
-  JobResult result;
-  result.job_id = job_id;
-  result.status = "ok";
-  result.metrics = {{"val", {{"auc", val}}}, {"test", {{"auc", test}}}};
-  return result;
-}
-
-/// The sweep the tests play: four points x three folds, eta 2. Validation AUC of point p on fold f
-/// below; test AUC the other way round (1 - validation), so a decision that read the test metric
-/// would keep the other points. Fold 0: points 1 and 3 go on; their mean over folds 0-1 is 0.75
-/// and 0.85, so point 3 alone runs fold 2: 4 + 2 + 1 = 7 jobs run, 5 are pruned.
-constexpr int kPoints = 4;
-constexpr int kFolds = 3;
-constexpr double kValidation[kPoints][kFolds] = {
-    {0.60, 0.95, 0.95}, {0.90, 0.60, 0.50}, {0.70, 0.95, 0.95}, {0.80, 0.90, 0.50}};
-
-JobResult result_of(const ScheduledJob& job) {
-  const int point = static_cast<int>(std::lround(job.spec.train.lr * 1e4)) - 1;
-  const double val = kValidation[point][job.spec.split.fold_index];
-  return ok_result(job.id, val, 1.0 - val);
-}
+std::string id_of(int point, int fold) { return job_spec(point, fold).id(); }
 
 /// What survives a kill -9: the committed results and the journal's (job id, status) lines.
 struct Disk {
@@ -84,7 +42,7 @@ struct Disk {
 /// before step `kill_at` (never when it is negative): while a job runs, between a result and its
 /// decision, between deciding and acting, or between two "pruned" lines.
 bool play_rank_zero(Disk& disk, int kill_at) {
-  std::vector<ScheduledJob> jobs = grid(kPoints, kFolds);
+  std::vector<ScheduledJob> jobs = grid();
   std::set<std::string> done, journaled_pruned;
   for (const JobResult& r : disk.results) done.insert(r.job_id);
   std::map<std::string, std::string> last_status;
@@ -92,7 +50,7 @@ bool play_rank_zero(Disk& disk, int kill_at) {
   for (const auto& [id, status] : last_status) {
     if (status == "pruned") journaled_pruned.insert(id);
   }
-  PruneGate gate(halving(2), jobs, disk.results, {}, journaled_pruned);
+  PruneGate gate(prune_spec(), jobs, disk.results, {}, journaled_pruned);
   Scheduler scheduler(jobs, done);
   int step = 0;
   const auto killed = [&] { return step++ == kill_at; };
@@ -109,7 +67,7 @@ bool play_rank_zero(Disk& disk, int kill_at) {
     if (assignment.kind == Assignment::Kind::kStop) return true;
     EXPECT_EQ(assignment.kind, Assignment::Kind::kJob) << "a lone worker waits for ever";
     if (assignment.kind != Assignment::Kind::kJob) return true;
-    const JobResult result = result_of(*assignment.job);
+    const JobResult result = result_of(assignment.job->spec);
     if (killed()) return false;  // while it runs
     disk.results.push_back(result);
     disk.journal.emplace_back(result.job_id, "ok");
@@ -130,7 +88,7 @@ std::set<std::string> expect_each_job_run_or_pruned_once(const Disk& disk) {
     if (status == "pruned") ++pruned_lines[id];
   }
   std::set<std::string> pruned;
-  for (const ScheduledJob& job : grid(kPoints, kFolds)) {
+  for (const ScheduledJob& job : grid()) {
     const int ran = results.count(job.id) ? results.at(job.id) : 0;
     const int lines = pruned_lines.count(job.id) ? pruned_lines.at(job.id) : 0;
     EXPECT_EQ(ran + lines, 1) << job.id << ": " << ran << " result(s), " << lines
@@ -140,15 +98,9 @@ std::set<std::string> expect_each_job_run_or_pruned_once(const Disk& disk) {
   return pruned;
 }
 
-/// The jobs the sweep must prune (see kValidation): points 0 and 2 after fold 0, point 1 after 1.
-std::set<std::string> expected_pruned() {
-  return {id_of(0, 1, kFolds), id_of(0, 2, kFolds), id_of(2, 1, kFolds), id_of(2, 2, kFolds),
-          id_of(1, 2, kFolds)};
-}
-
 TEST(PruneGate, HoldsBackEachRungUntilTheOneBeforeIsDecidedAndPrunesOnValidationNotTest) {
-  std::vector<ScheduledJob> jobs = grid(kPoints, kFolds);
-  PruneGate gate(halving(2), jobs, {}, {}, {});
+  std::vector<ScheduledJob> jobs = grid();
+  PruneGate gate(prune_spec(), jobs, {}, {}, {});
   for (const ScheduledJob& job : jobs) EXPECT_EQ(job.gated, job.spec.split.fold_index > 0);
   Scheduler scheduler(jobs, {});
   EXPECT_TRUE(gate.start(scheduler).pruned.empty());
@@ -160,7 +112,7 @@ TEST(PruneGate, HoldsBackEachRungUntilTheOneBeforeIsDecidedAndPrunesOnValidation
   }
   EXPECT_EQ(scheduler.next(9).kind, Assignment::Kind::kWait);  // fold 1 waits for the decision
   for (int p = 0; p < kPoints; ++p) {
-    const JobResult result = result_of(jobs[p * kFolds]);
+    const JobResult result = result_of(jobs[p * kFolds].spec);
     scheduler.complete(p, result.job_id, /*ok=*/true);
     const GateStep step =
         gate.apply(scheduler, gate.decide(result.job_id, gate.outcome_of(result)));
@@ -168,11 +120,10 @@ TEST(PruneGate, HoldsBackEachRungUntilTheOneBeforeIsDecidedAndPrunesOnValidation
     for (const PrunedJob& job : step.to_journal) pruned.insert(job.job_id);
   }
   // Validation keeps points 1 and 3; the test metric (1 - validation) would have kept 0 and 2.
-  EXPECT_EQ(opened, (std::set<std::string>{id_of(1, 1, kFolds), id_of(3, 1, kFolds)}));
-  EXPECT_EQ(pruned, (std::set<std::string>{id_of(0, 1, kFolds), id_of(0, 2, kFolds),
-                                           id_of(2, 1, kFolds), id_of(2, 2, kFolds)}));
+  EXPECT_EQ(opened, (std::set<std::string>{id_of(1, 1), id_of(3, 1)}));
+  EXPECT_EQ(pruned, (std::set<std::string>{id_of(0, 1), id_of(0, 2), id_of(2, 1), id_of(2, 2)}));
   EXPECT_EQ(scheduler.pruned_count(), 4u);
-  EXPECT_EQ(scheduler.next(0).job->id, id_of(1, 1, kFolds));
+  EXPECT_EQ(scheduler.next(0).job->id, id_of(1, 1));
 }
 
 TEST(PruneGate, AnUninterruptedRunRunsSevenJobsAndJournalsFivePrunedOnce) {
@@ -206,31 +157,30 @@ TEST(PruneGate, AKillAtAnyPointThenAnotherThenARerunRunsOrPrunesEveryJobExactlyO
 
 TEST(PruneGate, AJobThatFailedForGoodStaysFailedAndIsNeverJournaledPruned) {
   // Point 0 fold 2 was quarantined by an earlier run; halving prunes point 0 after fold 0.
-  std::vector<ScheduledJob> jobs = grid(kPoints, kFolds);
+  std::vector<ScheduledJob> jobs = grid();
   std::vector<JobResult> results;
-  for (int p = 0; p < kPoints; ++p) results.push_back(result_of(jobs[p * kFolds]));
-  const std::set<std::string> quarantined{id_of(0, 2, kFolds)};
+  for (int p = 0; p < kPoints; ++p) results.push_back(result_of(jobs[p * kFolds].spec));
+  const std::set<std::string> quarantined{id_of(0, 2)};
   std::set<std::string> done;
   for (const JobResult& r : results) done.insert(r.job_id);
-  PruneGate gate(halving(2), jobs, results, quarantined, {});
+  PruneGate gate(prune_spec(), jobs, results, quarantined, {});
   Scheduler scheduler(jobs, done, /*max_attempts=*/1, quarantined);
   const GateStep step = gate.start(scheduler);
   std::set<std::string> journaled;
   for (const PrunedJob& job : step.to_journal) journaled.insert(job.job_id);
-  EXPECT_EQ(journaled,
-            (std::set<std::string>{id_of(0, 1, kFolds), id_of(2, 1, kFolds), id_of(2, 2, kFolds)}));
+  EXPECT_EQ(journaled, (std::set<std::string>{id_of(0, 1), id_of(2, 1), id_of(2, 2)}));
   EXPECT_EQ(scheduler.failed_count(), 1u);
   EXPECT_EQ(scheduler.pruned_count(), 3u);
 }
 
 TEST(PruneGate, ASweepWithoutPruningGatesNothing) {
-  std::vector<ScheduledJob> jobs = grid(kPoints, kFolds);
+  std::vector<ScheduledJob> jobs = grid();
   PruneGate gate(PruneSpec{}, jobs, {}, {}, {});
   EXPECT_FALSE(gate.active());
   for (const ScheduledJob& job : jobs) EXPECT_FALSE(job.gated);
   Scheduler scheduler(jobs, {});
   EXPECT_TRUE(gate.start(scheduler).pruned.empty());
-  const JobResult result = result_of(jobs[0]);
+  const JobResult result = result_of(jobs[0].spec);
   const PruneChanges changes = gate.decide(result.job_id, gate.outcome_of(result));
   EXPECT_TRUE(changes.opened.empty() && changes.pruned.empty());
 }
