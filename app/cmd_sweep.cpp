@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <memory>
 
 #include <unistd.h>
@@ -177,6 +178,18 @@ std::unique_ptr<orch::StatusServer> start_status_server(
   }
 }
 
+/// MHIM_TEST_PAUSE_BEFORE_PRUNING=PATH (end-to-end tests only): the first time durable results
+/// change halving's decisions, rank 0 creates PATH and then waits for ever, before it acts on them,
+/// so that a test can kill the sweep between a rung's last result and its decision.
+std::function<void()> test_pause_before_pruning() {
+  const char* path = std::getenv("MHIM_TEST_PAUSE_BEFORE_PRUNING");
+  if (path == nullptr || *path == '\0') return nullptr;
+  return [marker = std::string(path)] {
+    write_file_atomic(marker, "paused before acting on a halving decision\n");
+    for (;;) ::pause();
+  };
+}
+
 int dry_run(const orch::SweepSpec& sweep, const std::vector<JobSpec>& jobs) {
   std::printf("sweep '%s': %zu jobs (dry run: nothing is run)\n\n", sweep.name.c_str(),
               jobs.size());
@@ -295,6 +308,8 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
     orchestrator_options.hang_timeout =
         std::chrono::milliseconds(static_cast<long long>(heartbeat_timeout_s * 1000));
     orchestrator_options.jobs_in_worker_ranks = in_process;
+    orchestrator_options.prune = sweep.prune;
+    orchestrator_options.before_pruning = test_pause_before_pruning();
     const orch::SweepOutcome outcome =
         orch::run_orchestrator(mpi.comm(), jobs, store, log0, stop_requested, orchestrator_options);
     if (server) {
@@ -321,10 +336,12 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
     }
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    log("sweep '" + sweep.name + "' finished in " + std::to_string(int(seconds)) + " s: " +
-        std::to_string(outcome.ran_ok) + " ok, " + std::to_string(outcome.failed) + " failed, " +
-        std::to_string(outcome.quarantined) + " quarantined, " + std::to_string(outcome.retries) +
-        " retried attempts, " + std::to_string(outcome.skipped) + " skipped (done earlier)" +
+    log("sweep '" + sweep.name + "' finished in " + std::to_string(int(seconds)) +
+        " s: " + std::to_string(outcome.ran_ok) + " ok, " + std::to_string(outcome.failed) +
+        " failed, " + std::to_string(outcome.quarantined) + " quarantined, " +
+        (outcome.pruned ? std::to_string(outcome.pruned) + " pruned (never run), " : "") +
+        std::to_string(outcome.retries) + " retried attempts, " + std::to_string(outcome.skipped) +
+        " skipped (done earlier)" +
         (outcome.held_back
              ? ", " + std::to_string(outcome.held_back) + " quarantined earlier (not rerun)"
              : "") +

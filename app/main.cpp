@@ -23,7 +23,8 @@ commands:
   check-data   list every problem of a dataset (missing/truncated files, dims, NaN, labels) at once
   slurm        submit a sweep to Slurm (slurm submit): writes the batch script into the results dir
   bench        measure performance (bench train: training vs the matmul peak; bench load: cache vs files;
-               bench orchestrator: jobs/s of the MPI loop, child-process overhead, journal replay)
+               bench orchestrator: jobs/s of the MPI loop, child-process overhead, journal replay;
+               bench prune: successive halving replayed on a full sweep, compute and choices side by side)
 
 examples:
   mhim synth --out data/synth --bags 120

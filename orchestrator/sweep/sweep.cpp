@@ -14,8 +14,8 @@ namespace {
 using nlohmann::json;
 
 /// Top-level keys a sweep file may contain.
-const std::vector<std::string> kSweepKeys = {"name", "datasets", "models", "train", "split",
-                                             "grid", "zip",      "random", "seeds", "folds"};
+const std::vector<std::string> kSweepKeys = {"name", "datasets", "models", "train", "split", "grid",
+                                             "zip",  "random",   "seeds",  "folds", "prune"};
 
 std::vector<std::string> split_key(const std::string& key) {
   std::vector<std::string> segments;
@@ -280,8 +280,10 @@ SweepSpec parse_body(const json& j) {
       sweep.folds.push_back(fold.get<int>());
     }
   }
+  if (j.contains("prune")) sweep.prune = prune_spec_from_json(j.at("prune"));
   // A parsed sweep always expands: bad grid values and folds are reported with the file name.
-  expand(sweep);
+  const std::vector<JobSpec> jobs = expand(sweep);
+  check_prune_spec(sweep.prune, jobs);
   return sweep;
 }
 

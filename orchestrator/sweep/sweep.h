@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mil/core/specs.h"
+#include "orchestrator/schedule/pruning.h"
 #include "orchestrator/sweep/file.h"
 
 namespace mil::orch {
@@ -37,6 +38,9 @@ struct SweepSpec {
   nlohmann::json random;
   std::vector<std::uint64_t> seeds{2021};  ///< >= 1, unique.
   std::vector<int> folds;  ///< Test folds to run, unique; empty = 0..split.fold_count-1.
+  /// Successive halving of each (dataset, method)'s grid points on validation (`prune`); off when
+  /// absent. It decides which jobs run, never what a job computes, so job ids do not depend on it.
+  PruneSpec prune;
 };
 
 /// Parses and validates a sweep JSON object; every error message starts with `source` (the file
