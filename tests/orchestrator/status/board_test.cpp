@@ -324,6 +324,7 @@ TEST(StatusBoard, SnapshotJsonHasDocumentedShape) {
                                             {"committing", 0},
                                             {"done", 0},
                                             {"failed", 1},
+                                            {"pruned", 0},
                                             {"quarantined", 0},
                                             {"skipped", 1}}));
   EXPECT_EQ(j.at("progress").at("finished"), 2);
