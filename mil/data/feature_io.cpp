@@ -11,7 +11,7 @@
 
 #include <torch/csrc/jit/serialization/pickle.h>
 
-#include "mil/data/reader_limits.h"
+#include "mil/core/reader_limits.h"
 #include "mil/data/torch_pickle.h"
 
 namespace mil {

@@ -9,7 +9,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "mil/data/reader_limits.h"
+#include "mil/core/reader_limits.h"
 
 namespace mil {
 

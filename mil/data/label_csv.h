@@ -15,7 +15,7 @@
 namespace mil {
 
 /// Reads a CSV file line by line within kMaxCsvFileBytes, kMaxCsvLineBytes and kMaxCsvLines
-/// (mil/data/reader_limits.h): a line over a limit is refused before it is stored, with an error
+/// (mil/core/reader_limits.h): a line over a limit is refused before it is stored, with an error
 /// naming the file, the line and the limit.
 class CsvLineReader {
  public:

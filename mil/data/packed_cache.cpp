@@ -15,9 +15,9 @@
 
 #include "mil/core/durable_file.h"
 #include "mil/core/json_reader.h"
+#include "mil/core/reader_limits.h"
 #include "mil/core/sha256.h"
 #include "mil/data/feature_io.h"
-#include "mil/data/reader_limits.h"
 
 namespace mil {
 namespace fs = std::filesystem;

@@ -14,7 +14,7 @@
 #include <unordered_set>
 #include <utility>
 
-#include "mil/data/reader_limits.h"
+#include "mil/core/reader_limits.h"
 #include "mil/data/zip_archive.h"
 
 namespace mil {

@@ -27,7 +27,7 @@
 //
 // A container may not be changed once it is inside another, which rules out cycles (a list that
 // holds itself would leak and recurse forever); containers nest at most kMaxPickleDepth levels.
-// The limits of mil/data/reader_limits.h bound the archive, the pickle and every tensor.
+// The limits of mil/core/reader_limits.h bound the archive, the pickle and every tensor.
 #include <vector>
 
 #include <ATen/core/ivalue.h>

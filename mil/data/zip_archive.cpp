@@ -4,7 +4,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "mil/data/reader_limits.h"
+#include "mil/core/reader_limits.h"
 
 namespace mil {
 namespace {

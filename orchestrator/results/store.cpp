@@ -2,8 +2,8 @@
 
 #include "mil/core/durable_file.h"
 #include "mil/core/json_reader.h"
+#include "mil/core/reader_limits.h"
 #include "mil/core/runtime_info.h"
-#include "orchestrator/reader_limits.h"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -12,8 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include "mil/core/json_reader.h"
-#include "mil/data/reader_limits.h"
 #include "mil/core/model_catalog.h"
+#include "mil/core/reader_limits.h"
 
 namespace mil::orch {
 namespace {

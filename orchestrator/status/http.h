@@ -12,7 +12,7 @@
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
 
-#include "orchestrator/reader_limits.h"
+#include "mil/core/reader_limits.h"
 
 namespace mil::orch {
 

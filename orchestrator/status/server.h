@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "orchestrator/reader_limits.h"
+#include "mil/core/reader_limits.h"
 
 namespace mil::orch {
 

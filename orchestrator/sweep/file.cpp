@@ -11,7 +11,7 @@
 #include <string_view>
 
 #include "mil/core/json_reader.h"
-#include "orchestrator/reader_limits.h"
+#include "mil/core/reader_limits.h"
 
 namespace mil::orch {
 namespace {

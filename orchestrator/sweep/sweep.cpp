@@ -7,7 +7,7 @@
 #include <utility>
 
 #include "mil/core/json_reader.h"
-#include "orchestrator/reader_limits.h"
+#include "mil/core/reader_limits.h"
 #include "orchestrator/sweep/axes.h"
 
 namespace mil::orch {

@@ -7,8 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "mil/core/reader_limits.h"
 #include "mil/data/feature_io.h"
-#include "mil/data/reader_limits.h"
 #include "tests/fuzz/fuzz_support.h"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "orchestrator/reader_limits.h"
+#include "mil/core/reader_limits.h"
 #include "orchestrator/sweep/file.h"
 #include "orchestrator/sweep/sweep.h"
 #include "tests/fuzz/fuzz_support.h"

@@ -8,7 +8,7 @@
 #include <exception>
 #include <vector>
 
-#include "mil/data/reader_limits.h"
+#include "mil/core/reader_limits.h"
 #include "mil/data/torch_pickle.h"
 #include "tests/fuzz/fuzz_support.h"
 

@@ -1,4 +1,4 @@
-// The orchestrator's limits (orchestrator/reader_limits.h): sweep files, YAML, sweep expansion,
+// The orchestrator's limits (mil/core/reader_limits.h): sweep files, YAML, sweep expansion,
 // the journal and status requests; each refused before the memory it guards is allocated, with an
 // error naming the file (or an HTTP status) and the limit.
 #include <gtest/gtest.h>
@@ -6,7 +6,7 @@
 #include <fstream>
 #include <string>
 
-#include "orchestrator/reader_limits.h"
+#include "mil/core/reader_limits.h"
 #include "orchestrator/results/store.h"
 #include "orchestrator/status/http.h"
 #include "orchestrator/sweep/file.h"

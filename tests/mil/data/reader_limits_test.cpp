@@ -1,4 +1,4 @@
-// The data layer's limits (mil/data/reader_limits.h) and the core's JSON limits: each refused
+// The data layer's limits (mil/core/reader_limits.h) and the core's JSON limits: each refused
 // before the memory it guards is allocated, with an error naming the file and the limit.
 #include <gtest/gtest.h>
 
@@ -14,11 +14,11 @@
 #include <string>
 
 #include "mil/core/json_reader.h"
+#include "mil/core/reader_limits.h"
 #include "mil/core/sha256.h"
 #include "mil/data/feature_io.h"
 #include "mil/data/label_csv.h"
 #include "mil/data/packed_cache.h"
-#include "mil/data/reader_limits.h"
 #include "mil/data/split_protocol.h"
 #include "tests/support/expect_throw.h"
 #include "tests/support/temp_dir.h"

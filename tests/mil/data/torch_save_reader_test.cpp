@@ -10,8 +10,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "mil/core/reader_limits.h"
 #include "mil/data/feature_io.h"
-#include "mil/data/reader_limits.h"
 #include "mil/data/torch_pickle.h"
 #include "mil/data/zip_archive.h"
 #include "mil/models/state_dict.h"
@@ -96,6 +96,18 @@ TEST(ZipArchive, RefusesAMemberClaiming400GBBeforeReadingIt) {
   const auto smaller = zip_claiming(std::uint64_t{4} << 30);
   MIL_EXPECT_THROW_WITH(mil::ZipArchive(std::string_view(smaller.data(), smaller.size())),
                         "run past the central directory");
+}
+
+TEST(ZipArchive, RefusesMoreMembersThanKMaxArchiveMembersBeforeReadingTheDirectory) {
+  // LibTorch's writer always writes a ZIP64 end record; its 64-bit member count (at +32) is the
+  // one the reader believes.
+  auto bytes = torch_save_archive("pickle", {{"data/0", "abcd"}});
+  const std::size_t record = find(bytes, std::string("PK\x06\x06", 4));
+  const std::string claimed = le(std::uint64_t(mil::kMaxArchiveMembers) + 1, 8);
+  std::memcpy(bytes.data() + record + 32, claimed.data(), claimed.size());
+  MIL_EXPECT_THROW_WITH(mil::ZipArchive(std::string_view(bytes.data(), bytes.size())),
+                        "its member count (1048577) exceeds the limit of 1048576 "
+                        "(kMaxArchiveMembers)");
 }
 
 TEST(TorchSaveReader, RefusesAStorageRecordClaiming400GB) {
