@@ -5,7 +5,7 @@
 #
 #   scripts/test.sh --sanitize [ctest args]    (or MIL_SANITIZE=address,undefined scripts/test.sh)
 # builds into build-sanitize/ with AddressSanitizer and UndefinedBehaviorSanitizer and runs the
-# unit, end-to-end and fuzz-replay labels (not mpi: see docs/fuzzing-and-sanitizers.md). Any
+# unit, end-to-end and fuzz-replay labels (not mpi: see docs/security-and-limits.md). Any
 # sanitizer report fails the test that triggered it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,7 @@ fi
 labels=()
 if [[ -n $sanitize ]]; then
   export MIL_BUILD_DIR=${MIL_BUILD_DIR:-build-sanitize}
-  # -O1 (the sanitizers' advice) compiles about twice as fast as -O3; -g1 gives reports line numbers.
+  # -O1 (the sanitizers' advice) compiles quicker than -O3; -g1 gives reports line numbers.
   cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG"
               "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG")
   for s in ${sanitize//,/ }; do
@@ -32,7 +32,7 @@ if [[ -n $sanitize ]]; then
   if [[ ! -f $MIL_BUILD_DIR/build.ninja ]]; then
     cmake -S . -B "$MIL_BUILD_DIR" -G Ninja -DMIL_BUILD_TESTS=ON "${cmake_args[@]}"
   fi
-  # Why each setting and suppression: docs/fuzzing-and-sanitizers.md and the .supp files.
+  # Why each setting and suppression: docs/security-and-limits.md and the .supp files.
   supp=$(pwd)/tests/sanitizers
   export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:detect_odr_violation=0}"
   export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$supp/lsan.supp:print_suppressions=0}"
