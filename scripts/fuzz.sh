@@ -42,8 +42,11 @@ if [[ ! -f "$build/build.ninja" ]]; then
     -DCMAKE_CXX_COMPILER=clang++-14 "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -gline-tables-only" \
     "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -gline-tables-only" -DMIL_FUZZ=ON -DMIL_BUILD_TESTS=OFF
 fi
-# Only the targets asked for (each compiles just the readers it calls).
-cmake --build "$build" --parallel "${MIL_BUILD_JOBS:-$(nproc)}" --target "${targets[@]/#/fuzz_}"
+# Only the targets asked for (each compiles just the readers it calls). MIL_FUZZ_NO_BUILD=1 runs
+# the binaries already built (e.g. while another build of build-fuzz is under way).
+if [[ ${MIL_FUZZ_NO_BUILD:-0} != 1 ]]; then
+  cmake --build "$build" --parallel "${MIL_BUILD_JOBS:-$(nproc)}" --target "${targets[@]/#/fuzz_}"
+fi
 
 # Why each setting: docs/security-and-limits.md.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:detect_odr_violation=0}"
