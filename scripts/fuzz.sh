@@ -66,6 +66,7 @@ dictionary() {
 
 status=0
 summary=()
+total_cpu=0
 for t in "${targets[@]}"; do
   binary="$build/tests/fuzz/fuzz_$t"
   [[ -x $binary ]] || { echo "fuzz: no target '$t' (have: ${all[*]})" >&2; exit 2; }
@@ -84,12 +85,14 @@ for t in "${targets[@]}"; do
     -max_len=65536 -print_final_stats=1 -artifact_prefix="$artifacts/" ${dict:+-dict="$dict"} \
     >"$log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-  last=$(grep -E '^#[0-9]+ +(DONE|pulse|NEW|REDUCE|INITED)' "$log" | tail -1 || true)
+  last=$(grep -E '^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE|INITED)' "$log" | tail -1 || true)
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
-  cpu=$(awk '/^cpu_seconds/ {printf "%.0f", $2 + $3}' "$log.time")
+  cpu=$(awk '/^cpu_seconds/ {printf "%.1f", $2 + $3}' "$log.time")
+  total_cpu=$(awk -v a="$total_cpu" -v b="${cpu:-0}" 'BEGIN {printf "%.1f", a + b}')
   corpus=$(find "$work" "${seeds[@]}" -type f | wc -l)
-  found=$(find "$artifacts" -type f | wc -l)
+  # slow-unit-* inputs only say that an input took over 10 s of wall time (a loaded machine), not a bug.
+  found=$(find "$artifacts" -type f ! -name 'slow-unit-*' | wc -l)
   result=ok
   if ((rc != 0 || found > 0)); then
     result="FAILED (exit $rc; $found input(s) in $artifacts; see $log)"
@@ -114,4 +117,5 @@ done
 
 printf '\n%-14s %10s %6s %7s %7s %6s  %s\n' target execs cov ft corpus cpu_s "result; corpus growth"
 printf '%s\n' "${summary[@]}"
+echo "total CPU seconds: $total_cpu (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
 exit "$status"
