@@ -511,15 +511,11 @@ Leaderboard build_leaderboard(const std::vector<JobResult>& results,
 
 std::map<std::string, std::string> read_quarantined(const std::string& journal_path) {
   std::map<std::string, std::string> out;
-  std::ifstream in(journal_path);
-  std::string line;
-  while (std::getline(in, line)) {
-    const json entry = json::parse(line, /*cb=*/nullptr, /*allow_exceptions=*/false);
-    if (!entry.is_object() || !entry.contains("job_id") || !entry.at("job_id").is_string())
-      continue;
+  for_each_journal_entry(journal_path, [&](const json& entry) {
+    if (!entry.contains("job_id") || !entry.at("job_id").is_string()) return;
     const std::string id = entry.at("job_id").get<std::string>();
     const auto status = entry.find("status");
-    if (status == entry.end() || !status->is_string()) continue;
+    if (status == entry.end() || !status->is_string()) return;
     if (*status == "quarantined") {
       const auto detail = entry.find("detail");
       out[id] =
@@ -527,7 +523,7 @@ std::map<std::string, std::string> read_quarantined(const std::string& journal_p
     } else if (*status == "ok" || *status == "failed") {
       out.erase(id);  // a later result (a rerun with --retry-failed) lifts it
     }
-  }
+  });
   return out;
 }
 

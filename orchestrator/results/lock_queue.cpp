@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "mil/core/durable_file.h"
+#include "mil/core/json_reader.h"
 #include "mil/core/runtime_info.h"
 
 namespace mil::orch {
@@ -149,11 +150,10 @@ std::optional<LockRecord> LockQueue::read_lock(const std::string& job_id) const 
     if (errno == ENOENT || !fs::exists(path)) return std::nullopt;
     throw_errno("cannot open", path);
   }
-  std::ostringstream text;
-  text << in.rdbuf();
+  in.close();
   LockRecord record;  // an unreadable lock keeps an empty token: stale_reason() calls it unreadable
   try {
-    const json j = json::parse(text.str());
+    const json j = read_json_file(path);
     record.owner = j.at("owner").get<LockOwner>();
     record.acquired = j.at("acquired").get<double>();
     record.heartbeat = j.at("heartbeat").get<double>();
@@ -258,16 +258,8 @@ void LockQueue::scan_results() {
                                static_cast<std::int64_t>(size);
     auto seen = seen_.find(id);
     if (seen != seen_.end() && seen->second.stamp == stamp) continue;
-    std::ifstream in(path, std::ios::binary);
-    if (!in) continue;  // moved aside while listed
-    std::ostringstream text;
-    text << in.rdbuf();
-    json j;
-    try {
-      j = json::parse(text.str());
-    } catch (const std::exception& e) {
-      throw std::runtime_error(path.string() + ": invalid JSON: " + e.what());
-    }
+    if (!std::ifstream(path, std::ios::binary)) continue;  // moved aside while listed
+    const json j = read_json_file(path.string());
     SeenResult entry;
     entry.stamp = stamp;
     entry.ok = j.value("status", "") == "ok";

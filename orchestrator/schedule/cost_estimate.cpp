@@ -11,7 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mil/core/json_reader.h"
 #include "mil/core/model_catalog.h"
+#include "mil/core/reader_limits.h"
 
 namespace mil::orch {
 namespace {
@@ -33,8 +35,11 @@ std::vector<std::string> fields_of(const std::string& line) {
   return fields;
 }
 
-/// Non-empty lines of a CSV, split on commas; nullopt when it cannot be opened.
+/// Non-empty lines of a CSV, split on commas; nullopt when it cannot be opened or is larger than
+/// the label readers accept (kMaxCsvFileBytes): the estimate then says the count is unknown.
 std::optional<std::vector<std::vector<std::string>>> read_rows(const std::string& path) {
+  std::error_code ec;
+  if (fs::file_size(path, ec) > mil::kMaxCsvFileBytes || ec) return std::nullopt;
   std::ifstream in(path);
   if (!in) return std::nullopt;
   std::vector<std::vector<std::string>> rows;
@@ -78,13 +83,12 @@ std::optional<double> folder_bytes(const fs::path& folder) {
 /// Mean instances per bag from a `mhim synth` provenance file (instances are uniform in [min,
 /// max]).
 void read_synthetic(const fs::path& root, DatasetSize& size) {
-  std::ifstream in(root / "synthetic.json");
-  if (!in) {
+  if (!fs::exists(root / "synthetic.json")) {
     size.instances_source = "unknown: no file records instance counts";
     return;
   }
   try {
-    const nlohmann::json j = nlohmann::json::parse(in);
+    const nlohmann::json j = read_json_file((root / "synthetic.json").string());
     const double low = j.at("min_instances").get<double>(),
                  high = j.at("max_instances").get<double>();
     size.instances_per_bag = (low + high) / 2;
