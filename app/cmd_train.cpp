@@ -16,6 +16,7 @@
 #include "comm/mpi_env.h"
 #include "mil/core/durable_file.h"
 #include "mil/core/specs.h"
+#include "mil/train/trainer.h"
 #include "worker/job_runner.h"
 #include "worker/supervise/heartbeat.h"
 #include "worker/supervise/test_fault.h"
