@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/deps.sh
-scripts/build.sh
+scripts/deps.sh --tests
+MIL_BUILD_TESTS=ON scripts/build.sh
 source scripts/mpi_env.sh
 cd build
 status=0
