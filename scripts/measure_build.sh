@@ -2,7 +2,11 @@
 # Build-time figures of docs/performance.md: clones this repository at each COMMIT into a scratch
 # folder and, for each TARGET (default: mhim, then everything), times
 #   cold: a fresh build folder and an empty private ccache (every object compiled), then
-#   warm: another fresh build folder with that ccache (what a second clone or CI's cache sees).
+#   warm: the build folder removed and built again with that ccache (what `rm -rf build` or a CI
+#         cache restored at the same path sees).
+# The build folder is `build` inside the clone, as scripts/build.sh makes it, so ccache's base
+# directory makes every path relative; a folder elsewhere would defeat the cache for sources that
+# use a precompiled header.
 # Prints one line per (commit, target, kind): wall, user and system seconds (GNU time).
 # Usage: scripts/measure_build.sh [--jobs N] COMMIT... [-- TARGET...]   (TARGET "all" = everything)
 # Example: scripts/measure_build.sh 59be599 HEAD -- mhim all
@@ -50,8 +54,8 @@ for commit in "${commits[@]}"; do
   for target in "${targets[@]}"; do
     cache="$scratch/ccache-$label-$target"
     mkdir -p "$cache"
-    build_once "$src" "$scratch/build-cold" "$cache" "$target" "$label" cold
-    build_once "$src" "$scratch/build-warm" "$cache" "$target" "$label" warm
+    build_once "$src" "$src/build" "$cache" "$target" "$label" cold
+    build_once "$src" "$src/build" "$cache" "$target" "$label" warm
   done
-  rm -rf "$src" "$scratch"/build-* "$scratch"/ccache-*
+  rm -rf "$src" "$scratch"/ccache-*
 done
