@@ -17,6 +17,7 @@
 #include "mil/core/durable_file.h"
 #include "mil/core/json_reader.h"
 #include "mil/core/specs.h"
+#include "mil/train/trainer.h"
 #include "worker/job_runner.h"
 #include "worker/supervise/heartbeat.h"
 #include "worker/supervise/test_fault.h"

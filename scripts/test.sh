@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/deps.sh
+scripts/deps.sh --tests
 sanitize=${MIL_SANITIZE:-}
 if [[ ${1:-} == --sanitize ]]; then
   sanitize=${sanitize:-address,undefined}
@@ -41,7 +41,7 @@ if [[ -n $sanitize ]]; then
 fi
 build_dir=${MIL_BUILD_DIR:-build}
 
-scripts/build.sh
+MIL_BUILD_TESTS=ON scripts/build.sh
 source scripts/mpi_env.sh
 cd "$build_dir"
 status=0

@@ -2,6 +2,7 @@
 
 #include "mil/core/mhim_jobs.h"
 #include "mil/core/sha256.h"
+#include "mil/data/bag_dataset.h"
 #include "mil/models/state_dict.h"
 
 #include <ATen/Parallel.h>
@@ -24,6 +25,8 @@
 #include "mil/mhim/mhim_network.h"
 #include "mil/models/mil_model.h"
 #include "mil/models/model_registry.h"
+#include "mil/train/gradient_sync.h"
+#include "mil/train/trainer.h"
 
 namespace mil::worker {
 namespace {
