@@ -24,10 +24,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-[[noreturn]] void throw_errno(const std::string& what, const std::string& path) {
-  throw std::runtime_error(what + " '" + path + "': " + std::strerror(errno));
-}
-
 json parse_file(const std::string& path) { return read_json_file(path); }
 
 /// JSON text that never throws on invalid UTF-8 (error messages may carry raw bytes from paths).
