@@ -114,6 +114,7 @@ TEST(OrchestratorLoop, TellsTheStatusBoardAboutJobsResultsAndWorkers) {
                                                  {"committing", 0},
                                                  {"done", 3},
                                                  {"failed", 1},
+                                                 {"pruned", 0},
                                                  {"quarantined", 0},
                                                  {"skipped", 1}}));
   EXPECT_EQ(status.at("failures")[0].at("job_id"), jobs[4].id());
