@@ -30,7 +30,7 @@ done
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/mil-build-time.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 
-build_once() {  # build_once SRC BUILD_DIR CCACHE_DIR TARGET LABEL
+build_once() {  # build_once SRC BUILD_DIR CCACHE_DIR TARGET LABEL KIND (cold or warm)
   local src=$1 dir=$2 cache=$3 target=$4 label=$5 tests=ON
   rm -rf "$dir"
   [[ "$target" == mhim ]] && tests=OFF  # what the quickstart configures
