@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <memory>
 
 #include <unistd.h>
@@ -191,6 +192,18 @@ std::unique_ptr<orch::StatusServer> start_status_server(
     log(std::string("warning: no status server: ") + e.what());
     return nullptr;
   }
+}
+
+/// MHIM_TEST_PAUSE_BEFORE_PRUNING=PATH (end-to-end tests only): the first time durable results
+/// change halving's decisions, rank 0 creates PATH and then waits for ever, before it acts on them,
+/// so that a test can kill the sweep between a rung's last result and its decision.
+std::function<void()> test_pause_before_pruning() {
+  const char* path = std::getenv("MHIM_TEST_PAUSE_BEFORE_PRUNING");
+  if (path == nullptr || *path == '\0') return nullptr;
+  return [marker = std::string(path)] {
+    write_file_atomic(marker, "paused before acting on a halving decision\n");
+    for (;;) ::pause();
+  };
 }
 
 int dry_run(const orch::SweepSpec& sweep, const std::vector<JobSpec>& jobs,
@@ -403,6 +416,8 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
          context.device + ", " + std::to_string(context.threads) +
          " thread(s) per job), calibrated by " + std::to_string(costs->calibrator().count()) +
          " finished job(s)");
+    orchestrator_options.prune = sweep.prune;
+    orchestrator_options.before_pruning = test_pause_before_pruning();
     const orch::SweepOutcome outcome =
         orch::run_orchestrator(mpi.comm(), jobs, store, log0, stop_requested, orchestrator_options);
     if (server) {
@@ -429,10 +444,12 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
     }
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    log("sweep '" + sweep.name + "' finished in " + std::to_string(int(seconds)) + " s: " +
-        std::to_string(outcome.ran_ok) + " ok, " + std::to_string(outcome.failed) + " failed, " +
-        std::to_string(outcome.quarantined) + " quarantined, " + std::to_string(outcome.retries) +
-        " retried attempts, " + std::to_string(outcome.skipped) + " skipped (done earlier)" +
+    log("sweep '" + sweep.name + "' finished in " + std::to_string(int(seconds)) +
+        " s: " + std::to_string(outcome.ran_ok) + " ok, " + std::to_string(outcome.failed) +
+        " failed, " + std::to_string(outcome.quarantined) + " quarantined, " +
+        (outcome.pruned ? std::to_string(outcome.pruned) + " pruned (never run), " : "") +
+        std::to_string(outcome.retries) + " retried attempts, " + std::to_string(outcome.skipped) +
+        " skipped (done earlier)" +
         (outcome.held_back
              ? ", " + std::to_string(outcome.held_back) + " quarantined earlier (not rerun)"
              : "") +

@@ -15,7 +15,9 @@
 #include "app/commands.h"
 #include "comm/mpi_env.h"
 #include "mil/core/durable_file.h"
+#include "mil/core/json_reader.h"
 #include "mil/core/specs.h"
+#include "mil/train/trainer.h"
 #include "worker/job_runner.h"
 #include "worker/supervise/heartbeat.h"
 #include "worker/supervise/test_fault.h"
@@ -177,9 +179,9 @@ int cmd_train(const Tokens& tokens) {
     if (args.has("job") == args.has("dataset"))
       throw UsageError("give exactly one of --job and --dataset");
     if (args.has("job")) {
-      std::ifstream in(args.get("job", ""));
-      if (!in) throw UsageError("cannot open job file '" + args.get("job", "") + "'");
-      spec = nlohmann::json::parse(in).get<JobSpec>();
+      const std::string job_path = args.get("job", "");
+      if (!std::ifstream(job_path)) throw UsageError("cannot open job file '" + job_path + "'");
+      spec = read_json_file(job_path).get<JobSpec>();
     } else {
       spec = spec_from_flags(args);
     }

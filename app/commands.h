@@ -18,6 +18,7 @@ int cmd_bench_models(const Tokens& tokens);  ///< `mhim bench models`, reached t
 int cmd_bench_load(const Tokens& tokens);    ///< `mhim bench load`, reached through cmd_bench.
 int cmd_bench_sync(
     const Tokens& tokens);  ///< `mhim bench sync` (under mpirun), reached through cmd_bench.
+int cmd_bench_prune(const Tokens& tokens);  ///< `mhim bench prune`, reached through cmd_bench.
 /// `mhim bench orchestrator` (argc/argv for MPI_Init when run under mpirun), reached through main.
 int cmd_bench_orchestrator(const Tokens& tokens, int& argc, char**& argv);
 int cmd_pack(const Tokens& tokens);

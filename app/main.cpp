@@ -25,7 +25,8 @@ commands:
   slurm        submit a sweep to Slurm (slurm submit): writes the batch script into the results dir
   plan         predict how long a sweep takes on N nodes x G GPUs (or R CPU ranks), before submitting
   bench        measure performance (bench train: training vs the matmul peak; bench load: cache vs files;
-               bench orchestrator: jobs/s of the MPI loop, child-process overhead, journal replay)
+               bench orchestrator: jobs/s of the MPI loop, child-process overhead, journal replay;
+               bench prune: successive halving replayed on a full sweep, compute and choices side by side)
 
 examples:
   mhim synth --out data/synth --bags 120

@@ -84,6 +84,7 @@ int run_sweep_array(const std::string& sweep_path, const std::vector<std::string
   options.lock_timeout_s = lock_timeout_s;
   options.heartbeat_interval_s = std::min(30.0, lock_timeout_s / 4);
   options.run_id = orch::run_id_from_environment();
+  options.prune = sweep.prune;
   const int threads = configure_threads(requested_threads, 1);
   // The same order as an MPI sweep's: longest predicted first, calibrated by the results on disk.
   orch::RunContext context;
@@ -114,6 +115,8 @@ int run_sweep_array(const std::string& sweep_path, const std::vector<std::string
   log("array worker done in " + std::to_string(int(seconds)) + " s: ran " +
       std::to_string(outcome.ran_ok) + " ok, " + std::to_string(outcome.ran_failed) + " failed" +
       (outcome.lost ? ", " + std::to_string(outcome.lost) + " lost to another process" : "") +
+      (outcome.pruned_total ? ", " + std::to_string(outcome.pruned_total) + " pruned in the sweep"
+                            : "") +
       (outcome.stopped ? ", " + std::to_string(outcome.interrupted) +
                              " interrupted; stopped on request, rerun to resume"
                        : "; the sweep is finished"));

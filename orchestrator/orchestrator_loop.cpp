@@ -1,6 +1,7 @@
 #include "orchestrator/orchestrator_loop.h"
 
 #include <algorithm>
+#include <cmath>
 #include <deque>
 #include <map>
 #include <set>
@@ -13,6 +14,7 @@
 #include "orchestrator/results/group_commit.h"
 #include "orchestrator/schedule/cost_calibrator.h"
 #include "orchestrator/schedule/job_graph.h"
+#include "orchestrator/schedule/prune_gate.h"
 #include "orchestrator/schedule/scheduler.h"
 
 namespace mil::orch {
@@ -36,16 +38,18 @@ constexpr auto kHangCheckEvery = std::chrono::milliseconds(200);
 
 /// A store write submitted to the GroupCommitter, and what rank 0 does once it is durable: only
 /// then is a job counted, shown on the board as finished and logged, and only then does an ok job
-/// release its dependents. (A retry or an interruption is requeued and shown at once: no result
-/// claims it.)
+/// release its dependents and a settled job count for halving. (A retry or an interruption is
+/// requeued and shown at once: no result claims it.)
 struct AwaitingCommit {
-  enum class Kind { kOk, kFinal, kRetry, kInterrupted, kBlocked, kLostAttempt };
+  enum class Kind { kOk, kFinal, kRetry, kInterrupted, kBlocked, kLostAttempt, kPruned };
   Kind kind = Kind::kOk;  ///< What it records, so what settle() does once it is durable.
   int holder = -1;        ///< kOk: the scheduler holder of the job, completed once durable.
   int source = -1;        ///< The worker rank that ran it (-1 for kBlocked).
   std::string job_id;     ///< The job it records.
   std::string status;     ///< What the board and the log say.
-  std::string error;      ///< The error, "" when ok.
+  std::string error;      ///< The error, "" when ok; for kPruned, why halving stopped it.
+  /// kOk: the validation metric halving ranks the job's grid point by (NaN when none).
+  double validation = NAN;
 };
 
 /// One job a busy worker holds, to credit its result. The scheduler sees a fresh holder id per
@@ -87,6 +91,9 @@ struct SweepStart {
   std::map<std::string, std::vector<std::string>> lost;
   /// Jobs that used every attempt that way (id, spec), quarantined by this run before any job runs.
   std::vector<std::pair<std::string, JobSpec>> out_of_attempts;
+  /// The ok results, for halving to decide from (PruneGate); dropped once it has.
+  std::vector<JobResult> ok_results;
+  std::set<std::string> journaled_pruned;  ///< Jobs whose last journal line is "pruned".
 };
 
 /// The worker ranks of `comm` (all but rank 0). Throws unless there is one, and unless every job
@@ -123,11 +130,14 @@ SweepStart read_sweep_start(const std::vector<JobSpec>& jobs, ResultsStore& stor
       start.scheduled[i].cost = priorities[i];
     }
   }
-  for (const auto& r : store.load_all()) {
-    if (r.ok()) start.done.insert(r.job_id);
+  for (auto& r : store.load_all()) {
     if (r.status == "quarantined" && !options.retry_quarantined) start.held_back.insert(r.job_id);
+    if (!r.ok()) continue;
+    start.done.insert(r.job_id);
+    if (options.prune.enabled) start.ok_results.push_back(std::move(r));
   }
   for (auto& [id, entry] : replay_journal(store.dir() + "/journal.jsonl")) {
+    if (entry.status == "pruned") start.journaled_pruned.insert(id);
     if (entry.lost_attempts.empty() || start.done.count(id) || start.held_back.count(id)) continue;
     start.lost[id] = std::move(entry.lost_attempts);
   }
@@ -231,6 +241,15 @@ class RankZero {
   /// Attempts of `job_id` lost inside worker ranks in earlier runs.
   int lost_before(const std::string& job_id) const;
 
+  /// Prunes what halving decided from the results of earlier runs (a kill may have come between a
+  /// result and its decision, or halfway through journaling it).
+  void start_pruning();
+  /// A durable record settled a job (ok or failed for good): halving decides what that changes and
+  /// rank 0 acts on it.
+  void decide_pruning(const AwaitingCommit& done);
+  /// Journals the jobs `step` pruned that the journal lacks; shows those an earlier run journaled.
+  void journal_pruned(const GateStep& step);
+
   /// Submits `record`; `then` happens once it is durable (settle_committed).
   void commit(StoreRecord record, AwaitingCommit then);
   /// Records the jobs failed because a dependency failed, since the last call.
@@ -255,6 +274,7 @@ class RankZero {
   const std::atomic<bool>* const stop_requested_;  ///< Set on a stop request; may be null.
   const int workers_;     ///< The worker ranks; every job fits them (checked first).
   SweepStart prior_;      ///< What earlier runs left; its schedule was moved into scheduler_.
+  PruneGate pruning_;     ///< Halving over the schedule (gates it before scheduler_ takes it).
   Scheduler scheduler_;   ///< The pure state machine that MPI feeds.
   SweepOutcome outcome_;  ///< What this run did so far; run() returns it.
   /// Makes records durable in groups on its own thread (group_commit.h); what a result changes
@@ -295,13 +315,17 @@ RankZero::RankZero(MPI_Comm comm, const std::vector<JobSpec>& jobs, ResultsStore
       stop_requested_(stop_requested),
       workers_(count_workers(comm, jobs)),
       prior_(read_sweep_start(jobs, store, options)),
+      pruning_(options.prune, prior_.scheduled, prior_.ok_results, prior_.held_back,
+               std::move(prior_.journaled_pruned)),
       scheduler_(std::move(prior_.scheduled), prior_.done, options.max_attempts, prior_.held_back),
       committer_(store),
       active_workers_(workers_),
       outbox_(comm),
       next_hang_check_(Clock::now()),
       own_host_(mil::host_name()),
-      idle_(kIdleProbeAtMost) {}
+      idle_(kIdleProbeAtMost) {
+  prior_.ok_results = {};  // halving has decided from them
+}
 
 SweepOutcome RankZero::run() {
   start();
@@ -349,12 +373,16 @@ void RankZero::start() {
   write_blocked();  // dependents of jobs quarantined earlier
   outcome_.held_back =
       scheduler_.failed_count() - awaiting_.size();  // awaiting: quarantined or blocked now
+  start_pruning();
   log("sweep: " + std::to_string(jobs_.size()) + " jobs, " + std::to_string(outcome_.skipped) +
       " already done, " + std::to_string(workers_) + " workers, up to " +
       std::to_string(options_.max_attempts) + " attempts per job" +
       (outcome_.held_back ? "; " + std::to_string(outcome_.held_back) +
                                 " quarantined earlier and not rerun (--retry-failed reruns them)"
-                          : ""));
+                          : "") +
+      (pruning_.active() ? "; halving with eta " + std::to_string(options_.prune.eta) + " (" +
+                               std::to_string(scheduler_.pruned_count()) + " pruned so far)"
+                         : ""));
 }
 
 void RankZero::idle() {
@@ -612,6 +640,7 @@ void RankZero::read_result(const UnreadResult& unread) {
     if (board_) board_->job_reported(job_id);
     calibrate(job_id, result);
     AwaitingCommit then{AwaitingCommit::Kind::kOk, holder, source, job_id, result.status, ""};
+    then.validation = pruning_.outcome_of(result).validation;
     commit(StoreRecord::of_result(std::move(result)), std::move(then));
   } else {
     record_failure(unread, std::move(result), attempt);
@@ -787,6 +816,36 @@ int RankZero::lost_before(const std::string& job_id) const {
   return lost == prior_.lost.end() ? 0 : int(lost->second.size());
 }
 
+void RankZero::start_pruning() { journal_pruned(pruning_.start(scheduler_)); }
+
+void RankZero::decide_pruning(const AwaitingCommit& done) {
+  using Kind = AwaitingCommit::Kind;
+  const bool ok = done.kind == Kind::kOk;
+  if (!ok && done.kind != Kind::kFinal && done.kind != Kind::kBlocked) return;
+  const PruneChanges changes =
+      pruning_.decide(done.job_id, JobOutcome{ok, ok ? done.validation : NAN});
+  if (changes.opened.empty() && changes.pruned.empty()) return;
+  if (options_.before_pruning) options_.before_pruning();
+  const GateStep step = pruning_.apply(scheduler_, changes);
+  log("halving after " + done.job_id + ": " + std::to_string(step.opened.size()) +
+      " job(s) of the next rung may run, " + std::to_string(step.pruned.size()) + " pruned");
+  journal_pruned(step);
+}
+
+void RankZero::journal_pruned(const GateStep& step) {
+  std::set<std::string> to_journal;
+  for (const PrunedJob& job : step.to_journal) {
+    to_journal.insert(job.job_id);
+    commit(StoreRecord::of_note(job.job_id, "pruned", job.detail),
+           AwaitingCommit{AwaitingCommit::Kind::kPruned, -1, -1, job.job_id, "pruned", job.detail});
+  }
+  for (const PrunedJob& job : step.pruned) {
+    if (to_journal.count(job.job_id) > 0) continue;
+    ++outcome_.pruned;  // journaled by an earlier run
+    if (board_) board_->job_finished(job.job_id, "pruned", job.detail);
+  }
+}
+
 void RankZero::commit(StoreRecord record, AwaitingCommit then) {
   committer_.submit(std::move(record));
   awaiting_.push_back(std::move(then));
@@ -807,6 +866,7 @@ void RankZero::settle_committed() {
     const AwaitingCommit done = std::move(awaiting_.front());
     awaiting_.pop_front();
     settle(done);
+    decide_pruning(done);
   }
 }
 
@@ -831,6 +891,9 @@ void RankZero::settle(const AwaitingCommit& done) {
     case AwaitingCommit::Kind::kInterrupted:
       ++outcome_.interrupted;
       break;
+    case AwaitingCommit::Kind::kPruned:
+      ++outcome_.pruned;
+      break;
     case AwaitingCommit::Kind::kLostAttempt:
       return;  // logged when seen; the caller ends the run
     case AwaitingCommit::Kind::kBlocked:
@@ -842,7 +905,8 @@ void RankZero::settle(const AwaitingCommit& done) {
   const bool requeued =
       done.kind == AwaitingCommit::Kind::kRetry || done.kind == AwaitingCommit::Kind::kInterrupted;
   if (board_ && !requeued) board_->job_finished(done.job_id, done.status, done.error);
-  const std::size_t finished = scheduler_.done_count() + scheduler_.failed_count();
+  const std::size_t finished =
+      scheduler_.done_count() + scheduler_.failed_count() + scheduler_.pruned_count();
   log("[" + std::to_string(finished) + "/" + std::to_string(jobs_.size()) + "] " + done.job_id +
       " " + done.status +
       (done.source < 0 ? std::string() : " on rank " + std::to_string(done.source)) +

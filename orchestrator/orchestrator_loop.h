@@ -16,6 +16,7 @@
 #include "orchestrator/results/store.h"
 #include "orchestrator/schedule/device_memory.h"
 #include "orchestrator/schedule/sweep_costs.h"
+#include "orchestrator/schedule/pruning.h"
 #include "orchestrator/status/board.h"
 
 namespace mil::orch {
@@ -35,6 +36,9 @@ struct SweepOutcome {
   std::size_t heartbeats = 0;   ///< kHeartbeat messages received.
   std::size_t given_back =
       0;  ///< Jobs taken ahead and given back unstarted (protocol.h); each ran later.
+  /// Jobs halving stopped on validation (OrchestratorOptions::prune), by this run or an earlier
+  /// one: they never run, and count as finished.
+  std::size_t pruned = 0;
   /// Worker rank -> its latest heartbeat (payload plus "rank" and "seen_at").
   std::map<int, nlohmann::json> last_heartbeat;
   bool stopped = false;  ///< A stop was requested; jobs may remain for a rerun.
@@ -82,6 +86,12 @@ struct OrchestratorOptions {
   /// the asking worker's GPU (workers name their GPU in their requests, protocol.h step 1); workers
   /// of such a sweep are not given jobs ahead. Null: no guard. Not owned.
   DeviceMemoryGuard* device_memory = nullptr;
+  /// Successive halving of each (dataset, method)'s grid points on validation (the sweep's `prune`
+  /// key); off by default.
+  PruneSpec prune;
+  /// For tests: called when durable results have just changed halving's decisions, before rank 0
+  /// acts on them (opens the next rung, prunes and journals the losers). May be empty.
+  std::function<void()> before_pruning;
 };
 
 /// Serves `jobs` to the worker ranks of `comm` (every rank but 0) until all are done or failed,
@@ -95,7 +105,9 @@ struct OrchestratorOptions {
 /// protocol.h step 2 sends it); throws before handing out anything when a job needs more ranks than
 /// there are workers. A job inside worker ranks that stops beating (options.hang_timeout) is
 /// journaled "hung" and ends the loop early with `hung_job` set: workers may still be running, and
-/// the caller must end the MPI world.
+/// the caller must end the MPI world. With options.prune, halving (schedule/prune_gate.h) holds
+/// back each rung until the one before it is decided, from the durable results only, and journals
+/// each job it stops "pruned", exactly once across restarts.
 SweepOutcome run_orchestrator(MPI_Comm comm, const std::vector<JobSpec>& jobs, ResultsStore& store,
                               const std::function<void(const std::string&)>& logger,
                               const std::atomic<bool>* stop_requested = nullptr,

@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages mhim needs to build and test, and only those missing.
-# Idempotent: a second run with everything present does nothing and needs no network.
-# Usage: scripts/deps.sh            (as root, or with sudo available)
+# Installs the Debian 12 packages mhim needs, and only those missing. Idempotent: a second run with
+# everything present does nothing and needs no network.
+# Usage: scripts/deps.sh           what building and running mhim needs (scripts/quickstart.sh)
+#        scripts/deps.sh --tests   that, plus what the test suite needs (scripts/test.sh)
+# (as root, or with sudo available)
 set -euo pipefail
+
+with_tests=0
+for arg in "$@"; do
+  case "$arg" in
+    --tests) with_tests=1 ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    *) echo "deps: unknown argument '$arg' (only --tests)" >&2; exit 2 ;;
+  esac
+done
 
 # Build toolchain, LibTorch (CPU) with a fast BLAS, MPI, and the header/libs the components use.
 # libopenblas0-openmp: without it LibTorch's libblas.so.3 resolves to netlib BLAS (~40x slower GEMM).
@@ -12,14 +23,18 @@ packages=(
   libtorch-dev libopenblas0-openmp
   libopenmpi-dev openmpi-bin
   libboost-dev nlohmann-json3-dev libhdf5-dev libyaml-cpp-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
-  # Tests only: checks that Python torch.load reads the state_dicts we write (model interchange).
-  python3-torch
-  # Tests only: a real one-node Slurm for the batch scripts (ctest -L slurm; ~12 s to install).
-  slurm-wlm munge
-  # Tests only: headless Chromium renders the sweep status page (ctest label browser; ~25 s, ~0.5 GB).
-  chromium
 )
+if ((with_tests)); then
+  packages+=(
+    libgtest-dev
+    # Python torch.load reads the state_dicts we write; the reference's fixtures and checkpoints.
+    python3-torch
+    # A real one-node Slurm for the batch scripts (ctest -L slurm; ~12 s to install).
+    slurm-wlm munge
+    # Headless Chromium renders the sweep status page (ctest label browser; ~25 s, ~0.5 GB).
+    chromium
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -2,6 +2,7 @@
 
 #include "mil/core/mhim_jobs.h"
 #include "mil/core/sha256.h"
+#include "mil/data/bag_dataset.h"
 #include "mil/models/state_dict.h"
 
 #include <ATen/Parallel.h>
@@ -24,6 +25,8 @@
 #include "mil/mhim/mhim_network.h"
 #include "mil/models/mil_model.h"
 #include "mil/models/model_registry.h"
+#include "mil/train/gradient_sync.h"
+#include "mil/train/trainer.h"
 
 namespace mil::worker {
 namespace {
@@ -187,6 +190,7 @@ class JobRun {
   DatasetCache& cache_;
   JobResult result_;
   const std::chrono::steady_clock::time_point start_;
+  const double cpu_start_;  ///< process_cpu_seconds() when the job began.
   /// Only the group's first rank writes the job's files; every rank reads its checkpoint to resume.
   const bool writes_files_;
   const bool grouped_;  ///< A data-parallel group of more than one rank runs the job.
@@ -204,6 +208,7 @@ JobRun::JobRun(const JobSpec& spec, const RunOptions& options, DatasetCache& cac
       options_(options),
       cache_(cache),
       start_(std::chrono::steady_clock::now()),
+      cpu_start_(process_cpu_seconds()),
       writes_files_(!options.work_dir.empty() &&
                     (options.sync == nullptr || options.sync->rank() == 0)),
       grouped_(options.sync != nullptr && options.sync->size() > 1) {
@@ -244,6 +249,9 @@ JobResult JobRun::run() {
   result_.runtime["finished_at"] = utc_timestamp();
   result_.runtime["seconds"] =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  // What the job cost this process, whatever else shares the machine (the process runs one job at a
+  // time).
+  result_.runtime["cpu_seconds"] = process_cpu_seconds() - cpu_start_;
   return result_;
 }
 

@@ -3,26 +3,26 @@
 // any stage becomes a JobResult with status "failed" and the error with its stage, so one bad job
 // never takes down the sweep.
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
 
+#include <c10/core/Device.h>
+
 #include "mil/core/specs.h"
-#include "mil/data/bag_dataset.h"
-#include "mil/train/gradient_sync.h"
-#include "mil/train/trainer.h"
+#include "worker/job_progress.h"
+
+// Declared here, defined in mil: this header stays free of LibTorch's tensor and module headers,
+// so the supervision, heartbeat and CLI files that only start jobs do not parse them.
+namespace mil {
+struct BagDataset;
+struct EpochRecord;
+class GradientSync;
+}  // namespace mil
 
 namespace mil::worker {
-
-/// Where a running job is; reported through RunOptions::on_progress (heartbeats, progress bars).
-struct JobProgress {
-  std::string stage;   ///< "loading", "training" or "evaluating".
-  int epoch = 0;       ///< 0-based epoch in progress (training), else the epochs run.
-  int epochs = 0;      ///< Epochs of the job.
-  int bags_done = 0;   ///< Training bags done in `epoch`.
-  int bags_total = 0;  ///< Training bags per epoch (0 before training).
-};
 
 /// How the job runs; none of this changes what it computes.
 struct RunOptions {

@@ -4,7 +4,6 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
-#include <sys/resource.h>
 #include <unistd.h>
 #include <algorithm>
 #include <chrono>
@@ -17,6 +16,7 @@
 #include "app/args.h"
 #include "app/bench/common.h"
 #include "app/commands.h"
+#include "mil/core/runtime_info.h"
 
 #include "mil/models/mil_model.h"
 #include "mil/models/model_registry.h"
@@ -30,6 +30,7 @@ constexpr const char* kHelp = R"(usage: mhim bench train [options]
        mhim bench load --root DIR [options]   (cache vs read() vs .pt loading; see mhim bench load --help)
        mpirun -n R mhim bench sync [options]  (gradient allreduce bandwidth, 1 -> R rank epoch scaling)
        mhim bench orchestrator [options]   (jobs/s of the sweep loop; see mhim bench orchestrator --help)
+       mhim bench prune --full DIR [options]   (successive halving replayed on a full sweep's results)
 
 Trains each model for a few epochs on random in-memory bags and prints epoch time, instances/s,
 achieved GFLOP/s, resident memory (after the first and last epoch, and the peak of the model's run)
@@ -85,14 +86,6 @@ double peak_resident_megabytes() {
   return 0.0;
 }
 
-/// Process CPU seconds (user + system, all threads) so far.
-double process_cpu_seconds() {
-  rusage usage{};
-  ::getrusage(RUSAGE_SELF, &usage);
-  return double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-         1e-6 * double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
-}
-
 /// The fp32 rate of [rows x dim]·[dim x 512], median of 20 after 3 warm-ups, per wall second and
 /// per CPU second times the thread count. On a shared machine the wall rate drops with the load;
 /// the CPU-time rate, and training measured the same way, mostly do not, so their ratio stays
@@ -142,6 +135,8 @@ int cmd_bench(const Tokens& tokens) {
     return cmd_bench_load(Tokens(tokens.begin() + 1, tokens.end()));
   if (!tokens.empty() && tokens[0] == "sync")
     return cmd_bench_sync(Tokens(tokens.begin() + 1, tokens.end()));
+  if (!tokens.empty() && tokens[0] == "prune")
+    return cmd_bench_prune(Tokens(tokens.begin() + 1, tokens.end()));
   if (tokens.empty() || tokens[0] == "--help" || tokens[0] != "train") {
     std::fputs(kHelp, stdout);
     return tokens.empty() || tokens[0] != "--help" ? 2 : 0;

@@ -15,10 +15,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-[[noreturn]] void throw_errno(const std::string& what, const std::string& path) {
-  throw std::runtime_error(what + " '" + path + "': " + std::strerror(errno));
-}
-
 /// Owns a POSIX file descriptor; close() reports errors, the destructor only cleans up.
 class FileDescriptor {
  public:
@@ -93,6 +89,10 @@ std::string parent_of(const std::string& path) {
 }
 
 }  // namespace
+
+[[noreturn]] void throw_errno(const std::string& what, const std::string& path) {
+  throw std::runtime_error(what + " '" + path + "': " + std::strerror(errno));
+}
 
 std::string temporary_path_for(const std::string& path) {
   const fs::path target(path);

@@ -7,6 +7,10 @@
 
 namespace mil {
 
+/// Throws std::runtime_error("<what> '<path>': <strerror(errno)>"): a failed system call on a
+/// file, named.
+[[noreturn]] void throw_errno(const std::string& what, const std::string& path);
+
 /// Writes `content` to a temporary file beside `path`, syncs it and renames it over `path`.
 void write_file_atomic(const std::string& path, const std::string& content);
 

@@ -13,4 +13,7 @@ std::string host_name();
 /// True while process `pid` of this host runs (a zombie, dead but not yet reaped, does not count).
 bool process_exists(long pid);
 
+/// CPU seconds (user + system, all threads) this process has used so far.
+double process_cpu_seconds();
+
 }  // namespace mil

@@ -5,11 +5,13 @@
 #include <H5Cpp.h>
 #endif
 
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
 #include <torch/csrc/jit/serialization/pickle.h>
 
+#include "mil/core/reader_limits.h"
 #include "mil/data/torch_pickle.h"
 
 namespace mil {
@@ -18,6 +20,12 @@ std::vector<char> read_file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw std::runtime_error("cannot open '" + path + "'");
   const std::streamsize size = in.tellg();
+  if (size < 0) throw std::runtime_error("cannot size '" + path + "'");
+  if (std::uint64_t(size) > kMaxTorchSaveFileBytes) {
+    throw std::runtime_error("'" + path + "': " +
+                             over_limit("its size", std::uint64_t(size), kMaxTorchSaveFileBytes,
+                                        "kMaxTorchSaveFileBytes"));
+  }
   std::vector<char> bytes(static_cast<std::size_t>(size));
   in.seekg(0);
   if (size > 0 && !in.read(bytes.data(), size))
@@ -105,11 +113,25 @@ H5::FloatType half_type() {
   return type;
 }
 
-void read_attributes(const H5::H5Object& object, nlohmann::json& out) {
-  for (int i = 0; i < object.getNumAttrs(); ++i) {
+/// Reads the scalar numeric and string attributes of `object` into `out`; throws `bad` errors for
+/// more than kMaxH5Attributes attributes or a string over kMaxH5StringAttributeBytes.
+template <typename Bad>
+void read_attributes(const H5::H5Object& object, nlohmann::json& out, const Bad& bad) {
+  const int count = object.getNumAttrs();
+  if (count > kMaxH5Attributes) {
+    throw bad(": " + over_limit("the attribute count of '" + object.getObjName() + "'",
+                                std::uint64_t(count), kMaxH5Attributes, "kMaxH5Attributes"));
+  }
+  for (int i = 0; i < count; ++i) {
     const H5::Attribute attribute = object.openAttribute(static_cast<unsigned>(i));
     const H5::DataType type = attribute.getDataType();
     if (attribute.getSpace().getSimpleExtentNpoints() != 1) continue;  // scalars only
+    if (type.getClass() == H5T_STRING && !type.isVariableStr() &&
+        type.getSize() > kMaxH5StringAttributeBytes) {
+      throw bad(": " + over_limit("the size of string attribute '" + attribute.getName() + "'",
+                                  type.getSize(), kMaxH5StringAttributeBytes,
+                                  "kMaxH5StringAttributeBytes"));
+    }
     if (type.getClass() == H5T_INTEGER) {
       long long value = 0;
       attribute.read(H5::PredType::NATIVE_LLONG, &value);
@@ -135,6 +157,29 @@ H5Slide read_h5_slide(const std::string& path) {
   const auto bad = [&](const std::string& what) {
     return FeatureFileError(FeatureFileError::Kind::kBadContent, "'" + path + "'" + what);
   };
+  std::error_code size_error;
+  const std::uint64_t file_bytes = std::filesystem::file_size(path, size_error);
+  if (size_error) {
+    throw FeatureFileError(FeatureFileError::Kind::kUnreadableH5,
+                           "'" + path + "': cannot open: " + size_error.message());
+  }
+  // What the file may decode to (kMaxH5ExpansionRatio), checked before anything is allocated.
+  const auto check_decoded = [&](const char* what, std::uint64_t rows, std::uint64_t width,
+                                 std::uint64_t element) {
+    std::uint64_t elements = 0, decoded = 0;
+    if (rows > kMaxTensorElements || width > kMaxTensorElements ||
+        __builtin_mul_overflow(rows, width, &elements) || elements > kMaxTensorElements) {
+      throw bad(": " + over_limit(std::string("the element count of '") + what + "'",
+                                  kMaxTensorElements, "kMaxTensorElements"));
+    }
+    if (__builtin_mul_overflow(elements, element, &decoded) ||
+        decoded / kMaxH5ExpansionRatio > file_bytes) {
+      throw bad(": '" + std::string(what) + "' [" + std::to_string(rows) + ", " +
+                std::to_string(width) + "] decodes to " + std::to_string(decoded) +
+                " bytes, more than " + std::to_string(kMaxH5ExpansionRatio) + " times the file's " +
+                std::to_string(file_bytes) + " (kMaxH5ExpansionRatio)");
+    }
+  };
   try {
     H5::H5File file(path, H5F_ACC_RDONLY);
     stage = "reading 'features'";
@@ -148,6 +193,8 @@ H5Slide read_h5_slide(const std::string& path) {
       throw bad(": 'features' must be [N, D], got rank " + std::to_string(rank));
     space.getSimpleExtentDims(dims);
     if (rank == 3 && dims[0] != 1) throw bad(": 'features' [B, N, D] needs B = 1");
+    check_decoded("features", rank == 3 ? dims[1] : dims[0], rank == 3 ? dims[2] : dims[1],
+                  sizeof(float));
     const int64_t n = int64_t(rank == 3 ? dims[1] : dims[0]),
                   d = int64_t(rank == 3 ? dims[2] : dims[1]);
     if (n == 0)
@@ -156,8 +203,8 @@ H5Slide read_h5_slide(const std::string& path) {
     slide.features = at::empty({n, d}, at::kFloat);
     features.read(slide.features.data_ptr<float>(),
                   H5::PredType::NATIVE_FLOAT);  // converts float16
-    read_attributes(file.openGroup("/"), slide.attributes);
-    read_attributes(features, slide.attributes);
+    read_attributes(file.openGroup("/"), slide.attributes, bad);
+    read_attributes(features, slide.attributes, bad);
     if (file.nameExists("coords")) {
       stage = "reading 'coords'";
       const H5::DataSet coords = file.openDataSet("coords");
@@ -172,9 +219,10 @@ H5Slide read_h5_slide(const std::string& path) {
         throw bad(": 'coords' is [" + std::to_string(cn) + ", " + std::to_string(cw) +
                   "], expected [" + std::to_string(n) + ", 2]");
       }
+      check_decoded("coords", std::uint64_t(n), 2, sizeof(int64_t));
       slide.coords = at::empty({n, 2}, at::kLong);
       coords.read(slide.coords.data_ptr<int64_t>(), H5::PredType::NATIVE_INT64);
-      read_attributes(coords, slide.attributes);
+      read_attributes(coords, slide.attributes, bad);
     }
   } catch (const H5::Exception& e) {
     throw FeatureFileError(FeatureFileError::Kind::kUnreadableH5,

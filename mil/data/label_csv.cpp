@@ -3,12 +3,51 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <stdexcept>
 
+#include "mil/core/reader_limits.h"
+
 namespace mil {
+
+CsvLineReader::CsvLineReader(const std::string& path) : path_(path), in_(path, std::ios::binary) {
+  std::error_code ec;
+  const std::uint64_t size = std::filesystem::file_size(path, ec);
+  if (!ec) size_ = size;  // a pipe or a missing file has none; bytes_ still counts what is read
+}
+
+bool CsvLineReader::next(std::string& line) {
+  line.clear();
+  if (size_ > kMaxCsvFileBytes) {
+    throw std::runtime_error(path_ + ": " +
+                             over_limit("its size", size_, kMaxCsvFileBytes, "kMaxCsvFileBytes"));
+  }
+  std::streambuf* buffer = in_.rdbuf();
+  int c = buffer->sbumpc();
+  if (c == std::char_traits<char>::eof()) return false;
+  if (std::size_t(line_number_) >= kMaxCsvLines) {
+    throw std::runtime_error(path_ + ": " +
+                             over_limit("its line count", kMaxCsvLines, "kMaxCsvLines"));
+  }
+  ++line_number_;
+  for (; c != std::char_traits<char>::eof() && c != '\n'; c = buffer->sbumpc()) {
+    if (line.size() >= kMaxCsvLineBytes) {
+      throw std::runtime_error(
+          path_ + ":" + std::to_string(line_number_) + ": " +
+          over_limit("the line's length", kMaxCsvLineBytes, "kMaxCsvLineBytes"));
+    }
+    line.push_back(char(c));
+  }
+  bytes_ += line.size() + 1;
+  if (bytes_ > kMaxCsvFileBytes) {
+    throw std::runtime_error(path_ + ": " +
+                             over_limit("its size", kMaxCsvFileBytes, "kMaxCsvFileBytes"));
+  }
+  return true;
+}
 
 std::vector<std::string> split_csv_line(const std::string& line) {
   std::vector<std::string> fields;
@@ -29,11 +68,10 @@ std::string trim_copy(std::string s) {
 void for_each_csv_row(
     const std::string& path, const std::vector<std::string>& header_prefix,
     const std::function<void(const std::vector<std::string>&, const std::string&)>& row) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot open '" + path + "'");
+  CsvLineReader in(path);
+  if (!in.is_open()) throw std::runtime_error("cannot open '" + path + "'");
   std::string line;
-  if (!std::getline(in, line))
-    throw std::runtime_error(path + ": empty file, expected a header line");
+  if (!in.next(line)) throw std::runtime_error(path + ": empty file, expected a header line");
   const auto header = split_csv_line(trim_copy(line));
   for (std::size_t i = 0; i < header_prefix.size(); ++i) {
     if (i >= header.size() || trim_copy(header[i]) != header_prefix[i]) {
@@ -41,10 +79,10 @@ void for_each_csv_row(
                                " should be '" + header_prefix[i] + "'");
     }
   }
-  for (int line_number = 2; std::getline(in, line); ++line_number) {
+  while (in.next(line)) {
     line = trim_copy(line);
     if (line.empty()) continue;
-    row(split_csv_line(line), path + ":" + std::to_string(line_number));
+    row(split_csv_line(line), path + ":" + std::to_string(in.line_number()));
   }
 }
 
@@ -98,16 +136,22 @@ bool parse_label(const std::string& label, const DatasetSpec& spec, const std::s
 
 std::vector<LabelRow> read_label_csv(const std::string& path, const DatasetSpec& spec,
                                      ProblemLog* log) {
-  std::ifstream in(path);
-  if (!in) {
+  CsvLineReader in(path);
+  if (!in.is_open()) {
     report_problem(log, "missing_file", path, "cannot open the label file");
     return {};
   }
   std::vector<std::pair<int, std::vector<std::string>>> lines;
   std::string line;
-  for (int number = 1; std::getline(in, line); ++number) {
-    line = trim_copy(line);
-    if (!line.empty()) lines.emplace_back(number, split_csv_line(line));
+  try {
+    while (in.next(line)) {
+      line = trim_copy(line);
+      if (!line.empty()) lines.emplace_back(in.line_number(), split_csv_line(line));
+    }
+  } catch (const std::runtime_error& e) {  // a limit: the file cannot be used at all
+    if (log == nullptr) throw;
+    log->add(DataProblem{"csv_fields", path, e.what()});
+    return {};
   }
   if (lines.empty()) {
     report_problem(log, "csv_fields", path, "empty label file");

@@ -3,6 +3,8 @@
 // or without a header, and survival files `Study,ID,Event,Status,WSI`. Every problem names the file
 // and line; with a ProblemLog the readers collect all of them and skip the bad rows instead of
 // throwing the first.
+#include <cstdint>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -11,6 +13,27 @@
 #include "mil/data/data_problem.h"
 
 namespace mil {
+
+/// Reads a CSV file line by line within kMaxCsvFileBytes, kMaxCsvLineBytes and kMaxCsvLines
+/// (mil/core/reader_limits.h): a line over a limit is refused before it is stored, with an error
+/// naming the file, the line and the limit.
+class CsvLineReader {
+ public:
+  /// Opens `path`; is_open() says whether that worked.
+  explicit CsvLineReader(const std::string& path);
+  bool is_open() const { return in_.is_open(); }
+  /// The next line without its '\n' (a '\r' before it stays); false at the end of the file.
+  bool next(std::string& line);
+  /// 1-based number of the line next() returned last.
+  int line_number() const { return line_number_; }
+
+ private:
+  std::string path_;
+  std::ifstream in_;
+  int line_number_ = 0;
+  std::uint64_t size_ = 0;   ///< The file's size when it is a regular file (checked up front).
+  std::uint64_t bytes_ = 0;  ///< Bytes read so far.
+};
 
 /// Splits one CSV line at commas (no quoting, as the reference's files need none); "a," gives 2
 /// fields.

@@ -10,9 +10,12 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <stdexcept>
 
 #include "mil/core/durable_file.h"
+#include "mil/core/json_reader.h"
+#include "mil/core/reader_limits.h"
 #include "mil/core/sha256.h"
 #include "mil/data/feature_io.h"
 
@@ -311,6 +314,12 @@ std::shared_ptr<const PackedCache> PackedCache::open(const std::string& path) {
                std::to_string(h.index_bytes) + ") lies outside the file's " + std::to_string(size) +
                " bytes");
   }
+  if (h.index_bytes > kMaxPackedIndexBytes) {
+    throw fail(": " + over_limit("its index's size", h.index_bytes, kMaxPackedIndexBytes,
+                                 "kMaxPackedIndexBytes"));
+  }
+  if (h.feature_dim < 1 || h.feature_dim > std::uint64_t(std::numeric_limits<int>::max()))
+    throw fail(": header feature dim " + std::to_string(h.feature_dim) + " is not a positive int");
   const std::string_view text(reinterpret_cast<const char*>(bytes) + h.index_offset, h.index_bytes);
   if (sha256_hex(text) != h.index_sha256)
     throw fail(": the index is corrupt (SHA-256 mismatch); re-pack it");
@@ -319,7 +328,8 @@ std::shared_ptr<const PackedCache> PackedCache::open(const std::string& path) {
   cache->feature_dim_ = int(h.feature_dim);
   const std::uint64_t element = h.dtype == 1 ? 2 : 4;
   try {
-    const nlohmann::json index = nlohmann::json::parse(text);
+    const nlohmann::json index = parse_json_bounded(text, "packed cache '" + path + "' index",
+                                                    kMaxPackedIndexBytes, "kMaxPackedIndexBytes");
     cache->source_ = index.at("source");
     for (const auto& j : index.at("slides")) {
       PackedSlide s;
@@ -343,15 +353,26 @@ std::shared_ptr<const PackedCache> PackedCache::open(const std::string& path) {
   std::vector<std::string> cut;  // slides whose bytes run past the end of a truncated file
   for (const PackedSlide& s : cache->slides_) {
     const std::string slide = ": slide '" + s.id + "'";
-    if (s.instances < 1 || s.bytes != std::uint64_t(s.instances) * h.feature_dim * element ||
-        s.offset % kAlignment != 0 || s.offset < h.index_offset + h.index_bytes) {
+    // Every sum and product is checked for overflow: a wrapped end would pass the bounds check
+    // and let a view read outside the mapping.
+    std::uint64_t expected = 0, features_end = 0, coords_bytes = 0, end = 0;
+    const bool consistent =
+        s.instances >= 1 &&
+        !__builtin_mul_overflow(std::uint64_t(s.instances), h.feature_dim * element, &expected) &&
+        s.bytes == expected && s.offset % kAlignment == 0 &&
+        s.offset >= h.index_offset + h.index_bytes &&
+        !__builtin_add_overflow(s.offset, s.bytes, &features_end) &&
+        (s.coords_offset == 0 ||
+         (s.coords_offset % kAlignment == 0 && s.coords_offset >= features_end &&
+          !__builtin_mul_overflow(std::uint64_t(s.instances), 16, &coords_bytes) &&
+          !__builtin_add_overflow(s.coords_offset, coords_bytes, &end)));
+    if (!consistent) {
       throw fail(slide + " has an inconsistent index entry (offset " + std::to_string(s.offset) +
                  ", " + std::to_string(s.bytes) + " bytes for " + std::to_string(s.instances) +
-                 " x " + std::to_string(h.feature_dim) + ")");
+                 " x " + std::to_string(h.feature_dim) + ", coords offset " +
+                 std::to_string(s.coords_offset) + ")");
     }
-    const std::uint64_t end = s.coords_offset != 0
-                                  ? s.coords_offset + 16 * std::uint64_t(s.instances)
-                                  : s.offset + s.bytes;
+    if (s.coords_offset == 0) end = features_end;
     if (end > size) cut.push_back(s.id);
   }
   if (!cut.empty() || size != h.file_bytes) {

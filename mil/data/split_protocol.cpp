@@ -32,12 +32,13 @@ std::string part_name(const std::string& cell) {
 }
 
 std::vector<std::pair<int, std::vector<std::string>>> read_lines(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot open split file '" + path + "'");
+  CsvLineReader in(path);
+  if (!in.is_open()) throw std::runtime_error("cannot open split file '" + path + "'");
   std::vector<std::pair<int, std::vector<std::string>>> lines;
   std::string line;
-  for (int number = 1; std::getline(in, line); ++number) {
-    if (!trim_copy(line).empty()) lines.emplace_back(number, split_csv_line(trim_copy(line)));
+  while (in.next(line)) {
+    if (!trim_copy(line).empty())
+      lines.emplace_back(in.line_number(), split_csv_line(trim_copy(line)));
   }
   if (lines.empty()) throw std::runtime_error(path + ": empty split file");
   return lines;

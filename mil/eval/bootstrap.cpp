@@ -14,7 +14,6 @@
 
 namespace mil {
 namespace {
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // Percentile q in [0, 1] of sorted values: position q (m - 1), linear between its two neighbours
 // (numpy.percentile "linear", torch.quantile default).

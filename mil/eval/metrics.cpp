@@ -9,7 +9,6 @@
 
 namespace mil {
 namespace {
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 void require_same_size(std::size_t a, std::size_t b, const char* what) {
   if (a != b) {

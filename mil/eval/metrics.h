@@ -4,11 +4,15 @@
 // scikit-survival for the C-index; engines/metrics.py); where they differ from the textbook
 // definition the function's comment says so.
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
 
 namespace mil {
+
+/// What a metric is when it is undefined for its input (one class only, no comparable pairs).
+inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 /// Binary ROC-AUC = P(score of a random positive > score of a random negative), ties counting 1/2
 /// (Mann-Whitney U with average ranks). labels are 0/1. Returns NaN when either class is absent.

@@ -158,7 +158,8 @@ StateDictReport load_state_dict(torch::nn::Module& module, const StateDict& stat
       sources[name] = &tensor;
     }
   }
-  for (const auto& [name, tensor] : state_dict_of(module)) {
+  for (const auto& entry : state_dict_of(module)) {
+    const std::string& name = entry.first;  // a lambda may not capture a structured binding (C++17)
     const bool seen =
         sources.count(name) != 0 ||
         std::any_of(report.mismatched.begin(), report.mismatched.end(),

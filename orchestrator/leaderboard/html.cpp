@@ -394,11 +394,16 @@ std::string to_html(const Leaderboard& board, const std::string& title) {
   std::string out = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" +
                     html(title) + "</title><style>" + kStyle + "</style></head><body>\n<h1>" +
                     html(title) + "</h1>\n";
-  out += "<p class=\"summary\">" + std::to_string(board.ok_results) + " ok results; " +
-         std::to_string(board.missing.size()) + " missing (" + std::to_string(failed) +
-         " failed, " + std::to_string(quarantined) + " quarantined, " + std::to_string(not_run) +
-         " not run). Each method's row is its grid point with the best mean validation metric; "
-         "test metrics never select.</p>\n";
+  out +=
+      "<p class=\"summary\">" + std::to_string(board.ok_results) + " ok results; " +
+      std::to_string(board.missing.size()) + " missing (" + std::to_string(failed) + " failed, " +
+      std::to_string(quarantined) + " quarantined, " + std::to_string(not_run) + " not run)" +
+      (board.pruned_jobs > 0
+           ? "; " + std::to_string(board.pruned_jobs) +
+                 " pruned (never run: successive halving stopped their grid points on validation)"
+           : "") +
+      ". Each method's row is its grid point with the best mean validation metric; test metrics "
+      "never select.</p>\n";
   if (board.rows.empty()) out += "<p class=\"note\">No ok results yet.</p>\n";
   for (const auto& b : board.benchmarks) out += benchmark_section(board, b, colours);
   if (!board.rows.empty()) {

@@ -147,6 +147,17 @@ void label_configs(std::vector<RowBuilder>& builders) {
   }
 }
 
+/// A pruned grid point keeps its validation summaries and leaves out everything about test.
+void keep_validation_only(LeaderboardRow& row, const std::string& detail) {
+  row.pruned = true;
+  row.selectable = false;
+  row.not_selectable = "pruned: " + detail;
+  row.test.clear();
+  row.test_replicate_means.clear();
+  row.test_by_run.clear();
+  row.test_train_ratio_by_run.clear();
+}
+
 LeaderboardRow finish_row(RowBuilder& b) {
   LeaderboardRow& row = b.row;
   const std::uint64_t seed = seed_of(row.config_id);
@@ -221,7 +232,7 @@ void select_rows(Leaderboard& board,
   for (std::size_t i = 0; i < board.rows.size(); ++i)
     groups[{board.rows[i].dataset, board.rows[i].method}].push_back(i);
   for (const auto& [group, members] : groups) {
-    if (members.size() == 1) {
+    if (members.size() == 1 && !board.rows[members[0]].pruned) {
       board.rows[members[0]].selected = true;
       board.rows[members[0]].selection = "only grid point";
       continue;
@@ -440,9 +451,21 @@ Leaderboard build_leaderboard(const std::vector<JobResult>& results,
   }
   label_configs(builders);
 
+  // Grid points halving stopped: by config, the detail of their first pruned job.
+  std::map<std::string, std::string> pruned_configs;
+  for (const auto& spec : expected) {
+    const auto pruned = options.pruned.find(spec.id());
+    if (pruned != options.pruned.end() && ok_by_id.count(pruned->first) == 0) {
+      pruned_configs.emplace(spec.config_id(), pruned->second);
+    }
+  }
   Leaderboard board;
   board.ok_results = int(ok_by_id.size());
-  for (auto& b : builders) board.rows.push_back(finish_row(b));
+  for (auto& b : builders) {
+    board.rows.push_back(finish_row(b));
+    const auto pruned = pruned_configs.find(board.rows.back().config_id);
+    if (pruned != pruned_configs.end()) keep_validation_only(board.rows.back(), pruned->second);
+  }
   std::sort(board.rows.begin(), board.rows.end(),
             [](const LeaderboardRow& a, const LeaderboardRow& b) {
               const double va = a.val_selection.count > 0 ? a.val_selection.mean : -INFINITY;
@@ -472,6 +495,10 @@ Leaderboard build_leaderboard(const std::vector<JobResult>& results,
   for (const auto& spec : expected) {
     const std::string id = spec.id();
     if (!expected_ids.insert(id).second || ok_by_id.count(id) > 0) continue;
+    if (options.pruned.count(id) > 0) {
+      ++board.pruned_jobs;
+      continue;
+    }
     const auto failed = failed_by_id.find(id);
     board.missing.push_back(
         missing(spec, id, failed == failed_by_id.end() ? nullptr : failed->second));
@@ -485,15 +512,11 @@ Leaderboard build_leaderboard(const std::vector<JobResult>& results,
 
 std::map<std::string, std::string> read_quarantined(const std::string& journal_path) {
   std::map<std::string, std::string> out;
-  std::ifstream in(journal_path);
-  std::string line;
-  while (std::getline(in, line)) {
-    const json entry = json::parse(line, /*cb=*/nullptr, /*allow_exceptions=*/false);
-    if (!entry.is_object() || !entry.contains("job_id") || !entry.at("job_id").is_string())
-      continue;
+  for_each_journal_entry(journal_path, [&](const json& entry) {
+    if (!entry.contains("job_id") || !entry.at("job_id").is_string()) return;
     const std::string id = entry.at("job_id").get<std::string>();
     const auto status = entry.find("status");
-    if (status == entry.end() || !status->is_string()) continue;
+    if (status == entry.end() || !status->is_string()) return;
     if (*status == "quarantined") {
       const auto detail = entry.find("detail");
       out[id] =
@@ -501,6 +524,14 @@ std::map<std::string, std::string> read_quarantined(const std::string& journal_p
     } else if (*status == "ok" || *status == "failed") {
       out.erase(id);  // a later result (a rerun with --retry-failed) lifts it
     }
+  });
+  return out;
+}
+
+std::map<std::string, std::string> read_pruned(const std::string& journal_path) {
+  std::map<std::string, std::string> out;
+  for (const auto& [id, entry] : replay_journal(journal_path)) {
+    if (entry.status == "pruned") out.emplace(id, entry.detail);
   }
   return out;
 }
@@ -515,6 +546,9 @@ std::string write_leaderboard(const std::string& results_dir, const LeaderboardO
   for (const auto& [id, detail] :
        read_quarantined((fs::path(results_dir) / "journal.jsonl").string())) {
     resolved.quarantined.emplace(id, detail);
+  }
+  for (const auto& [id, detail] : read_pruned((fs::path(results_dir) / "journal.jsonl").string())) {
+    resolved.pruned.emplace(id, detail);
   }
   const std::vector<JobResult> results = store.load_all();
   const Leaderboard board = build_leaderboard(results, store.load_manifest(), resolved);
@@ -564,6 +598,7 @@ void to_json(json& j, const LeaderboardRow& r) {
            {"val_selection", r.val_selection},
            {"selectable", r.selectable},
            {"not_selectable", r.not_selectable},
+           {"pruned", r.pruned},
            {"selected", r.selected},
            {"selection", r.selection},
            {"protocol_flags", r.protocol_flags},
@@ -622,6 +657,7 @@ void to_json(json& j, const Leaderboard& b) {
       {"ranks", b.ranks},
       {"missing", b.missing},
       {"ok_results", b.ok_results},
+      {"pruned_jobs", b.pruned_jobs},
       {"statistics",
        {{"cell", "mean and population std (ddof 0) over fold-runs (folds x seeds/replicates)"},
         {"interval",
@@ -630,6 +666,9 @@ void to_json(json& j, const Leaderboard& b) {
         {"selection",
          "per benchmark and method, the grid point with the best mean validation selection metric; "
          "test never selects"},
+        {"pruning",
+         "grid points stopped by successive halving (on validation only) are listed with their "
+         "partial validation results and never selected, compared or ranked"},
         {"t_test",
          "corrected resampled t-test (Nadeau & Bengio 2003), variance x (1/n + n_test/n_train), df "
          "n-1"},

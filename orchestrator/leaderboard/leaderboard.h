@@ -7,7 +7,9 @@
 //  - per benchmark, paired differences against a baseline method with the corrected resampled
 //    t-test and the Wilcoxon signed-rank test;
 //  - across benchmarks, average ranks and the Nemenyi critical difference;
-//  - rows from flagged protocols are marked; missing, failed and quarantined jobs are listed.
+//  - rows from flagged protocols are marked; missing, failed and quarantined jobs are listed;
+//  - grid points that successive halving stopped (journal "pruned") are listed with their partial
+//    validation results only, and are never selected, compared or ranked.
 // Statistics live in stats.h; Markdown, CSV and HTML in report.h.
 #include <cstdint>
 #include <map>
@@ -62,7 +64,11 @@ struct LeaderboardRow {
   std::vector<std::string> protocol_flags;  ///< Union over runs, e.g. "val_equals_test".
   bool selectable = false;     ///< Its validation metric can rank it against its siblings.
   std::string not_selectable;  ///< Why not, e.g. "no validation: grid point not selectable".
-  bool selected = false;       ///< The pick of its method on its benchmark.
+  /// Halving stopped it before its last fold (schedule/pruning.h): its runs are partial, so it is
+  /// never selectable and its test metrics are left out (they would compare fewer folds than its
+  /// siblings').
+  bool pruned = false;
+  bool selected = false;  ///< The pick of its method on its benchmark.
   std::string selection;  ///< How it was picked: "best validation auc of 4", "only grid point".
 };
 
@@ -124,6 +130,7 @@ struct Leaderboard {
   RankSummary ranks;                        ///< Across benchmarks.
   std::vector<MissingJob> missing;          ///< Manifest order, then unexpected failures by job id.
   int ok_results = 0;                       ///< Results with status ok.
+  int pruned_jobs = 0;  ///< Expected jobs that halving pruned (never run; not missing).
 };
 
 /// How to build the leaderboard.
@@ -134,6 +141,9 @@ struct LeaderboardOptions {
   /// job id -> message, for jobs the journal marks "quarantined" (they stay missing, never
   /// dropped).
   std::map<std::string, std::string> quarantined;
+  /// job id -> detail, for jobs the journal marks "pruned": they are not missing, and their grid
+  /// point's row is partial (LeaderboardRow::pruned).
+  std::map<std::string, std::string> pruned;
 };
 
 /// Builds the leaderboard from results and the expected jobs (the manifest; may be empty).
@@ -145,6 +155,10 @@ Leaderboard build_leaderboard(const std::vector<JobResult>& results,
 /// protocol_flags (whichever exist; strings only), plus "val_equals_test" for split.protocol
 /// "legacy" with val_ratio 0. Sorted, unique.
 std::vector<std::string> protocol_flags(const JobResult& result);
+
+/// job id -> detail of the journal lines whose status is "pruned", unless a later "ok" line names
+/// the job (malformed lines ignored).
+std::map<std::string, std::string> read_pruned(const std::string& journal_path);
 
 /// Reads a results dir (ResultsStore layout) and writes <dir>/leaderboard.{md,csv,json,html};
 /// returns the .md path. Throws when the directory does not exist or the baseline is unknown.

@@ -159,7 +159,12 @@ std::string to_markdown(const Leaderboard& board, const std::string& title) {
     (m.status == "failed" ? failed : m.status == "quarantined" ? quarantined : not_run)++;
   md += std::to_string(board.ok_results) + " ok results; " + std::to_string(board.missing.size()) +
         " missing (" + std::to_string(failed) + " failed, " + std::to_string(quarantined) +
-        " quarantined, " + std::to_string(not_run) + " not run).\n\n";
+        " quarantined, " + std::to_string(not_run) + " not run)" +
+        (board.pruned_jobs > 0
+             ? "; " + std::to_string(board.pruned_jobs) +
+                   " pruned (never run: successive halving stopped their grid points on validation)"
+             : "") +
+        ".\n\n";
   if (board.rows.empty()) md += "No ok results yet.\n\n";
   for (const BenchmarkResult& b : board.benchmarks) benchmark_section(board, b, md);
   if (!board.rows.empty()) ranks_section(board, md);
@@ -197,6 +202,16 @@ std::string to_markdown(const Leaderboard& board, const std::string& title) {
         "dropped, exact for n ≤ 25 without ties, else normal approximation with tie correction.\n"
         "- ⚑ marks rows from flagged protocols (e.g. val_equals_test: validation is the test "
         "set).\n";
+    if (board.pruned_jobs > 0) {
+      md +=
+          "- Pruned rows: successive halving stopped these grid points after a rung because their "
+          "mean "
+          "validation metric ranked below the best 1/eta of their siblings (test metrics are never "
+          "read "
+          "to decide). Their runs are partial, so their test metrics are not shown and they are "
+          "never "
+          "selected, compared or ranked.\n";
+    }
   }
   return md;
 }

@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "mil/core/durable_file.h"
+#include "mil/core/json_reader.h"
 #include "mil/core/runtime_info.h"
 
 namespace mil::orch {
@@ -27,10 +28,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-[[noreturn]] void throw_errno(const std::string& what, const std::string& path) {
-  throw std::runtime_error(what + " '" + path + "': " + std::strerror(errno));
-}
 
 std::string env_or_empty(const char* name) {
   const char* value = std::getenv(name);
@@ -127,6 +124,7 @@ LockQueue::LockQueue(ResultsStore& store, std::vector<ScheduledJob> jobs, LockOw
     throw std::runtime_error("lock queue: lock_timeout_s and heartbeat_interval_s must be > 0");
   }
   for (const auto& job : jobs_) job_ids_.insert(job.id);
+  plan_ = make_prune_plan(jobs_, options_.prune);
   started_at_ = now();
   locks_dir_ = (fs::path(store_.dir()) / "locks").string();
   std::error_code ec;
@@ -148,11 +146,10 @@ std::optional<LockRecord> LockQueue::read_lock(const std::string& job_id) const 
     if (errno == ENOENT || !fs::exists(path)) return std::nullopt;
     throw_errno("cannot open", path);
   }
-  std::ostringstream text;
-  text << in.rdbuf();
+  in.close();
   LockRecord record;  // an unreadable lock keeps an empty token: stale_reason() calls it unreadable
   try {
-    const json j = json::parse(text.str());
+    const json j = read_json_file(path);
     record.owner = j.at("owner").get<LockOwner>();
     record.acquired = j.at("acquired").get<double>();
     record.heartbeat = j.at("heartbeat").get<double>();
@@ -257,19 +254,16 @@ void LockQueue::scan_results() {
                                static_cast<std::int64_t>(size);
     auto seen = seen_.find(id);
     if (seen != seen_.end() && seen->second.stamp == stamp) continue;
-    std::ifstream in(path, std::ios::binary);
-    if (!in) continue;  // moved aside while listed
-    std::ostringstream text;
-    text << in.rdbuf();
-    json j;
-    try {
-      j = json::parse(text.str());
-    } catch (const std::exception& e) {
-      throw std::runtime_error(path.string() + ": invalid JSON: " + e.what());
-    }
+    if (!std::ifstream(path, std::ios::binary)) continue;  // moved aside while listed
+    const json j = read_json_file(path.string());
     SeenResult entry;
     entry.stamp = stamp;
     entry.ok = j.value("status", "") == "ok";
+    entry.validation = NAN;
+    const std::string metric = prune_metric_of(plan_, id);
+    if (entry.ok && !metric.empty() && j.contains("metrics")) {
+      entry.validation = validation_value(j.at("metrics"), metric);
+    }
     if (!entry.ok && j.contains("runtime") && j.at("runtime").contains("queue")) {
       const json& q = j.at("runtime").at("queue");
       const std::string run = q.value("run_id", "");
@@ -301,6 +295,38 @@ void LockQueue::write_blocked_results(Scheduler& scheduler) {
   }
 }
 
+std::map<std::string, JobOutcome> LockQueue::prune_outcomes() const {
+  std::map<std::string, JobOutcome> outcomes;
+  for (const auto& [id, seen] : seen_) {
+    if (seen.ok) {
+      outcomes.emplace(id, JobOutcome{true, seen.validation});
+    } else if (seen.final_failure || attempted_.count(id) > 0) {
+      outcomes.emplace(id, JobOutcome{false, NAN});
+    }
+  }
+  return outcomes;
+}
+
+void LockQueue::journal_pruned(const std::vector<PrunedJob>& pruned) {
+  std::vector<const PrunedJob*> unknown;
+  for (const PrunedJob& job : pruned) {
+    if (journaled_pruned_.count(job.job_id) == 0) unknown.push_back(&job);
+  }
+  if (unknown.empty()) return;
+  // Every process decides alike; the first to take the mutex journals, the others find its lines.
+  const FolderMutex mutex((fs::path(locks_dir_) / ".prune").string());
+  const auto journal = replay_journal((fs::path(store_.dir()) / "journal.jsonl").string());
+  std::vector<StoreRecord> notes;
+  for (const PrunedJob* job : unknown) {
+    const auto entry = journal.find(job->job_id);
+    if (entry == journal.end() || entry->second.status != "pruned") {
+      notes.push_back(StoreRecord::of_note(job->job_id, "pruned", job->detail));
+    }
+    journaled_pruned_.insert(job->job_id);
+  }
+  if (!notes.empty()) store_.write_batch(notes);
+}
+
 Claim LockQueue::try_claim() {
   scan_results();
   std::set<std::string> done;
@@ -312,7 +338,16 @@ Claim LockQueue::try_claim() {
     return seen != seen_.end() && !seen->second.ok &&
            (seen->second.final_failure || attempted_.count(id) > 0);
   };
-  Scheduler scheduler(jobs_, done, /*max_attempts=*/1);
+  std::vector<ScheduledJob> jobs = jobs_;
+  std::vector<PrunedJob> pruned;
+  if (!plan_.brackets.empty()) {
+    const Pruner pruner(plan_, prune_outcomes());
+    for (ScheduledJob& job : jobs) job.gated = pruner.gate(job.id) != JobGate::kOpen;
+    pruned = pruner.pruned_jobs();
+    journal_pruned(pruned);
+  }
+  Scheduler scheduler(std::move(jobs), done, /*max_attempts=*/1);
+  for (const PrunedJob& job : pruned) scheduler.prune(job.job_id);
   for (int worker = 0;; ++worker) {
     const Assignment assignment = scheduler.next(worker);
     if (assignment.kind == Assignment::Kind::kWait)
@@ -321,6 +356,7 @@ Claim LockQueue::try_claim() {
       // Jobs held by other processes: wait for them, so their locks can be taken over if they die.
       if (scheduler.running_count() > 0) return Claim{Assignment::Kind::kWait, std::nullopt, false};
       failed_count_ = scheduler.failed_count();
+      pruned_count_ = scheduler.pruned_count();
       return Claim{Assignment::Kind::kStop, std::nullopt, false};
     }
     const ScheduledJob& job = *assignment.job;
@@ -411,6 +447,7 @@ LockQueueOutcome run_lock_queue(LockQueue& queue, ResultsStore& store,
     const Claim claim = queue.try_claim();
     if (claim.kind == Assignment::Kind::kStop) {
       outcome.failed_total = queue.failed_count();
+      outcome.pruned_total = queue.pruned_count();
       break;
     }
     if (claim.kind == Assignment::Kind::kWait) {

@@ -19,6 +19,10 @@
 // DIR/locks/.takeover (flock), and the job resumes from its checkpoint in DIR/work/<job id>/.
 // A failed result is final within one submission (same run id, or written after this process
 // started); a later submission retries it, as a rerun of an MPI sweep does.
+// A pruning sweep (schedule/pruning.h) is decided again at every scan from the result files, by
+// every process alike: a job of a rung not decided yet is gated (wait), a pruned one never runs,
+// and the first process to see a job pruned journals it "pruned" (once: under DIR/locks/.prune,
+// after reading the journal).
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -33,6 +37,7 @@
 
 #include "mil/core/specs.h"
 #include "orchestrator/results/store.h"
+#include "orchestrator/schedule/pruning.h"
 #include "orchestrator/schedule/scheduler.h"
 
 namespace mil::orch {
@@ -75,6 +80,7 @@ struct LockQueueOptions {
   /// Whether `pid` lives on this host; empty = kill(pid, 0). Tests inject one.
   std::function<bool(int pid)> pid_alive;
   std::string run_id;  ///< This submission (run_id_from_environment()); see the file comment.
+  PruneSpec prune;     ///< The sweep's successive halving; off by default.
 };
 
 /// Answer to try_claim().
@@ -108,6 +114,8 @@ class LockQueue {
 
   /// Jobs with a final failed result at the last scan that returned kStop.
   std::size_t failed_count() const { return failed_count_; }
+  /// Jobs pruned at the last scan that returned kStop.
+  std::size_t pruned_count() const { return pruned_count_; }
   /// DIR/locks/<job_id>.lock.
   std::string lock_path(const std::string& job_id) const;
   /// The lock of `job_id`, or nothing when there is none (or it vanished while read).
@@ -126,6 +134,7 @@ class LockQueue {
     std::int64_t stamp = 0;  ///< mtime (ns) + size: reparsed when it changes.
     bool ok = false;
     bool final_failure = false;  ///< Failed in this submission (see the file comment).
+    double validation = 0.0;     ///< Its validation metric for pruning (NaN when none or not ok).
   };
   double now() const;
   void scan_results();
@@ -135,6 +144,10 @@ class LockQueue {
   bool take_over(const std::string& job_id, const LockRecord& seen);
   void write_lock_file(const std::string& path, const LockRecord& record) const;
   void write_blocked_results(Scheduler& scheduler);
+  /// The scanned results as halving sees them: ok ones, and failures final in this submission.
+  std::map<std::string, JobOutcome> prune_outcomes() const;
+  /// Journals "pruned" for each of `pruned` that the journal does not say is pruned yet.
+  void journal_pruned(const std::vector<PrunedJob>& pruned);
 
   ResultsStore& store_;
   std::vector<ScheduledJob> jobs_;
@@ -146,6 +159,9 @@ class LockQueue {
   std::map<std::string, SeenResult> seen_;  ///< job id -> last scan of its result file.
   std::set<std::string> attempted_;  ///< Jobs this process ran (their failures are final here).
   std::size_t failed_count_ = 0;
+  std::size_t pruned_count_ = 0;
+  PrunePlan plan_;                          ///< Halving over jobs_ (no brackets when off).
+  std::set<std::string> journaled_pruned_;  ///< Pruned jobs known to be journaled so.
 };
 
 /// What run_lock_queue() did in this process.
@@ -155,6 +171,7 @@ struct LockQueueOutcome {
   std::size_t interrupted = 0;  ///< Stopped on request with a checkpoint; released for any process.
   std::size_t lost = 0;         ///< Run here, but another process's result was written first.
   std::size_t failed_total = 0;  ///< Jobs of the sweep with a final failed result at the end.
+  std::size_t pruned_total = 0;  ///< Jobs of the sweep pruned at the end (never run).
   bool stopped = false;          ///< A stop was requested; jobs may remain.
 };
 

@@ -1,6 +1,8 @@
 #include "orchestrator/results/store.h"
 
 #include "mil/core/durable_file.h"
+#include "mil/core/json_reader.h"
+#include "mil/core/reader_limits.h"
 #include "mil/core/runtime_info.h"
 
 #include <fcntl.h>
@@ -22,26 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-[[noreturn]] void throw_errno(const std::string& what, const std::string& path) {
-  throw std::runtime_error(what + " '" + path + "': " + std::strerror(errno));
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_errno("cannot open", path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw_errno("cannot read", path);
-  return text.str();
-}
-
-json parse_file(const std::string& path) {
-  try {
-    return json::parse(read_file(path));
-  } catch (const json::parse_error& e) {
-    throw std::runtime_error(path + ": invalid JSON: " + e.what());
-  }
-}
+json parse_file(const std::string& path) { return read_json_file(path); }
 
 /// JSON text that never throws on invalid UTF-8 (error messages may carry raw bytes from paths).
 std::string dump(const json& j, int indent) {
@@ -288,20 +271,50 @@ std::set<std::string> ResultsStore::quarantined_ids() const {
   return ids;
 }
 
+std::size_t for_each_journal_entry(const std::string& journal_path,
+                                   const std::function<void(const json&)>& entry) {
+  std::ifstream in(journal_path, std::ios::binary);
+  std::size_t skipped = 0;
+  std::string line;
+  std::streambuf* buffer = in.rdbuf();
+  const auto eof = std::char_traits<char>::eof();
+  for (std::size_t number = 1; in.is_open(); ++number) {
+    line.clear();
+    int c = buffer->sbumpc();
+    if (c == eof) break;
+    for (; c != eof && c != '\n'; c = buffer->sbumpc()) {
+      if (line.size() >= kMaxJournalLineBytes) {
+        throw std::runtime_error(
+            journal_path + ":" + std::to_string(number) + ": " +
+            over_limit("the line's length", kMaxJournalLineBytes, "kMaxJournalLineBytes"));
+      }
+      line.push_back(char(c));
+    }
+    if (line.empty()) continue;
+    if (json_nests_deeper_than(line, kMaxJsonDepth)) {
+      throw std::runtime_error(
+          journal_path + ":" + std::to_string(number) + ": " +
+          over_limit("the nesting of JSON arrays and objects", kMaxJsonDepth, "kMaxJsonDepth"));
+    }
+    const json parsed = json::parse(line, /*cb=*/nullptr, /*allow_exceptions=*/false);
+    if (!parsed.is_object()) {
+      ++skipped;
+      continue;
+    }
+    entry(parsed);
+  }
+  return skipped;
+}
+
 std::map<std::string, JournalEntry> replay_journal(const std::string& journal_path,
                                                    std::size_t* skipped_lines) {
   std::map<std::string, JournalEntry> entries;
-  std::ifstream in(journal_path);
-  std::size_t skipped = 0;
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty()) continue;
-    const json entry = json::parse(line, /*cb=*/nullptr, /*allow_exceptions=*/false);
-    const auto id = entry.is_object() ? entry.find("job_id") : entry.end();
-    const auto status = entry.is_object() ? entry.find("status") : entry.end();
-    if (!entry.is_object() || id == entry.end() || !id->is_string() || status == entry.end() ||
-        !status->is_string()) {
+  std::size_t skipped = for_each_journal_entry(journal_path, [&](const json& entry) {
+    const auto id = entry.find("job_id");
+    const auto status = entry.find("status");
+    if (id == entry.end() || !id->is_string() || status == entry.end() || !status->is_string()) {
       ++skipped;
-      continue;
+      return;
     }
     JournalEntry& e = entries[id->get<std::string>()];
     e.status = status->get<std::string>();
@@ -313,7 +326,7 @@ std::map<std::string, JournalEntry> replay_journal(const std::string& journal_pa
     e.ok_lines += e.status == "ok";
     if (e.status == "failed" || e.status == "quarantined") e.lost_attempts.clear();
     if (e.status == "hung" || e.status == "crashed") e.lost_attempts.push_back(e.detail);
-  }
+  });
   if (skipped_lines != nullptr) *skipped_lines = skipped;
   return entries;
 }

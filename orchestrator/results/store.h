@@ -113,6 +113,14 @@ struct JournalEntry {
   std::vector<std::string> lost_attempts;
 };
 
+/// Calls `entry` with every line of the journal at `journal_path` that is a JSON object, in file
+/// order, and returns how many other non-empty lines (torn by a crash, or malformed) it skipped. A
+/// line longer than kMaxJournalLineBytes or nested deeper than kMaxJsonDepth is refused before it
+/// is parsed, with an error naming the file, the line and the limit. A missing journal has no
+/// lines.
+std::size_t for_each_journal_entry(const std::string& journal_path,
+                                   const std::function<void(const nlohmann::json&)>& entry);
+
 /// Replays dir/journal.jsonl: job id -> its entry. A torn last line (crash mid-append) and
 /// malformed lines are skipped and counted in `*skipped_lines` when given. Missing journal = empty
 /// map.

@@ -12,7 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mil/core/json_reader.h"
 #include "mil/core/model_catalog.h"
+#include "mil/core/reader_limits.h"
 
 namespace mil::orch {
 namespace {
@@ -34,8 +36,11 @@ std::vector<std::string> fields_of(const std::string& line) {
   return fields;
 }
 
-/// Non-empty lines of a CSV, split on commas; nullopt when it cannot be opened.
+/// Non-empty lines of a CSV, split on commas; nullopt when it cannot be opened or is larger than
+/// the label readers accept (kMaxCsvFileBytes): the estimate then says the count is unknown.
 std::optional<std::vector<std::vector<std::string>>> read_rows(const std::string& path) {
+  std::error_code ec;
+  if (fs::file_size(path, ec) > mil::kMaxCsvFileBytes || ec) return std::nullopt;
   std::ifstream in(path);
   if (!in) return std::nullopt;
   std::vector<std::vector<std::string>> rows;
@@ -92,13 +97,12 @@ std::optional<std::pair<double, double>> folder_bytes(const fs::path& folder) {
 /// Instances per bag from a `mhim synth` provenance file: a stand-in's counts ("mhim synth
 /// --benchmark": log-normal bags clamped at 4x the mean), or a generator's uniform [min, max].
 void read_synthetic(const fs::path& root, DatasetSize& size) {
-  std::ifstream in(root / "synthetic.json");
-  if (!in) {
+  if (!fs::exists(root / "synthetic.json")) {
     size.instances_source = "unknown: no file records instance counts";
     return;
   }
   try {
-    const nlohmann::json j = nlohmann::json::parse(in);
+    const nlohmann::json j = read_json_file((root / "synthetic.json").string());
     if (j.contains("counts")) {
       const double instances = j.at("counts").at("instances").get<double>();
       const double bags = j.at("counts").at("bags").get<double>();

@@ -70,11 +70,13 @@ Scheduler::Scheduler(std::vector<ScheduledJob> jobs, const std::set<std::string>
   errors_.resize(jobs_.size());
   group_.resize(jobs_.size());
   dependencies_.resize(jobs_.size());
+  dependents_.resize(jobs_.size());
   for (std::size_t i = 0; i < jobs_.size(); ++i) {
     for (const auto& dependency : jobs_[i].depends_on) {
       const auto it = index_of_.find(dependency);
       if (it != index_of_.end()) {
         dependencies_[i].push_back(it->second);
+        dependents_[it->second].push_back(i);
       } else if (already_done.count(dependency) == 0) {
         throw std::runtime_error("scheduler: job '" + jobs_[i].id + "' depends on unknown job '" +
                                  dependency + "'");
@@ -165,9 +167,10 @@ Assignment Scheduler::next(int worker) {
     return start(index, std::move(group));
   }
   // Nothing ready: wait while a running job can still finish (freeing its dependents) or be
-  // requeued.
+  // requeued, or a gated job can still be opened.
   if (!running_.empty() && pending_count() > 0)
     return Assignment{Assignment::Kind::kWait, nullptr, {}};
+  if (gated_pending()) return Assignment{Assignment::Kind::kWait, nullptr, {}};
   for (const auto& [holder, index] : running_) {
     if (attempts_[index] < max_attempts_) return Assignment{Assignment::Kind::kWait, nullptr, {}};
   }
@@ -288,7 +291,8 @@ int Scheduler::attempts(const std::string& job_id) const {
 }
 
 bool Scheduler::ready(std::size_t index) const {
-  return std::all_of(dependencies_[index].begin(), dependencies_[index].end(),
+  return !jobs_[index].gated &&
+         std::all_of(dependencies_[index].begin(), dependencies_[index].end(),
                      [this](std::size_t d) { return states_[d] == State::kDone; });
 }
 
@@ -301,6 +305,42 @@ void Scheduler::block_dependents(std::size_t failed) {
     blocked_.emplace_back(&jobs_[i], jobs_[failed].id);
     block_dependents(i);
   }
+}
+
+std::size_t Scheduler::index_of(const std::string& job_id) const {
+  const auto it = index_of_.find(job_id);
+  if (it == index_of_.end()) throw std::runtime_error("scheduler: unknown job '" + job_id + "'");
+  return it->second;
+}
+
+void Scheduler::open(const std::string& job_id) {
+  const std::size_t index = index_of(job_id);
+  if (!jobs_[index].gated) return;
+  jobs_[index].gated = false;
+  if (states_[index] == State::kPending) cursor_ = std::min(cursor_, position_[index]);
+}
+
+bool Scheduler::prune(const std::string& job_id) {
+  const std::size_t index = index_of(job_id);
+  if (states_[index] != State::kPending && states_[index] != State::kRunning) return false;
+  if (states_[index] == State::kRunning) {
+    throw std::logic_error("scheduler: job '" + job_id + "' cannot be pruned: it runs");
+  }
+  for (std::size_t dependent : dependents_[index]) {
+    if (states_[dependent] != State::kDone && states_[dependent] != State::kPruned) {
+      throw std::logic_error("scheduler: job '" + job_id + "' cannot be pruned: job '" +
+                             jobs_[dependent].id + "' depends on it");
+    }
+  }
+  set_state(index, State::kPruned);
+  return true;
+}
+
+bool Scheduler::gated_pending() const {
+  for (std::size_t i = 0; i < jobs_.size(); ++i) {
+    if (jobs_[i].gated && states_[i] == State::kPending) return true;
+  }
+  return false;
 }
 
 std::vector<std::pair<const ScheduledJob*, std::string>> Scheduler::take_blocked() {
@@ -316,6 +356,7 @@ std::size_t Scheduler::pending_count() const { return count(State::kPending); }
 std::size_t Scheduler::running_count() const { return count(State::kRunning); }
 std::size_t Scheduler::done_count() const { return count(State::kDone); }
 std::size_t Scheduler::failed_count() const { return count(State::kFailed); }
+std::size_t Scheduler::pruned_count() const { return count(State::kPruned); }
 
 std::vector<std::string> Scheduler::failed_ids() const {
   std::vector<std::string> ids;

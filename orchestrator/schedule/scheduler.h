@@ -34,6 +34,9 @@ struct ScheduledJob {
   /// whose dependency fails for good fails too, without running.
   std::vector<std::string> depends_on;
   int ranks = 1;  ///< Workers that run it together (spec.train.ranks); >= 1.
+  /// Not ready until open(), whatever its dependencies: a later rung of a pruned sweep waits for
+  /// the decision on the rung before it (schedule/pruning.h).
+  bool gated = false;
 };
 
 /// The answer to a worker asking for work.
@@ -87,8 +90,9 @@ class Scheduler {
   /// kJob with the ready pending job of highest cost (ties: original order), now running on
   /// `group` (`worker` and, for a job of R > 1 ranks, R-1 held workers, longest held first); kHold
   /// when that job needs more workers than `worker` and the held ones (see the file comment); kWait
-  /// when none is ready but a running job may still finish or be requeued; else kStop.
-  /// Throws if `worker` already holds a job or is held.
+  /// when none is ready but a running job may still finish or be requeued, or a gated job is
+  /// pending (the caller must open() or prune() every gated job, else workers wait for ever); else
+  /// kStop. Throws if `worker` already holds a job or is held.
   Assignment next(int worker);
   /// Whether a one-rank job may start on the asking worker now (e.g. its predicted device memory
   /// fits beside the jobs running on the worker's GPU); see next(worker, fits).
@@ -132,7 +136,7 @@ class Scheduler {
   /// Attempts of `job_id` handed out so far (0 for an unknown id).
   int attempts(const std::string& job_id) const;
 
-  /// True when nothing is pending and nothing is running.
+  /// True when nothing is pending (gated jobs included) and nothing is running.
   bool finished() const;
   /// Jobs waiting to be handed out.
   std::size_t pending_count() const;
@@ -146,13 +150,28 @@ class Scheduler {
   std::vector<std::string> failed_ids() const;
   /// Worker -> id of the job it holds (for status reports); every member of a group.
   std::map<int, std::string> running_ids() const;
+  /// Lifts the gate of pending job `job_id` (ScheduledJob::gated): it is ready once its
+  /// dependencies are done. No-op for a job that is not gated; throws for an unknown id.
+  void open(const std::string& job_id);
+  /// Pending job `job_id` will never run (halving stopped its grid point): it leaves the sweep
+  /// without counting as done or failed, and true. No-op and false for a job that is done, failed
+  /// or pruned already; throws for an unknown id, a job that runs, or one that a job neither done
+  /// nor pruned depends on.
+  bool prune(const std::string& job_id);
+  /// Jobs pruned.
+  std::size_t pruned_count() const;
   /// Jobs failed because a dependency failed, since the last call: (job, the failed dependency).
   std::vector<std::pair<const ScheduledJob*, std::string>> take_blocked();
 
  private:
-  enum class State { kPending, kRunning, kDone, kFailed };
+  enum class State { kPending, kRunning, kDone, kFailed, kPruned };
 
   std::size_t count(State state) const;
+  /// True when a gated job is still pending: it may yet be opened, so workers wait instead of
+  /// stopping.
+  bool gated_pending() const;
+  /// The index of `job_id` in jobs_; throws for an unknown id.
+  std::size_t index_of(const std::string& job_id) const;
   /// Throws if `worker` holds a job or is held.
   void check_free(int worker) const;
   /// The ready pending job that comes first in cost order, or jobs_.size() when none is ready.
@@ -179,16 +198,18 @@ class Scheduler {
   std::vector<State> states_;                     ///< Parallel to jobs_.
   std::vector<int> attempts_;                     ///< Parallel to jobs_: times handed out.
   std::vector<std::vector<std::string>> errors_;  ///< Parallel to jobs_: errors of failed attempts.
-  std::vector<std::size_t> order_;        ///< Indices into jobs_ by cost descending, stable.
-  std::vector<std::size_t> position_;     ///< Parallel to jobs_: its place in order_.
-  std::size_t cursor_ = 0;                ///< No pending job sits before this place in order_.
-  std::size_t counts_[4] = {0, 0, 0, 0};  ///< Jobs per State.
+  std::vector<std::size_t> order_;           ///< Indices into jobs_ by cost descending, stable.
+  std::vector<std::size_t> position_;        ///< Parallel to jobs_: its place in order_.
+  std::size_t cursor_ = 0;                   ///< No pending job sits before this place in order_.
+  std::size_t counts_[5] = {0, 0, 0, 0, 0};  ///< Jobs per State.
   std::map<std::string, std::size_t> index_of_;  ///< Job id -> index into jobs_.
   std::map<int, std::size_t>
       running_;  ///< Worker -> index of its job (also after its attempt ended).
   /// Parallel to jobs_: the workers of the running attempt (leader first); empty when none runs.
   std::vector<std::vector<int>> group_;
   std::vector<int> held_;  ///< Workers answered kHold, longest held first.
+  std::vector<std::vector<std::size_t>>
+      dependents_;  ///< Parallel to jobs_: the jobs that depend on it.
   std::vector<std::vector<std::size_t>>
       dependencies_;  ///< Parallel to jobs_: indices of unfinished dependencies.
   std::vector<std::pair<const ScheduledJob*, std::string>>

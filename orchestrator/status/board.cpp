@@ -139,6 +139,12 @@ void StatusBoard::job_finished(const std::string& job_id, const std::string& sta
     const TimePoint t = now();
     std::lock_guard<std::mutex> lock(mutex_);
     Job& job = jobs_[job_index(job_id)];
+    if (status ==
+        "pruned") {  // it never ran, so it neither frees a worker nor counts as throughput
+      job.status = status;
+      job.state = State::kPruned;
+      return;
+    }
     // With group commit a result is reported once durable, when its worker may already run its next
     // job: that job stays the worker's, but this one counts as finished by it all the same.
     leave_worker_locked(job, t, /*ran=*/status != "returned");  // a job given back never ran there
@@ -206,6 +212,9 @@ StatusSummary StatusBoard::summary_locked(TimePoint t) const {
       case State::kCommitting:
         ++c.committing;
         break;
+      case State::kPruned:
+        ++c.pruned;
+        break;
     }
   }
   s.uptime_s = std::max(0.0, seconds_between(started_, t));
@@ -236,8 +245,8 @@ StatusSummary StatusBoard::summary() const {
 }
 
 StatusSnapshot StatusBoard::snapshot() const {
-  static constexpr const char* kStateNames[] = {"pending",     "running", "done",      "failed",
-                                                "quarantined", "skipped", "committing"};
+  static constexpr const char* kStateNames[] = {"pending",     "running", "done",       "failed",
+                                                "quarantined", "skipped", "committing", "pruned"};
   const TimePoint t = now();
   StatusSnapshot snap;
   std::vector<Job> jobs_copy;
@@ -266,8 +275,9 @@ StatusSnapshot StatusBoard::snapshot() const {
                  {"done", c.done},
                  {"failed", c.failed},
                  {"quarantined", c.quarantined},
-                 {"skipped", c.skipped}};
-  const std::size_t finished = c.done + c.skipped + c.failed + c.quarantined;
+                 {"skipped", c.skipped},
+                 {"pruned", c.pruned}};
+  const std::size_t finished = c.done + c.skipped + c.failed + c.quarantined + c.pruned;
   j["progress"] = {{"finished", finished},
                    {"fraction", !listed        ? 0.0
                                 : c.total == 0 ? 1.0
@@ -362,13 +372,14 @@ std::string format_duration(double seconds) {
 std::string format_progress_line(const StatusSummary& summary, int bar_width) {
   const StatusCounts& c = summary.counts;
   bar_width = std::max(1, bar_width);
-  const std::size_t finished = c.done + c.skipped + c.failed + c.quarantined;
+  const std::size_t finished = c.done + c.skipped + c.failed + c.quarantined + c.pruned;
   const int filled = c.total == 0 ? bar_width : static_cast<int>(finished * bar_width / c.total);
   std::string line = "[" + std::string(filled, '#') + std::string(bar_width - filled, '.') + "] ";
   line += std::to_string(c.done + c.skipped) + "/" + std::to_string(c.total) + " done";
   line += " \u00b7 " + std::to_string(c.running) + " running";
   if (c.failed > 0) line += " \u00b7 " + std::to_string(c.failed) + " failed";
   if (c.quarantined > 0) line += " \u00b7 " + std::to_string(c.quarantined) + " quarantined";
+  if (c.pruned > 0) line += " \u00b7 " + std::to_string(c.pruned) + " pruned";
   const auto rate =
       summary.recent_jobs_per_h ? summary.recent_jobs_per_h : summary.sweep_jobs_per_h;
   char rate_text[32] = "?";

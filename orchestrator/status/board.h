@@ -49,7 +49,7 @@ struct StatusJobInfo {
 /// The StatusJobInfo of `spec`.
 StatusJobInfo status_job_info(const JobSpec& spec);
 
-/// Jobs per state. Every job of the sweep is in exactly one state, so the seven add up to `total`.
+/// Jobs per state. Every job of the sweep is in exactly one state, so the eight add up to `total`.
 struct StatusCounts {
   std::size_t total = 0;    ///< Jobs in the sweep.
   std::size_t pending = 0;  ///< Not started, or interrupted (a rerun resumes them).
@@ -60,7 +60,8 @@ struct StatusCounts {
   std::size_t quarantined = 0;  ///< Given up on after repeated crashes.
   std::size_t skipped = 0;      ///< Done by an earlier run (a result on disk); not run again.
   std::size_t committing =
-      0;  ///< Reported by its worker (now free); its result is not durable yet.
+      0;                   ///< Reported by its worker (now free); its result is not durable yet.
+  std::size_t pruned = 0;  ///< Never run: successive halving stopped its grid point on validation.
 };
 
 /// The small part of a snapshot: what the progress line shows.
@@ -104,8 +105,8 @@ class StatusBoard {
   void job_reported(const std::string& job_id);
   /// A job ended: status "ok" -> done, "failed" -> failed, "quarantined" -> quarantined,
   /// "interrupted" (stopped with a checkpoint), "retry" (failed, requeued for another attempt) or
-  /// "returned" (taken ahead and given back unstarted) -> pending again; anything else counts as
-  /// failed. `error` is kept for failures.
+  /// "returned" (taken ahead and given back unstarted) -> pending again, "pruned" (never runs:
+  /// schedule/pruning.h) -> pruned; anything else counts as failed. `error` is kept for failures.
   void job_finished(const std::string& job_id, const std::string& status, const std::string& error);
   /// Worker `rank` on `host` (empty: keep the host known) was heard from now.
   void worker_seen(int rank, const std::string& host);
@@ -134,7 +135,16 @@ class StatusBoard {
 
  private:
   using TimePoint = std::chrono::system_clock::time_point;
-  enum class State { kPending, kRunning, kDone, kFailed, kQuarantined, kSkipped, kCommitting };
+  enum class State {
+    kPending,
+    kRunning,
+    kDone,
+    kFailed,
+    kQuarantined,
+    kSkipped,
+    kCommitting,
+    kPruned
+  };
   struct Job {
     StatusJobInfo info;
     State state = State::kPending;

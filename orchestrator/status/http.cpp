@@ -1,5 +1,9 @@
 #include "orchestrator/status/http.h"
 
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+
 #include "orchestrator/status/page.h"
 
 namespace mil::orch {
@@ -65,6 +69,39 @@ StatusResponse handle_status_request(const StatusRequest& request, const StatusS
       bare.result(http::status::internal_server_error);
       return bare;
     }
+  }
+}
+
+http::status status_for_parse_error(const boost::beast::error_code& ec) {
+  if (ec == http::error::header_limit || ec == http::error::buffer_overflow)
+    return http::status::request_header_fields_too_large;
+  if (ec == http::error::body_limit) return http::status::payload_too_large;
+  return http::status::bad_request;
+}
+
+std::optional<StatusResponse> answer_status_bytes(std::string_view bytes,
+                                                  const StatusSource& source,
+                                                  std::size_t header_limit,
+                                                  std::size_t body_limit) {
+  try {
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(header_limit));
+    parser.body_limit(body_limit);
+    parser.eager(true);
+    boost::beast::error_code ec;
+    std::size_t used = 0;
+    while (!parser.is_done() && used < bytes.size()) {
+      const std::size_t n =
+          parser.put(boost::asio::buffer(bytes.data() + used, bytes.size() - used), ec);
+      used += n;
+      if (ec == http::error::need_more) return std::nullopt;  // the server would read more
+      if (ec) return status_error_response(status_for_parse_error(ec), 11, /*keep_alive=*/false);
+      if (n == 0) return std::nullopt;
+    }
+    if (!parser.is_done()) return std::nullopt;
+    return handle_status_request(parser.get(), source);
+  } catch (...) {
+    return std::nullopt;  // out of memory: the server would drop the connection
   }
 }
 

@@ -42,6 +42,7 @@ tr.stale td { color: #c62828; }
   <div class="count">pending<b id="count-pending">?</b></div>
   <div class="count">failed<b id="count-failed">?</b></div>
   <div class="count">quarantined<b id="count-quarantined">?</b></div>
+  <div class="count">pruned<b id="count-pruned">?</b></div>
 </div>
 <div class="bar" title="done and skipped · failed and quarantined · running">
   <div id="bar-ok" style="width:0"></div><div id="bar-bad" style="width:0"></div><div id="bar-run" style="width:0"></div>
@@ -90,7 +91,7 @@ function render(s) {
   document.title = "mhim · " + (s.sweep.name || "sweep") + " · " + (c.done + c.skipped) + "/" + c.total;
   $("started").textContent = s.sweep.started_at;
   $("uptime").textContent = duration(s.sweep.uptime_s);
-  for (const k of ["total", "done", "skipped", "running", "committing", "pending", "failed", "quarantined"]) $("count-" + k).textContent = c[k];
+  for (const k of ["total", "done", "skipped", "running", "committing", "pending", "failed", "quarantined", "pruned"]) $("count-" + k).textContent = c[k];
   const pct = (n) => (c.total > 0 ? (100 * n / c.total) : 0).toFixed(2) + "%";
   $("bar-ok").style.width = pct(c.done + c.skipped);
   $("bar-bad").style.width = pct(c.failed + c.quarantined);

@@ -69,12 +69,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) {
       if (ec.category() != http::make_error_code(http::error::bad_method).category())
         return close();  // socket errors
-      const http::status status =
-          ec == http::error::header_limit || ec == http::error::buffer_overflow
-              ? http::status::request_header_fields_too_large
-          : ec == http::error::body_limit ? http::status::payload_too_large
-                                          : http::status::bad_request;
-      return write(status_error_response(status, 11, /*keep_alive=*/false));
+      return write(status_error_response(status_for_parse_error(ec), 11, /*keep_alive=*/false));
     }
     write(handle_status_request(parser_->get(), config_->source));
   }

@@ -9,6 +9,8 @@
 #include <memory>
 #include <string>
 
+#include "mil/core/reader_limits.h"
+
 namespace mil::orch {
 
 /// Returns the current status JSON document; called on the server's thread.
@@ -22,9 +24,9 @@ struct StatusServerOptions {
   /// A connection that has not sent a whole request this long after connecting (or after its last
   /// response) is closed, so slow or idle clients cannot hold it.
   std::chrono::milliseconds read_timeout{10000};
-  std::chrono::milliseconds write_timeout{10000};  ///< Same for sending a response.
-  std::size_t header_limit = 8192;                 ///< Request line + headers, bytes; larger: 431.
-  std::size_t body_limit = 16384;                  ///< Request body, bytes; larger: 413.
+  std::chrono::milliseconds write_timeout{10000};      ///< Same for sending a response.
+  std::size_t header_limit = kStatusHeaderLimitBytes;  ///< Request line + headers; larger: 431.
+  std::size_t body_limit = kStatusBodyLimitBytes;      ///< Request body, bytes; larger: 413.
   /// Receives the server's log lines (its first internal error, once); may be empty.
   std::function<void(const std::string&)> logger;
 };

@@ -6,19 +6,65 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
+
+#include "mil/core/json_reader.h"
+#include "mil/core/reader_limits.h"
 
 namespace mil::orch {
 namespace {
 
 using nlohmann::json;
 
-/// The YAML 1.2 core schema's plain scalars that are not strings.
-const std::regex kIntPattern("[-+]?[0-9]+");
-const std::regex kFloatPattern("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
-const std::regex kSpecialFloatPattern("[-+]?\\.(inf|Inf|INF)|\\.(nan|NaN|NAN)");
+/// Index of the first non-digit of `t` at or after `i`.
+std::size_t skip_digits(std::string_view t, std::size_t i) {
+  while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
+  return i;
+}
+std::size_t skip_sign(std::string_view t) { return !t.empty() && (t[0] == '-' || t[0] == '+'); }
+
+// The YAML 1.2 core schema's plain scalars that are not strings, matched by hand: std::regex
+// recurses once per character and overflows the stack on a long scalar.
+
+/// [-+]?[0-9]+
+bool is_core_int(std::string_view t) {
+  const std::size_t start = skip_sign(t);
+  const std::size_t end = skip_digits(t, start);
+  return end > start && end == t.size();
+}
+
+/// [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+bool is_core_float(std::string_view t) {
+  std::size_t i = skip_sign(t);
+  if (i < t.size() && t[i] == '.') {
+    const std::size_t end = skip_digits(t, i + 1);
+    if (end == i + 1) return false;
+    i = end;
+  } else {
+    const std::size_t end = skip_digits(t, i);
+    if (end == i) return false;
+    i = end;
+    if (i < t.size() && t[i] == '.') i = skip_digits(t, i + 1);
+  }
+  if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
+    ++i;
+    if (i < t.size() && (t[i] == '-' || t[i] == '+')) ++i;
+    const std::size_t end = skip_digits(t, i);
+    if (end == i) return false;
+    i = end;
+  }
+  return i == t.size();
+}
+
+/// [-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)
+bool is_core_special_float(std::string_view t) {
+  const std::string_view unsigned_part = t.substr(skip_sign(t));
+  if (unsigned_part == ".inf" || unsigned_part == ".Inf" || unsigned_part == ".INF") return true;
+  return t == ".nan" || t == ".NaN" || t == ".NAN";
+}
+
 /// yaml-cpp's tag for an explicit `!!str`.
 constexpr const char* kStrTag = "tag:yaml.org,2002:str";
 
@@ -27,7 +73,17 @@ class YamlConverter {
  public:
   YamlConverter(const std::string& path, SourceLines* lines) : path_(path), lines_(lines) {}
 
-  json convert(const YAML::Node& node, const std::string& pointer) {
+  /// `depth`: how many sequences and mappings hold `node`.
+  json convert(const YAML::Node& node, const std::string& pointer, int depth = 0) {
+    if (++nodes_ > kMaxYamlNodes) {
+      fail(node.Mark(), over_limit("the number of YAML nodes (an alias counts its whole subtree "
+                                   "each time it is used)",
+                                   kMaxYamlNodes, "kMaxYamlNodes"));
+    }
+    if (depth > kMaxYamlDepth) {
+      fail(node.Mark(), over_limit("the nesting of YAML sequences and mappings", kMaxYamlDepth,
+                                   "kMaxYamlDepth"));
+    }
     switch (node.Type()) {
       case YAML::NodeType::Null:
       case YAML::NodeType::Undefined:
@@ -39,7 +95,7 @@ class YamlConverter {
         for (std::size_t i = 0; i < node.size(); ++i) {
           const std::string child = pointer_append(pointer, std::to_string(i));
           record(child, node[i].Mark());
-          out.push_back(convert(node[i], child));
+          out.push_back(convert(node[i], child, depth + 1));
         }
         return out;
       }
@@ -50,6 +106,10 @@ class YamlConverter {
           const YAML::Node key = it->first;  // copies: `it->` yields a temporary pair
           if (!key.IsScalar()) fail(key.Mark(), "a mapping key must be a plain string");
           const std::string name = key.Scalar();
+          if (name.size() > kMaxYamlKeyBytes) {
+            fail(key.Mark(), over_limit("a mapping key's length", name.size(), kMaxYamlKeyBytes,
+                                        "kMaxYamlKeyBytes"));
+          }
           const int line = key.Mark().line + 1;
           if (!first_line.emplace(name, line).second) {
             fail(key.Mark(), "duplicate key '" + name + "' (first on line " +
@@ -58,7 +118,7 @@ class YamlConverter {
           const std::string child = pointer_append(pointer, name);
           record(child, key.Mark());
           const YAML::Node value = it->second;
-          out[name] = convert(value, child);
+          out[name] = convert(value, child, depth + 1);
         }
         return out;
       }
@@ -76,7 +136,7 @@ class YamlConverter {
     }
     if (text == "true" || text == "True" || text == "TRUE") return true;
     if (text == "false" || text == "False" || text == "FALSE") return false;
-    if (std::regex_match(text, kIntPattern)) {
+    if (is_core_int(text)) {
       errno = 0;
       if (text[0] == '-') {
         const long long value = std::strtoll(text.c_str(), nullptr, 10);
@@ -87,8 +147,8 @@ class YamlConverter {
       }
       fail(node.Mark(), "integer " + text + " is out of range");
     }
-    if (std::regex_match(text, kFloatPattern)) return std::strtod(text.c_str(), nullptr);
-    if (std::regex_match(text, kSpecialFloatPattern)) {
+    if (is_core_float(text)) return std::strtod(text.c_str(), nullptr);
+    if (is_core_special_float(text)) {
       fail(node.Mark(), text + " is not a number a sweep can hold (JSON has no inf or nan)");
     }
     return text;
@@ -105,16 +165,23 @@ class YamlConverter {
 
   std::string path_;
   SourceLines* lines_;
+  std::size_t nodes_ = 0;  ///< Nodes converted so far (kMaxYamlNodes).
 };
 
 std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw std::runtime_error(path + ": cannot open sweep file (" + std::strerror(errno) + ")");
+  try {
+    return read_file_limited(path, kMaxSweepFileBytes, "kMaxSweepFileBytes");
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path + ": cannot read the sweep file (" + e.what() + ")");
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+}
+
+void check_size(const std::string& text, const std::string& path) {
+  if (text.size() > kMaxSweepFileBytes) {
+    throw std::runtime_error(
+        path + ": " +
+        over_limit("the sweep file's size", text.size(), kMaxSweepFileBytes, "kMaxSweepFileBytes"));
+  }
 }
 
 bool ends_with(const std::string& text, const std::string& suffix) {
@@ -147,6 +214,7 @@ std::string source_location(const std::string& path, const SourceLines& lines,
 SweepDocument parse_yaml_sweep(const std::string& text, const std::string& path) {
   SweepDocument doc;
   doc.path = path;
+  check_size(text, path);
   YAML::Node root;
   try {
     root = YAML::Load(text);
@@ -161,11 +229,8 @@ SweepDocument parse_yaml_sweep(const std::string& text, const std::string& path)
 SweepDocument parse_json_sweep(const std::string& text, const std::string& path) {
   SweepDocument doc;
   doc.path = path;
-  try {
-    doc.value = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw std::runtime_error(path + ": invalid JSON: " + e.what());
-  }
+  check_size(text, path);
+  doc.value = parse_json_bounded(text, path, kMaxSweepFileBytes, "kMaxSweepFileBytes");
   // JSON is (nearly) YAML 1.2, so yaml-cpp can usually say where each key is. Only the lines are
   // kept; the values above are nlohmann's, so job ids do not depend on yaml-cpp's number parsing.
   try {

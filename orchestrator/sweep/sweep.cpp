@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "mil/core/json_reader.h"
+#include "mil/core/reader_limits.h"
 #include "orchestrator/sweep/axes.h"
 
 namespace mil::orch {
@@ -14,9 +16,8 @@ namespace {
 using nlohmann::json;
 
 /// Top-level keys a sweep file may contain.
-const std::vector<std::string> kSweepKeys = {"name",  "datasets", "models",      "train",
-                                             "split", "grid",     "zip",         "random",
-                                             "seeds", "folds",    "jobs_per_gpu"};
+const std::vector<std::string> kSweepKeys = {"name",  "datasets", "models", "train",
+  "split", "grid", "zip", "random", "seeds", "folds", "prune", "jobs_per_gpu"};
 
 std::vector<std::string> split_key(const std::string& key) {
   std::vector<std::string> segments;
@@ -108,6 +109,11 @@ void require_unique_names(const std::vector<std::string>& names, const std::stri
 std::vector<int> folds_for(const SweepSpec& sweep, const SplitSpec& split) {
   std::vector<int> folds = sweep.folds;
   if (folds.empty()) {
+    if (std::uint64_t(split.fold_count) > kMaxSweepJobs) {
+      throw SweepError("/split/fold_count",
+                       over_limit("split.fold_count", std::uint64_t(split.fold_count),
+                                  kMaxSweepJobs, "kMaxSweepJobs"));
+    }
     for (int f = 0; f < split.fold_count; ++f) folds.push_back(f);
   }
   for (int f : folds) {
@@ -288,8 +294,10 @@ SweepSpec parse_body(const json& j) {
     }
     sweep.jobs_per_gpu = k.get<int>();
   }
+  if (j.contains("prune")) sweep.prune = prune_spec_from_json(j.at("prune"));
   // A parsed sweep always expands: bad grid values and folds are reported with the file name.
-  expand(sweep);
+  const std::vector<JobSpec> jobs = expand(sweep);
+  check_prune_spec(sweep.prune, jobs);
   return sweep;
 }
 
@@ -323,6 +331,10 @@ void apply_override(json& sweep_json, const std::string& assignment) {
   try {
     if (eq == std::string::npos) throw std::runtime_error("expected key.path=value");
     const std::string text = assignment.substr(eq + 1);
+    if (json_nests_deeper_than(text, kMaxJsonDepth)) {
+      throw std::runtime_error(
+          over_limit("the value's nesting of arrays and objects", kMaxJsonDepth, "kMaxJsonDepth"));
+    }
     json value = json::parse(text, /*cb=*/nullptr, /*allow_exceptions=*/false);
     if (value.is_discarded()) value = text;
     const std::string key = assignment.substr(0, eq);
@@ -370,6 +382,7 @@ std::vector<JobSpec> expand(const SweepSpec& sweep) {
   }
   // Each model crosses the sweep's axes with its own grid keys.
   std::vector<std::vector<SweepPoint>> points_of_model;
+  std::uint64_t planned = 0;  // a lower bound of the job count, summed over models
   for (std::size_t m = 0; m < sweep.models.size(); ++m) {
     json grid = sweep.grid.is_null() ? json::object() : sweep.grid;
     const json own = m < sweep.model_grids.size() ? sweep.model_grids[m] : json();
@@ -387,7 +400,20 @@ std::vector<JobSpec> expand(const SweepSpec& sweep) {
         grid[key] = values;
       }
     }
-    points_of_model.push_back(cross(sweep_axes(grid, sweep.zip, sweep.random)));
+    const std::vector<SweepAxis> axes = sweep_axes(grid, sweep.zip, sweep.random);
+    // Every point is at least one job per dataset and seed: refuse before building them.
+    std::uint64_t points = 1;
+    bool overflow = false;
+    for (const SweepAxis& axis : axes)
+      overflow |= __builtin_mul_overflow(points, axis.points.size(), &points);
+    overflow |= __builtin_mul_overflow(points, sweep.datasets.size() * sweep.seeds.size(), &points);
+    overflow |= __builtin_add_overflow(planned, points, &planned);
+    if (overflow || planned > kMaxSweepJobs) {
+      throw std::runtime_error(
+          over_limit("the number of jobs the sweep expands to", kMaxSweepJobs, "kMaxSweepJobs") +
+          "; split it into several sweeps");
+    }
+    points_of_model.push_back(cross(axes));
   }
 
   std::vector<JobSpec> jobs;
@@ -416,8 +442,14 @@ std::vector<JobSpec> expand(const SweepSpec& sweep) {
                              setting.origin + " = " + setting.value.dump() + ": " + e.what());
           }
         }
+        const std::vector<int> folds = folds_for(sweep, base.split);
+        if (jobs.size() + sweep.seeds.size() * folds.size() > kMaxSweepJobs) {
+          throw std::runtime_error(over_limit("the number of jobs the sweep expands to",
+                                              kMaxSweepJobs, "kMaxSweepJobs") +
+                                   "; split it into several sweeps");
+        }
         for (std::uint64_t seed : sweep.seeds) {
-          for (int fold : folds_for(sweep, base.split)) {
+          for (int fold : folds) {
             JobSpec job = base;
             job.seed = seed;
             job.split.fold_index = fold;

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mil/core/specs.h"
+#include "orchestrator/schedule/pruning.h"
 #include "orchestrator/sweep/file.h"
 
 namespace mil::orch {
@@ -40,6 +41,9 @@ struct SweepSpec {
   /// Worker ranks that share one GPU (`mhim sweep --jobs-per-gpu` overrides it); 0 = unset (1).
   /// Where jobs run, never what they compute: not part of any job id.
   int jobs_per_gpu = 0;
+  /// Successive halving of each (dataset, method)'s grid points on validation (`prune`); off when
+  /// absent. It decides which jobs run, never what a job computes, so job ids do not depend on it.
+  PruneSpec prune;
 };
 
 /// Parses and validates a sweep JSON object; every error message starts with `source` (the file

@@ -17,7 +17,7 @@
 #include "orchestrator/results/store.h"
 #include "orchestrator/status/board.h"
 #include "tests/support/mpi_gtest.h"
-#include "tests/support/temp_dir.h"
+#include "tests/support/shared_scratch.h"
 #include "worker/worker_loop.h"
 
 namespace mil::orch {
@@ -37,27 +37,6 @@ std::vector<JobSpec> jobs_for(const std::string& root, int count) {
   return jobs;
 }
 
-/// A scratch folder that rank 0 creates (and removes when this goes away) and shares with the
-/// workers (same node) through a broadcast of its path.
-struct SharedScratch {
-  std::unique_ptr<testing::TempDir> dir;  ///< Rank 0 only.
-  std::string path;                       ///< Every rank.
-};
-
-SharedScratch shared_scratch() {
-  int rank = 0;
-  MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
-  SharedScratch scratch;
-  if (rank == 0) {
-    scratch.dir = std::make_unique<testing::TempDir>();
-    scratch.path = scratch.dir->path().string();
-  }
-  int length = int(scratch.path.size());
-  MIL_MPI_CHECK(MPI_Bcast(&length, 1, MPI_INT, 0, g_comm));
-  scratch.path.resize(length);
-  MIL_MPI_CHECK(MPI_Bcast(scratch.path.data(), length, MPI_CHAR, 0, g_comm));
-  return scratch;
-}
 }  // namespace
 
 TEST(OrchestratorLoop, RunsEveryJobOnceAcrossWorkersAndStopsThem) {
@@ -65,7 +44,7 @@ TEST(OrchestratorLoop, RunsEveryJobOnceAcrossWorkersAndStopsThem) {
   MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
   MIL_MPI_CHECK(MPI_Comm_size(g_comm, &size));
   ASSERT_GE(size, 2) << "run under mpiexec -n 3";
-  const SharedScratch shared = shared_scratch();
+  const testing::SharedScratch shared = testing::shared_scratch(g_comm);
   const std::string& scratch = shared.path;
   if (rank != 0) {
     // Every worker gets a kStop eventually; the number of jobs each ran depends on timing.
@@ -101,7 +80,7 @@ TEST(OrchestratorLoop, TellsTheStatusBoardAboutJobsResultsAndWorkers) {
   int rank = 0, size = 0;
   MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
   MIL_MPI_CHECK(MPI_Comm_size(g_comm, &size));
-  const SharedScratch shared = shared_scratch();
+  const testing::SharedScratch shared = testing::shared_scratch(g_comm);
   const std::string& scratch = shared.path;
   if (rank != 0) {
     EXPECT_GE(worker::run_worker(g_comm, {}, ""), 0);
@@ -135,6 +114,7 @@ TEST(OrchestratorLoop, TellsTheStatusBoardAboutJobsResultsAndWorkers) {
                                                  {"committing", 0},
                                                  {"done", 3},
                                                  {"failed", 1},
+                                                 {"pruned", 0},
                                                  {"quarantined", 0},
                                                  {"skipped", 1}}));
   EXPECT_EQ(status.at("failures")[0].at("job_id"), jobs[4].id());
@@ -152,7 +132,7 @@ TEST(OrchestratorLoop, TellsTheStatusBoardAboutJobsResultsAndWorkers) {
 TEST(OrchestratorLoop, SkipsJobsWithResultsAndStillStopsEveryWorker) {
   int rank = 0;
   MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
-  const SharedScratch shared = shared_scratch();
+  const testing::SharedScratch shared = testing::shared_scratch(g_comm);
   const std::string& scratch = shared.path;
   if (rank != 0) {
     EXPECT_EQ(worker::run_worker(g_comm, {}, ""), 0) << "no job should reach a worker";
@@ -184,7 +164,7 @@ std::size_t run_short_jobs_around_a_long_one(int count, std::chrono::microsecond
   MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
   MIL_MPI_CHECK(MPI_Comm_size(g_comm, &size));
   EXPECT_GE(size, 3) << "needs two workers: run under mpiexec -n 3";
-  const SharedScratch shared = shared_scratch();
+  const testing::SharedScratch shared = testing::shared_scratch(g_comm);
   const std::string& scratch = shared.path;
   auto jobs = jobs_for(scratch + "/nowhere", count);
   if (rank != 0) {
@@ -310,7 +290,7 @@ TEST(OrchestratorLoop, WorkersAskSeveralJobsAheadOfTinyJobsAndGiveThemAllBackBeh
 TEST(OrchestratorLoop, RetriesFailedAttemptsQuarantinesRepeatedFailuresAndRecordsEveryHeartbeat) {
   int rank = 0;
   MIL_MPI_CHECK(MPI_Comm_rank(g_comm, &rank));
-  const SharedScratch shared = shared_scratch();
+  const testing::SharedScratch shared = testing::shared_scratch(g_comm);
   const std::string& scratch = shared.path;
   const auto jobs = jobs_for(scratch + "/nowhere", 3);
   if (rank != 0) {

@@ -4,7 +4,8 @@
 
 #include <cstdio>
 #include <fstream>
-#include <sstream>
+
+#include "mil/core/json_reader.h"
 
 namespace mil::worker {
 
@@ -37,13 +38,9 @@ void from_json(const nlohmann::json& j, Heartbeat& h) {
 }
 
 std::optional<Heartbeat> read_heartbeat(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::stringstream text;
-  text << in.rdbuf();
   try {
-    return nlohmann::json::parse(text.str()).get<Heartbeat>();
-  } catch (const std::exception&) {
+    return read_json_file(path).get<Heartbeat>();
+  } catch (const std::exception&) {  // missing, unreadable, too large, or not a heartbeat
     return std::nullopt;
   }
 }

@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "worker/job_runner.h"
+#include "worker/job_progress.h"
 
 namespace mil::worker {
 

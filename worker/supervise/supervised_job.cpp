@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "mil/core/durable_file.h"
+#include "mil/core/json_reader.h"
 #include "mil/core/runtime_info.h"
 #include "worker/supervise/child_process.h"
 
@@ -126,8 +127,7 @@ JobResult run_supervised_job(const JobSpec& spec, const std::string& work_dir, i
   if (!hung.empty()) return fail(hung);
   if (fs::exists(result_path)) {
     try {
-      std::ifstream in(result_path);
-      JobResult result = nlohmann::json::parse(in).get<JobResult>();
+      JobResult result = read_json_file(result_path).get<JobResult>();
       if (result.job_id != failed.job_id) {
         return fail("the child wrote a result for '" + result.job_id + "' to " + result_path);
       }

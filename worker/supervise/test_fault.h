@@ -2,7 +2,7 @@
 // A test hook for the supervision and hang tests; never set in real runs.
 
 #include "mil/core/specs.h"
-#include "worker/job_runner.h"
+#include "worker/job_progress.h"
 
 namespace mil::worker {
 

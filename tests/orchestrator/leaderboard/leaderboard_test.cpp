@@ -1,5 +1,6 @@
 #include "orchestrator/leaderboard/leaderboard.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -451,6 +452,74 @@ TEST(Leaderboard, ReadsQuarantinedJobsFromTheJournal) {
       << "a later ok (b) or failed (c, rerun with --retry-failed) lifts it";
   EXPECT_EQ(quarantined.at("a"), "3 failures");
   EXPECT_TRUE(read_quarantined(dir / "no-journal.jsonl").empty());
+}
+
+TEST(Leaderboard, APrunedGridPointShowsItsPartialValidationButIsNeverSelectedComparedOrRanked) {
+  // lr 1e-4 ran fold 0 only, with the best validation and test of all, and was pruned (folds 1, 2);
+  // lr 2e-4 ran all three folds. gabmil is the baseline both are compared with.
+  std::vector<JobSpec> expected;
+  for (double lr : {1e-4, 2e-4}) {
+    for (int fold = 0; fold < 3; ++fold) expected.push_back(make_spec("synth", lr, 1, fold));
+  }
+  for (int fold = 0; fold < 3; ++fold)
+    expected.push_back(make_spec("synth", 3e-4, 1, fold, "gabmil"));
+  std::vector<JobResult> results = {ok_result(expected[0], {{"auc", 0.99}}, {{"auc", 0.95}})};
+  for (int i = 3; i < 9; ++i)
+    results.push_back(ok_result(expected[i], {{"auc", 0.6 + 0.01 * i}}, {{"auc", 0.7}}));
+  LeaderboardOptions options;
+  options.baseline = "gabmil";
+  options.pruned = {{expected[1].id(), "pruned after rung 1 of 3"},
+                    {expected[2].id(), "pruned after rung 1 of 3"}};
+  const Leaderboard board = build_leaderboard(results, expected, options);
+  const auto pruned_row =
+      std::find_if(board.rows.begin(), board.rows.end(),
+                   [&](const LeaderboardRow& r) { return r.config_id == expected[0].config_id(); });
+  ASSERT_NE(pruned_row, board.rows.end());
+  EXPECT_TRUE(pruned_row->pruned);
+  EXPECT_FALSE(pruned_row->selectable);
+  EXPECT_FALSE(pruned_row->selected);
+  EXPECT_EQ(pruned_row->not_selectable, "pruned: pruned after rung 1 of 3");
+  EXPECT_EQ(pruned_row->runs, 1);
+  EXPECT_EQ(pruned_row->expected_runs, 3);
+  EXPECT_DOUBLE_EQ(pruned_row->val_selection.mean, 0.95);
+  EXPECT_TRUE(pruned_row->test.empty());
+  EXPECT_TRUE(pruned_row->test_by_run.empty());
+  EXPECT_EQ(selected_row(board, "synth", "abmil").config_id, expected[3].config_id());
+  EXPECT_EQ(method_result(board, "synth", "abmil").comparison.pairs, 3);
+  EXPECT_EQ(board.pruned_jobs, 2);
+  EXPECT_TRUE(board.missing.empty()) << "pruned jobs are not missing";
+  const std::string md = to_markdown(board, "t");
+  EXPECT_NE(md.find("7 ok results; 0 missing (0 failed, 0 quarantined, 0 not run); 2 pruned"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("pruned: pruned after rung 1 of 3"), std::string::npos);
+  EXPECT_EQ(md.find("0.990"), std::string::npos) << "a pruned point's test metric is not shown";
+}
+
+TEST(Leaderboard, ALonePrunedGridPointIsNotItsMethodsPick) {
+  const std::vector<JobSpec> expected = {make_spec("synth", 1e-4, 1, 0),
+                                         make_spec("synth", 1e-4, 1, 1)};
+  LeaderboardOptions options;
+  options.pruned = {{expected[1].id(), "pruned after rung 1 of 2"}};
+  const Leaderboard board = build_leaderboard(
+      {ok_result(expected[0], {{"auc", 0.9}}, {{"auc", 0.8}})}, expected, options);
+  ASSERT_EQ(board.rows.size(), 1u);
+  EXPECT_FALSE(board.rows[0].selected);
+  EXPECT_EQ(method_result(board, "synth", "abmil").row, -1);
+}
+
+TEST(Leaderboard, ReadsPrunedJobsFromTheJournalUnlessALaterOkLineNamesThem) {
+  testing::TempDir dir;
+  std::ofstream(dir / "journal.jsonl")
+      << R"({"job_id": "a", "status": "pruned", "detail": "rung 1"})"
+      << "\n"
+      << R"({"job_id": "b", "status": "pruned", "detail": "rung 1"})"
+      << "\n"
+      << R"({"job_id": "b", "status": "ok"})"
+      << "\n";
+  const auto pruned = read_pruned(dir / "journal.jsonl");
+  ASSERT_EQ(pruned.size(), 1u);
+  EXPECT_EQ(pruned.at("a"), "rung 1");
 }
 
 TEST(Leaderboard, MarkdownHasBenchmarkTablesRanksMissingAndNotes) {

@@ -191,6 +191,105 @@ TEST(LockQueue, TwoQueuesRacingThroughOneSweepRunEveryJobExactlyOnce) {
   EXPECT_EQ(locks, 0u) << "every lock is released";
 }
 
+/// `points` grid points (learning rates) x `folds` folds, validation split on, in sweep order.
+std::vector<ScheduledJob> grid_jobs(int points, int folds) {
+  std::vector<ScheduledJob> jobs;
+  for (int p = 0; p < points; ++p) {
+    for (int f = 0; f < folds; ++f) {
+      JobSpec spec = make_spec(2021);
+      spec.train.lr = 1e-4 * (p + 1);
+      spec.split.fold_count = folds;
+      spec.split.fold_index = f;
+      spec.split.val_ratio = 0.2;
+      jobs.push_back(ScheduledJob{spec, spec.id(), /*cost=*/1.0, {}});
+    }
+  }
+  return jobs;
+}
+
+/// An ok result whose validation AUC grows with the learning rate and whose test AUC falls with it.
+JobResult graded_result(const JobSpec& spec) {
+  JobResult r = make_result(spec, "ok");
+  r.metrics = {{"val", {{"auc", 0.5 + spec.train.lr * 100}}},
+               {"test", {{"auc", 0.9 - spec.train.lr * 100}}}};
+  return r;
+}
+
+LockQueueOptions pruning_options(int eta) {
+  LockQueueOptions o = fast_options();
+  o.prune.enabled = true;
+  o.prune.eta = eta;
+  return o;
+}
+
+/// job id -> the statuses of its journal lines, in order.
+std::map<std::string, std::vector<std::string>> journal_statuses(const std::string& dir) {
+  std::map<std::string, std::vector<std::string>> out;
+  for (const json& line : journal(dir))
+    out[line.at("job_id").get<std::string>()].push_back(line.at("status"));
+  return out;
+}
+
+TEST(LockQueue, TwoQueuesHalvingASweepRunOrPruneEveryJobExactlyOnceOnValidation) {
+  // 6 points x 3 folds with eta 3: 6 -> 2 -> 1 points run 6 + 2 + 1 = 9 jobs; the other 9 are
+  // pruned.
+  testing::TempDir dir;
+  ResultsStore store_a(dir / "r");
+  ResultsStore store_b(dir / "r");
+  const std::vector<ScheduledJob> jobs = grid_jobs(6, 3);
+  LockQueue queue_a(store_a, jobs, owner_named("a"), pruning_options(3));
+  LockQueue queue_b(store_b, jobs, owner_named("b"), pruning_options(3));
+  std::mutex runs_mutex;
+  std::map<std::string, int> runs;
+  const auto run = [&](const JobSpec& spec) {
+    {
+      std::lock_guard<std::mutex> lock(runs_mutex);
+      ++runs[spec.id()];
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    return graded_result(spec);
+  };
+  LockQueueOutcome out_a, out_b;
+  std::thread a([&] { out_a = run_lock_queue(queue_a, store_a, run, nullptr); });
+  std::thread b([&] { out_b = run_lock_queue(queue_b, store_b, run, nullptr); });
+  a.join();
+  b.join();
+  EXPECT_EQ(runs.size(), 9u);
+  for (const auto& [id, count] : runs) EXPECT_EQ(count, 1) << id;
+  EXPECT_EQ(out_a.pruned_total, 9u);
+  EXPECT_EQ(out_b.pruned_total, 9u);
+  // Validation ranks the last point (largest learning rate) best: it ran every fold.
+  for (int f = 0; f < 3; ++f) EXPECT_EQ(runs.count(jobs[5 * 3 + f].id), 1u);
+  const auto statuses = journal_statuses(dir / "r");
+  for (const ScheduledJob& job : jobs) {
+    const std::vector<std::string> expected{runs.count(job.id) ? "ok" : "pruned"};
+    EXPECT_EQ(statuses.count(job.id) ? statuses.at(job.id) : std::vector<std::string>{}, expected)
+        << job.id;
+  }
+}
+
+TEST(LockQueue, AQueueStartedAfterARungsResultsButBeforeItsDecisionJournalsThePrunedOnce) {
+  // A process died right after writing the first rung's last result: nobody journaled a decision.
+  testing::TempDir dir;
+  ResultsStore store(dir / "r");
+  const std::vector<ScheduledJob> jobs = grid_jobs(3, 2);
+  for (int p = 0; p < 3; ++p) ASSERT_TRUE(store.write_exclusive(graded_result(jobs[p * 2].spec)));
+  std::vector<std::string> ran;
+  const auto run = [&](const JobSpec& spec) {
+    ran.push_back(spec.id());
+    return graded_result(spec);
+  };
+  LockQueue first(store, jobs, owner_named("first"), pruning_options(3));
+  run_lock_queue(first, store, run, nullptr);
+  EXPECT_EQ(ran, (std::vector<std::string>{jobs[2 * 2 + 1].id}));  // only the best point's fold 1
+  LockQueue again(store, jobs, owner_named("again"), pruning_options(3));
+  EXPECT_EQ(again.try_claim().kind, Assignment::Kind::kStop);
+  const auto statuses = journal_statuses(dir / "r");
+  EXPECT_EQ(statuses.at(jobs[0 * 2 + 1].id), std::vector<std::string>{"pruned"});
+  EXPECT_EQ(statuses.at(jobs[1 * 2 + 1].id), std::vector<std::string>{"pruned"});
+  EXPECT_EQ(statuses.at(jobs[2 * 2 + 1].id), std::vector<std::string>{"ok"});
+}
+
 TEST(LockQueue, LockHoldsHostPidSlurmIdsAndAHeartbeatThatRefreshMoves) {
   testing::TempDir dir;
   ResultsStore store(dir / "r");

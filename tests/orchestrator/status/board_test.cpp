@@ -70,6 +70,29 @@ TEST(StatusBoard, CountsEveryJobInExactlyOneState) {
   EXPECT_EQ(c.pending, 4u);
 }
 
+TEST(StatusBoard, APrunedJobIsFinishedAndPrunedButNeitherThroughputNorAWorkersJob) {
+  FakeClock clock;
+  StatusBoard board = make_board(clock);
+  board.sweep_started(jobs(4), {});
+  board.job_assigned("job0", 1);
+  board.job_finished("job0", "ok", "");
+  board.job_finished("job1", "pruned", "grid point pruned after rung 1 of 2");
+  board.job_finished("job2", "pruned", "grid point pruned after rung 1 of 2");
+  const StatusCounts c = board.summary().counts;
+  EXPECT_EQ(c.pruned, 2u);
+  EXPECT_EQ(c.done, 1u);
+  EXPECT_EQ(c.pending, 1u);
+  clock.advance(3600s);
+  const StatusSnapshot snap = board.snapshot();
+  EXPECT_DOUBLE_EQ(*snap.summary.sweep_jobs_per_h, 1.0)
+      << "only the job that ran counts as throughput";
+  EXPECT_EQ(snap.json.at("counts").at("pruned"), 2);
+  EXPECT_DOUBLE_EQ(snap.json.at("progress").at("fraction").get<double>(), 0.75);
+  EXPECT_EQ(snap.json.at("workers").at(0).at("jobs_finished"), 1);
+  const std::string line = format_progress_line(snap.summary, 4);
+  EXPECT_EQ(line.rfind("[###.] 1/4 done \u00b7 0 running \u00b7 2 pruned \u00b7 ", 0), 0u) << line;
+}
+
 TEST(StatusBoard, InterruptedJobGoesBackToPendingAndRetryRunsAgain) {
   FakeClock clock;
   StatusBoard board = make_board(clock);
@@ -301,6 +324,7 @@ TEST(StatusBoard, SnapshotJsonHasDocumentedShape) {
                                             {"committing", 0},
                                             {"done", 0},
                                             {"failed", 1},
+                                            {"pruned", 0},
                                             {"quarantined", 0},
                                             {"skipped", 1}}));
   EXPECT_EQ(j.at("progress").at("finished"), 2);

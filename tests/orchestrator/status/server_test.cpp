@@ -181,6 +181,7 @@ TEST(StatusServer, ServesStatusJsonWithJsonContentTypeAndTheBoardsCounts) {
                                             {"committing", 0},
                                             {"done", 2},
                                             {"failed", 1},
+                                            {"pruned", 0},
                                             {"quarantined", 0},
                                             {"skipped", 1}}));
   EXPECT_EQ(j.at("running")[0].at("host"), "node-b");
