@@ -74,6 +74,8 @@ struct PlanRequest {
   std::string results_dir;
   std::vector<std::string> calibrate_from;
   orch::HalvingSettings halving;
+  bool halving_from_flags =
+      false;  ///< --prune-eta or --prune-rungs given: they win over the sweep.
   std::string json_path;
 };
 
@@ -131,6 +133,7 @@ PlanRequest parse_request(const Tokens& tokens) {
   r.sizes.stand_in_scale = args.get_double("stand-ins", 0);
   r.results_dir = args.get("results", "");
   r.calibrate_from = args.get_all("calibrate-from");
+  r.halving_from_flags = args.has("prune-eta") || args.has("prune-rungs");
   r.halving.eta = args.get_int("prune-eta", 3);
   if (r.halving.eta < 2) throw UsageError("--prune-eta must be >= 2");
   try {
@@ -270,14 +273,20 @@ int run_plan(const PlanRequest& request) {
   print_critical_path(jobs, seconds, plan);
   // Pruning: the surviving jobs with rung barriers, prioritised and simulated the same way.
   std::vector<orch::ScheduledJob> kept;
-  const std::vector<std::size_t> index = orch::halving_survivors(jobs, request.halving, kept);
+  // The sweep's own prune key when it has one and no flag overrides it; else an estimate.
+  orch::HalvingSettings halving = request.halving;
+  const bool from_sweep = sweep.prune.enabled && !request.halving_from_flags;
+  if (from_sweep) halving.eta = sweep.prune.eta, halving.rungs = sweep.prune.rungs;
+  const std::vector<std::size_t> index = orch::halving_survivors(jobs, halving, kept);
   std::vector<double> kept_seconds, kept_bytes;
   for (std::size_t i : index) kept_seconds.push_back(seconds[i]), kept_bytes.push_back(bytes[i]);
   orch::prioritize(kept, kept_seconds);
   const orch::PlanResult pruned = orch::simulate_plan(kept, kept_seconds, kept_bytes, cluster);
-  std::printf(
-      "\npruning (successive halving, eta %d, %s; assumed: this plan does not read a prune key):\n",
-      request.halving.eta, request.halving.rungs.empty() ? "one fold per rung" : "rungs as given");
+  std::printf("\npruning (successive halving, eta %d, %s; %s):\n", halving.eta,
+              halving.rungs.empty() ? "one fold per rung" : "rungs as given",
+              from_sweep                   ? "the sweep's prune key"
+              : request.halving_from_flags ? "as --prune-eta/--prune-rungs ask"
+                                           : "what-if: the sweep has no prune key");
   std::printf("  %zu of %zu jobs run, %s of worker time instead of %s (saves %.0f%%)\n",
               kept.size(), jobs.size(), orch::format_hms(pruned.work_s).c_str(),
               orch::format_hms(plan.work_s).c_str(),
