@@ -73,6 +73,25 @@ for ranks in ("3", "5"):
         print(f"{ranks:>5}  {order:5}  {len(walls):4}  {med[order]:13.1f}  {' '.join(f'{w:.0f}' for w in walls):20} {plan}")
     print(f"{ranks:>5}  file/cost median ratio: {med['file'] / med['cost']:.2f}")
 loads = [float(r[k]) for r in rows for k in ("load1_before", "load1_after")]
+# Worker-seconds idle at the tail: per run, the sum over worker ranks of the time between that rank's
+# last job ending and the sweep's last job ending (from each result's runtime.started_at, seconds and
+# rank). On a machine with a core per worker this is wall time lost; on an oversubscribed one other
+# processes take the idle rank's core, so the wall time hides it.
+import collections, datetime, glob, json, os
+def stamp(text): return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").timestamp()
+idle = collections.defaultdict(list)
+for r in rows:
+    d = os.path.join(os.path.dirname(sys.argv[1]), f"results-{r['ranks']}-{r['order']}-{r['rep']}")
+    ends, last = [], collections.defaultdict(float)
+    for f in glob.glob(d + "/results/*.json"):
+        rt = json.load(open(f))["runtime"]
+        end = stamp(rt["started_at"]) + rt["seconds"]
+        ends.append(end)
+        last[rt.get("rank")] = max(last[rt.get("rank")], end)
+    if ends: idle[(r["ranks"], r["order"])].append(sum(max(ends) - v for v in last.values()))
+print("\nranks  order  worker-seconds idle at the tail: median (each run)")
+for (ranks, order), values in sorted(idle.items()):
+    print(f"{ranks:>5}  {order:5}  {statistics.median(values):6.0f}  ({' '.join(f'{v:.0f}' for v in values)})")
 print(f"1-min load average around the runs: median {statistics.median(loads):.1f}, "
       f"range {min(loads):.1f}-{max(loads):.1f} (on {__import__('os').cpu_count()} cores)")
 PY
