@@ -17,6 +17,7 @@ if [[ ${1:-} == --sanitize ]]; then
   shift
 fi
 labels=()
+targets=()
 if [[ -n $sanitize ]]; then
   export MIL_BUILD_DIR=${MIL_BUILD_DIR:-build-sanitize}
   # -O1 (the sanitizers' advice) compiles quicker than -O3; -g1 gives reports line numbers.
@@ -38,10 +39,12 @@ if [[ -n $sanitize ]]; then
   export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$supp/lsan.supp:print_suppressions=0}"
   export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:suppressions=$supp/ubsan.supp}"
   labels=(-L 'unit|e2e|fuzz')
+  # Only the executables those labels run (tests/CMakeLists.txt): not the MPI and slow ones.
+  targets=(mil_sanitize_suite)
 fi
 build_dir=${MIL_BUILD_DIR:-build}
 
-MIL_BUILD_TESTS=ON scripts/build.sh
+MIL_BUILD_TESTS=ON scripts/build.sh "${targets[@]}"
 source scripts/mpi_env.sh
 cd "$build_dir"
 status=0
