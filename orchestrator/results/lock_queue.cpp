@@ -250,14 +250,15 @@ void LockQueue::scan_results() {
     const auto mtime = fs::last_write_time(path, stat_error);
     if (stat_error) continue;  // moved aside while listed
     present.insert(id);
-    const std::int64_t stamp = static_cast<std::int64_t>(mtime.time_since_epoch().count()) * 31 +
-                               static_cast<std::int64_t>(size);
+    const auto mtime_ticks = static_cast<std::int64_t>(mtime.time_since_epoch().count());
     auto seen = seen_.find(id);
-    if (seen != seen_.end() && seen->second.stamp == stamp) continue;
+    if (seen != seen_.end() && seen->second.mtime_ticks == mtime_ticks && seen->second.size == size)
+      continue;
     if (!std::ifstream(path, std::ios::binary)) continue;  // moved aside while listed
     const json j = read_json_file(path.string());
     SeenResult entry;
-    entry.stamp = stamp;
+    entry.mtime_ticks = mtime_ticks;
+    entry.size = size;
     entry.ok = j.value("status", "") == "ok";
     entry.validation = NAN;
     const std::string metric = prune_metric_of(plan_, id);

@@ -26,6 +26,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -131,7 +132,10 @@ class LockQueue {
  private:
   /// What the scan knows of one result file.
   struct SeenResult {
-    std::int64_t stamp = 0;  ///< mtime (ns) + size: reparsed when it changes.
+    /// The file's last write time (file_clock ticks) and size when it was read: it is read again
+    /// when either changes (compared as a pair: any sum of the two can collide, and overflow).
+    std::int64_t mtime_ticks = 0;
+    std::uintmax_t size = 0;  ///< See mtime_ticks.
     bool ok = false;
     bool final_failure = false;  ///< Failed in this submission (see the file comment).
     double validation = 0.0;     ///< Its validation metric for pruning (NaN when none or not ok).

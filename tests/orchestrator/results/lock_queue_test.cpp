@@ -471,6 +471,42 @@ TEST(LockQueue, ALaterSubmissionRetriesAFailedJobOnce) {
   EXPECT_EQ(resubmitted.try_claim().kind, Assignment::Kind::kStop) << "retried once, not forever";
 }
 
+TEST(LockQueue, SeesAResultRewrittenWithItsMtimeOneTickEarlierAndItsSize31BytesLarger) {
+  // The scan once keyed a file on mtime * 31 + size, which these two changes leave equal (and
+  // which overflowed for every real mtime); a result that became ok must still be seen as ok.
+  testing::TempDir dir;
+  ResultsStore store(dir / "r");
+  ManualClock clock;
+  auto options = fast_options("array-1");
+  options.clock = clock.fn();
+  options.lock_timeout_s = 1e9;  // the first queue's lock stays live throughout
+  const auto jobs = independent_jobs(1);
+  LockQueue first(store, jobs, owner_named("a"), options);
+  ASSERT_EQ(first.try_claim().kind, Assignment::Kind::kJob);
+  ASSERT_TRUE(first.publish(make_result(jobs[0].spec, "failed")));
+
+  *clock.seconds = 2000.0;
+  options.run_id = "array-2";
+  LockQueue later(store, jobs, owner_named("b"), options);
+  EXPECT_EQ(later.try_claim().kind, Assignment::Kind::kWait)
+      << "an earlier submission's failure is retried, but the job is still locked";
+
+  const fs::path path = fs::path(dir / "r") / "results" / (jobs[0].id + ".json");
+  const auto old_size = fs::file_size(path);
+  const auto old_mtime = fs::last_write_time(path);
+  json ok = json::parse(std::ifstream(path));
+  ok["status"] = "ok";
+  ok["error"] = "";
+  std::string text = ok.dump(2);
+  ASSERT_LE(text.size(), old_size + 31);
+  text.resize(old_size + 31, ' ');
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+  fs::last_write_time(path, old_mtime - std::chrono::nanoseconds(1));
+
+  EXPECT_EQ(later.try_claim().kind, Assignment::Kind::kStop) << "the job has an ok result now";
+  EXPECT_EQ(later.failed_count(), 0u);
+}
+
 TEST(LockQueue, AnInterruptedJobIsJournaledAndItsLockReleasedForAnyProcess) {
   testing::TempDir dir;
   ResultsStore store(dir / "r");
