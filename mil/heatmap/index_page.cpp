@@ -1,0 +1,98 @@
+#include "mil/heatmap/index_page.h"
+
+#include <cstdio>
+
+namespace mil::heatmap {
+namespace {
+
+std::string html(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::string fixed(double v, int digits = 3) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.*f", digits, v);
+  return text;
+}
+
+constexpr const char* kStyle =
+    "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px;color:#222;"
+    "background:#fafafa}h1{font-size:22px;margin:0 0 4px}p.meta{color:#555;margin:0 0 16px}"
+    "table{border-collapse:collapse;margin:0 0 24px;background:#fff}th,td{border:1px solid #ddd;"
+    "padding:4px 10px;text-align:right}th{background:#f0f0f0}td.id,th.id{text-align:left}"
+    ".bar{display:inline-block;height:10px;background:#3b528b;vertical-align:middle;"
+    "margin-right:6px}.grid{display:flex;flex-wrap:wrap;gap:16px}figure{margin:0;background:#fff;"
+    "border:1px solid #ddd;padding:8px;max-width:520px}figure img{max-width:100%;height:auto;"
+    "display:block}figcaption{font-size:14px;margin-top:6px}.pos{color:#a11}.neg{color:#155}"
+    "pre{background:#fff;border:1px solid #ddd;padding:8px;display:inline-block}";
+
+}  // namespace
+
+std::string render_index_html(const IndexInfo& info, const std::vector<IndexEntry>& entries) {
+  const std::string p = "P(class " + std::to_string(info.target_class) + ")";
+  std::string out = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" +
+                    html(info.title) + "</title><style>" + kStyle + "</style></head><body>\n<h1>" +
+                    html(info.title) + "</h1>\n<p class=\"meta\">Model <b>" + html(info.model) +
+                    "</b>, weights <code>" + html(info.weights) +
+                    "</code>; colour = " + html(info.scores) + " score of each patch (" +
+                    html(info.normalize) + ", " + html(info.colormap) + "; brighter = higher). " +
+                    std::to_string(entries.size()) + " slide(s).</p>\n";
+  if (!info.summary.empty()) out += "<pre>" + html(info.summary) + "</pre>\n";
+  bool truth = false;
+  for (const IndexEntry& e : entries) truth |= e.label >= 0 || e.hard_witnesses >= 0;
+  out += "<table><thead><tr><th class=\"id\">Slide</th><th>Instances</th><th>" + html(p) +
+         "</th><th>Predicted</th>";
+  if (truth) out += "<th>Label</th><th>Hard / easy witnesses</th><th>Instance AUC</th>";
+  out += "</tr></thead><tbody>\n";
+  for (const IndexEntry& e : entries) {
+    out += "<tr><td class=\"id\"><a href=\"#" + html(e.slide_id) + "\">" + html(e.slide_id) +
+           "</a></td><td>" + std::to_string(e.instances) + "</td><td><span class=\"bar\" style=\"" +
+           "width:" + std::to_string(int(e.probability * 60)) + "px\"></span>" +
+           fixed(e.probability) + "</td><td>" + std::to_string(e.predicted) + "</td>";
+    if (truth) {
+      out += "<td>" + (e.label >= 0 ? std::to_string(e.label) : std::string("–")) + "</td><td>" +
+             (e.hard_witnesses >= 0
+                  ? std::to_string(e.hard_witnesses) + " / " + std::to_string(e.easy_witnesses)
+                  : std::string("–")) +
+             "</td><td>" + (e.instance_auc >= 0 ? fixed(e.instance_auc) : std::string("–")) +
+             "</td>";
+    }
+    out += "</tr>\n";
+  }
+  out += "</tbody></table>\n<div class=\"grid\">\n";
+  for (const IndexEntry& e : entries) {
+    const bool positive = e.predicted == info.target_class;
+    out += "<figure id=\"" + html(e.slide_id) + "\"><a href=\"" + html(e.svg) + "\"><img src=\"" +
+           html(e.png) + "\" alt=\"" + html(info.scores) + " heatmap of slide " + html(e.slide_id) +
+           "\"></a><figcaption><b>" + html(e.slide_id) + "</b> — " + html(p) + " = <span class=\"" +
+           (positive ? "pos" : "neg") + "\">" + fixed(e.probability) + "</span>" +
+           (e.label >= 0 ? ", label " + std::to_string(e.label) : "") + " · <a href=\"" +
+           html(e.svg) + "\">SVG</a></figcaption></figure>\n";
+  }
+  out += "</div>\n</body></html>\n";
+  return out;
+}
+
+}  // namespace mil::heatmap
