@@ -94,6 +94,97 @@ nlohmann::json bag_truth(const std::vector<double>& scores,
   return j;
 }
 
+/// One bag's output: logits, probabilities, scores, coords, label and, where the slide has truth,
+/// its witness counts and AUCs (the slide is also added to `truth_slides`; `labels_inferred` is set
+/// when its label had to come from the truth).
+nlohmann::json describe_bag(const InputSlide& slide, const ScoredBag& scored,
+                            const std::map<std::string, int>& labels, int classes,
+                            std::vector<TruthSlide>& truth_slides, bool& labels_inferred) {
+  const at::Tensor probabilities = scored.logits.softmax(1);
+  nlohmann::json bag = {{"slide_id", slide.id},
+                        {"file", slide.path},
+                        {"instances", slide.features.size(0)},
+                        {"logits", to_vector(scored.logits)},
+                        {"probabilities", to_vector(probabilities)},
+                        {"predicted", probabilities.argmax(1).item<int64_t>()}};
+  const std::vector<double> scores =
+      scored.scores.defined() ? to_vector(scored.scores) : std::vector<double>{};
+  if (scored.scores.defined()) bag["instance_scores"] = scores;
+  if (slide.coords.defined()) {
+    const at::Tensor c = slide.coords.to(at::kLong).contiguous();
+    std::vector<std::array<int64_t, 2>> xy;
+    for (int64_t i = 0; i < c.size(0); ++i)
+      xy.push_back({c[i][0].item<int64_t>(), c[i][1].item<int64_t>()});
+    bag["coords"] = xy;
+  }
+  const auto label = labels.find(slide.id);
+  if (label != labels.end()) bag["label"] = label->second;
+  if (slide.instance_labels.defined() && scored.scores.defined()) {
+    const at::Tensor t = slide.instance_labels.contiguous();
+    std::vector<std::uint8_t> codes(t.data_ptr<std::uint8_t>(),
+                                    t.data_ptr<std::uint8_t>() + t.numel());
+    bag["truth"] = bag_truth(scores, codes);
+    bag["instance_truth"] = codes;
+    TruthSlide ts;
+    ts.label = label != labels.end() ? label->second
+                                     : int(std::any_of(codes.begin(), codes.end(), is_witness));
+    labels_inferred |= label == labels.end();
+    ts.positive_probability = probabilities[0][std::min(1, classes - 1)].item<double>();
+    ts.scores = scores;
+    ts.codes = std::move(codes);
+    truth_slides.push_back(std::move(ts));
+  }
+  return bag;
+}
+
+/// The .csv output: one row per bag in `out_path` and one per instance in <out>.instances.csv;
+/// the label and truth columns only where some bag has them.
+void write_prediction_csv(const std::string& out_path, const nlohmann::json& bags, int classes,
+                          bool any_label, bool any_truth) {
+  std::ofstream bag_csv(out_path);
+  bag_csv << "slide_id,instances,predicted";
+  for (int c = 0; c < classes; ++c) bag_csv << ",logit_" << c;
+  for (int c = 0; c < classes; ++c) bag_csv << ",prob_" << c;
+  if (any_label) bag_csv << ",label";
+  if (any_truth)
+    bag_csv << ",hard_witnesses,easy_witnesses,instance_auc,instance_auc_hard,instance_auc_easy";
+  bag_csv << "\n";
+  const std::string instances_path =
+      (fs::path(out_path).replace_extension(".instances.csv")).string();
+  std::ofstream instance_csv(instances_path);
+  instance_csv << "slide_id,index,x,y,score" << (any_truth ? ",truth" : "") << "\n";
+  for (const auto& bag : bags) {
+    bag_csv << bag.at("slide_id").get<std::string>() << ',' << bag.at("instances") << ','
+            << bag.at("predicted");
+    for (const char* key : {"logits", "probabilities"}) {
+      for (double v : bag.at(key)) bag_csv << ',' << number(v);
+    }
+    if (any_label) bag_csv << ',' << (bag.contains("label") ? bag["label"].dump() : "");
+    if (any_truth) {
+      const nlohmann::json t = bag.value("truth", nlohmann::json::object());
+      for (const char* key : {"hard_witnesses", "easy_witnesses"})
+        bag_csv << ',' << (t.contains(key) ? t[key].dump() : "");
+      for (const char* key : {"instance_auc", "instance_auc_hard", "instance_auc_easy"})
+        bag_csv << ',' << (t.contains(key) ? number(t[key].get<double>()) : "");
+    }
+    bag_csv << "\n";
+    if (!bag.contains("instance_scores")) continue;
+    const auto& scores = bag.at("instance_scores");
+    for (std::size_t i = 0; i < scores.size(); ++i) {
+      instance_csv << bag.at("slide_id").get<std::string>() << ',' << i << ',';
+      if (bag.contains("coords"))
+        instance_csv << bag["coords"][i][0] << ',' << bag["coords"][i][1];
+      else
+        instance_csv << ',';
+      instance_csv << ',' << number(scores[i].get<double>());
+      if (any_truth)
+        instance_csv << ','
+                     << (bag.contains("instance_truth") ? bag["instance_truth"][i].dump() : "");
+      instance_csv << "\n";
+    }
+  }
+}
+
 }  // namespace
 
 int cmd_predict(const Tokens& tokens) {
@@ -146,42 +237,8 @@ int cmd_predict(const Tokens& tokens) {
       } catch (const std::invalid_argument& e) {
         throw UsageError(std::string("--scores ") + e.what());
       }
-      const at::Tensor probabilities = scored.logits.softmax(1);
-      nlohmann::json bag = {{"slide_id", slide.id},
-                            {"file", slide.path},
-                            {"instances", slide.features.size(0)},
-                            {"logits", to_vector(scored.logits)},
-                            {"probabilities", to_vector(probabilities)},
-                            {"predicted", probabilities.argmax(1).item<int64_t>()}};
-      const std::vector<double> scores =
-          scored.scores.defined() ? to_vector(scored.scores) : std::vector<double>{};
-      if (scored.scores.defined()) bag["instance_scores"] = scores;
-      if (slide.coords.defined()) {
-        const at::Tensor c = slide.coords.to(at::kLong).contiguous();
-        std::vector<std::array<int64_t, 2>> xy;
-        for (int64_t i = 0; i < c.size(0); ++i)
-          xy.push_back({c[i][0].item<int64_t>(), c[i][1].item<int64_t>()});
-        bag["coords"] = xy;
-      }
-      const auto label = inputs.labels.find(slide.id);
-      if (label != inputs.labels.end()) bag["label"] = label->second;
-      if (slide.instance_labels.defined() && scored.scores.defined()) {
-        const at::Tensor t = slide.instance_labels.contiguous();
-        std::vector<std::uint8_t> codes(t.data_ptr<std::uint8_t>(),
-                                        t.data_ptr<std::uint8_t>() + t.numel());
-        bag["truth"] = bag_truth(scores, codes);
-        bag["instance_truth"] = codes;
-        TruthSlide ts;
-        ts.label = label != inputs.labels.end()
-                       ? label->second
-                       : int(std::any_of(codes.begin(), codes.end(), is_witness));
-        labels_inferred |= label == inputs.labels.end();
-        ts.positive_probability = probabilities[0][std::min(1, classes - 1)].item<double>();
-        ts.scores = scores;
-        ts.codes = std::move(codes);
-        truth_slides.push_back(std::move(ts));
-      }
-      bags.push_back(std::move(bag));
+      bags.push_back(
+          describe_bag(slide, scored, inputs.labels, classes, truth_slides, labels_inferred));
     }
 
     nlohmann::json truth = nullptr;
@@ -201,51 +258,7 @@ int cmd_predict(const Tokens& tokens) {
       if (!truth.is_null()) header["truth_metrics"] = truth;
       std::ofstream(out_path) << header.dump(1) << "\n";
     } else {
-      // Columns beyond the classic ones only where labels or truth exist.
-      const bool any_label = !inputs.labels.empty(), any_truth = !truth_slides.empty();
-      std::ofstream bag_csv(out_path);
-      bag_csv << "slide_id,instances,predicted";
-      for (int c = 0; c < classes; ++c) bag_csv << ",logit_" << c;
-      for (int c = 0; c < classes; ++c) bag_csv << ",prob_" << c;
-      if (any_label) bag_csv << ",label";
-      if (any_truth)
-        bag_csv
-            << ",hard_witnesses,easy_witnesses,instance_auc,instance_auc_hard,instance_auc_easy";
-      bag_csv << "\n";
-      const std::string instances_path =
-          (fs::path(out_path).replace_extension(".instances.csv")).string();
-      std::ofstream instance_csv(instances_path);
-      instance_csv << "slide_id,index,x,y,score" << (any_truth ? ",truth" : "") << "\n";
-      for (const auto& bag : bags) {
-        bag_csv << bag.at("slide_id").get<std::string>() << ',' << bag.at("instances") << ','
-                << bag.at("predicted");
-        for (const char* key : {"logits", "probabilities"}) {
-          for (double v : bag.at(key)) bag_csv << ',' << number(v);
-        }
-        if (any_label) bag_csv << ',' << (bag.contains("label") ? bag["label"].dump() : "");
-        if (any_truth) {
-          const nlohmann::json t = bag.value("truth", nlohmann::json::object());
-          for (const char* key : {"hard_witnesses", "easy_witnesses"})
-            bag_csv << ',' << (t.contains(key) ? t[key].dump() : "");
-          for (const char* key : {"instance_auc", "instance_auc_hard", "instance_auc_easy"})
-            bag_csv << ',' << (t.contains(key) ? number(t[key].get<double>()) : "");
-        }
-        bag_csv << "\n";
-        if (!bag.contains("instance_scores")) continue;
-        const auto& scores = bag.at("instance_scores");
-        for (std::size_t i = 0; i < scores.size(); ++i) {
-          instance_csv << bag.at("slide_id").get<std::string>() << ',' << i << ',';
-          if (bag.contains("coords"))
-            instance_csv << bag["coords"][i][0] << ',' << bag["coords"][i][1];
-          else
-            instance_csv << ',';
-          instance_csv << ',' << number(scores[i].get<double>());
-          if (any_truth)
-            instance_csv << ','
-                         << (bag.contains("instance_truth") ? bag["instance_truth"][i].dump() : "");
-          instance_csv << "\n";
-        }
-      }
+      write_prediction_csv(out_path, bags, classes, !inputs.labels.empty(), !truth_slides.empty());
       if (!truth.is_null()) {
         const std::string truth_path = fs::path(out_path).replace_extension(".truth.json").string();
         std::ofstream(truth_path) << truth.dump(2) << "\n";
