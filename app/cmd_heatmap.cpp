@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/args.h"
+#include "app/cmd_heatmap.h"
 #include "app/commands.h"
 #include "app/slide_inputs.h"
 #include "mil/core/durable_file.h"

@@ -14,7 +14,6 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv);  ///< argc/argv fo
 int cmd_leaderboard(const Tokens& tokens);
 int cmd_bench(const Tokens& tokens);
 int cmd_predict(const Tokens& tokens);
-int cmd_heatmap(const Tokens& tokens);
 int cmd_bench_models(const Tokens& tokens);  ///< `mhim bench models`, reached through cmd_bench.
 int cmd_bench_load(const Tokens& tokens);    ///< `mhim bench load`, reached through cmd_bench.
 int cmd_bench_sync(

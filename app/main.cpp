@@ -5,6 +5,7 @@
 #include <exception>
 #include <string>
 
+#include "app/cmd_heatmap.h"
 #include "app/cmd_plan.h"
 #include "app/commands.h"
 #include "mil/runtime/process_memory.h"
