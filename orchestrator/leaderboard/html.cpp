@@ -320,8 +320,7 @@ std::string benchmark_section(const Leaderboard& board, const BenchmarkResult& b
            colours.of(mr.method) + "\"></span>" + html(mr.method) + "</td>";
     if (mr.row < 0) {
       out += "<td colspan=\"" + std::to_string(10 + truth.size()) + "\" class=\"warn\">" +
-             html(mr.note) +
-             "</td></tr>\n";  // every column after Method
+             html(mr.note) + "</td></tr>\n";  // every column after Method
       continue;
     }
     const LeaderboardRow& row = board.rows[mr.row];
