@@ -66,7 +66,9 @@ std::string legend_caption(const HeatmapStyle& style) {
          ", " + style.colormap;
 }
 
-std::string xml(const std::string& text) {
+}  // namespace
+
+std::string escape_markup(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
@@ -82,14 +84,15 @@ std::string xml(const std::string& text) {
       case '"':
         out += "&quot;";
         break;
+      case '\'':
+        out += "&#39;";
+        break;
       default:
         out += c;
     }
   }
   return out;
 }
-
-}  // namespace
 
 HeatmapLayout heatmap_layout(const SlideHeatmap& slide, const HeatmapStyle& style) {
   if (slide.coords.empty())
@@ -229,14 +232,14 @@ std::string render_svg(const SlideHeatmap& slide, const HeatmapStyle& style,
                 "viewBox=\"0 0 %d %d\" font-family=\"DejaVu Sans, Arial, sans-serif\">\n",
                 l.width, l.height, l.width, l.height);
   s += buf;
-  s += "<title>" + xml(title_line(slide) + " — " + slide.caption) + "</title>\n";
+  s += "<title>" + escape_markup(title_line(slide) + " — " + slide.caption) + "</title>\n";
   s += "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n";
   std::snprintf(buf, sizeof buf, "<text x=\"%d\" y=\"%d\" font-size=\"16\" font-weight=\"600\">",
                 kMargin, kMargin + line);
-  s += buf + xml(title_line(slide)) + "</text>\n";
+  s += buf + escape_markup(title_line(slide)) + "</text>\n";
   std::snprintf(buf, sizeof buf, "<text x=\"%d\" y=\"%d\" font-size=\"14\">", kMargin,
                 kMargin + 2 * line + kLineGap);
-  s += buf + xml(slide.caption) + "</text>\n";
+  s += buf + escape_markup(slide.caption) + "</text>\n";
   std::snprintf(buf, sizeof buf,
                 "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\" stroke=\"%s\"/>\n",
                 l.map_x, l.map_y, l.map_width, l.map_height, hex(kNoTissue).c_str(),
@@ -266,7 +269,7 @@ std::string render_svg(const SlideHeatmap& slide, const HeatmapStyle& style,
                   (long long)slide.coords[i][0], (long long)slide.coords[i][1],
                   (long long)slide.patch_size, (long long)slide.patch_size, hex(colour).c_str(),
                   (long long)slide.coords[i][0], (long long)slide.coords[i][1],
-                  xml(style.score_name).c_str(), slide.scores[i]);
+                  escape_markup(style.score_name).c_str(), slide.scores[i]);
     s += buf;
   }
   s += "</g>\n</g>\n";
@@ -292,11 +295,11 @@ std::string render_svg(const SlideHeatmap& slide, const HeatmapStyle& style,
                   "<text x=\"%d\" y=\"%d\" font-size=\"13\" dominant-baseline=\"middle\">",
                   l.bar_x + l.bar_width, y, l.bar_x + l.bar_width + 4, y, hex(kInk).c_str(),
                   l.bar_x + l.bar_width + kLineGap, y);
-    s += buf + xml(labels[std::size_t(k)]) + "</text>\n";
+    s += buf + escape_markup(labels[std::size_t(k)]) + "</text>\n";
   }
   std::snprintf(buf, sizeof buf, "<text x=\"%d\" y=\"%d\" font-size=\"13\">", kMargin,
                 l.height - kMargin);
-  s += buf + xml(legend_caption(style)) + "</text>\n</svg>\n";
+  s += buf + escape_markup(legend_caption(style)) + "</text>\n</svg>\n";
   return s;
 }
 

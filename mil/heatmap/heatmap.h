@@ -68,6 +68,9 @@ Image render_png(const SlideHeatmap& slide, const HeatmapStyle& style);
 std::string render_svg(const SlideHeatmap& slide, const HeatmapStyle& style,
                        const std::string& thumbnail_png);
 
+/// `text` with &, <, >, " and ' escaped: safe as XML (SVG) and HTML text and attribute values.
+std::string escape_markup(const std::string& text);
+
 /// RFC 4648 base64 of `bytes`.
 std::string base64(const std::string& bytes);
 

@@ -2,34 +2,10 @@
 
 #include <cstdio>
 
+#include "mil/heatmap/heatmap.h"
+
 namespace mil::heatmap {
 namespace {
-
-std::string html(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 std::string fixed(double v, int digits = 3) {
   char text[32];
@@ -53,22 +29,24 @@ constexpr const char* kStyle =
 std::string render_index_html(const IndexInfo& info, const std::vector<IndexEntry>& entries) {
   const std::string p = "P(class " + std::to_string(info.target_class) + ")";
   std::string out = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" +
-                    html(info.title) + "</title><style>" + kStyle + "</style></head><body>\n<h1>" +
-                    html(info.title) + "</h1>\n<p class=\"meta\">Model <b>" + html(info.model) +
-                    "</b>, weights <code>" + html(info.weights) +
-                    "</code>; colour = " + html(info.scores) + " score of each patch (" +
-                    html(info.normalize) + ", " + html(info.colormap) + "; brighter = higher). " +
-                    std::to_string(entries.size()) + " slide(s).</p>\n";
-  if (!info.summary.empty()) out += "<pre>" + html(info.summary) + "</pre>\n";
+                    escape_markup(info.title) + "</title><style>" + kStyle +
+                    "</style></head><body>\n<h1>" + escape_markup(info.title) +
+                    "</h1>\n<p class=\"meta\">Model <b>" + escape_markup(info.model) +
+                    "</b>, weights <code>" + escape_markup(info.weights) +
+                    "</code>; colour = " + escape_markup(info.scores) + " score of each patch (" +
+                    escape_markup(info.normalize) + ", " + escape_markup(info.colormap) +
+                    "; brighter = higher). " + std::to_string(entries.size()) + " slide(s).</p>\n";
+  if (!info.summary.empty()) out += "<pre>" + escape_markup(info.summary) + "</pre>\n";
   bool truth = false;
   for (const IndexEntry& e : entries) truth |= e.label >= 0 || e.hard_witnesses >= 0;
-  out += "<table><thead><tr><th class=\"id\">Slide</th><th>Instances</th><th>" + html(p) +
+  out += "<table><thead><tr><th class=\"id\">Slide</th><th>Instances</th><th>" + escape_markup(p) +
          "</th><th>Predicted</th>";
   if (truth) out += "<th>Label</th><th>Hard / easy witnesses</th><th>Instance AUC</th>";
   out += "</tr></thead><tbody>\n";
   for (const IndexEntry& e : entries) {
-    out += "<tr><td class=\"id\"><a href=\"#" + html(e.slide_id) + "\">" + html(e.slide_id) +
-           "</a></td><td>" + std::to_string(e.instances) + "</td><td><span class=\"bar\" style=\"" +
+    out += "<tr><td class=\"id\"><a href=\"#" + escape_markup(e.slide_id) + "\">" +
+           escape_markup(e.slide_id) + "</a></td><td>" + std::to_string(e.instances) +
+           "</td><td><span class=\"bar\" style=\"" +
            "width:" + std::to_string(int(e.probability * 60)) + "px\"></span>" +
            fixed(e.probability) + "</td><td>" + std::to_string(e.predicted) + "</td>";
     if (truth) {
@@ -84,12 +62,13 @@ std::string render_index_html(const IndexInfo& info, const std::vector<IndexEntr
   out += "</tbody></table>\n<div class=\"grid\">\n";
   for (const IndexEntry& e : entries) {
     const bool positive = e.predicted == info.target_class;
-    out += "<figure id=\"" + html(e.slide_id) + "\"><a href=\"" + html(e.svg) + "\"><img src=\"" +
-           html(e.png) + "\" alt=\"" + html(info.scores) + " heatmap of slide " + html(e.slide_id) +
-           "\"></a><figcaption><b>" + html(e.slide_id) + "</b> — " + html(p) + " = <span class=\"" +
+    out += "<figure id=\"" + escape_markup(e.slide_id) + "\"><a href=\"" + escape_markup(e.svg) +
+           "\"><img src=\"" + escape_markup(e.png) + "\" alt=\"" + escape_markup(info.scores) +
+           " heatmap of slide " + escape_markup(e.slide_id) + "\"></a><figcaption><b>" +
+           escape_markup(e.slide_id) + "</b> — " + escape_markup(p) + " = <span class=\"" +
            (positive ? "pos" : "neg") + "\">" + fixed(e.probability) + "</span>" +
            (e.label >= 0 ? ", label " + std::to_string(e.label) : "") + " · <a href=\"" +
-           html(e.svg) + "\">SVG</a></figcaption></figure>\n";
+           escape_markup(e.svg) + "\">SVG</a></figcaption></figure>\n";
   }
   out += "</div>\n</body></html>\n";
   return out;
