@@ -13,6 +13,7 @@
 #include "mil/eval/instance_scores.h"
 #include "mil/models/abmil.h"
 #include "mil/models/mil_model.h"
+#include "mil/models/model_registry.h"
 
 namespace mil {
 namespace {
