@@ -1,9 +1,9 @@
 #include "mil/data/dataset_folder.h"
 
 #include <filesystem>
-#include <fstream>
 #include <stdexcept>
 
+#include "mil/core/json_reader.h"
 #include "mil/data/label_csv.h"
 
 namespace mil {
@@ -11,14 +11,10 @@ namespace fs = std::filesystem;
 
 std::optional<nlohmann::json> read_dataset_description(const std::string& root) {
   const fs::path path = fs::path(root) / kDatasetDescriptionName;
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error("'" + path.string() + "' is not JSON: " + e.what());
-  }
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return std::nullopt;
+  // Within kMaxJsonDocumentBytes and kMaxJsonDepth; errors name the file.
+  nlohmann::json j = read_json_file(path.string());
   if (!j.is_object()) throw std::runtime_error("'" + path.string() + "' is not a JSON object");
   j["root"] = root;
   return j;

@@ -5,11 +5,12 @@
 #include <H5Cpp.h>
 #endif
 
+#include <charconv>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "mil/data/feature_io.h"
+#include "mil/data/label_csv.h"
 
 namespace mil {
 namespace fs = std::filesystem;
@@ -42,31 +43,46 @@ at::Tensor checked(at::Tensor codes, int64_t instances, const std::string& path)
   return codes;
 }
 
+/// One code of a sidecar line: the whole line (spaces around allowed) must be an integer in
+/// [0, 255]; -1 otherwise.
+int parse_code(const std::string& line) {
+  const std::size_t first = line.find_first_not_of(" \t");
+  const std::size_t last = line.find_last_not_of(" \t\r");
+  if (first == std::string::npos) return -1;
+  int value = -1;
+  const char* end = line.data() + last + 1;
+  const auto [ptr, ec] = std::from_chars(line.data() + first, end, value);
+  if (ec != std::errc() || ptr != end || value < 0 || value > 255) return -1;
+  return value;
+}
+
 at::Tensor read_sidecar(const std::string& feature_path, int64_t instances) {
   const std::string path = instance_labels_sidecar_path(feature_path);
-  std::ifstream in(path);
-  if (!in) return at::Tensor();  // no truth for this slide
+  CsvLineReader in(path);  // within kMaxCsvFileBytes, kMaxCsvLineBytes and kMaxCsvLines
+  if (!in.is_open()) return at::Tensor();  // no truth for this slide
   std::string line;
-  if (!std::getline(in, line) || line.rfind("instance_label", 0) != 0)
-    throw bad(path, ": the first line must be the header 'instance_label'");
-  std::vector<std::uint8_t> codes;
-  codes.reserve(std::size_t(instances));
-  int64_t line_number = 1;
-  while (std::getline(in, line)) {
-    ++line_number;
+  if (!in.next(line) || line.rfind("instance_label", 0) != 0)
+    throw bad(path, ":1: the first line must be the header 'instance_label'");
+  // One byte per instance, never more than the slide has: a sidecar cannot make us store more
+  // than its slide's features already cost.
+  at::Tensor out = at::empty({instances}, at::kByte);
+  std::uint8_t* codes = out.data_ptr<std::uint8_t>();
+  int64_t count = 0;
+  while (in.next(line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) continue;
-    int value = -1;
-    std::istringstream parse(line);
-    if (!(parse >> value) || value < 0 || value > 255) {
-      throw bad(path, ": line " + std::to_string(line_number) + " '" + line +
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    const int value = parse_code(line);
+    if (value < 0) {
+      throw bad(path, ":" + std::to_string(in.line_number()) + ": '" + line.substr(0, 40) +
                           "' is not an instance label code");
     }
-    codes.push_back(std::uint8_t(value));
+    if (count == instances) {
+      throw bad(path, ":" + std::to_string(in.line_number()) + ": more instance labels than the " +
+                          std::to_string(instances) + " instances of the slide");
+    }
+    codes[count++] = std::uint8_t(value);
   }
-  at::Tensor out = at::empty({int64_t(codes.size())}, at::kByte);
-  std::copy(codes.begin(), codes.end(), out.data_ptr<std::uint8_t>());
-  return checked(out, instances, path);
+  return checked(out.narrow(0, 0, count), instances, path);
 }
 
 #ifdef MIL_HAVE_HDF5
@@ -79,10 +95,16 @@ at::Tensor read_h5(const std::string& path, int64_t instances) {
     if (set.getTypeClass() != H5T_INTEGER) throw bad(path, ": 'instance_labels' is not integer");
     const H5::DataSpace space = set.getSpace();
     const int rank = space.getSimpleExtentNdims();
+    // The rank is checked before the extent is read into a 2-element array.
+    if (rank != 1 && rank != 2) throw bad(path, ": 'instance_labels' must be [N]");
     hsize_t dims[2] = {0, 0};
     space.getSimpleExtentDims(dims);
-    const bool column = rank == 2 && dims[1] == 1;
-    if (rank != 1 && !column) throw bad(path, ": 'instance_labels' must be [N]");
+    if (rank == 2 && dims[1] != 1) throw bad(path, ": 'instance_labels' must be [N]");
+    // The length is checked before anything is allocated for it.
+    if (dims[0] != hsize_t(instances)) {
+      throw bad(path, ": holds " + std::to_string(dims[0]) + " instance labels for " +
+                          std::to_string(instances) + " instances");
+    }
     at::Tensor codes = at::empty({int64_t(dims[0])}, at::kByte);
     set.read(codes.data_ptr<std::uint8_t>(), H5::PredType::NATIVE_UINT8);
     return checked(codes, instances, path);

@@ -15,14 +15,25 @@ namespace mil {
 #ifdef MIL_HAVE_HDF5
 namespace {
 
-/// The numeric values of attribute `name` of `object` (empty when absent or not numeric).
+/// Most values read from one patch attribute: the geometry needs at most two (level_dim), and
+/// the count comes from the file, so it is checked before the values are allocated.
+constexpr hssize_t kMaxPatchAttributeValues = 16;
+
+/// The numeric, finite values of attribute `name` of `object` (empty when absent, not numeric,
+/// longer than kMaxPatchAttributeValues or not finite: such an attribute says nothing usable).
 std::vector<double> numbers(const H5::H5Object& object, const char* name) {
   if (!object.attrExists(name)) return {};
   const H5::Attribute a = object.openAttribute(name);
   const H5T_class_t type = a.getDataType().getClass();
   if (type != H5T_INTEGER && type != H5T_FLOAT) return {};
-  std::vector<double> values(std::size_t(a.getSpace().getSimpleExtentNpoints()));
-  if (!values.empty()) a.read(H5::PredType::NATIVE_DOUBLE, values.data());
+  const hssize_t count = a.getSpace().getSimpleExtentNpoints();
+  if (count <= 0 || count > kMaxPatchAttributeValues) return {};
+  std::vector<double> values(std::size_t(count), 0.0);
+  a.read(H5::PredType::NATIVE_DOUBLE, values.data());
+  for (double v : values) {
+    // Past 2^40 pixels no slide exists, and llround of larger values is undefined.
+    if (!std::isfinite(v) || std::fabs(v) > 1e12) return {};
+  }
   return values;
 }
 

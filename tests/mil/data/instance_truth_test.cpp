@@ -109,6 +109,29 @@ TEST(InstanceLabels, WrongLengthOrCodeFailsNamingTheFile) {
   MIL_EXPECT_THROW_WITH(read_instance_labels(dir / "s.pt", 3), "instance label 9 at row 1");
 }
 
+TEST(InstanceLabels, ASidecarOrH5DatasetLongerThanTheSlideIsRefusedBeforeItIsStored) {
+  testing::TempDir dir;
+  write_feature_file(dir / "s.pt", at::randn({3, 2}));
+  // Line 5 is the fourth code of a 3-instance slide: refused there, not after reading the rest.
+  std::ofstream(dir / "s.instance_labels.csv") << "instance_label\n0\n1\n2\n1\nnot a code\n";
+  MIL_EXPECT_THROW_WITH(read_instance_labels(dir / "s.pt", 3),
+                        "s.instance_labels.csv':5: more instance labels than the 3 instances");
+  std::ofstream(dir / "s.instance_labels.csv") << "instance_label\n0\n1x\n2\n";
+  MIL_EXPECT_THROW_WITH(read_instance_labels(dir / "s.pt", 3), ":3: '1x' is not an instance");
+  // An .h5 dataset's length is compared with the slide's before anything is read, and a dataset
+  // of rank 3 is refused before its extent is read.
+  write_h5_slide(dir / "s.h5", at::randn({3, 2}), at::Tensor(), /*float16=*/false);
+  write_instance_labels(dir / "s.h5", codes_of({0, 1, 2, 1, 0}));
+  MIL_EXPECT_THROW_WITH(read_instance_labels(dir / "s.h5", 3), "holds 5 instance labels for 3");
+  {
+    H5::H5File file(dir / "s.h5", H5F_ACC_RDWR);
+    file.unlink(kInstanceLabelsDataset);
+    const hsize_t dims[3] = {3, 1, 1};
+    file.createDataSet(kInstanceLabelsDataset, H5::PredType::STD_U8LE, H5::DataSpace(3, dims));
+  }
+  MIL_EXPECT_THROW_WITH(read_instance_labels(dir / "s.h5", 3), "'instance_labels' must be [N]");
+}
+
 TEST(InstanceLabels, LoadWithTheBagsAndOlderDatasetsLoadWithout) {
   testing::TempDir dir;
   const SyntheticOptions o = hard_easy("pt");
@@ -160,7 +183,9 @@ TEST(InstanceLabels, H5WitnessesFormContiguousRegionsOverTheSameFeatures) {
     EXPECT_EQ(int64_t(all.size()), bag.features.size(0)) << bag.slide_id;
     const auto hard = cells_with(bag.coords, bag.instance_labels, kRoleHardWitness);
     const auto easy = cells_with(bag.coords, bag.instance_labels, kRoleEasyWitness);
-    if (!hard.empty()) EXPECT_EQ(components(hard), 1) << bag.slide_id;
+    if (!hard.empty()) {
+      EXPECT_EQ(components(hard), 1) << bag.slide_id;
+    }
     if (!easy.empty()) {
       EXPECT_EQ(components(easy), 1) << bag.slide_id;
       ++with_easy;
@@ -214,8 +239,9 @@ TEST(StandInTruth, CamelyonH5PutsEasyAndHardWitnessesInRegions) {
     EXPECT_GE(counts[kRoleHardWitness], 2) << bag.slide_id;  // 2-10 in every tumour slide
     EXPECT_LE(counts[kRoleHardWitness], 10) << bag.slide_id;
     EXPECT_EQ(components(cells_with(bag.coords, bag.instance_labels, kRoleHardWitness)), 1);
-    if (counts[kRoleEasyWitness] > 0)
+    if (counts[kRoleEasyWitness] > 0) {
       EXPECT_EQ(components(cells_with(bag.coords, bag.instance_labels, kRoleEasyWitness)), 1);
+    }
   }
   EXPECT_GT(tumour_slides, 0);
   // The .pt stand-in carries the same truth in sidecars.
