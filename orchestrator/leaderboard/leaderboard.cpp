@@ -147,7 +147,8 @@ void label_configs(std::vector<RowBuilder>& builders) {
   }
 }
 
-/// A pruned grid point keeps its validation summaries and leaves out everything about test.
+/// A pruned grid point keeps its validation summaries and leaves out everything about test,
+/// instance truth included (it is measured on the test slides).
 void keep_validation_only(LeaderboardRow& row, const std::string& detail) {
   row.pruned = true;
   row.selectable = false;
@@ -156,6 +157,8 @@ void keep_validation_only(LeaderboardRow& row, const std::string& detail) {
   row.test_replicate_means.clear();
   row.test_by_run.clear();
   row.test_train_ratio_by_run.clear();
+  row.truth.clear();
+  row.truth_by_run.clear();
 }
 
 LeaderboardRow finish_row(RowBuilder& b) {

@@ -464,6 +464,8 @@ TEST(Leaderboard, APrunedGridPointShowsItsPartialValidationButIsNeverSelectedCom
   for (int fold = 0; fold < 3; ++fold)
     expected.push_back(make_spec("synth", 3e-4, 1, fold, "gabmil"));
   std::vector<JobResult> results = {ok_result(expected[0], {{"auc", 0.99}}, {{"auc", 0.95}})};
+  // Instance truth is measured on the test slides: a pruned point shows none of it either.
+  results[0].metrics["test_truth"] = {{"instance_auc", 0.97}};
   for (int i = 3; i < 9; ++i)
     results.push_back(ok_result(expected[i], {{"auc", 0.6 + 0.01 * i}}, {{"auc", 0.7}}));
   LeaderboardOptions options;
@@ -484,6 +486,8 @@ TEST(Leaderboard, APrunedGridPointShowsItsPartialValidationButIsNeverSelectedCom
   EXPECT_DOUBLE_EQ(pruned_row->val_selection.mean, 0.95);
   EXPECT_TRUE(pruned_row->test.empty());
   EXPECT_TRUE(pruned_row->test_by_run.empty());
+  EXPECT_TRUE(pruned_row->truth.empty());
+  EXPECT_TRUE(pruned_row->truth_by_run.empty());
   EXPECT_EQ(selected_row(board, "synth", "abmil").config_id, expected[3].config_id());
   EXPECT_EQ(method_result(board, "synth", "abmil").comparison.pairs, 3);
   EXPECT_EQ(board.pruned_jobs, 2);
