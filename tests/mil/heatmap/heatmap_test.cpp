@@ -202,6 +202,10 @@ TEST(IndexPage, ListsEverySlideWithItsProbabilityAndEscapesNames) {
   EXPECT_NE(page.find("0.875"), std::string::npos);
   EXPECT_EQ(page.find("<script>"), std::string::npos);
   EXPECT_NE(page.find("&lt;script&gt;x&lt;/script&gt;"), std::string::npos);
+  // The pictures come before the table: a table of many slides would otherwise fill the first
+  // screen and hide every heatmap below it.
+  EXPECT_LT(page.find("<figure"), page.find("<table"));
+  EXPECT_NE(page.find("label 1, instance AUC 0.875"), std::string::npos);  // in the caption
 }
 
 }  // namespace
