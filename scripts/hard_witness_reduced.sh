@@ -49,7 +49,7 @@ PY
 echo "load before: $(uptime)"
 start=$(date +%s)
 nice -n 10 "$mhim" sweep "$out/sweep.json" --results "$out/results" --array --threads "$threads" \
-  --set train.epochs="$epochs" --set train.lr="$lr" --progress off
+  --set train.epochs="$epochs" --set train.lr="$lr" --progress plain
 echo "sweep took $(($(date +%s) - start)) s; load after: $(uptime)"
 "$mhim" leaderboard "$out/results" --baseline mhim_pure-attn >/dev/null
 # The instance-truth section of the leaderboard.
