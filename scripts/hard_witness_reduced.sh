@@ -53,7 +53,8 @@ nice -n 10 "$mhim" sweep "$out/sweep.json" --results "$out/results" --array --th
 echo "sweep took $(($(date +%s) - start)) s; load after: $(uptime)"
 "$mhim" leaderboard "$out/results" --baseline mhim_pure-attn >/dev/null
 # The instance-truth section of the leaderboard.
-sed -n '/Instance truth/,/^$/p' "$out/results/leaderboard.md"
+sed -n '/^### Instance truth/,/^### Every grid point/p' "$out/results/leaderboard.md" | sed '$d'
+grep -E '^\| (Method|---|mhim_pure|MHIM)' "$out/results/leaderboard.md" | head -4
 
 # Per job: the test metrics and, for MHIM, what its teacher's masks hit over training.
 python3 - "$out/results/results" <<'PY'
