@@ -17,7 +17,8 @@ using nlohmann::json;
 
 /// Top-level keys a sweep file may contain.
 const std::vector<std::string> kSweepKeys = {"name",  "datasets", "models", "train",
-  "split", "grid", "zip", "random", "seeds", "folds", "prune", "jobs_per_gpu"};
+                                             "split", "grid",     "zip",    "random",
+                                             "seeds", "folds",    "prune",  "jobs_per_gpu"};
 
 std::vector<std::string> split_key(const std::string& key) {
   std::vector<std::string> segments;
