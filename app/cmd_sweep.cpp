@@ -24,6 +24,7 @@
 #include "orchestrator/schedule/cost_estimate.h"
 #include "orchestrator/schedule/job_graph.h"
 #include "orchestrator/status/board.h"
+#include "orchestrator/status/launcher_terminal.h"
 #include "orchestrator/status/progress_line.h"
 #include "orchestrator/status/server.h"
 #include "orchestrator/sweep/sweep.h"
@@ -97,8 +98,9 @@ options:
   --status-bind ADDR  address the status server listens on (default 127.0.0.1, this machine only;
                       e.g. 0.0.0.0 exposes job names, errors and host names to the network)
   --progress MODE     auto (default): one progress line rewritten in place when rank 0's stderr reaches
-                      a terminal (under Open MPI's mpirun: when mpirun's stderr is one), else log
-                      lines; bar: always the line; plain: log lines only
+                      a terminal (under mpirun/mpiexec/srun: when the launcher's own stderr is one,
+                      found by walking up from the rank), else log lines; bar: always the line;
+                      plain: log lines only
 
 examples:
   mhim sweep sweeps/quickstart.yaml --dry-run
@@ -131,23 +133,6 @@ struct WatchOptions {
   bool progress_bar = false;              ///< One line rewritten in place instead of log lines.
 };
 
-/// True when what this process writes to stderr ends up on a terminal. Under mpirun a rank's stderr
-/// is a pipe to the launcher, which copies it to its own stderr, so isatty() says no even in a
-/// terminal. Open MPI starts a node's ranks as children of mpirun (or of its orted daemon on other
-/// nodes) and sets OMPI_COMM_WORLD_RANK in them: then the launcher's own stderr (Linux:
-/// /proc/<parent>/fd/2) is what counts. A daemon's stderr is not a terminal, so ranks on other
-/// nodes answer no.
-bool stderr_reaches_a_terminal() {
-  if (::isatty(STDERR_FILENO) == 1) return true;
-  if (std::getenv("OMPI_COMM_WORLD_RANK") == nullptr) return false;
-  char target[256];
-  const std::string link = "/proc/" + std::to_string(::getppid()) + "/fd/2";
-  const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
-  if (n <= 0) return false;
-  const std::string where(target, std::size_t(n));
-  return where.rfind("/dev/pts/", 0) == 0 || where.rfind("/dev/tty", 0) == 0;
-}
-
 WatchOptions parse_watch_options(const Args& args) {
   WatchOptions w;
   const std::string port = args.get("status-port", "0");
@@ -163,7 +148,7 @@ WatchOptions parse_watch_options(const Args& args) {
   if (progress != "auto" && progress != "bar" && progress != "plain") {
     throw UsageError("--progress must be auto, bar or plain, not '" + progress + "'");
   }
-  w.progress_bar = progress == "bar" || (progress == "auto" && stderr_reaches_a_terminal());
+  w.progress_bar = progress == "bar" || (progress == "auto" && orch::stderr_reaches_a_terminal());
   return w;
 }
 
@@ -387,6 +372,7 @@ int cmd_sweep(const Tokens& tokens, int& argc, char**& argv) {
     const std::vector<JobSpec> jobs = orch::with_teacher_baselines(orch::expand(sweep));
     orch::ResultsStore store(results_dir);
     store.write_manifest(jobs);
+    orch::write_sweep_name(results_dir, sweep.name);  // the leaderboard's title
     orch::StatusBoardOptions board_options;
     board_options.sweep_name = sweep.name;
     board_options.expect_heartbeats = true;  // every worker rank beats while it runs a job

@@ -15,8 +15,11 @@ constexpr const char* kHelp = R"(usage: mhim synth --out DIR [options]
        mhim synth (--benchmark NAME | --all) --out DIR [--scale S --seed S --dim D --format pt|h5]
 
 Writes a synthetic binary benchmark: DIR/labels.csv (slide_id,label), DIR/pt_files/<slide>.pt
-(torch.save [N, D] float tensors) and DIR/synthetic.json. Negative bags hold Gaussian background
+(torch.save [N, D] float tensors), DIR/synthetic.json (the options) and DIR/dataset.json (what
+`--dataset DIR` and sweeps read: label file, kind, classes). Negative bags hold Gaussian background
 instances; positive bags also hold a few witness instances shifted along one hidden direction.
+Each slide's instance truth (which instances are hard or easy witnesses) lies beside its features:
+pt_files/<slide>.instance_labels.csv, or the `instance_labels` dataset of an .h5 (--format h5).
 
 options:
   --out DIR                 output folder (created)
@@ -39,6 +42,18 @@ options:
                             Status,WSI) where cases with witnesses have a higher hazard; use it with
                             dataset kind "survival" and class_count 4
   --hazard-ratio R          survival: hazard of cases with witnesses over the others (default 10)
+  --format F                pt (default) or h5: h5_files/<slide>.h5 in the CLAM layout, with coords
+                            on a patch grid where the witnesses form contiguous regions
+  --test-bags N             a held-out test set of N more bags (test_0000..), same distribution but
+                            for --test-easy-bag-fraction (default 0: none)
+  --test-easy-bag-fraction F  share of the held-out positive bags with easy witnesses (default: as
+                            --easy-bag-fraction; smaller = more hard-only slides at test time)
+  --split-folds K           with --test-bags: splits/splits_{k}.csv (CLAM layout) for k < K, fold k
+                            of the other bags validating, the rest training, all testing on the
+                            held-out bags; use with split.protocol "file", split.dir "splits"
+  --split-seed S            seed of those folds (default 2021)
+  --options FILE            read the options above from a JSON file (a synthetic.json, or e.g.
+                            sweeps/data/hard_witness.json); flags given as well override it
 
 benchmark stand-ins (the 12 benchmarks' layout, counts and label files, with a planted signal):
   --benchmark NAME          one of camelyon, tcga-nsclc, tcga-brca, tcga-blca-surv, tcga-luad-surv,
@@ -51,11 +66,14 @@ benchmark stand-ins (the 12 benchmarks' layout, counts and label files, with a p
   --format F                pt (default: pt_files/*.pt) or h5 (h5_files/*.h5 with coords)
   --dry-run                 print the bags, slides, positives (label 1 or events), instances and
                             feature GB each would have, and write nothing
-  Each folder gets dataset.json (its sweep dataset entry), truth.json and synthetic.json.
+  Each folder gets dataset.json (its sweep dataset entry), truth.json and synthetic.json, and each
+  slide its instance truth (as above; with --format h5, coords put tumour, easy and hard witnesses
+  in contiguous regions).
 
 examples:
   mhim synth --out data/synth --bags 200 --dim 128
   mhim synth --out data/hard --bags 200 --dim 32 --signal 1 --easy-witnesses 3 --easy-signal 6
+  mhim synth --out data/hard-witness --options sweeps/data/hard_witness.json
   mhim synth --benchmark camelyon-r50 --out data/camelyon-r50 --scale 0.05
   mhim synth --all --out data/bench --scale 0.05
 )";
@@ -63,7 +81,8 @@ examples:
 int write_stand_ins(const Args& args) {
   for (const char* classic :
        {"bags", "min-instances", "max-instances", "positive-fraction", "witness-min", "witness-max",
-        "signal", "task", "hazard-ratio", "easy-witnesses", "easy-signal", "easy-bag-fraction"}) {
+        "signal", "task", "hazard-ratio", "easy-witnesses", "easy-signal", "easy-bag-fraction",
+        "test-bags", "test-easy-bag-fraction", "split-folds", "split-seed", "options"}) {
     if (args.has(classic))
       throw UsageError("--" + std::string(classic) + " does not apply to --benchmark/--all");
   }
@@ -124,18 +143,34 @@ int write_stand_ins(const Args& args) {
 int cmd_synth(const Tokens& tokens) {
   if (!tokens.empty() && tokens[0] == "--help") return std::fputs(kHelp, stdout), 0;
   try {
-    const Args args(
-        tokens,
-        {"out", "bags", "dim", "min-instances", "max-instances", "positive-fraction", "witness-min",
-         "witness-max", "signal", "seed", "task", "hazard-ratio", "benchmark", "scale", "format",
-         "easy-witnesses", "easy-signal", "easy-bag-fraction"},
-        {"all", "dry-run"});
+    const Args args(tokens, {"out",           "bags",
+                             "dim",           "min-instances",
+                             "max-instances", "positive-fraction",
+                             "witness-min",   "witness-max",
+                             "signal",        "seed",
+                             "task",          "hazard-ratio",
+                             "benchmark",     "scale",
+                             "format",        "easy-witnesses",
+                             "easy-signal",   "easy-bag-fraction",
+                             "test-bags",     "test-easy-bag-fraction",
+                             "split-folds",   "split-seed",
+                             "options"},
+                    {"all", "dry-run"});
     if (!args.positional().empty())
       throw UsageError("unexpected argument '" + args.positional()[0] + "'");
     if (args.has("benchmark") || args.has("all")) return write_stand_ins(args);
-    if (args.has("scale") || args.has("format"))
-      throw UsageError("--scale and --format go with --benchmark or --all");
+    if (args.has("scale")) throw UsageError("--scale goes with --benchmark or --all");
     SyntheticOptions o;
+    if (args.has("options")) {
+      const std::string file = args.get("options", "");
+      std::ifstream in(file);
+      if (!in) throw UsageError("--options: cannot open '" + file + "'");
+      try {
+        o = synthetic_options_from_json(nlohmann::json::parse(in));
+      } catch (const std::exception& e) {
+        throw UsageError("--options '" + file + "': " + e.what());
+      }
+    }
     const std::string out = args.require("out");
     o.bag_count = args.get_int("bags", o.bag_count);
     o.feature_dim = args.get_int("dim", o.feature_dim);
@@ -151,8 +186,19 @@ int cmd_synth(const Tokens& tokens) {
     o.easy_witnesses = args.get_int("easy-witnesses", o.easy_witnesses);
     o.easy_signal = args.get_double("easy-signal", o.easy_signal);
     o.easy_bag_fraction = args.get_double("easy-bag-fraction", o.easy_bag_fraction);
-    write_synthetic_benchmark(out, o);
-    std::printf("wrote %d bags (D=%d) to %s\n", o.bag_count, o.feature_dim, out.c_str());
+    o.format = args.get("format", o.format);
+    o.test_bag_count = args.get_int("test-bags", o.test_bag_count);
+    o.test_easy_bag_fraction = args.get_double("test-easy-bag-fraction", o.test_easy_bag_fraction);
+    o.split_folds = args.get_int("split-folds", o.split_folds);
+    o.split_seed = args.get_u64("split-seed", o.split_seed);
+    try {
+      write_synthetic_benchmark(out, o);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
+    std::printf("wrote %d bags (D=%d) to %s", o.bag_count, o.feature_dim, out.c_str());
+    if (o.test_bag_count > 0) std::printf(", plus %d held-out test bags", o.test_bag_count);
+    std::printf("\n");
     return 0;
   } catch (const UsageError& e) {
     return usage_failure("synth", e.what());

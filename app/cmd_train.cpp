@@ -17,6 +17,7 @@
 #include "mil/core/durable_file.h"
 #include "mil/core/json_reader.h"
 #include "mil/core/specs.h"
+#include "mil/data/dataset_folder.h"
 #include "mil/train/trainer.h"
 #include "worker/job_runner.h"
 #include "worker/supervise/heartbeat.h"
@@ -34,9 +35,14 @@ result JSON a sweep writes (metrics, resolved config, input hashes, per-epoch hi
 job:
   --job FILE            a JobSpec JSON (as in a sweep's results/<id>.json "spec")
 or build one from flags:
-  --dataset PATH        folder with labels.csv + pt_files/ (kind bags) or CSV prefix (kind musk)
+  --dataset PATH        folder with labels.csv + pt_files/ (kind bags) or CSV prefix (kind musk); a
+                        dataset.json in the folder (mhim synth writes one) sets the dataset options
+                        below, and flags given override it
   --kind K              bags | survival | musk (default bags)
   --features F          auto | pt | h5 | packed (default auto; packed = <dir>/packed.milpack)
+  --labels FILE         label CSV relative to the folder (default labels.csv / survival.csv)
+  --label-map JSON      text labels to classes, e.g. '{"LUAD": 0, "LUSC": 1}'
+  --slide-match M       exact (default) | substring (every slide whose name contains the id)
   --name NAME           benchmark name (default: the folder name)
   --classes C           number of classes (default 2)
   --standardize         z-score features with training-fold statistics
@@ -125,18 +131,31 @@ void die_with_parent(int parent) {
 
 JobSpec spec_from_flags(const Args& args) {
   JobSpec spec;
-  spec.dataset.root = args.require("dataset");
-  spec.dataset.kind = args.get("kind", spec.dataset.kind);
-  std::string default_name = spec.dataset.root;
-  while (!default_name.empty() && default_name.back() == '/') default_name.pop_back();
-  default_name = default_name.substr(default_name.find_last_of('/') + 1);
-  spec.dataset.name = args.get("name", default_name);
-  spec.dataset.class_count = args.get_int("classes", spec.dataset.class_count);
-  spec.dataset.standardize = args.has("standardize");
+  // The folder's dataset.json (mhim synth writes one) names its label file, kind and classes;
+  // flags given override it.
+  nlohmann::json dataset = nlohmann::json::object();
+  if (args.has("kind")) dataset["kind"] = args.get("kind", "");
+  if (args.has("name")) dataset["name"] = args.get("name", "");
+  if (args.has("classes")) dataset["class_count"] = args.get_int("classes", 2);
+  if (args.has("standardize")) dataset["standardize"] = true;
+  if (args.has("features")) dataset["features"] = args.get("features", "");
+  if (args.has("labels")) dataset["labels"] = args.get("labels", "");
+  if (args.has("slide-match")) dataset["slide_match"] = args.get("slide-match", "");
+  if (args.has("label-map")) {
+    try {
+      dataset["label_map"] = nlohmann::json::parse(args.get("label-map", ""));
+    } catch (const nlohmann::json::exception& e) {
+      throw UsageError("--label-map: not JSON: " + std::string(e.what()));
+    }
+  }
+  try {
+    spec.dataset = dataset_of_folder(args.require("dataset"), dataset);
+  } catch (const std::runtime_error& e) {
+    throw UsageError(e.what());
+  }
   spec.model.name = args.get("model", spec.model.name);
   if (args.has("model-options"))
     spec.model.options = nlohmann::json::parse(args.get("model-options", "{}"));
-  spec.dataset.features = args.get("features", spec.dataset.features);
   spec.split.protocol = args.get("protocol", spec.split.protocol);
   spec.split.dir = args.get("split-dir", spec.split.dir);
   spec.split.fold_count = args.get_int("folds", spec.split.fold_count);
@@ -167,11 +186,11 @@ int cmd_train(const Tokens& tokens) {
   try {
     const Args args(
         tokens,
-        {"job",           "dataset",   "kind",      "name",     "classes",          "model",
-         "model-options", "protocol",  "folds",     "fold",     "repetition",       "split-seed",
-         "val-ratio",     "features",  "split-dir", "seed",     "epochs",           "lr",
-         "weight-decay",  "out",       "threads",   "work-dir", "checkpoint-every", "device",
-         "heartbeat",     "parent-pid"},
+        {"job",           "dataset",    "kind",      "name",      "classes",          "model",
+         "model-options", "protocol",   "folds",     "fold",      "repetition",       "split-seed",
+         "val-ratio",     "features",   "split-dir", "seed",      "epochs",           "lr",
+         "weight-decay",  "out",        "threads",   "work-dir",  "checkpoint-every", "device",
+         "heartbeat",     "parent-pid", "labels",    "label-map", "slide-match"},
         {"standardize", "data-parallel"});
     if (!args.positional().empty())
       throw UsageError("unexpected argument '" + args.positional()[0] + "'");

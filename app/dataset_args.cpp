@@ -1,5 +1,7 @@
 #include "app/dataset_args.h"
 
+#include "mil/data/dataset_folder.h"
+
 #include "orchestrator/sweep/sweep.h"
 
 namespace mil::app {
@@ -10,7 +12,8 @@ std::vector<std::string> dataset_option_names() {
 }
 
 const char* const kDatasetOptionsHelp = R"(dataset (as in a sweep file; see sweeps/README.md):
-  --root DIR            dataset folder (labels.csv + pt_files/ or h5_files/)
+  --root DIR            dataset folder (labels.csv + pt_files/ or h5_files/); a dataset.json in it
+                        (mhim synth writes one) sets the options below, which flags override
   --kind K              bags (default) | survival | musk
   --features F          auto (default) | pt | h5 | packed
   --labels FILE         label CSV relative to the root (default labels.csv / survival.csv)
@@ -35,10 +38,9 @@ DatasetSpec dataset_from_args(const Args& args) {
     throw UsageError("sweep '" + args.get("sweep", "") + "' has no dataset '" + name +
                      "' (datasets: " + names + ")");
   }
-  nlohmann::json j = {{"root", args.require("root")}};
-  std::string name = args.get("root", "");
-  while (name.size() > 1 && name.back() == '/') name.pop_back();
-  j["name"] = args.get("name", name.substr(name.find_last_of('/') + 1));
+  // The folder's own dataset.json (mhim synth writes one) first; flags override its fields.
+  nlohmann::json j = nlohmann::json::object();
+  if (args.has("name")) j["name"] = args.get("name", "");
   if (args.has("kind")) j["kind"] = args.get("kind", "");
   if (args.has("features")) j["features"] = args.get("features", "");
   if (args.has("labels")) j["labels"] = args.get("labels", "");
@@ -52,7 +54,7 @@ DatasetSpec dataset_from_args(const Args& args) {
     }
   }
   try {
-    return j.get<DatasetSpec>();
+    return dataset_of_folder(args.require("root"), j);
   } catch (const std::exception& e) {
     throw UsageError(e.what());
   }

@@ -5,6 +5,7 @@
 #include <exception>
 #include <string>
 
+#include "app/cmd_heatmap.h"
 #include "app/cmd_plan.h"
 #include "app/commands.h"
 #include "mil/runtime/process_memory.h"
@@ -20,6 +21,7 @@ commands:
   sweep        run a whole sweep under mpirun: rank 0 orchestrates, other ranks train
   leaderboard  rebuild the leaderboard of a results directory
   predict      run a trained model on bags: logits, probabilities, per-instance scores
+  heatmap      draw a trained model's instance scores on the slide (PNG, SVG, an index page)
   pack         pack a dataset's feature files into one memory-mapped cache
   check-data   list every problem of a dataset (missing/truncated files, dims, NaN, labels) at once
   slurm        submit a sweep to Slurm (slurm submit): writes the batch script into the results dir
@@ -64,6 +66,7 @@ int main(int argc, char** argv) {
     }
     if (command == "bench") return mil::app::cmd_bench(tokens);
     if (command == "predict") return mil::app::cmd_predict(tokens);
+    if (command == "heatmap") return mil::app::cmd_heatmap(tokens);
     if (command == "pack") return mil::app::cmd_pack(tokens);
     if (command == "check-data") return mil::app::cmd_check_data(tokens);
     if (command == "slurm") return mil::app::cmd_slurm(tokens);

@@ -79,6 +79,8 @@ int run_sweep_array(const std::string& sweep_path, const std::vector<std::string
   }
   orch::ResultsStore store(results_dir);
   write_manifest_if_changed(store, jobs);
+  if (orch::read_sweep_name(results_dir) != sweep.name)
+    orch::write_sweep_name(results_dir, sweep.name);
 
   orch::LockQueueOptions options;
   options.lock_timeout_s = lock_timeout_s;

@@ -23,6 +23,8 @@ packages=(
   libtorch-dev libopenblas0-openmp
   libopenmpi-dev openmpi-bin
   libboost-dev nlohmann-json3-dev libhdf5-dev libyaml-cpp-dev
+  # PNG heatmaps (mhim heatmap): written and read through libpng.
+  libpng-dev
 )
 if ((with_tests)); then
   packages+=(

@@ -22,6 +22,7 @@
 #include "mil/data/split_protocol.h"
 #include "mil/eval/bootstrap.h"
 #include "mil/eval/metrics.h"
+#include "mil/eval/truth_evaluation.h"
 #include "mil/mhim/mhim_network.h"
 #include "mil/models/mil_model.h"
 #include "mil/models/model_registry.h"
@@ -429,6 +430,11 @@ void JobRun::evaluate(const FitResult& fitted, const TrainSpec& train_spec, MilM
     const Predictions test = predict(*model_, bags(), split().test, options_.device);
     result_.metrics["test"] = metrics_json(test, survival);
     result_.metrics["test_bootstrap"] = bootstrap_json(test, spec_.split.fold_index, survival);
+    // Where the test bags carry instance truth, where the model looked (only then, so results of
+    // datasets without truth are what they were).
+    const nlohmann::json truth =
+        evaluate_instance_truth(*model_, bags(), split().test, options_.device);
+    if (!truth.is_null()) result_.metrics["test_truth"] = truth;
     if (!split().val.empty()) {
       const Predictions val = predict(*model_, bags(), split().val, options_.device);
       result_.metrics["val"] = metrics_json(val, survival);
@@ -446,6 +452,9 @@ void JobRun::evaluate(const FitResult& fitted, const TrainSpec& train_spec, MilM
                                             {"best_score", fitted.teacher_best_score}};
     result_.metrics["teacher_test"] =
         metrics_json(predict(*teacher, bags(), split().test, options_.device), survival);
+    const nlohmann::json truth =
+        evaluate_instance_truth(*teacher, bags(), split().test, options_.device);
+    if (!truth.is_null()) result_.metrics["teacher_test_truth"] = truth;
     return 0;
   });
 }

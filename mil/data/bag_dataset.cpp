@@ -73,6 +73,10 @@ class SlideReader {
     ++files_;
     combined_.update(slide + ":" + data.sha256 + "\n");
     combined_source_.update(slide + ":" + data.source_sha256 + "\n");
+    if (data.instance_labels.defined()) {
+      ++truth_files_;
+      truth_combined_.update(slide + ":" + data.instance_labels_sha256 + "\n");
+    }
     const at::Tensor& x = data.features;
     const std::string path = source_.path_of(slide);
     if (feature_dim == 0) feature_dim = int(x.size(1));
@@ -106,6 +110,12 @@ class SlideReader {
     }
     return j;
   }
+  /// The slides with instance truth and the hash of their .pt sidecars (an .h5's truth is in the
+  /// file's own hash); null when no slide has truth, so datasets without it record what they did.
+  nlohmann::json truth_summary() {
+    if (truth_files_ == 0) return nullptr;
+    return {{"slides", truth_files_}, {"sha256", truth_combined_.hex_digest()}};
+  }
 
  private:
   std::runtime_error over_budget(const std::string& need) const {
@@ -118,7 +128,8 @@ class SlideReader {
   }
   const DatasetSpec& spec_;
   SlideSource source_;
-  Sha256 combined_, combined_source_;
+  Sha256 combined_, combined_source_, truth_combined_;
+  std::uintmax_t truth_files_ = 0;
   std::uintmax_t bytes_ = 0;
   std::uintmax_t files_ = 0;
   double resident_ = 0;
@@ -154,11 +165,14 @@ BagDataset load_bags_folder(const DatasetSpec& spec) {
     bag.case_id = e.row->case_id;
     bag.features = slide.features;
     bag.coords = slide.coords;
+    bag.instance_labels = slide.instance_labels;
     bag.label = e.row->label;
     data.bags.push_back(std::move(bag));
   }
   data.inputs = {{"labels", {{"path", labels_path}, {"sha256", sha256_file(labels_path)}}},
                  {"features", reader.summary()}};
+  if (nlohmann::json truth = reader.truth_summary(); !truth.is_null())
+    data.inputs["instance_labels"] = truth;
   return data;
 }
 
@@ -250,11 +264,12 @@ BagDataset load_survival(const DatasetSpec& spec) {
   require_all_present(missing, "slide file(s)");
   reader.check_budget_before_loading(slides);
   for (const SurvivalCase& c : cases) {
-    std::vector<at::Tensor> parts, coords;
+    std::vector<at::Tensor> parts, coords, truth;
     for (const std::string& slide : c.slides) {
       SlideData slide_data = reader.read(slide, data.feature_dim);
       parts.push_back(slide_data.features);
       if (slide_data.coords.defined()) coords.push_back(slide_data.coords);
+      if (slide_data.instance_labels.defined()) truth.push_back(slide_data.instance_labels);
     }
     Bag bag;
     bag.slide_id = c.id;
@@ -262,6 +277,8 @@ BagDataset load_survival(const DatasetSpec& spec) {
     bag.features = parts.size() == 1 ? parts.front() : at::cat(parts, 0);
     if (coords.size() == parts.size())
       bag.coords = coords.size() == 1 ? coords.front() : at::cat(coords, 0);
+    if (truth.size() == parts.size())
+      bag.instance_labels = truth.size() == 1 ? truth.front() : at::cat(truth, 0);
     bag.label = survival_bin(c.time, data.bin_edges);
     bag.event_time = c.time;
     bag.censored = c.status == 0;
@@ -270,6 +287,8 @@ BagDataset load_survival(const DatasetSpec& spec) {
   data.inputs = {{"labels", {{"path", csv_path}, {"sha256", sha256_file(csv_path)}}},
                  {"features", reader.summary()},
                  {"bin_edges", data.bin_edges}};
+  if (nlohmann::json truth = reader.truth_summary(); !truth.is_null())
+    data.inputs["instance_labels"] = truth;
   return data;
 }
 

@@ -19,6 +19,9 @@ struct Bag {
   bool censored = false;    ///< Survival only: no event observed by event_time.
   std::string case_id;  ///< Patient/case the slide belongs to; splits never separate a case's bags.
   at::Tensor coords;    ///< [N, 2] patch coordinates from .h5 files; undefined otherwise.
+  /// [N] uint8 instance truth (mil/data/instance_labels.h: which instances are hard or easy
+  /// witnesses); undefined when the dataset has none.
+  at::Tensor instance_labels;
 };
 
 /// All bags of one dataset, in label-file order.

@@ -7,6 +7,7 @@
 
 #include "mil/core/sha256.h"
 #include "mil/data/feature_io.h"
+#include "mil/data/instance_labels.h"
 #include "mil/data/packed_cache.h"
 
 namespace mil {
@@ -81,6 +82,9 @@ SlideData SlideSource::read(const std::string& slide) const {
     out.features = decode_feature_bytes(bytes, path);
   }
   out.source_sha256 = out.sha256;
+  out.instance_labels = read_instance_labels(path, out.features.size(0));
+  if (out.instance_labels.defined() && kind_ == "pt")
+    out.instance_labels_sha256 = sha256_file(instance_labels_sidecar_path(path));
   return out;
 }
 

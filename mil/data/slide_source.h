@@ -26,6 +26,10 @@ struct SlideData {
       sha256;  ///< SHA-256 of the file, or (packed) of the stored bytes as the index records it.
   std::string
       source_sha256;  ///< SHA-256 of the original file (packed: from the index; else = sha256).
+  /// [N] uint8 instance truth (mil/data/instance_labels.h) from the .h5 or the .pt's sidecar;
+  /// undefined when the slide has none (and for packed caches, which do not carry it).
+  at::Tensor instance_labels;
+  std::string instance_labels_sha256;  ///< SHA-256 of a .pt's sidecar; empty otherwise.
 };
 
 /// A dataset's feature store, chosen by DatasetSpec::features.

@@ -1,6 +1,7 @@
 #include "mil/mhim/mhim_objective.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <stdexcept>
 
@@ -10,6 +11,8 @@
 
 #include "mil/core/model_catalog.h"
 #include "mil/core/specs.h"
+#include "mil/data/instance_labels.h"
+#include "mil/eval/instance_metrics.h"
 #include "mil/models/state_dict.h"
 
 namespace mil {
@@ -47,6 +50,7 @@ MhimOptions mhim_options_from_json(const nlohmann::json& j) {
   if (j.contains("teacher_train_mode"))
     o.teacher_train_mode = j.at("teacher_train_mode").get<bool>();
   if (j.contains("student_init")) o.student_init = j.at("student_init").get<std::string>();
+  if (j.contains("mask_stats")) o.mask_stats = j.at("mask_stats").get<bool>();
   if (o.student_init != "none" && o.student_init != "fc") {
     throw std::runtime_error("model 'mhim'.options.student_init: '" + o.student_init +
                              "' is not one of none, fc");
@@ -161,6 +165,8 @@ at::Tensor MhimObjective::loss(const Bag& bag, int64_t step,
   MaskPlan plan = options_.mask;
   plan.high_ratio = high_mask_ratio_at(step);
   const MaskSelection selection = apply_mask_plan(scores, plan, draws_.mask_subset);
+  if (options_.mask_stats && bag.instance_labels.defined())
+    mask_truth_.add(bag.instance_labels, scores, selection.masked);
   if (!selection.masked.empty()) {
     h = h.index_select(0, torch::tensor(selection.kept, torch::dtype(torch::kLong)).to(h.device()));
   }
@@ -216,9 +222,62 @@ std::map<std::string, double> MhimObjective::take_epoch_stats() {
     stats["student_tokens"] = kept_sum_ / bags_;
     stats["instances"] = instance_sum_ / bags_;
   }
+  if (options_.mask_stats) {
+    for (const auto& [key, value] : mask_truth_.means()) stats[key] = value;
+    mask_truth_ = MaskTruthStats{};
+  }
   consistency_sum_ = task_sum_ = kept_sum_ = instance_sum_ = 0.0;
   bags_ = 0;
   return stats;
+}
+
+void MaskTruthStats::add(const at::Tensor& codes_tensor, const at::Tensor& scores_tensor,
+                         const std::vector<int64_t>& masked_instances) {
+  const at::Tensor c = codes_tensor.to(at::kByte).contiguous().cpu();
+  const std::vector<std::uint8_t> codes(c.data_ptr<std::uint8_t>(),
+                                        c.data_ptr<std::uint8_t>() + c.numel());
+  int64_t hard_count = 0, easy_count = 0;
+  for (std::uint8_t code : codes) {
+    hard_count += code == kRoleHardWitness;
+    easy_count += code == kRoleEasyWitness;
+  }
+  if (hard_count + easy_count == 0) return;  // a negative bag: nothing to mask wrongly here
+  int64_t hit_hard = 0, hit_easy = 0;
+  for (int64_t i : masked_instances) {
+    hit_hard += codes[std::size_t(i)] == kRoleHardWitness;
+    hit_easy += codes[std::size_t(i)] == kRoleEasyWitness;
+  }
+  masked += double(masked_instances.size());
+  masked_witnesses += double(hit_hard + hit_easy);
+  hard += double(hard_count), masked_hard += double(hit_hard);
+  easy += double(easy_count), masked_easy += double(hit_easy);
+  if (easy_count == 0) {
+    hard_in_hard_only += double(hard_count), masked_hard_in_hard_only += double(hit_hard);
+    hard_only_bags += 1;
+    hard_only_bags_emptied += hit_hard == hard_count ? 1 : 0;
+  }
+  const at::Tensor s =
+      (scores_tensor.dim() == 2 ? scores_tensor.mean(0) : scores_tensor).to(at::kDouble).cpu();
+  const std::vector<double> values(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
+  const double auc_hard = within_slide_instance_auc(values, codes, WitnessKind::kHard);
+  const double auc_easy = within_slide_instance_auc(values, codes, WitnessKind::kEasy);
+  if (std::isfinite(auc_hard)) teacher_auc_hard_sum += auc_hard, teacher_auc_hard_bags += 1;
+  if (std::isfinite(auc_easy)) teacher_auc_easy_sum += auc_easy, teacher_auc_easy_bags += 1;
+}
+
+std::map<std::string, double> MaskTruthStats::means() const {
+  std::map<std::string, double> out;
+  const auto put = [&out](const char* key, double part, double whole) {
+    if (whole > 0) out[key] = part / whole;
+  };
+  put("mask_hard_share", masked_hard, hard);
+  put("mask_hard_share_hard_only", masked_hard_in_hard_only, hard_in_hard_only);
+  put("mask_easy_share", masked_easy, easy);
+  put("mask_witness_precision", masked_witnesses, masked);
+  put("mask_hard_only_bags_emptied", hard_only_bags_emptied, hard_only_bags);
+  put("teacher_auc_hard", teacher_auc_hard_sum, teacher_auc_hard_bags);
+  put("teacher_auc_easy", teacher_auc_easy_sum, teacher_auc_easy_bags);
+  return out;
 }
 
 }  // namespace mil

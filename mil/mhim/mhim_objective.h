@@ -4,6 +4,7 @@
 // most salient instances (plus the GRN's recycled tokens), and a consistency loss pulls the
 // student's bag embedding toward the teacher's.
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -37,6 +38,35 @@ struct MhimOptions {
       true;  ///< The teacher's passes run in train mode (dropout on): a reference quirk we keep.
   std::string student_init =
       "none";  ///< "fc": copy the embedding layer from the teacher checkpoint (v1).
+  /// (ours, off by default) Check the teacher's masks against the bags' instance truth
+  /// (mil/data/instance_labels.h) and add per-epoch means to the epoch record's train_stats
+  /// (mask_* and teacher_auc_*; see MaskTruthStats). Only counts: what the job computes is the same
+  /// with it on or off. Bags without truth are not counted.
+  bool mask_stats = false;
+};
+
+/// What the teacher's masks did to the witnesses over one epoch (mask_stats), summed over the
+/// training bags that have instance truth.
+struct MaskTruthStats {
+  double masked = 0;                 ///< Instances masked in positive bags.
+  double masked_witnesses = 0;       ///< Of them, witnesses (hard or easy).
+  double hard = 0, masked_hard = 0;  ///< Hard witnesses in positive bags, and masked ones.
+  double hard_in_hard_only = 0, masked_hard_in_hard_only = 0;  ///< In bags without easy ones.
+  double easy = 0, masked_easy = 0;                            ///< Easy witnesses, and masked ones.
+  double hard_only_bags = 0;          ///< Positive bags whose witnesses are all hard.
+  double hard_only_bags_emptied = 0;  ///< Of them, bags whose every hard witness was masked.
+  double teacher_auc_hard_sum = 0, teacher_auc_easy_sum = 0;  ///< Within-bag AUCs of the scores.
+  double teacher_auc_hard_bags = 0, teacher_auc_easy_bags = 0;
+
+  /// Adds one bag: its truth codes [N], the teacher's scores ([N], or [H, N] averaged over heads)
+  /// and the masked instances.
+  void add(const at::Tensor& codes, const at::Tensor& scores, const std::vector<int64_t>& masked);
+  /// The epoch's means: mask_hard_share (share of hard witnesses masked),
+  /// mask_hard_share_hard_only, mask_easy_share, mask_witness_precision (share of masked instances
+  /// that are witnesses), mask_hard_only_bags_emptied (share of hard-only bags left without any
+  /// witness), and teacher_auc_hard / teacher_auc_easy (the teacher's within-bag instance AUC); a
+  /// key is left out when nothing defines it.
+  std::map<std::string, double> means() const;
 };
 
 /// Reads MhimOptions from a `mhim` model's options; network keys (those of `mhim_pure` in the
@@ -115,6 +145,7 @@ class MhimObjective : public TrainingObjective {
   double kept_sum_ = 0.0;
   double instance_sum_ = 0.0;
   int64_t bags_ = 0;
+  MaskTruthStats mask_truth_;
 };
 
 /// Soft-target cross-entropy (modules/mhim_modules/losses.py): mean over rows of

@@ -13,7 +13,9 @@
 #include <stdexcept>
 
 #include "mil/data/feature_io.h"
+#include "mil/data/instance_labels.h"
 #include "mil/data/splits.h"
+#include "mil/synthetic/layout.h"
 
 namespace mil {
 namespace fs = std::filesystem;
@@ -137,6 +139,11 @@ struct Rng {
 };
 
 enum Role : std::uint8_t { kBackground = 0, kTumour, kEasy, kHard, kAggressive };
+
+/// The truth code (mil/data/instance_labels.h) of each role: CAMELYON's easy and hard witnesses,
+/// and the subtyping stand-ins' key instances, which only class-1 slides hold, are witnesses.
+constexpr std::uint8_t kTruthCode[] = {kRoleBackground, kRoleTumour, kRoleEasyWitness,
+                                       kRoleHardWitness, kRoleAggressive};
 
 /// One slide: what it is called, what it holds, and the truth behind it.
 struct SlidePlan {
@@ -440,14 +447,17 @@ nlohmann::json write_benchmark_stand_in(const std::string& name, const std::stri
       const at::Tensor x = render(s, c.label, p.task, *encoder, directions,
                                   derive(o.seed, name + "/features/" + s.id));
       const std::string file = (dir / (s.id + "." + o.format)).string();
+      std::vector<std::uint8_t> codes(s.roles.size());
+      for (std::size_t i = 0; i < codes.size(); ++i) codes[i] = kTruthCode[s.roles[i]];
       if (o.format == "pt") {
         write_feature_file(file, x);
-      } else {
-        const int64_t width = int64_t(std::ceil(std::sqrt(double(s.instances))));
-        const at::Tensor i = at::arange(s.instances, at::kLong);
-        write_h5_slide(file, x, at::stack({i.remainder(width), i.div(width, "floor")}, 1) * 256,
-                       /*float16=*/false);
+      } else {  // each role's instances in contiguous regions of the slide's patch grid
+        const at::Tensor coords =
+            region_coords(codes, {kRoleTumour, kRoleAggressive, kRoleEasyWitness, kRoleHardWitness},
+                          derive(o.seed, name + "/layout/" + s.id));
+        write_h5_slide(file, x, coords, /*float16=*/false);
       }
+      write_instance_labels(file, at::from_blob(codes.data(), {int64_t(codes.size())}, at::kByte));
       if (survival) {
         char time[32];
         std::snprintf(time, sizeof time, "%.2f", c.time);

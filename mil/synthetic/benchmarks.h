@@ -40,11 +40,12 @@ std::vector<std::string> benchmark_stand_in_names();
 /// "risk", "time", "slides": [{"id", "instances"}]}]} (risk and time for survival only).
 nlohmann::json plan_benchmark_stand_in(const std::string& name, const StandInOptions& options);
 
-/// Writes stand-in `name` into `root` (created; existing files are overwritten): the feature files,
-/// the reference label CSV, truth.json (per slide: label, easy/hard instance counts, survival
-/// risk), synthetic.json (options and profile) and dataset.json, the sweep dataset entry that
-/// trains on it, which is also returned. Throws std::invalid_argument for an unknown name or bad
-/// options.
+/// Writes stand-in `name` into `root` (created; existing files are overwritten): the feature files
+/// with each instance's truth beside them (mil/data/instance_labels.h: a .pt's sidecar, or an .h5's
+/// `instance_labels`, whose coords put each kind of instance in contiguous regions), the reference
+/// label CSV, truth.json (per slide: label, easy/hard instance counts, survival risk),
+/// synthetic.json (options and profile) and dataset.json, the sweep dataset entry that trains on
+/// it, which is also returned. Throws std::invalid_argument for an unknown name or bad options.
 nlohmann::json write_benchmark_stand_in(const std::string& name, const std::string& root,
                                         const StandInOptions& options);
 

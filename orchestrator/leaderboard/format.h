@@ -71,6 +71,21 @@ inline std::vector<std::string> other_metrics(const std::string& metric) {
   return out;
 }
 
+/// The instance-truth metrics (truth_metric_keys) that some selected row of `b` reports, in display
+/// order; empty for benchmarks without instance truth.
+inline std::vector<std::string> truth_columns(const Leaderboard& board, const BenchmarkResult& b) {
+  std::vector<std::string> keys;
+  for (const std::string& key : truth_metric_keys()) {
+    for (const MethodResult& mr : b.methods) {
+      if (mr.row >= 0 && find(board.rows[std::size_t(mr.row)].truth, key) != nullptr) {
+        keys.push_back(key);
+        break;
+      }
+    }
+  }
+  return keys;
+}
+
 /// "⚑ val_equals_test, x" or "".
 inline std::string flags(const std::vector<std::string>& protocol_flags) {
   if (protocol_flags.empty()) return "";

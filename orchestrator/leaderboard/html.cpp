@@ -309,6 +309,9 @@ std::string benchmark_section(const Leaderboard& board, const BenchmarkResult& b
       "</p>\n<div "
       "class=\"scroll\"><table><thead><tr><th>Method</th><th>Config</th><th>Runs</th><th>Test " +
       html(m) + "</th><th>95% CI of mean</th><th>Val " + html(m) + "</th>";
+  // Instance truth, where the results have it: each metric with its paired test on the baseline.
+  const std::vector<std::string> truth = format::truth_columns(board, b);
+  for (const auto& k : truth) out += "<th>" + html(metric_name(k)) + "</th>";
   out +=
       "<th>Δ vs baseline</th><th>Pairs</th><th>t-test p (corr.)</th><th>Wilcoxon "
       "p</th><th>Notes</th></tr></thead><tbody>\n";
@@ -316,8 +319,8 @@ std::string benchmark_section(const Leaderboard& board, const BenchmarkResult& b
     out += "<tr><td class=\"method\"><span class=\"swatch\" style=\"background:" +
            colours.of(mr.method) + "\"></span>" + html(mr.method) + "</td>";
     if (mr.row < 0) {
-      out += "<td colspan=\"10\" class=\"warn\">" + html(mr.note) +
-             "</td></tr>\n";  // every column after Method
+      out += "<td colspan=\"" + std::to_string(10 + truth.size()) + "\" class=\"warn\">" +
+             html(mr.note) + "</td></tr>\n";  // every column after Method
       continue;
     }
     const LeaderboardRow& row = board.rows[mr.row];
@@ -325,6 +328,15 @@ std::string benchmark_section(const Leaderboard& board, const BenchmarkResult& b
            cell(format::mean_std(format::find(row.test, b.metric)), true) +
            cell(format::interval(format::find(row.test, b.metric)), true) +
            cell(format::mean_std(row.val_selection.count ? &row.val_selection : nullptr), true);
+    for (const auto& k : truth) {
+      const auto c = mr.truth_comparisons.find(k);
+      out += cell(format::mean_std(format::find(row.truth, k)) +
+                      (c == mr.truth_comparisons.end()
+                           ? ""
+                           : " (Δ " + format::signed_fixed(c->second.mean_difference) + ", p " +
+                                 format::p_value(c->second.t_p) + ")"),
+                  true);
+    }
     if (mr.compared) {
       const Comparison& c = mr.comparison;
       out += cell(format::signed_fixed(c.mean_difference), true) +

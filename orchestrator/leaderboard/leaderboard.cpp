@@ -28,7 +28,7 @@ constexpr const char* kValEqualsTest = "val_equals_test";
 /// A row being built: the values of every metric, and the spec flattened to dotted keys.
 struct RowBuilder {
   LeaderboardRow row;
-  std::map<std::string, std::vector<double>> test, val;
+  std::map<std::string, std::vector<double>> test, val, truth;
   std::map<std::string, std::map<std::string, std::vector<double>>> test_by_replicate;
   std::map<std::string, json> settings;
   std::vector<double> val_selection;
@@ -147,7 +147,8 @@ void label_configs(std::vector<RowBuilder>& builders) {
   }
 }
 
-/// A pruned grid point keeps its validation summaries and leaves out everything about test.
+/// A pruned grid point keeps its validation summaries and leaves out everything about test,
+/// instance truth included (it is measured on the test slides).
 void keep_validation_only(LeaderboardRow& row, const std::string& detail) {
   row.pruned = true;
   row.selectable = false;
@@ -156,6 +157,8 @@ void keep_validation_only(LeaderboardRow& row, const std::string& detail) {
   row.test_replicate_means.clear();
   row.test_by_run.clear();
   row.test_train_ratio_by_run.clear();
+  row.truth.clear();
+  row.truth_by_run.clear();
 }
 
 LeaderboardRow finish_row(RowBuilder& b) {
@@ -163,6 +166,7 @@ LeaderboardRow finish_row(RowBuilder& b) {
   const std::uint64_t seed = seed_of(row.config_id);
   for (const auto& [key, values] : b.test) row.test[key] = summarise(values, seed);
   for (const auto& [key, values] : b.val) row.val[key] = summarise(values, seed);
+  for (const auto& [key, values] : b.truth) row.truth[key] = summarise(values, seed);
   row.val_selection = summarise(b.val_selection, seed);
   row.replicates = int(b.test_by_replicate.size());
   std::map<std::string, std::vector<double>> replicate_means;
@@ -194,12 +198,15 @@ double test_mean(const LeaderboardRow& row) {
   return it == row.test.end() || it->second.count == 0 ? -INFINITY : it->second.mean;
 }
 
-Comparison compare(const LeaderboardRow& method, const LeaderboardRow& baseline) {
+/// The paired tests of `method` against `baseline` on the runs both have in `by_run` maps.
+Comparison compare_runs(const std::map<std::string, double>& method_by_run,
+                        const std::map<std::string, double>& baseline_by_run,
+                        const LeaderboardRow& method) {
   Comparison c;
   std::vector<double> differences, ratios;
-  for (const auto& [key, value] : method.test_by_run) {
-    const auto other = baseline.test_by_run.find(key);
-    if (other == baseline.test_by_run.end()) continue;
+  for (const auto& [key, value] : method_by_run) {
+    const auto other = baseline_by_run.find(key);
+    if (other == baseline_by_run.end()) continue;
     differences.push_back(value - other->second);
     const auto ratio = method.test_train_ratio_by_run.find(key);
     if (ratio != method.test_train_ratio_by_run.end()) ratios.push_back(ratio->second);
@@ -222,6 +229,10 @@ Comparison compare(const LeaderboardRow& method, const LeaderboardRow& baseline)
   c.wilcoxon_p = w.p_value;
   c.wilcoxon_method = w.method;
   return c;
+}
+
+Comparison compare(const LeaderboardRow& method, const LeaderboardRow& baseline) {
+  return compare_runs(method.test_by_run, baseline.test_by_run, method);
 }
 
 /// Picks each (benchmark, method)'s row: the best mean validation metric among selectable grid
@@ -311,6 +322,13 @@ void compare_benchmarks(Leaderboard& board, const std::string& baseline,
       if (base_row == nullptr || m.row < 0 || m.is_baseline) continue;
       m.comparison = compare(board.rows[m.row], *base_row);
       m.compared = m.comparison.pairs > 0;
+      const LeaderboardRow& row = board.rows[m.row];
+      for (const auto& [key, by_run] : row.truth_by_run) {
+        const auto base_runs = base_row->truth_by_run.find(key);
+        if (base_runs == base_row->truth_by_run.end()) continue;
+        const Comparison c = compare_runs(by_run, base_runs->second, row);
+        if (c.pairs > 0) m.truth_comparisons[key] = c;
+      }
     }
     for (auto& entry : methods) b.methods.push_back(entry.second);
     std::stable_sort(b.methods.begin(), b.methods.end(),
@@ -432,6 +450,12 @@ Leaderboard build_leaderboard(const std::vector<JobResult>& results,
     }
     if (const json* t = number_at(r->metrics, "test", metric))
       b.row.test_by_run[key] = t->get<double>();
+    for (const std::string& truth_key : truth_metric_keys()) {
+      if (const json* t = number_at(r->metrics, "test_truth", truth_key)) {
+        b.truth[truth_key].push_back(t->get<double>());
+        b.row.truth_by_run[truth_key][key] = t->get<double>();
+      }
+    }
     const json* test_bags = number_at(r->metrics, "test", "bags");
     const json* train_bags = number_at(r->metrics, "train", "bags");
     if (test_bags != nullptr && train_bags != nullptr && train_bags->get<double>() > 0) {
@@ -536,6 +560,26 @@ std::map<std::string, std::string> read_pruned(const std::string& journal_path) 
   return out;
 }
 
+const std::vector<std::string>& truth_metric_keys() {
+  static const std::vector<std::string> kKeys = {"auc_hard_only", "instance_auc",
+                                                 "instance_auc_hard", "instance_auc_easy"};
+  return kKeys;
+}
+
+void write_sweep_name(const std::string& results_dir, const std::string& name) {
+  mil::write_file_atomic((fs::path(results_dir) / "sweep.json").string(),
+                         json{{"name", name}}.dump() + "\n");
+}
+
+std::string read_sweep_name(const std::string& results_dir) {
+  std::ifstream in(fs::path(results_dir) / "sweep.json");
+  if (!in) return "";
+  const json j = json::parse(in, /*cb=*/nullptr, /*allow_exceptions=*/false);
+  return j.is_object() && j.contains("name") && j.at("name").is_string()
+             ? j.at("name").get<std::string>()
+             : "";
+}
+
 std::string write_leaderboard(const std::string& results_dir, const LeaderboardOptions& options) {
   if (!fs::is_directory(results_dir)) {
     throw std::runtime_error("results dir '" + results_dir +
@@ -553,7 +597,8 @@ std::string write_leaderboard(const std::string& results_dir, const LeaderboardO
   const std::vector<JobResult> results = store.load_all();
   const Leaderboard board = build_leaderboard(results, store.load_manifest(), resolved);
   const std::vector<RunTimeLine> run_time = run_time_lines(results);
-  std::string name = fs::path(results_dir).lexically_normal().filename().string();
+  std::string name = read_sweep_name(results_dir);
+  if (name.empty()) name = fs::path(results_dir).lexically_normal().filename().string();
   if (name.empty())
     name = fs::path(results_dir).lexically_normal().parent_path().filename().string();
   const std::string title = "Leaderboard: " + name;
@@ -609,6 +654,10 @@ void to_json(json& j, const LeaderboardRow& r) {
            {"test_train_ratio_by_run", r.test_train_ratio_by_run},
            {"val_curve", curve},
            {"val_curve_runs", r.val_curve_runs}};
+  if (!r.truth.empty()) {  // only where results carry instance truth
+    j["test_truth"] = r.truth;
+    j["test_truth_by_run"] = r.truth_by_run;
+  }
 }
 
 void to_json(json& j, const Comparison& c) {
@@ -626,6 +675,7 @@ void to_json(json& j, const Comparison& c) {
 void to_json(json& j, const MethodResult& m) {
   j = json{{"method", m.method}, {"row", m.row}, {"note", m.note}, {"is_baseline", m.is_baseline}};
   if (m.compared) j["vs_baseline"] = m.comparison;
+  if (!m.truth_comparisons.empty()) j["truth_vs_baseline"] = m.truth_comparisons;
 }
 
 void to_json(json& j, const BenchmarkResult& b) {

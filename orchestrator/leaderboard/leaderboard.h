@@ -62,6 +62,11 @@ struct LeaderboardRow {
   std::vector<double> val_curve;    ///< Per epoch: mean over runs of history[e].val[metric].
   std::vector<int> val_curve_runs;  ///< Per epoch: runs that reported it.
   std::vector<std::string> protocol_flags;  ///< Union over runs, e.g. "val_equals_test".
+  /// result.metrics["test_truth"] (instance truth: instance_auc, instance_auc_hard,
+  /// instance_auc_easy, auc_hard_only) summarised per key; empty for datasets without truth.
+  std::map<std::string, MetricSummary> truth;
+  /// Per truth key, its value per run, keyed as test_by_run: what its paired tests match on.
+  std::map<std::string, std::map<std::string, double>> truth_by_run;
   bool selectable = false;     ///< Its validation metric can rank it against its siblings.
   std::string not_selectable;  ///< Why not, e.g. "no validation: grid point not selectable".
   /// Halving stopped it before its last fold (schedule/pruning.h): its runs are partial, so it is
@@ -93,6 +98,8 @@ struct MethodResult {
   bool is_baseline = false;  ///< This is the benchmark's baseline method.
   bool compared = false;  ///< `comparison` is filled (both have a selected row, >= 1 shared pair).
   Comparison comparison;  ///< Against the baseline.
+  /// Per instance-truth metric both rows report: the same paired tests on that metric.
+  std::map<std::string, Comparison> truth_comparisons;
 };
 
 /// Everything about one benchmark.
@@ -160,8 +167,18 @@ std::vector<std::string> protocol_flags(const JobResult& result);
 /// the job (malformed lines ignored).
 std::map<std::string, std::string> read_pruned(const std::string& journal_path);
 
-/// Reads a results dir (ResultsStore layout) and writes <dir>/leaderboard.{md,csv,json,html};
-/// returns the .md path. Throws when the directory does not exist or the baseline is unknown.
+/// The instance-truth metrics the leaderboard shows when results carry them, in display order:
+/// auc_hard_only, instance_auc, instance_auc_hard, instance_auc_easy.
+const std::vector<std::string>& truth_metric_keys();
+
+/// Records the sweep's name in <results_dir>/sweep.json, for the leaderboard's title.
+void write_sweep_name(const std::string& results_dir, const std::string& name);
+/// The name write_sweep_name recorded; "" when there is none.
+std::string read_sweep_name(const std::string& results_dir);
+
+/// Reads a results dir (ResultsStore layout) and writes <dir>/leaderboard.{md,csv,json,html},
+/// titled with the sweep's name (else the folder's); returns the .md path. Throws when the
+/// directory does not exist or the baseline is unknown.
 std::string write_leaderboard(const std::string& results_dir,
                               const LeaderboardOptions& options = {});
 

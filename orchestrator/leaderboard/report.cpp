@@ -29,6 +29,38 @@ std::string row_notes(const LeaderboardRow& row) {
       {row.selection, row.selectable ? "" : row.not_selectable, format::flags(row.protocol_flags)});
 }
 
+/// The benchmark's instance-truth metrics with their paired tests against the baseline.
+void truth_section(const Leaderboard& board, const BenchmarkResult& b,
+                   const std::vector<std::string>& keys, std::string& md) {
+  md += "\n### Instance truth on " + escape(b.dataset) + "\n\n";
+  md +=
+      "Where the test slides carry instance truth: the slide AUC on the positive slides whose "
+      "witnesses are all hard against every negative (Hard-only AUC), and the within-slide AUC of "
+      "the model's instance scores for all, hard and easy witnesses against the slide's other "
+      "instances, averaged over slides (Inst. AUC). Δ and p-values: the paired tests above, on "
+      "each metric.\n\n| Method |";
+  for (const auto& k : keys) md += " " + metric_name(k) + " | Δ | t-test p | Wilcoxon p |";
+  md += "\n|---|";
+  for (std::size_t i = 0; i < keys.size(); ++i) md += "---:|---:|---:|---:|";
+  md += "\n";
+  for (const MethodResult& mr : b.methods) {
+    if (mr.row < 0) continue;
+    const LeaderboardRow& row = board.rows[mr.row];
+    md += "| " + escape(mr.method) + " |";
+    for (const auto& k : keys) {
+      md += " " + format::mean_std(format::find(row.truth, k)) + " |";
+      const auto c = mr.truth_comparisons.find(k);
+      if (c != mr.truth_comparisons.end()) {
+        md += " " + format::signed_fixed(c->second.mean_difference) + " | " +
+              format::p_value(c->second.t_p) + " | " + format::p_value(c->second.wilcoxon_p) + " |";
+      } else {
+        md += mr.is_baseline ? " baseline | | |" : " – | – | – |";
+      }
+    }
+    md += "\n";
+  }
+}
+
 void benchmark_section(const Leaderboard& board, const BenchmarkResult& b, std::string& md) {
   const std::string m = metric_name(b.metric);
   md += "## " + escape(b.dataset) + "\n\n";
@@ -38,15 +70,17 @@ void benchmark_section(const Leaderboard& board, const BenchmarkResult& b, std::
   const std::vector<std::string> others = format::other_metrics(b.metric);
   md += "| Method | Config | Runs | Test " + m + " | 95% CI of mean | Val " + m + " |";
   for (const auto& o : others) md += " Test " + metric_name(o) + " |";
+  const std::vector<std::string> truth = format::truth_columns(board, b);
+  for (const auto& k : truth) md += " " + metric_name(k) + " |";
   md +=
       " Δ vs baseline | Pairs | t-test p (corr.) | Wilcoxon p | Notes "
       "|\n|---|---|---:|---:|---:|---:|";
-  for (std::size_t i = 0; i < others.size(); ++i) md += "---:|";
+  for (std::size_t i = 0; i < others.size() + truth.size(); ++i) md += "---:|";
   md += "---:|---:|---:|---:|---|\n";
   for (const MethodResult& mr : b.methods) {
     if (mr.row < 0) {
       md += "| " + escape(mr.method) + " | – | – | – | – | – |";
-      for (std::size_t i = 0; i < others.size(); ++i) md += " – |";
+      for (std::size_t i = 0; i < others.size() + truth.size(); ++i) md += " – |";
       md += " – | – | – | – | " + escape(mr.note) + " |\n";
       continue;
     }
@@ -57,6 +91,7 @@ void benchmark_section(const Leaderboard& board, const BenchmarkResult& b, std::
           format::interval(format::find(row.test, b.metric)) + " | " +
           format::mean_std(row.val_selection.count ? &row.val_selection : nullptr) + " |";
     for (const auto& o : others) md += " " + format::mean_std(format::find(row.test, o)) + " |";
+    for (const auto& k : truth) md += " " + format::mean_std(format::find(row.truth, k)) + " |";
     if (mr.compared) {
       const Comparison& c = mr.comparison;
       md += " " + format::signed_fixed(c.mean_difference) + " | " + std::to_string(c.pairs) +
@@ -67,6 +102,7 @@ void benchmark_section(const Leaderboard& board, const BenchmarkResult& b, std::
     }
     md += " " + escape(row_notes(row)) + " |\n";
   }
+  if (!truth.empty()) truth_section(board, b, truth, md);
 
   std::vector<const LeaderboardRow*> points;
   bool replicated = false;
@@ -149,6 +185,10 @@ std::string metric_name(const std::string& key) {
   if (key == "c_index") return "C-index";
   if (key == "balanced_accuracy") return "Bal.Acc";
   if (key == "accuracy") return "Acc";
+  if (key == "auc_hard_only") return "Hard-only AUC";
+  if (key == "instance_auc") return "Inst. AUC";
+  if (key == "instance_auc_hard") return "Inst. AUC (hard)";
+  if (key == "instance_auc_easy") return "Inst. AUC (easy)";
   return key;
 }
 
@@ -217,12 +257,24 @@ std::string to_markdown(const Leaderboard& board, const std::string& title) {
 }
 
 std::string to_csv(const Leaderboard& board) {
+  // Instance-truth columns only when some result has them: other leaderboards read as before.
+  std::vector<std::string> truth;
+  for (const std::string& key : truth_metric_keys()) {
+    for (const LeaderboardRow& row : board.rows) {
+      if (format::find(row.truth, key) != nullptr) {
+        truth.push_back(key);
+        break;
+      }
+    }
+  }
   std::string csv =
       "benchmark,method,model,config_id,config_label,runs,expected_runs,replicates,metric,val_mean,"
       "val_std,"
       "test_mean,test_std,test_ci_low,test_ci_high,selectable,selected,selection,not_selectable,"
       "protocol_flags,"
-      "baseline,delta_vs_baseline,pairs,t_p,wilcoxon_p,wilcoxon_method\n";
+      "baseline,delta_vs_baseline,pairs,t_p,wilcoxon_p,wilcoxon_method";
+  for (const auto& k : truth) csv += "," + k + "_mean," + k + "_std," + k + "_delta," + k + "_t_p";
+  csv += "\n";
   for (std::size_t i = 0; i < board.rows.size(); ++i) {
     const LeaderboardRow& row = board.rows[i];
     const MetricSummary* test = format::find(row.test, row.metric);
@@ -256,6 +308,16 @@ std::string to_csv(const Leaderboard& board) {
              csv_number(c.t_p) + "," + csv_number(c.wilcoxon_p) + "," + c.wilcoxon_method;
     } else {
       csv += ",,,,";
+    }
+    for (const auto& k : truth) {
+      const MetricSummary* s = format::find(row.truth, k);
+      csv += "," + value(s, &MetricSummary::mean) + "," + value(s, &MetricSummary::std) + ",";
+      const auto c = result != nullptr ? result->truth_comparisons.find(k)
+                                       : std::map<std::string, Comparison>::const_iterator();
+      if (result != nullptr && c != result->truth_comparisons.end())
+        csv += csv_number(c->second.mean_difference) + "," + csv_number(c->second.t_p);
+      else
+        csv += ",";
     }
     csv += "\n";
   }

@@ -17,7 +17,8 @@ using nlohmann::json;
 
 /// Top-level keys a sweep file may contain.
 const std::vector<std::string> kSweepKeys = {"name",  "datasets", "models", "train",
-  "split", "grid", "zip", "random", "seeds", "folds", "prune", "jobs_per_gpu"};
+                                             "split", "grid",     "zip",    "random",
+                                             "seeds", "folds",    "prune",  "jobs_per_gpu"};
 
 std::vector<std::string> split_key(const std::string& key) {
   std::vector<std::string> segments;
@@ -193,8 +194,10 @@ void check_sweep_keys(const json& j) {
   check_keys(j, kSweepKeys, "", "");
   ModelSpec model_with_every_key;
   model_with_every_key.method = "label";  // serialised only when set
+  DatasetSpec dataset_with_every_key;
+  dataset_with_every_key.ram_budget_gb = 1;  // serialised only when set
   const std::pair<const char*, std::vector<std::string>> lists[] = {
-      {"datasets", keys_of(json(DatasetSpec{}))},
+      {"datasets", keys_of(json(dataset_with_every_key))},
       {"models", model_keys_with_grid(model_with_every_key)}};
   for (const auto& [key, allowed] : lists) {
     const auto it = j.find(key);
@@ -208,7 +211,10 @@ void check_sweep_keys(const json& j) {
   train_with_every_key.ranks = 2;  // serialised only when not 1
   if (j.contains("train"))
     check_keys(j.at("train"), keys_of(json(train_with_every_key)), "/train", "train");
-  if (j.contains("split")) check_keys(j.at("split"), keys_of(json(SplitSpec{})), "/split", "split");
+  SplitSpec split_with_every_key;
+  split_with_every_key.dir = "splits";  // serialised only when set
+  if (j.contains("split"))
+    check_keys(j.at("split"), keys_of(json(split_with_every_key)), "/split", "split");
 }
 
 SweepSpec parse_body(const json& j) {

@@ -464,6 +464,8 @@ TEST(Leaderboard, APrunedGridPointShowsItsPartialValidationButIsNeverSelectedCom
   for (int fold = 0; fold < 3; ++fold)
     expected.push_back(make_spec("synth", 3e-4, 1, fold, "gabmil"));
   std::vector<JobResult> results = {ok_result(expected[0], {{"auc", 0.99}}, {{"auc", 0.95}})};
+  // Instance truth is measured on the test slides: a pruned point shows none of it either.
+  results[0].metrics["test_truth"] = {{"instance_auc", 0.97}};
   for (int i = 3; i < 9; ++i)
     results.push_back(ok_result(expected[i], {{"auc", 0.6 + 0.01 * i}}, {{"auc", 0.7}}));
   LeaderboardOptions options;
@@ -484,6 +486,8 @@ TEST(Leaderboard, APrunedGridPointShowsItsPartialValidationButIsNeverSelectedCom
   EXPECT_DOUBLE_EQ(pruned_row->val_selection.mean, 0.95);
   EXPECT_TRUE(pruned_row->test.empty());
   EXPECT_TRUE(pruned_row->test_by_run.empty());
+  EXPECT_TRUE(pruned_row->truth.empty());
+  EXPECT_TRUE(pruned_row->truth_by_run.empty());
   EXPECT_EQ(selected_row(board, "synth", "abmil").config_id, expected[3].config_id());
   EXPECT_EQ(method_result(board, "synth", "abmil").comparison.pairs, 3);
   EXPECT_EQ(board.pruned_jobs, 2);
@@ -656,6 +660,61 @@ TEST(Leaderboard, WriteLeaderboardWritesMarkdownCsvJsonAndHtmlFromResultsDir) {
   EXPECT_EQ(read_text(dir / "leaderboard.csv").rfind("benchmark,method,", 0), 0u);
   EXPECT_EQ(read_text(dir / "leaderboard.html").rfind("<!DOCTYPE html>", 0), 0u);
   EXPECT_THROW(write_leaderboard(dir / "does-not-exist"), std::runtime_error);
+}
+
+TEST(Leaderboard, InstanceTruthMetricsGetColumnsAndPairedTestsOnlyWhenPresent) {
+  // The instance AUC of hard witnesses moves like the headline AUC of the paired case above
+  // (d = 0.02, 0.04, 0.06, 0.08, 20/80 split): the same t = 2.7386, p = 0.07142, Wilcoxon 2/16.
+  std::vector<JobResult> results = paired_results(/*record_split_sizes=*/true);
+  const Leaderboard plain = build_leaderboard(results, {}, {"abmil", {}});
+  for (JobResult& r : results) {
+    const double auc = r.metrics.at("test").at("auc").get<double>();
+    r.metrics["test_truth"] = {{"instance_auc_hard", auc},
+                               {"auc_hard_only", 0.6},
+                               {"scores", "attention"},
+                               {"slides", {{"hard", 12}}}};
+  }
+  const Leaderboard board = build_leaderboard(results, {}, {"abmil", {}});
+  const LeaderboardRow& abmil = selected_row(board, "synth", "abmil");
+  EXPECT_NEAR(abmil.truth.at("instance_auc_hard").mean, 0.73, 1e-12);  // 0.70 .. 0.76
+  EXPECT_EQ(abmil.truth.at("auc_hard_only").count, 4);
+  EXPECT_EQ(abmil.truth.count("scores"), 0u);  // only the numbers the leaderboard shows
+  const MethodResult& g = method_result(board, "synth", "gabmil");
+  const Comparison& c = g.truth_comparisons.at("instance_auc_hard");
+  EXPECT_EQ(c.pairs, 4);
+  EXPECT_NEAR(c.mean_difference, 0.05, 1e-12);
+  EXPECT_NEAR(c.t_p, 0.07142153823145017, 1e-9);
+  EXPECT_NEAR(c.wilcoxon_p, 0.125, 1e-15);
+  EXPECT_NEAR(g.truth_comparisons.at("auc_hard_only").mean_difference, 0.0, 1e-12);
+
+  const std::string md = to_markdown(board, "t");
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "| Hard-only AUC | Inst. AUC (hard) |", md);
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "### Instance truth on synth", md);
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "| 0.780 ± 0.045 | +0.050 | 0.071 | 0.125 |", md);
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "instance_auc_hard_mean", to_csv(board));
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "Inst. AUC (hard)", to_html(board, "t"));
+  EXPECT_TRUE(json(board).at("rows").at(0).contains("test_truth"));
+  // Results without truth look exactly as before.
+  EXPECT_EQ(to_markdown(plain, "t").find("Inst. AUC"), std::string::npos);
+  EXPECT_EQ(to_markdown(plain, "t").find("Instance truth"), std::string::npos);
+  EXPECT_EQ(to_csv(plain).find("instance_auc"), std::string::npos);
+  EXPECT_FALSE(json(plain).at("rows").at(0).contains("test_truth"));
+}
+
+TEST(Leaderboard, TitleIsTheSweepsNameNotTheResultsFolders) {
+  testing::TempDir dir;
+  ResultsStore store((dir.path() / "results").string());
+  const JobSpec a = make_spec("synth", 2e-4, 1);
+  store.write(ok_result(a, {{"auc", 0.75}}, {{"auc", 0.5}}));
+  EXPECT_EQ(read_text(write_leaderboard(dir / "results")).rfind("# Leaderboard: results\n", 0),
+            0u);  // no name recorded: the folder's
+  write_sweep_name(dir / "results", "mhim_hard_easy_synthetic");
+  EXPECT_EQ(read_sweep_name(dir / "results"), "mhim_hard_easy_synthetic");
+  EXPECT_EQ(read_text(write_leaderboard(dir / "results"))
+                .rfind("# Leaderboard: mhim_hard_easy_synthetic\n", 0),
+            0u);
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "<h1>Leaderboard: mhim_hard_easy_synthetic</h1>",
+                      read_text(dir / "results/leaderboard.html"));
 }
 
 }  // namespace

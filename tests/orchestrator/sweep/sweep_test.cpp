@@ -101,6 +101,19 @@ TEST(Sweep, RejectsUnknownKeyInsideDatasetWithFileAndIndex) {
   MIL_EXPECT_THROW_WITH(parse_sweep(j, "s.json"), "'rot'");
 }
 
+TEST(Sweep, AcceptsTheKeysItsSpecsWriteOnlyWhenSet) {
+  // split.dir (protocol "file": CLAM splits_{k}.csv) and a dataset's ram_budget_gb are left out of
+  // a spec's JSON when unset, so that older job ids stay the same; a sweep may still set them.
+  json j = grid_sweep();
+  j["split"] = {{"protocol", "file"}, {"dir", "splits"}, {"fold_count", 2}};
+  j["datasets"].erase(1);
+  j["datasets"][0]["ram_budget_gb"] = 8;
+  const std::vector<JobSpec> jobs = expand(parse_sweep(j, "s.json"));
+  ASSERT_FALSE(jobs.empty());
+  EXPECT_EQ(jobs[0].split.dir, "splits");
+  EXPECT_DOUBLE_EQ(jobs[0].dataset.ram_budget_gb, 8.0);
+}
+
 TEST(Sweep, RejectsInvalidGridValueNamingGridKey) {
   json j = grid_sweep();
   j["grid"]["train.lr"] = {1e-4, -1};
