@@ -9,12 +9,14 @@
 # on the same machine knows) and prints the predicted makespan beside the measured wall time.
 #
 #   scripts/cost_order_bench.sh [REPETITIONS]      (default 3; prints a table of medians at the end)
-# Env: MIL_MHIM (default build/app/mhim), MIL_BENCH_DIR (default /tmp/mhim-cost-order-bench).
+# Env: MIL_MHIM (default build/app/mhim), MIL_BENCH_DIR (default /tmp/mhim-cost-order-bench),
+# MIL_BENCH_RANKS (default "3 5": the MPI rank counts to compare at).
 # Everything runs under nice -n 10 (a shared machine); the load average is logged around each run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/mpi_env.sh
 reps=${1:-3}
+rank_counts=${MIL_BENCH_RANKS:-3 5}
 mhim=$(realpath "${MIL_MHIM:-build/app/mhim}")
 work=${MIL_BENCH_DIR:-/tmp/mhim-cost-order-bench}
 sweep=sweeps/cost_order_bench.yaml
@@ -51,7 +53,7 @@ run() {  # rep ranks order
 }
 
 for ((rep = 1; rep <= reps; ++rep)); do
-  for ranks in 3 5; do
+  for ranks in $rank_counts; do
     if ((rep % 2)); then run "$rep" "$ranks" cost; run "$rep" "$ranks" file
     else run "$rep" "$ranks" file; run "$rep" "$ranks" cost; fi
   done
@@ -61,7 +63,7 @@ python3 - "$log" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 print("\nranks  order  runs  median wall s  (each run)           median planned s  plan/measured")
-for ranks in ("3", "5"):
+for ranks in sorted({r["ranks"] for r in rows}, key=int):
     med = {}
     for order in ("cost", "file"):
         walls = [float(r["wall_s"]) for r in rows if r["ranks"] == ranks and r["order"] == order]
