@@ -142,29 +142,49 @@ TEST(Predict, RunsTheSavedBestModelOnEveryBagAndReproducesItsTestPredictions) {
   std::ifstream bags(out);
   std::string line;
   std::getline(bags, line);
-  EXPECT_EQ(line, "slide_id,instances,predicted,logit_0,logit_1,prob_0,prob_1");
+  // `mhim synth` records which instances are witnesses, so predict adds the label, the witness
+  // counts and the per-slide instance AUCs after the seven prediction columns.
+  EXPECT_EQ(line,
+            "slide_id,instances,predicted,logit_0,logit_1,prob_0,prob_1,label,hard_witnesses,"
+            "easy_witnesses,instance_auc,instance_auc_hard,instance_auc_easy");
   int rows = 0;
+  std::map<std::string, int> witnesses_in_bags;
   while (std::getline(bags, line)) {
     ++rows;
-    std::vector<double> fields;
-    std::stringstream row(line);
-    std::string cell;
-    while (std::getline(row, cell, ','))
-      fields.push_back(cell.empty() ? 0.0 : std::atof(cell.c_str()));
-    ASSERT_EQ(fields.size(), 7u) << line;
-    EXPECT_NEAR(fields[5] + fields[6], 1.0, 1e-6) << line;
-    EXPECT_EQ(int(fields[2]), fields[6] > fields[5] ? 1 : 0) << line;
+    std::vector<std::string> cells;
+    std::size_t start = 0;
+    for (std::size_t comma; (comma = line.find(',', start)) != std::string::npos;
+         start = comma + 1) {
+      cells.push_back(line.substr(start, comma - start));
+    }
+    cells.push_back(line.substr(start));
+    ASSERT_EQ(cells.size(), 13u) << line;
+    const auto number = [&](int i) { return std::atof(cells[i].c_str()); };
+    EXPECT_NEAR(number(5) + number(6), 1.0, 1e-6) << line;
+    EXPECT_EQ(int(number(2)), number(6) > number(5) ? 1 : 0) << line;
+    // A negative bag holds no witness; a positive one holds at least one.
+    const int witnesses = int(number(8)) + int(number(9));
+    witnesses_in_bags[cells[0]] = witnesses;
+    if (cells[7] == "0") EXPECT_EQ(witnesses, 0) << line;
+    if (cells[7] == "1") EXPECT_GT(witnesses, 0) << line;
   }
   EXPECT_EQ(rows, 60);
-  // One score per instance, summing to 1 per bag for ABMIL's softmax attention.
+  // One score per instance, summing to 1 per bag for ABMIL's softmax attention, then the instance's
+  // truth code; the codes 1 and 2 (hard and easy witnesses) add up to the bag file's counts.
   std::ifstream instances(f.dir / "pred.instances.csv");
   std::getline(instances, line);
-  EXPECT_EQ(line, "slide_id,index,x,y,score");
+  EXPECT_EQ(line, "slide_id,index,x,y,score,truth");
   std::map<std::string, double> sums;
+  std::map<std::string, int> witnesses;
   while (std::getline(instances, line)) {
-    const auto first = line.find(',');
-    sums[line.substr(0, first)] += std::atof(line.substr(line.rfind(',') + 1).c_str());
+    const auto first = line.find(','), last = line.rfind(',');
+    const std::string slide = line.substr(0, first);
+    const auto score_at = line.rfind(',', last - 1) + 1;
+    sums[slide] += std::atof(line.substr(score_at, last - score_at).c_str());
+    const int code = std::atoi(line.substr(last + 1).c_str());
+    witnesses[slide] += code == 1 || code == 2;
   }
+  for (const auto& [slide, count] : witnesses_in_bags) EXPECT_EQ(witnesses[slide], count) << slide;
   EXPECT_EQ(sums.size(), 60u);
   for (const auto& [slide, sum] : sums) EXPECT_NEAR(sum, 1.0, 1e-5) << slide;
 }
