@@ -68,32 +68,6 @@ std::string legend_caption(const HeatmapStyle& style) {
 
 }  // namespace
 
-std::string escape_markup(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 HeatmapLayout heatmap_layout(const SlideHeatmap& slide, const HeatmapStyle& style) {
   if (slide.coords.empty())
     throw std::invalid_argument("heatmap of '" + slide.slide_id + "': no patches");

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "mil/core/markup.h"
 #include "mil/heatmap/image.h"
 
 namespace mil::heatmap {
@@ -67,9 +68,6 @@ Image render_png(const SlideHeatmap& slide, const HeatmapStyle& style);
 /// file bytes to embed (empty: none).
 std::string render_svg(const SlideHeatmap& slide, const HeatmapStyle& style,
                        const std::string& thumbnail_png);
-
-/// `text` with &, <, >, " and ' escaped: safe as XML (SVG) and HTML text and attribute values.
-std::string escape_markup(const std::string& text);
 
 /// RFC 4648 base64 of `bytes`.
 std::string base64(const std::string& bytes);

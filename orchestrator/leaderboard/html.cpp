@@ -7,6 +7,7 @@
 #include <cmath>
 #include <set>
 
+#include "mil/core/markup.h"
 #include "orchestrator/leaderboard/format.h"
 #include "orchestrator/leaderboard/report.h"
 
@@ -19,29 +20,6 @@ const char* const kPalette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59
 /// Width of every plot, in SVG user units (CSS pixels at 100%).
 constexpr double kPlotWidth = 760;
 
-std::string html(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 std::string num(double v) {
   char text[32];
   std::snprintf(text, sizeof text, "%.1f", v);
@@ -51,7 +29,7 @@ std::string num(double v) {
 std::string text_at(double x, double y, const std::string& text,
                     const std::string& anchor = "middle", const std::string& extra = "") {
   return "<text x=\"" + num(x) + "\" y=\"" + num(y) + "\" text-anchor=\"" + anchor + "\"" +
-         (extra.empty() ? "" : " " + extra) + ">" + html(text) + "</text>";
+         (extra.empty() ? "" : " " + extra) + ">" + escape_markup(text) + "</text>";
 }
 
 std::string line(double x1, double y1, double x2, double y2, const std::string& style) {
@@ -134,7 +112,7 @@ std::string bar_chart(const Leaderboard& board, const BenchmarkResult& b, const 
   std::string svg = "<svg class=\"plot\" viewBox=\"0 0 " + num(kPlotWidth) + " " + num(height) +
                     "\" width=\"" + num(kPlotWidth) + "\" height=\"" + num(height) +
                     "\" role=\"img\" aria-label=\"" +
-                    html("Test " + metric_name(b.metric) + " of " + b.dataset) + "\">";
+                    escape_markup("Test " + metric_name(b.metric) + " of " + b.dataset) + "\">";
   svg += text_at(left, 18,
                  "Test " + metric_name(b.metric) +
                      " of the selected config: mean over fold-runs, bar = 95% bootstrap interval",
@@ -148,7 +126,8 @@ std::string bar_chart(const Leaderboard& board, const BenchmarkResult& b, const 
            num(bar) + "\" height=\"" + num(bottom - y_of(s.mean)) + "\" fill=\"" +
            colours.of(row.method) + "\"" +
            (shown[i]->is_baseline ? " stroke=\"#222\" stroke-width=\"1.5\"" : "") + "><title>" +
-           html(row.method + ": " + format::mean_std(&s) + ", 95% CI " + format::interval(&s)) +
+           escape_markup(row.method + ": " + format::mean_std(&s) + ", 95% CI " +
+                         format::interval(&s)) +
            "</title></rect>";
     const double y_low = y_of(s.ci_low), y_high = y_of(s.ci_high);
     svg += line(cx, y_low, cx, y_high, "class=\"whisker\"");
@@ -200,8 +179,8 @@ std::string curves_chart(const Leaderboard& board, const BenchmarkResult& b,
   const auto y_of = [&](double v) { return bottom - (v - lo) / (hi - lo) * (bottom - top); };
   std::string svg = "<svg class=\"plot\" viewBox=\"0 0 " + num(kPlotWidth) + " " + num(height) +
                     "\" width=\"" + num(kPlotWidth) + "\" height=\"" + num(height) +
-                    "\" role=\"img\" aria-label=\"" + html("Validation curves of " + b.dataset) +
-                    "\">";
+                    "\" role=\"img\" aria-label=\"" +
+                    escape_markup("Validation curves of " + b.dataset) + "\">";
   svg += text_at(
       left, 18,
       "Validation " + metric_name(b.metric) + " per epoch of the selected configs (mean over runs)",
@@ -225,7 +204,7 @@ std::string curves_chart(const Leaderboard& board, const BenchmarkResult& b,
       pen_down = true;
     }
     svg += "<path d=\"" + path + "\" fill=\"none\" stroke=\"" + colours.of(row.method) +
-           "\" stroke-width=\"2\"><title>" + html(row.method) + "</title></path>";
+           "\" stroke-width=\"2\"><title>" + escape_markup(row.method) + "</title></path>";
     const double y = top + 8 + 18 * double(r);
     svg += line(right + 16, y, right + 36, y,
                 "stroke=\"" + colours.of(row.method) + "\" stroke-width=\"3\"");
@@ -294,7 +273,7 @@ std::string cd_diagram(const RankSummary& r, const Colours& colours) {
 }
 
 std::string cell(const std::string& text, bool number = false) {
-  return std::string(number ? "<td class=\"num\">" : "<td>") + html(text) + "</td>";
+  return std::string(number ? "<td class=\"num\">" : "<td>") + escape_markup(text) + "</td>";
 }
 
 std::string benchmark_section(const Leaderboard& board, const BenchmarkResult& b,
@@ -302,25 +281,25 @@ std::string benchmark_section(const Leaderboard& board, const BenchmarkResult& b
   const std::string m = metric_name(b.metric);
   const std::vector<std::string> others = format::other_metrics(b.metric);
   std::string out =
-      "<section><h2>" + html(b.dataset) + "</h2>\n<p>Selected on validation " + html(m) +
-      " (never on test); headline: test " + html(m) + ". " +
+      "<section><h2>" + escape_markup(b.dataset) + "</h2>\n<p>Selected on validation " +
+      escape_markup(m) + " (never on test); headline: test " + escape_markup(m) + ". " +
       (b.baseline.empty() ? "No baseline row here, so no paired tests."
-                          : "Paired tests against <b>" + html(b.baseline) + "</b>.") +
+                          : "Paired tests against <b>" + escape_markup(b.baseline) + "</b>.") +
       "</p>\n<div "
       "class=\"scroll\"><table><thead><tr><th>Method</th><th>Config</th><th>Runs</th><th>Test " +
-      html(m) + "</th><th>95% CI of mean</th><th>Val " + html(m) + "</th>";
+      escape_markup(m) + "</th><th>95% CI of mean</th><th>Val " + escape_markup(m) + "</th>";
   // Instance truth, where the results have it: each metric with its paired test on the baseline.
   const std::vector<std::string> truth = format::truth_columns(board, b);
-  for (const auto& k : truth) out += "<th>" + html(metric_name(k)) + "</th>";
+  for (const auto& k : truth) out += "<th>" + escape_markup(metric_name(k)) + "</th>";
   out +=
       "<th>Δ vs baseline</th><th>Pairs</th><th>t-test p (corr.)</th><th>Wilcoxon "
       "p</th><th>Notes</th></tr></thead><tbody>\n";
   for (const MethodResult& mr : b.methods) {
     out += "<tr><td class=\"method\"><span class=\"swatch\" style=\"background:" +
-           colours.of(mr.method) + "\"></span>" + html(mr.method) + "</td>";
+           colours.of(mr.method) + "\"></span>" + escape_markup(mr.method) + "</td>";
     if (mr.row < 0) {
       out += "<td colspan=\"" + std::to_string(10 + truth.size()) + "\" class=\"warn\">" +
-             html(mr.note) + "</td></tr>\n";  // every column after Method
+             escape_markup(mr.note) + "</td></tr>\n";  // every column after Method
       continue;
     }
     const LeaderboardRow& row = board.rows[mr.row];
@@ -350,20 +329,21 @@ std::string benchmark_section(const Leaderboard& board, const BenchmarkResult& b
     }
     const std::string notes =
         format::join_notes({row.selection, row.selectable ? "" : row.not_selectable});
-    out += "<td>" + html(notes) +
+    out += "<td>" + escape_markup(notes) +
            (row.protocol_flags.empty()
                 ? ""
-                : " <span class=\"flag\">" + html(format::flags(row.protocol_flags)) + "</span>") +
+                : " <span class=\"flag\">" + escape_markup(format::flags(row.protocol_flags)) +
+                      "</span>") +
            "</td></tr>\n";
   }
   out += "</tbody></table></div>\n" + bar_chart(board, b, colours) + "\n" +
          curves_chart(board, b, colours) + "\n";
-  out += "<details><summary>Every grid point of " + html(b.dataset) +
+  out += "<details><summary>Every grid point of " + escape_markup(b.dataset) +
          " (the selection reads the validation column)"
          "</summary><div "
          "class=\"scroll\"><table><thead><tr><th>Method</th><th>Config</th><th>Runs</th><th>Val " +
-         html(m) + " (selects)</th><th>Test " + html(m) + "</th>";
-  for (const auto& o : others) out += "<th>Test " + html(metric_name(o)) + "</th>";
+         escape_markup(m) + " (selects)</th><th>Test " + escape_markup(m) + "</th>";
+  for (const auto& o : others) out += "<th>Test " + escape_markup(metric_name(o)) + "</th>";
   out += "<th>Selected</th><th>Note</th></tr></thead><tbody>\n";
   for (const auto& row : board.rows) {
     if (row.dataset != b.dataset) continue;
@@ -404,8 +384,8 @@ std::string to_html(const Leaderboard& board, const std::string& title) {
   for (const auto& m : board.missing)
     (m.status == "failed" ? failed : m.status == "quarantined" ? quarantined : not_run)++;
   std::string out = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" +
-                    html(title) + "</title><style>" + kStyle + "</style></head><body>\n<h1>" +
-                    html(title) + "</h1>\n";
+                    escape_markup(title) + "</title><style>" + kStyle +
+                    "</style></head><body>\n<h1>" + escape_markup(title) + "</h1>\n";
   out +=
       "<p class=\"summary\">" + std::to_string(board.ok_results) + " ok results; " +
       std::to_string(board.missing.size()) + " missing (" + std::to_string(failed) + " failed, " +
@@ -438,12 +418,13 @@ std::string to_html(const Leaderboard& board, const std::string& title) {
           "<th>Average rank</th></tr></thead><tbody>\n";
       for (std::size_t i = 0; i < r.methods.size(); ++i) {
         out += "<tr><td><span class=\"swatch\" style=\"background:" + colours.of(r.methods[i]) +
-               "\"></span>" + html(r.methods[i]) + "</td>" +
+               "\"></span>" + escape_markup(r.methods[i]) + "</td>" +
                cell(format::fixed(r.average_ranks[i], 2), true) + "</tr>\n";
       }
       out += "</tbody></table>\n" + cd_diagram(r, colours) + "\n";
     }
-    for (const auto& s : r.skipped) out += "<p class=\"note\">Skipped " + html(s) + "</p>\n";
+    for (const auto& s : r.skipped)
+      out += "<p class=\"note\">Skipped " + escape_markup(s) + "</p>\n";
     out += "</section>\n";
   }
   out += "<section><h2>Missing</h2>\n";
