@@ -43,12 +43,16 @@ at::Tensor checked(at::Tensor codes, int64_t instances, const std::string& path)
   return codes;
 }
 
-/// One code of a sidecar line: the whole line (spaces around allowed) must be an integer in
-/// [0, 255]; -1 otherwise.
+/// What may surround a code on a sidecar line; a line of nothing else is blank.
+constexpr const char* kBlank = " \t\r";
+
+/// One code of a sidecar line: the whole line (blanks around allowed) must be an integer in
+/// [0, 255]; -1 otherwise. Both ends are found with the same blank set, so a line of blanks only
+/// (e.g. "\r\r", which once made `last` npos) has no code.
 int parse_code(const std::string& line) {
-  const std::size_t first = line.find_first_not_of(" \t");
-  const std::size_t last = line.find_last_not_of(" \t\r");
+  const std::size_t first = line.find_first_not_of(kBlank);
   if (first == std::string::npos) return -1;
+  const std::size_t last = line.find_last_not_of(kBlank);
   int value = -1;
   const char* end = line.data() + last + 1;
   const auto [ptr, ec] = std::from_chars(line.data() + first, end, value);
@@ -69,8 +73,8 @@ at::Tensor read_sidecar(const std::string& feature_path, int64_t instances) {
   std::uint8_t* codes = out.data_ptr<std::uint8_t>();
   int64_t count = 0;
   while (in.next(line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    if (line.find_first_not_of(kBlank) == std::string::npos) continue;
+    if (line.back() == '\r') line.pop_back();
     const int value = parse_code(line);
     if (value < 0) {
       throw bad(path, ":" + std::to_string(in.line_number()) + ": '" + line.substr(0, 40) +

@@ -109,6 +109,21 @@ TEST(InstanceLabels, WrongLengthOrCodeFailsNamingTheFile) {
   MIL_EXPECT_THROW_WITH(read_instance_labels(dir / "s.pt", 3), "instance label 9 at row 1");
 }
 
+TEST(InstanceLabels, SidecarLinesOfBlanksAndCarriageReturnsOnlyAreSkipped) {
+  // Found by the instance_truth fuzzer: a line "\r\r" (Windows line end after a stray CR) left
+  // the parser's end pointer one before the line's start (undefined behaviour under UBSan).
+  testing::TempDir dir;
+  write_feature_file(dir / "s.pt", at::randn({3, 2}));
+  std::ofstream(dir / "s.instance_labels.csv")
+      << "instance_label\r\n2\r\n\r\r\n \t\r\n0\r\n\r\n\t1 \r\n";
+  const at::Tensor codes = read_instance_labels(dir / "s.pt", 3);
+  ASSERT_TRUE(codes.defined());
+  EXPECT_TRUE(codes.equal(codes_of({2, 0, 1})));
+  // Blanks only around a code: one inside a line is still refused, naming the line.
+  std::ofstream(dir / "s.instance_labels.csv") << "instance_label\n1\n\r1 2\r\n0\n";
+  MIL_EXPECT_THROW_WITH(read_instance_labels(dir / "s.pt", 3), ":3: '\r1 2' is not an instance");
+}
+
 TEST(InstanceLabels, ASidecarOrH5DatasetLongerThanTheSlideIsRefusedBeforeItIsStored) {
   testing::TempDir dir;
   write_feature_file(dir / "s.pt", at::randn({3, 2}));
