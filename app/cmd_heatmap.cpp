@@ -59,7 +59,11 @@ options:
   --class C             the class whose probability the page shows and class-aware/logit scores are
                         for (default 1)
   --normalize N         percentile (default): each patch's rank within its slide, as CLAM does;
-                        range: linear from the slide's lowest to its highest score
+                        range: linear from the slide's lowest to its highest score;
+                        shared: one linear scale, lowest to highest score over all slides drawn,
+                        so that slides compare (a negative slide stays cold); attention is then
+                        drawn as a multiple of the uniform share (attention x instances, 1 = every
+                        patch alike), so that bags of different sizes share the scale
   --colormap M          viridis (default) or magma
   --patch-size P        side of a patch in level-0 pixels (default: from the .h5 attributes:
                         patch_size_level0, or patch_size x downsample of patch_level)
@@ -154,9 +158,12 @@ HeatmapRequest parse_request(const Args& args) {
     throw UsageError(e.what());
   }
   r.style.normalize = args.get("normalize", r.style.normalize);
-  if (r.style.normalize != "percentile" && r.style.normalize != "range")
-    throw UsageError("--normalize must be percentile or range");
+  if (r.style.normalize != "percentile" && r.style.normalize != "range" &&
+      r.style.normalize != "shared")
+    throw UsageError("--normalize must be percentile, range or shared");
   r.style.score_name = score_kind_name(r.kind);
+  if (r.style.normalize == "shared" && r.kind == ScoreKind::kAttention)
+    r.style.score_name = "attention x instances";
   r.style.max_size = args.get_int("max-size", r.style.max_size);
   if (r.style.max_size < 16 || r.style.max_size > 16384)
     throw UsageError("--max-size must be in [16, 16384]");
@@ -187,8 +194,17 @@ class HeatmapRun {
     const SlideInputs inputs = find_slide_inputs(r_.input, /*prefer_h5=*/true);
     fs::create_directories(r_.out_dir);
     torch::NoGradGuard no_grad;
-    for (const fs::path& file : inputs.files) draw_slide(read_input_slide(file), weights, inputs);
-    const heatmap::IndexInfo info = index_info();
+    std::vector<PreparedSlide> slides;
+    for (const fs::path& file : inputs.files)
+      slides.push_back(prepare_slide(read_input_slide(file), weights, inputs));
+    heatmap::HeatmapStyle style = r_.style;
+    if (style.normalize == "shared") {
+      std::vector<const std::vector<double>*> scores;
+      for (const PreparedSlide& s : slides) scores.push_back(&s.picture.scores);
+      style.shared_range = heatmap::shared_score_range(scores);
+    }
+    for (const PreparedSlide& s : slides) draw_slide(s, style);
+    const heatmap::IndexInfo info = index_info(style);
     write_file_atomic((r_.out_dir / "index.html").string(),
                       heatmap::render_index_html(info, entries_));
     std::printf("wrote %zu heatmaps (%s scores) and %s\n", entries_.size(), info.scores.c_str(),
@@ -255,52 +271,74 @@ class HeatmapRun {
     truth_slides_.push_back(std::move(ts));
   }
 
-  /// The PNG and SVG of one slide, and its line on the index page.
-  void draw_slide(const InputSlide& slide, const StateDict& weights, const SlideInputs& inputs) {
+  /// One slide scored and placed, ready to draw once every slide's scores are known.
+  struct PreparedSlide {
+    heatmap::SlideHeatmap picture;
+    heatmap::IndexEntry entry;
+    fs::path thumbnail;
+  };
+
+  /// Scores `slide`, places its patches and fills its line on the index page.
+  PreparedSlide prepare_slide(const InputSlide& slide, const StateDict& weights,
+                              const SlideInputs& inputs) {
     const ScoredBag scored = score(slide, weights);
     const at::Tensor probabilities = scored.logits.softmax(1);
-    const fs::path thumbnail_path = thumbnail_of(r_.thumbnail, slide.id);
-    heatmap::SlideHeatmap picture = place(slide, !thumbnail_path.empty());
-    picture.scores = to_vector(scored.scores);
-    heatmap::IndexEntry entry;
+    PreparedSlide p;
+    p.thumbnail = thumbnail_of(r_.thumbnail, slide.id);
+    p.picture = place(slide, !p.thumbnail.empty());
+    p.picture.scores = to_vector(scored.scores);
+    if (r_.style.normalize == "shared" && r_.kind == ScoreKind::kAttention) {
+      // A multiple of the uniform share 1/N: softmax attention sums to 1 over each bag, so raw
+      // values of bags of different sizes are not on one scale.
+      for (double& v : p.picture.scores) v *= double(p.picture.scores.size());
+    }
+    heatmap::IndexEntry& entry = p.entry;
     entry.slide_id = slide.id;
     entry.png = slide.id + ".png";
     entry.svg = slide.id + ".svg";
     entry.instances = slide.features.size(0);
     entry.probability = probabilities[0][r_.target_class].item<double>();
     entry.predicted = int(probabilities.argmax(1).item<int64_t>());
-    picture.caption = "P(class " + std::to_string(r_.target_class) +
-                      ") = " + fixed(entry.probability) + ", predicted " +
-                      std::to_string(entry.predicted);
+    p.picture.caption = "P(class " + std::to_string(r_.target_class) +
+                        ") = " + fixed(entry.probability) + ", predicted " +
+                        std::to_string(entry.predicted);
     if (const auto it = inputs.labels.find(slide.id); it != inputs.labels.end()) {
       entry.label = it->second;
-      picture.caption += ", label " + std::to_string(it->second);
+      p.picture.caption += ", label " + std::to_string(it->second);
     }
-    add_truth(slide, picture, probabilities[0][std::min(1, r_.classes - 1)].item<double>(), entry);
+    add_truth(slide, p.picture, probabilities[0][std::min(1, r_.classes - 1)].item<double>(),
+              entry);
+    return p;
+  }
+
+  /// The PNG and SVG of one prepared slide, and its line on the index page.
+  void draw_slide(const PreparedSlide& p, heatmap::HeatmapStyle style) {
     heatmap::Image thumbnail;
-    heatmap::HeatmapStyle style = r_.style;
-    if (!thumbnail_path.empty()) {
-      thumbnail = heatmap::read_png(thumbnail_path.string());
+    if (!p.thumbnail.empty()) {
+      thumbnail = heatmap::read_png(p.thumbnail.string());
       style.thumbnail = &thumbnail;
     }
     style.alpha = r_.alpha >= 0 ? r_.alpha : (style.thumbnail ? 0.5 : 1.0);
-    write_png((r_.out_dir / entry.png).string(), heatmap::render_png(picture, style));
-    const std::string thumbnail_bytes = thumbnail_path.empty() ? "" : read_bytes(thumbnail_path);
-    write_file_atomic((r_.out_dir / entry.svg).string(),
-                      heatmap::render_svg(picture, style, thumbnail_bytes));
-    entries_.push_back(entry);
+    write_png((r_.out_dir / p.entry.png).string(), heatmap::render_png(p.picture, style));
+    const std::string thumbnail_bytes = p.thumbnail.empty() ? "" : read_bytes(p.thumbnail);
+    write_file_atomic((r_.out_dir / p.entry.svg).string(),
+                      heatmap::render_svg(p.picture, style, thumbnail_bytes));
+    entries_.push_back(p.entry);
   }
 
   /// The page's header, with the instance-truth metrics over the slides that have truth.
-  heatmap::IndexInfo index_info() const {
+  heatmap::IndexInfo index_info(const heatmap::HeatmapStyle& style) const {
     heatmap::IndexInfo info;
     info.title = "Heatmaps: " + r_.spec.name + " on " + r_.input;
     info.model = r_.spec.name;
     info.weights = r_.weights;
-    info.scores = score_kind_name(r_.kind);
+    info.scores = style.score_name;
     info.target_class = r_.target_class;
-    info.normalize = r_.style.normalize == "percentile" ? "percentile within each slide"
-                                                        : "each slide's lowest to highest score";
+    info.normalize = style.normalize == "percentile" ? "percentile within each slide"
+                     : style.normalize == "range"    ? "each slide's lowest to highest score"
+                                                     : "one scale for all slides, " +
+                                                        fixed(style.shared_range[0]) + " to " +
+                                                        fixed(style.shared_range[1]);
     info.colormap = r_.style.colormap;
     if (truth_slides_.empty()) return info;
     const TruthMetrics m = truth_metrics(truth_slides_);

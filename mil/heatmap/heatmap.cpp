@@ -46,7 +46,9 @@ std::pair<double, double> finite_range(const std::vector<double>& scores) {
 /// Tick labels of the colour bar, bottom (0) to top (1).
 std::vector<std::string> tick_labels(const SlideHeatmap& slide, const HeatmapStyle& style) {
   std::vector<std::string> labels;
-  const auto [lo, hi] = finite_range(slide.scores);
+  const auto [lo, hi] = style.normalize == "shared"
+                            ? std::make_pair(style.shared_range[0], style.shared_range[1])
+                            : finite_range(slide.scores);
   for (int k = 0; k < kTicks; ++k) {
     const double t = double(k) / (kTicks - 1);
     labels.push_back(style.normalize == "percentile"
@@ -60,10 +62,10 @@ std::string title_line(const SlideHeatmap& slide) { return "SLIDE " + slide.slid
 
 /// "ATTENTION: PERCENTILE WITHIN THE SLIDE, VIRIDIS".
 std::string legend_caption(const HeatmapStyle& style) {
-  return style.score_name + ": " +
-         (style.normalize == "percentile" ? "percentile within the slide"
-                                          : "slide's lowest to highest score") +
-         ", " + style.colormap;
+  const std::string scale = style.normalize == "percentile" ? "percentile within the slide"
+                            : style.normalize == "shared"   ? "one scale for all slides"
+                                                            : "slide's lowest to highest score";
+  return style.score_name + ": " + scale + ", " + style.colormap;
 }
 
 }  // namespace
@@ -125,18 +127,33 @@ std::array<int, 4> patch_pixels(const HeatmapLayout& l, int64_t x, int64_t y, in
   return {px0, py0, px1, py1};
 }
 
+std::array<double, 2> shared_score_range(const std::vector<const std::vector<double>*>& slides) {
+  double lo = INFINITY, hi = -INFINITY;
+  for (const std::vector<double>* scores : slides) {
+    for (double s : *scores) {
+      if (std::isfinite(s)) lo = std::min(lo, s), hi = std::max(hi, s);
+    }
+  }
+  return std::isfinite(lo) ? std::array<double, 2>{lo, hi} : std::array<double, 2>{0.0, 0.0};
+}
+
 std::vector<double> normalized_scores(const std::vector<double>& scores,
-                                      const std::string& normalize) {
+                                      const std::string& normalize,
+                                      std::array<double, 2> shared_range) {
   std::vector<double> out(scores.size(), NAN);
-  if (normalize == "range") {
-    const auto [lo, hi] = finite_range(scores);
+  if (normalize == "range" || normalize == "shared") {
+    const auto [lo, hi] = normalize == "range" ? finite_range(scores)
+                                               : std::make_pair(shared_range[0], shared_range[1]);
     for (std::size_t i = 0; i < scores.size(); ++i) {
-      if (std::isfinite(scores[i])) out[i] = hi > lo ? (scores[i] - lo) / (hi - lo) : 1.0;
+      if (std::isfinite(scores[i]))
+        out[i] = hi > lo ? std::clamp((scores[i] - lo) / (hi - lo), 0.0, 1.0) : 1.0;
     }
     return out;
   }
-  if (normalize != "percentile")
-    throw std::invalid_argument("normalize must be percentile or range, not '" + normalize + "'");
+  if (normalize != "percentile") {
+    throw std::invalid_argument("normalize must be percentile, range or shared, not '" +
+                                normalize + "'");
+  }
   std::vector<std::size_t> order;
   for (std::size_t i = 0; i < scores.size(); ++i) {
     if (std::isfinite(scores[i])) order.push_back(i);
@@ -166,7 +183,8 @@ Image render_png(const SlideHeatmap& slide, const HeatmapStyle& style) {
   fill_rect(image, l.map_x, l.map_y, l.map_x + l.map_width, l.map_y + l.map_height, kNoTissue);
   if (style.thumbnail != nullptr)
     draw_scaled(image, *style.thumbnail, l.map_x, l.map_y, l.map_width, l.map_height);
-  const std::vector<double> t = normalized_scores(slide.scores, style.normalize);
+  const std::vector<double> t =
+      normalized_scores(slide.scores, style.normalize, style.shared_range);
   for (std::size_t i = 0; i < slide.coords.size(); ++i) {
     const auto [x0, y0, x1, y1] =
         patch_pixels(l, slide.coords[i][0], slide.coords[i][1], slide.patch_size);
@@ -234,7 +252,8 @@ std::string render_svg(const SlideHeatmap& slide, const HeatmapStyle& style,
   std::snprintf(buf, sizeof buf, "<g opacity=\"%.3g\" shape-rendering=\"crispEdges\">\n",
                 style.alpha);
   s += buf;
-  const std::vector<double> t = normalized_scores(slide.scores, style.normalize);
+  const std::vector<double> t =
+      normalized_scores(slide.scores, style.normalize, style.shared_range);
   for (std::size_t i = 0; i < slide.coords.size(); ++i) {
     const Rgb colour = std::isfinite(t[i]) ? colour_at(style.colormap, t[i]) : kMissing;
     std::snprintf(buf, sizeof buf,

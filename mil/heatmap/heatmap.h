@@ -29,8 +29,11 @@ struct HeatmapStyle {
   std::string colormap = "viridis";  ///< colormap_names(): viridis or magma.
   /// "percentile": each score's rank within the slide, 0 (lowest) to 1 (highest), ties sharing
   /// their mean rank, as CLAM's heatmaps; "range": linear from the slide's lowest to its highest
-  /// score.
+  /// score; "shared": linear over `shared_range`, one scale for every slide of a run, so that
+  /// slides compare (the two per-slide scales make every slide's top patches look hot, a negative
+  /// slide's too); scores outside it are clamped to its ends.
   std::string normalize = "percentile";
+  std::array<double, 2> shared_range{0.0, 0.0};  ///< [low, high] of "shared".
   std::string score_name = "attention";  ///< What the scores are, for the legend.
   double alpha = 1.0;                ///< Opacity of the patches over the background or thumbnail.
   int max_size = 1024;               ///< Longest side of the map area, in pixels.
@@ -57,9 +60,15 @@ HeatmapLayout heatmap_layout(const SlideHeatmap& slide, const HeatmapStyle& styl
 std::array<int, 4> patch_pixels(const HeatmapLayout& layout, int64_t x, int64_t y,
                                 int64_t patch_size);
 
-/// Scores mapped to [0, 1] as `normalize` says (NaN stays NaN; a constant slide maps to 1).
+/// Scores mapped to [0, 1] as `normalize` says (NaN stays NaN; a constant slide maps to 1, and
+/// so does every score when `shared_range` is empty). `shared_range` is used by "shared" only.
 std::vector<double> normalized_scores(const std::vector<double>& scores,
-                                      const std::string& normalize);
+                                      const std::string& normalize,
+                                      std::array<double, 2> shared_range = {0.0, 0.0});
+
+/// The finite minimum and maximum over several slides' scores ({0, 0} when there is none): the
+/// range of "shared".
+std::array<double, 2> shared_score_range(const std::vector<const std::vector<double>*>& slides);
 
 /// The PNG picture: title, map, colour bar with ticks, and a caption naming scores and scale.
 Image render_png(const SlideHeatmap& slide, const HeatmapStyle& style);

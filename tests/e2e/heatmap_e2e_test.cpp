@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -177,6 +178,63 @@ TEST_F(HeatmapCli, EveryPatchShowsItsScoreAndTheHotPixelsSitOnTheWitnessRegions)
   EXPECT_GT(inside_sum / positives, 2.5 * chance_inside_sum / positives)
       << "share of hot pixels inside the witness regions";
   EXPECT_NE(heatmap_output_->find("instance AUC, all witnesses"), std::string::npos);
+}
+
+TEST_F(HeatmapCli, SharedScaleDrawsAttentionTimesInstancesOnOneRangeAndNegativesColder) {
+  const testing::TempDir& d = *dir_;
+  const auto r = run_command(mhim() + " heatmap --model abmil --weights " + d / "run/model_best.pt" +
+                             " --input " + d / "data" + " --out " + d / "shared" +
+                             " --normalize shared");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // Predict's attention of the same weights, as a multiple of each bag's uniform share.
+  const nlohmann::json pred = predictions();
+  std::vector<PredictedSlide> slides;
+  std::vector<int> labels;
+  for (const auto& bag : pred.at("bags")) {
+    slides.push_back(predicted_slide(bag));
+    for (double& v : slides.back().picture.scores) v *= double(slides.back().picture.scores.size());
+    labels.push_back(bag.at("label").get<int>());
+  }
+  std::vector<const std::vector<double>*> all;
+  for (const PredictedSlide& s : slides) all.push_back(&s.picture.scores);
+  const std::array<double, 2> range = heatmap::shared_score_range(all);
+  long wrong_pixels = 0;
+  std::vector<double> hottest_negative, hottest_positive;
+  for (std::size_t k = 0; k < slides.size(); ++k) {
+    const heatmap::SlideHeatmap& picture = slides[k].picture;
+    const std::vector<double> t = heatmap::normalized_scores(picture.scores, "shared", range);
+    const heatmap::HeatmapLayout layout = heatmap::heatmap_layout(picture, {});
+    const heatmap::Image png = heatmap::read_png(d / ("shared/" + picture.slide_id + ".png"));
+    for (std::size_t i = 0; i < picture.coords.size(); ++i) {
+      const heatmap::Rgb expected = heatmap::colour_at("viridis", t[i]);
+      const auto [x0, y0, x1, y1] =
+          heatmap::patch_pixels(layout, picture.coords[i][0], picture.coords[i][1], 256);
+      for (int y = y0; y < y1; ++y) {
+        for (int x = x0; x < x1; ++x) {
+          const std::uint8_t* p = png.at(x, y);
+          wrong_pixels += p[0] != expected.r || p[1] != expected.g || p[2] != expected.b;
+        }
+      }
+    }
+    (labels[k] == 1 ? hottest_positive : hottest_negative)
+        .push_back(*std::max_element(t.begin(), t.end()));
+  }
+  EXPECT_EQ(wrong_pixels, 0);
+  // Every slide's hottest patch is drawn at 1 on a per-slide scale; on the shared one, a negative
+  // slide (attention spread over background) stays colder than a positive one (attention on its
+  // witnesses): compare the medians.
+  const auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  ASSERT_GT(hottest_negative.size(), 10u);
+  ASSERT_GT(hottest_positive.size(), 10u);
+  std::printf("hottest patch on the shared scale, median: negatives %.3f, positives %.3f\n",
+              median(hottest_negative), median(hottest_positive));
+  EXPECT_LT(median(hottest_negative), median(hottest_positive));
+  std::ifstream index(d / "shared/index.html");
+  const std::string page((std::istreambuf_iterator<char>(index)), std::istreambuf_iterator<char>());
+  EXPECT_NE(page.find("one scale for all slides"), std::string::npos);
 }
 
 TEST_F(HeatmapCli, PredictReportsInstanceTruthMetrics) {

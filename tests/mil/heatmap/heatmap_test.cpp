@@ -65,6 +65,25 @@ TEST(Heatmap, PercentileGivesTiesTheirMeanRank) {
   EXPECT_DOUBLE_EQ(r[2], 0.5);
 }
 
+TEST(Heatmap, SharedScaleIsOneLinearRangeOverEverySlideClampedAtItsEnds) {
+  const std::vector<double> a{1, NAN, 3}, b{-2, 0}, none{NAN};
+  const std::array<double, 2> range = shared_score_range({&a, &b, &none});
+  EXPECT_DOUBLE_EQ(range[0], -2.0);
+  EXPECT_DOUBLE_EQ(range[1], 3.0);
+  EXPECT_EQ(shared_score_range({&none}), (std::array<double, 2>{0.0, 0.0}));
+  // Slide b alone, on the shared scale: not stretched to its own 0..1 as "range" would.
+  const std::vector<double> t = normalized_scores(b, "shared", range);
+  EXPECT_DOUBLE_EQ(t[0], 0.0);
+  EXPECT_DOUBLE_EQ(t[1], 0.4);
+  const std::vector<double> c = normalized_scores({0, 5, 7.5, 10, 15, NAN}, "shared", {5, 10});
+  EXPECT_DOUBLE_EQ(c[0], 0.0);  // below the range: clamped
+  EXPECT_DOUBLE_EQ(c[2], 0.5);
+  EXPECT_DOUBLE_EQ(c[4], 1.0);  // above: clamped
+  EXPECT_TRUE(std::isnan(c[5]));
+  EXPECT_DOUBLE_EQ(normalized_scores({2, 2}, "shared", {2, 2})[0], 1.0);  // an empty range
+  EXPECT_THROW(normalized_scores({1}, "global"), std::invalid_argument);
+}
+
 TEST(Heatmap, HotPixelsOfTheReadBackPngCoverExactlyTheWitnessRegion) {
   // An L-shaped witness region on a 16 x 8 grid: 4096 x 2048 level-0 px drawn 1024 px wide, so
   // every patch is exactly 64 x 64 output pixels.
