@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -223,6 +224,8 @@ JobRun::JobRun(const JobSpec& spec, const RunOptions& options, DatasetCache& cac
                      {"torch_version", TORCH_VERSION},
                      {"mhim_version", MHIM_VERSION}};
   result_.runtime["device"] = options.device.str();
+  const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
+  result_.runtime["omp_wait_policy"] = wait_policy != nullptr ? wait_policy : "";
   if (options.sync != nullptr) {
     result_.runtime["gradient_sync"] = options.sync->name();
     result_.runtime["ranks"] = options.sync->size();
