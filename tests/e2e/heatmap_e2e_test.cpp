@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -180,7 +181,7 @@ TEST_F(HeatmapCli, EveryPatchShowsItsScoreAndTheHotPixelsSitOnTheWitnessRegions)
   EXPECT_NE(heatmap_output_->find("instance AUC, all witnesses"), std::string::npos);
 }
 
-TEST_F(HeatmapCli, SharedScaleDrawsAttentionTimesInstancesOnOneRangeAndNegativesColder) {
+TEST_F(HeatmapCli, SharedScaleDrawsAttentionTimesInstancesOnOneRangeOverAllSlides) {
   const testing::TempDir& d = *dir_;
   const auto r = run_command(mhim() + " heatmap --model abmil --weights " + d / "run/model_best.pt" +
                              " --input " + d / "data" + " --out " + d / "shared" +
@@ -189,26 +190,23 @@ TEST_F(HeatmapCli, SharedScaleDrawsAttentionTimesInstancesOnOneRangeAndNegatives
   // Predict's attention of the same weights, as a multiple of each bag's uniform share.
   const nlohmann::json pred = predictions();
   std::vector<PredictedSlide> slides;
-  std::vector<int> labels;
   for (const auto& bag : pred.at("bags")) {
     slides.push_back(predicted_slide(bag));
     for (double& v : slides.back().picture.scores) v *= double(slides.back().picture.scores.size());
-    labels.push_back(bag.at("label").get<int>());
   }
   std::vector<const std::vector<double>*> all;
   for (const PredictedSlide& s : slides) all.push_back(&s.picture.scores);
   const std::array<double, 2> range = heatmap::shared_score_range(all);
   long wrong_pixels = 0;
-  std::vector<double> hottest_negative, hottest_positive;
-  for (std::size_t k = 0; k < slides.size(); ++k) {
-    const heatmap::SlideHeatmap& picture = slides[k].picture;
-    const std::vector<double> t = heatmap::normalized_scores(picture.scores, "shared", range);
-    const heatmap::HeatmapLayout layout = heatmap::heatmap_layout(picture, {});
-    const heatmap::Image png = heatmap::read_png(d / ("shared/" + picture.slide_id + ".png"));
-    for (std::size_t i = 0; i < picture.coords.size(); ++i) {
+  int slides_at_the_top = 0;
+  for (const PredictedSlide& s : slides) {
+    const std::vector<double> t = heatmap::normalized_scores(s.picture.scores, "shared", range);
+    const heatmap::HeatmapLayout layout = heatmap::heatmap_layout(s.picture, {});
+    const heatmap::Image png = heatmap::read_png(d / ("shared/" + s.picture.slide_id + ".png"));
+    for (std::size_t i = 0; i < s.picture.coords.size(); ++i) {
       const heatmap::Rgb expected = heatmap::colour_at("viridis", t[i]);
       const auto [x0, y0, x1, y1] =
-          heatmap::patch_pixels(layout, picture.coords[i][0], picture.coords[i][1], 256);
+          heatmap::patch_pixels(layout, s.picture.coords[i][0], s.picture.coords[i][1], 256);
       for (int y = y0; y < y1; ++y) {
         for (int x = x0; x < x1; ++x) {
           const std::uint8_t* p = png.at(x, y);
@@ -216,25 +214,53 @@ TEST_F(HeatmapCli, SharedScaleDrawsAttentionTimesInstancesOnOneRangeAndNegatives
         }
       }
     }
-    (labels[k] == 1 ? hottest_positive : hottest_negative)
-        .push_back(*std::max_element(t.begin(), t.end()));
+    slides_at_the_top += *std::max_element(t.begin(), t.end()) == 1.0;
   }
+  // Every pixel has the colour of its patch's attention x instances on the run's one range...
   EXPECT_EQ(wrong_pixels, 0);
-  // Every slide's hottest patch is drawn at 1 on a per-slide scale; on the shared one, a negative
-  // slide (attention spread over background) stays colder than a positive one (attention on its
-  // witnesses): compare the medians.
+  // ...so only the slide holding the run's highest score is drawn up to the top colour, where a
+  // per-slide scale draws every slide's top patch there.
+  EXPECT_EQ(slides_at_the_top, 1);
+  std::ifstream index(d / "shared/index.html");
+  const std::string page((std::istreambuf_iterator<char>(index)), std::istreambuf_iterator<char>());
+  EXPECT_NE(page.find("one scale for all slides"), std::string::npos);
+}
+
+TEST_F(HeatmapCli, SharedScaleOfInstanceLogitsDrawsNegativeSlidesColderThanPositives) {
+  // Attention is relative within a bag: this ABMIL puts 16-66x the uniform share on one patch of
+  // a negative slide too, so on any scale a negative's top patch is as hot as a positive's. An
+  // instance's own logit is comparable across slides: on the shared scale, read back from the
+  // PNGs, a negative slide's hottest patch is colder than a positive's.
+  const testing::TempDir& d = *dir_;
+  const auto r = run_command(mhim() + " heatmap --model abmil --weights " + d / "run/model_best.pt" +
+                             " --input " + d / "data" + " --out " + d / "shared_logit" +
+                             " --scores logit --normalize shared");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json pred = predictions();
+  std::vector<double> hottest_negative, hottest_positive;
+  for (const auto& bag : pred.at("bags")) {
+    const PredictedSlide s = predicted_slide(bag);
+    const heatmap::HeatmapLayout layout = heatmap::heatmap_layout(s.picture, {});
+    const heatmap::Image png =
+        heatmap::read_png(d / ("shared_logit/" + s.picture.slide_id + ".png"));
+    double hottest = 0;
+    for (const auto& [cx, cy] : s.picture.coords) {
+      const auto [x0, y0, x1, y1] = heatmap::patch_pixels(layout, cx, cy, 256);
+      hottest = std::max(hottest, score_of_pixel(png.at((x0 + x1) / 2, (y0 + y1) / 2)));
+    }
+    (bag.at("label").get<int>() == 1 ? hottest_positive : hottest_negative).push_back(hottest);
+  }
+  ASSERT_GT(hottest_negative.size(), 10u);
+  ASSERT_GT(hottest_positive.size(), 10u);
   const auto median = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
   };
-  ASSERT_GT(hottest_negative.size(), 10u);
-  ASSERT_GT(hottest_positive.size(), 10u);
-  std::printf("hottest patch on the shared scale, median: negatives %.3f, positives %.3f\n",
+  std::printf("hottest patch on the shared logit scale, median: negatives %.3f, positives %.3f\n",
               median(hottest_negative), median(hottest_positive));
   EXPECT_LT(median(hottest_negative), median(hottest_positive));
-  std::ifstream index(d / "shared/index.html");
-  const std::string page((std::istreambuf_iterator<char>(index)), std::istreambuf_iterator<char>());
-  EXPECT_NE(page.find("one scale for all slides"), std::string::npos);
+  EXPECT_EQ(*std::max_element(hottest_positive.begin(), hottest_positive.end()), 255.5 / 256)
+      << "the run's highest logit is a positive slide's";
 }
 
 TEST_F(HeatmapCli, PredictReportsInstanceTruthMetrics) {
