@@ -89,6 +89,11 @@ class HeatmapCli : public ::testing::Test {
     delete heatmap_output_;
     delete predict_output_;
   }
+  /// `mhim heatmap` of the trained weights over every slide into the fixture's folder `out`.
+  static testing::CommandOutput draw(const std::string& out, const std::string& flags) {
+    return run_command(mhim() + " heatmap --model abmil --weights " + *dir_ / "run/model_best.pt" +
+                       " --input " + *dir_ / "data" + " --out " + *dir_ / out + " " + flags);
+  }
   static nlohmann::json predictions() {
     std::ifstream in(*dir_ / "pred.json");
     return nlohmann::json::parse(in);
@@ -183,9 +188,7 @@ TEST_F(HeatmapCli, EveryPatchShowsItsScoreAndTheHotPixelsSitOnTheWitnessRegions)
 
 TEST_F(HeatmapCli, SharedScaleDrawsAttentionTimesInstancesOnOneRangeOverAllSlides) {
   const testing::TempDir& d = *dir_;
-  const auto r = run_command(mhim() + " heatmap --model abmil --weights " + d / "run/model_best.pt" +
-                             " --input " + d / "data" + " --out " + d / "shared" +
-                             " --normalize shared");
+  const auto r = draw("shared", "--normalize shared");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   // Predict's attention of the same weights, as a multiple of each bag's uniform share.
   const nlohmann::json pred = predictions();
@@ -232,9 +235,7 @@ TEST_F(HeatmapCli, SharedScaleOfInstanceLogitsDrawsNegativeSlidesColderThanPosit
   // instance's own logit is comparable across slides: on the shared scale, read back from the
   // PNGs, a negative slide's hottest patch is colder than a positive's.
   const testing::TempDir& d = *dir_;
-  const auto r = run_command(mhim() + " heatmap --model abmil --weights " + d / "run/model_best.pt" +
-                             " --input " + d / "data" + " --out " + d / "shared_logit" +
-                             " --scores logit --normalize shared");
+  const auto r = draw("shared_logit", "--scores logit --normalize shared");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const nlohmann::json pred = predictions();
   std::vector<double> hottest_negative, hottest_positive;
