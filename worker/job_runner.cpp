@@ -47,15 +47,18 @@ auto stage(const char* name, Fn&& fn) -> decltype(fn()) {
 }
 
 /// The teacher checkpoint of a job whose teacher is its sweep's baseline job
-/// (mil/core/mhim_jobs.h): that job's model_best.pt beside this job's work folder; empty for every
-/// other job. Throws when there is no results folder or the baseline has not written its model.
+/// (mil/core/mhim_jobs.h): that job's model_best.pt, or model_last.pt with the option
+/// teacher_epoch "last", beside this job's work folder; empty for every other job. Throws when
+/// there is no results folder or the baseline has not written that model.
 std::string baseline_teacher_checkpoint(const JobSpec& spec, const std::string& work_dir) {
   namespace fs = std::filesystem;
   const auto baseline = mhim_teacher_job(spec);
   if (!baseline) return {};
   if (work_dir.empty()) throw std::runtime_error("teacher_init 'baseline' needs a results folder");
-  const std::string path =
-      (fs::path(work_dir).parent_path() / baseline->id() / "model_best.pt").string();
+  const bool last = spec.model.options.value("teacher_epoch", "best") == "last";
+  const std::string path = (fs::path(work_dir).parent_path() / baseline->id() /
+                            (last ? "model_last.pt" : "model_best.pt"))
+                               .string();
   if (!fs::exists(path)) {
     throw std::runtime_error("the teacher baseline job " + baseline->id() + " has no model at '" +
                              path + "'; run it first (sweeps do)");
@@ -373,6 +376,8 @@ FitOptions JobRun::make_fit_options(TrainingObjective* objective) {
   fit_options.device = options_.device;
   fit_options.sync = options_.sync;
   fit_options.objective = objective;
+  // A baseline's weights after its last epoch, for MHIM jobs whose teacher_epoch is "last".
+  fit_options.keep_last_weights = writes_files_ && spec_.model.name == "mhim_pure";
   if (!options_.work_dir.empty()) {
     fs::create_directories(options_.work_dir);
     checkpoint_path_ = (fs::path(options_.work_dir) / "checkpoint.pt").string();
@@ -478,6 +483,10 @@ void JobRun::save_model(const FitResult& fitted, MilModelImpl* teacher) {
   } else {
     // A PyTorch state_dict: Python's torch.load reads it, and MHIM jobs load it as their teacher.
     write_state_dict(state_dict_of(*model_), model_best);
+    if (!fitted.last_weights.empty()) {
+      write_state_dict(fitted.last_weights,
+                       (fs::path(options_.work_dir) / "model_last.pt").string());
+    }
   }
   fs::remove(checkpoint_path_);  // done: the resume state is no longer needed
 }

@@ -56,7 +56,8 @@ std::vector<std::string> mhim_keys() {
   std::vector<std::string> keys = kMhimNetworkKeys;
   for (const char* key : {"mask_ratio", "mask_ratio_l", "mask_ratio_h", "mask_ratio_hr", "mrh_sche",
                           "attn2score", "temp_t", "main_alpha", "aux_alpha", "mm", "mm_sche",
-                          "teacher_init", "teacher_train_mode", "student_init", "mask_stats"}) {
+                          "teacher_init", "teacher_epoch", "teacher_train_mode", "student_init",
+                          "mask_stats"}) {
     keys.emplace_back(key);
   }
   return keys;

@@ -9,6 +9,7 @@
 #include <torch/utils.h>
 #include <nlohmann/json.hpp>
 
+#include "mil/core/mhim_jobs.h"
 #include "mil/core/model_catalog.h"
 #include "mil/core/specs.h"
 #include "mil/data/instance_labels.h"
@@ -47,6 +48,16 @@ MhimOptions mhim_options_from_json(const nlohmann::json& j) {
     throw std::runtime_error("model 'mhim'.options.mm must be in [0, 1]");
   if (j.contains("mm_sche")) o.momentum_ramp = j.at("mm_sche").get<bool>();
   if (j.contains("teacher_init")) o.teacher_init = j.at("teacher_init").get<std::string>();
+  if (j.contains("teacher_epoch")) o.teacher_epoch = j.at("teacher_epoch").get<std::string>();
+  if (o.teacher_epoch != "best" && o.teacher_epoch != "last") {
+    throw std::runtime_error("model 'mhim'.options.teacher_epoch: '" + o.teacher_epoch +
+                             "' is not one of best, last");
+  }
+  if (o.teacher_epoch == "last" && o.teacher_init != kTeacherFromBaseline) {
+    throw std::runtime_error(
+        "model 'mhim'.options.teacher_epoch 'last' needs teacher_init 'baseline' (the sweep's "
+        "baseline job writes its last weights; a checkpoint file is taken as it is)");
+  }
   if (j.contains("teacher_train_mode"))
     o.teacher_train_mode = j.at("teacher_train_mode").get<bool>();
   if (j.contains("student_init")) o.student_init = j.at("student_init").get<std::string>();

@@ -34,6 +34,10 @@ struct MhimOptions {
   /// "random" starts the teacher from the student's init on purpose (the reference falls back to
   /// that silently when loading fails; we fail instead).
   std::string teacher_init;
+  /// (ours, off by default) With teacher_init "baseline": "best", the baseline's best validation
+  /// epoch (model_best.pt, what the reference's fold_{k}_model_best.pt holds), or "last", its
+  /// weights after its last epoch (model_last.pt). Read by the job runner, which finds the file.
+  std::string teacher_epoch = "best";
   bool teacher_train_mode =
       true;  ///< The teacher's passes run in train mode (dropout on): a reference quirk we keep.
   std::string student_init =

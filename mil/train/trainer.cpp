@@ -587,6 +587,7 @@ FitResult FitRun::finish() {
     result_.teacher_at_best_epoch =
         state_.best_epoch >= 0 ? std::move(state_.teacher_at_best) : snapshot_state(*teacher_);
   }
+  if (options_.keep_last_weights) result_.last_weights = snapshot_state(model_);
   if (state_.best_epoch >= 0) restore_state(model_, state_.best_model);
   if (teacher_ && state_.teacher_best_epoch >= 0) restore_state(*teacher_, state_.teacher_best);
   return std::move(result_);

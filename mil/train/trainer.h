@@ -128,6 +128,9 @@ struct FitOptions {
   /// GradientSync::allreduce_gradients). Validation is sharded and its predictions summed, so every
   /// rank takes the same early-stopping decision.
   GradientSync* sync = nullptr;
+  /// Also return the model's weights after its last epoch (FitResult::last_weights), taken before
+  /// the best epoch's are restored: a teacher checkpoint from the end of training.
+  bool keep_last_weights = false;
 };
 
 /// What fit() did. When a validation split exists the model holds the best epoch's weights on
@@ -149,6 +152,9 @@ struct FitResult {
   /// too. Empty without a teacher, when interrupted, or after resuming from a checkpoint written
   /// before this existed with no improvement since.
   std::vector<std::pair<std::string, at::Tensor>> teacher_at_best_epoch;
+  /// The model's parameters and buffers after the last epoch run (with keep_last_weights; empty
+  /// otherwise or when interrupted).
+  std::vector<std::pair<std::string, at::Tensor>> last_weights;
 };
 
 /// Learning rate of 0-based `epoch`, as the reference's timm scheduler stepped once per epoch:

@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 
 #include <filesystem>
 #include <fstream>
 
+#include "mil/core/mhim_jobs.h"
 #include "mil/core/sha256.h"
 #include "mil/data/split_protocol.h"
 #include "mil/models/state_dict.h"
@@ -112,6 +114,48 @@ TEST(JobRunner, AnMhimJobsBestCheckpointHoldsTheStudentAndTheTeacherLikeTheRefer
     EXPECT_EQ(teacher.size(), read_state_dict(options.work_dir + "/teacher_best.pt").size());
     EXPECT_FALSE(teacher.empty());
   }
+}
+
+// teacher_epoch "last": the baseline job also writes its weights after its last epoch, and the MHIM
+// job's teacher is read from that file instead of the best validation epoch's.
+TEST(JobRunner, ABaselineWritesItsLastWeightsAndTeacherEpochLastTakesThem) {
+  testing::TempDir dir;
+  write_small(dir / "s");
+  JobSpec mhim = synthetic_job(dir / "s");
+  mhim.train.epochs = 4;
+  mhim.model.name = "mhim";
+  mhim.model.options = {{"teacher_init", "baseline"}, {"teacher_epoch", "last"},
+                        {"mask_ratio_h", 0.1}};
+  const JobSpec baseline = *mhim_teacher_job(mhim);
+  DatasetCache cache;
+  const auto run_in_work = [&](const JobSpec& spec) {
+    RunOptions options;
+    options.work_dir = dir / ("work/" + spec.id());
+    return run_job(spec, options, cache);
+  };
+  const JobResult base = run_in_work(baseline);
+  ASSERT_TRUE(base.ok()) << base.error;
+  const std::string folder = dir / ("work/" + baseline.id());
+  const StateDict best = read_state_dict(folder + "/model_best.pt");
+  const StateDict last = read_state_dict(folder + "/model_last.pt");
+  ASSERT_EQ(best.size(), last.size());
+  bool same = true;
+  for (std::size_t i = 0; i < best.size(); ++i) {
+    ASSERT_EQ(best[i].first, last[i].first);
+    same = same && best[i].second.equal(last[i].second);
+  }
+  // The two files hold the same weights exactly when the best validation epoch is the last one.
+  const int best_epoch = base.metrics.at("selection").at("best_epoch").get<int>();
+  EXPECT_EQ(same, best_epoch == mhim.train.epochs - 1) << "best epoch " << best_epoch;
+  std::printf("baseline's best epoch: %d of %d\n", best_epoch, mhim.train.epochs);
+
+  const JobResult student = run_in_work(mhim);
+  ASSERT_TRUE(student.ok()) << student.error;
+  const nlohmann::json& teacher = student.inputs.at("teacher_checkpoint");
+  EXPECT_EQ(teacher.at("path").get<std::string>(), folder + "/model_last.pt");
+  EXPECT_EQ(teacher.at("sha256").get<std::string>(), sha256_file(folder + "/model_last.pt"));
+  // Only baselines write it: an MHIM job is never a teacher.
+  EXPECT_FALSE(std::filesystem::exists(dir / ("work/" + mhim.id() + "/model_last.pt")));
 }
 
 TEST(JobRunner, TurnsABrokenFeatureFileIntoAFailedResultNamingStageAndFile) {

@@ -365,6 +365,19 @@ TEST(MhimOptions, RejectUnknownKeysAndImpossibleRatios) {
                         "mask_ratio_h must be in [0, 1)");
 }
 
+TEST(MhimOptions, TeacherEpochIsBestByDefaultAndLastOnlyFromASweepsBaseline) {
+  EXPECT_EQ(mhim_options_from_json({{"teacher_init", "random"}}).teacher_epoch, "best");
+  EXPECT_EQ(mhim_options_from_json({{"teacher_init", "baseline"}, {"teacher_epoch", "last"}})
+                .teacher_epoch,
+            "last");
+  MIL_EXPECT_THROW_WITH(
+      mhim_options_from_json({{"teacher_init", "baseline"}, {"teacher_epoch", "final"}}),
+      "teacher_epoch: 'final' is not one of best, last");
+  MIL_EXPECT_THROW_WITH(mhim_options_from_json({{"teacher_init", "/ckpt/fold_0_model_best.pt"},
+                                                {"teacher_epoch", "last"}}),
+                        "teacher_epoch 'last' needs teacher_init 'baseline'");
+}
+
 // ---- training through the trainer ----
 
 namespace {
@@ -508,7 +521,9 @@ TEST(MhimTraining, KeepsTheTeacherAsItWasAtTheStudentsBestEpoch) {
   const auto names = run.objective->teacher().named_parameters();
   for (std::size_t i = 0; i < kept.size(); ++i) {
     EXPECT_TRUE(kept[i].second.equal(expected[i])) << kept[i].first;
-    if (i < names.size()) EXPECT_EQ(kept[i].first, names[i].key());
+    if (i < names.size()) {
+      EXPECT_EQ(kept[i].first, names[i].key());
+    }
   }
   // Not trivially so: this seed's student peaks before the last epoch, and the teacher moved since.
   ASSERT_LT(run.result.best_epoch, 5);
