@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -254,6 +255,29 @@ TEST(Heartbeat, WriterRateLimitsButWritesEveryStageChangeAndEstimatesTimeLeft) {
   // 10 of 40 bag-steps done in 5 s from the start: 30 left take 15 s.
   EXPECT_DOUBLE_EQ(eta_seconds(JobProgress{"training", 1, 4, 0, 10}, 0.0, 5.0), 15.0);
   EXPECT_DOUBLE_EQ(eta_seconds(JobProgress{"training", 0, 4, 0, 10}, 0.0, 5.0), -1.0);
+}
+
+// Found by the heartbeat fuzzer: a pid of 29223372036854775808 parses as a double, and casting it to
+// long was undefined behaviour. Numbers out of their field's range are "not a heartbeat" now.
+TEST(Heartbeat, NumbersOutsideTheirFieldsRangeAreNotAHeartbeat) {
+  testing::TempDir dir;
+  const std::string path = dir / "hb.json";
+  const auto with = [&](const std::string& field, const std::string& value) {
+    nlohmann::json j = Heartbeat{"job", "training", 1, 4, 2, 10, 3.5, 1.7e9, 7, 100, 99};
+    std::string text = j.dump();
+    const std::string from = "\"" + field + "\":" + j.at(field).dump();
+    text.replace(text.find(from), from.size(), "\"" + field + "\":" + value);
+    std::ofstream(path) << text;
+    return read_heartbeat(path);
+  };
+  ASSERT_TRUE(with("pid", "100").has_value());
+  EXPECT_EQ(with("pid", "-5")->pid, -5);
+  EXPECT_EQ(with("beat", "18446744073709551615")->beat, UINT64_MAX);
+  EXPECT_FALSE(with("pid", "29223372036854775808").has_value());  // the fuzzer's input
+  EXPECT_FALSE(with("pid", "1.5").has_value());
+  EXPECT_FALSE(with("epoch", "2147483648").has_value());  // past int
+  EXPECT_FALSE(with("beat", "-1").has_value());
+  EXPECT_FALSE(with("eta_s", "\"soon\"").has_value());
 }
 
 }  // namespace mil::worker

@@ -2,8 +2,11 @@
 
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <limits>
+#include <stdexcept>
 
 #include "mil/core/json_reader.h"
 
@@ -23,18 +26,46 @@ void to_json(nlohmann::json& j, const Heartbeat& h) {
                      {"parent_pid", h.parent_pid}};
 }
 
+namespace {
+
+/// Field `key` as an integer of type T: nlohmann's get<T>() casts any number, and a float beyond
+/// T's range (e.g. a pid of 2.9e19, which JSON parses as a double) is undefined behaviour.
+template <typename T>
+T integer_field(const nlohmann::json& j, const char* key) {
+  const nlohmann::json& v = j.at(key);
+  const auto max = std::uint64_t(std::numeric_limits<T>::max());
+  bool fits = false;
+  if (v.is_number_unsigned()) {  // nlohmann's type for every integer >= 0
+    fits = v.get<std::uint64_t>() <= max;
+  } else if (v.is_number_integer()) {
+    fits = v.get<std::int64_t>() >= std::int64_t(std::numeric_limits<T>::min());
+  }
+  if (!fits)
+    throw std::runtime_error(std::string("heartbeat: '") + key + "' is not an integer in range");
+  return v.get<T>();
+}
+
+double number_field(const nlohmann::json& j, const char* key) {
+  const nlohmann::json& v = j.at(key);
+  if (!v.is_number())
+    throw std::runtime_error(std::string("heartbeat: '") + key + "' is not a number");
+  return v.get<double>();
+}
+
+}  // namespace
+
 void from_json(const nlohmann::json& j, Heartbeat& h) {
   j.at("job_id").get_to(h.job_id);
   j.at("stage").get_to(h.stage);
-  j.at("epoch").get_to(h.epoch);
-  j.at("epochs").get_to(h.epochs);
-  j.at("bags_done").get_to(h.bags_done);
-  j.at("bags_total").get_to(h.bags_total);
-  j.at("eta_s").get_to(h.eta_s);
-  j.at("time").get_to(h.time);
-  j.at("beat").get_to(h.beat);
-  j.at("pid").get_to(h.pid);
-  j.at("parent_pid").get_to(h.parent_pid);
+  h.epoch = integer_field<int>(j, "epoch");
+  h.epochs = integer_field<int>(j, "epochs");
+  h.bags_done = integer_field<int>(j, "bags_done");
+  h.bags_total = integer_field<int>(j, "bags_total");
+  h.eta_s = number_field(j, "eta_s");
+  h.time = number_field(j, "time");
+  h.beat = integer_field<std::uint64_t>(j, "beat");
+  h.pid = integer_field<long>(j, "pid");
+  h.parent_pid = integer_field<long>(j, "parent_pid");
 }
 
 std::optional<Heartbeat> read_heartbeat(const std::string& path) {
