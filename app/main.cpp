@@ -11,6 +11,7 @@
 #include "app/cmd_heatmap.h"
 #include "app/cmd_plan.h"
 #include "app/commands.h"
+#include "mil/core/fatal_signal_context.h"
 #include "mil/runtime/process_memory.h"
 
 namespace {
@@ -72,6 +73,7 @@ int main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   prefer_passive_openmp_threads(command, argv);
+  mil::report_file_on_fatal_signal();
   mil::keep_freed_buffers_for_reuse();
   mil::keep_compiled_kernels_for_reuse();
   const mil::app::Tokens tokens(argv + 2, argv + argc);

@@ -11,6 +11,7 @@
 
 #include <torch/csrc/jit/serialization/pickle.h>
 
+#include "mil/core/fatal_signal_context.h"
 #include "mil/core/reader_limits.h"
 #include "mil/data/torch_pickle.h"
 
@@ -181,6 +182,7 @@ H5Slide read_h5_slide(const std::string& path) {
     }
   };
   try {
+    const FileBeingRead reading(path, "HDF5");
     H5::H5File file(path, H5F_ACC_RDONLY);
     stage = "reading 'features'";
     if (!file.nameExists("features")) throw bad(" has no 'features' dataset");

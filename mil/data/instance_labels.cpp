@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "mil/core/fatal_signal_context.h"
 #include "mil/data/feature_io.h"
 #include "mil/data/label_csv.h"
 
@@ -93,6 +94,7 @@ at::Tensor read_sidecar(const std::string& feature_path, int64_t instances) {
 at::Tensor read_h5(const std::string& path, int64_t instances) {
   H5::Exception::dontPrint();
   try {
+    const FileBeingRead reading(path, "HDF5");
     H5::H5File file(path, H5F_ACC_RDONLY);
     if (!file.nameExists(kInstanceLabelsDataset)) return at::Tensor();
     const H5::DataSet set = file.openDataSet(kInstanceLabelsDataset);

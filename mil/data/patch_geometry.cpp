@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "mil/core/fatal_signal_context.h"
 #include "mil/data/feature_io.h"
 
 namespace mil {
@@ -43,6 +44,7 @@ PatchGeometry read_patch_geometry(const std::string& path) {
   H5::Exception::dontPrint();
   PatchGeometry g;
   try {
+    const FileBeingRead reading(path, "HDF5");
     H5::H5File file(path, H5F_ACC_RDONLY);
     std::vector<const H5::H5Object*> holders;
     const H5::Group root = file.openGroup("/");
