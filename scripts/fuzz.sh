@@ -78,6 +78,9 @@ for t in "${targets[@]}"; do
   [[ -d tests/fuzz/regressions/$t ]] && seeds+=(tests/fuzz/regressions/"$t")
   dict=$(dictionary "$t" || true)
   echo "fuzz: $t for ${seconds}s${dict:+ (dictionary $dict)}"
+  # Inputs an earlier run left in $artifacts stay for a person to look at; only this run's count.
+  started="$build/fuzz-logs/$t.started"
+  touch "$started"
   rc=0
   # New inputs go to the first folder ($work); the committed seeds are read only.
   /usr/bin/time -f "cpu_seconds %U %S" -o "$log.time" \
@@ -92,7 +95,7 @@ for t in "${targets[@]}"; do
   total_cpu=$(awk -v a="$total_cpu" -v b="${cpu:-0}" 'BEGIN {printf "%.1f", a + b}')
   corpus=$(find "$work" "${seeds[@]}" -type f | wc -l)
   # slow-unit-* inputs only say that an input took over 10 s of wall time (a loaded machine), not a bug.
-  found=$(find "$artifacts" -type f ! -name 'slow-unit-*' | wc -l)
+  found=$(find "$artifacts" -type f ! -name 'slow-unit-*' -newer "$started" | wc -l)
   result=ok
   if ((rc != 0 || found > 0)); then
     result="FAILED (exit $rc; $found input(s) in $artifacts; see $log)"
