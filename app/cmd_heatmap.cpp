@@ -125,6 +125,13 @@ struct HeatmapRequest {
   fs::path out_dir;
 };
 
+/// Whether attention is drawn as a multiple of the uniform share 1/N: on the shared scale, since
+/// softmax attention sums to 1 over each bag and raw values of bags of different sizes are not on
+/// one scale.
+bool draws_attention_share(const HeatmapRequest& r) {
+  return r.style.normalize == "shared" && r.kind == ScoreKind::kAttention;
+}
+
 /// --slide-size WxH, or 0 x 0 when absent.
 std::array<int64_t, 2> parse_slide_size(const Args& args) {
   if (!args.has("slide-size")) return {0, 0};
@@ -162,8 +169,7 @@ HeatmapRequest parse_request(const Args& args) {
       r.style.normalize != "shared")
     throw UsageError("--normalize must be percentile, range or shared");
   r.style.score_name = score_kind_name(r.kind);
-  if (r.style.normalize == "shared" && r.kind == ScoreKind::kAttention)
-    r.style.score_name = "attention x instances";
+  if (draws_attention_share(r)) r.style.score_name = "attention x instances";
   r.style.max_size = args.get_int("max-size", r.style.max_size);
   if (r.style.max_size < 16 || r.style.max_size > 16384)
     throw UsageError("--max-size must be in [16, 16384]");
@@ -287,9 +293,7 @@ class HeatmapRun {
     p.thumbnail = thumbnail_of(r_.thumbnail, slide.id);
     p.picture = place(slide, !p.thumbnail.empty());
     p.picture.scores = to_vector(scored.scores);
-    if (r_.style.normalize == "shared" && r_.kind == ScoreKind::kAttention) {
-      // A multiple of the uniform share 1/N: softmax attention sums to 1 over each bag, so raw
-      // values of bags of different sizes are not on one scale.
+    if (draws_attention_share(r_)) {
       for (double& v : p.picture.scores) v *= double(p.picture.scores.size());
     }
     heatmap::IndexEntry& entry = p.entry;

@@ -34,21 +34,27 @@ std::string format_number(double v) {
   return text;
 }
 
-/// The finite minimum and maximum of `scores` ({0, 0} when there is none).
-std::pair<double, double> finite_range(const std::vector<double>& scores) {
+/// The finite minimum and maximum over every score of `slides` ({0, 0} when there is none).
+std::array<double, 2> finite_range(const std::vector<const std::vector<double>*>& slides) {
   double lo = INFINITY, hi = -INFINITY;
-  for (double s : scores) {
-    if (std::isfinite(s)) lo = std::min(lo, s), hi = std::max(hi, s);
+  for (const std::vector<double>* scores : slides) {
+    for (double s : *scores) {
+      if (std::isfinite(s)) lo = std::min(lo, s), hi = std::max(hi, s);
+    }
   }
-  return std::isfinite(lo) ? std::make_pair(lo, hi) : std::make_pair(0.0, 0.0);
+  return std::isfinite(lo) ? std::array<double, 2>{lo, hi} : std::array<double, 2>{0.0, 0.0};
+}
+
+/// The [low, high] a linear scale ("range" or "shared") maps to [0, 1] for `scores`.
+std::array<double, 2> linear_range(const std::vector<double>& scores, const std::string& normalize,
+                                   std::array<double, 2> shared_range) {
+  return normalize == "shared" ? shared_range : finite_range({&scores});
 }
 
 /// Tick labels of the colour bar, bottom (0) to top (1).
 std::vector<std::string> tick_labels(const SlideHeatmap& slide, const HeatmapStyle& style) {
   std::vector<std::string> labels;
-  const auto [lo, hi] = style.normalize == "shared"
-                            ? std::make_pair(style.shared_range[0], style.shared_range[1])
-                            : finite_range(slide.scores);
+  const auto [lo, hi] = linear_range(slide.scores, style.normalize, style.shared_range);
   for (int k = 0; k < kTicks; ++k) {
     const double t = double(k) / (kTicks - 1);
     labels.push_back(style.normalize == "percentile"
@@ -128,13 +134,7 @@ std::array<int, 4> patch_pixels(const HeatmapLayout& l, int64_t x, int64_t y, in
 }
 
 std::array<double, 2> shared_score_range(const std::vector<const std::vector<double>*>& slides) {
-  double lo = INFINITY, hi = -INFINITY;
-  for (const std::vector<double>* scores : slides) {
-    for (double s : *scores) {
-      if (std::isfinite(s)) lo = std::min(lo, s), hi = std::max(hi, s);
-    }
-  }
-  return std::isfinite(lo) ? std::array<double, 2>{lo, hi} : std::array<double, 2>{0.0, 0.0};
+  return finite_range(slides);
 }
 
 std::vector<double> normalized_scores(const std::vector<double>& scores,
@@ -142,8 +142,7 @@ std::vector<double> normalized_scores(const std::vector<double>& scores,
                                       std::array<double, 2> shared_range) {
   std::vector<double> out(scores.size(), NAN);
   if (normalize == "range" || normalize == "shared") {
-    const auto [lo, hi] = normalize == "range" ? finite_range(scores)
-                                               : std::make_pair(shared_range[0], shared_range[1]);
+    const auto [lo, hi] = linear_range(scores, normalize, shared_range);
     for (std::size_t i = 0; i < scores.size(); ++i) {
       if (std::isfinite(scores[i]))
         out[i] = hi > lo ? std::clamp((scores[i] - lo) / (hi - lo), 0.0, 1.0) : 1.0;
